@@ -1,0 +1,61 @@
+"""hybrax: differentiable physics in JAX, where solvers and neural networks compose.
+
+Everything is an `equinox.Module`. A *Dynamics* gives ``tendency(state, t)``; a *Stepper*
+advances ``step(state)`` by its own ``dt``; `rollout` is the one time loop.
+
+>>> import hybrax
+>>> model = hybrax.climate.Lorenz96(num_variables=40, forcing=8.0)
+>>> final, traj = hybrax.rollout(hybrax.RK4(model, dt=0.01), model.initial_state(), 500)
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import climate, core
+from .core import (
+    ETDRK4,
+    RK4,
+    SSPRK3,
+    AbstractDynamics,
+    AbstractExplicitRK,
+    AbstractSemilinearDynamics,
+    AbstractStepper,
+    DiffraxStepper,
+    ETDRK4Coefficients,
+    Euler,
+    Heun,
+    NonFiniteStateError,
+    ODEState,
+    etdrk4_coefficients,
+    get_time,
+    lyapunov_spectrum,
+    rollout,
+    with_time,
+)
+
+try:
+    __version__ = version("hybrax")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ETDRK4",
+    "RK4",
+    "SSPRK3",
+    "AbstractDynamics",
+    "AbstractExplicitRK",
+    "AbstractSemilinearDynamics",
+    "AbstractStepper",
+    "DiffraxStepper",
+    "ETDRK4Coefficients",
+    "Euler",
+    "Heun",
+    "NonFiniteStateError",
+    "ODEState",
+    "climate",
+    "core",
+    "etdrk4_coefficients",
+    "get_time",
+    "lyapunov_spectrum",
+    "rollout",
+    "with_time",
+]

@@ -1,0 +1,252 @@
+"""Lorenz-63, Lorenz-96 and the two-scale Lorenz-96 system."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from hybrax.core import AbstractDynamics, ODEState
+from hybrax.core._validation import check_field
+
+__all__ = ["Lorenz63", "Lorenz96", "TwoScaleLorenz96", "TwoScaleState"]
+
+def _param():
+    return eqx.field(converter=jnp.asarray)
+
+
+def _like(parameter: Array, x: Array) -> Array:
+    return parameter.astype(x.dtype)
+
+
+class Lorenz63(AbstractDynamics):
+    """The Lorenz (1963) convection model.
+
+    .. math::
+        \\dot x = \\sigma (y - x), \\quad \\dot y = x (\\rho - z) - y, \\quad
+        \\dot z = x y - \\beta z
+
+    State: `ODEState` with ``u = (x, y, z)``. The defaults (sigma 10, rho 28, beta 8/3) give
+    the butterfly attractor with largest Lyapunov exponent about 0.905.
+
+    Parameters
+    ----------
+    sigma, rho, beta
+        Prandtl number, Rayleigh-number ratio and geometric factor (differentiable leaves).
+
+    Examples
+    --------
+    >>> import hybrax
+    >>> model = hybrax.climate.Lorenz63()
+    >>> final, _ = hybrax.rollout(hybrax.RK4(model, dt=0.01), model.initial_state(), 500)
+    """
+
+    sigma: Float[Array, ""] = _param()
+    rho: Float[Array, ""] = _param()
+    beta: Float[Array, ""] = _param()
+
+    def __init__(self, sigma: ArrayLike = 10.0, rho: ArrayLike = 28.0, beta: ArrayLike = 8 / 3):
+        self.sigma, self.rho, self.beta = sigma, rho, beta
+
+    def tendency(self, state: ODEState, t: ArrayLike) -> ODEState:
+        x, y, z = state.u[0], state.u[1], state.u[2]
+        sigma, rho, beta = (_like(p, state.u) for p in (self.sigma, self.rho, self.beta))
+        du = jnp.stack([sigma * (y - x), x * (rho - z) - y, x * y - beta * z])
+        return ODEState(du, state.time)
+
+    def check_state(self, state: ODEState) -> None:
+        _check_record(state, ODEState, "Lorenz63")
+        check_field("state.u", state.u, (3,), model="Lorenz63")
+
+    def initial_state(self, dtype=None) -> ODEState:
+        """The classic start ``(1, 1, 1)`` at time 0 (``dtype``: default float)."""
+        return ODEState(jnp.ones(3, dtype=dtype))
+
+
+class Lorenz96(AbstractDynamics):
+    """The one-scale Lorenz (1996) model on a ring of ``K`` sites.
+
+    .. math::
+        \\dot X_k = (X_{k+1} - X_{k-2}) X_{k-1} - X_k + F, \\qquad X_{k+K} = X_k
+
+    State: `ODEState` with ``u`` of shape ``(K,)``. For ``K = 40, F = 8`` the flow is
+    chaotic with mean about 2.34, standard deviation about 3.64 and leading Lyapunov
+    exponent about 1.69 per time unit (one unit is about five "atmospheric days").
+    ``dt = 0.01``–``0.05`` with `RK4` is customary.
+
+    Parameters
+    ----------
+    num_variables
+        ``K``, the number of sites (static, at least 4).
+    forcing
+        ``F`` (differentiable leaf).
+
+    Examples
+    --------
+    >>> import jax, hybrax
+    >>> model = hybrax.climate.Lorenz96(num_variables=40, forcing=8.0)
+    >>> states = jax.vmap(model.initial_state)(jax.random.split(jax.random.key(0), 16))
+    >>> final, _ = jax.vmap(lambda s: hybrax.rollout(hybrax.RK4(model, 0.01), s, 100))(states)
+    >>> final.u.shape
+    (16, 40)
+    """
+
+    num_variables: int = eqx.field(static=True)
+    forcing: Float[Array, ""] = _param()
+
+    def __init__(self, num_variables: int = 40, forcing: ArrayLike = 8.0):
+        if not isinstance(num_variables, int) or num_variables < 4:
+            raise ValueError(f"Lorenz96 needs num_variables >= 4 (an int), got {num_variables!r}")
+        self.num_variables = num_variables
+        self.forcing = forcing
+
+    def tendency(self, state: ODEState, t: ArrayLike) -> ODEState:
+        return ODEState(_l96_advection(state.u) - state.u + _like(self.forcing, state.u), state.time)
+
+    def check_state(self, state: ODEState) -> None:
+        _check_record(state, ODEState, "Lorenz96")
+        check_field("state.u", state.u, (self.num_variables,), model="Lorenz96")
+
+    def initial_state(self, key: PRNGKeyArray | None = None, dtype=None) -> ODEState:
+        """``X_k = F`` plus a perturbation: 0.01 at site 0 (``key=None``) or N(0, 1) noise.
+
+        Spin up for about 10 time units before collecting statistics.
+        """
+        x = jnp.full((self.num_variables,), self.forcing, dtype=dtype or self.forcing.dtype)
+        if key is None:
+            return ODEState(x.at[0].add(0.01))
+        return ODEState(x + jax.random.normal(key, x.shape, x.dtype))
+
+
+def _l96_advection(x: Array) -> Array:
+    """``(X_{k+1} - X_{k-2}) X_{k-1}`` on a ring along the last axis."""
+    return (jnp.roll(x, -1, -1) - jnp.roll(x, 2, -1)) * jnp.roll(x, 1, -1)
+
+
+class TwoScaleState(eqx.Module):
+    """State of the two-scale Lorenz-96 model.
+
+    Parameters
+    ----------
+    x
+        Slow variables ``X_k``, shape ``(K,)``.
+    y
+        Fast variables ``Y_{j,k}``, shape ``(K, J)`` (row ``k`` holds the ``J`` fast
+        variables coupled to ``X_k``; flattened row-major they form one ring).
+    time
+        Model time (scalar).
+    """
+
+    x: Float[Array, " K"]
+    y: Float[Array, "K J"]
+    time: Float[Array, ""]
+
+    def __init__(self, x: ArrayLike, y: ArrayLike, time: ArrayLike | None = None):
+        self.x = jnp.asarray(x)
+        self.y = jnp.asarray(y)
+        self.time = jnp.asarray(0 if time is None else time, dtype=self.x.dtype)
+
+
+class TwoScaleLorenz96(AbstractDynamics):
+    """The two-scale Lorenz (1996) model, in the form of Wilks (2005) and Arnold et al. (2013).
+
+    .. math::
+        \\dot X_k &= X_{k-1}(X_{k+1} - X_{k-2}) - X_k + F - \\frac{h c}{b} \\sum_j Y_{j,k} \\\\
+        \\dot Y_{j,k} &= c b\\, Y_{j+1,k}(Y_{j-1,k} - Y_{j+2,k}) - c Y_{j,k}
+            + \\frac{h c}{b} X_k
+
+    The ``K J`` fast variables form one ring (``Y_{J+1,k} = Y_{1,k+1}``). The defaults
+    ``K=8, J=32, h=1, b=10, c=10, F=20`` are the standard parameterisation test bed: the
+    fast variables evolve ten times faster, so ``dt = 0.001``–``0.005`` with `RK4`.
+
+    Parameters
+    ----------
+    num_slow, num_fast_per_slow
+        ``K`` and ``J`` (static).
+    forcing, coupling, amplitude_ratio, time_scale_ratio
+        ``F``, ``h``, ``b``, ``c`` (differentiable leaves).
+
+    Examples
+    --------
+    >>> import hybrax
+    >>> model = hybrax.climate.TwoScaleLorenz96()
+    >>> final, _ = hybrax.rollout(hybrax.RK4(model, 0.005), model.initial_state(), 200)
+    >>> final.y.shape
+    (8, 32)
+    """
+
+    num_slow: int = eqx.field(static=True)
+    num_fast_per_slow: int = eqx.field(static=True)
+    forcing: Float[Array, ""] = _param()
+    coupling: Float[Array, ""] = _param()
+    amplitude_ratio: Float[Array, ""] = _param()
+    time_scale_ratio: Float[Array, ""] = _param()
+
+    def __init__(
+        self,
+        num_slow: int = 8,
+        num_fast_per_slow: int = 32,
+        forcing: ArrayLike = 20.0,
+        coupling: ArrayLike = 1.0,
+        amplitude_ratio: ArrayLike = 10.0,
+        time_scale_ratio: ArrayLike = 10.0,
+    ):
+        if not isinstance(num_slow, int) or num_slow < 4:
+            raise ValueError(f"TwoScaleLorenz96 needs num_slow (K) >= 4, got {num_slow!r}")
+        if not isinstance(num_fast_per_slow, int) or num_fast_per_slow < 1:
+            raise ValueError(
+                f"TwoScaleLorenz96 needs num_fast_per_slow (J) >= 1, got {num_fast_per_slow!r}"
+            )
+        self.num_slow, self.num_fast_per_slow = num_slow, num_fast_per_slow
+        self.forcing, self.coupling = forcing, coupling
+        self.amplitude_ratio, self.time_scale_ratio = amplitude_ratio, time_scale_ratio
+
+    def coupling_tendency(self, x: Array, y: Array) -> Array:
+        """The fast variables' effect on ``X``: ``-(h c / b) sum_j Y_{j,k}``, shape ``(K,)``.
+
+        This is the term a closure for the one-scale model has to learn.
+        """
+        h, b, c = (_like(p, x) for p in (self.coupling, self.amplitude_ratio, self.time_scale_ratio))
+        return -(h * c / b) * jnp.sum(y, axis=-1)
+
+    def tendency(self, state: TwoScaleState, t: ArrayLike) -> TwoScaleState:
+        x, y = state.x, state.y
+        forcing, h, b, c = (
+            _like(p, x)
+            for p in (self.forcing, self.coupling, self.amplitude_ratio, self.time_scale_ratio)
+        )
+        dx = _l96_advection(x) - x + forcing + self.coupling_tendency(x, y)
+        ring = y.reshape(*y.shape[:-2], -1)
+        fast = (jnp.roll(ring, 1, -1) - jnp.roll(ring, -2, -1)) * jnp.roll(ring, -1, -1)
+        dy = c * b * fast.reshape(y.shape) - c * y + (h * c / b) * x[..., None]
+        return TwoScaleState(dx, dy, state.time)
+
+    def check_state(self, state: TwoScaleState) -> None:
+        _check_record(state, TwoScaleState, "TwoScaleLorenz96")
+        k, j = self.num_slow, self.num_fast_per_slow
+        check_field("state.x", state.x, (k,), model="TwoScaleLorenz96")
+        check_field("state.y", state.y, (k, j), model="TwoScaleLorenz96")
+
+    def initial_state(self, key: PRNGKeyArray | None = None, dtype=None) -> TwoScaleState:
+        """A start off the attractor: ``X`` near ``F``, small ``Y`` (random with ``key``).
+
+        Spin up for a few time units before collecting statistics.
+        """
+        dtype = dtype or self.forcing.dtype
+        k, j = self.num_slow, self.num_fast_per_slow
+        x = jnp.full((k,), self.forcing, dtype).at[0].add(0.01)
+        y = jnp.zeros((k, j), dtype).at[0, 0].set(0.01)
+        if key is not None:
+            kx, ky = jax.random.split(key)
+            x = x + jax.random.normal(kx, (k,), dtype)
+            y = 0.1 * jax.random.normal(ky, (k, j), dtype)
+        return TwoScaleState(x, y)
+
+
+def _check_record(state, cls, model: str) -> None:
+    if not isinstance(state, cls):
+        raise ValueError(
+            f"{model} expects a {cls.__name__} state, got {type(state).__name__}; "
+            f"build one with {model}(...).initial_state() or hybrax.{cls.__name__}(...)"
+        )

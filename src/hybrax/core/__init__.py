@@ -1,0 +1,33 @@
+"""The contract (Dynamics, Stepper), integrators, the rollout loop and chaos diagnostics."""
+
+from ._contract import AbstractDynamics, AbstractSemilinearDynamics, AbstractStepper
+from ._diffrax_stepper import DiffraxStepper
+from ._errors import NonFiniteStateError
+from ._etdrk4 import ETDRK4, ETDRK4Coefficients, etdrk4_coefficients
+from ._explicit import RK4, SSPRK3, AbstractExplicitRK, Euler, Heun
+from ._lyapunov import lyapunov_spectrum
+from ._progress import ProgressCallback
+from ._rollout import rollout
+from ._state import ODEState, get_time, with_time
+
+__all__ = [
+    "ETDRK4",
+    "RK4",
+    "SSPRK3",
+    "AbstractDynamics",
+    "AbstractExplicitRK",
+    "AbstractSemilinearDynamics",
+    "AbstractStepper",
+    "DiffraxStepper",
+    "ETDRK4Coefficients",
+    "Euler",
+    "Heun",
+    "NonFiniteStateError",
+    "ODEState",
+    "ProgressCallback",
+    "etdrk4_coefficients",
+    "get_time",
+    "lyapunov_spectrum",
+    "rollout",
+    "with_time",
+]
