@@ -10,7 +10,7 @@ advances ``step(state)`` by its own ``dt``; `rollout` is the one time loop.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import climate, core
+from . import climate, core, fluids, grids, hybrid, io, md, nn, parallel
 from .core import (
     ETDRK4,
     RK4,
@@ -53,6 +53,13 @@ __all__ = [
     "ODEState",
     "climate",
     "core",
+    "fluids",
+    "grids",
+    "hybrid",
+    "io",
+    "md",
+    "nn",
+    "parallel",
     "etdrk4_coefficients",
     "get_time",
     "lyapunov_spectrum",

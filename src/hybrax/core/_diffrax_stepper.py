@@ -75,13 +75,17 @@ class DiffraxStepper(AbstractStepper):
             return dy
 
         fixed = self.stepsize_controller is None
-        controller = diffrax.ConstantStepSize() if fixed else self.stepsize_controller
+        if fixed:  # exactly num_substeps equal steps ending at t0 + h
+            fractions = jnp.linspace(0, 1, self.num_substeps + 1, dtype=jnp.result_type(t0))
+            controller = diffrax.StepTo(ts=t0 + h * fractions)
+        else:
+            controller = self.stepsize_controller
         solution = diffrax.diffeqsolve(
             diffrax.ODETerm(vector_field),
             self.solver,
             t0=t0,
             t1=t0 + h,
-            dt0=h / self.num_substeps,
+            dt0=None if fixed else h / self.num_substeps,
             y0=state,
             stepsize_controller=controller,
             max_steps=self.num_substeps if fixed else self.max_steps,

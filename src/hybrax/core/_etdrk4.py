@@ -9,7 +9,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
 from ._contract import AbstractSemilinearDynamics, AbstractStepper
-from ._state import is_inexact_array, mul, scalar_like, time_or_zero, with_time
+from ._state import complex_dtype, is_inexact_array, mul, scalar_like, time_or_zero, with_time
 
 __all__ = ["ETDRK4", "etdrk4_coefficients"]
 
@@ -48,7 +48,7 @@ def etdrk4_coefficients(
     """
     linear = jnp.asarray(linear)
     real_input = not jnp.issubdtype(linear.dtype, jnp.complexfloating)
-    ctype = jnp.result_type(linear.dtype, jnp.complex64)
+    ctype = complex_dtype(linear.dtype)
     rtype = jnp.finfo(ctype).dtype
     h = jnp.asarray(dt).astype(rtype)
     theta = (np.arange(1, num_contour_points + 1) - 0.5) / num_contour_points

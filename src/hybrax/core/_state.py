@@ -103,3 +103,11 @@ def mul(coefficient: Array, x: Array) -> Array:
         return coefficient.astype(x.dtype) * x
     c = coefficient.astype(jnp.finfo(x.dtype).dtype)
     return jax.lax.complex(c * x.real, c * x.imag)
+
+
+def complex_dtype(dtype) -> jnp.dtype:
+    """The complex dtype of the same precision as ``dtype`` (real or complex)."""
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        return dtype
+    return jnp.dtype(jnp.complex128) if jnp.finfo(dtype).bits == 64 else jnp.dtype(jnp.complex64)

@@ -1,0 +1,137 @@
+"""Shared harness for `python benchmarks/NAME.py [--quick] [--json PATH]`.
+
+Every benchmark produces a list of records ``{"case", "tool", "metric", "value", "unit"}``,
+prints them as a table (with ratios to a baseline tool where given) and writes them as JSON.
+Timings are medians over repeats of a compiled, warmed-up function; the caller blocks on
+the result, so asynchronous dispatch is not mistaken for speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+
+
+@dataclasses.dataclass
+class Record:
+    case: str
+    tool: str
+    metric: str
+    value: float
+    unit: str
+    note: str = ""
+
+
+def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (CI)")
+    parser.add_argument("--json", type=str, default=None, help="write records to this path")
+    parser.add_argument("--float64", action="store_true", help="also run float64 cases")
+    return parser.parse_args(argv)
+
+
+def block(tree: Any) -> Any:
+    return jax.block_until_ready(tree)
+
+
+def time_call(fn: Callable[[], Any], *, repeat: int = 5, min_time: float = 0.2) -> float:
+    """Median wall time in seconds of ``fn()`` (already compiled: one warm-up call first).
+
+    Each repeat runs ``fn`` as many times as needed to last ``min_time`` seconds.
+    """
+    block(fn())
+    start = time.perf_counter()
+    block(fn())
+    once = max(time.perf_counter() - start, 1e-7)
+    number = max(1, int(min_time / once))
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            out = fn()
+        block(out)
+        samples.append((time.perf_counter() - start) / number)
+    return statistics.median(samples)
+
+
+def compile_seconds(jitted: Callable, *args) -> tuple[float, Any]:
+    """Seconds to lower and compile ``jitted`` for ``args``; returns (seconds, compiled)."""
+    start = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    return time.perf_counter() - start, compiled
+
+
+def temp_bytes(compiled) -> int:
+    """Scratch memory (bytes) the compiled executable needs, from XLA's memory analysis."""
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        return -1
+    return int(analysis.temp_size_in_bytes)
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "x64": bool(jax.config.jax_enable_x64),
+    }
+
+
+def report(
+    records: list[Record],
+    path: str | None,
+    *,
+    baseline: dict[str, str] | None = None,
+    higher_is_better: Sequence[str] = ("steps_per_s", "atom_steps_per_s", "members_steps_per_s"),
+) -> None:
+    """Print a table (with ratios hybrax/other for each case and metric) and write JSON.
+
+    ``baseline`` maps a metric to the tool every other tool is compared with (default
+    ``hybrax``): the ratio column says how many times better hybrax is.
+    """
+    baseline = baseline or {}
+    by_key: dict[tuple[str, str], dict[str, Record]] = {}
+    for r in records:
+        by_key.setdefault((r.case, r.metric), {})[r.tool] = r
+    width = max([len(r.case) for r in records] + [4])
+    print(f"\n{'case':<{width}}  {'tool':<18} {'metric':<22} {'value':>14} {'unit':<10} ratio")
+    for (case, metric), tools in by_key.items():
+        ref_tool = baseline.get(metric, "hybrax")
+        ref = tools.get(ref_tool)
+        for tool, r in tools.items():
+            ratio = ""
+            if ref is not None and tool != ref_tool and r.value and ref.value:
+                better = ref.value / r.value if metric in higher_is_better else r.value / ref.value
+                ratio = f"{ref_tool} {better:.2f}x"
+            print(f"{case:<{width}}  {tool:<18} {metric:<22} {r.value:>14.6g} {r.unit:<10} {ratio}")
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        payload = [dataclasses.asdict(r) for r in records]
+        with open(path, "w") as f:
+            json.dump(payload, f, indent=1)
+        print(f"\nwrote {len(records)} records to {path}", file=sys.stderr)
+    out_dir = os.environ.get("OUT")
+    if out_dir and not path:
+        name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
+            json.dump([dataclasses.asdict(r) for r in records], f, indent=1)
+
+
+def write_environment(path: str | None) -> None:
+    if path:
+        with open(os.path.splitext(path)[0] + ".env.json", "w") as f:
+            json.dump(environment(), f, indent=1)

@@ -1,0 +1,1 @@
+"""hybrax.parallel"""
