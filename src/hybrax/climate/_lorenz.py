@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from hybrax.core import AbstractDynamics, ODEState
+from hybrax.core import AbstractSemilinearDynamics, ODEState
 from hybrax.core._validation import check_field
 
 __all__ = ["Lorenz63", "Lorenz96", "TwoScaleLorenz96", "TwoScaleState"]
@@ -20,14 +20,15 @@ def _like(parameter: Array, x: Array) -> Array:
     return parameter.astype(x.dtype)
 
 
-class Lorenz63(AbstractDynamics):
+class Lorenz63(AbstractSemilinearDynamics):
     """The Lorenz (1963) convection model.
 
     .. math::
         \\dot x = \\sigma (y - x), \\quad \\dot y = x (\\rho - z) - y, \\quad
         \\dot z = x y - \\beta z
 
-    State: `ODEState` with ``u = (x, y, z)``. The defaults (sigma 10, rho 28, beta 8/3) give
+    State: `ODEState` with ``u = (x, y, z)``. The linear part (``-sigma x, -y, -beta z``)
+    is exposed for exponential integrators. The defaults (sigma 10, rho 28, beta 8/3) give
     the butterfly attractor with largest Lyapunov exponent about 0.905.
 
     Parameters
@@ -49,11 +50,13 @@ class Lorenz63(AbstractDynamics):
     def __init__(self, sigma: ArrayLike = 10.0, rho: ArrayLike = 28.0, beta: ArrayLike = 8 / 3):
         self.sigma, self.rho, self.beta = sigma, rho, beta
 
-    def tendency(self, state: ODEState, t: ArrayLike) -> ODEState:
+    def linear_operator(self) -> ODEState:
+        return ODEState(jnp.stack([-self.sigma, -jnp.ones_like(self.rho), -self.beta]))
+
+    def nonlinear(self, state: ODEState, t: ArrayLike) -> ODEState:
         x, y, z = state.u[0], state.u[1], state.u[2]
-        sigma, rho, beta = (_like(p, state.u) for p in (self.sigma, self.rho, self.beta))
-        du = jnp.stack([sigma * (y - x), x * (rho - z) - y, x * y - beta * z])
-        return ODEState(du, state.time)
+        sigma, rho = _like(self.sigma, state.u), _like(self.rho, state.u)
+        return ODEState(jnp.stack([sigma * y, x * (rho - z), x * y]), state.time)
 
     def check_state(self, state: ODEState) -> None:
         _check_record(state, ODEState, "Lorenz63")
@@ -64,13 +67,14 @@ class Lorenz63(AbstractDynamics):
         return ODEState(jnp.ones(3, dtype=dtype))
 
 
-class Lorenz96(AbstractDynamics):
+class Lorenz96(AbstractSemilinearDynamics):
     """The one-scale Lorenz (1996) model on a ring of ``K`` sites.
 
     .. math::
         \\dot X_k = (X_{k+1} - X_{k-2}) X_{k-1} - X_k + F, \\qquad X_{k+K} = X_k
 
-    State: `ODEState` with ``u`` of shape ``(K,)``. For ``K = 40, F = 8`` the flow is
+    State: `ODEState` with ``u`` of shape ``(K,)``. The damping ``-X_k`` is the linear
+    part (for exponential integrators). For ``K = 40, F = 8`` the flow is
     chaotic with mean about 2.34, standard deviation about 3.64 and leading Lyapunov
     exponent about 1.69 per time unit (one unit is about five "atmospheric days").
     ``dt = 0.01``–``0.05`` with `RK4` is customary.
@@ -101,8 +105,11 @@ class Lorenz96(AbstractDynamics):
         self.num_variables = num_variables
         self.forcing = forcing
 
-    def tendency(self, state: ODEState, t: ArrayLike) -> ODEState:
-        return ODEState(_l96_advection(state.u) - state.u + _like(self.forcing, state.u), state.time)
+    def linear_operator(self) -> ODEState:
+        return ODEState(-jnp.ones((self.num_variables,), self.forcing.dtype))
+
+    def nonlinear(self, state: ODEState, t: ArrayLike) -> ODEState:
+        return ODEState(_l96_advection(state.u) + _like(self.forcing, state.u), state.time)
 
     def check_state(self, state: ODEState) -> None:
         _check_record(state, ODEState, "Lorenz96")
@@ -148,7 +155,7 @@ class TwoScaleState(eqx.Module):
         self.time = jnp.asarray(0 if time is None else time, dtype=self.x.dtype)
 
 
-class TwoScaleLorenz96(AbstractDynamics):
+class TwoScaleLorenz96(AbstractSemilinearDynamics):
     """The two-scale Lorenz (1996) model, in the form of Wilks (2005) and Arnold et al. (2013).
 
     .. math::
@@ -156,7 +163,9 @@ class TwoScaleLorenz96(AbstractDynamics):
         \\dot Y_{j,k} &= c b\\, Y_{j+1,k}(Y_{j-1,k} - Y_{j+2,k}) - c Y_{j,k}
             + \\frac{h c}{b} X_k
 
-    The ``K J`` fast variables form one ring (``Y_{J+1,k} = Y_{1,k+1}``). The defaults
+    The damping terms ``-X_k`` and ``-c Y_{j,k}`` form the linear part (for exponential
+    integrators, which remove the fast damping's step-size limit). The ``K J`` fast
+    variables form one ring (``Y_{J+1,k} = Y_{1,k+1}``). The defaults
     ``K=8, J=32, h=1, b=10, c=10, F=20`` are the standard parameterisation test bed: the
     fast variables evolve ten times faster, so ``dt = 0.001``–``0.005`` with `RK4`.
 
@@ -210,16 +219,21 @@ class TwoScaleLorenz96(AbstractDynamics):
         h, b, c = (_like(p, x) for p in (self.coupling, self.amplitude_ratio, self.time_scale_ratio))
         return -(h * c / b) * jnp.sum(y, axis=-1)
 
-    def tendency(self, state: TwoScaleState, t: ArrayLike) -> TwoScaleState:
+    def linear_operator(self) -> TwoScaleState:
+        k, j = self.num_slow, self.num_fast_per_slow
+        ones = jnp.ones((k, j), self.time_scale_ratio.dtype)
+        return TwoScaleState(-jnp.ones((k,), self.forcing.dtype), -self.time_scale_ratio * ones)
+
+    def nonlinear(self, state: TwoScaleState, t: ArrayLike) -> TwoScaleState:
         x, y = state.x, state.y
         forcing, h, b, c = (
             _like(p, x)
             for p in (self.forcing, self.coupling, self.amplitude_ratio, self.time_scale_ratio)
         )
-        dx = _l96_advection(x) - x + forcing + self.coupling_tendency(x, y)
+        dx = _l96_advection(x) + forcing + self.coupling_tendency(x, y)
         ring = y.reshape(*y.shape[:-2], -1)
         fast = (jnp.roll(ring, 1, -1) - jnp.roll(ring, -2, -1)) * jnp.roll(ring, -1, -1)
-        dy = c * b * fast.reshape(y.shape) - c * y + (h * c / b) * x[..., None]
+        dy = c * b * fast.reshape(y.shape) + (h * c / b) * x[..., None]
         return TwoScaleState(dx, dy, state.time)
 
     def check_state(self, state: TwoScaleState) -> None:

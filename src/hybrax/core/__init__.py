@@ -5,6 +5,7 @@ from ._diffrax_stepper import DiffraxStepper
 from ._errors import NonFiniteStateError
 from ._etdrk4 import ETDRK4, ETDRK4Coefficients, etdrk4_coefficients
 from ._explicit import RK4, SSPRK3, AbstractExplicitRK, Euler, Heun
+from ._imex import CrankNicolsonRK4
 from ._lyapunov import lyapunov_spectrum
 from ._progress import ProgressCallback
 from ._rollout import rollout
@@ -18,6 +19,7 @@ __all__ = [
     "AbstractExplicitRK",
     "AbstractSemilinearDynamics",
     "AbstractStepper",
+    "CrankNicolsonRK4",
     "DiffraxStepper",
     "ETDRK4Coefficients",
     "Euler",

@@ -7,7 +7,9 @@ import equinox as eqx
 from equinox import AbstractVar
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, PyTree
+from jaxtyping import ArrayLike, PyTree
+
+from ._state import mul
 
 __all__ = ["AbstractDynamics", "AbstractSemilinearDynamics", "AbstractStepper"]
 
@@ -52,7 +54,7 @@ class AbstractSemilinearDynamics(AbstractDynamics):
     def tendency(self, state: PyTree, t: ArrayLike) -> PyTree:
         linear = self.linear_operator()
         nonlinear = self.nonlinear(state, t)
-        return jax.tree.map(lambda lin, u, n: lin * u + n, linear, state, nonlinear)
+        return jax.tree.map(lambda lin, u, n: mul(lin, u) + n, linear, state, nonlinear)
 
 
 def _check_dt(dt) -> None:

@@ -54,20 +54,21 @@ def etdrk4_coefficients(
     theta = (np.arange(1, num_contour_points + 1) - 0.5) / num_contour_points
     roots = jnp.asarray(radius * np.exp(2j * np.pi * theta), dtype=ctype)
 
-    z0 = (linear * h).astype(ctype)
+    hc = h.astype(ctype)
+    z0 = linear.astype(ctype) * hc
     z = z0[..., None] + roots  # contour around each L h
     ez = jnp.exp(z)
     ez2 = jnp.exp(z / 2)
     z3 = z**3
 
-    def mean(x):
-        m = jnp.mean(x, axis=-1)
+    def h_mean(x):  # h times the contour average
+        m = hc * jnp.mean(x, axis=-1)
         return m.real if real_input else m
 
-    q = h * mean((ez2 - 1) / z)
-    f1 = h * mean((-4 - z + ez * (4 - 3 * z + z**2)) / z3)
-    f2 = h * mean((2 + z + ez * (z - 2)) / z3)
-    f3 = h * mean((-4 - 3 * z - z**2 + ez * (4 - z)) / z3)
+    q = h_mean((ez2 - 1) / z)
+    f1 = h_mean((-4 - z + ez * (4 - 3 * z + z**2)) / z3)
+    f2 = h_mean((2 + z + ez * (z - 2)) / z3)
+    f3 = h_mean((-4 - 3 * z - z**2 + ez * (4 - z)) / z3)
     exp_full = jnp.exp(z0)
     exp_half = jnp.exp(z0 / 2)
     if real_input:
