@@ -10,6 +10,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ._contract import AbstractStepper
+from ._progress import ProgressCallback
 from ._state import get_time, is_inexact_array, with_time
 
 __all__ = ["lyapunov_spectrum"]
@@ -24,6 +25,7 @@ def lyapunov_spectrum(
     reorthonormalize_every: int = 1,
     discard_steps: int = 0,
     key: PRNGKeyArray | None = None,
+    progress: bool = False,
 ) -> Float[Array, " k"]:
     """The ``k`` leading Lyapunov exponents of the map ``stepper.step`` near ``state``.
 
@@ -53,6 +55,8 @@ def lyapunov_spectrum(
         (static, a multiple of ``reorthonormalize_every``).
     key
         PRNG key for the random initial tangent vectors (default ``PRNGKey(0)``).
+    progress
+        Show a tqdm progress bar.
 
     Returns
     -------
@@ -87,11 +91,13 @@ def lyapunov_spectrum(
     if k > size:
         raise ValueError(f"k={k} exceeds the state's dimension {size}")
     key = jax.random.PRNGKey(0) if key is None else key
-    return _lyapunov(stepper, state, n_steps, k, reorthonormalize_every, discard_steps, key)
+    return _lyapunov(
+        stepper, state, n_steps, k, reorthonormalize_every, discard_steps, key, progress
+    )
 
 
 @eqx.filter_jit
-def _lyapunov(stepper, state, n_steps, k, every, discard_steps, key):
+def _lyapunov(stepper, state, n_steps, k, every, discard_steps, key, progress):
     stepper = stepper.prepare()
     dynamic, static = eqx.partition(state, is_inexact_array)
     flat, unravel = ravel_pytree(dynamic)
@@ -118,7 +124,11 @@ def _lyapunov(stepper, state, n_steps, k, every, discard_steps, key):
         growth = jnp.log(jnp.abs(jnp.diagonal(r)))
         keep = index >= discard_steps // every
         total = total + jnp.where(keep, growth, jnp.zeros_like(growth))
+        if bar is not None:
+            bar.update(index)
         return (x, q, total), None
+
+    bar = ProgressCallback(n_steps // every, "lyapunov") if progress else None
 
     zeros = jnp.zeros((k,), real_dtype)
     (_, _, total), _ = lax.scan(
