@@ -1,0 +1,269 @@
+"""Convolutional networks on periodic grids: circular padding, channels first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import equinox as eqx
+import jax
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._common import check_field_input, check_positive_int, check_spatial_dims, default_float
+
+__all__ = ["PeriodicCNN", "PeriodicConv", "PeriodicResNet"]
+
+
+class PeriodicConv(eqx.Module):
+    """A convolution on a periodic grid: circular padding keeps the grid size.
+
+    Maps ``(in_channels, *spatial)`` to ``(out_channels, *spatial)``; the field wraps
+    around every spatial axis, so the layer is exactly translation-equivariant on the
+    torus (the right inductive bias for doubly periodic flows and ring models such as
+    Lorenz-96).
+
+    Parameters
+    ----------
+    num_spatial_dims
+        1 or 2.
+    in_channels, out_channels
+        Channel counts.
+    kernel_size
+        Odd width of the (square) kernel; 1 gives a pointwise linear map across channels.
+    key
+        PRNG key for the initial weights.
+    dtype
+        Parameter dtype (default: JAX's default float).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from hybrax.nn import PeriodicConv
+    >>> conv = PeriodicConv(2, 3, 8, kernel_size=3, key=jax.random.key(0))
+    >>> conv(jnp.ones((3, 16, 16), conv.conv.weight.dtype)).shape
+    (8, 16, 16)
+    """
+
+    conv: eqx.nn.Conv
+    num_spatial_dims: int = eqx.field(static=True)
+    in_channels: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        *,
+        key: PRNGKeyArray,
+        dtype=None,
+    ):
+        check_spatial_dims("PeriodicConv", num_spatial_dims)
+        check_positive_int("PeriodicConv", "in_channels", in_channels)
+        check_positive_int("PeriodicConv", "out_channels", out_channels)
+        _check_kernel("PeriodicConv", kernel_size)
+        self.conv = eqx.nn.Conv(
+            num_spatial_dims,
+            in_channels,
+            out_channels,
+            kernel_size,
+            padding=kernel_size // 2,
+            padding_mode="CIRCULAR",
+            key=key,
+            dtype=dtype or default_float(),
+        )
+        self.num_spatial_dims = num_spatial_dims
+        self.in_channels = in_channels
+
+    def __call__(self, x: Float[Array, " in_channels *spatial"]) -> Float[Array, " out *spatial"]:
+        check_field_input("PeriodicConv", x, self.in_channels, self.num_spatial_dims)
+        if self.conv.kernel_size[0] == 1:  # pointwise: a matrix product, cheaper than a conv
+            weight = self.conv.weight.reshape(self.conv.weight.shape[:2])
+            out = jax.numpy.tensordot(weight, x, axes=1)
+            return out + self.conv.bias if self.conv.use_bias else out
+        return self.conv(x)
+
+
+class PeriodicCNN(eqx.Module):
+    """A stack of periodic convolutions with a nonlinearity between them.
+
+    ``num_layers`` convolutions ``in_channels -> hidden_channels -> ... -> out_channels``,
+    ``activation`` after every one but the last. The receptive field is
+    ``sum(kernel_size - 1) + 1`` grid points per axis. A kernel size per layer such as
+    ``(5, 1, 1)`` makes a *local* network: one pointwise MLP applied to every point's
+    5-point (or 5 x 5) periodic neighbourhood, weights shared across the grid.
+
+    Parameters
+    ----------
+    num_spatial_dims
+        1 or 2.
+    in_channels, out_channels, hidden_channels
+        Channel counts.
+    num_layers
+        Number of convolutions (>= 1).
+    kernel_size
+        Odd kernel width, one for all layers or a sequence with one per layer.
+    activation
+        Nonlinearity between layers (default `jax.nn.gelu`).
+    key
+        PRNG key for the initial weights.
+    dtype
+        Parameter dtype (default: JAX's default float).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from hybrax.nn import PeriodicCNN
+    >>> net = PeriodicCNN(1, 1, 1, hidden_channels=16, num_layers=3, kernel_size=(5, 1, 1),
+    ...     key=jax.random.key(0))
+    >>> net(jnp.ones((1, 8), net.dtype)).shape
+    (1, 8)
+    """
+
+    layers: tuple[PeriodicConv, ...]
+    activation: Callable[[Array], Array] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        hidden_channels: int,
+        num_layers: int,
+        kernel_size: int | Sequence[int] = 3,
+        activation: Callable[[Array], Array] = jax.nn.gelu,
+        *,
+        key: PRNGKeyArray,
+        dtype=None,
+    ):
+        check_positive_int("PeriodicCNN", "num_layers", num_layers)
+        check_positive_int("PeriodicCNN", "hidden_channels", hidden_channels)
+        kernels = _per_layer("PeriodicCNN", kernel_size, num_layers)
+        channels = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
+        keys = jax.random.split(key, num_layers)
+        self.layers = tuple(
+            PeriodicConv(num_spatial_dims, c_in, c_out, k, key=layer_key, dtype=dtype)
+            for c_in, c_out, k, layer_key in zip(
+                channels[:-1], channels[1:], kernels, keys, strict=True
+            )
+        )
+        self.activation = activation
+
+    @property
+    def dtype(self):
+        """The parameters' dtype."""
+        return self.layers[0].conv.weight.dtype
+
+    def __call__(self, x: Float[Array, " in_channels *spatial"]) -> Float[Array, " out *spatial"]:
+        first = self.layers[0]
+        check_field_input("PeriodicCNN", x, first.in_channels, first.num_spatial_dims)
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+
+class PeriodicResNet(eqx.Module):
+    """A residual network of periodic convolutions.
+
+    A lifting convolution ``in_channels -> hidden_channels``, then ``num_blocks`` residual
+    blocks ``x + conv(act(conv(act(x))))`` (pre-activation, He et al. 2016), then a
+    pointwise projection to ``out_channels``. Identity-friendly: deep stacks start close to
+    a linear map, which trains stably as a learned correction.
+
+    Parameters
+    ----------
+    num_spatial_dims
+        1 or 2.
+    in_channels, out_channels, hidden_channels
+        Channel counts.
+    num_blocks
+        Number of residual blocks (>= 1).
+    kernel_size
+        Odd kernel width of every convolution except the final pointwise one.
+    activation
+        Nonlinearity (default `jax.nn.gelu`).
+    key
+        PRNG key for the initial weights.
+    dtype
+        Parameter dtype (default: JAX's default float).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from hybrax.nn import PeriodicResNet
+    >>> net = PeriodicResNet(2, 1, 1, hidden_channels=8, num_blocks=2, key=jax.random.key(0))
+    >>> net(jnp.ones((1, 16, 16), net.dtype)).shape
+    (1, 16, 16)
+    """
+
+    lift: PeriodicConv
+    blocks: tuple[tuple[PeriodicConv, PeriodicConv], ...]
+    project: PeriodicConv
+    activation: Callable[[Array], Array] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        hidden_channels: int,
+        num_blocks: int,
+        kernel_size: int = 3,
+        activation: Callable[[Array], Array] = jax.nn.gelu,
+        *,
+        key: PRNGKeyArray,
+        dtype=None,
+    ):
+        check_positive_int("PeriodicResNet", "num_blocks", num_blocks)
+        check_positive_int("PeriodicResNet", "hidden_channels", hidden_channels)
+        _check_kernel("PeriodicResNet", kernel_size)
+        keys = jax.random.split(key, 2 * num_blocks + 2)
+        conv = lambda c_in, c_out, k, key: PeriodicConv(  # noqa: E731
+            num_spatial_dims, c_in, c_out, k, key=key, dtype=dtype
+        )
+        self.lift = conv(in_channels, hidden_channels, kernel_size, keys[0])
+        self.blocks = tuple(
+            (
+                conv(hidden_channels, hidden_channels, kernel_size, keys[2 * i + 1]),
+                conv(hidden_channels, hidden_channels, kernel_size, keys[2 * i + 2]),
+            )
+            for i in range(num_blocks)
+        )
+        self.project = conv(hidden_channels, out_channels, 1, keys[-1])
+        self.activation = activation
+
+    @property
+    def dtype(self):
+        """The parameters' dtype."""
+        return self.lift.conv.weight.dtype
+
+    def __call__(self, x: Float[Array, " in_channels *spatial"]) -> Float[Array, " out *spatial"]:
+        check_field_input("PeriodicResNet", x, self.lift.in_channels, self.lift.num_spatial_dims)
+        x = self.lift(x)
+        for first, second in self.blocks:
+            x = x + second(self.activation(first(self.activation(x))))
+        return self.project(self.activation(x))
+
+
+def _check_kernel(name: str, kernel_size) -> None:
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
+        raise ValueError(f"{name}: kernel_size must be a positive odd int, got {kernel_size!r}")
+    if kernel_size % 2 == 0:
+        raise ValueError(
+            f"{name}: kernel_size must be odd so the periodic padding is symmetric, got "
+            f"{kernel_size}; use {kernel_size - 1} or {kernel_size + 1}"
+        )
+
+
+def _per_layer(name: str, kernel_size, num_layers: int) -> tuple[int, ...]:
+    if isinstance(kernel_size, int) and not isinstance(kernel_size, bool):
+        kernels = (kernel_size,) * num_layers
+    else:
+        kernels = tuple(kernel_size)
+        if len(kernels) != num_layers:
+            raise ValueError(
+                f"{name}: kernel_size has {len(kernels)} entries but num_layers={num_layers}; "
+                "give one odd int for all layers or one per layer"
+            )
+    for k in kernels:
+        _check_kernel(name, k)
+    return kernels
