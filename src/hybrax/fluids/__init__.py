@@ -1,1 +1,43 @@
-"""hybrax.fluids"""
+"""Spectral fluid solvers: 2D Navier–Stokes (vorticity form), Burgers, Kuramoto–Sivashinsky
+(1D and 2D) and advection–diffusion, with initial conditions and flow diagnostics.
+
+Every model is an `hybrax.AbstractSemilinearDynamics` on a `hybrax.grids.Grid` whose state
+is a `hybrax.grids.SpectralState`; step it with `hybrax.ETDRK4` or
+`hybrax.CrankNicolsonRK4` and loop with `hybrax.rollout`.
+"""
+
+from ._advection_diffusion import AdvectionDiffusion
+from ._burgers import Burgers
+from ._forcing import AbstractForcing, FieldForcing, KolmogorovForcing
+from ._initial_conditions import random_vorticity, taylor_green_vorticity
+from ._kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinsky2D
+from ._navier_stokes import DecayingTurbulence, KolmogorovFlow, NavierStokes2D
+from ._observables import (
+    energy_spectrum,
+    enstrophy,
+    kinetic_energy,
+    velocity_from_vorticity,
+    vorticity_correlation,
+)
+from ._time_step import check_time_step
+
+__all__ = [
+    "AbstractForcing",
+    "AdvectionDiffusion",
+    "Burgers",
+    "DecayingTurbulence",
+    "FieldForcing",
+    "KolmogorovFlow",
+    "KolmogorovForcing",
+    "KuramotoSivashinsky",
+    "KuramotoSivashinsky2D",
+    "NavierStokes2D",
+    "check_time_step",
+    "energy_spectrum",
+    "enstrophy",
+    "kinetic_energy",
+    "random_vorticity",
+    "taylor_green_vorticity",
+    "velocity_from_vorticity",
+    "vorticity_correlation",
+]

@@ -195,13 +195,14 @@ class Grid(eqx.Module):
         With the forward normalisation, Parseval reads
         ``mean(f * g) = sum(weights * real(conj(f_hat) * g_hat))``.
         """
+        return jnp.asarray(self._np_hermitian_weights(), _real_dtype(dtype))
+
+    def _np_hermitian_weights(self) -> np.ndarray:
         n = self.shape[-1]
         w = np.full(n // 2 + 1, 2.0)
         w[0] = w[-1] = 1.0
         shape = [1] * (self.ndim - 1) + [n // 2 + 1]
-        return jnp.asarray(
-            np.broadcast_to(w.reshape(shape), self.spectral_shape), _real_dtype(dtype)
-        )
+        return np.broadcast_to(w.reshape(shape), self.spectral_shape)
 
     # --------------------------------------------------------------- transforms
     def _check_trailing(self, value, expected: tuple[int, ...], what: str) -> None:

@@ -1,0 +1,101 @@
+"""Helpers shared by the fluid models: parameters, grids, state checks."""
+
+import functools
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from equinox import AbstractVar
+
+from hybrax.core import AbstractSemilinearDynamics
+from hybrax.grids import Grid, SpectralState
+
+
+def parameter(**kwargs):
+    """A differentiable physical parameter: an array leaf."""
+    return eqx.field(converter=jnp.asarray, **kwargs)
+
+
+def as_grid(grid, ndim: int | None, model: str, default_length: float = 2 * math.pi) -> Grid:
+    """``grid`` as a `Grid` with ``ndim`` axes (an int ``N`` means ``N`` points per axis
+    on ``[0, default_length]``)."""
+    if isinstance(grid, (int,)) and not isinstance(grid, bool):
+        grid = Grid((grid,) * (ndim or 1), default_length)
+    if not isinstance(grid, Grid):
+        raise ValueError(
+            f"{model}: grid must be a hybrax.grids.Grid or an int number of points, got "
+            f"{type(grid).__name__}"
+        )
+    if ndim is not None and grid.ndim != ndim:
+        raise ValueError(f"{model} needs a {ndim}D grid, got Grid{grid.shape} ({grid.ndim}D)")
+    return grid
+
+
+def check_spectral_state(state, grid: Grid, model: str) -> None:
+    """Trace-time check that ``state`` is a `SpectralState` on ``grid`` with matching
+    precisions."""
+    if not isinstance(state, SpectralState):
+        raise ValueError(
+            f"{model} expects a hybrax.grids.SpectralState, got {type(state).__name__}; "
+            f"build one with model.initial_state() or SpectralState(grid.to_spectral(field))"
+        )
+    grid.check_spectral("state.field_hat", state.field_hat, model=model)
+    real = jnp.finfo(jnp.result_type(state.field_hat)).dtype
+    time_dtype = jnp.result_type(state.time)
+    if jnp.shape(state.time) != () or time_dtype != real:
+        raise ValueError(
+            f"{model}: state.time must be a scalar of dtype {real} to match field_hat "
+            f"({jnp.result_type(state.field_hat)}), got {time_dtype}{tuple(jnp.shape(state.time))}"
+        )
+
+
+class AbstractSpectralFieldDynamics(AbstractSemilinearDynamics):
+    """A semilinear model whose state is one scalar field ``u`` on ``grid`` (a
+    `SpectralState`): conversions and the state check."""
+
+    grid: AbstractVar[Grid]
+
+    def state_from_field(self, field, time=0.0) -> SpectralState:
+        """The state holding the physical field ``u`` (shape ``grid.shape``) at ``time``."""
+        field = jnp.asarray(field)
+        if field.shape != self.grid.shape:
+            raise ValueError(
+                f"{type(self).__name__}: field must have the grid's shape {self.grid.shape}, "
+                f"got {field.shape}"
+            )
+        if not jnp.issubdtype(field.dtype, jnp.floating):
+            raise ValueError(
+                f"{type(self).__name__}: field must be real floating (float32/float64), got "
+                f"{field.dtype}"
+            )
+        return SpectralState(self.grid.to_spectral(field), time)
+
+    def field(self, state: SpectralState):
+        """The physical field ``u`` on the grid points, shape ``grid.shape``."""
+        return self.grid.to_physical(state.field_hat)
+
+    def check_state(self, state: SpectralState) -> None:
+        check_spectral_state(state, self.grid, type(self).__name__)
+
+
+def quadratic_flux_divergence(grid: Grid, u_hat, coefficient: float = -0.5):
+    """``coefficient * d/dx (u^2)`` in spectral space for a 1D field, dealiased by the 2/3
+    rule on input and output (2 FFTs)."""
+    mask, ik = _flux_factors(grid, np.dtype(u_hat.real.dtype))
+    u = jnp.fft.irfft(_mul_real(mask, u_hat), n=grid.shape[0], norm="forward")
+    square_hat = jnp.fft.rfft(u * u, norm="forward")
+    scaled = coefficient * ik
+    return jax.lax.complex(-scaled * square_hat.imag, scaled * square_hat.real)
+
+
+def _mul_real(c, x):
+    return jax.lax.complex(c * x.real, c * x.imag)
+
+
+@functools.lru_cache(maxsize=32)
+def _flux_factors(grid: Grid, dtype: np.dtype):
+    mask = grid._np_dealias_mask()
+    (k,) = grid._np_wavenumbers()
+    return mask.astype(dtype), (k * mask).astype(dtype)
