@@ -103,13 +103,15 @@ def make_runners(n_steps):
 
 def ensemble_records(members, n_steps, repeat):
     states = initial_ensemble(members)
-    run_hybrax, run_scan, run_diffrax = make_runners(n_steps)
     x = states.u
-    # The three must compute the same thing.
-    a, b, c = run_hybrax(states).u, run_scan(x), run_diffrax(x)
+    # The three must compute the same thing (over a horizon short enough that float32
+    # rounding differences have not been amplified by the chaos).
+    check_hybrax, check_scan, check_diffrax = make_runners(100)
+    a, b, c = check_hybrax(states).u, check_scan(x), check_diffrax(x)
     scale = float(jnp.max(jnp.abs(a)))
     np.testing.assert_allclose(a, b, atol=1e-3 * scale)
     np.testing.assert_allclose(a, c, atol=1e-3 * scale)
+    run_hybrax, run_scan, run_diffrax = make_runners(n_steps)
     case = f"L96 K={K} ensemble {members}, RK4 f32"
     records = []
     for tool, fn, arg in (
