@@ -1,9 +1,12 @@
-"""Scaling out on JAX's own runtime: device meshes, sharded ensembles, multi-process runs."""
+"""Scaling out on JAX's own runtime: device meshes, sharded ensembles, distributed FFTs,
+multi-process runs."""
 
 from ._distributed import initialize, is_initialized
+from ._fft import SlabFFT
 from ._mesh import batch_sharding, make_mesh, replicate, shard_batch, sharded_rollout
 
 __all__ = [
+    "SlabFFT",
     "batch_sharding",
     "initialize",
     "is_initialized",
