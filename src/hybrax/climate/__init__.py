@@ -1,5 +1,8 @@
-"""Climate toy models: Lorenz-63/96 (one- and two-scale), energy-balance models."""
+"""Climate toy models: Lorenz-63/96 (one- and two-scale), two-layer quasi-geostrophic flow,
+energy-balance models."""
 
+from ._adams_bashforth import AB3State, AdamsBashforth3
+from ._diagnostics import isotropic_spectrum
 from ._ebm import (
     BudykoSellers,
     ConstantAlbedo,
@@ -10,19 +13,27 @@ from ._ebm import (
     hysteresis_sweep,
     steady_state,
 )
+from ._filtered import Filtered
 from ._lorenz import Lorenz63, Lorenz96, TwoScaleLorenz96, TwoScaleState
+from ._qg import QGFlow, TwoLayerQG
 
 __all__ = [
+    "AB3State",
+    "AdamsBashforth3",
     "BudykoSellers",
     "ConstantAlbedo",
     "EBMState",
     "EnergyBalance0D",
+    "Filtered",
     "HysteresisSweep",
     "IceAlbedo",
     "Lorenz63",
     "Lorenz96",
+    "QGFlow",
+    "TwoLayerQG",
     "TwoScaleLorenz96",
     "TwoScaleState",
     "hysteresis_sweep",
+    "isotropic_spectrum",
     "steady_state",
 ]
