@@ -1,1 +1,93 @@
-"""hybrax.md"""
+"""Differentiable molecular dynamics: boxes, neighbour lists, potentials, integrators.
+
+Everything is an `equinox.Module`: the box, the neighbour list, the energies (which add up:
+``LennardJones() + HarmonicBonds(...)``), the integrators (hybrax Steppers over an
+`MDState`). Units are reduced Lennard-Jones units (sigma, epsilon, m, tau).
+
+>>> import jax, hybrax.md as md
+>>> positions, box = md.lattice("fcc", 6, density=0.8442)
+>>> nbrs = md.neighbor_list(positions, box, cutoff=2.5, skin=0.3)
+>>> stepper = md.VelocityVerlet(md.LennardJones(cutoff=2.5), box, dt=0.005)
+>>> v = md.maxwell_boltzmann(jax.random.key(0), positions.shape[0], temperature=3.0)
+>>> final, pe = md.simulate(stepper, stepper.init(positions, v, nbrs), 100, chunk_size=100,
+...     save_every=10, observe=lambda s: s.potential_energy, progress=False)
+"""
+
+from ._bonded import HarmonicAngles, HarmonicBonds
+from ._energy import AbstractEnergy, SumEnergy
+from ._integrators import (
+    AbstractMDStepper,
+    BrownianDynamics,
+    LangevinBAOAB,
+    NoseHooverChain,
+    VelocityVerlet,
+)
+from ._io import to_ase, write_extxyz
+from ._lattice import lattice, maxwell_boltzmann, random_packing
+from ._minimize import FIRE, FIREState, MinimizeResult, minimize
+from ._neighbors import NeighborList, neighbor_list
+from ._observables import (
+    kinetic_energy,
+    mean_squared_displacement,
+    momentum,
+    pressure,
+    radial_distribution,
+    temperature,
+    total_energy,
+    unwrap,
+)
+from ._pair import (
+    AbstractPairEnergy,
+    LennardJones,
+    Morse,
+    PairPotential,
+    SmoothLennardJones,
+    SoftSphere,
+)
+from ._simulate import NeighborListOverflowWarning, simulate
+from ._space import AbstractBox, FreeSpace, PeriodicBox
+from ._state import MDState, NoseHooverChainState
+
+__all__ = [
+    "FIRE",
+    "AbstractBox",
+    "AbstractEnergy",
+    "AbstractMDStepper",
+    "AbstractPairEnergy",
+    "BrownianDynamics",
+    "FIREState",
+    "FreeSpace",
+    "HarmonicAngles",
+    "HarmonicBonds",
+    "LangevinBAOAB",
+    "LennardJones",
+    "MDState",
+    "MinimizeResult",
+    "Morse",
+    "NeighborList",
+    "NeighborListOverflowWarning",
+    "NoseHooverChain",
+    "NoseHooverChainState",
+    "PairPotential",
+    "PeriodicBox",
+    "SmoothLennardJones",
+    "SoftSphere",
+    "SumEnergy",
+    "VelocityVerlet",
+    "kinetic_energy",
+    "lattice",
+    "maxwell_boltzmann",
+    "mean_squared_displacement",
+    "minimize",
+    "momentum",
+    "neighbor_list",
+    "pressure",
+    "radial_distribution",
+    "random_packing",
+    "simulate",
+    "temperature",
+    "to_ase",
+    "total_energy",
+    "unwrap",
+    "write_extxyz",
+]

@@ -1,0 +1,76 @@
+"""The MD state record."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from ._neighbors import NeighborList
+
+__all__ = ["MDState", "NoseHooverChainState"]
+
+
+class NoseHooverChainState(eqx.Module):
+    """Thermostat variables of a Nosé–Hoover chain: positions ``xi`` (dimensionless) and
+    velocities ``v_xi`` (1/tau) of the ``M`` chain links."""
+
+    positions: Float[Array, " M"]
+    velocities: Float[Array, " M"]
+
+
+class MDState(eqx.Module):
+    """State of a molecular-dynamics run (reduced LJ units throughout).
+
+    Parameters
+    ----------
+    positions
+        ``(N, 3)`` positions (sigma), inside the box for periodic systems.
+    velocities
+        ``(N, 3)`` velocities (sigma / tau).
+    forces
+        ``(N, 3)`` forces at ``positions`` (epsilon / sigma).
+    potential_energy
+        Potential energy at ``positions`` (epsilon).
+    neighbors
+        The `NeighborList` the integrator keeps up to date, or None (no pair terms).
+    key
+        PRNG key for stochastic integrators (Langevin, Brownian), or None.
+    time
+        Simulation time (tau), scalar of the positions' dtype.
+    thermostat
+        Thermostat variables (`NoseHooverChainState`) or None.
+
+    Integrators create states with their ``init`` method; `hybrax.rollout` and
+    `hybrax.md.simulate` advance them.
+    """
+
+    positions: Float[Array, "N 3"]
+    velocities: Float[Array, "N 3"]
+    forces: Float[Array, "N 3"]
+    potential_energy: Float[Array, ""]
+    neighbors: NeighborList | None
+    key: PRNGKeyArray | None
+    time: Float[Array, ""]
+    thermostat: NoseHooverChainState | None = None
+
+    def __init__(
+        self,
+        positions: ArrayLike,
+        velocities: ArrayLike,
+        forces: ArrayLike,
+        potential_energy: ArrayLike,
+        neighbors: NeighborList | None = None,
+        key: PRNGKeyArray | None = None,
+        time: ArrayLike | None = None,
+        thermostat: NoseHooverChainState | None = None,
+    ):
+        self.positions = jnp.asarray(positions)
+        dtype = self.positions.dtype
+        self.velocities = jnp.asarray(velocities, dtype)
+        self.forces = jnp.asarray(forces, dtype)
+        self.potential_energy = jnp.asarray(potential_energy, dtype)
+        self.neighbors = neighbors
+        self.key = key
+        self.time = jnp.asarray(0 if time is None else time, dtype)
+        self.thermostat = thermostat
