@@ -7,6 +7,7 @@ from ._etdrk4 import ETDRK4, ETDRK4Coefficients, etdrk4_coefficients
 from ._explicit import RK4, SSPRK3, AbstractExplicitRK, Euler, Heun
 from ._imex import CrankNicolsonRK4
 from ._lyapunov import lyapunov_spectrum
+from ._precision import MixedPrecision, cast_floating
 from ._progress import ProgressCallback
 from ._rollout import rollout
 from ._state import ODEState, get_time, with_time
@@ -24,9 +25,11 @@ __all__ = [
     "ETDRK4Coefficients",
     "Euler",
     "Heun",
+    "MixedPrecision",
     "NonFiniteStateError",
     "ODEState",
     "ProgressCallback",
+    "cast_floating",
     "etdrk4_coefficients",
     "get_time",
     "lyapunov_spectrum",
