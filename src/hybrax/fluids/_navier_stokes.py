@@ -149,7 +149,7 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         # -(u . grad w) = (k_x^2 - k_y^2) FFT(u v) + k_x k_y FFT(v^2 - u^2), dealiased
         tendency = mul(products[0], p_hat[0]) + mul(products[1], p_hat[1])
         if self.forcing is not None:
-            tendency = self.forcing.add_to(tendency, self.grid, t)
+            tendency = tendency + self.forcing.vorticity_forcing_hat(self.grid, t, tendency.dtype)
         return tendency
 
     def check_state(self, state: SpectralState) -> None:
