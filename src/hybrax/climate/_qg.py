@@ -302,6 +302,7 @@ class TwoLayerQG(AbstractSemilinearDynamics):
 
     # ------------------------------------------------------------ the equations
     def tendency(self, state: SpectralState, t: ArrayLike) -> SpectralState:
+        self.check_state(state)
         return SpectralState(self._rhs(state.field_hat, state.time, True), state.time)
 
     def linear_operator(self) -> SpectralState:
@@ -312,6 +313,7 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         return SpectralState(lin, 0.0)
 
     def nonlinear(self, state: SpectralState, t: ArrayLike) -> SpectralState:
+        self.check_state(state)
         return SpectralState(self._rhs(state.field_hat, state.time, False), state.time)
 
     def _inversion(self, pv_hat: Array, scale: float = 1.0) -> Array:
@@ -340,8 +342,10 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         spectra = [n * q_source, _times_i(-ky, psi_source), _times_i(kx, psi_source)]
         fields = jnp.fft.irfft2(jnp.concatenate(spectra), s=self.grid.shape)
         q, u, v = fields[0:2], fields[2:4], fields[4:6]
-        u_total = u + jnp.stack([u1, u2])[:, None, None] if background else u
-        products = [u_total * q, v * q]
+        mean_flow = jnp.stack([u1, u2])[:, None, None]
+        # pyqg advects by u + U on the grid; the 2/3-rule variant does U d/dx spectrally
+        # (exactly, on every mode).
+        products = [(u + mean_flow if background and not self.dealias else u) * q, v * q]
         extra_hat = None
         if self.parameterization is not None:
             flow = QGFlow(q, u, v, pv_hat, psi_n / n, jnp.asarray(time).astype(real))
@@ -358,6 +362,8 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         out = _times_i(-kx * scale, flux[0:2]) + _times_i(-ky * scale, flux[2:4])
         if self.dealias:
             out = mul(mask, out)
+            if background:
+                out = out + _times_i(-kx * mean_flow, pv_hat)
         qy = jnp.stack([qy1, qy2])[:, None, None]
         out = out + _times_i(-kx * qy * scale, psi_n)
         out = jnp.stack([out[0], out[1] + mul(rek * k2 * scale, psi_n[1])])
