@@ -50,7 +50,7 @@ class NeighborList(eqx.Module):
     `jax.lax.cond`, so rebuilds happen inside a scan with no host round trip).
 
     Every list is a superset of the pairs within ``cutoff`` as long as no atom moved more
-    than ``skin / 2`` since the build. Pair sums (`accumulate`) mask by the cut-off, so
+    than ``skin / 2`` since the build. Pair sums (`pair_sums`) mask by the cut-off, so
     energies equal the all-pairs (dense) energies.
 
     Attributes
@@ -73,9 +73,11 @@ class NeighborList(eqx.Module):
 
     reference_positions: Float[Array, "N 3"]
     ext_ids: Int[Array, " E"]
+    ext_image: Int[Array, " E"]
+    atom_slots: Int[Array, "N 2"]
     window_start: Int[Array, "N Q"]
     window_count: Int[Array, "N Q"]
-    self_slot: Int[Array, " N"]
+    window_image: Int[Array, "N Q 3"]
     overflow: Bool[Array, ""]
     max_counts: Int[Array, " Q"]
     max_column_length: Int[Array, ""]
@@ -129,14 +131,17 @@ class NeighborList(eqx.Module):
             column_capacity=self.column_capacity,
             list_radius=self.list_radius,
         )
-        ext_ids, start, count, self_slot, overflow, counts_needed, column_needed = tables
+        ext_ids, ext_image, atom_slots, start, count, image, overflow = tables[:7]
+        counts_needed, column_needed = tables[7:]
         return eqx.tree_at(
             lambda n: (
                 n.reference_positions,
                 n.ext_ids,
+                n.ext_image,
+                n.atom_slots,
                 n.window_start,
                 n.window_count,
-                n.self_slot,
+                n.window_image,
                 n.overflow,
                 n.max_counts,
                 n.max_column_length,
@@ -146,9 +151,11 @@ class NeighborList(eqx.Module):
             (
                 positions,
                 ext_ids,
+                ext_image,
+                atom_slots,
                 start,
                 count,
-                self_slot,
+                image,
                 self.overflow | overflow,
                 jnp.maximum(self.max_counts, counts_needed),
                 jnp.maximum(self.max_column_length, column_needed),
@@ -178,7 +185,7 @@ class NeighborList(eqx.Module):
         )
 
     def grow(
-        self, positions: Float[Array, "N 3"], box: AbstractBox, factor: float = 1.25
+        self, positions: Float[Array, "N 3"], box: AbstractBox, factor: float = 1.15
     ) -> NeighborList:
         """A new list for ``positions`` whose capacities hold everything any earlier build
         needed (``max_counts``, ``max_column_length``) times ``factor``, and this
@@ -202,7 +209,38 @@ class NeighborList(eqx.Module):
         )
 
     # ------------------------------------------------------------------ pair sums
-    def accumulate(
+    def pair_sums(
+        self,
+        positions: Float[Array, "N 3"],
+        box: AbstractBox,
+        pair_fn: Callable,
+        *,
+        cutoff: float | None = None,
+        species: Int[Array, " N"] | None = None,
+        per_atom_scalars: bool = True,
+    ) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
+        """Per-atom sums over all neighbours ``j`` within ``cutoff``.
+
+        ``pair_fn(r2, species_i, species_j)`` gets squared distances ``r2`` (pairs beyond
+        the cut-off get ``r2 = cutoff**2`` so it stays finite; their values are discarded)
+        and the species of both atoms (``None`` without species), and returns two tuples:
+        ``scalars`` (symmetric in ``i, j``) and ``weights``. The result is
+        ``(sum_j s_ij for s in scalars)`` as ``(N,)`` arrays and
+        ``(sum_j w_ij (r_i - r_j) for w in weights)`` as ``(N, 3)`` arrays (minimum image).
+        With ``weights = (-2 dphi/dr2,)`` the vector sum is the pair force.
+
+        With ``per_atom_scalars=False`` the scalars come back as totals over pairs
+        (``sum_{i<j}``, each pair once) instead of per-atom sums, which saves work when only
+        the total energy is wanted.
+
+        Each pair is evaluated once (Newton's third law: the partner's share is added
+        through a windowed scatter), so this costs about half of a full-list pass.
+        Differentiable with respect to positions, box and whatever ``pair_fn`` closes over.
+        """
+        mode = "per_atom" if per_atom_scalars else "vectors"
+        return self._run(positions, box, pair_fn, cutoff, species, mode=mode)
+
+    def pair_total(
         self,
         positions: Float[Array, "N 3"],
         box: AbstractBox,
@@ -211,18 +249,10 @@ class NeighborList(eqx.Module):
         cutoff: float | None = None,
         species: Int[Array, " N"] | None = None,
     ) -> tuple[Array, ...]:
-        """Per-atom sums over neighbours ``j`` within ``cutoff`` of ``pair_fn``.
+        """``sum over pairs i < j`` of each scalar of ``pair_fn`` (see `pair_sums`)."""
+        return self._run(positions, box, pair_fn, cutoff, species, mode="totals")
 
-        ``pair_fn(d, r2, species_i, species_j)`` gets the displacement components
-        ``d = (dx, dy, dz)`` of ``r_i - r_j`` (minimum image), their squared length ``r2``
-        (pairs beyond the cut-off get ``r2 = cutoff**2`` so ``pair_fn`` stays finite; their
-        values are discarded), and the species of ``i`` and ``j`` (``None`` without species).
-        It returns a tuple of arrays shaped like ``r2``; the result is the tuple of their
-        sums over each atom's neighbours, each of shape ``(N,)``. Every pair is seen from
-        both sides (a full list), so energies need a factor 1/2.
-
-        Differentiable with respect to positions and anything ``pair_fn`` closes over.
-        """
+    def _run(self, positions, box, pair_fn, cutoff, species, *, mode):
         n = self.num_atoms
         _check_positions_shape(positions, n)
         cutoff = self.cutoff if cutoff is None else float(cutoff)
@@ -236,84 +266,210 @@ class NeighborList(eqx.Module):
             raise ValueError(
                 f"species must have shape ({n},) (one integer per atom), got {jnp.shape(species)}"
             )
-        dtype = positions.dtype
-        periodic = isinstance(box, PeriodicBox)
-        lengths = box.lengths.astype(dtype) if periodic else None
-        coords = [positions[:, k] for k in range(3)]
-        ext = self.ext_ids
-        ext_coords = [c[ext] for c in coords]
-        ext_species = None if species is None else species[ext]
+        if self.mode == "cells" and not isinstance(box, PeriodicBox):
+            raise ValueError("a cell neighbour list needs the PeriodicBox it was built for")
+        if self.mode == "dense":
+            return _dense_pass(self, positions, box, pair_fn, cutoff, species, mode)
+        return _cells_pass(self, positions, box, pair_fn, cutoff, species, mode)
 
-        block = min(self.block_size, n)
-        num_blocks = -(-n // block)
-        pad = num_blocks * block - n
 
-        def padded(x, fill=0):
-            if pad == 0:
-                return x
-            widths = [(0, pad)] + [(0, 0)] * (x.ndim - 1)
-            return jnp.pad(x, widths, constant_values=fill)
+def _blocks(n: int, block: int):
+    block = min(block, n)
+    num_blocks = -(-n // block)
+    return block, num_blocks, num_blocks * block - n
 
-        atom_coords = jnp.stack([padded(c) for c in coords], axis=-1)
-        starts = padded(self.window_start)
-        counts = padded(self.window_count)
-        self_slots = padded(self.self_slot, -1)
-        atom_species = None if species is None else padded(species)
-        slot_q = np.concatenate([np.full(w, q) for q, w in enumerate(self.widths)])
-        slot_k = np.concatenate([np.arange(w) for w in self.widths])
-        central = self.columns.index((0, 0))
-        is_central = jnp.asarray(slot_q == central)
-        slot_k_arr = jnp.asarray(slot_k, jnp.int32)
-        cutoff_sq = cutoff * cutoff
 
-        def windows(x_ext, start):
-            parts = [
-                jax.vmap(lambda s, w=w: lax.dynamic_slice(x_ext, (s,), (w,)))(start[:, q])
-                for q, w in enumerate(self.widths)
-            ]
-            return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
+def _pad(x, pad: int, fill=0):
+    if pad == 0:
+        return x
+    return jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1), constant_values=fill)
 
-        def one_block(args):
-            xi, start, count, self_k, si = args
-            count_slots = (
-                jnp.concatenate(
-                    [
-                        jnp.broadcast_to(count[:, q : q + 1], (block, w))
-                        for q, w in enumerate(self.widths)
-                    ],
-                    axis=1,
-                )
-                if len(self.widths) > 1
-                else jnp.broadcast_to(count, (block, self.widths[0]))
-            )
-            valid = slot_k_arr[None, :] < count_slots
-            valid = valid & ~(is_central[None, :] & (slot_k_arr[None, :] == self_k[:, None]))
-            d = []
-            for k in range(3):
-                dk = xi[:, k : k + 1] - windows(ext_coords[k], start)
-                if periodic:
-                    dk = dk - lengths[k] * jnp.round(dk / lengths[k])
-                d.append(dk)
-            r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
-            mask = valid & (r2 < cutoff_sq)
-            r2_safe = jnp.where(mask, r2, cutoff_sq)
-            sj = None if ext_species is None else windows(ext_species, start)
-            si_b = None if si is None else si[:, None]
-            values = pair_fn(tuple(d), r2_safe, si_b, sj)
-            return tuple(jnp.sum(jnp.where(mask, v, 0), axis=1) for v in values)
 
-        xs = (
-            atom_coords.reshape(num_blocks, block, 3),
-            starts.reshape(num_blocks, block, -1),
-            counts.reshape(num_blocks, block, -1),
-            self_slots.reshape(num_blocks, block),
-            None if atom_species is None else atom_species.reshape(num_blocks, block),
+def _window_gather(source: Array, starts: Array, width: int) -> Array:
+    """``source[starts[b] : starts[b] + width]`` for every ``b``: shape ``(B, width)``."""
+    return jax.vmap(lambda s: lax.dynamic_slice(source, (s,), (width,)))(starts)
+
+
+def _window_scatter_add(target: Array, starts: Array, values: Array) -> Array:
+    """``target[starts[b] : starts[b] + W] += values[b]`` along the first axis of
+    ``target`` (the transpose of the window gather); trailing axes are carried whole."""
+    trailing = tuple(range(2, values.ndim))
+    dnums = lax.ScatterDimensionNumbers(
+        update_window_dims=(1, *trailing),
+        inserted_window_dims=(),
+        scatter_dims_to_operand_dims=(0,),
+    )
+    return lax.scatter_add(target, starts[:, None], values, dnums)
+
+
+def _split(values, name: str):
+    if not (isinstance(values, tuple) and len(values) == 2):
+        raise TypeError(f"{name} must return (scalars, weights), two tuples of arrays")
+    scalars, weights = values
+    return tuple(scalars), tuple(weights)
+
+
+def _cells_pass(nl, positions, box, pair_fn, cutoff, species, mode):
+    """Half-shell pass over the column windows (each pair once)."""
+    n = nl.num_atoms
+    dtype = positions.dtype
+    lengths = box.lengths.astype(dtype)
+    widths = nl.widths
+    num_ext = nl.ext_ids.shape[0]
+    ext_shift = nl.ext_image.astype(dtype) * lengths[0]
+    ext_coords = [positions[:, 0][nl.ext_ids] + ext_shift]
+    ext_coords += [positions[:, k][nl.ext_ids] for k in (1, 2)]
+    ext_species = None if species is None else species[nl.ext_ids]
+    block, num_blocks, pad = _blocks(n, nl.block_size)
+    slot_k = jnp.asarray(np.concatenate([np.arange(w) for w in widths]), jnp.int32)
+    cutoff_sq = cutoff * cutoff
+
+    def gather_all(source, starts):
+        parts = [_window_gather(source, starts[:, q], w) for q, w in enumerate(widths)]
+        return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
+
+    def per_slot(x, start, count, image, si):
+        # i-side coordinates shifted by the window's periodic image, broadcast over slots
+        count_slots = jnp.concatenate(
+            [jnp.broadcast_to(count[:, q : q + 1], (x.shape[0], w)) for q, w in enumerate(widths)],
+            axis=1,
         )
-        if num_blocks == 1:
-            out = one_block(jax.tree.map(lambda x: x[0], xs))
+        valid = slot_k[None, :] < count_slots
+        d = []
+        for k in range(3):
+            xi = x[:, k : k + 1] - image[:, :, k].astype(dtype) * lengths[k]
+            xi = jnp.concatenate(
+                [jnp.broadcast_to(xi[:, q : q + 1], (x.shape[0], w)) for q, w in enumerate(widths)],
+                axis=1,
+            )
+            d.append(xi - gather_all(ext_coords[k], start))
+        r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+        mask = valid & (r2 < cutoff_sq)
+        r2_safe = jnp.where(mask, r2, cutoff_sq)
+        sj = None if ext_species is None else gather_all(ext_species, start)
+        scalars, weights = _split(
+            pair_fn(r2_safe, None if si is None else si[:, None], sj), "pair_fn"
+        )
+        scalars = [jnp.where(mask, s, 0) for s in scalars]
+        weights = [jnp.where(mask, w, 0) for w in weights]
+        return d, scalars, weights
+
+    xs = (
+        _pad(positions, pad).reshape(num_blocks, block, 3),
+        _pad(nl.window_start, pad).reshape(num_blocks, block, -1),
+        _pad(nl.window_count, pad).reshape(num_blocks, block, -1),
+        _pad(nl.window_image, pad).reshape(num_blocks, block, -1, 3),
+        None if species is None else _pad(species, pad).reshape(num_blocks, block),
+    )
+
+    if mode == "totals":
+
+        def block_totals(args):
+            _, scalars, _ = per_slot(*args)
+            return tuple(jnp.sum(s) for s in scalars)
+
+        totals = lax.map(block_totals, xs)
+        return tuple(jnp.sum(t) for t in totals)
+
+    offsets = np.cumsum((0, *widths))
+
+    def scatter_windows(target, starts, values):
+        for q in range(len(widths)):
+            piece = values[:, offsets[q] : offsets[q + 1]]
+            target = _window_scatter_add(target, starts[:, q], piece)
+        return target
+
+    per_atom = mode == "per_atom"
+
+    def block_sums(carry, args):
+        d, scalars, weights = per_slot(*args)
+        start = args[1]
+        react_s, react_v = carry
+        if per_atom:
+            own_s = tuple(jnp.sum(s, axis=1) for s in scalars)
+            stacked = jnp.stack(scalars, axis=-1)
+            react_s = scatter_windows(react_s, start, stacked)
         else:
-            out = lax.map(one_block, xs)
-        return tuple(o.reshape(num_blocks * block)[:n] for o in out)
+            own_s = tuple(jnp.sum(s) for s in scalars)
+        own_v = tuple(jnp.stack([jnp.sum(w * dk, axis=1) for dk in d], axis=-1) for w in weights)
+        if weights:
+            pushes = jnp.stack([-w * dk for w in weights for dk in d], axis=-1)
+            react_v = scatter_windows(react_v, start, pushes)
+        return (react_s, react_v), (own_s, own_v)
+
+    probe = jax.eval_shape(
+        lambda a: pair_fn(*a),
+        (
+            jnp.zeros((1, 1), dtype),
+            None if species is None else jnp.zeros((1, 1), jnp.int32),
+            None if species is None else jnp.zeros((1, 1), jnp.int32),
+        ),
+    )
+    num_s, num_v = len(probe[0]), len(probe[1])
+    carry0 = (jnp.zeros((num_ext, num_s), dtype), jnp.zeros((num_ext, 3 * num_v), dtype))
+    (react_s, react_v), (own_s, own_v) = lax.scan(block_sums, carry0, xs)
+
+    def fold(ext_values):  # ext slots back to atoms: primary slot plus wrap copy
+        padded = jnp.concatenate([ext_values, jnp.zeros_like(ext_values[:1])])
+        return padded[nl.atom_slots[:, 0]] + padded[nl.atom_slots[:, 1]]
+
+    if per_atom:
+        folded = fold(react_s)
+        scalars = tuple(o.reshape(-1)[:n] + folded[:, k] for k, o in enumerate(own_s))
+    else:
+        scalars = tuple(jnp.sum(o) for o in own_s)
+    folded = fold(react_v)
+    vectors = tuple(
+        o.reshape(-1, 3)[:n] + folded[:, 3 * k : 3 * k + 3] for k, o in enumerate(own_v)
+    )
+    return scalars, vectors
+
+
+def _dense_pass(nl, positions, box, pair_fn, cutoff, species, mode):
+    """All pairs, each seen from both sides (small systems, free space)."""
+    n = nl.num_atoms
+    dtype = positions.dtype
+    periodic = isinstance(box, PeriodicBox)
+    lengths = box.lengths.astype(dtype) if periodic else None
+    block, num_blocks, pad = _blocks(n, nl.block_size)
+    cutoff_sq = cutoff * cutoff
+    others = jnp.arange(n, dtype=jnp.int32)
+
+    def per_block(args):
+        x, rows, si = args
+        d = []
+        for k in range(3):
+            dk = x[:, k : k + 1] - positions[None, :, k]
+            if periodic:
+                dk = dk - lengths[k] * jnp.round(dk / lengths[k])
+            d.append(dk)
+        r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+        mask = (rows[:, None] != others[None, :]) & (rows[:, None] < n) & (r2 < cutoff_sq)
+        r2_safe = jnp.where(mask, r2, cutoff_sq)
+        sj = None if species is None else jnp.broadcast_to(species[None, :], r2.shape)
+        scalars, weights = _split(
+            pair_fn(r2_safe, None if si is None else si[:, None], sj), "pair_fn"
+        )
+        s_out = tuple(jnp.sum(jnp.where(mask, s, 0), axis=1) for s in scalars)
+        v_out = tuple(
+            jnp.stack([jnp.sum(jnp.where(mask, w, 0) * dk, axis=1) for dk in d], axis=-1)
+            for w in weights
+        )
+        return s_out, v_out
+
+    xs = (
+        _pad(positions, pad).reshape(num_blocks, block, 3),
+        jnp.arange(num_blocks * block, dtype=jnp.int32).reshape(num_blocks, block),
+        None if species is None else _pad(species, pad).reshape(num_blocks, block),
+    )
+    s_out, v_out = lax.map(per_block, xs)
+    scalars = tuple(s.reshape(-1)[:n] for s in s_out)
+    vectors = tuple(v.reshape(-1, 3)[:n] for v in v_out)
+    if mode == "totals":
+        return tuple(0.5 * jnp.sum(s) for s in scalars)
+    if mode == "vectors":
+        return tuple(0.5 * jnp.sum(s) for s in scalars), vectors
+    return scalars, vectors
 
 
 def _check_positions_shape(positions, n: int | None = None) -> None:
@@ -334,25 +490,29 @@ def _check_positions_shape(positions, n: int | None = None) -> None:
 
 
 # ---------------------------------------------------------------------- geometry
-def _grid_for(lengths: np.ndarray, list_radius: float) -> tuple[tuple[int, int, int], tuple]:
-    """Cell grid (nx, ny, nz) and the (dy, dz) column offsets within reach."""
+def _grid_for(lengths: np.ndarray, list_radius: float):
+    """Cell grid (nx, ny, nz), the half shell of (dy, dz) column offsets within reach
+    (the own column first), and whether cell lists work in this box."""
     lx, ly, lz = (float(v) for v in lengths)
     nx = max(1, int(lx // (list_radius / 6.0)))
     ny = max(1, int(ly // (list_radius / 2.0)))
     nz = max(1, int(lz // (list_radius / 2.0)))
-    hy, hz = ly / ny, lz / nz
+    hx, hy, hz = lx / nx, ly / ny, lz / nz
     reach_y, reach_z = math.ceil(list_radius / hy), math.ceil(list_radius / hz)
-    columns = tuple(
+    upper = tuple(
         (dy, dz)
+        for dz in range(0, reach_z + 1)
         for dy in range(-reach_y, reach_y + 1)
-        for dz in range(-reach_z, reach_z + 1)
-        if (max(abs(dy) - 1, 0) * hy) ** 2 + (max(abs(dz) - 1, 0) * hz) ** 2 < list_radius**2
+        if (dz > 0 or dy > 0)
+        and (max(abs(dy) - 1, 0) * hy) ** 2 + (max(abs(dz) - 1, 0) * hz) ** 2 < list_radius**2
     )
-    return (nx, ny, nz), columns, (reach_y, reach_z)
+    ok = ny >= 2 * reach_y + 1 and nz >= 2 * reach_z + 1 and lx > 2 * (list_radius + hx)
+    return (nx, ny, nz), ((0, 0), *upper), ok
 
 
 def _cell_windows(positions, box, *, grid, columns, list_radius):
-    """Sort atoms into cells; every atom's window (start in its column, count) per column."""
+    """Sort atoms into cells and find every atom's window in each half-shell column."""
+    n = positions.shape[0]
     nx, ny, nz = grid
     num_cols = ny * nz
     dtype = positions.dtype
@@ -367,6 +527,7 @@ def _cell_windows(positions, box, *, grid, columns, list_radius):
     start = jnp.searchsorted(cell[order], jnp.arange(num_cols * nx + 1, dtype=jnp.int32)).astype(
         jnp.int32
     )
+    rank = jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
 
     dy = jnp.asarray([c[0] for c in columns], jnp.int32)
     dz = jnp.asarray([c[1] for c in columns], jnp.int32)
@@ -384,52 +545,73 @@ def _cell_windows(positions, box, *, grid, columns, list_radius):
     half_chord = jnp.sqrt(jnp.maximum(list_radius**2 - lateral_sq, 0.0))
     lo = jnp.floor((x[:, None] - half_chord) * (nx / lengths[0])).astype(jnp.int32)
     hi = jnp.floor((x[:, None] + half_chord) * (nx / lengths[0])).astype(jnp.int32)
-    full = (hi - lo + 1) >= nx
     lo_c, hi_c = jnp.mod(lo, nx), jnp.mod(hi, nx)
-    column = jnp.mod(cz[:, None] + dz, nz) * ny + jnp.mod(cy[:, None] + dy, ny)
+    unwrapped_y, unwrapped_z = cy[:, None] + dy, cz[:, None] + dz
+    column = jnp.mod(unwrapped_z, nz) * ny + jnp.mod(unwrapped_y, ny)
     base = column * nx
     row_start = start[base]
     row_length = start[base + nx] - row_start
-    s = start[base + lo_c] - row_start
     e = start[base + hi_c + 1] - row_start
-    count = jnp.where(lo_c > hi_c, e - s + row_length, e - s)
-    count = jnp.where(full, row_length, count)
-    s = jnp.where(full, 0, s)
+    # other columns: the cells lo..hi; own column (index 0): forward from the atom itself
+    s = start[base + lo_c] - row_start
+    s = s.at[:, 0].set(rank - row_start[:, 0] + 1)
+    wraps = (lo_c > hi_c).at[:, 0].set(hi[:, 0] >= nx)
+    count = jnp.where(wraps, e - s + row_length, e - s)
     count = jnp.where(reachable, count, 0)
+    image_x = jnp.where(lo < 0, -1, 0).at[:, 0].set(0)
+    image = jnp.stack(
+        [image_x, jnp.floor_divide(unwrapped_y, ny), jnp.floor_divide(unwrapped_z, nz)], axis=-1
+    )
     col_start = start[jnp.arange(num_cols + 1, dtype=jnp.int32) * nx]
-    return order, column, row_start, row_length, s, count, col_start
+    return order, rank, column, s, count, image, col_start
 
 
 def _build_tables(positions, box, *, grid, columns, widths, column_capacity, list_radius):
     """The list's index tables for ``positions`` (jit-compatible, static capacities)."""
     n = positions.shape[0]
     stride = column_capacity + max(widths)
-    order, column, row_start, row_length, s, count, col_start = _cell_windows(
+    num_cols = grid[1] * grid[2]
+    num_ext = num_cols * stride
+    order, rank, column, s, count, image, col_start = _cell_windows(
         positions, box, grid=grid, columns=columns, list_radius=list_radius
     )
-    rank = jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
     width_arr = jnp.asarray(widths, jnp.int32)
     col_length = col_start[1:] - col_start[:-1]
     counts_needed = jnp.max(count, axis=0)
     column_needed = jnp.max(col_length)
     overflow = jnp.any(counts_needed > width_arr) | (column_needed > column_capacity)
     count = jnp.minimum(count, width_arr[None, :])
-    window_start = column * stride + jnp.minimum(s, column_capacity - 1)
+    window_start = column * stride + jnp.clip(s, 0, column_capacity)
 
     slot = jnp.arange(stride, dtype=jnp.int32)
-    wrapped = jnp.mod(slot[None, :], jnp.maximum(col_length, 1)[:, None])
-    ext_sorted = jnp.clip(col_start[:-1, None] + wrapped, 0, n - 1)
+    length = jnp.maximum(col_length, 1)[:, None]
+    ext_sorted = jnp.clip(col_start[:-1, None] + jnp.mod(slot[None, :], length), 0, n - 1)
     ext_ids = order[ext_sorted].reshape(-1)
+    ext_image = jnp.broadcast_to(slot[None, :] >= col_length[:, None], ext_sorted.shape)
+    ext_image = ext_image.astype(jnp.int32).reshape(-1)
 
-    central = columns.index((0, 0))
-    own_length = jnp.maximum(row_length[:, central], 1)
-    self_slot = jnp.mod(rank - row_start[:, central] - s[:, central], own_length)
-    return ext_ids, window_start, count, self_slot, overflow, counts_needed, column_needed
+    own = column[:, 0]
+    offset = rank - col_start[own]
+    primary = jnp.where(offset < stride, own * stride + offset, num_ext)
+    copy_offset = offset + col_length[own]
+    copy = jnp.where(copy_offset < stride, own * stride + copy_offset, num_ext)
+    atom_slots = jnp.stack([primary, copy], axis=-1)
+    return (
+        ext_ids,
+        ext_image,
+        atom_slots,
+        window_start,
+        count,
+        image,
+        overflow,
+        counts_needed,
+        column_needed,
+    )
 
 
 def _requirements(positions, box, grid, columns, list_radius):
     """Largest column length and per-column window counts for a configuration."""
-    *_, count, col_start = _cell_windows(
+    *_, count, _, col_start = _cell_windows(
         positions, box, grid=grid, columns=columns, list_radius=list_radius
     )
     return jnp.max(col_start[1:] - col_start[:-1]), jnp.max(count, axis=0)
@@ -503,14 +685,14 @@ def neighbor_list(
                 "(more cells) or a shorter cutoff"
             )
         _check_inside(positions, lengths)
-        grid, columns, reach = _grid_for(lengths, radius)
-        cells_ok = grid[1] >= 2 * reach[0] + 1 and grid[2] >= 2 * reach[1] + 1
+        grid, columns, cells_ok = _grid_for(lengths, radius)
     else:
         cells_ok = False
     if mode == "cells" and not cells_ok:
         raise ValueError(
-            "cell lists need a periodic box at least 2.5 * (cutoff + skin) wide in y and z "
-            f"(here {2.5 * radius:.3f}); use mode='dense' for small or free-space systems"
+            "cell lists need a periodic box at least 2.5 * (cutoff + skin) wide in y and z and "
+            f"a bit more than 2 * (cutoff + skin) in x (here {2.5 * radius:.3f}); use "
+            "mode='dense' for small or free-space systems"
         )
     if mode == "auto":
         mode = "cells" if (cells_ok and n > 256) else "dense"
@@ -519,9 +701,11 @@ def neighbor_list(
         return NeighborList(
             reference_positions=positions,
             ext_ids=jnp.arange(n, dtype=jnp.int32),
+            ext_image=jnp.zeros(n, jnp.int32),
+            atom_slots=jnp.stack([jnp.arange(n, dtype=jnp.int32), jnp.full(n, n, jnp.int32)], 1),
             window_start=jnp.zeros((n, 1), jnp.int32),
             window_count=jnp.full((n, 1), n, jnp.int32),
-            self_slot=jnp.arange(n, dtype=jnp.int32),
+            window_image=jnp.zeros((n, 1, 3), jnp.int32),
             overflow=jnp.zeros((), bool),
             max_counts=jnp.full((1,), n, jnp.int32),
             max_column_length=zeros + n,
@@ -547,9 +731,11 @@ def neighbor_list(
     nl = NeighborList(
         reference_positions=positions,
         ext_ids=jnp.zeros(1, jnp.int32),
+        ext_image=jnp.zeros(1, jnp.int32),
+        atom_slots=jnp.zeros((n, 2), jnp.int32),
         window_start=jnp.zeros((n, len(columns)), jnp.int32),
         window_count=jnp.zeros((n, len(columns)), jnp.int32),
-        self_slot=jnp.zeros(n, jnp.int32),
+        window_image=jnp.zeros((n, len(columns), 3), jnp.int32),
         overflow=jnp.zeros((), bool),
         max_counts=jnp.zeros(len(columns), jnp.int32),
         max_column_length=zeros,

@@ -59,12 +59,14 @@ class AbstractPairEnergy(AbstractEnergy):
             return value[species_i, species_j]
         return value
 
-    def _terms(self, d, r2, species_i, species_j):
+    def _energy_terms(self, r2, species_i, species_j):
+        return (self.pair_energy(r2, species_i, species_j),), ()
+
+    def _force_terms(self, r2, species_i, species_j):
         phi, dphi = jax.jvp(
             lambda x: self.pair_energy(x, species_i, species_j), (r2,), (jnp.ones_like(r2),)
         )
-        g = -2.0 * dphi
-        return phi, g * d[0], g * d[1], g * d[2]
+        return (phi,), (-2.0 * dphi,)
 
     def _neighbors(self, neighbors: NeighborList | None) -> NeighborList:
         if not isinstance(neighbors, NeighborList):
@@ -76,22 +78,21 @@ class AbstractPairEnergy(AbstractEnergy):
         return neighbors
 
     def energy(self, positions, neighbors, box: AbstractBox):
-        neighbors = self._neighbors(neighbors)
-        (phi,) = neighbors.accumulate(
-            positions,
-            box,
-            lambda d, r2, si, sj: (self.pair_energy(r2, si, sj),),
-            cutoff=self.cutoff,
-            species=self.species,
+        (total,) = self._neighbors(neighbors).pair_total(
+            positions, box, self._energy_terms, cutoff=self.cutoff, species=self.species
         )
-        return 0.5 * jnp.sum(phi)
+        return total
 
     def energy_and_forces(self, positions, neighbors, box: AbstractBox):
-        neighbors = self._neighbors(neighbors)
-        phi, fx, fy, fz = neighbors.accumulate(
-            positions, box, self._terms, cutoff=self.cutoff, species=self.species
+        (energy,), (forces,) = self._neighbors(neighbors).pair_sums(
+            positions,
+            box,
+            self._force_terms,
+            cutoff=self.cutoff,
+            species=self.species,
+            per_atom_scalars=False,
         )
-        return 0.5 * jnp.sum(phi), jnp.stack([fx, fy, fz], axis=-1)
+        return energy, forces
 
     def forces(self, positions, neighbors, box: AbstractBox):
         return self.energy_and_forces(positions, neighbors, box)[1]
@@ -100,12 +101,8 @@ class AbstractPairEnergy(AbstractEnergy):
         self, positions: Float[Array, "N 3"], neighbors: NeighborList, box: AbstractBox
     ) -> Float[Array, " N"]:
         """Each atom's share (half of each of its pairs), shape ``(N,)``."""
-        (phi,) = self._neighbors(neighbors).accumulate(
-            positions,
-            box,
-            lambda d, r2, si, sj: (self.pair_energy(r2, si, sj),),
-            cutoff=self.cutoff,
-            species=self.species,
+        (phi,), _ = self._neighbors(neighbors).pair_sums(
+            positions, box, self._energy_terms, cutoff=self.cutoff, species=self.species
         )
         return 0.5 * phi
 
