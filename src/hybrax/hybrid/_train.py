@@ -225,13 +225,14 @@ def fit(
             "fit: the model has no trainable floating arrays under the given `trainable` "
             "filter; check trainable= (e.g. trainable_filter(model, lambda m: m.net))"
         )
-    opt_state = optimizer.init(params)
+    with _optax_promotion():
+        opt_state = optimizer.init(params)
     step = 0
     history: dict[str, list] = {"train": [], "eval": []}
 
-    batch_sharding = None
+    batch_sharding = replicated = None
     if mesh is not None:
-        params, rest_arrays, opt_state, data, batch_sharding = _shard(
+        params, rest_arrays, opt_state, data, batch_sharding, replicated = _shard(
             mesh, data_axis, batch_size, num_examples, params, rest_arrays, opt_state, data
         )
 
@@ -260,15 +261,20 @@ def fit(
             history = _truncate(metadata.get("history", history), step)
 
         steps_per_epoch = num_examples // batch_size if batch_size else 1
-        update = _make_update(
-            loss_fn, optimizer, static, batch_size, num_examples, steps_per_epoch, batch_sharding
-        )
+        update = _make_update(loss_fn, optimizer, static, batch_size, batch_sharding)
         bar = _progress_bar(progress, num_steps, step)
         last_finite = (params, opt_state, step)
         report_every = max(1, num_steps // 200)
+        order, order_epoch = None, -1
         while step < num_steps:
+            epoch, position = divmod(step, steps_per_epoch)
+            if batch_size is not None and epoch != order_epoch:  # reshuffle once per epoch
+                order = _epoch_order(key, jnp.asarray(epoch, jnp.int32), num_examples)
+                if replicated is not None:
+                    order = jax.device_put(order, replicated)
+                order_epoch = epoch
             new_params, new_opt_state, loss = update(
-                params, rest_arrays, opt_state, jnp.asarray(step, jnp.int32), key, data
+                params, rest_arrays, opt_state, data, order, jnp.asarray(position, jnp.int32)
             )
             loss_value = float(loss)
             if not math.isfinite(loss_value):
@@ -306,20 +312,16 @@ def fit(
     return FitResult(model, opt_state, step, history, time.perf_counter() - started)
 
 
-def _make_update(loss_fn, optimizer, static, batch_size, num_examples, steps_per_epoch, sharding):
+def _make_update(loss_fn, optimizer, static, batch_size, sharding):
     import optax
 
-    def select(data, key, step):
-        if batch_size is None:
-            return data
-        epoch, position = step // steps_per_epoch, step % steps_per_epoch
-        order = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
-        index = jax.lax.dynamic_slice_in_dim(order, position * batch_size, batch_size)
-        return jax.tree.map(lambda x: jnp.take(x, index, axis=0), data)
-
     @eqx.filter_jit
-    def update(params, rest_arrays, opt_state, step, key, data):
-        batch = select(data, key, step)
+    def update(params, rest_arrays, opt_state, data, order, position):
+        if batch_size is None:
+            batch = data
+        else:
+            index = jax.lax.dynamic_slice_in_dim(order, position * batch_size, batch_size)
+            batch = jax.tree.map(lambda x: jnp.take(x, index, axis=0), data)
         if sharding is not None:
             batch = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), batch)
 
@@ -327,11 +329,25 @@ def _make_update(loss_fn, optimizer, static, batch_size, num_examples, steps_per
             return loss_fn(eqx.combine(p, rest_arrays, static), batch)
 
         loss, grads = eqx.filter_value_and_grad(loss_of)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+        with _optax_promotion():
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
         return params, opt_state, loss
 
     return update
+
+
+def _optax_promotion():
+    """optax mixes Python floats with int32 step counts (Adam's bias correction), which
+    ``jax_numpy_dtype_promotion="strict"`` rejects; its updates run under standard
+    promotion. The model's own computations (the loss) keep the caller's setting."""
+    return jax.numpy_dtype_promotion("standard")
+
+
+@eqx.filter_jit
+def _epoch_order(key, epoch, num_examples: int):
+    """The data order of one epoch: a permutation drawn from ``fold_in(key, epoch)``."""
+    return jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
 
 
 def _shard(mesh, data_axis, batch_size, num_examples, params, rest_arrays, opt_state, data):
@@ -350,7 +366,7 @@ def _shard(mesh, data_axis, batch_size, num_examples, params, rest_arrays, opt_s
     replicated = NamedSharding(mesh, PartitionSpec())
     put = lambda tree: jax.device_put(tree, replicated)  # noqa: E731
     batch_sharding = NamedSharding(mesh, PartitionSpec(axis))
-    return put(params), put(rest_arrays), put(opt_state), put(data), batch_sharding
+    return put(params), put(rest_arrays), put(opt_state), put(data), batch_sharding, replicated
 
 
 def _stop_nonfinite(

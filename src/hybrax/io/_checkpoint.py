@@ -92,19 +92,20 @@ class Checkpointer:
             raise FileNotFoundError(
                 f"no checkpoint for step {step} in {self.directory}; saved: {self.all_steps()}"
             )
-        stored = self._manager.item_metadata(step)
+        step_dir = self.directory / str(step)
+        saved_items = sorted(
+            p.name for p in step_dir.iterdir() if p.is_dir() and p.name != "metadata"
+        )
         wanted = _items(like)
         args = {}
         for name, template in wanted.items():
-            saved = stored.get(name) if stored is not None else None
-            if stored is not None and saved is None:
-                names = sorted(k for k in stored.keys() if k != "metadata")
+            if name not in saved_items:
                 raise ValueError(
-                    f"checkpoint {self.directory / str(step)} has no item {name!r}; it holds "
-                    f"{names}"
+                    f"checkpoint {step_dir} has no item {name!r}; it holds {saved_items}"
                 )
             arrays = _arrays_of(template)
-            _check_compatible(arrays, saved, self.directory / str(step), name)
+            saved = ocp.StandardCheckpointHandler().metadata(step_dir / name)
+            _check_compatible(arrays, saved, step_dir, name)
             args[name] = ocp.args.StandardRestore(jax.tree.map(_abstract, arrays))
         restored = self._manager.restore(
             int(step), args=ocp.args.Composite(metadata=ocp.args.JsonRestore(), **args)

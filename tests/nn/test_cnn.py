@@ -1,0 +1,95 @@
+"""Periodic convolutions, CNN and ResNet: periodicity, equivariance, transforms, errors."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hybrax.nn import PeriodicCNN, PeriodicConv, PeriodicResNet
+
+
+def key(seed: int):
+    """A cheap-to-compile PRNG key for network initialisation in tests."""
+    return jax.random.key(seed, impl="rbg")
+
+
+def normal(seed: int, shape, dtype=jnp.float64):
+    """Test inputs from numpy (no PRNG compilation per shape)."""
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), dtype)
+
+
+def test_periodic_conv_is_a_circular_stencil():
+    conv = PeriodicConv(1, 1, 1, kernel_size=3, key=key(0))
+    x = normal(1, (1, 12))
+    w = conv.conv.weight[0, 0]
+    b = conv.conv.bias[0, 0]
+    expected = w[0] * jnp.roll(x[0], 1) + w[1] * x[0] + w[2] * jnp.roll(x[0], -1) + b
+    np.testing.assert_allclose(conv(x)[0], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_pointwise_conv_matches_conv():
+    conv = PeriodicConv(2, 3, 4, kernel_size=1, key=key(0))
+    x = normal(1, (3, 8, 6))
+    np.testing.assert_allclose(conv(x), conv.conv(x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda k, d: PeriodicCNN(1, 2, 3, 8, 3, key=k, dtype=d), (2, 16)),
+        (lambda k, d: PeriodicCNN(2, 1, 1, 8, 3, kernel_size=(5, 1, 1), key=k, dtype=d), (1, 8, 8)),
+        (lambda k, d: PeriodicResNet(1, 1, 2, 8, 2, key=k, dtype=d), (1, 16)),
+        (lambda k, d: PeriodicResNet(2, 2, 1, 8, 2, kernel_size=5, key=k, dtype=d), (2, 12, 10)),
+    ],
+)
+def test_translation_equivariance_and_dtype(make, shape, dtype):
+    net = make(key(0), dtype)
+    x = normal(1, shape, dtype)
+    call = eqx.filter_jit(lambda n, v: n(v))
+    y = call(net, x)
+    assert y.dtype == dtype and y.shape[1:] == shape[1:]
+    axes = tuple(range(1, len(shape)))
+    shifts = (3,) * len(axes)
+    tol = 1e-5 if dtype == jnp.float32 else 1e-12
+    np.testing.assert_allclose(
+        call(net, jnp.roll(x, shifts, axes)), jnp.roll(y, shifts, axes), rtol=tol, atol=tol
+    )
+
+
+def test_local_cnn_receptive_field():
+    """kernel_size=(5, 1, 1): the output at a point depends on its 5 neighbours only."""
+    net = PeriodicCNN(1, 1, 1, 8, 3, kernel_size=(5, 1, 1), key=key(0))
+    x = normal(1, (1, 16))
+    jac = eqx.filter_jit(jax.jacobian(lambda v: net(v)[0, 7]))(x)[0]
+    nonzero = np.nonzero(np.abs(np.asarray(jac)) > 0)[0]
+    assert set(nonzero) <= {5, 6, 7, 8, 9} and len(nonzero) == 5
+
+
+def test_cnn_jit_vmap_grad():
+    net = PeriodicResNet(2, 1, 1, 4, 1, key=key(0))
+    xs = normal(1, (3, 1, 8, 8))
+    out = eqx.filter_jit(lambda n, x: jax.vmap(n)(x))(net, xs)
+    np.testing.assert_allclose(out[1], eqx.filter_jit(net)(xs[1]), rtol=1e-12)
+    grads = eqx.filter_jit(eqx.filter_grad(lambda n: jnp.mean(jax.vmap(n)(xs) ** 2)))(net)
+    leaves = jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
+    assert all(jnp.all(jnp.isfinite(g)) for g in leaves)
+    assert any(jnp.any(g != 0) for g in leaves)
+
+
+def test_cnn_errors():
+    net = PeriodicCNN(2, 3, 1, 4, 2, key=key(0))
+    with pytest.raises(ValueError, match=r"add a channel axis with x\[None\]"):
+        net(jnp.ones((8, 8)))
+    with pytest.raises(ValueError, match="expects 3 input channel"):
+        net(jnp.ones((2, 8, 8)))
+    with pytest.raises(ValueError, match=r"for a batch use jax\.vmap"):
+        net(jnp.ones((5, 3, 8, 8)))
+    with pytest.raises(ValueError, match=r"kernel_size must be odd.*use 3 or 5"):
+        PeriodicConv(1, 1, 1, kernel_size=4, key=key(0))
+    with pytest.raises(ValueError, match="kernel_size has 2 entries but num_layers=3"):
+        PeriodicCNN(1, 1, 1, 4, 3, kernel_size=(3, 3), key=key(0))
+    with pytest.raises(ValueError, match="num_spatial_dims must be 1 or 2"):
+        PeriodicConv(3, 1, 1, key=key(0))
+    with pytest.raises(ValueError, match="real floating input"):
+        PeriodicConv(1, 1, 1, key=key(0))(jnp.ones((1, 8), jnp.int32))
