@@ -46,7 +46,7 @@ class AbstractEnergy(eqx.Module):
         return energy, -grad
 
     @property
-    def cutoff(self) -> float | None:
+    def required_cutoff(self) -> float | None:
         """Largest interaction range this term needs from a neighbour list (None: none)."""
         return None
 
@@ -94,6 +94,6 @@ class SumEnergy(AbstractEnergy):
         return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
     @property
-    def cutoff(self) -> float | None:
-        cutoffs = [t.cutoff for t in self.terms if t.cutoff is not None]
+    def required_cutoff(self) -> float | None:
+        cutoffs = [t.required_cutoff for t in self.terms if t.required_cutoff is not None]
         return max(cutoffs) if cutoffs else None

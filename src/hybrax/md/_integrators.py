@@ -91,13 +91,13 @@ class AbstractMDStepper(AbstractStepper):
                     f"the neighbour list was built for {neighbors.num_atoms} atoms, the "
                     f"positions have {positions.shape[0]}"
                 )
-            cutoff = self.energy.cutoff
+            cutoff = self.energy.required_cutoff
             if cutoff is not None and cutoff > neighbors.cutoff + 1e-12:
                 raise ValueError(
                     f"the energy needs pairs up to {cutoff} but the neighbour list was built "
                     f"for cutoff {neighbors.cutoff}; build it with cutoff={cutoff}"
                 )
-        elif self.energy.cutoff is not None:
+        elif self.energy.required_cutoff is not None:
             raise ValueError(
                 f"{type(self.energy).__name__} has pair terms and needs a neighbour list: "
                 "pass neighbors=hybrax.md.neighbor_list(positions, box, cutoff)"

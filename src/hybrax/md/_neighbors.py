@@ -73,11 +73,9 @@ class NeighborList(eqx.Module):
 
     reference_positions: Float[Array, "N 3"]
     ext_ids: Int[Array, " E"]
-    ext_image: Int[Array, " E"]
     atom_slots: Int[Array, "N 2"]
     window_start: Int[Array, "N Q"]
     window_count: Int[Array, "N Q"]
-    window_image: Int[Array, "N Q 3"]
     overflow: Bool[Array, ""]
     max_counts: Int[Array, " Q"]
     max_column_length: Int[Array, ""]
@@ -131,17 +129,14 @@ class NeighborList(eqx.Module):
             column_capacity=self.column_capacity,
             list_radius=self.list_radius,
         )
-        ext_ids, ext_image, atom_slots, start, count, image, overflow = tables[:7]
-        counts_needed, column_needed = tables[7:]
+        ext_ids, atom_slots, start, count, overflow, counts_needed, column_needed = tables
         return eqx.tree_at(
             lambda n: (
                 n.reference_positions,
                 n.ext_ids,
-                n.ext_image,
                 n.atom_slots,
                 n.window_start,
                 n.window_count,
-                n.window_image,
                 n.overflow,
                 n.max_counts,
                 n.max_column_length,
@@ -151,11 +146,9 @@ class NeighborList(eqx.Module):
             (
                 positions,
                 ext_ids,
-                ext_image,
                 atom_slots,
                 start,
                 count,
-                image,
                 self.overflow | overflow,
                 jnp.maximum(self.max_counts, counts_needed),
                 jnp.maximum(self.max_column_length, column_needed),
@@ -316,9 +309,8 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, mode):
     lengths = box.lengths.astype(dtype)
     widths = nl.widths
     num_ext = nl.ext_ids.shape[0]
-    ext_shift = nl.ext_image.astype(dtype) * lengths[0]
-    ext_coords = [positions[:, 0][nl.ext_ids] + ext_shift]
-    ext_coords += [positions[:, k][nl.ext_ids] for k in (1, 2)]
+    ext_coords = [positions[:, k][nl.ext_ids] for k in range(3)]
+    inverse = 1.0 / lengths
     ext_species = None if species is None else species[nl.ext_ids]
     block, num_blocks, pad = _blocks(n, nl.block_size)
     slot_k = jnp.asarray(np.concatenate([np.arange(w) for w in widths]), jnp.int32)
@@ -328,8 +320,7 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, mode):
         parts = [_window_gather(source, starts[:, q], w) for q, w in enumerate(widths)]
         return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
 
-    def per_slot(x, start, count, image, si):
-        # i-side coordinates shifted by the window's periodic image, broadcast over slots
+    def per_slot(x, start, count, si):
         count_slots = jnp.concatenate(
             [jnp.broadcast_to(count[:, q : q + 1], (x.shape[0], w)) for q, w in enumerate(widths)],
             axis=1,
@@ -337,12 +328,8 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, mode):
         valid = slot_k[None, :] < count_slots
         d = []
         for k in range(3):
-            xi = x[:, k : k + 1] - image[:, :, k].astype(dtype) * lengths[k]
-            xi = jnp.concatenate(
-                [jnp.broadcast_to(xi[:, q : q + 1], (x.shape[0], w)) for q, w in enumerate(widths)],
-                axis=1,
-            )
-            d.append(xi - gather_all(ext_coords[k], start))
+            dk = x[:, k : k + 1] - gather_all(ext_coords[k], start)
+            d.append(dk - lengths[k] * jnp.rint(dk * inverse[k]))  # minimum image
         r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
         mask = valid & (r2 < cutoff_sq)
         r2_safe = jnp.where(mask, r2, cutoff_sq)
@@ -358,7 +345,6 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, mode):
         _pad(positions, pad).reshape(num_blocks, block, 3),
         _pad(nl.window_start, pad).reshape(num_blocks, block, -1),
         _pad(nl.window_count, pad).reshape(num_blocks, block, -1),
-        _pad(nl.window_image, pad).reshape(num_blocks, block, -1, 3),
         None if species is None else _pad(species, pad).reshape(num_blocks, block),
     )
 
@@ -441,7 +427,7 @@ def _dense_pass(nl, positions, box, pair_fn, cutoff, species, mode):
         for k in range(3):
             dk = x[:, k : k + 1] - positions[None, :, k]
             if periodic:
-                dk = dk - lengths[k] * jnp.round(dk / lengths[k])
+                dk = dk - lengths[k] * jnp.rint(dk / lengths[k])
             d.append(dk)
         r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
         mask = (rows[:, None] != others[None, :]) & (rows[:, None] < n) & (r2 < cutoff_sq)
@@ -558,12 +544,8 @@ def _cell_windows(positions, box, *, grid, columns, list_radius):
     wraps = (lo_c > hi_c).at[:, 0].set(hi[:, 0] >= nx)
     count = jnp.where(wraps, e - s + row_length, e - s)
     count = jnp.where(reachable, count, 0)
-    image_x = jnp.where(lo < 0, -1, 0).at[:, 0].set(0)
-    image = jnp.stack(
-        [image_x, jnp.floor_divide(unwrapped_y, ny), jnp.floor_divide(unwrapped_z, nz)], axis=-1
-    )
     col_start = start[jnp.arange(num_cols + 1, dtype=jnp.int32) * nx]
-    return order, rank, column, s, count, image, col_start
+    return order, rank, column, s, count, col_start
 
 
 def _build_tables(positions, box, *, grid, columns, widths, column_capacity, list_radius):
@@ -572,7 +554,7 @@ def _build_tables(positions, box, *, grid, columns, widths, column_capacity, lis
     stride = column_capacity + max(widths)
     num_cols = grid[1] * grid[2]
     num_ext = num_cols * stride
-    order, rank, column, s, count, image, col_start = _cell_windows(
+    order, rank, column, s, count, col_start = _cell_windows(
         positions, box, grid=grid, columns=columns, list_radius=list_radius
     )
     width_arr = jnp.asarray(widths, jnp.int32)
@@ -587,8 +569,6 @@ def _build_tables(positions, box, *, grid, columns, widths, column_capacity, lis
     length = jnp.maximum(col_length, 1)[:, None]
     ext_sorted = jnp.clip(col_start[:-1, None] + jnp.mod(slot[None, :], length), 0, n - 1)
     ext_ids = order[ext_sorted].reshape(-1)
-    ext_image = jnp.broadcast_to(slot[None, :] >= col_length[:, None], ext_sorted.shape)
-    ext_image = ext_image.astype(jnp.int32).reshape(-1)
 
     own = column[:, 0]
     offset = rank - col_start[own]
@@ -596,22 +576,12 @@ def _build_tables(positions, box, *, grid, columns, widths, column_capacity, lis
     copy_offset = offset + col_length[own]
     copy = jnp.where(copy_offset < stride, own * stride + copy_offset, num_ext)
     atom_slots = jnp.stack([primary, copy], axis=-1)
-    return (
-        ext_ids,
-        ext_image,
-        atom_slots,
-        window_start,
-        count,
-        image,
-        overflow,
-        counts_needed,
-        column_needed,
-    )
+    return ext_ids, atom_slots, window_start, count, overflow, counts_needed, column_needed
 
 
 def _requirements(positions, box, grid, columns, list_radius):
     """Largest column length and per-column window counts for a configuration."""
-    *_, count, _, col_start = _cell_windows(
+    *_, count, col_start = _cell_windows(
         positions, box, grid=grid, columns=columns, list_radius=list_radius
     )
     return jnp.max(col_start[1:] - col_start[:-1]), jnp.max(count, axis=0)
@@ -701,11 +671,9 @@ def neighbor_list(
         return NeighborList(
             reference_positions=positions,
             ext_ids=jnp.arange(n, dtype=jnp.int32),
-            ext_image=jnp.zeros(n, jnp.int32),
             atom_slots=jnp.stack([jnp.arange(n, dtype=jnp.int32), jnp.full(n, n, jnp.int32)], 1),
             window_start=jnp.zeros((n, 1), jnp.int32),
             window_count=jnp.full((n, 1), n, jnp.int32),
-            window_image=jnp.zeros((n, 1, 3), jnp.int32),
             overflow=jnp.zeros((), bool),
             max_counts=jnp.full((1,), n, jnp.int32),
             max_column_length=zeros + n,
@@ -731,11 +699,9 @@ def neighbor_list(
     nl = NeighborList(
         reference_positions=positions,
         ext_ids=jnp.zeros(1, jnp.int32),
-        ext_image=jnp.zeros(1, jnp.int32),
         atom_slots=jnp.zeros((n, 2), jnp.int32),
         window_start=jnp.zeros((n, len(columns)), jnp.int32),
         window_count=jnp.zeros((n, len(columns)), jnp.int32),
-        window_image=jnp.zeros((n, len(columns), 3), jnp.int32),
         overflow=jnp.zeros((), bool),
         max_counts=jnp.zeros(len(columns), jnp.int32),
         max_column_length=zeros,

@@ -59,6 +59,10 @@ class AbstractPairEnergy(AbstractEnergy):
             return value[species_i, species_j]
         return value
 
+    @property
+    def required_cutoff(self) -> float:
+        return self.cutoff
+
     def _energy_terms(self, r2, species_i, species_j):
         return (self.pair_energy(r2, species_i, species_j),), ()
 

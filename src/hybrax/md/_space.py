@@ -97,7 +97,7 @@ class PeriodicBox(AbstractBox):
     def displacement(self, ri: Array, rj: Array) -> Array:
         lengths = self.lengths.astype(jnp.result_type(ri))
         d = ri - rj
-        return d - lengths * jnp.round(d / lengths)
+        return d - lengths * jnp.rint(d / lengths)
 
     def shift(self, r: Array, dr: Array) -> Array:
         lengths = self.lengths.astype(jnp.result_type(r))

@@ -1,0 +1,110 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hybrax.md as md
+
+from .conftest import perturbed_fcc
+
+
+def brute_force_lj(positions, lengths, cutoff):
+    p = np.asarray(positions, np.float64)
+    d = p[:, None, :] - p[None, :, :]
+    d -= lengths * np.round(d / lengths)
+    r2 = np.sum(d * d, axis=-1)
+    np.fill_diagonal(r2, np.inf)
+    inv6 = np.where(r2 < cutoff**2, r2**-3, 0.0)
+    return 0.5 * np.sum(4 * inv6 * (inv6 - 1))
+
+
+def test_cell_list_energy_equals_dense_and_brute_force(fcc500):
+    positions, box = fcc500
+    cells = md.neighbor_list(positions, box, cutoff=2.5, skin=0.3)
+    dense = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    assert cells.mode == "cells" and dense.mode == "dense"
+    lj = md.LennardJones(cutoff=2.5, shift=False)
+    reference = brute_force_lj(positions, np.asarray(box.lengths), 2.5)
+    e_cells, f_cells = lj.energy_and_forces(positions, cells, box)
+    e_dense, f_dense = lj.energy_and_forces(positions, dense, box)
+    np.testing.assert_allclose(e_cells, reference, rtol=1e-12)
+    np.testing.assert_allclose(e_dense, reference, rtol=1e-12)
+    np.testing.assert_allclose(lj.energy(positions, cells, box), reference, rtol=1e-12)
+    np.testing.assert_allclose(f_cells, f_dense, atol=1e-10)
+    assert not bool(cells.overflow)
+
+
+def test_list_stays_valid_within_half_skin_and_rebuilds_after(fcc500, key):
+    positions, box = fcc500
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5, skin=0.4)
+    lj = md.LennardJones(cutoff=2.5)
+    direction = jax.random.normal(key, positions.shape, positions.dtype)
+    direction = direction / jnp.max(jnp.linalg.norm(direction, axis=1))
+    small = box.wrap(positions + 0.19 * direction)  # everyone moved < skin / 2
+    assert not bool(nbrs.needs_update(small, box))
+    dense = md.neighbor_list(small, box, cutoff=2.5, mode="dense")
+    np.testing.assert_allclose(
+        lj.energy(small, nbrs, box), lj.energy(small, dense, box), rtol=1e-12
+    )
+    large = box.wrap(positions + 0.5 * direction)
+    assert bool(nbrs.needs_update(large, box))
+    rebuilt = jax.jit(lambda n, p: n.maybe_update(p, box))(nbrs, large)
+    assert int(rebuilt.num_builds) == int(nbrs.num_builds) + 1
+    dense = md.neighbor_list(large, box, cutoff=2.5, mode="dense")
+    np.testing.assert_allclose(
+        lj.energy(large, rebuilt, box), lj.energy(large, dense, box), rtol=1e-12
+    )
+
+
+def test_overflow_sets_flag_and_grow_fixes_it(fcc500):
+    positions, box = fcc500
+    tight = md.neighbor_list(positions, box, cutoff=2.5, capacity_multiplier=0.5)
+    assert bool(tight.overflow)
+    grown = tight.grow(positions, box)
+    assert not bool(grown.overflow)
+    assert grown.slots_per_atom > tight.slots_per_atom
+
+
+def test_pair_sums_per_atom_and_vmap(fcc500):
+    positions, box = fcc500
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+    lj = md.LennardJones(cutoff=2.5)
+    per_atom = lj.per_atom_energy(positions, nbrs, box)
+    np.testing.assert_allclose(jnp.sum(per_atom), lj.energy(positions, nbrs, box), rtol=1e-12)
+    # a batch of two systems sharing the list's static capacities
+    other = box.wrap(positions + 0.05)
+    batch = jnp.stack([positions, other])
+    lists = jax.vmap(lambda p: nbrs.update(p, box))(batch)
+    energies = jax.vmap(lambda p, n: lj.energy(p, n, box))(batch, lists)
+    np.testing.assert_allclose(energies[0], lj.energy(positions, nbrs, box), rtol=1e-12)
+    np.testing.assert_allclose(
+        energies[1], lj.energy(other, nbrs.update(other, box), box), rtol=1e-12
+    )
+
+
+def test_float32_cell_list_matches_float64(fcc500):
+    positions, box = fcc500
+    p32, box32 = positions.astype(jnp.float32), md.PeriodicBox(box.lengths.astype(jnp.float32))
+    nbrs = md.neighbor_list(p32, box32, cutoff=2.5)
+    e32 = md.LennardJones(cutoff=2.5, shift=False).energy(p32, nbrs, box32)
+    assert e32.dtype == jnp.float32
+    e64 = brute_force_lj(p32, np.asarray(box32.lengths, np.float64), 2.5)
+    np.testing.assert_allclose(float(e32), e64, rtol=2e-5)
+
+
+def test_bad_input_messages(fcc500):
+    positions, box = fcc500
+    with pytest.raises(ValueError, match="outside the periodic box"):
+        md.neighbor_list(positions + 100.0, box, cutoff=2.5)
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        md.neighbor_list(positions[:, :2], box, cutoff=2.5)
+    with pytest.raises(ValueError, match="twice the cutoff"):
+        md.neighbor_list(positions, box, cutoff=5.0)
+    nbrs = md.neighbor_list(positions, box, cutoff=2.0)
+    with pytest.raises(ValueError, match="at least that cutoff"):
+        md.LennardJones(cutoff=2.5).energy(positions, nbrs, box)
+    with pytest.raises(ValueError, match="built for 500"):
+        md.LennardJones(cutoff=2.0).energy(positions[:10], nbrs, box)
+    small, small_box = perturbed_fcc(3)
+    with pytest.raises(ValueError, match="mode='dense'"):
+        md.neighbor_list(small, small_box, cutoff=2.0, mode="cells")
