@@ -351,8 +351,11 @@ def _epoch_order(key, epoch, num_examples: int):
 
 
 def _shard(mesh, data_axis, batch_size, num_examples, params, rest_arrays, opt_state, data):
-    from jax.sharding import NamedSharding, PartitionSpec
+    from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+    # The batch is placed with a sharding constraint and XLA propagates it (GSPMD), which
+    # needs "Auto" mesh axes; `jax.make_mesh` now defaults to "Explicit" ones.
+    mesh = Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
     axis = data_axis if data_axis is not None else mesh.axis_names[0]
     if axis not in mesh.axis_names:
         raise ValueError(f"fit: data_axis {axis!r} is not an axis of the mesh {mesh.axis_names}")
@@ -374,6 +377,7 @@ def _stop_nonfinite(
     rest_arrays, static, history, history_path, started,
 ):  # fmt: skip
     params, opt_state, good_step = last_finite
+    history = _truncate(history, good_step)
     where = "the parameters before the last finite-loss step"
     if checkpointer is not None and checkpointer.latest_step is not None:
         restored, metadata = checkpointer.restore(as_checkpoint(params, opt_state, 0))

@@ -69,7 +69,9 @@ class Checkpointer:
         """
         import orbax.checkpoint as ocp
 
-        items = {name: ocp.args.StandardSave(_arrays_of(t)) for name, t in _items(tree).items()}
+        arrays = {name: _arrays_of(t) for name, t in _items(tree).items()}
+        # items without arrays (e.g. the state of plain SGD) need nothing on disk
+        items = {name: ocp.args.StandardSave(a) for name, a in arrays.items() if a}
         args = ocp.args.Composite(metadata=ocp.args.JsonSave(dict(metadata or {})), **items)
         self._manager.save(int(step), args=args, force=True)
         self._manager.wait_until_finished()
@@ -99,6 +101,8 @@ class Checkpointer:
         wanted = _items(like)
         args = {}
         for name, template in wanted.items():
+            if not _arrays_of(template):
+                continue
             if name not in saved_items:
                 raise ValueError(
                     f"checkpoint {step_dir} has no item {name!r}; it holds {saved_items}"
@@ -110,7 +114,7 @@ class Checkpointer:
         restored = self._manager.restore(
             int(step), args=ocp.args.Composite(metadata=ocp.args.JsonRestore(), **args)
         )
-        trees = {name: _fill(wanted[name], restored[name]) for name in wanted}
+        trees = {name: _fill(wanted[name], restored.get(name, [])) for name in wanted}
         tree = trees if _is_dict_of_items(like) else trees[_SINGLE]
         return tree, dict(restored["metadata"] or {})
 

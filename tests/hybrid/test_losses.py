@@ -1,0 +1,115 @@
+"""One-step, unrolled, pushforward and regression losses."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hybrax
+from hybrax.climate import Lorenz96
+from hybrax.hybrid import (
+    OneStepLoss,
+    PushforwardLoss,
+    RegressionLoss,
+    UnrolledLoss,
+    generate_trajectories,
+    sliding_windows,
+)
+
+
+@pytest.fixture(scope="module")
+def windows():
+    model = Lorenz96(num_variables=8, forcing=20.0)
+    stepper = hybrax.RK4(model, 0.01)
+    sample = lambda k: model.initial_state(k, dtype=jnp.float64)  # noqa: E731
+    data = generate_trajectories(stepper, sample, jax.random.key(0), 3, 30, spin_up_steps=300)
+    return sliding_windows(data, length=9, stride=4)
+
+
+def stepper(forcing):
+    return hybrax.RK4(Lorenz96(8, forcing), 0.01)
+
+
+def test_the_generating_model_has_zero_loss(windows):
+    exact = stepper(20.0)
+    for loss in (
+        OneStepLoss(),
+        UnrolledLoss(8),
+        UnrolledLoss(8, checkpoint="sqrt"),
+        PushforwardLoss(5, 3),
+    ):
+        assert float(loss(exact, windows)) < 1e-20
+
+
+def test_unrolled_loss_matches_a_direct_computation(windows):
+    model = stepper(19.0)
+    value = UnrolledLoss(3)(model, windows)
+    errors = []
+    for i in range(windows.u.shape[0]):
+        state = hybrax.ODEState(windows.u[i, 0], windows.time[i, 0])
+        for k in range(1, 4):
+            state = model.step(state)
+            errors.append(np.mean((state.u - windows.u[i, k]) ** 2))
+    np.testing.assert_allclose(value, np.mean(errors), rtol=1e-12)
+    np.testing.assert_allclose(OneStepLoss()(model, windows), np.mean(errors[::3]), rtol=1e-12)
+
+
+def test_gradients_with_and_without_checkpointing_agree(windows):
+    def grad(loss):
+        return eqx.filter_grad(lambda m: loss(m, windows))(stepper(19.0)).dynamics.forcing
+
+    plain = grad(UnrolledLoss(8))
+    np.testing.assert_allclose(grad(UnrolledLoss(8, checkpoint="sqrt")), plain, rtol=1e-12)
+    np.testing.assert_allclose(grad(UnrolledLoss(8, checkpoint=2)), plain, rtol=1e-12)
+    assert plain < 0  # a larger forcing (towards the truth, 20) lowers the loss
+
+
+def test_pushforward_gradient_ignores_the_warmup(windows):
+    """The gradient equals that of an unrolled loss started from the (frozen) warm state."""
+    model = stepper(19.0)
+    warm, k = 4, 2
+    value, grads = eqx.filter_value_and_grad(PushforwardLoss(warm, k))(model, windows)
+
+    def from_frozen_start(m):
+        start = jax.vmap(lambda s: hybrax.rollout(model, s, warm, save_every=None)[0])(
+            jax.tree.map(lambda x: x[:, 0], windows)
+        )
+        shifted = jax.tree.map(
+            lambda s, w: jnp.concatenate([s[:, None], w[:, warm + 1 :]], 1), start, windows
+        )
+        return UnrolledLoss(k)(m, shifted)
+
+    ref_value, ref_grads = eqx.filter_value_and_grad(from_frozen_start)(model)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    np.testing.assert_allclose(grads.dynamics.forcing, ref_grads.dynamics.forcing, rtol=1e-10)
+
+
+def test_loss_under_jit_and_vmap_over_models(windows):
+    forcings = jnp.array([18.0, 19.0, 20.0])
+    values = eqx.filter_jit(jax.vmap(lambda f: UnrolledLoss(4)(stepper(f), windows)))(forcings)
+    assert values[0] > values[1] > values[2] >= 0
+
+
+def test_regression_loss():
+    net = hybrax.nn.MLP(2, 1, 4, 1, key=jax.random.key(0, impl="rbg"))
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((10, 2)))
+    y = jnp.zeros((10, 1))
+    np.testing.assert_allclose(
+        RegressionLoss(scale=2.0)(net, (x, y)), jnp.mean(jax.vmap(net)(x) ** 2) / 2
+    )
+    with pytest.raises(
+        ValueError, match=r"outputs have shapes \[\(10, 1\)\].*targets have \[\(10, 2\)\]"
+    ):
+        RegressionLoss()(net, (x, jnp.zeros((10, 2))))
+    with pytest.raises(ValueError, match=r"expects batch = \(inputs, targets\)"):
+        RegressionLoss()(net, x)
+
+
+def test_loss_errors(windows):
+    with pytest.raises(ValueError, match=r"needs windows of at least 12 states.*got windows of 9"):
+        UnrolledLoss(11)(stepper(20.0), windows)
+    with pytest.raises(ValueError, match="num_steps must be an int >= 1"):
+        UnrolledLoss(0)
+    with pytest.raises(ValueError, match="sliding_windows"):
+        OneStepLoss()(stepper(20.0), hybrax.ODEState(jnp.zeros(8)))
