@@ -142,8 +142,11 @@ class NavierStokes2D(AbstractSemilinearDynamics):
     def _advection_and_forcing(self, w_hat: Array, t: ArrayLike) -> Array:
         real = w_hat.real.dtype
         velocity, products = _advection_coefficients(self.grid, np.dtype(real))
-        # i (k_y, -k_x) / |k|^2 * w_hat, dealiased: the velocity (u, v), both in one batch
-        uv_hat = jax.lax.complex(-velocity * w_hat.imag, velocity * w_hat.real)
+        # i (k_y, -k_x) / |k|^2 * w_hat, dealiased: the velocity (u, v), both in one batch.
+        # Built as a stack of two products rather than one broadcast product: the
+        # transpose of a broadcast is a reduction, which made the gradient 2x slower.
+        re, im = w_hat.real, w_hat.imag
+        uv_hat = jnp.stack([jax.lax.complex(-c * im, c * re) for c in velocity])
         u, v = jnp.fft.irfft2(uv_hat, s=self.grid.shape)
         p_hat = jnp.fft.rfft2(jnp.stack([u * v, v * v - u * u]))
         # -(u . grad w) = (k_x^2 - k_y^2) FFT(u v) + k_x k_y FFT(v^2 - u^2), dealiased
