@@ -167,6 +167,7 @@ class EnergyBalance0D(AbstractDynamics):
         _check_positive(self.olr_slope, "olr_slope", "EnergyBalance0D")
 
     def tendency(self, state: EBMState, t: ArrayLike) -> EBMState:
+        self.check_state(state)
         temperature = state.temperature
         s, alpha, a, b, c = (
             _like(p, temperature)
@@ -420,6 +421,7 @@ class BudykoSellers(AbstractDynamics):
         return s / 4 * (1 + s2 * (1.5 * x * x - 0.5))
 
     def tendency(self, state: EBMState, t: ArrayLike) -> EBMState:
+        self.check_state(state)
         temperature = state.temperature
         dtype = temperature.dtype
         x = self.sin_latitude(dtype)
@@ -437,8 +439,8 @@ class BudykoSellers(AbstractDynamics):
         dx = 2 / n
         faces = jnp.asarray(-1 + np.arange(1, n) * dx, dtype=temperature.dtype)
         flux = (1 - faces * faces) * jnp.diff(temperature) / dx
-        zero = jnp.zeros((1,), temperature.dtype)
-        return jnp.diff(jnp.concatenate([zero, flux, zero])) / dx
+        zero = jnp.zeros((*temperature.shape[:-1], 1), temperature.dtype)
+        return jnp.diff(jnp.concatenate([zero, flux, zero], axis=-1)) / dx
 
     def check_state(self, state: EBMState) -> None:
         _check_ebm_state(state, (self.num_points,), "BudykoSellers")
@@ -513,8 +515,9 @@ def steady_state(
     `diffrax.Kvaerno5`) and a steady-state event: it stops once the RMS of ``dT/dt`` (K/yr)
     falls below ``atol + rtol * RMS(T)``. Because it follows the time evolution, it lands on
     a *stable* steady state, the one whose basin holds ``state`` (the warm or the snowball
-    branch). Gradients use the implicit function theorem (`diffrax.ImplicitAdjoint`), so
-    they are those of the fixed point itself and cost one linear solve.
+    branch). A final Newton step polishes it; gradients use the implicit function theorem
+    (``dT/dp = -(df/dT)^-1 df/dp``, one dense linear solve), so they are those of the fixed
+    point itself, not of the transient.
 
     Parameters
     ----------
@@ -547,24 +550,50 @@ def steady_state(
     """
     dynamics.check_state(state)
     solver = diffrax.Kvaerno5() if solver is None else solver
-    t0 = state.time
-
-    def vector_field(t, temperature, args):
-        return dynamics.tendency(EBMState(temperature, t), t).temperature
-
-    solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field),
-        solver,
-        t0=t0,
-        t1=jnp.inf,
-        dt0=jnp.asarray(initial_dt, t0.dtype),
-        y0=state.temperature,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        event=diffrax.Event(diffrax.steady_state_event(rtol=rtol, atol=atol)),
-        adjoint=diffrax.ImplicitAdjoint(),
-        max_steps=max_steps,
+    # The time integration finds the stable state; it is not differentiated.
+    frozen = jax.tree.map(
+        lambda x: jax.lax.stop_gradient(x) if eqx.is_array(x) else x, (dynamics, state)
     )
-    return EBMState(solution.ys[0], solution.ts[0].astype(state.temperature.dtype))
+    solution = _solve_to_steady_state(*frozen, solver, initial_dt, rtol, atol, max_steps)
+    time = solution.ts[0].astype(state.temperature.dtype)
+    shape = solution.ys[0].shape
+
+    def residual(flat):
+        return dynamics.tendency(EBMState(flat.reshape(shape), time), time).temperature.ravel()
+
+    # Two Newton steps on f(T) = 0 from the state reached polish it to round-off; with the
+    # Jacobian held fixed, the last one carries exactly the implicit-function-theorem
+    # gradient dT/dp = -(df/dT)^-1 df/dp to the model's parameters.
+    flat = solution.ys[0].ravel()
+    for _ in range(2):
+        jacobian = jax.lax.stop_gradient(jax.jacfwd(residual)(flat))
+        flat = flat - jnp.linalg.solve(jacobian, residual(flat)[:, None])[:, 0]
+    return EBMState(flat.reshape(shape), time)
+
+
+def _vector_field(t, temperature, model):
+    return model.tendency(EBMState(temperature, t), t).temperature
+
+
+@eqx.filter_jit
+def _solve_to_steady_state(dynamics, state, solver, initial_dt, rtol, atol, max_steps):
+    # Jitted here so that repeated calls reuse the compilation (the event's condition
+    # function is a fresh closure on every call, which diffeqsolve's own cache keys on).
+    # diffrax multiplies time by an integer direction, which strict dtype promotion
+    # rejects: its internals run with standard promotion.
+    with jax.numpy_dtype_promotion("standard"):
+        return diffrax.diffeqsolve(
+            diffrax.ODETerm(_vector_field),
+            solver,
+            t0=state.time,
+            t1=jnp.inf,
+            dt0=jnp.asarray(initial_dt, state.time.dtype),
+            y0=state.temperature,
+            args=dynamics,
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            event=diffrax.Event(diffrax.steady_state_event(rtol=rtol, atol=atol)),
+            max_steps=max_steps,
+        )
 
 
 class HysteresisSweep(eqx.Module):
