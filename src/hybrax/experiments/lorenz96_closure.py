@@ -70,6 +70,7 @@ __all__ = [
     "PolynomialClosure",
     "TruthData",
     "coarse_stepper",
+    "comparison_table",
     "evaluate",
     "fit_polynomial",
     "hellinger_distance",
@@ -497,7 +498,7 @@ def run(
         "online_history": _thin(online.history["train"]),
     }
     (out_dir / "run_info.json").write_text(json.dumps(info, indent=1))
-    _say(True, _table(metrics, settings))
+    _say(True, comparison_table(metrics, settings))
     _say(True, f"(Hellinger distance between two independent truth ensembles: {noise_floor:.4f})")
     return metrics
 
@@ -507,7 +508,8 @@ def _thin(entries: list[dict], keep: int = 200) -> list[dict]:
     return entries[::stride]
 
 
-def _table(metrics: dict, settings: ClosureSettings) -> str:
+def comparison_table(metrics: dict, settings: ClosureSettings) -> str:
+    """The metrics as a text table: one row per model, RMSE by lead and Hellinger."""
     leads = [f"{lead:.1f}" for lead in settings.leads]
     header = f"{'model':<16}" + "".join(f"{'RMSE @' + lead:>12}" for lead in leads)
     header += f"{'Hellinger':>12}"
@@ -535,6 +537,7 @@ def _plot(curves: dict, out_dir: Path) -> None:
     for name in MODEL_NAMES:
         if name in curves:
             ax.plot(lead_times, curves[name]["rmse"], label=name)
+    ax.set_yscale("log")
     ax.set_xlabel("lead time (model time units)")
     ax.set_ylabel("RMSE of X")
     ax.set_title("two-scale Lorenz-96: forecast error")
