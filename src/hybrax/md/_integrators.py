@@ -103,6 +103,17 @@ class AbstractMDStepper(AbstractStepper):
                 "pass neighbors=hybrax.md.neighbor_list(positions, box, cutoff)"
             )
         neighbors, energy, forces = _initial_evaluation(self.energy, self.box, positions, neighbors)
+        if neighbors is not None:
+            try:
+                overflowed = bool(neighbors.overflow)
+            except jax.errors.ConcretizationTypeError:
+                overflowed = False  # traced (init under vmap/jit): the step's guard catches it
+            if overflowed:
+                raise ValueError(
+                    "the neighbour list is too small for these positions (overflow); build it "
+                    "from them with hybrax.md.neighbor_list(positions, box, cutoff) or "
+                    "neighbors.grow(positions, box)"
+                )
         _check_finite_energy(energy, forces, positions, self.box)
         return MDState(
             positions,

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import PyTree
 from tqdm.auto import tqdm
 
-from hybrax.core import rollout
+from hybrax.core import NonFiniteStateError, rollout
 
 from ._integrators import AbstractMDStepper
 from ._state import MDState
@@ -60,7 +60,8 @@ def simulate(
     observe
         What to keep (default: the whole state; prefer a few scalars).
     check_finite
-        Raise if the state becomes NaN/inf (the message names the step).
+        Raise `hybrax.NonFiniteStateError` if positions, velocities, forces or energy
+        become NaN/inf (checked after each chunk; the message names the chunk's steps).
     progress
         Show a tqdm bar over steps.
     max_regrowths
@@ -107,13 +108,10 @@ def simulate(
         while done < n_steps:
             length = min(chunk_size, n_steps - done)
             for _attempt in range(max_regrowths + 1):
+                # (rollout's own check_finite cannot carry PRNG-key leaves through
+                # equinox.branched_error_if, so finiteness is checked per chunk here)
                 final, trajectory = rollout(
-                    flagging,
-                    state,
-                    length,
-                    save_every=save_every,
-                    observe=observe,
-                    check_finite=check_finite,
+                    flagging, state, length, save_every=save_every, observe=observe
                 )
                 neighbors = final.neighbors
                 if neighbors is None or not bool(neighbors.overflow):
@@ -135,6 +133,13 @@ def simulate(
                     f"simulate: the neighbour list still overflowed after {max_regrowths} "
                     "regrowths; the system may be collapsing or exploding"
                 )
+            if check_finite and not _finite(final):
+                raise NonFiniteStateError(
+                    f"hybrax.md.simulate: the state became NaN or inf between steps {done} and "
+                    f"{done + length}. Usually the time step is too large for the forces "
+                    "(try a smaller dt) or particles started too close; minimise first "
+                    "(hybrax.md.minimize)."
+                )
             state = final
             if trajectory is not None:
                 saved.append(trajectory)
@@ -146,3 +151,8 @@ def simulate(
         return state, None
     stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *saved)
     return state, stacked
+
+
+def _finite(state: MDState) -> bool:
+    leaves = (state.positions, state.velocities, state.forces, state.potential_energy)
+    return all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)

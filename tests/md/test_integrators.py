@@ -1,0 +1,184 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hybrax
+import hybrax.md as md
+
+from .conftest import perturbed_fcc
+
+
+def lj_liquid(cells, temperature, *, dtype=jnp.float64, energy=None, seed=87287):
+    positions, box = md.lattice("fcc", cells, density=0.8442, dtype=dtype)
+    velocities = md.maxwell_boltzmann(
+        jax.random.key(seed), positions.shape[0], temperature, dtype=dtype
+    )
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5, skin=0.3)
+    return positions, velocities, nbrs, box, energy or md.LennardJones(cutoff=2.5)
+
+
+@pytest.mark.slow
+def test_nve_in_lj_conserves_energy_and_momentum(full_size):
+    """LAMMPS in.lj (fcc 0.8442, T0 3.0, rc 2.5, skin 0.3, dt 0.005): relative energy drift
+    over the run must not exceed LAMMPS's own 2.3e-3 on this system (hard cut); with the
+    shifted potential it is far smaller. Momentum stays zero to round-off."""
+    cells, steps = (10, 1000) if full_size else (5, 400)
+    positions, velocities, nbrs, box, lj = lj_liquid(cells, 3.0)
+    stepper = md.VelocityVerlet(lj, box, dt=0.005)
+    state = stepper.init(positions, velocities, nbrs)
+
+    def observe(s):
+        return md.total_energy(s), md.momentum(s.velocities)
+
+    final, (energy, momentum) = md.simulate(
+        stepper, state, steps, chunk_size=steps, save_every=10, observe=observe, progress=False
+    )
+    e0 = md.total_energy(state)
+    drift = abs(float(energy[-1] - e0) / float(e0))
+    assert drift < 2.3e-3  # LAMMPS's own drift on this system (hard cut-off)
+    assert float(jnp.max(jnp.abs(momentum))) < 1e-10 * positions.shape[0]
+    assert int(final.neighbors.num_builds) > 10  # the hot melt rebuilt its list in the scan
+    assert not bool(final.neighbors.overflow)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("thermostat", ["langevin", "nose_hoover"])
+def test_thermostats_hold_the_target_temperature(thermostat, full_size):
+    cells, steps = (8, 10000) if full_size else (5, 4000)
+    target = 1.5
+    # start as in.lj (T0 = 3): the crystal melts at once and the thermostat cools the liquid
+    positions, velocities, nbrs, box, lj = lj_liquid(cells, 3.0)
+    if thermostat == "langevin":
+        stepper = md.LangevinBAOAB(lj, box, dt=0.005, temperature=target, friction=2.0)
+    else:
+        stepper = md.NoseHooverChain(lj, box, dt=0.005, temperature=target, tau=0.5)
+    state = stepper.init(positions, velocities, nbrs, key=jax.random.key(1))
+
+    def record(s):
+        extended = stepper.extended_energy(s) if thermostat == "nose_hoover" else 0.0
+        return md.temperature(s.velocities), extended
+
+    _, (temps, extended) = md.simulate(
+        stepper, state, steps, chunk_size=steps, save_every=10, observe=record, progress=False
+    )
+    mean = float(jnp.mean(temps[len(temps) // 4 :]))
+    assert abs(mean - target) / target < 0.02
+    if thermostat == "nose_hoover":
+        h = np.asarray(extended)
+        assert np.max(np.abs(h - h[0])) / abs(h[0]) < 2e-3
+
+
+def test_brownian_dimer_equipartition():
+    """Overdamped dimers on harmonic springs (rest length 0): <r^2> = 3 kT / k."""
+    num_pairs = 256
+    positions = jnp.zeros((2 * num_pairs, 3))
+    bonds = jnp.stack([jnp.arange(0, 2 * num_pairs, 2), jnp.arange(1, 2 * num_pairs, 2)], 1)
+    stiffness, kT = 4.0, 0.5
+    springs = md.HarmonicBonds(bonds, stiffness=stiffness, rest_length=0.0)
+    stepper = md.BrownianDynamics(springs, md.FreeSpace(), dt=0.01, temperature=kT, friction=1.0)
+    positions = positions + 0.3 * jax.random.normal(jax.random.key(2), positions.shape)
+    state = stepper.init(positions, key=jax.random.key(3))
+
+    def spring_r2(s):
+        d = s.positions[bonds[:, 0]] - s.positions[bonds[:, 1]]
+        return jnp.mean(jnp.sum(d * d, axis=-1))
+
+    _, r2 = hybrax.rollout(stepper, state, 2000, save_every=10, observe=spring_r2)
+    # Euler-Maruyama with relaxation rate 2 k / gamma: <r^2> = 3 kT / (k (1 - k dt))
+    expected = 3 * kT / (stiffness * (1 - stiffness * 0.01))
+    assert abs(float(jnp.mean(r2[50:])) - expected) / expected < 0.03
+
+
+def test_gradient_of_mean_energy_through_nvt_matches_finite_differences(fcc108):
+    positions, box = fcc108
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    velocities = md.maxwell_boltzmann(jax.random.key(4), positions.shape[0], 1.0)
+
+    def mean_energy(epsilon):
+        lj = md.LennardJones(epsilon=epsilon, cutoff=2.5)
+        stepper = md.LangevinBAOAB(lj, box, dt=0.005, temperature=1.0, friction=1.0)
+        state = stepper.init(positions, velocities, nbrs, key=jax.random.key(5))
+        _, energies = hybrax.rollout(
+            stepper,
+            state,
+            40,
+            save_every=4,
+            observe=lambda s: s.potential_energy,
+            checkpoint="sqrt",
+        )
+        return jnp.mean(energies)
+
+    epsilon = jnp.asarray(1.0)
+    grad = jax.grad(mean_energy)(epsilon)
+    h = 1e-5
+    numeric = (mean_energy(epsilon + h) - mean_energy(epsilon - h)) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5)
+
+
+def test_vmap_over_a_batch_of_systems(fcc500):
+    positions, box = fcc500
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+    stepper = md.VelocityVerlet(md.LennardJones(cutoff=2.5), box, dt=0.005)
+    keys = jax.random.split(jax.random.key(6), 2)
+    velocities = jax.vmap(lambda k: md.maxwell_boltzmann(k, positions.shape[0], 1.0))(keys)
+    states = jax.vmap(lambda v: stepper.init(positions, v, nbrs))(velocities)
+    finals, _ = jax.jit(jax.vmap(lambda s: hybrax.rollout(stepper, s, 20, save_every=None)))(states)
+    single, _ = hybrax.rollout(
+        stepper, stepper.init(positions, velocities[1], nbrs), 20, save_every=None
+    )
+    np.testing.assert_allclose(finals.positions[1], single.positions, atol=1e-10)
+    assert not np.allclose(finals.positions[0], finals.positions[1])
+
+
+def test_overflow_raises_inside_rollout_and_simulate_regrows():
+    """A list with no head room over the perfect crystal overflows as in.lj melts: plain
+    rollout raises; simulate regrows, re-runs, warns once and matches a run that never
+    overflowed."""
+    positions, velocities, _, box, lj = lj_liquid(6, 3.0)
+    fitted = md.neighbor_list(positions, box, cutoff=2.5, skin=0.3, capacity_multiplier=1.0)
+    exact = tuple(int(c) for c in fitted.max_counts)  # no head room at all
+    tight = dataclasses.replace(fitted, widths=exact).update(positions, box)
+    stepper = md.VelocityVerlet(lj, box, dt=0.005)
+    state = stepper.init(positions, velocities, tight)
+    with pytest.raises(Exception, match="neighbour-list overflow"):
+        final, _ = hybrax.rollout(stepper, state, 100, save_every=None)
+        jax.block_until_ready(final)
+    with pytest.warns(md.NeighborListOverflowWarning):
+        final, _ = md.simulate(stepper, state, 100, chunk_size=50, progress=False)
+    assert not bool(final.neighbors.overflow)
+    roomy = md.neighbor_list(positions, box, cutoff=2.5, skin=0.3, capacity_multiplier=2.0)
+    reference, _ = hybrax.rollout(
+        stepper, stepper.init(positions, velocities, roomy), 100, save_every=None
+    )
+    np.testing.assert_allclose(final.positions, reference.positions, atol=1e-8)
+    tiny = md.neighbor_list(positions, box, cutoff=2.5, capacity_multiplier=0.5)
+    with pytest.raises(ValueError, match="too small for these positions"):
+        stepper.init(positions, velocities, tiny)
+
+
+def test_bad_input_messages(fcc500):
+    positions, box = fcc500
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+    lj = md.LennardJones(cutoff=2.5)
+    stepper = md.VelocityVerlet(lj, box, dt=0.005)
+    overlapping = positions.at[1].set(positions[0])
+    with pytest.raises(ValueError, match=r"particles overlap.*atoms 0 and 1"):
+        stepper.init(overlapping, None, md.neighbor_list(overlapping, box, cutoff=2.5))
+    with pytest.raises(ValueError, match="outside the periodic box"):
+        stepper.init(positions - 1.0, None, nbrs)
+    with pytest.raises(ValueError, match="velocities must have"):
+        stepper.init(positions, jnp.zeros((3, 3)), nbrs)
+    with pytest.raises(ValueError, match="needs a neighbour list"):
+        stepper.init(positions)
+    langevin = md.LangevinBAOAB(lj, box, dt=0.005, temperature=1.0)
+    state = langevin.init(positions, None, nbrs)
+    with pytest.raises(ValueError, match="PRNG key"):
+        langevin.step(state)
+    with pytest.raises(ValueError, match="dt must be positive"):
+        md.VelocityVerlet(lj, box, dt=-0.1)
+    other, _ = perturbed_fcc(5, seed=3)
+    with pytest.raises(ValueError, match="built for 500 atoms"):
+        stepper.init(other[:400], None, nbrs)
