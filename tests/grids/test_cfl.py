@@ -24,6 +24,6 @@ def test_bad_input():
     with pytest.raises(ValueError, match="max_velocity must be positive"):
         cfl_time_step(grid, 0.0)
     with pytest.raises(ValueError, match="courant must be positive"):
-        cfl_time_step(grid, 1.0, courant=-1)
+        cfl_time_step(grid, 1.0, courant=-1.0)
     with pytest.raises(ValueError, match=r"shape \(2, 16, 16\)"):
         courant_number(grid, jnp.zeros((16, 16)), 0.1)

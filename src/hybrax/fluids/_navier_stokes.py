@@ -150,7 +150,8 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         u, v = jnp.fft.irfft2(uv_hat, s=self.grid.shape)
         p_hat = jnp.fft.rfft2(jnp.stack([u * v, v * v - u * u]))
         # -(u . grad w) = (k_x^2 - k_y^2) FFT(u v) + k_x k_y FFT(v^2 - u^2), dealiased
-        tendency = mul(products[0], p_hat[0]) + mul(products[1], p_hat[1])
+        c0, c1 = jnp.asarray(products[0]), jnp.asarray(products[1])
+        tendency = mul(c0, p_hat[0]) + mul(c1, p_hat[1])
         if self.forcing is not None:
             tendency = tendency + self.forcing.vorticity_forcing_hat(self.grid, t, tendency.dtype)
         return tendency

@@ -125,7 +125,7 @@ def energy_spectrum(
     >>> w_hat = grid.to_spectral(random_vorticity(grid, jax.random.key(0)))
     >>> k, e = energy_spectrum(grid, w_hat)
     >>> int(k[jax.numpy.argmax(e)])
-    3
+    4
     """
     _check(grid, vorticity_hat, "energy_spectrum")
     index, num_shells, dk = _shells(grid)
