@@ -23,13 +23,16 @@ Metrics (``OUT/metrics.json``)::
      "pdf_hellinger": {model: distance}}
 
 ``forecast_rmse`` is the root-mean-square error of ``X`` over all ``k`` and all forecasts
-started from truth states on the attractor; ``pdf_hellinger`` is the Hellinger distance
-``sqrt(1 - sum_i sqrt(p_i q_i))`` between histograms of ``X`` in long runs of the model and
-of the truth (0: identical, 1: disjoint). ``OUT/run_info.json`` holds the settings, wall
-times and training histories; ``forecast_rmse.png`` and ``pdf.png`` the plots.
+(300 at full size, 100 in ``--quick``) started from truth states on the attractor, taken
+2 time units apart from the long truth runs that no model is trained on;
+``pdf_hellinger`` is the Hellinger distance ``sqrt(1 - sum_i sqrt(p_i q_i))`` between
+histograms of ``X`` in long runs of the model and of the truth (0: identical, 1: disjoint).
+``OUT/run_info.json`` holds the settings, wall times, training histories and the Hellinger
+distance between two independent truth ensembles (the sampling noise of that metric);
+``forecast_rmse.png`` and ``pdf.png`` are the plots.
 
-The pieces (`make_truth_data`, `fit_polynomial`, `LocalClosureNet`, `train_offline`,
-`train_online`, `evaluate`) are public so the notebook can run them step by step.
+The pieces (`make_truth_data`, `forecast_windows`, `fit_polynomial`, `LocalClosureNet`,
+`train_offline`, `train_online`, `evaluate`) are public so the notebook can run them step by step.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 import hybrax
 from hybrax.climate import Lorenz96, TwoScaleLorenz96
@@ -73,6 +76,7 @@ __all__ = [
     "comparison_table",
     "evaluate",
     "fit_polynomial",
+    "forecast_windows",
     "hellinger_distance",
     "make_truth_data",
     "run",
@@ -96,6 +100,7 @@ class ClosureSettings:
     num_train_trajectories: int = 8
     train_time: float = 50.0
     num_forecasts: int = 300
+    forecast_spacing: float = 2.0
     leads: tuple[float, ...] = (0.5, 1.0)
     num_climate_members: int = 48
     climate_time: float = 100.0
@@ -336,7 +341,28 @@ def train_online(
     )
 
 
-def hellinger_distance(samples_p: Array, samples_q: Array, bins: Array) -> float:
+def forecast_windows(truth: TruthData, settings: ClosureSettings = FULL) -> TruthData:
+    """``num_forecasts`` truth segments (start state + the longest lead) for forecast tests.
+
+    Cut from long truth runs (e.g. the climate ensemble, which no model is trained on):
+    segment starts are ``forecast_spacing`` time units apart within a run, then
+    ``num_forecasts`` of them are taken evenly spread over all runs.
+    """
+    horizon = round(max(settings.leads) / settings.coarse_dt)
+    spacing = max(1, round(settings.forecast_spacing / settings.coarse_dt))
+    windows = sliding_windows(truth, horizon + 1, stride=spacing)
+    available = windows.x.shape[0]
+    if available < settings.num_forecasts:
+        raise ValueError(
+            f"forecast_windows: the truth runs give {available} segments "
+            f"{settings.forecast_spacing} time units apart, fewer than num_forecasts="
+            f"{settings.num_forecasts}; lengthen the runs or lower num_forecasts"
+        )
+    pick = np.linspace(0, available - 1, settings.num_forecasts).round().astype(int)
+    return jax.tree.map(lambda x: x[pick], windows)
+
+
+def hellinger_distance(samples_p: ArrayLike, samples_q: ArrayLike, bins: ArrayLike) -> float:
     """Hellinger distance ``sqrt(1 - sum_i sqrt(p_i q_i))`` between the histograms of two
     sample sets on the given bin edges (samples outside the edges count in no bin, so a
     model that leaves the truth's range is penalised)."""
@@ -358,8 +384,9 @@ def evaluate(
     """Forecast RMSE by lead and Hellinger distance of the ``X`` PDF for each closure.
 
     ``forecast_truth``: truth ``X`` from the forecast start (index 0) every coarse step up
-    to the longest lead; ``climate_truth``: long truth runs, whose first states start the
-    models' long runs (the first 10 % of every run is discarded as spin-up).
+    to the longest lead (see `forecast_windows`); ``climate_truth``: long truth runs, whose
+    first states start the models' long runs (the first 10 % of every run is discarded as
+    spin-up).
 
     Returns ``(metrics, curves)``: the metrics dict of ``metrics.json`` and the RMSE-vs-lead
     curves and samples used for the plots.
@@ -381,13 +408,13 @@ def evaluate(
     curves["bins"], curves["truth_samples"] = bins, truth_samples
     for name, closure in closures.items():
         stepper = coarse_stepper(closure, settings)
-        forecasts = _forecast(stepper, x0, horizon)
+        forecasts, climate = _forecast_and_climate(stepper, x0, horizon, start, climate_steps)
         rmse = np.sqrt(np.mean((np.asarray(forecasts) - np.asarray(truth_x)) ** 2, axis=(0, 2)))
         metrics["forecast_rmse"][name] = {
             f"{lead:.1f}": _finite_or_none(rmse[steps - 1])
             for lead, steps in zip(settings.leads, lead_steps, strict=True)
         }
-        samples = np.asarray(_climate(stepper, start, climate_steps))[:, discard:]
+        samples = np.asarray(climate)[:, discard:]
         finite = np.isfinite(samples).all()
         metrics["pdf_hellinger"][name] = (
             hellinger_distance(samples, truth_samples, bins) if finite else 1.0
@@ -397,15 +424,15 @@ def evaluate(
 
 
 @eqx.filter_jit
-def _forecast(stepper, x0: ODEState, horizon: int) -> Array:
-    run = lambda s: hybrax.rollout(stepper, s, horizon, observe=lambda s: s.u)[1]  # noqa: E731
-    return jax.vmap(run)(x0)
+def _forecast_and_climate(stepper, x0: ODEState, horizon: int, start: ODEState, n_steps: int):
+    """Forecasts from ``x0`` (batched) and long runs from ``start`` (batched), one jit."""
 
+    def run(state, length):
+        return hybrax.rollout(stepper, state, length, observe=lambda s: s.u)[1]
 
-@eqx.filter_jit
-def _climate(stepper, start: ODEState, n_steps: int) -> Array:
-    run = lambda s: hybrax.rollout(stepper, s, n_steps, observe=lambda s: s.u)[1]  # noqa: E731
-    return jax.vmap(run)(start)
+    forecasts = jax.vmap(lambda s: run(s, horizon))(x0)
+    climate = jax.vmap(lambda s: run(s, n_steps))(start)
+    return forecasts, climate
 
 
 def _finite_or_none(value) -> float | None:
@@ -448,12 +475,11 @@ def run(
 
     keys = jax.random.split(jax.random.key(settings.seed), 7)
     t0 = time.perf_counter()
-    horizon = max(settings.leads)
     train = make_truth_data(keys[0], settings.num_train_trajectories, settings.train_time, settings)
-    forecast_truth = make_truth_data(keys[1], settings.num_forecasts, horizon, settings)
     climate_truth = make_truth_data(
         keys[2], settings.num_climate_members, settings.climate_time, settings
     )
+    forecast_truth = forecast_windows(climate_truth, settings)
     jax.block_until_ready((train, forecast_truth, climate_truth))
     t0 = lap("truth_data", t0)
 

@@ -247,7 +247,7 @@ class RegressionLoss(eqx.Module):
 
     scale: float = eqx.field(static=True, default=1.0)
 
-    def __call__(self, net: Callable, batch: tuple[PyTree, PyTree]) -> Scalar:
+    def __call__(self, net: Callable, batch: PyTree) -> Scalar:
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
             raise ValueError(
                 "RegressionLoss expects batch = (inputs, targets), each with a leading batch "

@@ -60,7 +60,7 @@ class FitResult:
     model: PyTree
     opt_state: PyTree
     step: int
-    history: dict[str, list[dict[str, float]]]
+    history: dict[str, list[dict[str, Any]]]
     wall_time: float = 0.0
 
 

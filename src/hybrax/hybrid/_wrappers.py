@@ -178,7 +178,7 @@ class SemilinearClosure(AbstractSemilinearDynamics):
     >>> final, _ = hybrax.rollout(stepper, hybrax.ODEState(jnp.ones(4, net.dtype)), 5)
     """
 
-    dynamics: AbstractSemilinearDynamics
+    dynamics: AbstractDynamics  # must be semilinear: checked with a clear message below
     net: Any
     to_input: ToInput | None = eqx.field(static=True, default=None)
     from_output: FromOutput | None = eqx.field(static=True, default=None)
