@@ -118,17 +118,16 @@ def test_gradient_of_mean_energy_through_nvt_matches_finite_differences(fcc108):
     np.testing.assert_allclose(grad, numeric, rtol=1e-5)
 
 
-def test_vmap_over_a_batch_of_systems(fcc500):
-    positions, box = fcc500
-    nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+def test_vmap_over_a_batch_of_systems(fcc108):
+    positions, box = fcc108
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
     stepper = md.VelocityVerlet(md.LennardJones(cutoff=2.5), box, dt=0.005)
     keys = jax.random.split(jax.random.key(6), 2)
     velocities = jax.vmap(lambda k: md.maxwell_boltzmann(k, positions.shape[0], 1.0))(keys)
     states = jax.vmap(lambda v: stepper.init(positions, v, nbrs))(velocities)
-    finals, _ = jax.jit(jax.vmap(lambda s: hybrax.rollout(stepper, s, 20, save_every=None)))(states)
-    single, _ = hybrax.rollout(
-        stepper, stepper.init(positions, velocities[1], nbrs), 20, save_every=None
-    )
+    run = jax.jit(lambda s: hybrax.rollout(stepper, s, 20, save_every=None)[0])
+    finals = jax.vmap(run)(states)
+    single = run(stepper.init(positions, velocities[1], nbrs))
     np.testing.assert_allclose(finals.positions[1], single.positions, atol=1e-10)
     assert not np.allclose(finals.positions[0], finals.positions[1])
 
@@ -149,11 +148,12 @@ def test_overflow_raises_inside_rollout_and_simulate_regrows():
     with pytest.warns(md.NeighborListOverflowWarning):
         final, _ = md.simulate(stepper, state, 100, chunk_size=50, progress=False)
     assert not bool(final.neighbors.overflow)
-    roomy = md.neighbor_list(positions, box, cutoff=2.5, skin=0.3, capacity_multiplier=2.0)
-    reference, _ = hybrax.rollout(
-        stepper, stepper.init(positions, velocities, roomy), 100, save_every=None
-    )
-    np.testing.assert_allclose(final.positions, reference.positions, atol=1e-8)
+    assert final.neighbors.slots_per_atom > tight.slots_per_atom
+    # an overflowed list would have given NaN forces; the regrown run conserves energy
+    e0, e1 = md.total_energy(state), md.total_energy(final)
+    assert np.isfinite(float(e1)) and abs(float(e1 - e0) / float(e0)) < 1e-3
+    dense = md.neighbor_list(final.positions, box, cutoff=2.5, mode="dense")
+    np.testing.assert_allclose(final.forces, lj.forces(final.positions, dense, box), atol=1e-9)
     tiny = md.neighbor_list(positions, box, cutoff=2.5, capacity_multiplier=0.5)
     with pytest.raises(ValueError, match="too small for these positions"):
         stepper.init(positions, velocities, tiny)

@@ -62,8 +62,9 @@ class NeighborList(eqx.Module):
         systems and free space). Static.
     overflow
         True once a rebuild needed more room than the static capacities allow (sticky). The
-        list is then incomplete: rebuild with `grow` (done for you by
-        `hybrax.md.simulate`).
+        list is then incomplete, and every pair sum computed with it is NaN (never silently
+        wrong); rebuild with `grow` (done for you by `hybrax.md.simulate`; the integrators
+        raise a clear error by default).
     max_counts, max_column_length
         Largest window count per column and largest column occupancy seen by any build
         (sticky); `grow` sizes the new capacities from them.
@@ -262,8 +263,11 @@ class NeighborList(eqx.Module):
         if self.mode == "cells" and not isinstance(box, PeriodicBox):
             raise ValueError("a cell neighbour list needs the PeriodicBox it was built for")
         if self.mode == "dense":
-            return _dense_pass(self, positions, box, pair_fn, cutoff, species, mode)
-        return _cells_pass(self, positions, box, pair_fn, cutoff, species, mode)
+            out = _dense_pass(self, positions, box, pair_fn, cutoff, species, mode)
+        else:
+            out = _cells_pass(self, positions, box, pair_fn, cutoff, species, mode)
+        # an overflowed list misses pairs: make every result NaN rather than silently wrong
+        return jax.tree.map(lambda x: jnp.where(self.overflow, jnp.nan, x), out)
 
 
 def _blocks(n: int, block: int):

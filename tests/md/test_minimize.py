@@ -1,0 +1,46 @@
+import jax.numpy as jnp
+import numpy as np
+
+import hybrax
+import hybrax.md as md
+
+from .conftest import perturbed_fcc
+
+
+def test_fire_puts_a_dimer_at_the_lj_minimum():
+    positions = jnp.array([[0.0, 0.0, 0.0], [1.6, 0.3, -0.2]])
+    result = md.minimize(
+        md.LennardJones(epsilon=1.3, sigma=1.1, cutoff=3.0),
+        positions,
+        md.FreeSpace(),
+        md.neighbor_list(positions, md.FreeSpace(), cutoff=3.0, mode="dense"),
+        force_tolerance=1e-10,
+    )
+    distance = float(jnp.linalg.norm(result.positions[1] - result.positions[0]))
+    np.testing.assert_allclose(distance, 2 ** (1 / 6) * 1.1, rtol=1e-8)
+    assert bool(result.converged)
+
+
+def test_fire_relaxes_a_perturbed_crystal_to_the_lattice_energy(fcc500):
+    positions, box = fcc500
+    lattice_positions, _ = md.lattice("fcc", 5, density=0.8442)
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+    lj = md.LennardJones(cutoff=2.5)
+    target = lj.energy(lattice_positions, md.neighbor_list(lattice_positions, box, 2.5), box)
+    start = lj.energy(positions, nbrs, box)
+    result = md.minimize(lj, positions, box, nbrs, force_tolerance=1e-6, max_steps=5000)
+    assert bool(result.converged)
+    assert float(start) > float(target) + 10.0
+    np.testing.assert_allclose(result.potential_energy, target, rtol=1e-9)
+
+
+def test_fire_stepper_lowers_the_energy_in_rollout():
+    positions, box = perturbed_fcc(3, noise=0.05)
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    fire = md.FIRE(md.LennardJones(cutoff=2.5), box, dt=0.005)
+    state = fire.init(positions, nbrs)
+    final, energies = hybrax.rollout(
+        fire, state, 200, save_every=20, observe=lambda s: s.potential_energy
+    )
+    assert float(energies[-1]) < float(state.potential_energy)
+    assert float(jnp.max(jnp.abs(final.forces))) < float(jnp.max(jnp.abs(state.forces)))
