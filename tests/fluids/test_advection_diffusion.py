@@ -60,3 +60,20 @@ def test_bad_input():
         AdvectionDiffusion(Grid((8, 8)), velocity=jnp.ones(3))
     with pytest.raises(ValueError, match="diffusivity must be a scalar"):
         AdvectionDiffusion(Grid((8,)), diffusivity=jnp.ones(2))
+
+
+def test_vmap_over_velocities():
+    grid = Grid((16, 16))
+    x, y = grid.coordinates(jnp.float64)
+    c0 = jnp.exp(jnp.cos(x) * jnp.sin(y))
+
+    def solve(velocity):
+        model = AdvectionDiffusion(grid, velocity=velocity, diffusivity=0.01)
+        out, _ = hybrax.rollout(
+            hybrax.ETDRK4(model, 0.1), model.state_from_field(c0), 5, save_every=None
+        )
+        return model.field(out)
+
+    velocities = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+    batched = jax.jit(jax.vmap(solve))(velocities)
+    np.testing.assert_allclose(batched[1], solve(velocities[1]), atol=1e-13)

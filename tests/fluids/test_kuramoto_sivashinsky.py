@@ -127,3 +127,25 @@ def test_bad_input():
         hybrax.ETDRK4(KuramotoSivashinsky(64), 0.25).step(
             SpectralState(jnp.zeros(17, jnp.complex64))
         )
+
+
+def test_ks1d_under_jit_vmap_grad(finite_difference):
+    model = KuramotoSivashinsky(64)
+    stepper = hybrax.ETDRK4(model, 0.25)
+    states = jax.vmap(lambda k: model.initial_state(k, dtype=jnp.float64))(
+        jax.random.split(jax.random.key(0), 3)
+    )
+    run = jax.jit(jax.vmap(lambda s: hybrax.rollout(stepper, s, 40, save_every=None)[0]))
+    batched = run(states)
+    single, _ = hybrax.rollout(stepper, jax.tree.map(lambda x: x[2], states), 40, save_every=None)
+    np.testing.assert_allclose(batched.field_hat[2], single.field_hat, atol=1e-12)
+
+    @jax.jit
+    def loss(scale):
+        s = SpectralState(states.field_hat[0] * scale.astype(jnp.complex128))
+        out, _ = hybrax.rollout(stepper, s, 20, save_every=None)
+        return jnp.sum(model.field(out) ** 2)
+
+    np.testing.assert_allclose(
+        jax.grad(loss)(jnp.asarray(1.0)), finite_difference(loss, jnp.asarray(1.0)), rtol=1e-7
+    )
