@@ -250,13 +250,16 @@ def fit(
         }
 
     def from_checkpoint(tree):
-        loaded_params, _ = eqx.partition(eqx.combine(tree["model"], static), spec)
-        return loaded_params, tree["opt_state"], int(tree["loop"]["step"])
+        """(trainable params, other arrays, optimizer state, step) of a restored checkpoint."""
+        loaded_params, loaded_rest = eqx.partition(eqx.combine(tree["model"], static), spec)
+        loaded_rest = eqx.filter(loaded_rest, eqx.is_array)
+        return loaded_params, loaded_rest, tree["opt_state"], int(tree["loop"]["step"])
 
+    bar = None
     try:
         if checkpointer is not None and resume and checkpointer.latest_step is not None:
             restored, metadata = checkpointer.restore(as_checkpoint(params, opt_state, 0))
-            params, opt_state, step = from_checkpoint(restored)
+            params, rest_arrays, opt_state, step = from_checkpoint(restored)
             key = restored["loop"]["key"]
             history = _truncate(metadata.get("history", history), step)
 
@@ -302,9 +305,9 @@ def fit(
                     step, as_checkpoint(params, opt_state, step), metadata={"history": history}
                 )
                 _write_history(history_path, history)
+    finally:
         if bar is not None:
             bar.close()
-    finally:
         if checkpointer is not None:
             checkpointer.close()
     _write_history(history_path, history)
@@ -381,7 +384,7 @@ def _stop_nonfinite(
     where = "the parameters before the last finite-loss step"
     if checkpointer is not None and checkpointer.latest_step is not None:
         restored, metadata = checkpointer.restore(as_checkpoint(params, opt_state, 0))
-        params, opt_state, good_step = from_checkpoint(restored)
+        params, rest_arrays, opt_state, good_step = from_checkpoint(restored)
         history = _truncate(metadata.get("history", history), good_step)
         where = f"the last good checkpoint in {checkpointer.directory}"
     _write_history(history_path, history)
