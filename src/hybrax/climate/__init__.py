@@ -1,5 +1,5 @@
 """Climate toy models: Lorenz-63/96 (one- and two-scale), two-layer quasi-geostrophic flow,
-energy-balance models."""
+rotating shallow water, energy-balance models."""
 
 from ._adams_bashforth import AB3State, AdamsBashforth3
 from ._diagnostics import isotropic_spectrum
@@ -16,20 +16,30 @@ from ._ebm import (
 from ._filtered import Filtered
 from ._lorenz import Lorenz63, Lorenz96, TwoScaleLorenz96, TwoScaleState
 from ._qg import QGFlow, TwoLayerQG
+from ._shallow_water import (
+    AbstractShallowWaterForcing,
+    HeightRelaxation,
+    ShallowWater,
+    ShallowWaterState,
+)
 
 __all__ = [
     "AB3State",
+    "AbstractShallowWaterForcing",
     "AdamsBashforth3",
     "BudykoSellers",
     "ConstantAlbedo",
     "EBMState",
     "EnergyBalance0D",
     "Filtered",
+    "HeightRelaxation",
     "HysteresisSweep",
     "IceAlbedo",
     "Lorenz63",
     "Lorenz96",
     "QGFlow",
+    "ShallowWater",
+    "ShallowWaterState",
     "TwoLayerQG",
     "TwoScaleLorenz96",
     "TwoScaleState",
