@@ -39,7 +39,7 @@ class PeriodicConv(eqx.Module):
     >>> import jax, jax.numpy as jnp
     >>> from hybrax.nn import PeriodicConv
     >>> conv = PeriodicConv(2, 3, 8, kernel_size=3, key=jax.random.key(0))
-    >>> conv(jnp.ones((3, 16, 16), conv.conv.weight.dtype)).shape
+    >>> conv(jnp.ones((3, 16, 16), conv.dtype)).shape
     (8, 16, 16)
     """
 
@@ -73,6 +73,11 @@ class PeriodicConv(eqx.Module):
         )
         self.num_spatial_dims = num_spatial_dims
         self.in_channels = in_channels
+
+    @property
+    def dtype(self):
+        """The parameters' dtype."""
+        return self.conv.weight.dtype
 
     def __call__(self, x: Float[Array, " in_channels *spatial"]) -> Float[Array, " out *spatial"]:
         check_field_input("PeriodicConv", x, self.in_channels, self.num_spatial_dims)
