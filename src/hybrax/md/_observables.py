@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float
 
@@ -120,10 +121,14 @@ def radial_distribution(
     n = positions.shape[0]
     dtype = positions.dtype
     lengths = box.lengths.astype(dtype)
-    if r_max > 0.5 * float(jnp.min(lengths)) + 1e-9:
+    try:
+        half = 0.5 * float(jnp.min(lengths))
+    except jax.errors.ConcretizationTypeError:  # traced box (inside jit): cannot check
+        half = np.inf
+    if r_max > half + 1e-9:
         raise ValueError(
-            f"r_max={r_max} exceeds half the box ({0.5 * float(jnp.min(lengths)):.4g}); "
-            "minimum-image distances beyond that are incomplete"
+            f"r_max={r_max} exceeds half the box ({half:.4g}); minimum-image distances "
+            "beyond that are incomplete"
         )
     width = r_max / num_bins
     edges = jnp.arange(num_bins + 1, dtype=dtype) * width
