@@ -45,3 +45,27 @@ def test_arguments_are_checked():
         hybrax.lyapunov_spectrum(stepper, state, 10, k=1, reorthonormalize_every=3)
     with pytest.raises(ValueError, match="discard_steps must be in"):
         hybrax.lyapunov_spectrum(stepper, state, 10, k=1, discard_steps=10)
+
+
+class ComplexRotation(hybrax.AbstractDynamics):
+    """du/dt = (a + i w) u for a complex u, alongside a real decaying v: exponents a, a
+    (the complex entry's real 2-plane) and -b."""
+
+    a: float = 0.2
+    omega: float = 3.0
+    b: float = 0.7
+
+    def tendency(self, state, t):
+        u, v = state
+        return (complex(self.a, self.omega) * u, -self.b * v)
+
+
+def test_complex_and_real_leaves_mix():
+    """Complex leaves are perturbed as real pairs: a rotating complex mode has two equal
+    exponents, not one (and strict promotion accepts the mixed state)."""
+    stepper = hybrax.RK4(ComplexRotation(), 0.01)
+    state = (jnp.ones(1, jnp.complex128), jnp.ones(1, jnp.float64))
+    exponents = hybrax.lyapunov_spectrum(
+        stepper, state, 10_000, k=3, reorthonormalize_every=10, discard_steps=2_000
+    )
+    np.testing.assert_allclose(exponents, [0.2, 0.2, -0.7], atol=1e-6)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
-from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ._contract import AbstractStepper
@@ -87,7 +87,7 @@ def lyapunov_spectrum(
     if not 0 <= discard_steps < n_steps:
         raise ValueError(f"discard_steps must be in [0, n_steps), got {discard_steps}")
     dynamic, _ = eqx.partition(state, is_inexact_array)
-    size = ravel_pytree(dynamic)[0].size - (get_time(state) is not None)
+    size = _real_flatten(dynamic)[0].size - (get_time(state) is not None)
     if k > size:
         raise ValueError(f"k={k} exceeds the state's dimension {size}")
     key = jax.random.PRNGKey(0) if key is None else key
@@ -100,16 +100,17 @@ def lyapunov_spectrum(
 def _lyapunov(stepper, state, n_steps, k, every, discard_steps, key, progress):
     stepper = stepper.prepare()
     dynamic, static = eqx.partition(state, is_inexact_array)
-    flat, unravel = ravel_pytree(dynamic)
-    ones = jax.tree.map(jnp.ones_like, dynamic)
-    mask = ravel_pytree(with_time(ones, 0))[0]
+    flat, unravel = _real_flatten(dynamic)
+    # 1 on every real coordinate (both parts of complex entries), 0 on the time leaf.
+    ones = jax.tree.map(lambda x: jnp.full_like(x, 1 + 1j if jnp.iscomplexobj(x) else 1), dynamic)
+    mask = _real_flatten(with_time(ones, 0))[0]
 
     def flat_step(x):
         new = stepper.step(eqx.combine(unravel(x), static))
-        return ravel_pytree(eqx.partition(new, is_inexact_array)[0])[0]
+        return _real_flatten(eqx.partition(new, is_inexact_array)[0])[0]
 
-    real_dtype = jnp.finfo(flat.dtype).dtype
-    basis = jax.random.normal(key, (flat.size, k), real_dtype).astype(flat.dtype)
+    real_dtype = flat.dtype
+    basis = jax.random.normal(key, (flat.size, k), real_dtype)
     basis, _ = jnp.linalg.qr(basis * mask[:, None])
 
     def propagate(carry, _):
@@ -137,3 +138,40 @@ def _lyapunov(stepper, state, n_steps, k, every, discard_steps, key, progress):
     dt = jnp.asarray(stepper.dt).astype(real_dtype)
     exponents = total / ((n_steps - discard_steps) * dt)
     return jnp.sort(exponents)[::-1]
+
+
+def _real_flatten(tree: PyTree):
+    """One real vector from the floating leaves of ``tree`` (complex leaves as real and
+    imaginary parts), in the widest precision among them, and the inverse map.
+
+    Tangent vectors live in this real space, so a complex field's perturbations are real
+    2-vectors per entry and the QR step stays a real orthogonalisation.
+    """
+    leaves, treedef = jax.tree.flatten(tree)
+    dtypes = [jnp.result_type(x) for x in leaves]
+    real_dtypes = [jnp.finfo(d).dtype for d in dtypes]
+    widest = max(real_dtypes, key=lambda d: jnp.finfo(d).bits) if leaves else jnp.float32
+    parts = []
+    for x, d in zip(leaves, dtypes, strict=True):
+        x = jnp.asarray(x)
+        if jnp.issubdtype(d, jnp.complexfloating):
+            x = jnp.stack([x.real, x.imag], axis=-1)
+        parts.append(x.astype(widest).ravel())
+    flat = jnp.concatenate(parts) if parts else jnp.zeros((0,), widest)
+    shapes = [jnp.shape(x) for x in leaves]
+
+    def unflatten(vector):
+        out, start = [], 0
+        for shape, d in zip(shapes, dtypes, strict=True):
+            complex_leaf = jnp.issubdtype(d, jnp.complexfloating)
+            size = int(np.prod(shape)) * (2 if complex_leaf else 1)
+            chunk = vector[start : start + size]
+            start += size
+            if complex_leaf:
+                pair = chunk.reshape(*shape, 2).astype(jnp.finfo(d).dtype)
+                out.append(jax.lax.complex(pair[..., 0], pair[..., 1]))
+            else:
+                out.append(chunk.reshape(shape).astype(d))
+        return jax.tree.unflatten(treedef, out)
+
+    return flat, unflatten
