@@ -4,21 +4,24 @@ Layout (why it is fast on CPU)
 ------------------------------
 Atoms are sorted by a cell index whose fastest axis is ``x``, so every column of cells
 along ``x`` (fixed ``y``, ``z`` cell) is one contiguous run of the sorted array. For atom
-``i`` and each of the columns within reach in ``y`` and ``z``, the atoms that can lie within
+``i`` and each column within reach in ``y`` and ``z``, the atoms that can lie within
 ``cutoff + skin`` of ``i`` form one contiguous (periodically wrapping) window of that column:
 the cells whose ``x`` range meets ``[x_i - w, x_i + w]``, with ``w`` the half chord of the
-list sphere at the column's closest lateral distance. The list stores, per atom and column,
-the window's start and length. Building it is a sort of ``N`` cell indices and a few
-``(N, columns)`` table look-ups: no per-candidate distance pass, no compaction, no scatter.
+list sphere at the column's closest lateral distance. Only a half shell of columns is kept
+(the atom's own column, read forward from the atom, and the columns "above" it), so every
+pair is listed once. The list stores, per atom and column, the window's start and length.
+Building it is a sort of ``N`` cell indices and a few ``(N, columns)`` table look-ups: no
+per-candidate distance pass, no compaction of a padded table, no element scatter.
 
 The force pass reads each window with one slice gather from a column-major copy of the
 positions (each column followed by a copy of its first atoms so wrapping windows stay
-contiguous) and masks by the cut-off. It runs over blocks of atoms so that every
-intermediate fits in cache.
+contiguous), applies the minimum image, masks by the cut-off, adds the pair terms to atom
+``i`` and the reactions to the window with one windowed scatter-add (the transpose of the
+gather; Newton's third law). It runs over blocks of atoms so intermediates stay in cache.
 
 Capacities (atoms per column, window widths) are static. When a rebuilt list would need
-more, the list sets ``overflow``; `hybrax.md.simulate` grows the capacity and re-runs,
-and the integrators raise by default.
+more, the list sets ``overflow`` and every pair sum computed with it is NaN;
+`hybrax.md.simulate` grows the capacity and re-runs, and the integrators raise by default.
 """
 
 from __future__ import annotations
