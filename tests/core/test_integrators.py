@@ -170,3 +170,37 @@ def test_etdrk4_needs_semilinear_dynamics():
 
     with pytest.raises(ValueError, match="AbstractSemilinearDynamics"):
         hybrax.ETDRK4(Plain(), 0.1)
+
+
+@pytest.mark.parametrize("complex_linear", [False, True])
+def test_series_and_contour_coefficients_agree(complex_linear):
+    """The default evaluation (series near 0, closed forms elsewhere) and the
+    Kassam–Trefethen contour integral give the same coefficients."""
+    magnitude = jnp.logspace(-8, 4, 300)
+    z = -magnitude
+    if complex_linear:
+        z = jax.lax.complex(z, magnitude * jnp.cos(jnp.arange(300.0)))
+    series = hybrax.etdrk4_coefficients(z, 0.5)
+    contour = hybrax.etdrk4_coefficients(z, 0.5, num_contour_points=64)
+    for name in ("exp_full", "exp_half", "q", "f1", "f2", "f3"):
+        np.testing.assert_allclose(getattr(series, name), getattr(contour, name), rtol=1e-10)
+
+
+def test_float32_coefficients_are_accurate():
+    """In float32 the series/closed-form evaluation stays within a few 1e-6 of float64,
+    also for very stiff modes (where phi-function sums would cancel) and near |z| = 2."""
+    z = jnp.concatenate([-jnp.logspace(-6, 5, 200), jnp.logspace(-6, 1, 100)])
+    single = hybrax.etdrk4_coefficients(z.astype(jnp.float32), 1.0)
+    double = hybrax.etdrk4_coefficients(z, 1.0)
+    for name in ("q", "f1", "f2", "f3"):
+        np.testing.assert_allclose(
+            np.asarray(getattr(single, name), np.float64), getattr(double, name), rtol=1e-5
+        )
+
+
+def test_etdrk4_contour_option_gives_the_same_solution():
+    model = hybrax.climate.Lorenz96(num_variables=12)
+    state = model.initial_state(jax.random.key(4), dtype=jnp.float64)
+    a = _final(hybrax.ETDRK4(model, 0.01), state, 100)
+    b = _final(hybrax.ETDRK4(model, 0.01, num_contour_points=32), state, 100)
+    np.testing.assert_allclose(a.u, b.u, rtol=1e-11)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -26,14 +28,30 @@ class ETDRK4Coefficients(eqx.Module):
 
 
 def etdrk4_coefficients(
-    linear: Array, dt: ArrayLike, *, num_contour_points: int = 32, radius: float = 1.0
+    linear: Array,
+    dt: ArrayLike,
+    *,
+    num_contour_points: int | None = None,
+    radius: float = 1.0,
 ) -> ETDRK4Coefficients:
-    """ETDRK4 coefficients by the Kassam–Trefethen contour integral.
+    """ETDRK4 coefficients for ``z = L dt``, free of cancellation near ``z = 0``.
 
-    Each phi-function is averaged over ``num_contour_points`` points on a circle of
-    ``radius`` around ``z = L dt`` in the complex plane, which is free of the cancellation
-    the closed forms suffer for small ``|z|`` (Kassam & Trefethen, SIAM J. Sci. Comput.
-    26, 2005). Real ``L`` gives real coefficients.
+    The coefficients are ``E = e^z``, ``E2 = e^{z/2}``, ``Q = dt/2 phi_1(z/2)`` and
+    ``f1 = dt (phi_1 - 3 phi_2 + 4 phi_3)``, ``f2 = dt (phi_2 - 2 phi_3)``,
+    ``f3 = dt (-phi_2 + 4 phi_3)`` (Cox & Matthews 2002), with
+    ``phi_k(z) = sum_n z^n / (n + k)!``. Evaluated naively, the closed forms lose all
+    accuracy as ``|z| -> 0`` (e.g. ``(e^z - 1 - z - z^2/2) / z^3``).
+
+    Two stable evaluations:
+
+    - default (``num_contour_points=None``): the Taylor series (28 terms, Horner) where
+      ``|z| < 2`` and the closed forms elsewhere: two exponentials per mode.
+    - ``num_contour_points=M``: the Kassam–Trefethen contour integral, averaging each
+      function over ``M`` points on a circle of ``radius`` around ``z`` (Kassam &
+      Trefethen, SIAM J. Sci. Comput. 26, 2005). Same accuracy, ``M`` times the work.
+
+    Real ``L`` gives real coefficients; complex ``L`` (dispersive or advective linear
+    parts) complex ones.
 
     Parameters
     ----------
@@ -42,18 +60,92 @@ def etdrk4_coefficients(
     dt
         Time step.
     num_contour_points
-        Points on the contour (32 is accurate to round-off in double precision).
+        ``None`` for series/closed forms, or the number of contour points (32 is accurate
+        to round-off in double precision).
     radius
-        Contour radius.
+        Contour radius (contour method only).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> c = etdrk4_coefficients(jnp.array([0.0, -1.0, -100.0]), 0.1)
+    >>> c.f1.shape
+    (3,)
     """
     linear = jnp.asarray(linear)
     real_input = not jnp.issubdtype(linear.dtype, jnp.complexfloating)
     ctype = complex_dtype(linear.dtype)
     rtype = jnp.finfo(ctype).dtype
     h = jnp.asarray(dt).astype(rtype)
-    theta = (np.arange(1, num_contour_points + 1) - 0.5) / num_contour_points
-    roots = jnp.asarray(radius * np.exp(2j * np.pi * theta), dtype=ctype)
+    if num_contour_points is not None:
+        return _contour_coefficients(linear, h, num_contour_points, radius, real_input, ctype)
+    z = linear * h.astype(linear.dtype)
+    hz = h.astype(z.dtype)
+    q, f1, f2, f3 = _etd_functions(z)
+    return ETDRK4Coefficients(
+        exp_full=jnp.exp(z),
+        exp_half=jnp.exp(z / 2),
+        q=hz * q,
+        f1=hz * f1,
+        f2=hz * f2,
+        f3=hz * f3,
+    )
 
+
+_SERIES_RADIUS = 2.0
+_TAYLOR_TERMS = 28
+
+
+def _series_coefficients() -> dict[str, np.ndarray]:
+    """Taylor coefficients (of ``z^n``) of ``Q/h``, ``f1/h``, ``f2/h``, ``f3/h``."""
+    n = np.arange(_TAYLOR_TERMS)
+    inv = np.array([1 / math.factorial(int(m)) for m in range(_TAYLOR_TERMS + 3)])
+    phi = {k: inv[n + k] for k in (1, 2, 3)}  # phi_k(z) = sum z^n / (n+k)!
+    return {
+        "q": 0.5 * phi[1] / 2.0**n,  # (1/2) phi_1(z/2)
+        "f1": phi[1] - 3 * phi[2] + 4 * phi[3],
+        "f2": phi[2] - 2 * phi[3],
+        "f3": 4 * phi[3] - phi[2],
+    }
+
+
+_SERIES = _series_coefficients()
+
+
+def _etd_functions(z: Array) -> tuple[Array, Array, Array, Array]:
+    """``Q/h, f1/h, f2/h, f3/h`` at ``z``: Taylor series for ``|z| < 2``, the closed forms
+    of Cox & Matthews elsewhere.
+
+    The closed forms are used as written (not as sums of phi-functions, whose leading
+    terms cancel for large ``|z|``); near zero they cancel instead, which the series
+    avoids. Both branches get safe arguments (the series 0, the closed forms 2), so
+    nothing overflows or divides by zero and gradients through `jnp.where` stay finite.
+    """
+    small = jnp.abs(z) < _SERIES_RADIUS
+    zs = jnp.where(small, z, jnp.zeros_like(z))
+    zc = jnp.where(small, jnp.full_like(z, _SERIES_RADIUS), z)
+
+    def series(name):
+        coefficients = _SERIES[name]
+        total = jnp.full_like(zs, float(coefficients[-1]))
+        for c in coefficients[-2::-1]:
+            total = total * zs + float(c)
+        return total
+
+    e, e_half = jnp.exp(zc), jnp.exp(zc / 2)
+    z3 = zc**3
+    closed = {
+        "q": (e_half - 1) / zc,
+        "f1": (-4 - zc + e * (4 - 3 * zc + zc**2)) / z3,
+        "f2": (2 + zc + e * (zc - 2)) / z3,
+        "f3": (-4 - 3 * zc - zc**2 + e * (4 - zc)) / z3,
+    }
+    return tuple(jnp.where(small, series(name), closed[name]) for name in ("q", "f1", "f2", "f3"))
+
+
+def _contour_coefficients(linear, h, num_points, radius, real_input, ctype):
+    theta = (np.arange(1, num_points + 1) - 0.5) / num_points
+    roots = jnp.asarray(radius * np.exp(2j * np.pi * theta), dtype=ctype)
     hc = h.astype(ctype)
     z0 = linear.astype(ctype) * hc
     z = z0[..., None] + roots  # contour around each L h
@@ -96,14 +188,16 @@ class ETDRK4(AbstractStepper):
     dt
         Time step (model time units), positive.
     num_contour_points
-        Contour points for the coefficient integrals (static).
+        ``None`` (default) evaluates the coefficients by Taylor series near zero and
+        closed forms elsewhere; an int uses the Kassam–Trefethen contour integral with
+        that many points (static). See `etdrk4_coefficients`.
     coefficients
         Precomputed coefficients (set by `prepare`; leave as ``None``).
     """
 
     dynamics: AbstractSemilinearDynamics
     dt: ArrayLike
-    num_contour_points: int = eqx.field(static=True, default=32)
+    num_contour_points: int | None = eqx.field(static=True, default=None)
     coefficients: PyTree[ETDRK4Coefficients] | None = None
 
     def __check_init__(self):
