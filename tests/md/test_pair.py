@@ -157,6 +157,11 @@ def test_species_errors():
         md.HarmonicBonds(jnp.array([0, 1]))
     with pytest.raises(ValueError, match="neighbour list"):
         md.LennardJones().energy(cluster(), None, md.FreeSpace())
+    positions = cluster()
+    nbrs = md.neighbor_list(positions, md.FreeSpace(), cutoff=2.5, mode="dense")
+    mismatched = md.LennardJones(epsilon=jnp.ones((2, 2)), species=jnp.array([0, 1, 1]))
+    with pytest.raises(ValueError, match=r"species must have shape \(6,\)"):
+        mismatched.energy(positions, nbrs, md.FreeSpace())
 
 
 def test_virial_pressure_from_box_gradient(fcc500):
