@@ -42,7 +42,11 @@ model = hybrax.climate.Lorenz96(num_variables=40, forcing=8.0)
 keys = jax.random.split(jax.random.key(0), 16)
 states = jax.vmap(lambda k: model.initial_state(k, dtype=jnp.float64))(keys)
 final, energy = sharded_rollout(
-    hybrax.RK4(model, 0.01), states, 200, mesh, save_every=50,
+    hybrax.RK4(model, 0.01),
+    states,
+    200,
+    mesh,
+    save_every=50,
     observe=lambda s: 0.5 * jnp.sum(s.u**2),
 )
 assert final.u.sharding.spec == jax.sharding.PartitionSpec("batch"), final.u.sharding

@@ -141,8 +141,8 @@ class KuramotoSivashinsky2D(AbstractSpectralFieldDynamics):
         u_hat = state.field_hat
         gradient, mask = _gradient_factors(self.grid, np.dtype(u_hat.real.dtype))
         grad_hat = jax.lax.complex(-gradient * u_hat.imag, gradient * u_hat.real)  # i k u
-        ux, uy = jnp.fft.irfft2(grad_hat, s=self.grid.shape, norm="forward")
-        square_hat = jnp.fft.rfft2(ux * ux + uy * uy, norm="forward")
+        ux, uy = self.grid.irfft(grad_hat, norm="forward")
+        square_hat = self.grid.rfft(ux * ux + uy * uy, norm="forward")
         out = jax.lax.complex(-0.5 * mask * square_hat.real, -0.5 * mask * square_hat.imag)
         return SpectralState(out, state.time)
 

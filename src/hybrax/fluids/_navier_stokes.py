@@ -147,8 +147,8 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         # transpose of a broadcast is a reduction, which made the gradient 2x slower.
         re, im = w_hat.real, w_hat.imag
         uv_hat = jnp.stack([jax.lax.complex(-c * im, c * re) for c in velocity])
-        u, v = jnp.fft.irfft2(uv_hat, s=self.grid.shape)
-        p_hat = jnp.fft.rfft2(jnp.stack([u * v, v * v - u * u]))
+        u, v = self.grid.irfft(uv_hat)
+        p_hat = self.grid.rfft(jnp.stack([u * v, v * v - u * u]))
         # -(u . grad w) = (k_x^2 - k_y^2) FFT(u v) + k_x k_y FFT(v^2 - u^2), dealiased
         c0, c1 = jnp.asarray(products[0]), jnp.asarray(products[1])
         tendency = mul(c0, p_hat[0]) + mul(c1, p_hat[1])

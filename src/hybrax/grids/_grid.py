@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -74,6 +75,12 @@ class Grid(eqx.Module):
     domain_length
         Period ``L`` of each axis (a positive float or a tuple, model length units);
         default ``2 pi``. Static.
+    transform
+        How the grid's real FFTs are computed (static): ``None`` for `jax.numpy.fft` on
+        one device, or a plan with ``rfft2(x, norm)`` / ``irfft2(x_hat, norm)`` methods
+        for 2-D grids, such as `hybrax.parallel.SlabFFT`, which splits fields over a
+        device mesh. Solvers that transform through `rfft` / `irfft` (or `to_spectral` /
+        `to_physical`) then run distributed unchanged.
 
     Examples
     --------
@@ -89,11 +96,13 @@ class Grid(eqx.Module):
 
     shape: tuple[int, ...] = eqx.field(static=True)
     domain_length: tuple[float, ...] = eqx.field(static=True)
+    transform: Any = eqx.field(static=True)
 
     def __init__(
         self,
         shape: int | Sequence[int],
         domain_length: float | Sequence[float] = 2 * math.pi,
+        transform: Any = None,
     ):
         shape_tuple = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
         if not 1 <= len(shape_tuple) <= 3:
@@ -113,6 +122,15 @@ class Grid(eqx.Module):
                 )
         self.shape = tuple(int(n) for n in shape_tuple)
         self.domain_length = tuple(float(length) for length in lengths)
+        if transform is not None and len(self.shape) != 2:
+            raise ValueError(
+                f"Grid: a transform plan is supported for 2-D grids only, got shape {self.shape}"
+            )
+        self.transform = transform
+
+    def with_transform(self, transform: Any) -> "Grid":
+        """The same grid with its FFTs computed by ``transform`` (``None``: jax.numpy)."""
+        return Grid(self.shape, self.domain_length, transform)
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -222,14 +240,28 @@ class Grid(eqx.Module):
                 f"Grid.to_spectral needs a real floating field (float32/float64), got "
                 f"{field.dtype}; for complex data transform real and imaginary parts separately"
             )
-        axes = tuple(range(-self.ndim, 0))
-        return jnp.fft.rfftn(field, axes=axes, norm="forward")
+        return self.rfft(field, norm="forward")
 
     def to_physical(self, field_hat: Complex[Array, "..."]) -> Float[Array, "..."]:
         """Inverse of `to_spectral`: the real field on the grid points."""
         self._check_trailing(field_hat, self.spectral_shape, "field_hat")
+        return self.irfft(field_hat, norm="forward")
+
+    def rfft(self, field: Float[Array, "..."], norm: str = "backward") -> Complex[Array, "..."]:
+        """Real FFT over the grid axes with numpy's ``norm`` convention, through the
+        grid's transform plan (no shape checks: the fast path for solvers)."""
+        if self.transform is not None:
+            return self.transform.rfft2(field, norm)
+        return jnp.fft.rfftn(field, axes=tuple(range(-self.ndim, 0)), norm=norm)
+
+    def irfft(
+        self, field_hat: Complex[Array, "..."], norm: str = "backward"
+    ) -> Float[Array, "..."]:
+        """Inverse of `rfft` (the physical field on the grid points)."""
+        if self.transform is not None:
+            return self.transform.irfft2(field_hat, norm)
         axes = tuple(range(-self.ndim, 0))
-        return jnp.fft.irfftn(field_hat, s=self.shape, axes=axes, norm="forward")
+        return jnp.fft.irfftn(field_hat, s=self.shape, axes=axes, norm=norm)
 
     # ---------------------------------------------------------------- operators
     def derivative(
