@@ -20,6 +20,8 @@ Ratios in the table are hybrax / other (higher is better for hybrax).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import shutil
@@ -223,6 +225,7 @@ def main(argv=None):
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--steps", type=int, default=None, help="steps per timed run")
     extra.add_argument("--sizes", type=str, default=None, help="unit cells, e.g. 10,20")
+    extra.add_argument("--warmup", type=int, default=None, help="melt steps to size lists")
     known, rest = extra.parse_known_args(argv)
     args = parse_args(__doc__.splitlines()[0], rest)
     sizes = (
@@ -235,7 +238,7 @@ def main(argv=None):
     for cells in sizes:
         atoms = 4 * cells**3
         steps = known.steps or (100 if args.quick else (1000 if cells <= 10 else 200))
-        warmup = 100 if args.quick else 300
+        warmup = known.warmup or (100 if args.quick else 300)
         lammps = None
         for dtype_name in dtypes:
             dtype = jnp.dtype(dtype_name)
@@ -279,6 +282,9 @@ def main(argv=None):
                 f"{results['jax-md']['overflow']}",
                 file=sys.stderr,
             )
+            if args.json:  # keep what is done so far if a long run is interrupted
+                with open(args.json + ".partial", "w") as f:
+                    json.dump([dataclasses.asdict(r) for r in records], f, indent=1)
     report(records, args.json, higher_is_better=("steps_per_s", "atom_steps_per_s"))
     write_environment(args.json)
 
