@@ -1,0 +1,127 @@
+"""Memory-bounded gradients at scale: d(loss)/d(viscosity) after a long Navier–Stokes rollout.
+
+Kolmogorov flow at 128^2 (float32, dt at Courant 0.5), gradient of the final enstrophy-like
+loss with respect to the viscosity through 10,000 steps (1,000 with --quick, at 64^2):
+
+- hybrax RK4 with ``checkpoint="sqrt"`` (nested scans, ~2 sqrt(n) stored states),
+- hybrax ETDRK4 with ``checkpoint="sqrt"``,
+- hybrax RK4 without checkpointing (every step's intermediates stored; its memory is read
+  from the compiled program and it is only run when that fits in ``--max-gib``),
+- the same RK4 right-hand side through `diffrax.diffeqsolve` with
+  `diffrax.RecursiveCheckpointAdjoint` (diffrax's default: online treeverse
+  checkpointing).
+
+Reported: XLA's scratch memory of each compiled gradient (``temp_size_in_bytes``), its wall
+time, and the time of one forward rollout, so the price of rematerialisation is visible.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _harness as H  # noqa: E402
+from lorenz96 import ClassicRK4  # noqa: E402
+
+import hybrax  # noqa: E402
+from hybrax.fluids import KolmogorovFlow, NavierStokes2D  # noqa: E402
+from hybrax.grids import cfl_time_step  # noqa: E402
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--max-gib", type=float, default=12.0, help="largest run allowed")
+    args = parser.parse_args(argv)
+
+    size, n_steps = (64, 1_000) if args.quick else (128, 10_000)
+    base = KolmogorovFlow(size)
+    dt = float(cfl_time_step(base.grid, 7.0, 0.5))
+    start = base.initial_state(jax.random.key(0), dtype=jnp.float32)
+    start, _ = hybrax.rollout(hybrax.ETDRK4(base, dt), start, 200, save_every=None)
+
+    def model_with(viscosity):
+        return NavierStokes2D(base.grid, viscosity, base.drag, base.forcing)
+
+    def loss_hybrax(method, checkpoint):
+        def loss(viscosity):
+            stepper = method(model_with(viscosity), dt)
+            final, _ = hybrax.rollout(
+                stepper, start, n_steps, save_every=None, checkpoint=checkpoint
+            )
+            return jnp.sum(jnp.abs(final.field_hat) ** 2)
+
+        return loss
+
+    def loss_diffrax(viscosity):
+        model = model_with(viscosity)
+
+        def vector_field(t, y, args):
+            return model.tendency(hybrax.grids.SpectralState(y, t), t).field_hat
+
+        solution = diffrax.diffeqsolve(
+            diffrax.ODETerm(vector_field),
+            ClassicRK4(),
+            0.0,
+            n_steps * dt,
+            dt,
+            start.field_hat,
+            max_steps=n_steps + 1,
+            adjoint=diffrax.RecursiveCheckpointAdjoint(),
+        )
+        return jnp.sum(jnp.abs(solution.ys[-1]) ** 2)
+
+    viscosity = jnp.float32(1e-3)
+    case = f"grad through {n_steps} Kolmogorov steps {size}^2 f32"
+    records = []
+    forward = jax.jit(
+        lambda v: hybrax.rollout(hybrax.RK4(model_with(v), dt), start, n_steps, save_every=None)[0]
+    )
+    records.append(
+        H.Record(
+            case,
+            "RK4 forward only",
+            "seconds",
+            H.time_call(lambda: forward(viscosity), repeat=1, min_time=0),
+            "s",
+        )
+    )
+    gradients = {}
+    for tool, loss in (
+        ("hybrax RK4 sqrt", loss_hybrax(hybrax.RK4, "sqrt")),
+        ("hybrax ETDRK4 sqrt", loss_hybrax(hybrax.ETDRK4, "sqrt")),
+        ("hybrax RK4 plain", loss_hybrax(hybrax.RK4, None)),
+        ("diffrax RK4 recursive", loss_diffrax),
+    ):
+        compile_s, compiled = H.compile_seconds(jax.jit(jax.grad(loss)), viscosity)
+        need = H.temp_bytes(compiled)
+        records.append(H.Record(case, tool, "peak_bytes", need, "bytes"))
+        records.append(H.Record(case, tool, "compile_seconds", compile_s, "s"))
+        if need > args.max_gib * 2**30:
+            records.append(H.Record(case, tool, "seconds", float("nan"), "s", "not run: too big"))
+            continue
+        seconds = H.time_call(lambda c=compiled: c(viscosity), repeat=1, min_time=0)
+        records.append(H.Record(case, tool, "seconds", seconds, "s"))
+        gradients[tool] = float(compiled(viscosity))
+    values = np.array([gradients[t] for t in gradients if "RK4" in t and "ETD" not in t])
+    if len(values) > 1:
+        spread = float(np.max(np.abs(values - values[0])) / abs(values[0]))
+        records.append(H.Record(case, "RK4 variants", "gradient_relative_spread", spread, ""))
+    H.report(
+        records, args.json, baseline={"peak_bytes": "hybrax RK4 sqrt", "seconds": "hybrax RK4 sqrt"}
+    )
+    H.write_environment(args.json)
+    return records
+
+
+if __name__ == "__main__":
+    main()
