@@ -29,11 +29,11 @@ import numpy as np
 import optax
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _harness as H  # noqa: E402
+import _harness as H
 
-import hybrax  # noqa: E402
-from hybrax.hybrid import RegressionLoss, fit, generate_trajectories  # noqa: E402
-from hybrax.io import load_dataset, save_dataset  # noqa: E402
+import hybrax
+from hybrax.hybrid import RegressionLoss, fit, generate_trajectories
+from hybrax.io import load_dataset, save_dataset
 
 K = 40
 
@@ -54,15 +54,26 @@ def run(n_trajectories, n_steps, train_steps, workdir: Path):
 
     def generate():
         return generate_trajectories(
-            stepper, sample, jax.random.key(0), n_trajectories, n_steps, save_every=5,
+            stepper,
+            sample,
+            jax.random.key(0),
+            n_trajectories,
+            n_steps,
+            save_every=5,
             spin_up_steps=500,
         )
 
     def train(inputs, targets):
         net = hybrax.nn.MLP(K, K, 128, 2, key=jax.random.key(1), dtype=jnp.float32)
         return fit(
-            net, RegressionLoss(), (inputs, targets), optax.adam(1e-3), train_steps,
-            batch_size=256, key=jax.random.key(2), progress=False,
+            net,
+            RegressionLoss(),
+            (inputs, targets),
+            optax.adam(1e-3),
+            train_steps,
+            batch_size=256,
+            key=jax.random.key(2),
+            progress=False,
         )
 
     # Compile both paths once so the timings compare steady-state work.

@@ -18,16 +18,15 @@ import sys
 from pathlib import Path
 
 import diffrax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _harness as H  # noqa: E402
+import _harness as H
 
-import hybrax  # noqa: E402
-from hybrax.climate import Lorenz96  # noqa: E402
+import hybrax
+from hybrax.climate import Lorenz96
 
 K, F, DT = 40, 8.0, 0.01
 
@@ -125,14 +124,16 @@ def ensemble_records(members, n_steps, repeat):
 
 
 def memory_records(n_steps, repeat):
-    model = Lorenz96(K, F)
     state = initial_ensemble(1).u[0]
     case = f"grad through {n_steps} L96 steps f32"
 
     def hybrax_loss(forcing, checkpoint):
         m = Lorenz96(K, forcing)
         final, _ = hybrax.rollout(
-            hybrax.RK4(m, DT), hybrax.ODEState(state), n_steps, save_every=None,
+            hybrax.RK4(m, DT),
+            hybrax.ODEState(state),
+            n_steps,
+            save_every=None,
             checkpoint=checkpoint,
         )
         return jnp.sum(final.u**2)
@@ -142,8 +143,15 @@ def memory_records(n_steps, repeat):
             lambda t, y, f: (jnp.roll(y, -1) - jnp.roll(y, 2)) * jnp.roll(y, 1) - y + f
         )
         sol = diffrax.diffeqsolve(
-            term, ClassicRK4(), 0.0, n_steps * DT, DT, state, args=forcing,
-            max_steps=n_steps + 1, adjoint=diffrax.RecursiveCheckpointAdjoint(),
+            term,
+            ClassicRK4(),
+            0.0,
+            n_steps * DT,
+            DT,
+            state,
+            args=forcing,
+            max_steps=n_steps + 1,
+            adjoint=diffrax.RecursiveCheckpointAdjoint(),
         )
         return jnp.sum(sol.ys[-1] ** 2)
 

@@ -26,12 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _harness as H  # noqa: E402
-from lorenz96 import ClassicRK4  # noqa: E402
+import _harness as H
+from lorenz96 import ClassicRK4
 
-import hybrax  # noqa: E402
-from hybrax.fluids import KolmogorovFlow, NavierStokes2D  # noqa: E402
-from hybrax.grids import cfl_time_step  # noqa: E402
+import hybrax
+from hybrax.fluids import KolmogorovFlow, NavierStokes2D
+from hybrax.grids import cfl_time_step
 
 
 def main(argv=None):

@@ -24,17 +24,17 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 
-import equinox as eqx  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
-from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _harness as H  # noqa: E402
+import _harness as H
 
-import hybrax  # noqa: E402
-from hybrax.parallel import SlabFFT, make_mesh, replicate, shard_batch  # noqa: E402
+import hybrax
+from hybrax.parallel import SlabFFT, make_mesh, replicate, shard_batch
 
 DEVICE_COUNTS = (1, 2, 4, 8)
 
@@ -42,9 +42,7 @@ DEVICE_COUNTS = (1, 2, 4, 8)
 def ensemble_records(n_steps, repeat, members_per_device, total_members):
     model = hybrax.climate.Lorenz96(num_variables=40, forcing=8.0)
     stepper = hybrax.RK4(model, 0.01)
-    run = jax.jit(
-        jax.vmap(lambda s: hybrax.rollout(stepper, s, n_steps, save_every=None)[0])
-    )
+    run = jax.jit(jax.vmap(lambda s: hybrax.rollout(stepper, s, n_steps, save_every=None)[0]))
     records = []
     for mode, members_for in (
         ("weak", lambda d: members_per_device * d),
@@ -110,7 +108,7 @@ def fft_records(repeat, sizes):
     for n in sizes:
         x = jax.random.normal(jax.random.key(3), (n, n), jnp.float32)
         single = jax.jit(lambda x: jnp.fft.irfft2(jnp.fft.rfft2(x), s=x.shape))
-        seconds = H.time_call(lambda x=x: single(x), repeat=repeat)
+        seconds = H.time_call(lambda x=x, single=single: single(x), repeat=repeat)
         case = f"rfft2+irfft2 {n}x{n} f32"
         records.append(H.Record(case, "single device", "ms_per_pair", 1e3 * seconds, "ms"))
         for devices in DEVICE_COUNTS[1:]:
