@@ -162,8 +162,6 @@ def pyqg_numpy(nx, double, steps, rounds, case, q, records) -> None:
     except ImportError:
         print(f"{case}: pyqg (numpy) is not installed, skipped", file=sys.stderr)
         return
-    import pyqg
-
     m = pyqg.QGModel(nx=nx, dt=HOUR, tmax=1e12, log_level=0)
     m.set_q(np.asarray(q, dtype=np.float64))
     best = float("inf")
