@@ -14,6 +14,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float
 
@@ -503,21 +504,24 @@ def steady_state(
     dynamics: AbstractDynamics,
     state: EBMState,
     *,
-    rtol: float = 1e-7,
-    atol: float = 1e-7,
+    rtol: float | None = None,
+    atol: float | None = None,
     solver: diffrax.AbstractSolver | None = None,
+    transient_tolerance: float = 1e-3,
     max_steps: int = 4096,
     initial_dt: float = 0.1,
 ) -> EBMState:
     """Integrate an energy-balance model from ``state`` until it stops changing.
 
-    Runs `diffrax.diffeqsolve` with an adaptive implicit solver (default
-    `diffrax.Kvaerno5`) and a steady-state event: it stops once the RMS of ``dT/dt`` (K/yr)
-    falls below ``atol + rtol * RMS(T)``. Because it follows the time evolution, it lands on
-    a *stable* steady state, the one whose basin holds ``state`` (the warm or the snowball
-    branch). A final Newton step polishes it; gradients use the implicit function theorem
-    (``dT/dp = -(df/dT)^-1 df/dp``, one dense linear solve), so they are those of the fixed
-    point itself, not of the transient.
+    Runs `diffrax.diffeqsolve` with an implicit, L-stable solver (default
+    `diffrax.ImplicitEuler`) under adaptive step control and stops once the RMS of
+    ``dT/dt`` (K/yr) falls below ``atol + rtol * RMS(T)`` (a steady-state event). Because it
+    follows the time evolution, it lands on a *stable* steady state, the one whose basin
+    holds ``state`` (the warm or the snowball branch). Only the basin matters, not the
+    transient's accuracy, so the steps are controlled loosely (``transient_tolerance``);
+    two Newton steps then polish the state to round-off. Gradients use the implicit
+    function theorem (``dT/dp = -(df/dT)^-1 df/dp``, one dense linear solve), so they are
+    those of the fixed point itself, not of the transient.
 
     Parameters
     ----------
@@ -527,9 +531,15 @@ def steady_state(
     state
         Starting state.
     rtol, atol
-        Steady-state tolerances (also the step-size controller's).
+        Steady-state tolerances on ``dT/dt`` (K/yr); default 1e-7 in float64 and 1e-5 in
+        float32 (its round-off level).
     solver
-        A diffrax solver (default ``diffrax.Kvaerno5()``).
+        A diffrax solver (default ``diffrax.ImplicitEuler`` with a chord root finder at
+        ``transient_tolerance``; higher-order implicit solvers such as ``Kvaerno5`` stall
+        in float32 on this stiff problem).
+    transient_tolerance
+        Relative and absolute tolerance of the step-size controller (and of the default
+        root finder) during the transient (default 1e-3).
     max_steps
         Maximum solver steps (static); exceeding it raises an error.
     initial_dt
@@ -549,12 +559,23 @@ def steady_state(
     True
     """
     dynamics.check_state(state)
-    solver = diffrax.Kvaerno5() if solver is None else solver
+    if solver is None:
+        chord = diffrax.VeryChord(
+            rtol=transient_tolerance, atol=transient_tolerance, norm=optx.rms_norm
+        )
+        solver = diffrax.ImplicitEuler(root_finder=chord)
     # The time integration finds the stable state; it is not differentiated.
     frozen = jax.tree.map(
         lambda x: jax.lax.stop_gradient(x) if eqx.is_array(x) else x, (dynamics, state)
     )
-    solution = _solve_to_steady_state(*frozen, solver, initial_dt, rtol, atol, max_steps)
+    # Tolerances on dT/dt (K/yr) reachable in the state's precision: float32 round-off in
+    # the tendency is about 1e-6 K/yr.
+    default = 1e-7 if jnp.finfo(state.temperature.dtype).bits == 64 else 1e-5
+    rtol = default if rtol is None else rtol
+    atol = default if atol is None else atol
+    solution = _solve_to_steady_state(
+        *frozen, solver, initial_dt, rtol, atol, transient_tolerance, max_steps
+    )
     time = solution.ts[0].astype(state.temperature.dtype)
     shape = solution.ys[0].shape
 
@@ -576,7 +597,7 @@ def _vector_field(t, temperature, model):
 
 
 @eqx.filter_jit
-def _solve_to_steady_state(dynamics, state, solver, initial_dt, rtol, atol, max_steps):
+def _solve_to_steady_state(dynamics, state, solver, initial_dt, rtol, atol, loose, max_steps):
     # Jitted here so that repeated calls reuse the compilation (the event's condition
     # function is a fresh closure on every call, which diffeqsolve's own cache keys on).
     # diffrax multiplies time by an integer direction, which strict dtype promotion
@@ -590,7 +611,7 @@ def _solve_to_steady_state(dynamics, state, solver, initial_dt, rtol, atol, max_
             dt0=jnp.asarray(initial_dt, state.time.dtype),
             y0=state.temperature,
             args=dynamics,
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            stepsize_controller=diffrax.PIDController(rtol=loose, atol=loose),
             event=diffrax.Event(diffrax.steady_state_event(rtol=rtol, atol=atol)),
             max_steps=max_steps,
         )
@@ -623,8 +644,8 @@ def hysteresis_sweep(
     *,
     cold_start: ArrayLike = -50.0,
     warm_start: ArrayLike = 30.0,
-    rtol: float = 1e-7,
-    atol: float = 1e-7,
+    rtol: float | None = None,
+    atol: float | None = None,
     max_steps: int = 4096,
 ) -> HysteresisSweep:
     """Quasi-static sweep of the solar constant up and down through the ice-line hysteresis.
@@ -645,7 +666,7 @@ def hysteresis_sweep(
     cold_start, warm_start
         Uniform starting temperatures (°C) for the rising and falling sweeps.
     rtol, atol, max_steps
-        Passed to `steady_state`.
+        Passed to `steady_state` (``None``: its precision-dependent defaults).
 
     Returns
     -------
