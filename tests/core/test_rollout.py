@@ -16,7 +16,7 @@ def lorenz96():
 
 
 def test_saved_trajectory_matches_stepping_by_hand(lorenz96):
-    model, stepper, state = lorenz96
+    _, stepper, state = lorenz96
     final, trajectory = hybrax.rollout(stepper, state, 12, save_every=4)
     by_hand = [state]
     for _ in range(12):
@@ -154,3 +154,22 @@ def test_progress_bar_runs(lorenz96, capsys):
     final, _ = hybrax.rollout(stepper, state, 200, save_every=2, progress=True)
     jax.block_until_ready(final)
     assert "rollout" in capsys.readouterr().err
+
+
+class NoisyDecay(hybrax.AbstractStepper):
+    """A stochastic stepper whose state carries a typed PRNG key."""
+
+    dt: float = 0.1
+
+    def step(self, state):
+        u, key = state
+        key, sub = jax.random.split(key)
+        return (u * 0.9 + 0.01 * jax.random.normal(sub, u.shape, u.dtype) + 1 / u[0], key)
+
+
+def test_check_finite_with_a_prng_key_in_the_state():
+    state = (jnp.ones(3), jax.random.key(0))
+    final, _ = hybrax.rollout(NoisyDecay(), state, 20, save_every=None, check_finite=True)
+    assert final[1].dtype == state[1].dtype
+    with pytest.raises(Exception, match="at step 1 of 5"):
+        hybrax.rollout(NoisyDecay(), (jnp.zeros(3), jax.random.key(0)), 5, check_finite=True)

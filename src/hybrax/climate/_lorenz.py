@@ -12,6 +12,7 @@ from hybrax.core._validation import check_field
 
 __all__ = ["Lorenz63", "Lorenz96", "TwoScaleLorenz96", "TwoScaleState"]
 
+
 def _param():
     return eqx.field(converter=jnp.asarray)
 
@@ -232,7 +233,9 @@ class TwoScaleLorenz96(AbstractSemilinearDynamics):
 
         This is the term a closure for the one-scale model has to learn.
         """
-        h, b, c = (_like(p, x) for p in (self.coupling, self.amplitude_ratio, self.time_scale_ratio))
+        h, b, c = (
+            _like(p, x) for p in (self.coupling, self.amplitude_ratio, self.time_scale_ratio)
+        )
         return -(h * c / b) * jnp.sum(y, axis=-1)
 
     def linear_operator(self) -> TwoScaleState:

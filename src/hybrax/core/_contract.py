@@ -1,12 +1,11 @@
 """The two roles every solver and every network fills: Dynamics and Stepper."""
 
-
 import abc
 
 import equinox as eqx
-from equinox import AbstractVar
 import jax
 import jax.numpy as jnp
+from equinox import AbstractVar
 from jaxtyping import ArrayLike, PyTree
 
 from ._state import mul
@@ -30,7 +29,7 @@ class AbstractDynamics(eqx.Module):
     def tendency(self, state: PyTree, t: ArrayLike) -> PyTree:
         """Time derivative of ``state`` at time ``t``."""
 
-    def check_state(self, state: PyTree) -> None:  # noqa: B027 (optional hook)
+    def check_state(self, state: PyTree) -> None:
         """Raise `ValueError` if ``state`` does not fit this model (default: accept)."""
 
 
@@ -95,4 +94,3 @@ class AbstractStepper(eqx.Module):
 
     def __check_init__(self):
         _check_dt(self.dt)
-

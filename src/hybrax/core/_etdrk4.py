@@ -255,12 +255,7 @@ class ETDRK4(AbstractStepper):
         n_c = nonlinear(with_time(c, t0 + h), t0 + h)
 
         def full_step(k, u, nu, na, nb, nc):
-            return (
-                mul(k.exp_full, u)
-                + mul(k.f1, nu)
-                + mul(2 * k.f2, na + nb)
-                + mul(k.f3, nc)
-            )
+            return mul(k.exp_full, u) + mul(k.f1, nu) + mul(2 * k.f2, na + nb) + mul(k.f3, nc)
 
         out = combine(full_step, state, n_u, n_a, n_b, n_c)
         return with_time(out, t0 + h)

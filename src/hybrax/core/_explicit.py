@@ -1,9 +1,7 @@
 """Explicit Runge–Kutta steppers defined by their Butcher tableaux."""
 
-
 from typing import ClassVar
 
-import equinox as eqx
 from equinox import AbstractVar
 from jaxtyping import ArrayLike, PyTree
 

@@ -132,9 +132,7 @@ def _lyapunov(stepper, state, n_steps, k, every, discard_steps, key, progress):
     bar = ProgressCallback(n_steps // every, "lyapunov") if progress else None
 
     zeros = jnp.zeros((k,), real_dtype)
-    (_, _, total), _ = lax.scan(
-        block, (flat, basis, zeros), jnp.arange(n_steps // every)
-    )
+    (_, _, total), _ = lax.scan(block, (flat, basis, zeros), jnp.arange(n_steps // every))
     dt = jnp.asarray(stepper.dt).astype(real_dtype)
     exponents = total / ((n_steps - discard_steps) * dt)
     return jnp.sort(exponents)[::-1]

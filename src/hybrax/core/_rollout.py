@@ -152,9 +152,13 @@ def _rollout(
 
     if check_finite:
         final, _, first_bad = carry
-        final = eqx.branched_error_if(
-            final, first_bad >= 0, jnp.maximum(first_bad, 0), StepMessages(_NONFINITE, n_steps)
+        # The error is attached to the floating leaves only: equinox's host callback cannot
+        # carry typed PRNG keys (Langevin, Brownian and stochastic states hold one).
+        floating, other = eqx.partition(final, _is_inexact)
+        floating = eqx.branched_error_if(
+            floating, first_bad >= 0, jnp.maximum(first_bad, 0), StepMessages(_NONFINITE, n_steps)
         )
+        final = eqx.combine(floating, other)
     else:
         final = carry
     return final, saved
@@ -196,6 +200,10 @@ def _blocks(checkpoint: Checkpoint, interval: int, num_intervals: int):
     return checkpoint, 1
 
 
+def _is_inexact(x) -> bool:
+    return eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact)
+
+
 def _all_finite(tree: PyTree) -> Array:
     leaves = [
         jnp.all(jnp.isfinite(x))
@@ -212,8 +220,7 @@ def _empty_like(tree: PyTree) -> PyTree:
 def _check_arguments(n_steps: Any, save_every: Any, checkpoint: Any, unroll: Any) -> None:
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
         raise ValueError(
-            f"n_steps must be a non-negative Python int (it fixes the loop length), "
-            f"got {n_steps!r}"
+            f"n_steps must be a non-negative Python int (it fixes the loop length), got {n_steps!r}"
         )
     if save_every is not None:
         if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:

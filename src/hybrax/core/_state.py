@@ -34,7 +34,7 @@ class ODEState(eqx.Module):
     True
     """
 
-    u: Shaped[Array, "n"]
+    u: Shaped[Array, " n"]
     time: Float[Array, ""]
 
     def __init__(self, u: ArrayLike, time: ArrayLike | None = None):

@@ -79,7 +79,7 @@ def run(
     lyapunov_seconds = time.perf_counter() - start
 
     times = np.asarray(trajectory.time)
-    shown = min(len(x), int(round(20 / (dt * save_every))))  # the last 20 time units
+    shown = min(len(x), round(20 / (dt * save_every)))  # the last 20 time units
     fig, ax = _plotting.figure(figsize=(7, 5))
     _plotting.hovmoller(ax, x[-shown:], times[-shown:], label="X_k")
     ax.set_title(f"Lorenz-96, K={num_variables}, F={forcing}")
