@@ -37,6 +37,12 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (CI)")
     parser.add_argument("--json", type=str, default=None, help="write records to this path")
     parser.add_argument("--float64", action="store_true", help="also run float64 cases")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: tuple(int(v) for v in text.split(",")),
+        default=None,
+        help="override the problem sizes, e.g. 256,1024 (GPU-sized runs)",
+    )
     return parser.parse_args(argv)
 
 

@@ -366,16 +366,16 @@ def gradients(records: list, n: int, steps: int) -> None:
 
 def main(argv=None) -> None:
     args = H.parse_args(__doc__.splitlines()[0], argv)
-    sizes = (64,) if args.quick else (64, 256, 512)
+    sizes = args.sizes or ((64,) if args.quick else (64, 256, 512))
     records: list[H.Record] = []
     timings = {}
     for n in sizes:
         steps = 200 if n <= 64 else 20
         timings[n] = kolmogorov_speed(n, steps, records, 3 if args.quick else 7)
-    timing_size = 64 if args.quick else 256
+    timing_size = sizes[min(1, len(sizes) - 1)]
     stability(records, timings[timing_size], timing_size, args.quick)
     kuramoto_sivashinsky(records, 200 if args.quick else 1000)
-    gradients(records, 64 if args.quick else 256, 20 if args.quick else 100)
+    gradients(records, timing_size, 20 if args.quick else 100)
     H.report(records, args.json, baseline={})
     H.write_environment(args.json)
 
