@@ -291,7 +291,7 @@ def energy_balance(records: list, rounds: int) -> None:
 
 def main(argv=None) -> None:
     args = H.parse_args(__doc__.splitlines()[0], argv)
-    rounds = 2 if args.quick else 5
+    rounds = 2 if args.quick else 7
     records: list[H.Record] = []
     sizes = {64: 400, 128: 150, 256: 40}
     if args.quick:
