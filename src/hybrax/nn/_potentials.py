@@ -1,0 +1,730 @@
+"""Neural MD potentials: a learned pair potential and a SchNet-style message-passing energy.
+
+Both are `hybrax.md` energies: they add to analytic ones (``LennardJones() +
+NeuralPairPotential(...)``), their forces are ``-grad`` of the energy, and they run through
+the MD neighbour list (cell windows or all pairs) and every MD integrator. Distances enter
+through a radial basis of ``x = r / cutoff`` times a smooth envelope that takes energy and
+force to zero at the cut-off, so nothing jumps when pairs cross it.
+"""
+
+import abc
+import math
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from equinox import AbstractVar
+from jax import lax
+from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
+
+from hybrax.md import AbstractBox, AbstractEnergy, AbstractPairEnergy, NeighborList
+
+from ._common import check_positive_int, default_float
+from ._mlp import MLP
+
+__all__ = [
+    "AbstractEnvelope",
+    "AbstractRadialBasis",
+    "BesselBasis",
+    "CosineEnvelope",
+    "EnergyForceLoss",
+    "GaussianBasis",
+    "LabelledFrames",
+    "NeuralPairPotential",
+    "PolynomialEnvelope",
+    "SchNetPotential",
+    "label_frames",
+]
+
+
+# ---------------------------------------------------------------------- radial features
+class AbstractRadialBasis(eqx.Module):
+    """Radial features of the scaled distance ``x = r / cutoff`` (``0 < x <= 1``).
+
+    ``basis(x)`` maps an array of any shape to that shape plus a trailing axis of
+    ``num_basis`` features.
+    """
+
+    num_basis: AbstractVar[int]
+
+    @abc.abstractmethod
+    def __call__(self, x: Float[Array, "*shape"]) -> Float[Array, "*shape num_basis"]:
+        """Features at scaled distances ``x``."""
+
+
+class BesselBasis(AbstractRadialBasis):
+    """Spherical Bessel functions of order zero, ``sqrt(2) sin(n pi x) / x``, ``n = 1..K``
+    (DimeNet, Gasteiger et al. 2020): the Laplacian's radial eigenfunctions on a ball of
+    radius ``cutoff``, each zero at ``x = 1``.
+
+    Parameters
+    ----------
+    num_basis
+        ``K`` (static), default 8.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from hybrax.nn import BesselBasis
+    >>> BesselBasis(8)(jnp.asarray([0.5, 1.0])).shape
+    (2, 8)
+    """
+
+    num_basis: int = eqx.field(static=True, default=8)
+
+    def __check_init__(self):
+        check_positive_int("BesselBasis", "num_basis", self.num_basis)
+
+    def __call__(self, x: Float[Array, "*shape"]) -> Float[Array, "*shape num_basis"]:
+        n = jnp.arange(1, self.num_basis + 1).astype(x.dtype)
+        x = x[..., None]
+        return math.sqrt(2.0) * jnp.sin(math.pi * n * x) / x
+
+
+class GaussianBasis(AbstractRadialBasis):
+    """Gaussians ``exp(-(x - mu_k)^2 / (2 w^2))`` with ``K`` centres ``mu_k`` evenly spaced
+    from ``start`` to 1 and width ``w`` equal to their spacing (SchNet's "RBF expansion").
+
+    Parameters
+    ----------
+    num_basis
+        ``K`` (static, at least 2), default 16.
+    start
+        First centre as a fraction of the cut-off (static), default 0.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from hybrax.nn import GaussianBasis
+    >>> GaussianBasis(16, start=0.3)(jnp.asarray([0.5])).shape
+    (1, 16)
+    """
+
+    num_basis: int = eqx.field(static=True, default=16)
+    start: float = eqx.field(static=True, default=0.0)
+
+    def __check_init__(self):
+        check_positive_int("GaussianBasis", "num_basis", self.num_basis, minimum=2)
+        if not 0.0 <= self.start < 1.0:
+            raise ValueError(f"GaussianBasis: start must lie in [0, 1), got {self.start}")
+
+    def __call__(self, x: Float[Array, "*shape"]) -> Float[Array, "*shape num_basis"]:
+        spacing = (1.0 - self.start) / (self.num_basis - 1)
+        centres = self.start + spacing * jnp.arange(self.num_basis).astype(x.dtype)
+        z = (x[..., None] - centres) / spacing
+        return jnp.exp(-0.5 * z * z)
+
+
+class AbstractEnvelope(eqx.Module):
+    """A smooth cut-off function of ``x = r / cutoff``: 1 at ``x = 0``, 0 for ``x >= 1``,
+    with vanishing slope at ``x = 1`` (so energies and forces go to zero there)."""
+
+    @abc.abstractmethod
+    def __call__(self, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        """Envelope at ``x`` (elementwise)."""
+
+
+class PolynomialEnvelope(AbstractEnvelope):
+    """``u(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2)`` for ``x < 1``,
+    0 beyond (DimeNet): value, slope and curvature vanish at the cut-off (energy, force and
+    force derivative are continuous there), and ``u`` is flat near ``x = 0``.
+
+    Parameters
+    ----------
+    exponent
+        ``p`` (static, >= 2), default 6.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from hybrax.nn import PolynomialEnvelope
+    >>> [round(float(v), 6) for v in PolynomialEnvelope()(jnp.asarray([0.0, 1.0]))]
+    [1.0, 0.0]
+    """
+
+    exponent: int = eqx.field(static=True, default=6)
+
+    def __check_init__(self):
+        check_positive_int("PolynomialEnvelope", "exponent", self.exponent, minimum=2)
+
+    def __call__(self, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        p = self.exponent
+        xp = x**p
+        u = (
+            1.0
+            - 0.5 * (p + 1) * (p + 2) * xp
+            + p * (p + 2) * xp * x
+            - 0.5 * p * (p + 1) * xp * x * x
+        )
+        return jnp.where(x < 1.0, u, 0.0)
+
+
+class CosineEnvelope(AbstractEnvelope):
+    """``u(x) = (1 + cos(pi x)) / 2`` for ``x < 1``, 0 beyond (Behler): value and slope vanish
+    at the cut-off.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from hybrax.nn import CosineEnvelope
+    >>> float(CosineEnvelope()(jnp.asarray(0.5)))
+    0.5
+    """
+
+    def __call__(self, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        return jnp.where(x < 1.0, 0.5 * (1.0 + jnp.cos(math.pi * x)), 0.0)
+
+
+# ---------------------------------------------------------------------- helpers
+def _dense(mlp: MLP, x: Array) -> Array:
+    """``mlp`` applied along the last axis of ``x`` (any leading shape) as matrix products."""
+    for layer in mlp.layers[:-1]:
+        x = mlp.activation(x @ layer.weight.T + layer.bias)
+    last = mlp.layers[-1]
+    return mlp.final_activation(x @ last.weight.T + last.bias)
+
+
+def _check_cutoff(name: str, cutoff) -> float:
+    cutoff = float(cutoff)
+    if not cutoff > 0:
+        raise ValueError(f"{name}: cutoff must be positive (sigma), got {cutoff}")
+    return cutoff
+
+
+def _check_species(name: str, species, num_species: int | None) -> tuple[Array | None, int]:
+    """Validate ``species`` and return it with the number of species (inferred if None)."""
+    if num_species is not None:
+        check_positive_int(name, "num_species", num_species)
+    if species is None:
+        return None, 1 if num_species is None else num_species
+    species = jnp.asarray(species)
+    if species.ndim != 1 or not jnp.issubdtype(species.dtype, jnp.integer):
+        raise ValueError(
+            f"{name}: species must be a 1-D integer array (one species index per atom), got "
+            f"shape {species.shape} and dtype {species.dtype}"
+        )
+    values = np.asarray(species)
+    top = int(values.max()) if values.size else 0
+    if num_species is None:
+        num_species = top + 1
+    if values.size and (values.min() < 0 or top >= num_species):
+        raise ValueError(
+            f"{name}: species values must lie in [0, {num_species}), got values from "
+            f"{int(values.min())} to {top}; set num_species to the number of species"
+        )
+    return species, num_species
+
+
+def _check_dtype(name: str, network_dtype, like: Array) -> None:
+    if jnp.dtype(network_dtype) != jnp.result_type(like):
+        raise ValueError(
+            f"{name}: the network's parameters are {jnp.dtype(network_dtype)} but the positions "
+            f"are {jnp.result_type(like)}; build the potential with dtype=positions.dtype"
+        )
+
+
+def _pair_index_table(num_species: int) -> np.ndarray:
+    """``(S, S)`` symmetric table of the output channel of each unordered species pair."""
+    table = np.zeros((num_species, num_species), np.int32)
+    k = 0
+    for a in range(num_species):
+        for b in range(a, num_species):
+            table[a, b] = table[b, a] = k
+            k += 1
+    return table
+
+
+def _neighbors(name: str, neighbors) -> NeighborList:
+    if not isinstance(neighbors, NeighborList):
+        raise ValueError(
+            f"{name} needs a neighbour list: build one with "
+            "hybrax.md.neighbor_list(positions, box, cutoff) (mode='dense' for all pairs)"
+        )
+    return neighbors
+
+
+# ---------------------------------------------------------------------- pair potential
+class NeuralPairPotential(AbstractPairEnergy):
+    """A learned pair potential ``U = sum_{i<j} phi(r_ij)`` with
+
+    .. math::
+        \\phi_{ab}(r) = s\\, u(r / r_c)\\, \\mathrm{MLP}_{ab}(B(r / r_c))
+
+    a network ``MLP`` of the radial features ``B`` (a `BesselBasis` by default) times a
+    smooth envelope ``u`` (`PolynomialEnvelope` by default), so that ``phi`` and its force
+    vanish at the cut-off ``r_c``; ``s`` is a fixed energy scale. With species, the network
+    has one output per unordered species pair ``(a, b)`` (``S (S + 1) / 2`` outputs) and
+    ``phi_ab = phi_ba``.
+
+    It is an ordinary `hybrax.md.AbstractPairEnergy`: it sums over the MD neighbour list
+    (cell windows or all pairs), its forces are the exact derivative of the energy (one
+    forward-mode derivative of ``phi`` per pair, in the same pass), it adds to analytic
+    energies (``md.LennardJones(epsilon=0.8) + NeuralPairPotential(...)``), and its weights
+    are array leaves that `jax.grad`, `hybrax.hybrid.fit` and checkpoints reach. Energies
+    in epsilon, distances in sigma (reduced LJ units).
+
+    Parameters
+    ----------
+    cutoff
+        Cut-off radius ``r_c`` (sigma, static), default 2.5.
+    key
+        PRNG key for the network's initial weights.
+    basis
+        Radial features (`AbstractRadialBasis`), default ``BesselBasis(16)``.
+    envelope
+        Cut-off function (`AbstractEnvelope`), default ``PolynomialEnvelope(6)``.
+    width_size, depth
+        Hidden units per layer and number of hidden layers of the MLP, defaults 32 and 2.
+    activation
+        Hidden nonlinearity, default `jax.nn.silu` (smooth, so forces are smooth).
+    energy_scale
+        ``s`` (epsilon, static), default 1.
+    species
+        ``(N,)`` integer species per atom, or None (one species).
+    num_species
+        ``S`` (static); default: ``max(species) + 1`` (1 without species).
+    dtype
+        Parameter dtype (default: JAX's default float); it must match the positions'.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import hybrax.md as md
+    >>> from hybrax.nn import NeuralPairPotential
+    >>> positions, box = md.lattice("fcc", 3, density=0.8442)
+    >>> nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+    >>> total = md.LennardJones(epsilon=0.8) + NeuralPairPotential(2.5, key=jax.random.key(0))
+    >>> energy, forces = total.energy_and_forces(positions, nbrs, box)
+    >>> forces.shape
+    (108, 3)
+    """
+
+    mlp: MLP
+    basis: AbstractRadialBasis
+    envelope: AbstractEnvelope
+    cutoff: float = eqx.field(static=True)
+    energy_scale: float = eqx.field(static=True)
+    num_knots: int | None = eqx.field(static=True)
+    num_species: int = eqx.field(static=True)
+    species: Int[Array, " N"] | None
+
+    def __init__(
+        self,
+        cutoff: float = 2.5,
+        *,
+        key: PRNGKeyArray,
+        num_knots: int | None = None,
+        basis: AbstractRadialBasis | None = None,
+        envelope: AbstractEnvelope | None = None,
+        width_size: int = 32,
+        depth: int = 2,
+        activation: Callable[[Array], Array] = jax.nn.silu,
+        energy_scale: float = 1.0,
+        species: Int[Array, " N"] | None = None,
+        num_species: int | None = None,
+        dtype=None,
+    ):
+        self.cutoff = _check_cutoff("NeuralPairPotential", cutoff)
+        self.basis = BesselBasis(16) if basis is None else basis
+        self.envelope = PolynomialEnvelope(6) if envelope is None else envelope
+        if not isinstance(self.basis, AbstractRadialBasis):
+            raise ValueError(f"NeuralPairPotential: basis must be a radial basis, got {basis!r}")
+        if not isinstance(self.envelope, AbstractEnvelope):
+            raise ValueError(f"NeuralPairPotential: envelope must be an envelope, got {envelope!r}")
+        self.species, self.num_species = _check_species("NeuralPairPotential", species, num_species)
+        num_pairs = self.num_species * (self.num_species + 1) // 2
+        self.mlp = MLP(
+            self.basis.num_basis,
+            num_pairs,
+            width_size,
+            depth,
+            activation,
+            key=key,
+            dtype=dtype or default_float(),
+        )
+        self.energy_scale = float(energy_scale)
+        if num_knots is not None:
+            check_positive_int("NeuralPairPotential", "num_knots", num_knots, minimum=4)
+        self.num_knots = num_knots
+
+    def channels(self, x: Float[Array, "*shape"]) -> Float[Array, "*shape pairs"]:
+        """``phi`` of every species pair at scaled distances ``x = r / cutoff`` (epsilon),
+        evaluated directly with the network: shape ``x.shape + (S (S + 1) / 2,)``."""
+        _check_dtype("NeuralPairPotential", self.mlp.dtype, x)
+        out = _dense(self.mlp, self.basis(x))
+        return self.energy_scale * self.envelope(x)[..., None] * out
+
+    def pair_energy(self, r2: Array, species_i: Array | None, species_j: Array | None) -> Array:
+        x = jnp.sqrt(r2) / self.cutoff
+        if self.num_species == 1:
+            channel = None
+        else:
+            if species_i is None or species_j is None:
+                raise ValueError(
+                    f"NeuralPairPotential: built for {self.num_species} species but the pair "
+                    "sum got no species; pass species=(N,) integer array"
+                )
+            table = jnp.asarray(_pair_index_table(self.num_species))
+            channel = jnp.broadcast_to(table[species_i, species_j], x.shape)
+        if self.num_knots is None:
+            out = self.channels(x)
+            if channel is None:
+                return out[..., 0]
+            return jnp.take_along_axis(out, channel[..., None], axis=-1)[..., 0]
+        return self._interpolate(x, channel)
+
+    def _interpolate(self, x: Array, channel: Array | None) -> Array:
+        """Cubic Hermite interpolation of the network's ``phi`` between ``num_knots`` knots
+        ``x_k = k / K`` (``k = 1..K``), with the exact values and slopes at the knots."""
+        k_total = self.num_knots
+        h = 1.0 / k_total
+        knots = jnp.arange(1, k_total + 1).astype(x.dtype) * h
+        values, slopes = jax.jvp(self.channels, (knots,), (jnp.ones_like(knots),))
+        t = x * k_total - 1.0
+        k = jnp.clip(jnp.floor(t), 0, k_total - 2)
+        s = t - k
+        k = k.astype(jnp.int32)
+        c = 0 if channel is None else channel
+        f0, f1 = values[k, c], values[k + 1, c]
+        d0, d1 = h * slopes[k, c], h * slopes[k + 1, c]
+        one_minus = 1.0 - s
+        return (
+            (1.0 + 2.0 * s) * one_minus * one_minus * f0
+            + s * one_minus * one_minus * d0
+            + s * s * (3.0 - 2.0 * s) * f1
+            - s * s * one_minus * d1
+        )
+
+    def pair_potential(
+        self, r: Float[Array, "*shape"], species_i: int = 0, species_j: int = 0
+    ) -> Float[Array, "*shape"]:
+        """``phi_ab(r)`` (epsilon) at distances ``r`` (sigma; zero beyond the cut-off), for
+        plotting and comparing with an analytic potential."""
+        r = jnp.asarray(r)
+        r2 = jnp.minimum(r * r, self.cutoff**2)
+        if self.num_species == 1:
+            return jnp.where(r < self.cutoff, self.pair_energy(r2, None, None), 0.0)
+        si = jnp.full(r.shape, species_i, jnp.int32)
+        sj = jnp.full(r.shape, species_j, jnp.int32)
+        return jnp.where(r < self.cutoff, self.pair_energy(r2, si, sj), 0.0)
+
+
+# ---------------------------------------------------------------------- message passing
+class _Interaction(eqx.Module):
+    """One SchNet interaction block: ``h_i += g(sum_j W(r_ij) * (A h)_j)``."""
+
+    filter: MLP  # radial features -> features
+    atom_in: eqx.nn.Linear  # features -> features, no bias
+    atom_out: MLP  # features -> features
+
+
+class SchNetPotential(AbstractEnergy):
+    """A SchNet-style message-passing energy (Schütt et al. 2018) over the MD neighbour list.
+
+    Atoms start from a learned embedding of their species, ``h_i = e_{s_i}``. Each of
+    ``num_interactions`` blocks applies a continuous-filter convolution and a residual
+    update,
+
+    .. math::
+        m_i = \\sum_{j: r_{ij} < r_c} W(r_{ij}) \\odot (A h)_j, \\qquad
+        h_i \\leftarrow h_i + g(m_i),
+
+    with a radial filter ``W(r) = u(r / r_c) MLP(B(r / r_c))`` (radial features ``B``
+    times the smooth envelope ``u``, so every message fades out continuously at the
+    cut-off), a linear map ``A`` and an atom-wise MLP ``g``. The energy is a sum of
+    per-atom energies, ``U = sum_i (shift + scale * MLP_out(h_i))``. It is invariant to
+    translations, rotations and permutations of like atoms, smooth in the positions, and its
+    forces are ``-jax.grad`` of the energy. Units: reduced LJ (epsilon, sigma).
+
+    The messages run through the neighbour list's pair machinery
+    (`hybrax.md.NeighborList.pair_sums`, cell windows or all pairs), which sums quantities
+    symmetric in ``i, j`` over each pair once. The message is not symmetric, so it is
+    assembled from two symmetric sums, ``m_i = sum_j W_ij ((A h)_i + (A h)_j) - (A h)_i
+    sum_j W_ij``.
+
+    Parameters
+    ----------
+    cutoff
+        Cut-off radius (sigma, static), default 2.5.
+    key
+        PRNG key for the initial weights.
+    num_features
+        Width of the atom features ``h`` and of the filters (static), default 32.
+    num_interactions
+        Number of interaction blocks (static), default 3.
+    basis, envelope
+        Radial features and cut-off function, defaults ``GaussianBasis(16)`` and
+        ``PolynomialEnvelope(6)``.
+    activation
+        Nonlinearity of the filter, update and readout networks, default `jax.nn.silu`.
+    energy_shift, energy_scale
+        Fixed affine map of the per-atom readout (epsilon, static), defaults 0 and 1; set
+        them from the data (mean and spread of the energy per atom) for faster training.
+    species
+        ``(N,)`` integer species per atom, or None (one species).
+    num_species
+        Number of species (static); default ``max(species) + 1`` (1 without species).
+    dtype
+        Parameter dtype (default: JAX's default float); it must match the positions'.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import hybrax.md as md
+    >>> from hybrax.nn import SchNetPotential
+    >>> positions, box = md.lattice("fcc", 3, density=0.8442)
+    >>> nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+    >>> schnet = SchNetPotential(2.5, key=jax.random.key(0), num_features=16)
+    >>> forces = schnet.forces(positions, nbrs, box)   # -grad of the energy
+    """
+
+    embedding: Float[Array, "species features"]
+    interactions: tuple[_Interaction, ...]
+    readout: MLP
+    basis: AbstractRadialBasis
+    envelope: AbstractEnvelope
+    cutoff: float = eqx.field(static=True)
+    energy_shift: float = eqx.field(static=True)
+    energy_scale: float = eqx.field(static=True)
+    num_species: int = eqx.field(static=True)
+    species: Int[Array, " N"] | None
+
+    def __init__(
+        self,
+        cutoff: float = 2.5,
+        *,
+        key: PRNGKeyArray,
+        num_features: int = 32,
+        num_interactions: int = 3,
+        basis: AbstractRadialBasis | None = None,
+        envelope: AbstractEnvelope | None = None,
+        activation: Callable[[Array], Array] = jax.nn.silu,
+        energy_shift: float = 0.0,
+        energy_scale: float = 1.0,
+        species: Int[Array, " N"] | None = None,
+        num_species: int | None = None,
+        dtype=None,
+    ):
+        name = "SchNetPotential"
+        self.cutoff = _check_cutoff(name, cutoff)
+        check_positive_int(name, "num_features", num_features)
+        check_positive_int(name, "num_interactions", num_interactions)
+        self.basis = GaussianBasis(16) if basis is None else basis
+        self.envelope = PolynomialEnvelope(6) if envelope is None else envelope
+        if not isinstance(self.basis, AbstractRadialBasis):
+            raise ValueError(f"{name}: basis must be a radial basis, got {basis!r}")
+        if not isinstance(self.envelope, AbstractEnvelope):
+            raise ValueError(f"{name}: envelope must be an envelope, got {envelope!r}")
+        self.species, self.num_species = _check_species(name, species, num_species)
+        dtype = dtype or default_float()
+        f = num_features
+        keys = jax.random.split(key, 2 + 3 * num_interactions)
+        self.embedding = jax.random.normal(keys[0], (self.num_species, f), dtype)
+        self.interactions = tuple(
+            _Interaction(
+                MLP(self.basis.num_basis, f, f, 1, activation, key=keys[2 + 3 * k], dtype=dtype),
+                eqx.nn.Linear(f, f, use_bias=False, key=keys[3 + 3 * k], dtype=dtype),
+                MLP(f, f, f, 1, activation, key=keys[4 + 3 * k], dtype=dtype),
+            )
+            for k in range(num_interactions)
+        )
+        self.readout = MLP(f, 1, max(f // 2, 1), 1, activation, key=keys[1], dtype=dtype)
+        self.energy_shift, self.energy_scale = float(energy_shift), float(energy_scale)
+
+    @property
+    def required_cutoff(self) -> float:
+        return self.cutoff
+
+    @property
+    def num_features(self) -> int:
+        return self.embedding.shape[1]
+
+    def per_atom_energy(
+        self, positions: Float[Array, "N 3"], neighbors: NeighborList | None, box: AbstractBox
+    ) -> Float[Array, " N"]:
+        """Each atom's energy ``shift + scale * MLP_out(h_i)`` (epsilon), shape ``(N,)``."""
+        neighbors = _neighbors("SchNetPotential", neighbors)
+        _check_dtype("SchNetPotential", self.embedding.dtype, positions)
+        n = positions.shape[0]
+        if self.species is not None and self.species.shape != (n,):
+            raise ValueError(
+                f"SchNetPotential: species has shape {self.species.shape} but there are {n} "
+                "atoms; pass one species index per atom"
+            )
+        species = jnp.zeros(n, jnp.int32) if self.species is None else self.species
+        h = self.embedding[species]
+        index = jnp.arange(n, dtype=jnp.int32)  # atom ids, gathered per pair by the list
+        f = self.num_features
+        for block in self.interactions:
+            x = h @ block.atom_in.weight.T
+
+            def pair_fn(r2, i, j, block=block, x=x):
+                scaled = jnp.sqrt(r2) / self.cutoff
+                w = _dense(block.filter, self.basis(scaled)) * self.envelope(scaled)[..., None]
+                both = w * (x[i] + x[j])
+                return (*(both[..., c] for c in range(f)), *(w[..., c] for c in range(f))), ()
+
+            (sums, _) = neighbors.pair_sums(
+                positions, box, pair_fn, cutoff=self.cutoff, species=index
+            )
+            symmetric = jnp.stack(sums[:f], axis=-1)
+            total_weight = jnp.stack(sums[f:], axis=-1)
+            h = h + _dense(block.atom_out, symmetric - x * total_weight)
+        out = _dense(self.readout, h)[:, 0]
+        return self.energy_shift + self.energy_scale * out
+
+    def energy(
+        self, positions: Float[Array, "N 3"], neighbors: NeighborList | None, box: AbstractBox
+    ) -> Float[Array, ""]:
+        return jnp.sum(self.per_atom_energy(positions, neighbors, box))
+
+
+# ---------------------------------------------------------------------- training data, loss
+class LabelledFrames(eqx.Module):
+    """Configurations with reference energies and forces, a leading ``frames`` axis on
+    every leaf (what `hybrax.hybrid.fit` batches over).
+
+    Parameters
+    ----------
+    positions
+        ``(frames, N, 3)`` positions (sigma).
+    neighbors
+        One `hybrax.md.NeighborList` per frame, stacked along the leading axis (built by
+        `label_frames`).
+    energies
+        ``(frames,)`` potential energies (epsilon).
+    forces
+        ``(frames, N, 3)`` forces (epsilon / sigma).
+    """
+
+    positions: Float[Array, "frames N 3"]
+    neighbors: NeighborList
+    energies: Float[Array, " frames"]
+    forces: Float[Array, "frames N 3"]
+
+    @property
+    def num_frames(self) -> int:
+        return self.positions.shape[0]
+
+    def __getitem__(self, index) -> "LabelledFrames":
+        """The frames selected by ``index`` (a slice or an index array)."""
+        return jax.tree.map(lambda x: x[index], self)
+
+
+def label_frames(
+    reference: AbstractEnergy,
+    positions: Float[Array, "frames N 3"],
+    box: AbstractBox,
+    neighbors: NeighborList,
+) -> LabelledFrames:
+    """Reference energies and forces of ``frames`` configurations, with a neighbour list
+    per frame so that a loss never rebuilds one.
+
+    ``neighbors`` is a template (built with `hybrax.md.neighbor_list` for one of the frames,
+    with the cut-off the potentials to be trained need); it is rebuilt for every frame with
+    its static capacities, grown first if some frame needs more room.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> import hybrax.md as md
+    >>> from hybrax.nn import label_frames
+    >>> positions, box = md.lattice("fcc", 3, density=0.8442)
+    >>> nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+    >>> data = label_frames(md.LennardJones(), jnp.stack([positions, positions]), box, nbrs)
+    >>> data.forces.shape
+    (2, 108, 3)
+    """
+    positions = jnp.asarray(positions)
+    if positions.ndim != 3 or positions.shape[-1] != 3:
+        raise ValueError(f"label_frames: positions must be (frames, N, 3), got {positions.shape}")
+    neighbors = _neighbors("label_frames", neighbors)
+    if reference.required_cutoff is not None and reference.required_cutoff > neighbors.cutoff:
+        raise ValueError(
+            f"label_frames: the reference energy needs cutoff {reference.required_cutoff}, the "
+            f"neighbour list has {neighbors.cutoff}"
+        )
+    for _attempt in range(6):
+        lists = _frame_lists(neighbors, positions, box)
+        if not bool(jnp.any(lists.overflow)):
+            break
+        worst = eqx.tree_at(
+            lambda n: (n.max_counts, n.max_column_length),
+            neighbors,
+            (jnp.max(lists.max_counts, axis=0), jnp.max(lists.max_column_length)),
+        )
+        neighbors = worst.grow(positions[0], box)
+    else:
+        raise RuntimeError("label_frames: the neighbour list kept overflowing")
+    energies, forces = _frame_labels(reference, positions, lists, box)
+    return LabelledFrames(positions, lists, energies, forces)
+
+
+@eqx.filter_jit
+def _frame_lists(neighbors: NeighborList, positions, box):
+    return jax.vmap(lambda p: neighbors.update(p, box))(positions)
+
+
+@eqx.filter_jit
+def _frame_labels(reference: AbstractEnergy, positions, lists, box):
+    return lax.map(lambda a: reference.energy_and_forces(a[0], a[1], box), (positions, lists))
+
+
+class EnergyForceLoss(eqx.Module):
+    """Energy-and-force matching loss of a potential on `LabelledFrames`:
+
+    .. math::
+        L = w_E \\langle ((U(x) - U_{ref}) / N)^2 \\rangle
+          + w_F \\langle |F(x) - F_{ref}|^2 / (3N) \\rangle,
+        \\qquad F = -\\nabla U
+
+    averaged over the frames of the batch (energy error per atom; force error per
+    component). The model's forces come from its ``energy_and_forces`` (``-jax.grad`` of
+    the energy, or the exact pair derivative for pair potentials), so training
+    differentiates through the force. Use it with `hybrax.hybrid.fit` (``model`` may be a
+    sum of energies, with ``trainable`` picking the learned term).
+
+    Parameters
+    ----------
+    box
+        The frames' box.
+    energy_weight, force_weight
+        ``w_E`` (1 / epsilon^2) and ``w_F`` (sigma^2 / epsilon^2), static; e.g. the inverse
+        variances of the reference energy per atom and force component. Defaults 1.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import hybrax.md as md
+    >>> from hybrax.nn import EnergyForceLoss, NeuralPairPotential, label_frames
+    >>> positions, box = md.lattice("fcc", 3, density=0.8442)
+    >>> nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+    >>> data = label_frames(md.LennardJones(), positions[None], box, nbrs)
+    >>> net = NeuralPairPotential(2.5, key=jax.random.key(0))
+    >>> float(EnergyForceLoss(box)(net, data)) > 0
+    True
+    """
+
+    box: AbstractBox
+    energy_weight: float = eqx.field(static=True, default=1.0)
+    force_weight: float = eqx.field(static=True, default=1.0)
+
+    def __call__(self, potential: AbstractEnergy, batch: LabelledFrames) -> Scalar:
+        if not isinstance(batch, LabelledFrames):
+            raise ValueError(
+                "EnergyForceLoss expects a LabelledFrames batch (from hybrax.nn.label_frames), "
+                f"got {type(batch).__name__}"
+            )
+        num_atoms = batch.positions.shape[-2]
+
+        def one(positions, neighbors):
+            return potential.energy_and_forces(positions, neighbors, self.box)
+
+        energies, forces = jax.vmap(one)(batch.positions, batch.neighbors)
+        energy_error = (energies - batch.energies) / num_atoms
+        force_error = forces - batch.forces
+        return self.energy_weight * jnp.mean(energy_error**2) + self.force_weight * jnp.mean(
+            force_error**2
+        )
