@@ -553,27 +553,56 @@ class SchNetPotential(AbstractEnergy):
                 f"SchNetPotential: species has shape {self.species.shape} but there are {n} "
                 "atoms; pass one species index per atom"
             )
+        if self.cutoff > neighbors.cutoff + 1e-12:
+            raise ValueError(
+                f"SchNetPotential has cutoff {self.cutoff} but the neighbour list was built for "
+                f"{neighbors.cutoff}; build it with neighbor_list(positions, box, "
+                f"cutoff={self.cutoff})"
+            )
+        if neighbors.num_atoms != n:
+            raise ValueError(
+                f"positions have {n} atoms but the neighbour list was built for "
+                f"{neighbors.num_atoms}; build a new list with hybrax.md.neighbor_list"
+            )
         species = jnp.zeros(n, jnp.int32) if self.species is None else self.species
         h = self.embedding[species]
-        index = jnp.arange(n, dtype=jnp.int32)  # atom ids, gathered per pair by the list
-        f = self.num_features
+        convolve = self._dense_pass if neighbors.mode == "dense" else self._list_pass
         for block in self.interactions:
             x = h @ block.atom_in.weight.T
-
-            def pair_fn(r2, i, j, block=block, x=x):
-                scaled = jnp.sqrt(r2) / self.cutoff
-                w = _dense(block.filter, self.basis(scaled)) * self.envelope(scaled)[..., None]
-                both = w * (x[i] + x[j])
-                return (*(both[..., c] for c in range(f)), *(w[..., c] for c in range(f))), ()
-
-            (sums, _) = neighbors.pair_sums(
-                positions, box, pair_fn, cutoff=self.cutoff, species=index
-            )
-            symmetric = jnp.stack(sums[:f], axis=-1)
-            total_weight = jnp.stack(sums[f:], axis=-1)
-            h = h + _dense(block.atom_out, symmetric - x * total_weight)
+            h = h + _dense(block.atom_out, convolve(block, x, positions, neighbors, box))
         out = _dense(self.readout, h)[:, 0]
         return self.energy_shift + self.energy_scale * out
+
+    def _filter(self, block: _Interaction, r2: Array) -> Array:
+        scaled = jnp.sqrt(r2) / self.cutoff
+        return _dense(block.filter, self.basis(scaled)) * self.envelope(scaled)[..., None]
+
+    def _list_pass(self, block, x, positions, neighbors: NeighborList, box) -> Array:
+        """``m_i = sum_j W(r_ij) x_j`` through the list's pair sums (cell windows: each pair
+        once), from the symmetric sums ``sum_j W_ij (x_i + x_j)`` and ``sum_j W_ij``."""
+        f = x.shape[1]
+        index = jnp.arange(x.shape[0], dtype=jnp.int32)  # atom ids, gathered per pair
+
+        def pair_fn(r2, i, j):
+            w = self._filter(block, r2)
+            both = w * (x[i] + x[j])
+            return (*(both[..., c] for c in range(f)), *(w[..., c] for c in range(f))), ()
+
+        sums, _ = neighbors.pair_sums(positions, box, pair_fn, cutoff=self.cutoff, species=index)
+        return jnp.stack(sums[:f], axis=-1) - x * jnp.stack(sums[f:], axis=-1)
+
+    def _dense_pass(self, block, x, positions, neighbors: NeighborList, box) -> Array:
+        """``m_i = sum_j W(r_ij) x_j`` over all pairs as one ``(N, N, F)`` contraction (the
+        list's dense mode: small systems, where this is much faster than per-channel sums)."""
+        n = x.shape[0]
+        d = box.displacement(positions[:, None, :], positions[None, :, :])
+        r2 = jnp.sum(d * d, axis=-1)
+        mask = (r2 < self.cutoff**2) & ~jnp.eye(n, dtype=bool)
+        w = self._filter(block, jnp.where(mask, r2, self.cutoff**2))
+        w = jnp.where(mask[..., None], w, 0.0)
+        message = jnp.einsum("ijf,jf->if", w, x)
+        # an overflowed list gives NaN, as the list's own pair sums do
+        return jnp.where(neighbors.overflow, jnp.nan, message)
 
     def energy(
         self, positions: Float[Array, "N 3"], neighbors: NeighborList | None, box: AbstractBox

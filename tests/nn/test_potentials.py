@@ -1,0 +1,352 @@
+"""Neural MD potentials: forces are -grad U, invariances, smooth cut-off, neighbour-list
+paths agree, transforms, composition with analytic energies, training loss, bad input."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hybrax.md as md
+from hybrax.nn import (
+    BesselBasis,
+    CosineEnvelope,
+    EnergyForceLoss,
+    GaussianBasis,
+    NeuralPairPotential,
+    PolynomialEnvelope,
+    SchNetPotential,
+    label_frames,
+)
+
+
+def key(seed: int):
+    """A cheap-to-compile PRNG key for network initialisation in tests."""
+    return jax.random.key(seed, impl="rbg")
+
+
+def liquid_like(cells: int = 3, *, noise: float = 0.1, seed: int = 0, density: float = 0.8442):
+    """A perturbed fcc configuration (float64) and its periodic box."""
+    positions, box = md.lattice("fcc", cells, density=density, dtype=jnp.float64)
+    rng = np.random.default_rng(seed)
+    shifted = np.asarray(positions) + rng.normal(0.0, noise, positions.shape)
+    return box.wrap(jnp.asarray(shifted)), box
+
+
+def cluster(num: int = 8, seed: int = 1):
+    """Atoms in free space, no two closer than 0.9 sigma."""
+    rng = np.random.default_rng(seed)
+    points = []
+    while len(points) < num:
+        p = rng.uniform(0.0, 2.4, 3)
+        if all(np.linalg.norm(p - q) > 0.9 for q in points):
+            points.append(p)
+    return jnp.asarray(np.array(points))
+
+
+def random_rotation(seed: int) -> np.ndarray:
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+CUTOFF = 2.0
+PAIR = NeuralPairPotential(CUTOFF, key=key(0), width_size=16, depth=2, dtype=jnp.float64)
+PAIR_TABLE = NeuralPairPotential(
+    CUTOFF, key=key(0), width_size=16, depth=2, num_knots=1024, dtype=jnp.float64
+)
+SPECIES = jnp.asarray(np.arange(8) % 2, jnp.int32)
+SCHNET = SchNetPotential(
+    CUTOFF, key=key(1), num_features=8, num_interactions=2, species=SPECIES, dtype=jnp.float64
+)
+SCHNET_ONE = SchNetPotential(
+    CUTOFF, key=key(1), num_features=8, num_interactions=2, dtype=jnp.float64
+)
+
+
+@eqx.filter_jit
+def energy_and_forces(potential, positions, neighbors, box):
+    return potential.energy_and_forces(positions, neighbors, box)
+
+
+@eqx.filter_jit
+def energy_of(potential, positions, neighbors, box):
+    return potential.energy(positions, neighbors, box)
+
+
+# ---------------------------------------------------------------------- radial features
+def test_bases_and_envelopes():
+    x = jnp.linspace(0.05, 1.0, 20)
+    bessel = BesselBasis(6)(x)
+    assert bessel.shape == (20, 6)
+    np.testing.assert_allclose(bessel[-1], 0.0, atol=1e-12)  # every Bessel function is 0 at rc
+    gauss = GaussianBasis(5, start=0.2)(x)
+    assert gauss.shape == (20, 5) and float(gauss.max()) <= 1.0
+    for envelope in (PolynomialEnvelope(6), CosineEnvelope()):
+        np.testing.assert_allclose(envelope(jnp.asarray(0.0)), 1.0, atol=1e-12)
+        np.testing.assert_allclose(envelope(jnp.asarray([1.0, 1.3])), 0.0, atol=1e-12)
+        slope = jax.grad(envelope)(jnp.asarray(1.0 - 1e-9))
+        assert abs(float(slope)) < 1e-6
+    curvature = jax.grad(jax.grad(PolynomialEnvelope(6)))(jnp.asarray(1.0 - 1e-9))
+    assert abs(float(curvature)) < 1e-5  # DimeNet's envelope is C2 at the cut-off
+    with pytest.raises(ValueError, match="num_basis"):
+        GaussianBasis(1)
+    with pytest.raises(ValueError, match="start"):
+        GaussianBasis(8, start=1.0)
+
+
+# ---------------------------------------------------------------------- forces = -grad U
+@pytest.mark.parametrize("name", ["pair", "pair_table", "schnet"])
+def test_forces_match_finite_differences(name, finite_difference):
+    potential = {"pair": PAIR, "pair_table": PAIR_TABLE, "schnet": SCHNET}[name]
+    positions = cluster()
+    box = md.FreeSpace()
+    nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
+    energy, forces = energy_and_forces(potential, positions, nbrs, box)
+    np.testing.assert_allclose(energy, energy_of(potential, positions, nbrs, box), rtol=1e-12)
+    assert float(jnp.max(jnp.abs(forces))) > 1e-3  # a non-trivial test
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        direction = jnp.asarray(rng.standard_normal(positions.shape))
+        numeric = finite_difference(
+            lambda p: energy_of(potential, p, nbrs, box), positions, direction, eps=1e-4
+        )
+        # (the table is piecewise cubic: differences across knots are a little less exact)
+        rtol = 1e-5 if name == "pair_table" else 1e-7
+        np.testing.assert_allclose(-jnp.sum(forces * direction), numeric, rtol=rtol, atol=1e-9)
+
+
+def test_tabulated_pair_potential_matches_the_network():
+    r = jnp.linspace(0.7, CUTOFF + 0.3, 301)
+    direct = PAIR.pair_potential(r)
+    table = PAIR_TABLE.pair_potential(r)
+    # cubic Hermite error ~ h^4 max|d4 phi / dx4| / 384 with h = 1 / 1024 of the cut-off
+    np.testing.assert_allclose(table, direct, atol=1e-7 * float(jnp.max(jnp.abs(direct))))
+    np.testing.assert_allclose(table[r >= CUTOFF], 0.0)
+    slope = jax.vmap(jax.grad(PAIR.pair_potential))(r)
+    table_slope = jax.vmap(jax.grad(PAIR_TABLE.pair_potential))(r)
+    np.testing.assert_allclose(table_slope, slope, atol=1e-5 * float(jnp.max(jnp.abs(slope))))
+
+
+# ---------------------------------------------------------------------- invariances
+@pytest.mark.parametrize("name", ["pair", "schnet"])
+def test_rotation_translation_permutation_invariance(name):
+    potential = {"pair": PAIR, "schnet": SCHNET}[name]
+    positions = cluster()
+    box = md.FreeSpace()
+    nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
+    energy, forces = energy_and_forces(potential, positions, nbrs, box)
+
+    rotation = jnp.asarray(random_rotation(4))
+    moved = positions @ rotation.T + jnp.asarray([0.3, -1.2, 2.0])
+    e2, f2 = energy_and_forces(potential, moved, nbrs, box)
+    np.testing.assert_allclose(e2, energy, rtol=1e-12)
+    np.testing.assert_allclose(f2, forces @ rotation.T, atol=1e-10)  # forces co-rotate
+
+    order = np.random.default_rng(5).permutation(positions.shape[0])
+    permuted = potential
+    if potential.species is not None:
+        permuted = eqx.tree_at(lambda p: p.species, potential, potential.species[order])
+    e3, f3 = energy_and_forces(permuted, positions[order], nbrs, box)
+    np.testing.assert_allclose(e3, energy, rtol=1e-12)
+    np.testing.assert_allclose(f3, forces[order], atol=1e-10)
+    np.testing.assert_allclose(jnp.sum(forces, axis=0), 0.0, atol=1e-10)  # momentum
+
+
+def test_periodic_translation_invariance_and_cells_equal_dense():
+    """Cell-list energies and forces equal the all-pairs ones, for both potentials, and a
+    rigid shift across the periodic boundary changes nothing."""
+    positions, box = liquid_like(3)  # 108 atoms, box 5.04: cells need cutoff + skin <= 2
+    pair = NeuralPairPotential(1.6, key=key(2), width_size=16, dtype=jnp.float64)
+    schnet = SchNetPotential(1.6, key=key(3), num_features=8, num_interactions=2, dtype=jnp.float64)
+    cells = md.neighbor_list(positions, box, cutoff=1.6, skin=0.2, mode="cells")
+    dense = md.neighbor_list(positions, box, cutoff=1.6, skin=0.2, mode="dense")
+    assert cells.mode == "cells" and dense.mode == "dense"
+    shifted = box.wrap(positions + jnp.asarray([2.1, -0.7, 3.3]))
+    for potential in (pair, schnet):
+        e_cells, f_cells = energy_and_forces(potential, positions, cells, box)
+        e_dense, f_dense = energy_and_forces(potential, positions, dense, box)
+        np.testing.assert_allclose(e_cells, e_dense, rtol=1e-11)
+        np.testing.assert_allclose(f_cells, f_dense, atol=1e-10)
+        e_shift, f_shift = energy_and_forces(potential, shifted, dense, box)
+        np.testing.assert_allclose(e_shift, e_dense, rtol=1e-11)
+        np.testing.assert_allclose(f_shift, f_dense, atol=1e-10)
+
+
+# ---------------------------------------------------------------------- smooth cut-off
+@pytest.mark.parametrize("name", ["pair", "schnet"])
+def test_energy_and_force_vanish_smoothly_at_the_cutoff(name):
+    """Two atoms pulled apart through the cut-off: the interaction energy and the force go
+    to zero continuously (like (rc - r)^3 with the polynomial envelope)."""
+    potential = {"pair": PAIR, "schnet": SCHNET_ONE}[name]
+    box = md.FreeSpace()
+    pair_positions = jnp.zeros((2, 3))
+    nbrs = md.neighbor_list(pair_positions, box, cutoff=CUTOFF, mode="dense")
+
+    @jax.jit
+    def energy_force(r):
+        p = jnp.zeros((2, 3)).at[1, 0].set(r)
+        e, f = potential.energy_and_forces(p, nbrs, box)
+        return e, f[1, 0]
+
+    far, _ = energy_force(jnp.asarray(CUTOFF + 0.5))
+    for gap, scale in [(1e-2, 1e-5), (1e-3, 1e-8)]:
+        e_in, f_in = energy_force(jnp.asarray(CUTOFF - gap))
+        e_out, f_out = energy_force(jnp.asarray(CUTOFF + gap))
+        assert abs(float(e_in - far)) < 100 * scale * max(1.0, abs(float(far)))
+        assert abs(float(e_out - far)) < 1e-12 and abs(float(f_out)) < 1e-12
+        assert abs(float(f_in)) < 100 * scale / gap
+    e_mid, _ = energy_force(jnp.asarray(1.1))
+    assert abs(float(e_mid - far)) > 1e-6  # it does interact inside the cut-off
+
+
+# ---------------------------------------------------------------------- species
+def test_pair_species_channels_are_symmetric_and_distinct():
+    species = jnp.asarray([0, 1, 2, 1, 0, 2, 2, 0], jnp.int32)
+    potential = NeuralPairPotential(
+        CUTOFF, key=key(6), width_size=16, species=species, dtype=jnp.float64
+    )
+    assert potential.num_species == 3 and potential.mlp.out_size == 6
+    r = jnp.linspace(0.9, 1.9, 7)
+    for a in range(3):
+        for b in range(3):
+            np.testing.assert_allclose(
+                potential.pair_potential(r, a, b), potential.pair_potential(r, b, a)
+            )
+    difference = potential.pair_potential(r, 0, 1) - potential.pair_potential(r, 0, 2)
+    assert float(jnp.max(jnp.abs(difference))) > 1e-4
+
+    positions = cluster()
+    box = md.FreeSpace()
+    nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
+    total = 0.0
+    for i in range(8):
+        for j in range(i + 1, 8):
+            distance = jnp.linalg.norm(positions[i] - positions[j])
+            total += potential.pair_potential(distance, int(species[i]), int(species[j]))
+    np.testing.assert_allclose(energy_of(potential, positions, nbrs, box), total, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------- transforms
+def test_jit_vmap_grad():
+    positions = cluster()
+    box = md.FreeSpace()
+    nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
+    batch = jnp.stack([positions, positions * 1.02, positions * 0.98])
+    for potential in (PAIR_TABLE, SCHNET):
+        batched = jax.jit(jax.vmap(lambda p, pot=potential: pot.energy(p, nbrs, box)))(batch)
+        one_by_one = jnp.stack([energy_of(potential, p, nbrs, box) for p in batch])
+        np.testing.assert_allclose(batched, one_by_one, rtol=1e-12)
+
+    # gradient of a force-matching loss with respect to a weight, against a difference
+    target = jnp.asarray(np.random.default_rng(7).standard_normal(positions.shape))
+
+    def loss(potential):
+        return jnp.sum((potential.forces(positions, nbrs, box) - target) ** 2)
+
+    for potential, where in [
+        (PAIR_TABLE, lambda p: p.mlp.layers[1].weight),
+        (SCHNET, lambda p: p.interactions[0].filter.layers[0].weight),
+    ]:
+        grads = eqx.filter_jit(eqx.filter_grad(loss))(potential)
+        index = np.unravel_index(np.argmax(np.abs(where(grads))), where(grads).shape)
+        eps = 1e-6
+
+        def bumped(step, where=where, index=index, potential=potential):
+            return eqx.tree_at(where, potential, where(potential).at[index].add(step))
+
+        loss_jit = eqx.filter_jit(loss)
+        numeric = (loss_jit(bumped(eps)) - loss_jit(bumped(-eps))) / (2 * eps)
+        assert abs(float(numeric)) > 1e-3
+        np.testing.assert_allclose(where(grads)[index], numeric, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------- composition
+def test_neural_terms_add_to_lennard_jones_in_an_integrator():
+    positions, box = liquid_like(3, noise=0.03)
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+    neural = NeuralPairPotential(
+        2.5, key=key(8), width_size=16, num_knots=512, energy_scale=0.05, dtype=jnp.float64
+    )
+    total = md.LennardJones(epsilon=0.8, cutoff=2.5) + neural
+    assert isinstance(total, md.SumEnergy) and total.required_cutoff == 2.5
+    e_sum, f_sum = energy_and_forces(total, positions, nbrs, box)
+    e_lj, f_lj = energy_and_forces(total.terms[0], positions, nbrs, box)
+    e_nn, f_nn = energy_and_forces(neural, positions, nbrs, box)
+    np.testing.assert_allclose(e_sum, e_lj + e_nn, rtol=1e-12)
+    np.testing.assert_allclose(f_sum, f_lj + f_nn, atol=1e-10)
+    np.testing.assert_allclose(
+        f_sum, -jax.grad(energy_of, argnums=1)(total, positions, nbrs, box), atol=1e-9
+    )
+
+    stepper = md.VelocityVerlet(total, box, dt=0.002)
+    velocities = md.maxwell_boltzmann(jax.random.key(0), positions.shape[0], 0.5, dtype=jnp.float64)
+    state = stepper.init(positions, velocities, nbrs)
+    _, energies = md.simulate(
+        stepper, state, 200, chunk_size=200, save_every=20, observe=md.total_energy, progress=False
+    )
+    start = float(md.total_energy(state))
+    assert np.all(np.abs(np.asarray(energies) - start) < 2e-3 * abs(start))
+
+
+# ---------------------------------------------------------------------- loss and data
+def test_label_frames_and_energy_force_loss():
+    positions, box = liquid_like(3)
+    frames = jnp.stack([positions, box.wrap(positions + 0.05), box.wrap(positions - 0.1)])
+    template, _ = md.lattice("fcc", 3, density=0.8442, dtype=jnp.float64)
+    # a list sized for the perfect crystal overflows on the perturbed frames: it is regrown
+    small = md.neighbor_list(
+        template, box, cutoff=1.6, skin=0.1, mode="cells", capacity_multiplier=1.0
+    )
+    lj = md.LennardJones(cutoff=1.6)
+    data = label_frames(lj, frames, box, small)
+    assert data.num_frames == 3 and not bool(jnp.any(data.neighbors.overflow))
+    dense = md.neighbor_list(positions, box, cutoff=1.6, mode="dense")
+    for k in range(3):
+        e, f = energy_and_forces(lj, frames[k], dense, box)
+        np.testing.assert_allclose(data.energies[k], e, rtol=1e-11)
+        np.testing.assert_allclose(data.forces[k], f, atol=1e-9)
+    assert data[1:].num_frames == 2
+
+    loss = EnergyForceLoss(box, energy_weight=2.0, force_weight=0.5)
+    assert float(loss(lj, data)) < 1e-20  # the reference fits itself
+    pair = NeuralPairPotential(1.6, key=key(9), width_size=8, dtype=jnp.float64)
+    e_nn = jnp.stack([energy_of(pair, frames[k], dense, box) for k in range(3)])
+    f_nn = jnp.stack([pair.forces(frames[k], dense, box) for k in range(3)])
+    n = positions.shape[0]
+    expected = 2.0 * jnp.mean(((e_nn - data.energies) / n) ** 2) + 0.5 * jnp.mean(
+        (f_nn - data.forces) ** 2
+    )
+    np.testing.assert_allclose(eqx.filter_jit(loss)(pair, data), expected, rtol=1e-10)
+    # (a TypeError instead when jaxtyping's runtime checks are on: the annotation says so)
+    with pytest.raises((ValueError, TypeError), match="LabelledFrames"):
+        loss(pair, (frames, data.energies))
+
+
+# ---------------------------------------------------------------------- bad input
+def test_bad_input_messages():
+    positions = cluster()
+    box = md.FreeSpace()
+    nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
+    float32 = NeuralPairPotential(CUTOFF, key=key(0), width_size=4, dtype=jnp.float32)
+    with pytest.raises(ValueError, match=r"dtype=positions\.dtype"):
+        float32.energy(positions, nbrs, box)
+    with pytest.raises(ValueError, match="neighbour list"):
+        PAIR.energy(positions, None, box)
+    with pytest.raises(ValueError, match="neighbour list"):
+        SCHNET.energy(positions, None, box)
+    with pytest.raises(ValueError, match="cutoff"):
+        NeuralPairPotential(-1.0, key=key(0))
+    with pytest.raises((ValueError, TypeError), match=r"radial basis|AbstractRadialBasis"):
+        NeuralPairPotential(CUTOFF, key=key(0), basis=PolynomialEnvelope())
+    with pytest.raises(ValueError, match=r"species values must lie in \[0, 2\)"):
+        NeuralPairPotential(CUTOFF, key=key(0), species=jnp.asarray([0, 2]), num_species=2)
+    with pytest.raises((ValueError, TypeError), match=r"1-D integer array|species"):
+        SchNetPotential(CUTOFF, key=key(0), species=jnp.asarray([0.0, 1.0]))
+    short = md.neighbor_list(positions, box, cutoff=1.0, mode="dense")
+    with pytest.raises(ValueError, match="cutoff"):
+        SCHNET.energy(positions, short, box)
+    with pytest.raises(ValueError, match="species has shape"):
+        SCHNET.energy(positions[:5], md.neighbor_list(positions[:5], box, CUTOFF), box)
+    with pytest.raises(ValueError, match="num_knots"):
+        NeuralPairPotential(CUTOFF, key=key(0), num_knots=2)
