@@ -102,7 +102,8 @@ class TwoLayerQG(AbstractSemilinearDynamics):
     **Discretisation**, exactly pyqg's: PV inversion by the 2x2 solve per wavenumber
     (mean mode zero), velocities spectrally, the advection in flux form
     ``d_x((u + U) q) + d_y(v q)`` with the products on the grid (6 inverse and 4 forward
-    real FFTs per evaluation, batched into one call each), no 2/3 truncation, and
+    real FFTs per evaluation, the minimum for this form, each call batched over the two
+    layers; the PV inversion is a precomputable per-mode 2x2 solve), no 2/3 truncation, and
     pyqg's exponential small-scale filter ``exp(-23.6 (kappa - 0.65 pi)^4)`` applied to the
     state once per time step (`apply_filter`, used by `Filtered`). `pyqg_stepper` builds
     pyqg's time stepping (`AdamsBashforth3` with pyqg's start-up, then the filter); with it
@@ -141,8 +142,8 @@ class TwoLayerQG(AbstractSemilinearDynamics):
     parameterization
         ``None`` or a callable ``parameterization(flow, model)`` receiving the `QGFlow` and
         this model and returning the PV tendency ``S`` (1/s^2) either in physical space,
-        shape ``(2, ny, nx)`` (transformed within the model's batched FFT at no extra FFT
-        call), or as spectral coefficients like ``field_hat``. Typically an equinox module
+        shape ``(2, ny, nx)`` (the model transforms it, one more real FFT per layer), or as
+        spectral coefficients like ``field_hat``. Typically an equinox module
         (a network), whose weights are then leaves of the model and get gradients.
 
     All float parameters are differentiable leaves (``jax.grad`` w.r.t. ``beta``,
@@ -339,9 +340,10 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         q_source, psi_source = pv_hat, psi_n
         if self.dealias:  # the 2/3 rule: products of truncated fields, truncated again
             q_source, psi_source = mul(mask, pv_hat), mul(mask, psi_n)
-        spectra = [n * q_source, _times_i(-ky, psi_source), _times_i(kx, psi_source)]
-        fields = jnp.fft.irfft2(jnp.concatenate(spectra), s=self.grid.shape)
-        q, u, v = fields[0:2], fields[2:4], fields[4:6]
+        # One transform call per variable, batched over the two layers: on one CPU core
+        # this measured 5-25% faster than a single call on all six fields for 128^2-256^2.
+        spectra = (n * q_source, _times_i(-ky, psi_source), _times_i(kx, psi_source))
+        q, u, v = (jnp.fft.irfft2(x, s=self.grid.shape) for x in spectra)
         mean_flow = jnp.stack([u1, u2])[:, None, None]
         # pyqg advects by u + U on the grid; the 2/3-rule variant does U d/dx spectrally
         # (exactly, on every mode).
@@ -356,7 +358,7 @@ class TwoLayerQG(AbstractSemilinearDynamics):
                 extra_hat = extra.astype(pv_hat.dtype)
             else:
                 products.append(extra.astype(real))
-        flux = jnp.fft.rfft2(jnp.concatenate(products))
+        flux = jnp.concatenate([jnp.fft.rfft2(x) for x in products])
         scale = 1.0 / n
         # -(d_x F_u + d_y F_v) - Q_y d_x psi, and the drag +r_ek |k|^2 psi_2 in layer 2
         out = _times_i(-kx * scale, flux[0:2]) + _times_i(-ky * scale, flux[2:4])
