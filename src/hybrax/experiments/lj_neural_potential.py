@@ -80,6 +80,7 @@ __all__ = [
     "nve_fluctuation",
     "predict",
     "rdf_l2",
+    "rdf_of_frames",
     "rdf_of_run",
     "run",
     "train_potential",
@@ -401,10 +402,13 @@ def rdf_of_run(
         )
     except (NonFiniteStateError, RuntimeError):  # blew up, or collapsed (list overflow)
         return None
-    return _rdf(frames, box, settings)
+    return rdf_of_frames(frames, box, settings)
 
 
-def _rdf(frames: Array, box: md.PeriodicBox, settings: LJSettings):
+def rdf_of_frames(
+    frames: Float[Array, "frames N 3"], box: md.PeriodicBox, settings: LJSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-averaged g(r) (``rdf_bins`` bins up to half the box): ``(r, g)``."""
     r_max = _r_max(box)
     r, g = _rdf_frames(frames, box, r_max, settings.rdf_bins)
     return np.asarray(r), np.asarray(g)
@@ -500,7 +504,7 @@ def run(
     t0 = time.perf_counter()
     data = make_reference_data(keys[0], settings)
     t0 = lap("reference_md", t0)
-    g_reference = _rdf(
+    g_reference = rdf_of_frames(
         jnp.concatenate([data.train.positions, data.held_out.positions]), data.box, settings
     )
     rerun = rdf_of_run(reference_energy(settings), data.state, data.box, settings, keys[1])
@@ -540,7 +544,7 @@ def run(
         small = make_reference_data(
             keys[5], settings, cells=settings.schnet_cells, num_frames=settings.schnet_num_frames
         )
-        g_small = _rdf(
+        g_small = rdf_of_frames(
             jnp.concatenate([small.train.positions, small.held_out.positions]), small.box, settings
         )
         small_rerun = rdf_of_run(

@@ -271,6 +271,14 @@ class NeuralPairPotential(AbstractPairEnergy):
         Cut-off radius ``r_c`` (sigma, static), default 2.5.
     key
         PRNG key for the network's initial weights.
+    num_knots
+        None (default): evaluate the network at every pair. An int ``K``: evaluate it at
+        ``K`` distances ``r_c k / K`` (``k = 1..K``, values and slopes, rebuilt from the
+        weights at every call, so gradients reach them) and interpolate between them with
+        cubic Hermite polynomials; energy and force stay exactly consistent and continuous,
+        and with ``K = 1024`` they match the network to about ``1e-7`` relative. A pair then
+        costs a table look-up instead of an MLP: at 500 atoms a force evaluation takes
+        ~2 ms instead of ~170 ms on one CPU core (float32). Static.
     basis
         Radial features (`AbstractRadialBasis`), default ``BesselBasis(16)``.
     envelope
@@ -438,11 +446,14 @@ class SchNetPotential(AbstractEnergy):
     translations, rotations and permutations of like atoms, smooth in the positions, and its
     forces are ``-jax.grad`` of the energy. Units: reduced LJ (epsilon, sigma).
 
-    The messages run through the neighbour list's pair machinery
-    (`hybrax.md.NeighborList.pair_sums`, cell windows or all pairs), which sums quantities
-    symmetric in ``i, j`` over each pair once. The message is not symmetric, so it is
-    assembled from two symmetric sums, ``m_i = sum_j W_ij ((A h)_i + (A h)_j) - (A h)_i
-    sum_j W_ij``.
+    With a cell list the messages run through the list's pair machinery
+    (`hybrax.md.NeighborList.pair_sums`), which sums quantities symmetric in ``i, j`` over
+    each pair once. The message is not symmetric, so it is assembled from two symmetric
+    sums, ``m_i = sum_j W_ij ((A h)_i + (A h)_j) - (A h)_i sum_j W_ij``, one scalar sum per
+    feature channel. With a dense (all-pairs) list it is one ``(N, N, F)`` contraction.
+    Cost on a CPU (float32, 16 features, 2 interactions, energy and forces): ~15 ms at 108
+    atoms (dense), ~0.5-1 s at 500 atoms (cell list: per-channel sums and their gradients
+    dominate), so cell lists work but are slow for this model.
 
     Parameters
     ----------
