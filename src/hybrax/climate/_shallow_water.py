@@ -337,9 +337,9 @@ class ShallowWater(AbstractDynamics):
         """``A`` at the corners with ``grad_d^2 A = -beta D_x psi``, ``grad_d^2 psi = zeta``;
         the beta force is ``(-d_y A, d_x A)`` (divergence-free, curl ``-beta D_x psi``)."""
         symbol = _beta_symbol(self.grid, np.dtype(zeta.dtype))
-        zeta_hat = jnp.fft.rfft2(zeta)
+        zeta_hat = self.grid.rfft(zeta)
         a_hat = mul(-beta * symbol, jax.lax.complex(-zeta_hat.imag, zeta_hat.real))
-        return jnp.fft.irfft2(a_hat, s=self.grid.shape)
+        return self.grid.irfft(a_hat)
 
     def check_state(self, state: ShallowWaterState) -> None:
         if not isinstance(state, ShallowWaterState):
