@@ -20,6 +20,7 @@ from hybrax.experiments.kolmogorov_correction import (
     comparison_table,
     decorrelation_time,
     hybrid_stepper,
+    load_run,
     plain_stepper,
     run,
 )
@@ -228,3 +229,8 @@ def test_quick_run_orders_the_models(tmp_path):
     for name in MODEL_NAMES:
         assert 0 < decor[name] <= horizon
         assert len(info["decorrelation_time_per_forecast"][name]) == info["num_forecasts"]
+
+    loaded = load_run(tmp_path)  # the trained weights, in the dtype the run used
+    weights = jax.tree.leaves(eqx.filter(loaded.net, eqx.is_inexact_array))
+    assert {w.dtype.name for w in weights} == {info["dtype"]}
+    assert loaded.metrics == metrics

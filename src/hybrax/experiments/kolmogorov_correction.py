@@ -1004,6 +1004,8 @@ def load_run(out_dir: str | Path) -> SavedRun:
     info = json.loads((out_dir / "run_info.json").read_text())
     fields = dict(info["settings"])
     fields["stages"] = tuple(tuple(stage) for stage in fields["stages"])
+    if fields.get("dtype") is None:  # the run used the default dtype: say which it was
+        fields["dtype"] = info["dtype"]
     settings = CorrectionSettings(**fields)
     scales = info["network_scales"]
     like = VorticityCorrection.build(
