@@ -142,7 +142,11 @@ def main(argv=None):
     args = H.parse_args(__doc__.splitlines()[0], argv)
     workdir = Path(tempfile.mkdtemp(prefix="hybrax-insitu-"))
     try:
-        sizes = [(64, 500, 200)] if args.quick else [(256, 1000, 500), (1024, 1000, 500), (4096, 2000, 500)]
+        sizes = (
+            [(64, 500, 200)]
+            if args.quick
+            else [(256, 1000, 500), (1024, 1000, 500), (4096, 2000, 500)]
+        )
         records = []
         for n, steps, train_steps in sizes:
             records += run(n, steps, train_steps, workdir)
