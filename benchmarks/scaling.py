@@ -9,9 +9,9 @@ several executions are in flight on fewer cores than devices.
 - ensemble rollout (Lorenz-96, K=40, RK4): weak scaling (128 members per device) and
   strong scaling (1,024 members in all), member-steps per second;
 - data-parallel training (MLP regression, global batch 256): steps per second;
-- distributed spectral step: a slab-decomposed rfft2 + irfft2 pair (and one step of the
-  sharded Kolmogorov-flow solver when `hybrax.fluids` supports a transform plan) vs the
-  single-device version.
+- distributed spectral step: a slab-decomposed rfft2 + irfft2 pair, one ETDRK4 step of
+  Kolmogorov flow and one Adams–Bashforth-3 step of the two-layer QG model with the field
+  split over the devices (`hybrax.parallel.distribute`), each vs the single-device version.
 """
 
 from __future__ import annotations
@@ -34,7 +34,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _harness as H
 
 import hybrax
-from hybrax.parallel import SlabFFT, make_mesh, replicate, shard_batch
+from hybrax.parallel import (
+    SlabFFT,
+    distribute,
+    make_mesh,
+    replicate,
+    shard_batch,
+    shard_fields,
+)
 
 DEVICE_COUNTS = (1, 2, 4, 8)
 
@@ -123,12 +130,50 @@ def fft_records(repeat, sizes):
     return records
 
 
+def solver_records(repeat, n, n_steps=10):
+    """ms per step of 2-D spectral solvers with the field on 1 device and split over 2-8."""
+    flow = hybrax.fluids.KolmogorovFlow(n)
+    qg = hybrax.climate.TwoLayerQG.eddy(n)
+    cases = (
+        (
+            f"Kolmogorov {n}^2 ETDRK4 f32",
+            flow,
+            lambda m: hybrax.ETDRK4(m, 1e-3).prepare(),
+            lambda m, stepper: m.initial_state(jax.random.key(4), dtype=jnp.float32),
+        ),
+        (
+            f"QG eddy {n}^2 AB3 f32",
+            qg,
+            lambda m: m.pyqg_stepper(1800.0),
+            lambda m, stepper: stepper.init(m.initial_state(jax.random.key(5), dtype=jnp.float32)),
+        ),
+    )
+    records = []
+    for case, model, make_stepper, make_state in cases:
+        for devices in DEVICE_COUNTS:
+            if devices == 1:
+                m, label = model, "single device"
+            else:
+                m, label = distribute(model, make_mesh(devices, "space")), f"slab {devices} devices"
+            stepper = make_stepper(m)
+            state = make_state(m, stepper)
+            if devices > 1:
+                state = shard_fields(state, m)
+            run = jax.jit(
+                lambda s, stepper=stepper: hybrax.rollout(stepper, s, n_steps, save_every=None)[0]
+            )
+            seconds = H.time_call(lambda s=state, run=run: H.block(run(s)), repeat=repeat)
+            records.append(H.Record(case, label, "ms_per_step", 1e3 * seconds / n_steps, "ms"))
+    return records
+
+
 def main(argv=None):
     args = H.parse_args(__doc__.splitlines()[0], argv)
     repeat = 3 if args.quick else 5
     records = ensemble_records(100 if args.quick else 500, repeat, 128, 1024)
     records += training_records(repeat)
     records += fft_records(repeat, (128,) if args.quick else (256, 512))
+    records += solver_records(repeat, 64 if args.quick else 256)
     H.report(
         records,
         args.json,
@@ -136,6 +181,7 @@ def main(argv=None):
             "members_steps_per_s": "1 device(s)",
             "steps_per_s": "1 device(s)",
             "ms_per_pair": "single device",
+            "ms_per_step": "single device",
         },
     )
     H.write_environment(args.json)
