@@ -52,5 +52,5 @@ run climate 80 --sizes 256,512,1024               # two-layer QG vs pyqg-jax
 run md_lj 100 --sizes 20,40 --steps 200 --warmup 100   # 32,000 and 256,000 atoms vs jax-md
 run memory 60                                     # 10,000-step Kolmogorov gradient at 128^2
 run insitu 45                                     # fused vs zarr-separated generate + train
-run mixed_precision 45                            # bf16 vs f32 networks inside a solver
+run mixed_precision 45 --quick --no-bf16-training   # bf16 vs f32 networks inside a solver (trains a quick run)
 echo "suite done in ${SECONDS}s" | tee -a "$OUT/summary.txt"
