@@ -70,6 +70,36 @@ def time_call(fn: Callable[[], Any], *, repeat: int = 5, min_time: float = 0.2) 
     return statistics.median(samples)
 
 
+def interleaved_samples(
+    calls: dict[str, Callable[[], Any]], rounds: int, min_time: float = 0.3
+) -> dict[str, list[float]]:
+    """Seconds per call of each ``calls[name]()``, one sample per round. In every round each
+    call is timed once in turn (repeated to last about ``min_time``), so load from other
+    processes on a shared machine hits all tools alike. Each call is warmed up first."""
+    numbers = {}
+    for name, fn in calls.items():
+        block(fn())
+        start = time.perf_counter()
+        block(fn())
+        numbers[name] = max(1, int(min_time / max(time.perf_counter() - start, 1e-7)))
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            for _ in range(numbers[name]):
+                out = fn()
+            block(out)
+            samples[name].append((time.perf_counter() - start) / numbers[name])
+    return samples
+
+
+def interleaved_times(
+    calls: dict[str, Callable[[], Any]], rounds: int = 5, min_time: float = 0.3
+) -> dict[str, float]:
+    """The least disturbed (minimum) sample of `interleaved_samples`, in seconds per call."""
+    return {k: min(v) for k, v in interleaved_samples(calls, rounds, min_time).items()}
+
+
 def compile_seconds(jitted: Callable, *args) -> tuple[float, Any]:
     """Seconds to lower and compile ``jitted`` for ``args``; returns (seconds, compiled)."""
     start = time.perf_counter()

@@ -59,31 +59,6 @@ HOUR = 3600.0
 
 
 # --------------------------------------------------------------------------- helpers
-def interleaved_samples(calls: dict, rounds: int, min_time: float = 0.3) -> dict:
-    """Seconds per call of each ``calls[name]()``, one sample per round; in every round each
-    call is timed once in turn, so load from other processes hits all tools alike."""
-    numbers = {}
-    for name, fn in calls.items():
-        H.block(fn())
-        start = time.perf_counter()
-        H.block(fn())
-        numbers[name] = max(1, int(min_time / max(time.perf_counter() - start, 1e-7)))
-    samples = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, fn in calls.items():
-            start = time.perf_counter()
-            for _ in range(numbers[name]):
-                out = fn()
-            H.block(out)
-            samples[name].append((time.perf_counter() - start) / numbers[name])
-    return samples
-
-
-def interleaved_times(calls: dict, rounds: int, min_time: float = 0.3) -> dict:
-    """The least disturbed (minimum) sample of each call, in seconds."""
-    return {k: min(v) for k, v in interleaved_samples(calls, rounds, min_time).items()}
-
-
 def hlo_counts(jitted, *args) -> tuple[int, int]:
     """(FFT ops counted per transformed field, float64/complex128 array-valued ops) in the
     compiled HLO of one call."""
@@ -148,7 +123,7 @@ def qg_speed(nx: int, double: bool, steps: int, rounds: int, records: list) -> N
     runs["pyqg-jax"] = (pyqg_jax_loop(pmodel, steps), (pstate,), HOUR)
 
     calls = {name: (lambda fn=fn, args=args: fn(*args)) for name, (fn, args, _) in runs.items()}
-    samples = interleaved_samples(calls, rounds)
+    samples = H.interleaved_samples(calls, rounds)
     seconds = {k: min(v) for k, v in samples.items()}
     # the speed-up measured within each round (adjacent in time), median over rounds: robust
     # to load that changes between rounds
@@ -235,7 +210,7 @@ def qg_gradient(records: list, rounds: int, steps: int = 100) -> None:
         fwd, grad = jax.jit(f), jax.jit(jax.grad(f))
         calls[f"{name} fwd"] = lambda fwd=fwd: fwd(q)
         calls[f"{name} grad"] = lambda grad=grad: grad(q)
-    seconds = interleaved_times(calls, rounds)
+    seconds = H.interleaved_times(calls, rounds)
     for name in ("hybrax", "pyqg-jax"):
         ratio = seconds[f"{name} grad"] / seconds[f"{name} fwd"]
         records += [
@@ -256,7 +231,7 @@ def shallow_water(records: list, sizes, rounds: int) -> None:
             run, params = hybrax_loop(hybrax.RK4(model, dt), steps)
             calls[plane] = lambda run=run, params=params, state=state: run(params, state)
             info[plane] = (dt, steps)
-        seconds = interleaved_times(calls, rounds)
+        seconds = H.interleaved_times(calls, rounds)
         for plane, (dt, steps) in info.items():
             per_step = seconds[plane] / steps
             case = f"shallow water {n}^2 f32"
@@ -285,7 +260,7 @@ def energy_balance(records: list, rounds: int) -> None:
         "steady_state": lambda: steady_state(model, start).temperature,
         "hysteresis_sweep": lambda: sweep(model, solar).ice_edge_increasing,
     }
-    seconds = interleaved_times(calls, rounds, min_time=0.1)
+    seconds = H.interleaved_times(calls, rounds, min_time=0.1)
     records += [
         H.Record(
             "ebm 1-D 90 cells f64", "hybrax", "steady_state_ms", seconds["steady_state"] * 1e3, "ms"

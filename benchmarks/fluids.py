@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import re
 import sys
-import time
 from pathlib import Path
 
 import equinox as eqx
@@ -69,27 +68,6 @@ def pair_call(n: int, batch: int, steps: int):
         return jax.lax.fori_loop(0, steps, lambda i, z: jnp.fft.rfft2(jnp.fft.irfft2(z)), y)
 
     return lambda: run(x)
-
-
-def interleaved_times(calls: dict, rounds: int = 5, min_time: float = 0.2) -> dict:
-    """Seconds per call of each ``calls[name]()``: the minimum over ``rounds`` rounds in which
-    every call is timed once in turn, so that load from other processes on a shared machine
-    hits all tools alike and the least disturbed sample of each is kept."""
-    numbers = {}
-    for name, fn in calls.items():
-        H.block(fn())
-        start = time.perf_counter()
-        H.block(fn())
-        numbers[name] = max(1, int(min_time / max(time.perf_counter() - start, 1e-7)))
-    best = dict.fromkeys(calls, float("inf"))
-    for _ in range(rounds):
-        for name, fn in calls.items():
-            start = time.perf_counter()
-            for _ in range(numbers[name]):
-                out = fn()
-            H.block(out)
-            best[name] = min(best[name], (time.perf_counter() - start) / numbers[name])
-    return best
 
 
 def fft_floor(batches: list[int], pair_seconds: dict) -> float:
@@ -169,7 +147,7 @@ def kolmogorov_speed(n: int, steps: int, records: list, rounds: int) -> dict:
     batch_sizes = sorted({b for _, _, batches in runs.values() for b in batches})
     for b in batch_sizes:
         calls[f"pair x{b}"] = pair_call(n, b, steps)
-    seconds_per_call = interleaved_times(calls, rounds=rounds)
+    seconds_per_call = H.interleaved_times(calls, rounds=rounds, min_time=0.2)
     pairs = {b: seconds_per_call[f"pair x{b}"] / steps for b in batch_sizes}
     records.append(H.Record(case, "fft pair", "ms_per_pair", pairs[1] * 1e3, "ms"))
     out = {}
@@ -276,11 +254,12 @@ def kuramoto_sivashinsky(records: list, steps: int) -> None:
             return jax.lax.fori_loop(0, steps, lambda i, x: ex.step_fourier(x), u_hat)
 
         u_hat = jnp.fft.rfft(model.field(state))[None]
-        seconds = interleaved_times(
+        seconds = H.interleaved_times(
             {
                 "hybrax ETDRK4": lambda run=run_hybrax, p=params, s=state: run(p, s),
                 "exponax ETDRK4": lambda run=run_exponax, u=u_hat: run(u),
-            }
+            },
+            min_time=0.2,
         )
         for name, value in seconds.items():
             records += [
@@ -353,7 +332,7 @@ def gradients(records: list, n: int, steps: int) -> None:
     calls["jax-cfd CN-RK4", "grad"] = lambda b=backward: b(w_hat)
     memory["jax-cfd CN-RK4"] = H.temp_bytes(backward.lower(w_hat).compile())
 
-    seconds = interleaved_times(calls, rounds=3)
+    seconds = H.interleaved_times(calls, rounds=3, min_time=0.2)
     for name in memory:
         t_fwd, t_grad = seconds[name, "forward"], seconds[name, "grad"]
         records += [

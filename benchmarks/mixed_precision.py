@@ -88,20 +88,6 @@ def cast_forecasts(data: kc.ForecastData, dtype) -> kc.ForecastData:
     return kc.ForecastData(cast_state(data.starts, dtype), cast_state(data.targets, dtype))
 
 
-def interleaved(calls: dict, rounds: int) -> dict:
-    """Minimum seconds per call of each ``calls[name]()`` over ``rounds`` interleaved rounds
-    (each call compiled and warmed up first)."""
-    for fn in calls.values():
-        H.block(fn())
-    best = {name: float("inf") for name in calls}
-    for _ in range(rounds):
-        for name, fn in calls.items():
-            start = time.perf_counter()
-            H.block(fn())
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 def step_records(saved: kc.SavedRun, n_steps: int, rounds: int) -> list[H.Record]:
     """(a) ms per hybrid step and (b) ms per network call, for every policy."""
     settings = saved.settings
@@ -131,9 +117,10 @@ def step_records(saved: kc.SavedRun, n_steps: int, rounds: int) -> list[H.Record
     plain_state = kc._start_on(cast_state(start, jnp.float32), plain_settings, 1)
     plain = kc.plain_stepper(plain_settings, 1)
     steps["plain solver f32"] = lambda: rollout(plain, plain_state)
-    seconds = interleaved(
+    seconds = H.interleaved_times(
         {**{("step", k): v for k, v in steps.items()}, **{("net", k): v for k, v in nets.items()}},
         rounds,
+        min_time=0.0,  # each call is a whole rollout: one per sample
     )
     n = settings.coarse_points
     records = []
@@ -168,7 +155,7 @@ def training_step_records(saved: kc.SavedRun, rounds: int) -> list[H.Record]:
             return optax.apply_updates(params, updates), opt_state, value
 
         calls[policy] = lambda u=update, p=params, o=opt_state: u(p, o)
-    seconds = interleaved(calls, rounds)
+    seconds = H.interleaved_times(calls, rounds, min_time=0.0)
     case = f"training step (unroll {unroll}, batch {settings.batch_size})"
     return [H.Record(case, tool, "seconds", value, "s") for tool, value in seconds.items()]
 
