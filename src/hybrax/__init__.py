@@ -10,7 +10,7 @@ advances ``step(state)`` by its own ``dt``; `rollout` is the one time loop.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import climate, core, fluids, grids, hybrid, io, md, nn, parallel
+from . import climate, core, errors, fluids, grids, hybrid, io, md, nn, parallel
 from .core import (
     ETDRK4,
     RK4,
@@ -25,7 +25,16 @@ from .core import (
     Euler,
     Heun,
     MixedPrecision,
+    CheckpointError,
+    ConfigurationError,
+    CorruptedDataError,
+    DataMismatchError,
+    HybraxError,
+    InstabilityError,
+    NeighborListError,
+    NonFiniteLossError,
     NonFiniteStateError,
+    OverwriteError,
     ODEState,
     etdrk4_coefficients,
     get_time,
@@ -53,10 +62,20 @@ __all__ = [
     "Euler",
     "Heun",
     "MixedPrecision",
+    "CheckpointError",
+    "ConfigurationError",
+    "CorruptedDataError",
+    "DataMismatchError",
+    "HybraxError",
+    "InstabilityError",
+    "NeighborListError",
+    "NonFiniteLossError",
     "NonFiniteStateError",
+    "OverwriteError",
     "ODEState",
     "climate",
     "core",
+    "errors",
     "etdrk4_coefficients",
     "fluids",
     "get_time",

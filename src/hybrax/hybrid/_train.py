@@ -16,25 +16,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray, PyTree, Scalar
 
+from hybrax.core import NonFiniteLossError
+
 __all__ = ["FitResult", "NonFiniteLossError", "fit", "trainable_filter"]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or inf.
-
-    Attributes
-    ----------
-    step
-        The optimizer step (0-based) whose loss was non-finite.
-    result
-        A `FitResult` holding the model restored from the last good checkpoint (or, without
-        checkpoints, the parameters before the last step with a finite loss).
-    """
-
-    def __init__(self, message: str, step: int, result: FitResult):
-        super().__init__(message)
-        self.step = step
-        self.result = result
 
 
 @dataclasses.dataclass
