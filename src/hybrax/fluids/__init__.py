@@ -8,6 +8,7 @@ is a `hybrax.grids.SpectralState`; step it with `hybrax.ETDRK4` or
 
 from ._advection_diffusion import AdvectionDiffusion
 from ._burgers import Burgers
+from ._decorrelation import decorrelation_time
 from ._forcing import AbstractForcing, FieldForcing, KolmogorovForcing
 from ._initial_conditions import random_vorticity, taylor_green_vorticity
 from ._kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinsky2D
@@ -33,6 +34,7 @@ __all__ = [
     "KuramotoSivashinsky2D",
     "NavierStokes2D",
     "check_time_step",
+    "decorrelation_time",
     "energy_spectrum",
     "enstrophy",
     "kinetic_energy",

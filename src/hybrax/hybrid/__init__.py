@@ -12,6 +12,7 @@ Data (`generate_trajectories`, `sliding_windows`, `block_average`), losses (`One
 checkpoints, exact resume, data-parallel over a device mesh).
 """
 
+from ._curriculum import fit_curriculum
 from ._data import block_average, generate_trajectories, sliding_windows
 from ._losses import OneStepLoss, PushforwardLoss, RegressionLoss, UnrolledLoss, without_time
 from ._train import FitResult, NonFiniteLossError, fit, trainable_filter
@@ -30,6 +31,7 @@ __all__ = [
     "UnrolledLoss",
     "block_average",
     "fit",
+    "fit_curriculum",
     "generate_trajectories",
     "sliding_windows",
     "trainable_filter",

@@ -1,0 +1,92 @@
+"""fit_curriculum: stages of unrolled training are fits in sequence."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import hybrax
+from hybrax.climate import Lorenz96
+from hybrax.hybrid import (
+    Closure,
+    UnrolledLoss,
+    fit,
+    fit_curriculum,
+    generate_trajectories,
+    sliding_windows,
+    trainable_filter,
+)
+
+
+def _setup():
+    truth = Lorenz96(8, 8.0)
+    data = generate_trajectories(
+        hybrax.RK4(truth, 0.01),
+        lambda k: truth.initial_state(k, dtype=jnp.float64),
+        jax.random.key(0),
+        n=2,
+        n_steps=30,
+    )
+    net = hybrax.nn.MLP(8, 8, 8, 1, key=jax.random.key(1), dtype=jnp.float64)
+    model = hybrax.RK4(Closure(Lorenz96(8, 7.0), net), 0.01)
+    return model, data, trainable_filter(model, lambda m: m.dynamics.net)
+
+
+def test_curriculum_equals_fits_in_sequence():
+    model, data, spec = _setup()
+    stages = [(2, 6), (5, 4)]
+    schedule = lambda n: optax.adam(optax.cosine_decay_schedule(1e-3, n, 0.1))  # noqa: E731
+    key = jax.random.key(3)
+    result = fit_curriculum(
+        model, data, stages, schedule, window_stride=2, batch_size=3, key=key, trainable=spec
+    )
+    expected, losses = model, []
+    for index, (unroll, steps) in enumerate(stages):
+        stage = fit(
+            expected,
+            UnrolledLoss(unroll),
+            sliding_windows(data, unroll + 1, stride=2),
+            schedule(steps),
+            steps,
+            batch_size=3,
+            key=jax.random.fold_in(key, index),
+            trainable=spec,
+            progress=False,
+        )
+        expected = stage.model
+        losses += [e["loss"] for e in stage.history["train"]]
+    np.testing.assert_array_equal(
+        result.model.dynamics.net.layers[0].weight, expected.dynamics.net.layers[0].weight
+    )
+    assert result.step == 10
+    assert [e["loss"] for e in result.history["train"]] == losses
+    assert [e["step"] for e in result.history["train"]] == list(range(10))
+    assert [e["unroll"] for e in result.history["train"]] == [2] * 6 + [5] * 4
+    # the physical parameter is untouched
+    assert float(result.model.dynamics.dynamics.forcing) == 7.0
+
+
+def test_curriculum_checkpoints_each_stage_and_resumes(tmp_path):
+    model, data, spec = _setup()
+    args = (model, data, [(2, 3), (3, 2)], optax.sgd(1e-4))
+    first = fit_curriculum(*args, trainable=spec, checkpoint_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stage0_unroll2", "stage1_unroll3"]
+    again = fit_curriculum(*args, trainable=spec, checkpoint_dir=tmp_path)
+    assert again.step == first.step == 5
+    np.testing.assert_array_equal(
+        again.model.dynamics.net.layers[-1].weight, first.model.dynamics.net.layers[-1].weight
+    )
+
+
+@pytest.mark.parametrize("stages", [[], [(0, 5)], [(2, -1)], [(2.5, 3)], [(2,)], 7, [(True, 3)]])
+def test_curriculum_rejects_bad_stages(stages):
+    model, data, spec = _setup()
+    with pytest.raises(hybrax.ConfigurationError, match="stages"):
+        fit_curriculum(model, data, stages, optax.adam(1e-3), trainable=spec)
+
+
+def test_curriculum_rejects_a_string_optimizer():
+    model, data, spec = _setup()
+    with pytest.raises(hybrax.ConfigurationError, match="optimizer"):
+        fit_curriculum(model, data, [(2, 1)], "adam", trainable=spec)
