@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PyTree
+
+from hybrax.core import CheckpointError, ConfigurationError, CorruptedDataError
 
 __all__ = ["Checkpointer", "restore_checkpoint", "save_checkpoint"]
 
@@ -24,6 +29,13 @@ class Checkpointer:
     functions — comes from a *template* at restore time: an object of the same structure,
     e.g. a freshly initialised model. A JSON-serialisable ``metadata`` dict may be stored
     alongside (the trainer keeps its metrics history there).
+
+    Every array is stored with a CRC-32 checksum of its bytes (computed on the host at
+    save time, kept in the checkpoint's metadata) and verified at restore: a truncated,
+    altered or unreadable checkpoint raises `hybrax.CorruptedDataError` naming it, an
+    incomplete one (e.g. an empty step folder) `hybrax.CheckpointError`. ``restore(...,
+    fallback=True)`` instead moves it aside (renamed ``{step}.corrupt``) with a warning and
+    returns the newest intact checkpoint.
 
     Parameters
     ----------
@@ -46,8 +58,14 @@ class Checkpointer:
     def __init__(self, directory: str | os.PathLike, max_to_keep: int | None = None):
         import orbax.checkpoint as ocp
 
-        self.directory = Path(directory).absolute()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = _writable_directory(directory, "directory")
+        if max_to_keep is not None and (
+            isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1
+        ):
+            raise ConfigurationError(
+                f"Checkpointer: max_to_keep must be None (keep all) or an int >= 1, got "
+                f"{max_to_keep!r}"
+            )
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -65,58 +83,146 @@ class Checkpointer:
         until the files are complete.
 
         A dict with string keys is stored as one item per key, so `restore` can later read
-        a subset of them (e.g. only ``"model"`` of a training checkpoint).
+        a subset of them (e.g. only ``"model"`` of a training checkpoint). ``step`` is an
+        int >= 0 that is not saved yet.
         """
         import orbax.checkpoint as ocp
 
+        step = _check_step(step)
+        meta = _check_metadata(metadata)
         arrays = {name: _arrays_of(t) for name, t in _items(tree).items()}
+        arrays = {name: a for name, a in arrays.items() if a}
+        if step in self.all_steps():
+            raise CheckpointError(
+                f"checkpoint step {step} already exists in {self.directory} "
+                f"(saved: {self.all_steps()}); save under a new step or in another directory"
+            )
+        meta[_RESERVED] = {
+            "format": 1,
+            "checksums": {name: [_checksum(x) for x in a] for name, a in arrays.items()},
+        }
         # items without arrays (e.g. the state of plain SGD) need nothing on disk
-        items = {name: ocp.args.StandardSave(a) for name, a in arrays.items() if a}
-        args = ocp.args.Composite(metadata=ocp.args.JsonSave(dict(metadata or {})), **items)
-        self._manager.save(int(step), args=args, force=True)
-        self._manager.wait_until_finished()
+        items = {name: ocp.args.StandardSave(a) for name, a in arrays.items()}
+        args = ocp.args.Composite(metadata=ocp.args.JsonSave(meta), **items)
+        try:
+            self._manager.save(step, args=args, force=True)
+            self._manager.wait_until_finished()
+        except OSError as error:
+            raise CheckpointError(
+                f"could not write checkpoint step {step} in {self.directory}: {_brief(error)}"
+            ) from error
 
-    def restore(self, like: PyTree, step: int | None = None) -> tuple[PyTree, dict]:
+    def restore(
+        self, like: PyTree, step: int | None = None, *, fallback: bool = False
+    ) -> tuple[PyTree, dict]:
         """Read checkpoint ``step`` (default: the latest) into the structure of ``like``.
 
         Returns the restored tree (non-array parts from ``like``, arrays from disk, placed
         with ``like``'s shardings) and the stored metadata. When ``tree`` was saved as a
-        dict, ``like`` may be a dict with a subset of its keys. Raises `FileNotFoundError` if
-        there is no checkpoint and `ValueError` if the stored arrays do not fit ``like``.
+        dict, ``like`` may be a dict with a subset of its keys.
+
+        Raises `hybrax.CheckpointError` if there is no (complete) checkpoint,
+        `hybrax.CorruptedDataError` if its files are damaged or an array fails its
+        checksum, and `hybrax.ConfigurationError` if the stored arrays (number, shapes,
+        dtypes) do not fit ``like``. With ``fallback=True`` and ``step=None``, a damaged
+        or incomplete checkpoint is renamed ``{step}.corrupt`` with a warning and the next
+        older one is tried.
         """
+        steps = self.all_steps()
+        if step is None:
+            if not steps:
+                raise CheckpointError(f"no checkpoint in {self.directory}")
+            candidates = steps[::-1] if fallback else steps[-1:]
+        else:
+            step = _check_step(step)
+            if step not in steps:
+                raise CheckpointError(
+                    f"no checkpoint for step {step} in {self.directory}; saved: {steps}"
+                )
+            candidates = [step]
+        failures = []
+        for candidate in candidates:
+            try:
+                return self._restore_step(like, candidate)
+            except (CorruptedDataError, CheckpointError) as error:
+                if not fallback or step is not None:
+                    raise
+                moved = self._set_aside(candidate)
+                failures.append(f"{candidate}: {error}")
+                warnings.warn(
+                    f"{error}. Moved it to {moved} and falling back to an older checkpoint.",
+                    stacklevel=2,
+                )
+        raise CheckpointError(
+            f"no intact checkpoint in {self.directory}; every one failed:\n  "
+            + "\n  ".join(failures)
+        )
+
+    def _restore_step(self, like: PyTree, step: int) -> tuple[PyTree, dict]:
         import orbax.checkpoint as ocp
 
-        if step is None:
-            step = self.latest_step
-            if step is None:
-                raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        elif step not in self.all_steps():
-            raise FileNotFoundError(
-                f"no checkpoint for step {step} in {self.directory}; saved: {self.all_steps()}"
-            )
         step_dir = self.directory / str(step)
+        if not (step_dir / "_CHECKPOINT_METADATA").is_file():
+            raise CheckpointError(
+                f"checkpoint {step_dir} is incomplete (no _CHECKPOINT_METADATA file): it was "
+                "not finished writing or was damaged"
+            )
         saved_items = sorted(
             p.name for p in step_dir.iterdir() if p.is_dir() and p.name != "metadata"
         )
         wanted = _items(like)
         args = {}
         for name, template in wanted.items():
-            if not _arrays_of(template):
+            arrays = _arrays_of(template)
+            if not arrays:
                 continue
             if name not in saved_items:
-                raise ValueError(
+                raise ConfigurationError(
                     f"checkpoint {step_dir} has no item {name!r}; it holds {saved_items}"
                 )
-            arrays = _arrays_of(template)
-            saved = ocp.StandardCheckpointHandler().metadata(step_dir / name)
-            _check_compatible(arrays, saved, step_dir, name)
+            try:
+                saved = ocp.StandardCheckpointHandler().metadata(step_dir / name)
+            except Exception as error:  # orbax/TensorStore/JSON failures of a damaged file
+                raise CorruptedDataError(
+                    f"checkpoint {step_dir} (item {name!r}) is damaged: its array metadata "
+                    f"cannot be read ({_brief(error)})"
+                ) from error
+            _check_compatible(arrays, _array_paths(template), saved, step_dir, name)
             args[name] = ocp.args.StandardRestore(jax.tree.map(_abstract, arrays))
-        restored = self._manager.restore(
-            int(step), args=ocp.args.Composite(metadata=ocp.args.JsonRestore(), **args)
-        )
+        if not (step_dir / "metadata").is_dir():
+            raise CheckpointError(
+                f"checkpoint {step_dir} is incomplete: its metadata item is missing"
+            )
+        try:
+            restored = self._manager.restore(
+                step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore(), **args)
+            )
+        except Exception as error:  # TensorStore, zarr and JSON errors of damaged files
+            raise CorruptedDataError(
+                f"checkpoint {step_dir} is damaged and cannot be read: {_brief(error)}"
+            ) from error
+        metadata = restored["metadata"]
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise CorruptedDataError(f"checkpoint {step_dir}: its metadata is not a JSON object")
+        metadata = dict(metadata or {})
+        checksums = (metadata.pop(_RESERVED, None) or {}).get("checksums", {})
+        for name in args:
+            _verify(restored[name], checksums.get(name), _array_paths(wanted[name]), step_dir)
         trees = {name: _fill(wanted[name], restored.get(name, [])) for name in wanted}
         tree = trees if _is_dict_of_items(like) else trees[_SINGLE]
-        return tree, dict(restored["metadata"] or {})
+        return tree, metadata
+
+    def _set_aside(self, step: int) -> Path:
+        """Rename a damaged step folder to ``{step}.corrupt`` (kept for inspection)."""
+        source = self.directory / str(step)
+        target = self.directory / f"{step}.corrupt"
+        i = 1
+        while target.exists():
+            target = self.directory / f"{step}.corrupt{i}"
+            i += 1
+        source.rename(target)
+        self._manager.reload()
+        return target
 
     def close(self) -> None:
         """Finish pending writes and release the directory."""
@@ -160,6 +266,7 @@ def restore_checkpoint(
 
 
 _SINGLE = "arrays"
+_RESERVED = "__hybrax__"  # metadata key holding the checksums
 
 
 def _is_dict_of_items(tree: PyTree) -> bool:
@@ -170,7 +277,9 @@ def _items(tree: PyTree) -> dict[str, PyTree]:
     """Top-level items: a dict's entries, or the whole tree as one item."""
     if _is_dict_of_items(tree):
         if "metadata" in tree:
-            raise ValueError("checkpoint items may not be called 'metadata' (reserved)")
+            raise ConfigurationError(
+                "checkpoint items may not be called 'metadata' (reserved); rename that key"
+            )
         return dict(tree)
     return {_SINGLE: tree}
 
@@ -201,22 +310,134 @@ def _abstract(x) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x), sharding=sharding)
 
 
-def _check_compatible(template: list, stored, where: Path, name: str) -> None:
+def _check_compatible(template: list, paths: list, stored, where: Path, name: str) -> None:
     if stored is None:
         return
-    stored = list(stored)
+    try:
+        stored = list(stored)
+    except TypeError:
+        return
     if name != _SINGLE:
         where = f"{where} (item {name!r})"
     if len(stored) != len(template):
-        raise ValueError(
+        raise ConfigurationError(
             f"checkpoint {where} holds {len(stored)} arrays but the template has "
             f"{len(template)}; restore into an object built like the one saved (same "
             "network sizes and the same trainable parts)"
         )
-    for i, (want, have) in enumerate(zip(template, stored, strict=True)):
+    for i, (want, have, path) in enumerate(zip(template, stored, paths, strict=True)):
         shape = tuple(getattr(have, "shape", ()) or ())
         if shape != tuple(np.shape(want)):
-            raise ValueError(
-                f"checkpoint {where}: array {i} has shape {shape} but the template's has "
-                f"{tuple(np.shape(want))}; restore into an object built like the one saved"
+            raise ConfigurationError(
+                f"checkpoint {where}: array {i} ({path}) has shape {shape} but the "
+                f"template's has {tuple(np.shape(want))}; restore into an object built like "
+                "the one saved"
             )
+        dtype = getattr(have, "dtype", None)
+        if dtype is not None and np.dtype(dtype) != np.dtype(jnp.result_type(want)):
+            raise ConfigurationError(
+                f"checkpoint {where}: array {i} ({path}) is stored as {np.dtype(dtype)} but "
+                f"the template's is {np.dtype(jnp.result_type(want))}; restore into a template "
+                f"of the saved dtype (e.g. build it with dtype=jnp.{np.dtype(dtype)}) and cast "
+                "the restored model afterwards if you mean to"
+            )
+
+
+def _array_paths(tree: PyTree) -> list[str]:
+    """Readable paths of the array leaves of ``tree`` (in `_arrays_of` order)."""
+    dynamic = eqx.filter(tree, eqx.is_array)
+    return [
+        jax.tree_util.keystr(path, simple=True, separator=".") or "<root>"
+        for path, _ in jax.tree_util.tree_leaves_with_path(dynamic)
+    ]
+
+
+def _checksum(x) -> int | None:
+    """CRC-32 of an array's bytes (``None`` for arrays not fully held by this process)."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return None
+    return zlib.crc32(np.ascontiguousarray(jax.device_get(x)).tobytes())
+
+
+def _verify(arrays, checksums, paths: list, step_dir: Path) -> None:
+    """Compare restored arrays with their stored checksums (none stored: nothing to do)."""
+    if checksums is None:
+        return
+    arrays = list(arrays)
+    if len(checksums) != len(arrays):
+        raise CorruptedDataError(
+            f"checkpoint {step_dir}: {len(arrays)} arrays were read but {len(checksums)} "
+            "checksums are stored; the checkpoint is damaged"
+        )
+    for i, (array, expected, path) in enumerate(zip(arrays, checksums, paths, strict=True)):
+        if expected is None:
+            continue
+        actual = _checksum(array)
+        if actual is not None and actual != expected:
+            raise CorruptedDataError(
+                f"checkpoint {step_dir}: array {i} ({path}) fails its checksum (CRC-32 "
+                f"{actual:#010x}, stored {expected:#010x}); its files were altered or damaged "
+                "after they were written"
+            )
+
+
+def _brief(error: BaseException) -> str:
+    """The first line of a third-party error, without TensorStore's spec dump."""
+    text = f"{type(error).__name__}: {error}".split("\n")[0]
+    text = text.split(" [tensorstore_spec")[0].split(" [source locations")[0]
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _check_step(step) -> int:
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise ConfigurationError(
+            f"checkpoint step must be an int >= 0, got {step!r}; pass e.g. step=100"
+        )
+    return int(step)
+
+
+def _check_metadata(metadata) -> dict:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise ConfigurationError(
+            f"checkpoint metadata must be a dict, got {type(metadata).__name__}"
+        )
+    metadata = dict(metadata)
+    if _RESERVED in metadata:
+        raise ConfigurationError(f"checkpoint metadata may not use the key {_RESERVED!r}")
+    try:
+        json.dumps(metadata, allow_nan=True)
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(
+            f"checkpoint metadata must be JSON-serialisable (numbers, strings, lists, dicts): "
+            f"{error}"
+        ) from error
+    return metadata
+
+
+def _writable_directory(directory, name: str) -> Path:
+    """``directory`` as an absolute path to an existing, writable folder (created if
+    needed), or a `ConfigurationError` naming ``name``."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ConfigurationError(
+            f"{name} must be a path (str or pathlib.Path), got {type(directory).__name__}"
+        )
+    path = Path(directory).absolute()
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(
+            f"{name}={os.fspath(directory)!r} is a file, not a folder; pass a folder path "
+            "for the checkpoints (it is created if needed)"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigurationError(
+            f"{name}={os.fspath(directory)!r} cannot be created ({_brief(error)}); pass a "
+            "folder in a writable location"
+        ) from error
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigurationError(
+            f"{name}={os.fspath(directory)!r} is not writable; pass a folder in a writable location"
+        )
+    return path
