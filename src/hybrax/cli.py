@@ -1,9 +1,17 @@
-"""The ``hybrax`` command: list and run workflows, report the JAX set-up."""
+"""The ``hybrax`` command: list and run workflows, show their settings, report the JAX set-up.
+
+``hybrax run NAME [--quick] [--set KEY=VALUE ...] [--out DIR]`` runs a workflow with its
+full (or quick) settings, each ``--set`` overriding one setting (``hybrax settings NAME``
+lists them). Results go into a run folder the run owns: ``DIR`` if it is new or empty (or
+holds a run of the same workflow and settings, which is then resumed), else a clear error;
+without ``--out``, a fresh ``runs/NAME-NNN``. Bad input exits with status 2 and one line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -24,53 +32,103 @@ def _info() -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybrax", description="Differentiable physics workflows in JAX."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the available workflows")
     sub.add_parser("info", help="JAX version, devices and precision")
+    show = sub.add_parser("settings", help="a workflow's settings, their types and values")
+    show.add_argument("name", help="workflow name (see `hybrax list`)")
+    show.add_argument("--quick", action="store_true", help="show the quick preset")
     run = sub.add_parser("run", help="run a workflow")
     run.add_argument("name", help="workflow name (see `hybrax list`)")
-    run.add_argument("--steps", type=int, default=None, help="override the number of steps")
-    run.add_argument("--out", type=Path, default=None, help="output folder (default runs/NAME)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting (repeatable); `hybrax settings NAME` lists them",
+    )
+    run.add_argument(
+        "--out", type=Path, default=None, help="run folder (default: a fresh runs/NAME-NNN)"
+    )
     run.add_argument("--quick", action="store_true", help="small, fast version (CI)")
     run.add_argument("--float64", action="store_true", help="run in double precision")
-    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    args = parser.parse_args(argv)
+    run.add_argument("--no-progress", action="store_true", help="hide progress and timings")
+    run.add_argument("--steps", default=None, help=argparse.SUPPRESS)  # removed: see main
+    return parser
 
+
+def _fail(message: str, status: int = 2) -> int:
+    print(f"hybrax: {message}", file=sys.stderr)
+    return status
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}")
+        overrides[key.strip()] = value
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "info":
         for key, value in _info().items():
             print(f"{key:>14}: {value}")
         return 0
 
+    from hybrax.core import ConfigurationError, HybraxError, OverwriteError
     from hybrax.experiments import get_workflow, list_workflows
 
     if args.command == "list":
         for workflow in list_workflows():
             print(f"{workflow.name:<24} {workflow.description}")
         return 0
-
     try:
         workflow = get_workflow(args.name)
     except KeyError as error:
-        print(f"hybrax: {error.args[0]}", file=sys.stderr)
-        return 2
-    if args.steps is not None and args.steps < 1:
-        print(f"hybrax: --steps must be a positive integer, got {args.steps}", file=sys.stderr)
-        return 2
+        return _fail(error.args[0])
+    if args.command == "settings":
+        settings = workflow.quick if args.quick else workflow.full
+        for name, kind, _ in settings.describe():
+            print(f"{name:<26} {kind:<28} {getattr(settings, name)!r}")
+        return 0
+
+    names = ", ".join(name for name, _, _ in workflow.full.describe())
+    if args.steps is not None:
+        return _fail(
+            f"--steps was removed (it meant something different in every workflow); set the "
+            f"setting you mean with --set KEY=VALUE. Settings of {args.name}: {names}"
+        )
+    try:
+        settings = workflow.settings(quick=args.quick, overrides=_overrides(args.overrides))
+    except (ConfigurationError, ValueError) as error:
+        return _fail(str(error))
     if args.float64:
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    out_dir = args.out if args.out is not None else Path("runs") / args.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = workflow.run(
-        out_dir, steps=args.steps, quick=args.quick, progress=not args.no_progress
-    )
+    logger = logging.getLogger("hybrax.experiments")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        metrics = workflow.run(settings, args.out, progress=not args.no_progress)
+    except (ConfigurationError, OverwriteError) as error:
+        return _fail(str(error))
+    except HybraxError as error:
+        return _fail(f"{type(error).__name__}: {error}", status=1)
+    finally:
+        logger.removeHandler(handler)
     print(json.dumps(metrics, indent=1, default=str))
-    print(f"wrote results to {out_dir}/", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,9 @@
-"""Small matplotlib helpers shared by the workflows (headless: Agg backend)."""
+"""Plot conventions shared by the workflows.
+
+Figures are `matplotlib.figure.Figure` objects (no pyplot state, no display needed), one
+figure per PNG file, saved by `save` with a tight layout at 120 dpi unless told otherwise.
+Plots stay with their workflow (``report.py``); only helpers several workflows use live here.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,18 @@ from pathlib import Path
 import numpy as np
 
 
-def figure(*args, **kwargs):
-    import matplotlib
+def figure(figsize: tuple[float, float] = (5.5, 4)):
+    """A new headless figure with one axes: ``(fig, ax)``."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(*args, **kwargs)
+    fig = Figure(figsize=figsize)
+    return fig, fig.add_subplot()
 
 
-def save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
+def save(fig, path: Path, *, dpi: int = 120) -> Path:
+    """Lay out ``fig`` tightly and write it to ``path`` (PNG)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.savefig(path, dpi=dpi)
     return path
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from ._settings import WorkflowSettings
 
 __all__ = ["Workflow", "get_workflow", "list_workflows", "register_workflow"]
 
@@ -14,25 +16,36 @@ __all__ = ["Workflow", "get_workflow", "list_workflows", "register_workflow"]
 class Workflow:
     """A named end-to-end job.
 
-    ``run(out_dir, steps=None, quick=False, progress=True) -> dict`` writes its files
-    (JSON metrics, PNG plots) under ``out_dir`` and returns the metrics it wrote.
+    ``run(settings, out=None, *, progress=True) -> dict`` writes its files (JSON metrics,
+    PNG plots) into a run folder it owns and returns the metrics it wrote; ``full`` and
+    ``quick`` are its preset settings.
     """
 
     name: str
     description: str
     run: Callable[..., dict[str, Any]]
+    full: WorkflowSettings
+    quick: WorkflowSettings
+
+    def settings(
+        self, *, quick: bool = False, overrides: Mapping[str, str] | None = None
+    ) -> WorkflowSettings:
+        """The preset (full or quick) with ``overrides`` (text, as from ``--set``) applied."""
+        base = self.quick if quick else self.full
+        return base.with_overrides(overrides) if overrides else base
 
 
 _WORKFLOWS: dict[str, Workflow] = {}
 
 
-def register_workflow(name: str, description: str):
-    """Decorator registering ``fn(out_dir: Path, *, steps, quick, progress)`` as a workflow."""
+def register_workflow(name: str, description: str, *, full, quick):
+    """Decorator registering ``run(settings, out=None, *, progress=True)`` as a workflow
+    with its ``full`` and ``quick`` settings."""
 
     def decorate(fn: Callable[..., dict[str, Any]]):
         if name in _WORKFLOWS:
             raise ValueError(f"workflow {name!r} is already registered")
-        _WORKFLOWS[name] = Workflow(name, description, fn)
+        _WORKFLOWS[name] = Workflow(name, description, fn, full, quick)
         return fn
 
     return decorate
@@ -55,7 +68,7 @@ def get_workflow(name: str) -> Workflow:
 
 
 def _load_builtin() -> None:
-    # Importing the workflow modules registers them; they are imported lazily so that
+    # Importing the workflow packages registers them; they are imported lazily so that
     # `import hybrax` stays light.
     import importlib
     import pkgutil
