@@ -129,25 +129,128 @@ class Scalar(eqx.Module):
     w: jax.Array
 
 
-def exploding_loss(model, batch):
-    """(w - 10)^2, but NaN once w > 5: gradient descent from 0 crosses 5 at step 7."""
-    return (model.w - 10.0) ** 2 + jnp.where(model.w > 5.0, jnp.nan, 0.0) + 0 * jnp.sum(batch)
+def w_after(i):
+    """Gradient descent on (w - 10)^2 with sgd(0.05) from 0: w_i = 10 (1 - 0.9^i)."""
+    return 10 * (1 - 0.9**i)
 
 
-@pytest.mark.parametrize("checkpointing", [True, False])
-def test_nonfinite_loss_stops_and_restores(tmp_path, checkpointing):
-    # w_i = 10 (1 - 0.9^i): w_6 = 4.69, w_7 = 5.22
-    kwargs = dict(checkpoint_dir=tmp_path, checkpoint_every=3) if checkpointing else {}
-    with pytest.raises(NonFiniteLossError, match="non-finite \\(nan\\) at step 7") as info:
-        fit(Scalar(jnp.zeros(())), exploding_loss, jnp.zeros((1,)), optax.sgd(0.05), 20,
+def exploding_loss(threshold):
+    """(w - 10)^2, but NaN once w > threshold."""
+
+    def loss(model, batch):
+        nan = jnp.where(model.w > threshold, jnp.nan, 0.0)
+        return (model.w - 10.0) ** 2 + nan + 0 * jnp.sum(batch)
+
+    return loss
+
+
+def nan_gradient_loss(threshold):
+    """(w - 10)^2 (always finite), but its gradient is NaN once w > threshold: the
+    ``where``/``sqrt`` trap (the untaken branch's derivative is 0 * NaN)."""
+
+    def loss(model, batch):
+        trap = jnp.where(model.w > threshold, 0.0, jnp.sqrt(threshold - model.w))
+        return (model.w - 10.0) ** 2 + 0.0 * trap + 0 * jnp.sum(batch)
+
+    return loss
+
+
+def assert_good(loss, model):
+    value, grads = eqx.filter_value_and_grad(loss)(model, jnp.zeros((1,)))
+    assert np.isfinite(value) and np.isfinite(grads.w)
+
+
+# (loss, failing step): the threshold is crossed between w_{s-1} and w_s
+CASES = {
+    "loss_step_1": (exploding_loss(0.5), 1),
+    "loss_step_3": (exploding_loss(2.5), 3),
+    "loss_step_7": (exploding_loss(5.0), 7),
+    "grad_step_1": (nan_gradient_loss(0.5), 1),
+    "grad_step_3": (nan_gradient_loss(2.5), 3),
+}
+
+
+@pytest.mark.parametrize("checkpoint_every", [None, 1, 3])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_nonfinite_loss_or_gradient_returns_really_good_parameters(
+    tmp_path, case, checkpoint_every
+):
+    """Probe rows 71-73: a non-finite loss or gradient at step s (also at a multiple of
+    checkpoint_every, and a NaN gradient under a finite loss) returns the parameters of
+    step s - 1, whose loss and gradient are finite; no checkpoint ever holds the failing
+    parameters, so a later resume starts from good ones."""
+    loss, failing = CASES[case]
+    kwargs = {}
+    if checkpoint_every:
+        kwargs = dict(checkpoint_dir=tmp_path, checkpoint_every=checkpoint_every)
+    with pytest.raises(hybrax.NonFiniteLossError, match=f"at step {failing}") as info:
+        fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.sgd(0.05), 20,
             progress=False, **kwargs)  # fmt: skip
     error = info.value
-    assert error.step == 7
-    assert error.result.step == 6
-    np.testing.assert_allclose(error.result.model.w, 10 * (1 - 0.9**6), rtol=1e-12)
-    assert [e["step"] for e in error.result.history["train"]] == list(range(6))
-    if checkpointing:
-        assert "last good checkpoint" in str(error)
+    assert error.step == failing
+    assert error.result.step == failing - 1
+    np.testing.assert_allclose(error.result.model.w, w_after(failing - 1), rtol=1e-12)
+    assert_good(loss, error.result.model)
+    assert [e["step"] for e in error.result.history["train"]] == list(range(failing - 1))
+    if checkpoint_every:
+        with hybrax.io.Checkpointer(tmp_path) as checkpoints:
+            saved = checkpoints.all_steps()
+            assert all(s < failing for s in saved)
+            for s in saved:
+                model = checkpoints.restore({"model": Scalar(jnp.zeros(()))}, step=s)[0]
+                assert_good(loss, model["model"])
+        # resuming (with a safe loss) starts from the newest good checkpoint, not step s
+        safe = exploding_loss(100.0)
+        resumed = fit(Scalar(jnp.zeros(())), safe, jnp.zeros((1,)), optax.sgd(0.05), 12,
+                      progress=False, **kwargs)  # fmt: skip
+        first_new = max(saved, default=0)
+        assert resumed.history["train"][first_new]["loss"] == pytest.approx(
+            (w_after(first_new) - 10) ** 2, rel=1e-12
+        )
+        np.testing.assert_allclose(resumed.model.w, w_after(12), rtol=1e-12)
+
+
+def test_nonfinite_at_the_last_step_is_not_returned(tmp_path):
+    """The final parameters are checked too: the loss turns NaN right after the last
+    update, so fit raises instead of returning (or checkpointing) them."""
+    with pytest.raises(hybrax.NonFiniteLossError, match="at step 7") as info:
+        fit(Scalar(jnp.zeros(())), exploding_loss(5.0), jnp.zeros((1,)), optax.sgd(0.05), 7,
+            progress=False, checkpoint_dir=tmp_path)  # fmt: skip
+    assert info.value.result.step == 6
+    assert hybrax.io.Checkpointer(tmp_path).all_steps() == []
+
+
+def test_initial_model_with_nonfinite_loss():
+    with pytest.raises(hybrax.NonFiniteLossError, match="at step 0") as info:
+        fit(Scalar(jnp.zeros(())), exploding_loss(-1.0), jnp.zeros((1,)), optax.sgd(0.05), 5,
+            progress=False)  # fmt: skip
+    assert info.value.step == 0 and info.value.result is None
+    assert NonFiniteLossError is hybrax.NonFiniteLossError  # re-exported from hybrax.hybrid
+
+
+@pytest.mark.parametrize("damage", ["manifest", "empty_newer_step"])
+def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, damage):
+    """Probe rows 75, 78-79: a damaged latest checkpoint (or an empty step folder) does not
+    block resume: fit warns, moves it aside and resumes from the newest intact one, giving
+    the uninterrupted run's result."""
+    loss = exploding_loss(100.0)
+    kwargs = dict(progress=False, checkpoint_every=2)
+    straight = fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.adam(0.1), 10,
+                   checkpoint_dir=tmp_path / "straight", **kwargs)  # fmt: skip
+    fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.adam(0.1), 6,
+        checkpoint_dir=tmp_path / "run", **kwargs)  # fmt: skip
+    if damage == "manifest":
+        (tmp_path / "run" / "6" / "model" / "manifest.ocdbt").unlink()
+        moved = "6.corrupt"
+    else:
+        (tmp_path / "run" / "40").mkdir()
+        moved = "40.corrupt"
+    with pytest.warns(UserWarning, match=moved):
+        resumed = fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.adam(0.1), 10,
+                      checkpoint_dir=tmp_path / "run", **kwargs)  # fmt: skip
+    np.testing.assert_array_equal(resumed.model.w, straight.model.w)
+    assert resumed.history == straight.history
+    assert (tmp_path / "run" / moved).is_dir()
 
 
 def test_data_parallel_loss_curve_matches_one_device():
@@ -193,21 +296,46 @@ def test_evaluation_callback_and_history_file(tmp_path):
     assert json.loads((tmp_path / "h.json").read_text()) == result.history
 
 
-def test_fit_errors():
+def test_fit_errors(tmp_path):
     net = small_net(4)
     x = jnp.zeros((10, 8))
     loss = RegressionLoss()
-    with pytest.raises(ValueError, match="batch_size=11 exceeds the 10 examples"):
+    error = hybrax.ConfigurationError
+    with pytest.raises(error, match="batch_size=11 exceeds the 10 examples"):
         fit(net, loss, (x, x), optax.sgd(0.1), 1, batch_size=11)
-    with pytest.raises(ValueError, match="empty dataset"):
+    with pytest.raises(error, match="empty dataset"):
         fit(net, loss, (), optax.sgd(0.1), 1)
-    with pytest.raises(ValueError, match="0 examples"):
+    with pytest.raises(error, match="0 examples"):
         fit(net, loss, (x[:0], x[:0]), optax.sgd(0.1), 1)
-    with pytest.raises(ValueError, match=r"same number of examples.*\[5, 10\]"):
+    with pytest.raises(error, match=r"same number of examples.*\[5, 10\]"):
         fit(net, loss, (x, x[:5]), optax.sgd(0.1), 1)
-    with pytest.raises(ValueError, match="eval_every is set but no eval_fn"):
+    with pytest.raises(error, match="eval_every is set but no eval_fn"):
         fit(net, loss, (x, x), optax.sgd(0.1), 1, eval_every=1)
-    with pytest.raises(ValueError, match="checkpoint_every is set but checkpoint_dir is None"):
+    with pytest.raises(error, match="checkpoint_every is set but checkpoint_dir is None"):
         fit(net, loss, (x, x), optax.sgd(0.1), 1, checkpoint_every=1)
-    with pytest.raises(ValueError, match="no trainable floating arrays"):
+    with pytest.raises(error, match="no trainable floating arrays"):
         fit(net, loss, (x, x), optax.sgd(0.1), 1, trainable=lambda leaf: False)
+    # probe row 68: a string for the optimizer
+    with pytest.raises(error, match=r"optimizer must be an optax.GradientTransformation"):
+        fit(net, loss, (x, x), "adam", 1)
+    with pytest.raises(error, match="loss_fn must be a callable"):
+        fit(net, None, (x, x), optax.sgd(0.1), 1)
+    with pytest.raises(error, match="key must be a PRNG key"):
+        fit(net, loss, (x, x), optax.sgd(0.1), 1, key=0)
+    with pytest.raises(error, match="num_steps must be an int >= 0"):
+        fit(net, loss, (x, x), optax.sgd(0.1), 2.5)
+    with pytest.raises(error, match="max_checkpoints must be None"):
+        fit(net, loss, (x, x), optax.sgd(0.1), 1, checkpoint_dir=tmp_path, max_checkpoints=0)
+    with pytest.raises(error, match="resume must be True or False"):
+        fit(net, loss, (x, x), optax.sgd(0.1), 1, resume="yes")
+    # probe row 69: checkpoint_dir that is a file or cannot be created
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(error, match=r"checkpoint_dir.*is a file"):
+        fit(net, loss, (x, x), optax.sgd(0.1), 1, checkpoint_dir=afile)
+    with pytest.raises(error, match=r"checkpoint_dir.*cannot be created"):
+        fit(net, loss, (x, x), optax.sgd(0.1), 1, checkpoint_dir="/proc/hybrax-run")
+    assert afile.read_text() == "mine"
+    fit(net, loss, (x, x), optax.sgd(0.1), 2, checkpoint_dir=tmp_path / "c", progress=False)
+    with pytest.raises(error, match=r"already holds checkpoints \(steps \[2\]\) and resume=False"):
+        fit(net, loss, (x, x), optax.sgd(0.1), 4, checkpoint_dir=tmp_path / "c", resume=False)

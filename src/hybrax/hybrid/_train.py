@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray, PyTree, Scalar
 
-from hybrax.core import NonFiniteLossError
+from hybrax.core import CheckpointError, ConfigurationError, NonFiniteLossError
 
 __all__ = ["FitResult", "NonFiniteLossError", "fit", "trainable_filter"]
 
@@ -109,9 +109,18 @@ def fit(
     Checkpoints (orbax, `hybrax.io.Checkpointer`) hold the model's arrays, the optimizer
     state, the step counter and the data-order key, with the metrics history as metadata;
     calling `fit` again with the same ``checkpoint_dir`` resumes from the latest one and
-    reproduces the uninterrupted run exactly. A non-finite loss stops training: the model
-    is restored from the last checkpoint and `NonFiniteLossError` (naming the step) is
-    raised, carrying that restored `FitResult`.
+    reproduces the uninterrupted run exactly. A damaged latest checkpoint (it fails its
+    checksums, or is incomplete) is moved aside with a warning and the newest intact one is
+    used.
+
+    Only parameters whose loss *and* gradient were finite are ever checkpointed or
+    returned: checkpoint ``s`` is written once the loss and gradient of the parameters
+    after ``s`` updates have been computed and found finite, and the final parameters are
+    checked the same way (one extra loss and gradient evaluation) before they are saved
+    and returned. A non-finite loss or gradient at step ``s`` stops training with
+    `hybrax.NonFiniteLossError` (``.step == s``), whose ``.result`` holds the newest good
+    parameters (those of step ``s - 1``; ``None`` if the initial model already fails).
+    The finiteness flags are read back one step late, so the host never stalls the device.
 
     Parameters
     ----------
@@ -177,35 +186,42 @@ def fit(
     >>> result.history["train"][-1]["loss"] < result.history["train"][0]["loss"]
     True
     """
-    import optax  # noqa: F401  (the optimizer is an optax transformation)
-
     started = time.perf_counter()
+    _check_arguments(
+        loss_fn, optimizer, key, eval_fn, max_checkpoints, resume, progress, history_path
+    )
     _check_int("num_steps", num_steps, 0)
     num_examples = _num_examples(data)
     if batch_size is not None:
         _check_int("batch_size", batch_size, 1)
         if batch_size > num_examples:
-            raise ValueError(
+            raise ConfigurationError(
                 f"fit: batch_size={batch_size} exceeds the {num_examples} examples in data; "
                 f"use batch_size <= {num_examples}"
             )
     if eval_every is not None:
         _check_int("eval_every", eval_every, 1)
         if eval_fn is None:
-            raise ValueError("fit: eval_every is set but no eval_fn was given")
+            raise ConfigurationError("fit: eval_every is set but no eval_fn was given")
     if checkpoint_every is not None:
         _check_int("checkpoint_every", checkpoint_every, 1)
         if checkpoint_dir is None:
-            raise ValueError("fit: checkpoint_every is set but checkpoint_dir is None")
+            raise ConfigurationError(
+                "fit: checkpoint_every is set but checkpoint_dir is None; pass a "
+                "checkpoint_dir or drop checkpoint_every"
+            )
     key = jax.random.key(0) if key is None else key
     if history_path is None and checkpoint_dir is not None:
         history_path = Path(checkpoint_dir) / "history.json"
+    check_data = getattr(loss_fn, "check_data", None)
+    if callable(check_data):  # e.g. the time spacing of trajectory windows against model.dt
+        check_data(model, data)
 
     spec = trainable
     params, rest = eqx.partition(model, spec)
     rest_arrays, static = eqx.partition(rest, eqx.is_array)
     if not any(eqx.is_inexact_array(x) for x in jax.tree.leaves(params)):
-        raise ValueError(
+        raise ConfigurationError(
             "fit: the model has no trainable floating arrays under the given `trainable` "
             "filter; check trainable= (e.g. trainable_filter(model, lambda m: m.net))"
         )
@@ -224,7 +240,18 @@ def fit(
     if checkpoint_dir is not None:
         from hybrax.io import Checkpointer
 
-        checkpointer = Checkpointer(checkpoint_dir, max_to_keep=max_checkpoints)
+        try:
+            checkpointer = Checkpointer(checkpoint_dir, max_to_keep=max_checkpoints)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"fit: checkpoint_dir: {error}") from error
+        if not resume and checkpointer.all_steps():
+            saved = checkpointer.all_steps()
+            checkpointer.close()
+            raise ConfigurationError(
+                f"fit: checkpoint_dir={os.fspath(checkpoint_dir)!r} already holds checkpoints "
+                f"(steps {saved}) and resume=False; pass resume=True to continue from them, "
+                "or an empty checkpoint_dir to start afresh"
+            )
 
     def as_checkpoint(params, opt_state, step):
         return {
@@ -242,53 +269,77 @@ def fit(
     bar = None
     try:
         if checkpointer is not None and resume and checkpointer.latest_step is not None:
-            restored, metadata = checkpointer.restore(as_checkpoint(params, opt_state, 0))
+            restored, metadata = checkpointer.restore(
+                as_checkpoint(params, opt_state, 0), fallback=True
+            )
             params, rest_arrays, opt_state, step = from_checkpoint(restored)
             key = restored["loop"]["key"]
             history = _truncate(metadata.get("history", history), step)
+        start_step = step
 
         steps_per_epoch = num_examples // batch_size if batch_size else 1
         update = _make_update(loss_fn, optimizer, static, batch_size, batch_sharding)
         bar = _progress_bar(progress, num_steps, step)
-        last_finite = (params, opt_state, step)
         report_every = max(1, num_steps // 200)
         order, order_epoch = None, -1
-        while step < num_steps:
+        good = None  # (step, params, opt_state): newest parameters known to be good
+
+        def dispatch(step, params, opt_state):
+            """Start the loss, gradient and update of ``step`` (asynchronously)."""
+            nonlocal order, order_epoch
             epoch, position = divmod(step, steps_per_epoch)
             if batch_size is not None and epoch != order_epoch:  # reshuffle once per epoch
                 order = _epoch_order(key, jnp.asarray(epoch, jnp.int32), num_examples)
                 if replicated is not None:
                     order = jax.device_put(order, replicated)
                 order_epoch = epoch
-            new_params, new_opt_state, loss = update(
+            return update(
                 params, rest_arrays, opt_state, data, order, jnp.asarray(position, jnp.int32)
             )
-            loss_value = float(loss)
-            if not math.isfinite(loss_value):
+
+        def check(s, params, opt_state, loss, finite, record=True):
+            """Read back step ``s``: stop if its loss or gradient was non-finite; else its
+            parameters are good: evaluate and checkpoint them when due, record the loss."""
+            nonlocal good
+            loss_value, ok = float(loss), bool(finite)
+            if not ok:
                 _stop_nonfinite(
-                    step, loss_value, checkpointer, as_checkpoint, from_checkpoint,
-                    last_finite, rest_arrays, static, history, history_path, started,
+                    s, loss_value, good, checkpointer, as_checkpoint, from_checkpoint,
+                    params, opt_state, rest_arrays, static, history, history_path, started,
                 )  # fmt: skip
-            last_finite = (params, opt_state, step)
+            good = (s, params, opt_state)
+            if s > start_step:
+                done = s == num_steps
+                if eval_fn is not None and ((eval_every and s % eval_every == 0) or done):
+                    model_now = eqx.combine(params, rest_arrays, static)
+                    metrics = {k: float(v) for k, v in dict(eval_fn(model_now, s)).items()}
+                    history["eval"].append({"step": s, **metrics})
+                if checkpointer is not None and (
+                    done or (checkpoint_every and s % checkpoint_every == 0)
+                ):
+                    checkpointer.save(
+                        s, as_checkpoint(params, opt_state, s), metadata={"history": history}
+                    )
+                    _write_history(history_path, history)
+            if record:
+                history["train"].append({"step": s, "loss": loss_value})
+                if bar is not None:
+                    bar.update(1)
+                    if (s + 1) % report_every == 0 or s + 1 == num_steps:
+                        bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
+
+        pending = None  # step dispatched but not read back yet
+        while step < num_steps:
+            new_params, new_opt_state, loss, finite = dispatch(step, params, opt_state)
+            if pending is not None:
+                check(*pending)
+            pending = (step, params, opt_state, loss, finite)
             params, opt_state = new_params, new_opt_state
-            history["train"].append({"step": step, "loss": loss_value})
             step += 1
-            if bar is not None:
-                bar.update(1)
-                if step % report_every == 0 or step == num_steps:
-                    bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
-            done = step == num_steps
-            if eval_fn is not None and ((eval_every and step % eval_every == 0) or done):
-                model_now = eqx.combine(params, rest_arrays, static)
-                metrics = {k: float(v) for k, v in dict(eval_fn(model_now, step)).items()}
-                history["eval"].append({"step": step, **metrics})
-            if checkpointer is not None and (
-                done or (checkpoint_every and step % checkpoint_every == 0)
-            ):
-                checkpointer.save(
-                    step, as_checkpoint(params, opt_state, step), metadata={"history": history}
-                )
-                _write_history(history_path, history)
+        if pending is not None:  # verify the final parameters before saving and returning
+            _, _, loss, finite = dispatch(step, params, opt_state)
+            check(*pending)
+            check(step, params, opt_state, loss, finite, record=False)
     finally:
         if bar is not None:
             bar.close()
@@ -316,10 +367,13 @@ def _make_update(loss_fn, optimizer, static, batch_size, sharding):
             return loss_fn(eqx.combine(p, rest_arrays, static), batch)
 
         loss, grads = eqx.filter_value_and_grad(loss_of)(params)
+        finite = jnp.isfinite(loss)
+        for g in jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array)):
+            finite = finite & jnp.all(jnp.isfinite(g))
         with _optax_promotion():
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-        return params, opt_state, loss
+        return params, opt_state, loss, finite
 
     return update
 
@@ -345,11 +399,13 @@ def _shard(mesh, data_axis, batch_size, num_examples, params, rest_arrays, opt_s
     mesh = Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
     axis = data_axis if data_axis is not None else mesh.axis_names[0]
     if axis not in mesh.axis_names:
-        raise ValueError(f"fit: data_axis {axis!r} is not an axis of the mesh {mesh.axis_names}")
+        raise ConfigurationError(
+            f"fit: data_axis {axis!r} is not an axis of the mesh {mesh.axis_names}"
+        )
     devices = mesh.shape[axis]
     per_step = batch_size if batch_size is not None else num_examples
     if per_step % devices:
-        raise ValueError(
+        raise ConfigurationError(
             f"fit: the batch of {per_step} examples cannot be split evenly over the {devices} "
             f"devices of mesh axis {axis!r}; use a batch_size divisible by {devices}"
         )
@@ -360,25 +416,51 @@ def _shard(mesh, data_axis, batch_size, num_examples, params, rest_arrays, opt_s
 
 
 def _stop_nonfinite(
-    step, loss_value, checkpointer, as_checkpoint, from_checkpoint, last_finite,
-    rest_arrays, static, history, history_path, started,
+    step, loss_value, good, checkpointer, as_checkpoint, from_checkpoint,
+    params, opt_state, rest_arrays, static, history, history_path, started,
 ):  # fmt: skip
-    params, opt_state, good_step = last_finite
+    """Raise `NonFiniteLossError` for ``step`` with the newest good parameters: those
+    verified in memory (step - 1), else the newest checkpoint older than ``step``."""
+    where = "kept in memory"
+    if good is None and checkpointer is not None:
+        for saved in reversed([s for s in checkpointer.all_steps() if s < step]):
+            try:
+                restored, metadata = checkpointer.restore(
+                    as_checkpoint(params, opt_state, 0), step=saved
+                )
+            except (CheckpointError, OSError) as error:
+                warnings.warn(f"fit: skipping checkpoint {saved}: {error}", stacklevel=3)
+                continue
+            p, rest_arrays, o, s = from_checkpoint(restored)
+            good = (s, p, o)
+            history = metadata.get("history", history)
+            where = f"restored from checkpoint {s} in {checkpointer.directory}"
+            break
+    if loss_value != loss_value or loss_value in (float("inf"), float("-inf")):
+        what = f"the loss became non-finite ({loss_value})"
+    else:
+        what = f"the gradient became non-finite (NaN or inf) while the loss was {loss_value}"
+    advice = (
+        "Lower the learning rate, clip gradients (optax.clip_by_global_norm), shorten the "
+        "unroll, or check the data and the loss for NaN (e.g. sqrt or log at 0)."
+    )
+    if good is None:
+        _write_history(history_path, _truncate(history, step))
+        raise NonFiniteLossError(
+            f"fit: {what} at step {step}, the first step of this run: no parameters with a "
+            f"finite loss and gradient exist to return (.result is None). {advice}",
+            step,
+            None,
+        )
+    good_step, params, opt_state = good
     history = _truncate(history, good_step)
-    where = "the parameters before the last finite-loss step"
-    if checkpointer is not None and checkpointer.latest_step is not None:
-        restored, metadata = checkpointer.restore(as_checkpoint(params, opt_state, 0))
-        params, rest_arrays, opt_state, good_step = from_checkpoint(restored)
-        history = _truncate(metadata.get("history", history), good_step)
-        where = f"the last good checkpoint in {checkpointer.directory}"
     _write_history(history_path, history)
     model = eqx.combine(params, rest_arrays, static)
     result = FitResult(model, opt_state, good_step, history, time.perf_counter() - started)
     raise NonFiniteLossError(
-        f"fit: the loss became non-finite ({loss_value}) at step {step}; training stopped and "
-        f"the model was restored to step {good_step} from {where} (see the error's .result). "
-        "Lower the learning rate, clip gradients (optax.clip_by_global_norm), shorten the "
-        "unroll, or check the data for NaN.",
+        f"fit: {what} at step {step}; training stopped. The error's .result holds the "
+        f"parameters after {good_step} updates ({where}), the newest whose loss and gradient "
+        f"were finite. {advice}",
         step,
         result,
     )
@@ -412,21 +494,68 @@ def _progress_bar(enabled: bool, total: int, initial: int):
 def _num_examples(data: PyTree) -> int:
     leaves = jax.tree.leaves(data)
     if not leaves:
-        raise ValueError("fit: data holds no arrays (empty dataset)")
+        raise ConfigurationError("fit: data holds no arrays (empty dataset)")
     lengths = {int(jnp.shape(x)[0]) if jnp.ndim(x) else -1 for x in leaves}
     if -1 in lengths:
-        raise ValueError("fit: every leaf of data needs a leading example axis; got a scalar")
+        raise ConfigurationError(
+            "fit: every leaf of data needs a leading example axis; got a scalar"
+        )
     if len(lengths) != 1:
-        raise ValueError(
+        raise ConfigurationError(
             f"fit: every leaf of data needs the same number of examples on its leading axis; "
             f"got {sorted(lengths)}"
         )
     (n,) = lengths
     if n == 0:
-        raise ValueError("fit: data holds 0 examples (empty dataset)")
+        raise ConfigurationError("fit: data holds 0 examples (empty dataset)")
     return n
 
 
 def _check_int(name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"fit: {name} must be an int >= {minimum}, got {value!r}")
+        raise ConfigurationError(f"fit: {name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_arguments(
+    loss_fn, optimizer, key, eval_fn, max_checkpoints, resume, progress, history_path
+) -> None:
+    if not callable(loss_fn):
+        raise ConfigurationError(
+            f"fit: loss_fn must be a callable (model, batch) -> scalar such as "
+            f"hybrax.hybrid.UnrolledLoss(5), got {loss_fn!r}"
+        )
+    if not (
+        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
+    ):
+        raise ConfigurationError(
+            f"fit: optimizer must be an optax.GradientTransformation such as "
+            f"optax.adam(1e-3), got {optimizer!r}"
+        )
+    if key is not None:
+        is_key = isinstance(key, jax.Array) and (
+            jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+            or (key.dtype == jnp.uint32 and key.shape == (2,))
+        )
+        if not is_key:
+            raise ConfigurationError(
+                f"fit: key must be a PRNG key such as jax.random.key(0), got {key!r}"
+            )
+    if eval_fn is not None and not callable(eval_fn):
+        raise ConfigurationError(
+            f"fit: eval_fn must be a callable (model, step) -> dict, got {eval_fn!r}"
+        )
+    if max_checkpoints is not None and (
+        isinstance(max_checkpoints, bool)
+        or not isinstance(max_checkpoints, int)
+        or max_checkpoints < 1
+    ):
+        raise ConfigurationError(
+            f"fit: max_checkpoints must be None (keep all) or an int >= 1, got {max_checkpoints!r}"
+        )
+    for name, value in (("resume", resume), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"fit: {name} must be True or False, got {value!r}")
+    if history_path is not None and not isinstance(history_path, (str, os.PathLike)):
+        raise ConfigurationError(
+            f"fit: history_path must be a path (str or pathlib.Path), got {history_path!r}"
+        )
