@@ -109,11 +109,15 @@ def test_sqrt_checkpointing_bounds_gradient_memory():
 def test_check_finite_names_the_first_bad_step(lorenz96):
     model, _, state = lorenz96
     unstable = hybrax.RK4(model, 0.9)  # far beyond the stability limit
-    with pytest.raises(Exception, match=r"non-finite \(NaN or inf\) at step \d+ of 200"):
+    with pytest.raises(
+        hybrax.NonFiniteStateError, match=r"non-finite \(NaN or inf\) at step \d+ of 200"
+    ):
         hybrax.rollout(unstable, state, 200, check_finite=True)
     # Under the user's own jit as well.
     run = jax.jit(lambda s: hybrax.rollout(unstable, s, 200, check_finite=True)[0])
-    with pytest.raises(Exception, match=r"at step \d+ of 200"):
+    with pytest.raises(
+        jax.errors.JaxRuntimeError, match=r"NonFiniteStateError: .*at step \d+ of 200"
+    ):
         jax.block_until_ready(run(state))
     # And it is silent on a healthy run.
     final, _ = hybrax.rollout(hybrax.RK4(model, 0.01), state, 50, check_finite=True)
@@ -127,7 +131,7 @@ def test_check_finite_reports_the_exact_step():
             return ODEState(jnp.where(t > 0.35, jnp.inf, 1.0) * jnp.ones_like(state.u), t)
 
     stepper = hybrax.Euler(Blowup(), 0.1)
-    with pytest.raises(Exception, match="at step 5 of 10"):
+    with pytest.raises(hybrax.NonFiniteStateError, match="at step 5 of 10"):
         hybrax.rollout(stepper, ODEState(jnp.zeros(2)), 10, check_finite=True)
 
 
@@ -171,5 +175,5 @@ def test_check_finite_with_a_prng_key_in_the_state():
     state = (jnp.ones(3), jax.random.key(0))
     final, _ = hybrax.rollout(NoisyDecay(), state, 20, save_every=None, check_finite=True)
     assert final[1].dtype == state[1].dtype
-    with pytest.raises(Exception, match="at step 1 of 5"):
+    with pytest.raises(hybrax.NonFiniteStateError, match="at step 1 of 5"):
         hybrax.rollout(NoisyDecay(), (jnp.zeros(3), jax.random.key(0)), 5, check_finite=True)

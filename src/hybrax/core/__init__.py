@@ -22,7 +22,16 @@ from ._parameters import check_parameter, concrete_or_none, parameter, time_step
 from ._precision import MixedPrecision, cast_floating
 from ._progress import ProgressCallback
 from ._rollout import rollout
-from ._state import ODEState, get_time, with_time
+from ._state import (
+    ODEState,
+    get_time,
+    is_inexact_array,
+    mul,
+    scalar_like,
+    time_or_zero,
+    with_time,
+)
+from ._validation import check_field
 
 __all__ = [
     "ETDRK4",
@@ -32,32 +41,37 @@ __all__ = [
     "AbstractExplicitRK",
     "AbstractSemilinearDynamics",
     "AbstractStepper",
+    "CheckpointError",
+    "ConfigurationError",
+    "CorruptedDataError",
     "CrankNicolsonRK4",
+    "DataMismatchError",
     "DiffraxStepper",
     "ETDRK4Coefficients",
     "Euler",
     "Heun",
-    "MixedPrecision",
-    "CheckpointError",
-    "ConfigurationError",
-    "CorruptedDataError",
-    "DataMismatchError",
     "HybraxError",
     "InstabilityError",
+    "MixedPrecision",
     "NeighborListError",
     "NonFiniteLossError",
     "NonFiniteStateError",
-    "OverwriteError",
     "ODEState",
+    "OverwriteError",
     "ProgressCallback",
     "cast_floating",
+    "check_field",
     "check_parameter",
     "concrete_or_none",
     "etdrk4_coefficients",
     "get_time",
+    "is_inexact_array",
     "lyapunov_spectrum",
+    "mul",
     "parameter",
     "rollout",
+    "scalar_like",
+    "time_or_zero",
     "time_step",
     "with_time",
 ]

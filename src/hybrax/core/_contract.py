@@ -8,7 +8,9 @@ import jax.numpy as jnp
 from equinox import AbstractVar
 from jaxtyping import ArrayLike, PyTree
 
-from ._state import mul
+from ._errors import ConfigurationError
+from ._parameters import concrete_or_none, time_step
+from ._state import is_inexact_array, mul
 
 __all__ = ["AbstractDynamics", "AbstractSemilinearDynamics", "AbstractStepper"]
 
@@ -22,7 +24,7 @@ class AbstractDynamics(eqx.Module):
     tendency puts there is ignored (integrators advance time themselves).
 
     Subclasses may implement ``check_state`` to reject a state of the wrong shape or dtype
-    with a `ValueError` at trace time; integrators call it once per trace.
+    with a `hybrax.ConfigurationError` at trace time; integrators call it once per trace.
     """
 
     @abc.abstractmethod
@@ -30,7 +32,8 @@ class AbstractDynamics(eqx.Module):
         """Time derivative of ``state`` at time ``t``."""
 
     def check_state(self, state: PyTree) -> None:
-        """Raise `ValueError` if ``state`` does not fit this model (default: accept)."""
+        """Raise `hybrax.ConfigurationError` if ``state`` does not fit this model (default:
+        accept)."""
 
 
 class AbstractSemilinearDynamics(AbstractDynamics):
@@ -57,14 +60,109 @@ class AbstractSemilinearDynamics(AbstractDynamics):
 
 
 def _check_dt(dt) -> None:
-    try:
-        value = float(jnp.min(jnp.asarray(dt)))
-    except (jax.errors.ConcretizationTypeError, TypeError):
-        return  # traced under jit/grad: the value is not known at trace time
-    if not value > 0:
-        raise ValueError(
-            f"time step dt must be positive and finite, got dt={value!r}; "
-            "pass e.g. dt=0.01 (in the model's time units)"
+    """Reject a concrete ``dt`` that is not one real, positive, finite number. A traced
+    ``dt`` is checked at run time by `guard_time_step` (its shape is checked now)."""
+    value = dt if concrete_or_none(dt) is None else time_step(dt)
+    if jnp.size(value) != 1:
+        raise ConfigurationError(
+            f"dt must be a single time step, got shape {jnp.shape(value)}; for an ensemble of "
+            "time steps use jax.vmap over steppers built from scalar dt"
+        )
+
+
+def guard_time_step(stepper: "AbstractStepper", state: PyTree) -> PyTree:
+    """``state`` with a run-time check of ``stepper.dt`` attached when ``dt`` is traced
+    (under `jax.jit`, `jax.vmap` or `jax.grad`; a concrete ``dt`` was checked when the
+    stepper was built). One scalar comparison per rollout."""
+    dt = stepper.dt
+    if concrete_or_none(dt) is not None:
+        return state
+    dt = jnp.asarray(dt)
+    bad = ~jnp.all(jnp.isfinite(dt) & (dt > 0))
+    floating, other = eqx.partition(state, is_inexact_array)
+    if not jax.tree.leaves(floating):
+        return state
+    floating = eqx.error_if(
+        floating,
+        bad,
+        "ConfigurationError: the time step dt must be positive and finite (it was traced, so "
+        "it is checked when the computation runs); pass e.g. dt=0.01 in model time units",
+    )
+    return eqx.combine(floating, other)
+
+
+def _describe_object(value) -> str:
+    if isinstance(value, type):
+        return f"the class {value.__name__} (not an instance)"
+    if isinstance(value, AbstractStepper):
+        return f"{type(value).__name__} (a Stepper)"
+    if isinstance(value, AbstractDynamics):
+        return f"{type(value).__name__} (a Dynamics)"
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+def check_stepper(stepper, where: str) -> None:
+    """Raise `ConfigurationError` unless ``stepper`` is an `AbstractStepper` instance."""
+    if isinstance(stepper, AbstractStepper):
+        return
+    if isinstance(stepper, type) and issubclass(stepper, AbstractStepper):
+        fix = f"construct it: hybrax.{stepper.__name__}(model, dt=0.01)"
+    elif isinstance(stepper, AbstractDynamics):
+        fix = "wrap the model in an integrator, e.g. hybrax.RK4(model, dt=0.01)"
+    else:
+        fix = (
+            "pass an integrator such as hybrax.RK4(model, dt=0.01), or subclass "
+            "hybrax.AbstractStepper (with a dt field and step(state))"
+        )
+    raise ConfigurationError(
+        f"{where} needs a stepper such as hybrax.RK4(model, dt=...), got "
+        f"{_describe_object(stepper)}; {fix}"
+    )
+
+
+def check_dynamics(dynamics, owner: str, *, semilinear: bool = False) -> None:
+    """Raise `ConfigurationError` unless ``dynamics`` is an `AbstractDynamics` instance (an
+    `AbstractSemilinearDynamics` when ``semilinear``)."""
+    wanted = AbstractSemilinearDynamics if semilinear else AbstractDynamics
+    if isinstance(dynamics, wanted):
+        return
+    if semilinear and isinstance(dynamics, AbstractDynamics):
+        raise ConfigurationError(
+            f"{owner} needs dynamics split as L u + N(u) (an AbstractSemilinearDynamics); "
+            f"got {type(dynamics).__name__}. Use RK4 for a general right-hand side."
+        )
+    if isinstance(dynamics, AbstractStepper):
+        fix = (
+            f"{owner} wraps the model's right-hand side, not another stepper; pass the model "
+            f"itself: hybrax.{owner}(model, dt) (the stepper's model is "
+            f"{type(getattr(dynamics, 'dynamics', dynamics)).__name__})"
+        )
+    elif isinstance(dynamics, type):
+        fix = f"construct it first, e.g. {dynamics.__name__}()"
+    elif callable(getattr(dynamics, "tendency", None)):
+        fix = (
+            f"{type(dynamics).__name__} has a tendency method but is not a "
+            "hybrax.AbstractDynamics; subclass hybrax.AbstractDynamics (an equinox Module) "
+            "and implement tendency(state, t)"
+        )
+    else:
+        fix = "pass a model such as hybrax.climate.Lorenz96()"
+    raise ConfigurationError(
+        f"{owner}: dynamics must be a hybrax.{wanted.__name__}, got "
+        f"{_describe_object(dynamics)}; {fix}"
+    )
+
+
+def check_tendency(tendency: PyTree, state: PyTree, model, what: str = "tendency") -> None:
+    """Raise `ConfigurationError` unless ``tendency`` has the structure of ``state``."""
+    expected, got = jax.tree.structure(state), jax.tree.structure(tendency)
+    if expected != got:
+        name = type(model).__name__
+        raise ConfigurationError(
+            f"{name}.{what} must return a pytree shaped like the state "
+            f"({type(state).__name__}), got {type(tendency).__name__}; return a state record, "
+            f"e.g. {type(state).__name__}(...) with the time derivative of each field "
+            f"(tendency structure {got}, state structure {expected})"
         )
 
 

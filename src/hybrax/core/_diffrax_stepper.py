@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import ArrayLike, PyTree
 
-from ._contract import AbstractDynamics, AbstractStepper
+from ._contract import AbstractDynamics, AbstractStepper, check_dynamics, check_tendency
+from ._errors import ConfigurationError
 from ._state import get_time, scalar_like, time_or_zero, with_time
 
 __all__ = ["DiffraxStepper"]
@@ -59,8 +60,34 @@ class DiffraxStepper(AbstractStepper):
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
 
     def __check_init__(self):
-        if not (isinstance(self.num_substeps, int) and self.num_substeps >= 1):
-            raise ValueError(f"num_substeps must be an int >= 1, got {self.num_substeps!r}")
+        check_dynamics(self.dynamics, "DiffraxStepper")
+        for name, value, wanted, example in (
+            ("solver", self.solver, diffrax.AbstractSolver, "diffrax.Tsit5()"),
+            (
+                "stepsize_controller",
+                self.stepsize_controller,
+                (diffrax.AbstractStepSizeController, type(None)),
+                "None or diffrax.PIDController(rtol=1e-6, atol=1e-6)",
+            ),
+            (
+                "adjoint",
+                self.adjoint,
+                diffrax.AbstractAdjoint,
+                "diffrax.RecursiveCheckpointAdjoint()",
+            ),
+        ):
+            if not isinstance(value, wanted):
+                shown = f"the class {value.__name__}" if isinstance(value, type) else repr(value)
+                raise ConfigurationError(
+                    f"DiffraxStepper: {name} must be a diffrax object such as {example}, got "
+                    f"{shown[:80]}"
+                )
+        for name in ("num_substeps", "max_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(
+                    f"DiffraxStepper: {name} must be an int >= 1, got {value!r}"
+                )
 
     def step(self, state: PyTree) -> PyTree:
         self.dynamics.check_state(state)
@@ -70,6 +97,7 @@ class DiffraxStepper(AbstractStepper):
 
         def vector_field(t, y, args):
             dy = self.dynamics.tendency(with_time(y, t), t)
+            check_tendency(dy, y, self.dynamics)
             if has_time:  # keep the time leaf constant inside the solve
                 dy = with_time(dy, jnp.zeros_like(t0))
             return dy

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._contract import AbstractSemilinearDynamics, AbstractStepper
+from ._contract import AbstractSemilinearDynamics, AbstractStepper, check_dynamics, check_tendency
 from ._state import complex_dtype, is_inexact_array, mul, scalar_like, time_or_zero, with_time
 
 __all__ = ["ETDRK4", "etdrk4_coefficients"]
@@ -201,11 +201,7 @@ class ETDRK4(AbstractStepper):
     coefficients: PyTree[ETDRK4Coefficients] | None = None
 
     def __check_init__(self):
-        if not isinstance(self.dynamics, AbstractSemilinearDynamics):
-            raise ValueError(
-                "ETDRK4 needs dynamics split as L u + N(u) (an AbstractSemilinearDynamics); "
-                f"got {type(self.dynamics).__name__}. Use RK4 for a general right-hand side."
-            )
+        check_dynamics(self.dynamics, "ETDRK4", semilinear=True)
 
     def _compute_coefficients(self) -> PyTree:
         linear = self.dynamics.linear_operator()
@@ -247,6 +243,7 @@ class ETDRK4(AbstractStepper):
             return mul(c.exp_half, u) + mul(c.q, n)
 
         n_u = nonlinear(state, t0)
+        check_tendency(n_u, state, self.dynamics, "nonlinear")
         a = with_time(combine(half_step, state, n_u), t_half)
         n_a = nonlinear(a, t_half)
         b = with_time(combine(half_step, state, n_a), t_half)

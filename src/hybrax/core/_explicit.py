@@ -5,7 +5,7 @@ from typing import ClassVar
 from equinox import AbstractVar
 from jaxtyping import ArrayLike, PyTree
 
-from ._contract import AbstractDynamics, AbstractStepper
+from ._contract import AbstractDynamics, AbstractStepper, check_dynamics, check_tendency
 from ._state import scalar_like, time_or_zero, tree_lincomb, with_time
 
 __all__ = ["RK4", "SSPRK3", "AbstractExplicitRK", "Euler", "Heun"]
@@ -24,6 +24,9 @@ class AbstractExplicitRK(AbstractStepper):
     b: ClassVar[tuple[float, ...]]
     c: ClassVar[tuple[float, ...]]
 
+    def __check_init__(self):
+        check_dynamics(self.dynamics, type(self).__name__)
+
     def step(self, state: PyTree) -> PyTree:
         self.dynamics.check_state(state)
         t0 = time_or_zero(state)
@@ -35,7 +38,9 @@ class AbstractExplicitRK(AbstractStepper):
             y = tree_lincomb(state, row, tuple(stages[: len(row)]), h)
             t = t0 + ci * ht
             y = with_time(y, t)
-            stages.append(self.dynamics.tendency(y, t))
+            k = self.dynamics.tendency(y, t)
+            check_tendency(k, state, self.dynamics)
+            stages.append(k)
         out = tree_lincomb(state, self.b, tuple(stages), h)
         return with_time(out, t0 + ht)
 

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._contract import AbstractSemilinearDynamics, AbstractStepper
+from ._contract import AbstractSemilinearDynamics, AbstractStepper, check_dynamics, check_tendency
 from ._state import is_inexact_array, mul, scalar_like, time_or_zero, with_time
 
 __all__ = ["CrankNicolsonRK4"]
@@ -97,12 +97,7 @@ class CrankNicolsonRK4(AbstractStepper):
     )
 
     def __check_init__(self):
-        if not isinstance(self.dynamics, AbstractSemilinearDynamics):
-            raise ValueError(
-                "CrankNicolsonRK4 needs dynamics split as L u + N(u) (an "
-                f"AbstractSemilinearDynamics); got {type(self.dynamics).__name__}. "
-                "Use RK4 for a general right-hand side."
-            )
+        check_dynamics(self.dynamics, "CrankNicolsonRK4", semilinear=True)
 
     def _compute_coefficients(self) -> PyTree:
         linear = self.dynamics.linear_operator()
@@ -139,6 +134,8 @@ class CrankNicolsonRK4(AbstractStepper):
         for k, beta in enumerate(self.betas):
             t = t0 + self.alphas[k] * h
             n = self.dynamics.nonlinear(with_time(u, t), t)
+            if k == 0:
+                check_tendency(n, state, self.dynamics, "nonlinear")
             acc = n if acc is None else jax.tree.map(partial(_accumulate, beta), n, acc)
             u = jax.tree.map(partial(_stage_update, k), coeffs, u, acc, is_leaf=_is_stages)
         return with_time(u, t0 + h)

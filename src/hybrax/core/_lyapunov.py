@@ -9,7 +9,9 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._contract import AbstractStepper
+from ._contract import AbstractStepper, check_stepper, guard_time_step
+from ._errors import ConfigurationError, NonFiniteStateError
+from ._parameters import concrete_or_none
 from ._progress import ProgressCallback
 from ._state import get_time, is_inexact_array, with_time
 
@@ -72,33 +74,56 @@ def lyapunov_spectrum(
     >>> exponents.shape
     (3,)
     """
+    check_stepper(stepper, "lyapunov_spectrum")
     for name, value in (
         ("n_steps", n_steps),
         ("k", k),
         ("reorthonormalize_every", reorthonormalize_every),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+            raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
     if n_steps % reorthonormalize_every or discard_steps % reorthonormalize_every:
-        raise ValueError(
+        raise ConfigurationError(
             f"n_steps={n_steps} and discard_steps={discard_steps} must be multiples of "
             f"reorthonormalize_every={reorthonormalize_every}"
         )
     if not 0 <= discard_steps < n_steps:
-        raise ValueError(f"discard_steps must be in [0, n_steps), got {discard_steps}")
+        raise ConfigurationError(f"discard_steps must be in [0, n_steps), got {discard_steps}")
     dynamic, _ = eqx.partition(state, is_inexact_array)
     size = _real_flatten(dynamic)[0].size - (get_time(state) is not None)
     if k > size:
-        raise ValueError(f"k={k} exceeds the state's dimension {size}")
+        raise ConfigurationError(f"k={k} exceeds the state's dimension {size}")
     key = jax.random.PRNGKey(0) if key is None else key
-    return _lyapunov(
+    exponents, code = _lyapunov(
         stepper, state, n_steps, k, reorthonormalize_every, discard_steps, key, progress
+    )
+    messages = _messages(reorthonormalize_every, jnp.result_type(exponents))
+    concrete = concrete_or_none(code)
+    if concrete is None:  # under an outer jit / vmap / grad: raise when it runs
+        return eqx.branched_error_if(exponents, code > 0, jnp.maximum(code - 1, 0), messages)
+    if concrete > 0:
+        raise NonFiniteStateError(messages[int(concrete) - 1])
+    return exponents
+
+
+def _messages(every: int, dtype) -> tuple[str, str]:
+    log_max = float(np.log(np.finfo(dtype).max))
+    smaller = max(1, every // 10)
+    return (
+        "hybrax.lyapunov_spectrum: the state became NaN or inf; the stepper is unstable at "
+        "this dt (check it with hybrax.rollout(..., check_finite=True)) or the start state is "
+        "not finite.",
+        f"hybrax.lyapunov_spectrum: the tangent vectors overflowed ({np.dtype(dtype).name}) "
+        f"between re-orthonormalisations: reorthonormalize_every={every} steps is too many. "
+        f"Keep lambda_1 * dt * reorthonormalize_every well below {log_max:.0f} (the log of "
+        f"the largest {np.dtype(dtype).name}); try reorthonormalize_every={smaller}.",
     )
 
 
 @eqx.filter_jit
 def _lyapunov(stepper, state, n_steps, k, every, discard_steps, key, progress):
     stepper = stepper.prepare()
+    state = guard_time_step(stepper, state)
     dynamic, static = eqx.partition(state, is_inexact_array)
     flat, unravel = _real_flatten(dynamic)
     # 1 on every real coordinate (both parts of complex entries), 0 on the time leaf.
@@ -119,23 +144,32 @@ def _lyapunov(stepper, state, n_steps, k, every, discard_steps, key, progress):
         return (x_next, jax.vmap(tangent, in_axes=1, out_axes=1)(q)), None
 
     def block(carry, index):
-        x, q, total = carry
+        x, q, total, code = carry
         (x, q), _ = lax.scan(propagate, (x, q), length=every)
+        # Result code: 1 if the state went non-finite, else 2 if the tangents overflowed.
+        bad = jnp.where(
+            ~jnp.all(jnp.isfinite(x)), 1, jnp.where(~jnp.all(jnp.isfinite(q)), 2, 0)
+        ).astype(jnp.int32)
+        code = jnp.where(code == 0, bad, code)
         q, r = jnp.linalg.qr(q)
         growth = jnp.log(jnp.abs(jnp.diagonal(r)))
         keep = index >= discard_steps // every
         total = total + jnp.where(keep, growth, jnp.zeros_like(growth))
         if bar is not None:
             bar.update(index)
-        return (x, q, total), None
+        return (x, q, total, code), None
 
     bar = ProgressCallback(n_steps // every, "lyapunov") if progress else None
 
     zeros = jnp.zeros((k,), real_dtype)
-    (_, _, total), _ = lax.scan(block, (flat, basis, zeros), jnp.arange(n_steps // every))
+    code = jnp.zeros((), jnp.int32)
+    (_, _, total, code), _ = lax.scan(
+        block, (flat, basis, zeros, code), jnp.arange(n_steps // every)
+    )
     dt = jnp.asarray(stepper.dt).astype(real_dtype)
     exponents = total / ((n_steps - discard_steps) * dt)
-    return jnp.sort(exponents)[::-1]
+    code = jnp.where((code == 0) & ~jnp.all(jnp.isfinite(exponents)), 2, code)
+    return jnp.sort(exponents)[::-1], code
 
 
 def _real_flatten(tree: PyTree):

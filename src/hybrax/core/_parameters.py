@@ -97,7 +97,9 @@ def check_parameter(
     """
     hint = f"; pass e.g. {example}" if example else ""
     if value is None or isinstance(value, (str, bytes)):
-        raise ConfigurationError(f"{name} must be a number or a floating array, got {value!r}{hint}")
+        raise ConfigurationError(
+            f"{name} must be a number or a floating array, got {value!r}{hint}"
+        )
     if isinstance(value, (bool, np.bool_)):
         raise ConfigurationError(f"{name} must be a number, got the boolean {value!r}{hint}")
     if isinstance(value, numbers.Integral) and not isinstance(value, (np.ndarray, jax.Array)):

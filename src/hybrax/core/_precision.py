@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PyTree
 
+from ._errors import ConfigurationError
+
 __all__ = ["MixedPrecision", "cast_floating"]
 
 
@@ -60,7 +62,7 @@ class MixedPrecision(eqx.Module):
         self.net = net if master_dtype is None else cast_floating(net, master_dtype)
         self.compute_dtype = jnp.dtype(compute_dtype)
         if not jnp.issubdtype(self.compute_dtype, jnp.floating):
-            raise ValueError(
+            raise ConfigurationError(
                 f"compute_dtype must be a floating dtype (bfloat16, float16, float32, "
                 f"float64), got {self.compute_dtype}"
             )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import equinox as eqx
@@ -12,8 +13,10 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, PyTree
 
-from ._contract import AbstractStepper
-from ._errors import StepMessages
+from ._contract import AbstractStepper, check_stepper, guard_time_step
+from ._errors import ConfigurationError, NonFiniteStateError
+from ._function_cache import cached_function
+from ._parameters import concrete_or_none
 from ._progress import ProgressCallback
 
 __all__ = ["rollout"]
@@ -25,6 +28,41 @@ _NONFINITE = (
     "This usually means the time step is beyond the scheme's stability limit (try a smaller "
     "dt) or the parameters or initial state drive the model to blow up."
 )
+_NONFINITE_INITIAL = (
+    "hybrax.rollout: the initial state already holds NaN or inf (step 0 of {total}); check "
+    "how it was built (e.g. the model's parameters or the data it was loaded from)."
+)
+_NONFINITE_OBSERVABLE = (
+    "hybrax.rollout: observe returned NaN or inf at save {save} (after step {step} of "
+    "{total}) although the state stayed finite; check the observable (e.g. a log or a "
+    "division by zero)."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _NonFiniteMessages(Sequence):
+    """The messages of rollout's result code (see `_first_nonfinite`), formatted lazily."""
+
+    total: int
+    save_every: int
+
+    def __len__(self) -> int:
+        return 2 * self.total + 2
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = int(index)
+        if index == 0:
+            text = _NONFINITE_INITIAL.format(total=self.total)
+        elif index <= self.total:
+            text = _NONFINITE.format(step=index, total=self.total)
+        else:
+            save = index - self.total
+            text = _NONFINITE_OBSERVABLE.format(
+                save=save, step=save * self.save_every, total=self.total
+            )
+        return "NonFiniteStateError: " + text
 
 
 def rollout(
@@ -35,7 +73,7 @@ def rollout(
     save_every: int | None = 1,
     observe: Callable[[PyTree], PyTree] | None = None,
     checkpoint: Checkpoint = None,
-    check_finite: bool = False,
+    check_finite: bool = True,
     unroll: int = 1,
     progress: bool = False,
 ) -> tuple[PyTree, PyTree]:
@@ -90,18 +128,36 @@ def rollout(
     >>> mean_x.shape
     (100,)
     """
+    check_stepper(stepper, "rollout")
     _check_arguments(n_steps, save_every, checkpoint, unroll)
-    return _rollout(
+    if not isinstance(check_finite, bool):
+        raise ConfigurationError(f"check_finite must be True or False, got {check_finite!r}")
+    if observe is not None and not callable(observe):
+        raise ConfigurationError(
+            f"observe must be a function of the state (or None), got {type(observe).__name__}"
+        )
+    final, saved, code = _rollout(
         stepper,
         state,
         n_steps=n_steps,
         save_every=save_every,
-        observe=observe,
+        observe=None if observe is None else cached_function(observe),
         checkpoint=checkpoint,
         check_finite=check_finite,
         unroll=unroll,
         progress=progress,
     )
+    if code is None:
+        return final, saved
+    messages = _NonFiniteMessages(n_steps, save_every or n_steps)
+    concrete = concrete_or_none(code)
+    if concrete is None:  # under an outer jit / vmap / grad: raise when it runs
+        floating, other = eqx.partition(final, _is_inexact)
+        floating = eqx.branched_error_if(floating, code >= 0, jnp.maximum(code, 0), messages)
+        return eqx.combine(floating, other), saved
+    if concrete >= 0:
+        raise NonFiniteStateError(messages[int(concrete)].removeprefix("NonFiniteStateError: "))
+    return final, saved
 
 
 @eqx.filter_jit
@@ -109,59 +165,93 @@ def _rollout(
     stepper, state, *, n_steps, save_every, observe, checkpoint, check_finite, unroll, progress
 ):
     stepper = stepper.prepare()
+    state = guard_time_step(stepper, state)
     observe_fn = (lambda s: s) if observe is None else observe
     saving = save_every is not None
+    if saving:
+        _check_observable(observe_fn(state), observe)
     interval = save_every if saving else max(n_steps, 1)
     num_intervals = n_steps // interval if n_steps else 0
     inner_block, outer_block = _blocks(checkpoint, interval, num_intervals)
-
-    if check_finite:
-
-        def step(carry):
-            s, index, first_bad = carry
-            s = stepper.step(s)
-            bad = ~_all_finite(s)
-            first_bad = jnp.where((first_bad < 0) & bad, index, first_bad)
-            return s, index + 1, first_bad
-
-        carry = (state, jnp.zeros((), jnp.int32), -jnp.ones((), jnp.int32))
-    else:
-
-        def step(carry):
-            return stepper.step(carry)
-
-        carry = state
 
     bar = ProgressCallback(num_intervals, "rollout") if progress else None
 
     def one_interval(carry, index):
         carry, _ = _blocked_scan(
-            lambda c, _: (step(c), None), carry, None, interval, inner_block, unroll
+            lambda c, _: (stepper.step(c), None), carry, None, interval, inner_block, unroll
         )
         if bar is not None:
             bar.update(index)
-        s = carry[0] if check_finite else carry
-        return carry, (observe_fn(s) if saving else None)
+        return carry, (observe_fn(carry) if saving else None)
 
     if num_intervals:
-        carry, saved = _blocked_scan(
-            one_interval, carry, jnp.arange(num_intervals), num_intervals, outer_block, 1
+        final, saved = _blocked_scan(
+            one_interval, state, jnp.arange(num_intervals), num_intervals, outer_block, 1
         )
     else:
+        final = state
         saved = _empty_like(observe_fn(state)) if saving else None
 
-    if check_finite:
-        final, _, first_bad = carry
-        # The error is attached to the floating leaves only: equinox's host callback cannot
-        # carry typed PRNG keys (Langevin, Brownian and stochastic states hold one).
-        floating, other = eqx.partition(final, _is_inexact)
-        floating = eqx.branched_error_if(
-            floating, first_bad >= 0, jnp.maximum(first_bad, 0), StepMessages(_NONFINITE, n_steps)
+    code = (
+        _first_nonfinite(stepper, state, final, saved, n_steps, interval) if check_finite else None
+    )
+    return final, saved, code
+
+
+def _first_nonfinite(stepper, initial, final, saved, n_steps: int, interval: int) -> Array:
+    """The result code of ``check_finite``: -1 if the initial and final states and every
+    saved observable are finite; else the first step whose state is non-finite (0: the
+    initial state), found by re-running the steps one at a time (only when something is
+    non-finite); else ``n_steps + 1 + k`` for the first non-finite saved observable ``k``
+    of a run whose states stayed finite."""
+    saved_ok = _all_finite(saved)
+    ok = _all_finite(initial) & _all_finite(final) & saved_ok
+
+    def search(_):
+        # Replay without gradients: the result is an integer, and a while loop is not
+        # reverse-differentiable.
+        s0, step_fn = jax.tree.map(
+            lambda x: lax.stop_gradient(x) if _is_inexact(x) else x, (initial, stepper)
         )
-        final = eqx.combine(floating, other)
-    else:
-        final = carry
-    return final, saved
+
+        def cond(c):
+            i, _, bad = c
+            return (i < n_steps) & ~bad
+
+        def body(c):
+            i, s, _ = c
+            s = step_fn.step(s)
+            return i + 1, s, ~_all_finite(s)
+
+        zero = jnp.zeros((), jnp.int32)
+        i, _, bad = lax.while_loop(cond, body, (zero, s0, ~_all_finite(s0)))
+        flags = [
+            ~jnp.all(jnp.isfinite(x), axis=tuple(range(1, x.ndim)))
+            for x in jax.tree.leaves(saved)
+            if _is_inexact(x) and x.shape[0]
+        ]
+        first_saved = jnp.zeros((), jnp.int32)
+        if flags:
+            first_saved = jnp.argmax(jnp.any(jnp.stack(flags), axis=0)).astype(jnp.int32)
+        observable = jnp.where(saved_ok, n_steps, n_steps + 1 + first_saved)
+        return jnp.where(bad, i, observable).astype(jnp.int32)
+
+    # unvmap_any: under jax.vmap the search runs only if some member failed (a batched
+    # predicate would turn the cond into a select that always runs it).
+    any_bad = eqx.internal.unvmap_any(~ok)
+    code = lax.cond(any_bad, search, lambda _: jnp.full((), -1, jnp.int32), None)
+    return jnp.where(ok, -1, code)
+
+
+def _check_observable(value: PyTree, observe) -> None:
+    for leaf in jax.tree.leaves(value):
+        if not eqx.is_array_like(leaf):
+            name = getattr(observe, "__name__", type(observe).__name__)
+            raise ConfigurationError(
+                f"rollout: observe ({name}) must return arrays (or a pytree of arrays, or "
+                f"None), got a {type(leaf).__name__} ({leaf!r:.60}); return jnp values such "
+                "as lambda s: s.u.mean()"
+            )
 
 
 def _blocked_scan(body, carry, xs, length: int, block: int | None, unroll: int):
@@ -219,23 +309,25 @@ def _empty_like(tree: PyTree) -> PyTree:
 
 def _check_arguments(n_steps: Any, save_every: Any, checkpoint: Any, unroll: Any) -> None:
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
-        raise ValueError(
+        raise ConfigurationError(
             f"n_steps must be a non-negative Python int (it fixes the loop length), got {n_steps!r}"
         )
     if save_every is not None:
         if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:
-            raise ValueError(f"save_every must be a positive int or None, got {save_every!r}")
+            raise ConfigurationError(
+                f"save_every must be a positive int or None, got {save_every!r}"
+            )
         if n_steps % save_every:
             lower = n_steps - n_steps % save_every
-            raise ValueError(
+            raise ConfigurationError(
                 f"save_every={save_every} does not divide n_steps={n_steps}; "
                 f"use n_steps={lower} or {lower + save_every}, or a divisor of {n_steps}"
             )
     if checkpoint is not None and checkpoint != "sqrt":
         if isinstance(checkpoint, bool) or not isinstance(checkpoint, int) or checkpoint < 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f'checkpoint must be None, "sqrt" or a positive int (steps per checkpoint), '
                 f"got {checkpoint!r}"
             )
     if not isinstance(unroll, int) or unroll < 1:
-        raise ValueError(f"unroll must be a positive int, got {unroll!r}")
+        raise ConfigurationError(f"unroll must be a positive int, got {unroll!r}")

@@ -13,7 +13,15 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PyTree, Shaped
 
-__all__ = ["ODEState", "get_time", "with_time"]
+__all__ = [
+    "ODEState",
+    "get_time",
+    "is_inexact_array",
+    "mul",
+    "scalar_like",
+    "time_or_zero",
+    "with_time",
+]
 
 
 class ODEState(eqx.Module):
@@ -60,6 +68,7 @@ def with_time(state: PyTree, time: ArrayLike) -> PyTree:
 
 
 def time_or_zero(state: PyTree) -> Array:
+    """The state's ``time`` leaf, or 0 for a record without one (autonomous states)."""
     t = get_time(state)
     return jnp.zeros(()) if t is None else jnp.asarray(t)
 
@@ -72,6 +81,7 @@ def scalar_like(value: ArrayLike, leaf: Array) -> ArrayLike:
 
 
 def is_inexact_array(x) -> bool:
+    """Whether ``x`` is a floating or complex array (the leaves integrators advance)."""
     return eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact)
 
 
