@@ -1,0 +1,41 @@
+"""Learned potentials of the ``lj-neural-potential`` workflow."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jaxtyping import PRNGKeyArray
+
+from hybrax.nn import BesselBasis, LabelledFrames, NeuralPairPotential, SchNetPotential
+
+from .settings import FULL, LJSettings
+
+__all__ = ["new_pair_potential", "new_schnet_potential"]
+
+
+def new_pair_potential(key: PRNGKeyArray, settings: LJSettings = FULL) -> NeuralPairPotential:
+    """A freshly initialised `hybrax.nn.NeuralPairPotential` of the experiment's size."""
+    return NeuralPairPotential(
+        settings.cutoff,
+        key=key,
+        basis=BesselBasis(settings.num_basis),
+        width_size=settings.width,
+        depth=settings.depth,
+        num_knots=settings.num_knots,
+        dtype=jnp.zeros(()).dtype,
+    )
+
+
+def new_schnet_potential(
+    key: PRNGKeyArray, data: LabelledFrames, settings: LJSettings = FULL
+) -> SchNetPotential:
+    """A freshly initialised `hybrax.nn.SchNetPotential`, its per-atom energy shift set to
+    the mean reference energy per atom of ``data``."""
+    per_atom = data.energies / data.positions.shape[1]
+    return SchNetPotential(
+        settings.cutoff,
+        key=key,
+        num_features=settings.schnet_features,
+        num_interactions=settings.schnet_interactions,
+        energy_shift=float(jnp.mean(per_atom)),
+        dtype=jnp.zeros(()).dtype,
+    )
