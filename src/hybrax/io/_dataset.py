@@ -6,7 +6,9 @@ import dataclasses
 import json
 import os
 import re
+import zlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -15,9 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PyTree
 
+from hybrax.core import ConfigurationError, CorruptedDataError, DataMismatchError, OverwriteError
+
 __all__ = ["from_xarray", "load_dataset", "model_attrs", "save_dataset", "to_xarray"]
 
 _HYBRAX_ATTR = "hybrax_leading_dims"
+_CHECKSUM_ATTR = "hybrax_checksums"  # {variable: CRC-32 of its bytes}, written by save_dataset
 
 
 def model_attrs(model: Any, prefix: str = "model") -> dict[str, Any]:
@@ -77,7 +82,9 @@ def _variable_names(tree: PyTree) -> list[str]:
         name = jax.tree_util.keystr(path, simple=True, separator=".") if path else "data"
         names.append(re.sub(r"[^0-9A-Za-z_.]", "_", name))
     if len(set(names)) != len(names):
-        raise ValueError(f"to_xarray: leaf names collide: {names}")
+        raise ConfigurationError(
+            f"to_xarray: leaf names collide: {names}; give the leaves distinct names"
+        )
     return names
 
 
@@ -117,15 +124,36 @@ def to_xarray(
     xr = _xarray()
     leaves = jax.tree.leaves(tree)
     if not leaves:
-        raise ValueError("to_xarray: the tree holds no arrays (empty dataset)")
-    leading_dims = tuple(leading_dims)
+        raise ConfigurationError("to_xarray: the tree holds no arrays (empty dataset)")
+    leading_dims = _check_leading_dims(leading_dims)
+    if attrs is not None and not isinstance(attrs, Mapping):
+        raise ConfigurationError(f"to_xarray: attrs must be a dict, got {type(attrs).__name__}")
     variables = {}
+    leading_shape, first = None, None
     for name, leaf in zip(_variable_names(tree), leaves, strict=True):
-        value = np.asarray(leaf)
+        try:
+            value = np.asarray(leaf)
+        except Exception as error:
+            raise ConfigurationError(
+                f"to_xarray: `{name}` is not an array ({type(leaf).__name__})"
+            ) from error
+        if value.dtype == object:
+            raise ConfigurationError(
+                f"to_xarray: `{name}` is not a numeric array ({type(leaf).__name__})"
+            )
         if value.ndim < len(leading_dims):
-            raise ValueError(
+            raise ConfigurationError(
                 f"to_xarray: `{name}` has shape {value.shape}, fewer axes than the leading "
                 f"dims {leading_dims}; pass leading_dims matching the data"
+            )
+        lead = value.shape[: len(leading_dims)]
+        if leading_shape is None:
+            leading_shape, first = lead, name
+        elif lead != leading_shape:
+            raise ConfigurationError(
+                f"to_xarray: the leading dims {leading_dims} must have the same sizes in every "
+                f"leaf, but `{first}` has {leading_shape} and `{name}` has {lead}; pass "
+                "leaves from one ensemble, or fewer leading_dims"
             )
         extra = tuple(
             f"{name.replace('.', '_')}_{i}" for i in range(value.ndim - len(leading_dims))
@@ -135,9 +163,33 @@ def to_xarray(
     if model is not None:
         all_attrs.update(model_attrs(model))
     if attrs:
+        reserved = {_HYBRAX_ATTR, _CHECKSUM_ATTR} & set(attrs)
+        if reserved:
+            raise ConfigurationError(f"to_xarray: attrs may not use the names {sorted(reserved)}")
         all_attrs.update(dict(attrs))
-    json.dumps(all_attrs)  # fail here, with the offending value, rather than in zarr
+    try:  # fail here, with the offending value, rather than in zarr
+        json.dumps(all_attrs)
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(
+            f"to_xarray: attrs must be JSON-serialisable (numbers, strings, lists, dicts): {error}"
+        ) from error
     return xr.Dataset(variables, attrs=all_attrs)
+
+
+def _check_leading_dims(leading_dims) -> tuple[str, ...]:
+    if isinstance(leading_dims, str) or not isinstance(leading_dims, Sequence):
+        raise ConfigurationError(
+            f"leading_dims must be a sequence of names such as ('sample', 'time_index'), got "
+            f"{leading_dims!r}"
+        )
+    leading_dims = tuple(leading_dims)
+    if not all(isinstance(d, str) and d for d in leading_dims) or len(set(leading_dims)) != len(
+        leading_dims
+    ):
+        raise ConfigurationError(
+            f"leading_dims must be distinct non-empty strings, got {leading_dims!r}"
+        )
+    return leading_dims
 
 
 def from_xarray(dataset, like: PyTree) -> PyTree:
@@ -155,12 +207,26 @@ def from_xarray(dataset, like: PyTree) -> PyTree:
     (2, 5, 8)
     """
     names = _variable_names(like)
+    if not names:
+        raise ConfigurationError("from_xarray: like holds no arrays; pass e.g. one state")
     missing = [name for name in names if name not in dataset.variables]
     if missing:
-        raise ValueError(
+        raise DataMismatchError(
             f"from_xarray: the dataset has no variable(s) {missing} needed for a "
             f"{type(like).__name__}; it has {sorted(dataset.data_vars)}"
         )
+    leading = len(dataset.attrs.get(_HYBRAX_ATTR, ())) or None
+    for name, leaf in zip(names, jax.tree.leaves(like), strict=True):
+        stored = tuple(dataset[name].shape)
+        want = tuple(np.shape(leaf))
+        lead = leading if leading is not None else len(stored) - len(want)
+        if lead < 0 or stored[lead:] != want:
+            raise DataMismatchError(
+                f"from_xarray: variable `{name}` holds {stored[lead:] if lead >= 0 else stored} "
+                f"per entry (stored shape {stored}) but like's `{name}` has shape {want}; "
+                "pass a like built with the sizes the data were made with (e.g. "
+                "model.initial_state() of a model of the same size)"
+            )
     treedef = jax.tree.structure(like)
     return jax.tree.unflatten(treedef, [jnp.asarray(dataset[name].values) for name in names])
 
@@ -176,7 +242,10 @@ def save_dataset(
     """Write ``tree`` (e.g. trajectories) to a zarr store through xarray.
 
     See `to_xarray` for the layout; ``model``'s parameters and ``attrs`` are stored as the
-    dataset's attributes, so the file says how it was made. Overwrites ``path``.
+    dataset's attributes, so the file says how it was made, and a CRC-32 checksum of every
+    variable's bytes is stored too (`load_dataset` verifies it). An existing store written
+    by `save_dataset` is replaced; any other existing file or folder at ``path`` is left
+    alone and `hybrax.OverwriteError` is raised.
 
     Examples
     --------
@@ -187,24 +256,188 @@ def save_dataset(
     ...     jax.random.key(0), n=2, n_steps=20, save_every=10)
     >>> path = tempfile.mkdtemp() + "/l96.zarr"
     >>> save_dataset(path, data, model=stepper, attrs={"save_every": 10})
-    >>> back, attrs = load_dataset(path, like=model.initial_state())
+    >>> back, attrs = load_dataset(path, like=model.initial_state(), model=stepper)
     >>> back.u.shape, attrs["model.dynamics.class"]
     ((2, 3, 8), 'Lorenz96')
     """
+    path = _check_path(path, "save_dataset")
     dataset = to_xarray(tree, leading_dims=leading_dims, model=model, attrs=attrs)
-    dataset.to_zarr(os.fspath(path), mode="w", consolidated=False)
+    dataset.attrs[_CHECKSUM_ATTR] = {
+        name: _checksum(dataset[name].values) for name in dataset.data_vars
+    }
+    if path.exists() and not _is_our_store(path):
+        raise OverwriteError(
+            f"save_dataset: {path} exists and is not a dataset written by save_dataset; "
+            "refusing to replace it. Choose another path (or delete it yourself)"
+        )
+    try:
+        dataset.to_zarr(os.fspath(path), mode="w", consolidated=False)
+    except OSError as error:
+        raise ConfigurationError(
+            f"save_dataset: cannot write path={os.fspath(path)!r} ({type(error).__name__}: "
+            f"{error.strerror or error}); pass a path in a writable folder"
+        ) from error
 
 
-def load_dataset(path: str | os.PathLike, like: PyTree = None):
-    """Read a zarr store written by `save_dataset`.
+def load_dataset(
+    path: str | os.PathLike, like: PyTree = None, *, model: Any = None, check: bool = True
+):
+    """Read a zarr store written by `save_dataset`, verifying its checksums.
 
     Returns ``(tree, attrs)`` with ``tree`` rebuilt in the structure of ``like``, or the
     `xarray.Dataset` itself (loaded into memory) when ``like`` is ``None``.
+
+    Checks, each a `hybrax` error naming what differs:
+
+    - every variable's CRC-32 against the one stored at save time (an altered or damaged
+      store raises `hybrax.CorruptedDataError`; stores written without checksums, e.g.
+      by ``to_xarray(...).to_zarr``, are read unchecked);
+    - the per-entry shapes against ``like``'s leaves (`hybrax.DataMismatchError`);
+    - with ``model`` given and ``check=True``: the physical parameters stored in the attrs
+      (see `model_attrs`) against ``model``'s, wherever both have a part of the same class
+      (e.g. the ``forcing`` of a `Lorenz96` inside an ``RK4``, a `Closure` or on its own).
+      Floating parameters other than ``dt`` are compared (to 1e-5 relative); sizes are
+      left to the shape check and time steps to the losses (which compare the data's
+      time spacing with the model's ``dt``). A difference raises
+      `hybrax.DataMismatchError`; pass ``check=False`` when it is intended (e.g. a coarse
+      model whose closure should learn the missing forcing).
     """
     xr = _xarray()
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"load_dataset: no zarr store at {path}")
-    dataset = xr.open_zarr(os.fspath(path), consolidated=False).load()
+    path = _check_path(path, "load_dataset")
+    if not isinstance(check, bool):
+        raise ConfigurationError(f"load_dataset: check must be True or False, got {check!r}")
+    if not path.exists():
+        raise ConfigurationError(f"load_dataset: path={os.fspath(path)!r}: no zarr store there")
+    if not path.is_dir():
+        raise ConfigurationError(
+            f"load_dataset: path={os.fspath(path)!r} is a file, not a zarr store (a folder "
+            "written by save_dataset)"
+        )
+    try:
+        dataset = xr.open_zarr(os.fspath(path), consolidated=False).load()
+    except Exception as error:  # zarr/numcodecs/JSON errors of a damaged or foreign store
+        text = f"{type(error).__name__}: {error}".split("\n")[0][:300]
+        raise CorruptedDataError(
+            f"load_dataset: {path} cannot be read as a zarr dataset ({text}); it is damaged "
+            "or was not written by save_dataset"
+        ) from error
+    checksums = dataset.attrs.pop(_CHECKSUM_ATTR, None)
+    if checksums is not None:
+        _verify(dataset, checksums, path)
+    if model is not None and check:
+        _compare_model(dataset.attrs, model, path)
     if like is None:
         return dataset
-    return from_xarray(dataset, like), dict(dataset.attrs)
+    try:
+        tree = from_xarray(dataset, like)
+    except DataMismatchError as error:
+        raise DataMismatchError(f"load_dataset: {path}: {error}") from error
+    return tree, dict(dataset.attrs)
+
+
+def _check_path(path, who: str) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigurationError(
+            f"{who}: path must be a str or pathlib.Path, got {type(path).__name__}"
+        )
+    return Path(path)
+
+
+def _checksum(values) -> int:
+    """CRC-32 of an array's bytes, with every NaN in its canonical form (zarr's fill-value
+    decoding may rewrite NaN payloads)."""
+    values = np.ascontiguousarray(values)
+    if values.dtype.kind == "c":
+        values = np.stack([values.real, values.imag], axis=-1)
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        values = np.where(np.isnan(values), np.array(np.nan, values.dtype), values)
+    return zlib.crc32(np.ascontiguousarray(values).tobytes())
+
+
+def _is_our_store(path: Path) -> bool:
+    """Whether ``path`` is a zarr group whose attributes say save_dataset wrote it."""
+    for meta in (path / "zarr.json", path / ".zattrs"):
+        try:
+            text = meta.read_text()
+        except OSError:
+            continue
+        if _HYBRAX_ATTR in text:
+            return True
+    return False
+
+
+def _verify(dataset, checksums, path) -> None:
+    if not isinstance(checksums, Mapping):
+        raise CorruptedDataError(f"load_dataset: {path}: its checksum attribute is damaged")
+    for name in dataset.data_vars:
+        if name not in checksums:
+            raise CorruptedDataError(
+                f"load_dataset: {path}: variable `{name}` has no stored checksum (it was "
+                "added or renamed after saving)"
+            )
+        actual = _checksum(dataset[name].values)
+        if actual != checksums[name]:
+            raise CorruptedDataError(
+                f"load_dataset: {path}: variable `{name}` fails its checksum (CRC-32 "
+                f"{actual:#010x}, stored {checksums[name]:#010x}); its chunk files were "
+                "altered or damaged after they were written"
+            )
+    missing = sorted(set(checksums) - set(dataset.data_vars))
+    if missing:
+        raise CorruptedDataError(f"load_dataset: {path}: variables {missing} are missing")
+
+
+def _nodes(attrs: Mapping[str, Any]) -> dict[str, str]:
+    """``{prefix: class name}`` of every module recorded by `model_attrs`."""
+    return {
+        key[: -len(".class")]: value
+        for key, value in attrs.items()
+        if key.endswith(".class") and isinstance(value, str)
+    }
+
+
+def _floats(value) -> np.ndarray | None:
+    """A float attribute (or list of floats) as an array; ``None`` for anything else."""
+    if isinstance(value, bool) or isinstance(value, str):
+        return None
+    if isinstance(value, float):
+        return np.asarray(value)
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in np.ravel(value))
+    ):
+        array = np.asarray(value, dtype=float)
+        if any(isinstance(v, float) for v in np.ravel(value)):
+            return array
+    return None
+
+
+def _compare_model(stored: Mapping[str, Any], model: Any, path) -> None:
+    given = model_attrs(model)
+    stored_nodes, given_nodes = _nodes(stored), _nodes(given)
+    for given_prefix, cls in given_nodes.items():
+        for stored_prefix, stored_cls in stored_nodes.items():
+            if stored_cls != cls:
+                continue
+            for key, value in given.items():
+                if not key.startswith(given_prefix + "."):
+                    continue
+                field = key[len(given_prefix) + 1 :]
+                if "." in field or field == "dt":
+                    continue
+                mine = _floats(value)
+                theirs = _floats(stored.get(f"{stored_prefix}.{field}"))
+                if mine is None or theirs is None:
+                    continue
+                if mine.shape != theirs.shape or not np.allclose(
+                    mine, theirs, rtol=1e-5, atol=0.0, equal_nan=True
+                ):
+                    raise DataMismatchError(
+                        f"load_dataset: {path} was generated with {cls}.{field} = "
+                        f"{stored[f'{stored_prefix}.{field}']} (attribute "
+                        f"'{stored_prefix}.{field}'), but the model has {cls}.{field} = "
+                        f"{value}. Load data made with this model's parameters, build the "
+                        f"model with {field}={stored[f'{stored_prefix}.{field}']}, or pass "
+                        "check=False if the difference is intended"
+                    )
