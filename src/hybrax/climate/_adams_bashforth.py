@@ -7,8 +7,17 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Int, PyTree
 
-from hybrax.core import AbstractDynamics, AbstractStepper, get_time, with_time
-from hybrax.core._state import is_inexact_array, mul, scalar_like, time_or_zero
+from hybrax.core import (
+    AbstractDynamics,
+    AbstractStepper,
+    ConfigurationError,
+    get_time,
+    is_inexact_array,
+    mul,
+    scalar_like,
+    time_or_zero,
+    with_time,
+)
 
 __all__ = ["AB3State", "AdamsBashforth3"]
 
@@ -85,7 +94,7 @@ class AdamsBashforth3(AbstractStepper):
 
     def step(self, state: AB3State) -> AB3State:
         if not isinstance(state, AB3State):
-            raise ValueError(
+            raise ConfigurationError(
                 "AdamsBashforth3.step needs an AB3State (the model state plus its tendency "
                 f"history), got {type(state).__name__}; wrap the model state with "
                 "stepper.init(state) before stepping"

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from hybrax.core import ConfigurationError
 from hybrax.grids import Grid
 
 __all__ = ["isotropic_spectrum"]
@@ -18,7 +19,7 @@ __all__ = ["isotropic_spectrum"]
 def _shells(grid: Grid) -> tuple[np.ndarray, np.ndarray, float]:
     """Shell index of every real-FFT mode, shell-centre wavenumbers, shell width."""
     if grid.ndim != 2:
-        raise ValueError(f"isotropic spectra need a 2D grid, got Grid{grid.shape}")
+        raise ConfigurationError(f"isotropic spectra need a 2D grid, got Grid{grid.shape}")
     k = [np.broadcast_to(kk, grid.spectral_shape) for kk in grid._np_wavenumbers()]
     kappa = np.sqrt(k[0] ** 2 + k[1] ** 2)
     width = min(2 * math.pi / length for length in grid.domain_length)

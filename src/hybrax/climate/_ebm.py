@@ -18,7 +18,13 @@ import optimistix as optx
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float
 
-from hybrax.core import AbstractDynamics
+from hybrax.core import (
+    AbstractDynamics,
+    ConfigurationError,
+    check_dtype,
+    check_parameter,
+    parameter,
+)
 
 __all__ = [
     "BudykoSellers",
@@ -32,10 +38,6 @@ __all__ = [
 ]
 
 Forcing = Callable[[Array], ArrayLike]
-
-
-def _param():
-    return eqx.field(converter=jnp.asarray)
 
 
 def _like(parameter: ArrayLike, x: Array) -> Array:
@@ -80,7 +82,7 @@ class EBMState(eqx.Module):
 
 def _check_ebm_state(state, shape: tuple[int, ...], model: str) -> None:
     if not isinstance(state, EBMState):
-        raise ValueError(
+        raise ConfigurationError(
             f"{model} expects an EBMState, got {type(state).__name__}; "
             f"build one with {model}(...).initial_state()"
         )
@@ -89,9 +91,11 @@ def _check_ebm_state(state, shape: tuple[int, ...], model: str) -> None:
         hint = ""
         if len(actual) > len(shape) and actual[len(actual) - len(shape) :] == shape:
             hint = "; for an ensemble use jax.vmap over the leading axis"
-        raise ValueError(f"{model}: state.temperature must have shape {shape}, got {actual}{hint}")
+        raise ConfigurationError(
+            f"{model}: state.temperature must have shape {shape}, got {actual}{hint}"
+        )
     if not jnp.issubdtype(jnp.result_type(state.temperature), jnp.floating):
-        raise ValueError(
+        raise ConfigurationError(
             f"{model}: state.temperature must be floating (float32 or float64), "
             f"got {jnp.result_type(state.temperature)}"
         )
@@ -140,11 +144,19 @@ class EnergyBalance0D(AbstractDynamics):
     True
     """
 
-    solar_constant: Float[Array, ""] = _param()
-    albedo: Float[Array, ""] = _param()
-    olr_intercept: Float[Array, ""] = _param()
-    olr_slope: Float[Array, ""] = _param()
-    heat_capacity: Float[Array, ""] = _param()
+    solar_constant: Float[Array, ""] = parameter(
+        "solar_constant", nonnegative=True, scalar=True, example="solar_constant=1361.0"
+    )
+    albedo: Float[Array, ""] = parameter("albedo", scalar=True, example="albedo=0.3")
+    olr_intercept: Float[Array, ""] = parameter(
+        "olr_intercept", scalar=True, example="olr_intercept=203.3"
+    )
+    olr_slope: Float[Array, ""] = parameter(
+        "olr_slope", positive=True, scalar=True, example="olr_slope=2.09"
+    )
+    heat_capacity: Float[Array, ""] = parameter(
+        "heat_capacity", positive=True, scalar=True, example="heat_capacity=8.0"
+    )
     forcing: Forcing | None = None
 
     def __init__(
@@ -162,10 +174,6 @@ class EnergyBalance0D(AbstractDynamics):
         self.olr_slope = olr_slope
         self.heat_capacity = heat_capacity
         self.forcing = forcing
-
-    def __check_init__(self):
-        _check_positive(self.heat_capacity, "heat_capacity", "EnergyBalance0D")
-        _check_positive(self.olr_slope, "olr_slope", "EnergyBalance0D")
 
     def tendency(self, state: EBMState, t: ArrayLike) -> EBMState:
         self.check_state(state)
@@ -198,7 +206,8 @@ class EnergyBalance0D(AbstractDynamics):
         without forcing."""
         if temperature is None:
             temperature = self.equilibrium_temperature()
-        dtype = dtype or jnp.result_type(temperature, float)
+        temperature = check_parameter(temperature, "temperature", example="temperature=15.0 (°C)")
+        dtype = check_dtype(dtype, "EnergyBalance0D.initial_state") or temperature.dtype
         return EBMState(jnp.asarray(temperature, dtype=dtype))
 
 
@@ -217,7 +226,7 @@ class ConstantAlbedo(eqx.Module):
     0.3...
     """
 
-    value: Float[Array, ""] = _param()
+    value: Float[Array, ""] = parameter("value", scalar=True, example="value=0.3")
 
     def __init__(self, value: ArrayLike = 0.3):
         self.value = value
@@ -265,11 +274,17 @@ class IceAlbedo(eqx.Module):
     True
     """
 
-    ice_free: Float[Array, ""] = _param()
-    ice_free_p2: Float[Array, ""] = _param()
-    ice: Float[Array, ""] = _param()
-    threshold_temperature: Float[Array, ""] = _param()
-    transition_width: Float[Array, ""] = _param()
+    ice_free: Float[Array, ""] = parameter("ice_free", scalar=True, example="ice_free=0.319")
+    ice_free_p2: Float[Array, ""] = parameter(
+        "ice_free_p2", scalar=True, example="ice_free_p2=0.202"
+    )
+    ice: Float[Array, ""] = parameter("ice", scalar=True, example="ice=0.62")
+    threshold_temperature: Float[Array, ""] = parameter(
+        "threshold_temperature", scalar=True, example="threshold_temperature=-10.0"
+    )
+    transition_width: Float[Array, ""] = parameter(
+        "transition_width", positive=True, scalar=True, example="transition_width=1.0"
+    )
 
     def __init__(
         self,
@@ -284,9 +299,6 @@ class IceAlbedo(eqx.Module):
         self.ice = ice
         self.threshold_temperature = threshold_temperature
         self.transition_width = transition_width
-
-    def __check_init__(self):
-        _check_positive(self.transition_width, "transition_width", "IceAlbedo")
 
     def __call__(
         self, temperature: Float[Array, " n"], sin_latitude: Float[Array, " n"]
@@ -365,12 +377,24 @@ class BudykoSellers(AbstractDynamics):
     """
 
     num_points: int = eqx.field(static=True)
-    solar_constant: Float[Array, ""] = _param()
-    olr_intercept: Float[Array, ""] = _param()
-    olr_slope: Float[Array, ""] = _param()
-    diffusivity: Float[Array, ""] = _param()
-    heat_capacity: Float[Array, ""] = _param()
-    insolation_p2: Float[Array, ""] = _param()
+    solar_constant: Float[Array, ""] = parameter(
+        "solar_constant", nonnegative=True, scalar=True, example="solar_constant=1361.0"
+    )
+    olr_intercept: Float[Array, ""] = parameter(
+        "olr_intercept", scalar=True, example="olr_intercept=203.3"
+    )
+    olr_slope: Float[Array, ""] = parameter(
+        "olr_slope", positive=True, scalar=True, example="olr_slope=2.09"
+    )
+    diffusivity: Float[Array, ""] = parameter(
+        "diffusivity", nonnegative=True, scalar=True, example="diffusivity=0.649"
+    )
+    heat_capacity: Float[Array, ""] = parameter(
+        "heat_capacity", positive=True, scalar=True, example="heat_capacity=8.0"
+    )
+    insolation_p2: Float[Array, ""] = parameter(
+        "insolation_p2", scalar=True, example="insolation_p2=-0.482"
+    )
     albedo: Callable[[Array, Array], Array]
     forcing: Forcing | None = None
 
@@ -387,7 +411,7 @@ class BudykoSellers(AbstractDynamics):
         forcing: Forcing | None = None,
     ):
         if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 4:
-            raise ValueError(
+            raise ConfigurationError(
                 f"BudykoSellers needs num_points >= 4 (an int), got {num_points!r}; "
                 "90 cells resolve the ice edge to about 2 degrees"
             )
@@ -400,11 +424,6 @@ class BudykoSellers(AbstractDynamics):
         self.insolation_p2 = insolation_p2
         self.albedo = IceAlbedo() if albedo is None else albedo
         self.forcing = forcing
-
-    def __check_init__(self):
-        _check_positive(self.heat_capacity, "heat_capacity", "BudykoSellers")
-        _check_positive(self.olr_slope, "olr_slope", "BudykoSellers")
-        _check_nonnegative(self.diffusivity, "diffusivity", "BudykoSellers")
 
     def sin_latitude(self, dtype=None) -> Float[Array, " n"]:
         """Cell centres in ``x = sin(latitude)``, south to north, shape ``(num_points,)``."""
@@ -450,7 +469,8 @@ class BudykoSellers(AbstractDynamics):
         """A state at time 0 with uniform (scalar) or given (``(num_points,)``) temperature in
         °C. Start warm (e.g. 15) for the present-day branch, cold (e.g. -40) for the
         snowball branch."""
-        dtype = dtype or jnp.result_type(temperature, float)
+        temperature = check_parameter(temperature, "temperature", example="temperature=15.0 (°C)")
+        dtype = check_dtype(dtype, "BudykoSellers.initial_state") or temperature.dtype
         temperature = jnp.broadcast_to(jnp.asarray(temperature, dtype), (self.num_points,))
         return EBMState(temperature)
 
@@ -480,24 +500,6 @@ class BudykoSellers(AbstractDynamics):
         edge = jnp.where(first == 0, 0.0, edge)
         edge = jnp.where(any_frozen, edge, 1.0)
         return jnp.degrees(jnp.arcsin(jnp.clip(edge, 0, 1)))
-
-
-def _check_positive(value, name: str, model: str) -> None:
-    try:
-        v = float(jnp.min(jnp.asarray(value)))
-    except (jax.errors.ConcretizationTypeError, TypeError):
-        return
-    if not v > 0:
-        raise ValueError(f"{model}: {name} must be positive, got {v!r}")
-
-
-def _check_nonnegative(value, name: str, model: str) -> None:
-    try:
-        v = float(jnp.min(jnp.asarray(value)))
-    except (jax.errors.ConcretizationTypeError, TypeError):
-        return
-    if not v >= 0:
-        raise ValueError(f"{model}: {name} must be non-negative, got {v!r}")
 
 
 def steady_state(
@@ -682,7 +684,7 @@ def hysteresis_sweep(
     """
     solar = jnp.asarray(solar_constants)
     if solar.ndim != 1 or solar.shape[0] < 1:
-        raise ValueError(
+        raise ConfigurationError(
             f"hysteresis_sweep: solar_constants must be a 1-D array of increasing values, "
             f"got shape {solar.shape}"
         )

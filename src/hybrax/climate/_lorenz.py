@@ -7,14 +7,16 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from hybrax.core import AbstractSemilinearDynamics, ODEState
-from hybrax.core._validation import check_field
+from hybrax.core import (
+    AbstractSemilinearDynamics,
+    ConfigurationError,
+    ODEState,
+    check_dtype,
+    check_field,
+    parameter,
+)
 
 __all__ = ["Lorenz63", "Lorenz96", "TwoScaleLorenz96", "TwoScaleState"]
-
-
-def _param():
-    return eqx.field(converter=jnp.asarray)
 
 
 def _like(parameter: Array, x: Array) -> Array:
@@ -44,9 +46,9 @@ class Lorenz63(AbstractSemilinearDynamics):
     >>> final, _ = hybrax.rollout(hybrax.RK4(model, dt=0.01), model.initial_state(), 500)
     """
 
-    sigma: Float[Array, ""] = _param()
-    rho: Float[Array, ""] = _param()
-    beta: Float[Array, ""] = _param()
+    sigma: Float[Array, ""] = parameter("sigma", positive=True, scalar=True, example="sigma=10.0")
+    rho: Float[Array, ""] = parameter("rho", scalar=True, example="rho=28.0")
+    beta: Float[Array, ""] = parameter("beta", positive=True, scalar=True, example="beta=8/3")
 
     def __init__(self, sigma: ArrayLike = 10.0, rho: ArrayLike = 28.0, beta: ArrayLike = 8 / 3):
         self.sigma, self.rho, self.beta = sigma, rho, beta
@@ -65,7 +67,7 @@ class Lorenz63(AbstractSemilinearDynamics):
 
     def initial_state(self, dtype=None) -> ODEState:
         """The classic start ``(1, 1, 1)`` at time 0 (``dtype``: default float)."""
-        return ODEState(jnp.ones(3, dtype=dtype))
+        return ODEState(jnp.ones(3, dtype=check_dtype(dtype, "Lorenz63.initial_state")))
 
 
 class Lorenz96(AbstractSemilinearDynamics):
@@ -98,11 +100,17 @@ class Lorenz96(AbstractSemilinearDynamics):
     """
 
     num_variables: int = eqx.field(static=True)
-    forcing: Float[Array, ""] = _param()
+    forcing: Float[Array, ""] = parameter("forcing", scalar=True, example="forcing=8.0")
 
     def __init__(self, num_variables: int = 40, forcing: ArrayLike = 8.0):
-        if not isinstance(num_variables, int) or num_variables < 4:
-            raise ValueError(f"Lorenz96 needs num_variables >= 4 (an int), got {num_variables!r}")
+        if (
+            isinstance(num_variables, bool)
+            or not isinstance(num_variables, int)
+            or num_variables < 4
+        ):
+            raise ConfigurationError(
+                f"Lorenz96 needs num_variables >= 4 (an int), got {num_variables!r}"
+            )
         self.num_variables = num_variables
         self.forcing = forcing
 
@@ -121,7 +129,8 @@ class Lorenz96(AbstractSemilinearDynamics):
 
         Spin up for about 10 time units before collecting statistics.
         """
-        x = jnp.full((self.num_variables,), self.forcing, dtype=dtype or self.forcing.dtype)
+        dtype = check_dtype(dtype, "Lorenz96.initial_state") or self.forcing.dtype
+        x = jnp.full((self.num_variables,), self.forcing, dtype=dtype)
         if key is None:
             return ODEState(x.at[0].add(0.01))
         return ODEState(x + jax.random.normal(key, x.shape, x.dtype))
@@ -204,10 +213,14 @@ class TwoScaleLorenz96(AbstractSemilinearDynamics):
 
     num_slow: int = eqx.field(static=True)
     num_fast_per_slow: int = eqx.field(static=True)
-    forcing: Float[Array, ""] = _param()
-    coupling: Float[Array, ""] = _param()
-    amplitude_ratio: Float[Array, ""] = _param()
-    time_scale_ratio: Float[Array, ""] = _param()
+    forcing: Float[Array, ""] = parameter("forcing", scalar=True, example="forcing=20.0")
+    coupling: Float[Array, ""] = parameter("coupling", scalar=True, example="coupling=1.0")
+    amplitude_ratio: Float[Array, ""] = parameter(
+        "amplitude_ratio", positive=True, scalar=True, example="amplitude_ratio=10.0"
+    )
+    time_scale_ratio: Float[Array, ""] = parameter(
+        "time_scale_ratio", positive=True, scalar=True, example="time_scale_ratio=10.0"
+    )
 
     def __init__(
         self,
@@ -218,10 +231,14 @@ class TwoScaleLorenz96(AbstractSemilinearDynamics):
         amplitude_ratio: ArrayLike = 10.0,
         time_scale_ratio: ArrayLike = 10.0,
     ):
-        if not isinstance(num_slow, int) or num_slow < 4:
-            raise ValueError(f"TwoScaleLorenz96 needs num_slow (K) >= 4, got {num_slow!r}")
-        if not isinstance(num_fast_per_slow, int) or num_fast_per_slow < 1:
-            raise ValueError(
+        if isinstance(num_slow, bool) or not isinstance(num_slow, int) or num_slow < 4:
+            raise ConfigurationError(f"TwoScaleLorenz96 needs num_slow (K) >= 4, got {num_slow!r}")
+        if (
+            isinstance(num_fast_per_slow, bool)
+            or not isinstance(num_fast_per_slow, int)
+            or num_fast_per_slow < 1
+        ):
+            raise ConfigurationError(
                 f"TwoScaleLorenz96 needs num_fast_per_slow (J) >= 1, got {num_fast_per_slow!r}"
             )
         self.num_slow, self.num_fast_per_slow = num_slow, num_fast_per_slow
@@ -267,7 +284,7 @@ class TwoScaleLorenz96(AbstractSemilinearDynamics):
 
         Spin up for a few time units before collecting statistics.
         """
-        dtype = dtype or self.forcing.dtype
+        dtype = check_dtype(dtype, "TwoScaleLorenz96.initial_state") or self.forcing.dtype
         k, j = self.num_slow, self.num_fast_per_slow
         x = jnp.full((k,), self.forcing, dtype).at[0].add(0.01)
         y = jnp.zeros((k, j), dtype).at[0, 0].set(0.01)
@@ -280,7 +297,7 @@ class TwoScaleLorenz96(AbstractSemilinearDynamics):
 
 def _check_record(state, cls, model: str) -> None:
     if not isinstance(state, cls):
-        raise ValueError(
+        raise ConfigurationError(
             f"{model} expects a {cls.__name__} state, got {type(state).__name__}; "
             f"build one with {model}(...).initial_state() or hybrax.{cls.__name__}(...)"
         )

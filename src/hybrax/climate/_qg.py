@@ -12,8 +12,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Complex, DTypeLike, Float, PRNGKeyArray
 
-from hybrax.core import AbstractSemilinearDynamics
-from hybrax.core._state import mul
+from hybrax.core import (
+    AbstractSemilinearDynamics,
+    ConfigurationError,
+    check_dtype,
+    check_parameter,
+    concrete_or_none,
+    mul,
+    parameter,
+)
 from hybrax.grids import Grid, SpectralState
 
 from ._adams_bashforth import AdamsBashforth3
@@ -23,10 +30,7 @@ from ._filtered import Filtered
 __all__ = ["QGFlow", "TwoLayerQG"]
 
 _MODEL = "TwoLayerQG"
-
-
-def _param():
-    return eqx.field(converter=jnp.asarray)
+_FFT_DTYPES = (np.float32, np.float64)
 
 
 class QGFlow(eqx.Module):
@@ -162,14 +166,31 @@ class TwoLayerQG(AbstractSemilinearDynamics):
     """
 
     grid: Grid
-    beta: Float[Array, ""] = _param()
-    deformation_radius: Float[Array, ""] = _param()
-    layer_ratio: Float[Array, ""] = _param()
-    upper_layer_depth: Float[Array, ""] = _param()
-    upper_velocity: Float[Array, ""] = _param()
-    lower_velocity: Float[Array, ""] = _param()
-    bottom_drag: Float[Array, ""] = _param()
-    filter_factor: Float[Array, ""] = _param()
+    beta: Float[Array, ""] = parameter("beta", scalar=True, example="beta=1.5e-11 (1/(m s))")
+    deformation_radius: Float[Array, ""] = parameter(
+        "deformation_radius", positive=True, scalar=True, example="deformation_radius=15000.0"
+    )
+    layer_ratio: Float[Array, ""] = parameter(
+        "layer_ratio",
+        positive=True,
+        scalar=True,
+        example="layer_ratio=0.25 (delta = H1 / H2: 500 m over 2000 m)",
+    )
+    upper_layer_depth: Float[Array, ""] = parameter(
+        "upper_layer_depth", positive=True, scalar=True, example="upper_layer_depth=500.0"
+    )
+    upper_velocity: Float[Array, ""] = parameter(
+        "upper_velocity", scalar=True, example="upper_velocity=0.025"
+    )
+    lower_velocity: Float[Array, ""] = parameter(
+        "lower_velocity", scalar=True, example="lower_velocity=0.0"
+    )
+    bottom_drag: Float[Array, ""] = parameter(
+        "bottom_drag", nonnegative=True, scalar=True, example="bottom_drag=5.787e-7"
+    )
+    filter_factor: Float[Array, ""] = parameter(
+        "filter_factor", nonnegative=True, scalar=True, example="filter_factor=23.6"
+    )
     dealias: bool = eqx.field(static=True)
     parameterization: Callable | None
 
@@ -190,19 +211,24 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         parameterization: Callable | None = None,
     ):
         if isinstance(grid, int) and not isinstance(grid, bool):
-            if not (isinstance(domain_length, (int, float)) and domain_length > 0):
-                raise ValueError(
+            if (
+                isinstance(domain_length, bool)
+                or not isinstance(domain_length, (int, float))
+                or not math.isfinite(domain_length)
+                or domain_length <= 0
+            ):
+                raise ConfigurationError(
                     f"{_MODEL}: domain_length must be a positive number of metres, got "
                     f"{domain_length!r}"
                 )
             grid = Grid((grid, grid), float(domain_length))
         if not isinstance(grid, Grid) or grid.ndim != 2:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL}: grid must be an int (points per side) or a 2D hybrax.grids.Grid "
                 f"of shape (ny, nx), got {grid!r}"
             )
         if parameterization is not None and not callable(parameterization):
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL}: parameterization must be None or a callable (flow, model) -> PV "
                 f"tendency, got {type(parameterization).__name__}"
             )
@@ -217,41 +243,6 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         self.filter_factor = filter_factor
         self.dealias = bool(dealias)
         self.parameterization = parameterization
-
-    def __check_init__(self):
-        scalars = (
-            "beta",
-            "deformation_radius",
-            "layer_ratio",
-            "upper_layer_depth",
-            "upper_velocity",
-            "lower_velocity",
-            "bottom_drag",
-            "filter_factor",
-        )
-        for name in scalars:
-            value = getattr(self, name)
-            if jnp.shape(value) != ():
-                raise ValueError(
-                    f"{_MODEL}: {name} must be a scalar (one value for the model; layers are "
-                    f"set by upper_/lower_ parameters), got shape {jnp.shape(value)}"
-                )
-            if not jnp.issubdtype(jnp.result_type(value), jnp.floating):
-                raise ValueError(f"{_MODEL}: {name} must be a float, got {value!r}")
-        positive = ("deformation_radius", "layer_ratio", "upper_layer_depth")
-        nonnegative = ("bottom_drag", "filter_factor")
-        for name in (*positive, *nonnegative):
-            try:
-                value = float(getattr(self, name))
-            except (jax.errors.ConcretizationTypeError, TypeError):
-                continue
-            bad = not value > 0 if name in positive else not value >= 0
-            if bad or not math.isfinite(value):
-                need = "positive" if name in positive else "non-negative"
-                hint = ""
-                if name == "layer_ratio":
-                    hint = " (delta = H1 / H2, e.g. 0.25 for H1 = 500 m over H2 = 2000 m)"
-                raise ValueError(f"{_MODEL}: {name} must be {need} and finite, got {value}{hint}")
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -394,13 +385,13 @@ class TwoLayerQG(AbstractSemilinearDynamics):
                 hint = "; for an ensemble use jax.vmap over the leading axis"
             elif spectral and actual == (2, ny, nx):
                 hint = "; that is a physical field: use model.state_from_pv(q)"
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL}: {name} must have shape {shape} (layer, y, x), got {actual}{hint}"
             )
 
     def check_state(self, state: SpectralState) -> None:
         if not isinstance(state, SpectralState):
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL} expects a hybrax.grids.SpectralState, got {type(state).__name__}; "
                 "build one with model.initial_state() or model.state_from_pv(q)"
                 + (
@@ -412,13 +403,13 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         self._check_field("state.field_hat", state.field_hat, spectral=True)
         dtype = jnp.result_type(state.field_hat)
         if not jnp.issubdtype(dtype, jnp.complexfloating):
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL}: state.field_hat must be complex (real-FFT coefficients), got "
                 f"{dtype}; build the state with model.state_from_pv(q)"
             )
         real = jnp.finfo(dtype).dtype
         if jnp.shape(state.time) != () or jnp.result_type(state.time) != real:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL}: state.time must be a scalar of dtype {real} to match field_hat, "
                 f"got {jnp.result_type(state.time)}{tuple(jnp.shape(state.time))}"
             )
@@ -438,24 +429,26 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         about 0.9 (pass ``max_courant``). The eddy configuration runs at about 0.1 with
         ``dt = 3600 s``. Values only known under tracing are not checked.
         """
-        try:
-            step = float(dt)
-        except (jax.errors.ConcretizationTypeError, TypeError):
+        if concrete_or_none(dt) is None:
             return
-        if not (step > 0 and math.isfinite(step)):
-            raise ValueError(f"{_MODEL}: dt must be a positive number of seconds, got {dt!r}")
-        try:
-            if state is None:
-                dx = self.grid.spacing[1]
-                speed = max(abs(float(self.upper_velocity)), abs(float(self.lower_velocity)))
-                courant = step * speed / dx
-            else:
-                courant = float(self.courant_number(state, step))
-        except jax.errors.ConcretizationTypeError:
-            return
+        step = float(
+            check_parameter(
+                dt, f"{_MODEL}: dt", positive=True, scalar=True, example="dt=3600.0 (seconds)"
+            )
+        )
+        velocities = concrete_or_none((self.upper_velocity, self.lower_velocity))
+        if state is None:
+            if velocities is None:
+                return
+            courant = step * float(np.max(np.abs(velocities))) / self.grid.spacing[1]
+        else:
+            courant = concrete_or_none(self.courant_number(state, step))
+            if courant is None:
+                return
+            courant = float(courant)
         if courant > max_courant:
             largest = step * max_courant / courant
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL}: dt={step:g} s gives a Courant number {courant:.3g} above the stable "
                 f"limit {max_courant:g}; use dt <= {largest:.4g} s (the eddy configuration "
                 "uses 3600 s at 64^2, halve it for each doubling of resolution)"
@@ -467,7 +460,9 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         q = jnp.asarray(q)
         self._check_field("q", q, spectral=False)
         if not jnp.issubdtype(q.dtype, jnp.floating):
-            raise ValueError(f"{_MODEL}: q must be real floating (float32/float64), got {q.dtype}")
+            raise ConfigurationError(
+                f"{_MODEL}: q must be real floating (float32/float64), got {q.dtype}"
+            )
         return SpectralState(self.grid.rfft(q, norm="forward"), jnp.asarray(time, q.dtype))
 
     def pv(self, state: SpectralState) -> Float[Array, "2 ny nx"]:
@@ -492,6 +487,7 @@ class TwoLayerQG(AbstractSemilinearDynamics):
     def initial_state(self, key: PRNGKeyArray | None = None, dtype: DTypeLike = jnp.float32):
         """pyqg's random start: upper-layer PV ``1e-7 U(0,1)`` noise plus ``1e-6 U(0,1)``
         varying in x only, lower layer at rest (``key`` defaults to ``jax.random.key(0)``)."""
+        dtype = check_dtype(dtype, f"{_MODEL}.initial_state", allowed=_FFT_DTYPES)
         key = jax.random.key(0) if key is None else key
         ny, nx = self.grid.shape
         ka, kb = jax.random.split(key)

@@ -13,8 +13,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, DTypeLike, Float
 
-from hybrax.core import RK4, AbstractDynamics
-from hybrax.core._state import mul
+from hybrax.core import (
+    RK4,
+    AbstractDynamics,
+    ConfigurationError,
+    check_dtype,
+    check_parameter,
+    concrete_or_none,
+    mul,
+    parameter,
+)
 from hybrax.grids import Grid
 
 __all__ = [
@@ -25,10 +33,6 @@ __all__ = [
 ]
 
 _MODEL = "ShallowWater"
-
-
-def _param():
-    return eqx.field(converter=jnp.asarray)
 
 
 class ShallowWaterState(eqx.Module):
@@ -86,16 +90,13 @@ class HeightRelaxation(AbstractShallowWaterForcing):
         ``tau`` (s), positive (differentiable).
     """
 
-    equilibrium: Float[Array, "nx ny"] = _param()
-    relaxation_time: Float[Array, ""] = _param()
-
-    def __check_init__(self):
-        try:
-            tau = float(self.relaxation_time)
-        except (jax.errors.ConcretizationTypeError, TypeError):
-            return
-        if not tau > 0:
-            raise ValueError(f"HeightRelaxation: relaxation_time must be positive, got {tau}")
+    equilibrium: Float[Array, "nx ny"] = parameter("HeightRelaxation: equilibrium")
+    relaxation_time: Float[Array, ""] = parameter(
+        "HeightRelaxation: relaxation_time",
+        positive=True,
+        scalar=True,
+        example="relaxation_time=86400.0 (s)",
+    )
 
     def tendency(self, state, model, t):
         dtype = state.eta.dtype
@@ -216,12 +217,18 @@ class ShallowWater(AbstractDynamics):
     """
 
     grid: Grid
-    gravity: Float[Array, ""] = _param()
-    mean_depth: Float[Array, ""] = _param()
-    coriolis: Float[Array, ""] = _param()
+    gravity: Float[Array, ""] = parameter(
+        "gravity", positive=True, scalar=True, example="gravity=9.81"
+    )
+    mean_depth: Float[Array, ""] = parameter(
+        "mean_depth", positive=True, scalar=True, example="mean_depth=1000.0"
+    )
+    coriolis: Float[Array, ""] = parameter("coriolis", scalar=True, example="coriolis=1e-4")
     beta: Float[Array, ""] | None
-    drag: Float[Array, ""] = _param()
-    viscosity: Float[Array, ""] = _param()
+    drag: Float[Array, ""] = parameter("drag", nonnegative=True, scalar=True, example="drag=0.0")
+    viscosity: Float[Array, ""] = parameter(
+        "viscosity", nonnegative=True, scalar=True, example="viscosity=0.0"
+    )
     forcing: AbstractShallowWaterForcing | None
 
     def __init__(
@@ -240,12 +247,12 @@ class ShallowWater(AbstractDynamics):
         if isinstance(grid, int) and not isinstance(grid, bool):
             grid = Grid((grid, grid), domain_length)
         if not isinstance(grid, Grid) or grid.ndim != 2:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL}: grid must be an int (points per side) or a 2D hybrax.grids.Grid, "
                 f"got {grid!r}"
             )
         if forcing is not None and not isinstance(forcing, AbstractShallowWaterForcing):
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL}: forcing must be an AbstractShallowWaterForcing (e.g. "
                 f"HeightRelaxation) or None, got {type(forcing).__name__}"
             )
@@ -253,32 +260,14 @@ class ShallowWater(AbstractDynamics):
         self.gravity = gravity
         self.mean_depth = mean_depth
         self.coriolis = coriolis
-        self.beta = None if beta is None else jnp.asarray(beta)
+        self.beta = (
+            None
+            if beta is None
+            else check_parameter(beta, "beta", scalar=True, example="beta=1.6e-11")
+        )
         self.drag = drag
         self.viscosity = viscosity
         self.forcing = forcing
-
-    def __check_init__(self):
-        names = ("gravity", "mean_depth", "coriolis", "beta", "drag", "viscosity")
-        for name in names:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if jnp.shape(value) != ():
-                raise ValueError(f"{_MODEL}: {name} must be a scalar, got shape {jnp.shape(value)}")
-        for name, positive in (
-            ("gravity", True),
-            ("mean_depth", True),
-            ("drag", False),
-            ("viscosity", False),
-        ):
-            try:
-                value = float(getattr(self, name))
-            except (jax.errors.ConcretizationTypeError, TypeError):
-                continue
-            if (positive and not value > 0) or (not positive and not value >= 0):
-                need = "positive" if positive else "non-negative"
-                raise ValueError(f"{_MODEL}: {name} must be {need}, got {value}")
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -343,7 +332,7 @@ class ShallowWater(AbstractDynamics):
 
     def check_state(self, state: ShallowWaterState) -> None:
         if not isinstance(state, ShallowWaterState):
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL} expects a ShallowWaterState, got {type(state).__name__}; build one "
                 "with model.rest_state(), model.vortex_state() or ShallowWaterState(u, v, eta)"
             )
@@ -354,18 +343,18 @@ class ShallowWater(AbstractDynamics):
                 hint = ""
                 if len(shape) > 2 and shape[-2:] == self.grid.shape:
                     hint = "; for an ensemble use jax.vmap over the leading axis"
-                raise ValueError(
+                raise ConfigurationError(
                     f"{_MODEL}: state.{name} must have the grid's shape {self.grid.shape} "
                     f"([x, y] on the C-grid), got {shape}{hint}"
                 )
             if not jnp.issubdtype(jnp.result_type(value), jnp.floating):
-                raise ValueError(
+                raise ConfigurationError(
                     f"{_MODEL}: state.{name} must be float32 or float64, got "
                     f"{jnp.result_type(value)}"
                 )
         dtypes = {jnp.result_type(getattr(state, n)) for n in ("u", "v", "eta", "time")}
         if len(dtypes) != 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL}: u, v, eta and time must share one dtype, got {sorted(map(str, dtypes))}"
             )
 
@@ -391,18 +380,20 @@ class ShallowWater(AbstractDynamics):
     def check_time_step(
         self, dt: ArrayLike, state: ShallowWaterState | None = None, limit: float = 2.8
     ) -> None:
-        """Raise `ValueError` if ``dt`` (s) exceeds `max_time_step` (the gravity-wave CFL
-        limit; values only known under tracing are not checked)."""
-        try:
-            step = float(dt)
-            largest = self.max_time_step(state, limit)
-        except (jax.errors.ConcretizationTypeError, TypeError):
+        """Raise `hybrax.ConfigurationError` if ``dt`` (s) exceeds `max_time_step` (the
+        gravity-wave CFL limit; values only known under tracing are not checked)."""
+        values = jax.tree.leaves((dt, self.gravity, self.mean_depth, self.coriolis, state))
+        if any(concrete_or_none(v) is None for v in values):
             return
-        if not (step > 0 and math.isfinite(step)):
-            raise ValueError(f"{_MODEL}: dt must be a positive number of seconds, got {dt!r}")
+        step = float(
+            check_parameter(
+                dt, f"{_MODEL}: dt", positive=True, scalar=True, example="dt=600.0 (seconds)"
+            )
+        )
+        largest = self.max_time_step(state, limit)
         if step > largest:
             c = math.sqrt(float(self.gravity) * float(self.mean_depth))
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_MODEL}: dt={step:g} s violates the CFL condition of the fastest gravity "
                 f"waves (speed sqrt(g H) = {c:.3g} m/s on dx = {min(self.grid.spacing):.3g} m): "
                 f"use dt <= {largest:.4g} s"
@@ -460,6 +451,7 @@ class ShallowWater(AbstractDynamics):
 
     def rest_state(self, dtype: DTypeLike = jnp.float32) -> ShallowWaterState:
         """The fluid at rest, flat surface."""
+        dtype = check_dtype(dtype, f"{_MODEL}.rest_state")
         zeros = jnp.zeros(self.grid.shape, dtype)
         return ShallowWaterState(zeros, zeros, zeros)
 
@@ -474,6 +466,14 @@ class ShallowWater(AbstractDynamics):
         ``eta = height`` (m) for ``|x - L_x/2| < width/2`` (default ``L_x / 2``), smoothed
         over ``front_width`` (default 2 cells). It radiates Poincaré waves and leaves
         geostrophic jets along the fronts, about one deformation radius wide."""
+        dtype = check_dtype(dtype, f"{_MODEL}.geostrophic_adjustment_state")
+        height = float(check_parameter(height, "height", scalar=True))
+        if width is not None:
+            width = float(check_parameter(width, "width", positive=True, scalar=True))
+        if front_width is not None:
+            front_width = float(
+                check_parameter(front_width, "front_width", positive=True, scalar=True)
+            )
         lx, _ = self.grid.domain_length
         width = 0.5 * lx if width is None else width
         front_width = 2 * self.grid.spacing[0] if front_width is None else front_width
@@ -495,9 +495,21 @@ class ShallowWater(AbstractDynamics):
         analytically at the u and v points). A depression (``amplitude < 0``) is a cyclone
         for ``f_0 > 0``; on the beta-plane it drifts north-west. ``center`` defaults to the
         domain centre; keep ``radius`` well below the domain size (it is not periodised)."""
+        dtype = check_dtype(dtype, f"{_MODEL}.vortex_state")
+        amplitude = float(check_parameter(amplitude, "amplitude", scalar=True))
+        radius = float(check_parameter(radius, "radius", positive=True, scalar=True))
         lx, ly = self.grid.domain_length
-        cx, cy = (0.5 * lx, 0.5 * ly) if center is None else center
-        g_over_f = float(self.gravity) / float(self.coriolis)
+        if center is None:
+            cx, cy = 0.5 * lx, 0.5 * ly
+        else:
+            cx, cy = (float(c) for c in check_parameter(center, "center", example="(x, y) in m"))
+        coriolis = concrete_or_none(self.coriolis)
+        if coriolis is None or float(coriolis) == 0:
+            raise ConfigurationError(
+                f"{_MODEL}.vortex_state needs a concrete, non-zero coriolis parameter f_0 for "
+                f"geostrophic balance, got {self.coriolis}; use e.g. coriolis=1e-4"
+            )
+        g_over_f = float(self.gravity) / float(coriolis)
 
         def gaussian(x, y):
             return amplitude * jnp.exp(-((x - cx) ** 2 + (y - cy) ** 2) / radius**2)

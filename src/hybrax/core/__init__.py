@@ -18,7 +18,7 @@ from ._etdrk4 import ETDRK4, ETDRK4Coefficients, etdrk4_coefficients
 from ._explicit import RK4, SSPRK3, AbstractExplicitRK, Euler, Heun
 from ._imex import CrankNicolsonRK4
 from ._lyapunov import lyapunov_spectrum
-from ._parameters import check_parameter, concrete_or_none, parameter, time_step
+from ._parameters import check_dtype, check_parameter, concrete_or_none, parameter, time_step
 from ._precision import MixedPrecision, cast_floating
 from ._progress import ProgressCallback
 from ._rollout import rollout
@@ -60,6 +60,7 @@ __all__ = [
     "OverwriteError",
     "ProgressCallback",
     "cast_floating",
+    "check_dtype",
     "check_field",
     "check_parameter",
     "concrete_or_none",

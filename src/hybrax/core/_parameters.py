@@ -24,7 +24,7 @@ from jaxtyping import Array
 
 from ._errors import ConfigurationError
 
-__all__ = ["check_parameter", "concrete_or_none", "parameter", "time_step"]
+__all__ = ["check_dtype", "check_parameter", "concrete_or_none", "parameter", "time_step"]
 
 
 def concrete_or_none(value: Any) -> np.ndarray | None:
@@ -139,6 +139,8 @@ def check_parameter(
     if concrete.size and np.any(np.asarray(bad_fn(concrete))):
         bad = concrete[np.asarray(bad_fn(concrete))].ravel()
         shown = bad[0].item() if concrete.ndim else concrete.item()
+        if isinstance(shown, float) and np.isfinite(shown):
+            shown = float(f"{shown:.7g}")  # float32 values as the user typed them
         where = "" if concrete.ndim == 0 else f" (at {bad.size} of {concrete.size} entries)"
         raise ConfigurationError(f"{name} must be {rule}, got {shown!r}{where}{hint}")
     return array
@@ -169,3 +171,34 @@ def time_step(dt: Any, name: str = "dt") -> Array:
     Array(0.01, dtype=float32, weak_type=True)
     """
     return check_parameter(dt, name, positive=True, example=f"{name}=0.01 (in model time units)")
+
+
+def check_dtype(dtype: Any, owner: str, *, name: str = "dtype", allowed: Any = None):
+    """``dtype`` as a NumPy dtype if it is a real floating dtype (one of ``allowed`` when
+    given), ``None`` for ``None``; anything else is a `ConfigurationError` naming
+    ``owner``'s ``name`` argument.
+
+    Examples
+    --------
+    >>> check_dtype("float32", "initial_state")
+    dtype('float32')
+    >>> check_dtype("int32", "initial_state")
+    Traceback (most recent call last):
+    ...
+    hybrax.core._errors.ConfigurationError: initial_state: dtype must be a real floating ...
+    """
+    if dtype is None:
+        return None
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as error:
+        raise ConfigurationError(
+            f"{owner}: {name} must be a real floating dtype such as jnp.float32, got {dtype!r}"
+        ) from error
+    names = None if allowed is None else tuple(np.dtype(d).name for d in allowed)
+    if not jnp.issubdtype(resolved, jnp.floating) or (names and resolved.name not in names):
+        choices = " or ".join(f"jnp.{n}" for n in (names or ("float32", "float64")))
+        raise ConfigurationError(
+            f"{owner}: {name} must be a real floating dtype such as {choices}, got {resolved}"
+        )
+    return resolved

@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from hybrax.core import ConfigurationError, parameter
 from hybrax.grids import Grid, SpectralState
 
-from ._common import AbstractSpectralFieldDynamics, as_grid, parameter
+from ._common import AbstractSpectralFieldDynamics, as_grid
 
 __all__ = ["AdvectionDiffusion"]
 
@@ -50,8 +51,12 @@ class AdvectionDiffusion(AbstractSpectralFieldDynamics):
     """
 
     grid: Grid
-    velocity: Float[Array, " ndim"] = parameter()
-    diffusivity: Float[Array, ""] = parameter()
+    velocity: Float[Array, " ndim"] = parameter(
+        "AdvectionDiffusion: velocity", example="velocity=[1.0, 0.5]"
+    )
+    diffusivity: Float[Array, ""] = parameter(
+        "AdvectionDiffusion: diffusivity", nonnegative=True, scalar=True, example="diffusivity=0.01"
+    )
 
     def __init__(
         self, grid: Grid | int, velocity: ArrayLike | None = None, diffusivity: ArrayLike = 0.01
@@ -62,14 +67,9 @@ class AdvectionDiffusion(AbstractSpectralFieldDynamics):
 
     def __check_init__(self):
         if jnp.shape(self.velocity) != (self.grid.ndim,):
-            raise ValueError(
+            raise ConfigurationError(
                 f"AdvectionDiffusion: velocity needs one component per grid axis, shape "
                 f"({self.grid.ndim},), got {jnp.shape(self.velocity)}"
-            )
-        if jnp.shape(self.diffusivity) != ():
-            raise ValueError(
-                f"AdvectionDiffusion: diffusivity must be a scalar, got "
-                f"{jnp.shape(self.diffusivity)}"
             )
 
     def linear_operator(self) -> SpectralState:

@@ -7,9 +7,10 @@ import math
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from hybrax.core import parameter
 from hybrax.grids import Grid, SpectralState
 
-from ._common import AbstractSpectralFieldDynamics, as_grid, parameter, quadratic_flux_divergence
+from ._common import AbstractSpectralFieldDynamics, as_grid, quadratic_flux_divergence
 
 __all__ = ["Burgers"]
 
@@ -48,17 +49,13 @@ class Burgers(AbstractSpectralFieldDynamics):
     """
 
     grid: Grid
-    viscosity: Float[Array, ""] = parameter()
+    viscosity: Float[Array, ""] = parameter(
+        "Burgers: viscosity", nonnegative=True, scalar=True, example="viscosity=0.01"
+    )
 
     def __init__(self, grid: Grid | int, viscosity: ArrayLike = 0.01):
         self.grid = as_grid(grid, 1, "Burgers", 2 * math.pi)
         self.viscosity = viscosity
-
-    def __check_init__(self):
-        if jnp.shape(self.viscosity) != ():
-            raise ValueError(
-                f"Burgers: viscosity must be a scalar, got {jnp.shape(self.viscosity)}"
-            )
 
     def linear_operator(self) -> SpectralState:
         dtype = jnp.result_type(self.viscosity)

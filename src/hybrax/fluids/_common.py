@@ -3,19 +3,13 @@
 import functools
 import math
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from equinox import AbstractVar
 
-from hybrax.core import AbstractSemilinearDynamics
+from hybrax.core import AbstractSemilinearDynamics, ConfigurationError
 from hybrax.grids import Grid, SpectralState
-
-
-def parameter(**kwargs):
-    """A differentiable physical parameter: an array leaf."""
-    return eqx.field(converter=jnp.asarray, **kwargs)
 
 
 def as_grid(grid, ndim: int | None, model: str, default_length: float = 2 * math.pi) -> Grid:
@@ -24,12 +18,14 @@ def as_grid(grid, ndim: int | None, model: str, default_length: float = 2 * math
     if isinstance(grid, (int,)) and not isinstance(grid, bool):
         grid = Grid((grid,) * (ndim or 1), default_length)
     if not isinstance(grid, Grid):
-        raise ValueError(
+        raise ConfigurationError(
             f"{model}: grid must be a hybrax.grids.Grid or an int number of points, got "
             f"{type(grid).__name__}"
         )
     if ndim is not None and grid.ndim != ndim:
-        raise ValueError(f"{model} needs a {ndim}D grid, got Grid{grid.shape} ({grid.ndim}D)")
+        raise ConfigurationError(
+            f"{model} needs a {ndim}D grid, got Grid{grid.shape} ({grid.ndim}D)"
+        )
     return grid
 
 
@@ -37,7 +33,7 @@ def check_spectral_state(state, grid: Grid, model: str) -> None:
     """Trace-time check that ``state`` is a `SpectralState` on ``grid`` with matching
     precisions."""
     if not isinstance(state, SpectralState):
-        raise ValueError(
+        raise ConfigurationError(
             f"{model} expects a hybrax.grids.SpectralState, got {type(state).__name__}; "
             f"build one with model.initial_state() or SpectralState(grid.to_spectral(field))"
         )
@@ -45,7 +41,7 @@ def check_spectral_state(state, grid: Grid, model: str) -> None:
     real = jnp.finfo(jnp.result_type(state.field_hat)).dtype
     time_dtype = jnp.result_type(state.time)
     if jnp.shape(state.time) != () or time_dtype != real:
-        raise ValueError(
+        raise ConfigurationError(
             f"{model}: state.time must be a scalar of dtype {real} to match field_hat "
             f"({jnp.result_type(state.field_hat)}), got {time_dtype}{tuple(jnp.shape(state.time))}"
         )
@@ -61,12 +57,12 @@ class AbstractSpectralFieldDynamics(AbstractSemilinearDynamics):
         """The state holding the physical field ``u`` (shape ``grid.shape``) at ``time``."""
         field = jnp.asarray(field)
         if field.shape != self.grid.shape:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{type(self).__name__}: field must have the grid's shape {self.grid.shape}, "
                 f"got {field.shape}"
             )
         if not jnp.issubdtype(field.dtype, jnp.floating):
-            raise ValueError(
+            raise ConfigurationError(
                 f"{type(self).__name__}: field must be real floating (float32/float64), got "
                 f"{field.dtype}"
             )

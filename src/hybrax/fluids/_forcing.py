@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Complex, DTypeLike, Float
 
-from hybrax.core._state import mul
+from hybrax.core import ConfigurationError, mul, parameter
 from hybrax.grids import Grid
 
 __all__ = ["AbstractForcing", "FieldForcing", "KolmogorovForcing"]
@@ -51,12 +51,14 @@ class KolmogorovForcing(AbstractForcing):
         Number of forcing periods across the domain in ``y`` (static int), default 4.
     """
 
-    amplitude: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    amplitude: Float[Array, ""] = parameter(
+        "KolmogorovForcing: amplitude", scalar=True, example="amplitude=1.0"
+    )
     wavenumber: int = eqx.field(static=True)
 
     def __init__(self, amplitude: ArrayLike = 1.0, wavenumber: int = 4):
         if isinstance(wavenumber, bool) or not isinstance(wavenumber, int) or wavenumber < 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"KolmogorovForcing: wavenumber must be an int >= 1, got {wavenumber!r}"
             )
         self.amplitude = amplitude
@@ -64,7 +66,7 @@ class KolmogorovForcing(AbstractForcing):
 
     def _check(self, grid: Grid) -> None:
         if grid.ndim != 2 or 3 * self.wavenumber >= grid.shape[1]:
-            raise ValueError(
+            raise ConfigurationError(
                 f"KolmogorovForcing(wavenumber={self.wavenumber}) needs a 2D grid resolving "
                 f"it below the 2/3 dealiasing cutoff, got Grid{grid.shape}; use "
                 f"more than {3 * self.wavenumber} points in y"
@@ -105,13 +107,17 @@ class FieldForcing(AbstractForcing):
     >>> forcing = FieldForcing.from_field(grid, jnp.sin(2 * x) * jnp.sin(2 * y), amplitude=0.1)
     """
 
-    pattern_hat: Complex[Array, "nx ny_half"]
-    amplitude: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    pattern_hat: Complex[Array, "nx ny_half"] = parameter(
+        "FieldForcing: pattern_hat", allow_complex=True
+    )
+    amplitude: Float[Array, ""] = parameter(
+        "FieldForcing: amplitude", scalar=True, example="amplitude=1.0"
+    )
 
     def __init__(self, pattern_hat: ArrayLike, amplitude: ArrayLike = 1.0):
         pattern_hat = jnp.asarray(pattern_hat)
         if not jnp.issubdtype(pattern_hat.dtype, jnp.complexfloating) or pattern_hat.ndim != 2:
-            raise ValueError(
+            raise ConfigurationError(
                 "FieldForcing: pattern_hat must be a 2D complex array of spectral coefficients "
                 f"(grid.spectral_shape), got {pattern_hat.dtype}{tuple(pattern_hat.shape)}; "
                 "use FieldForcing.from_field(grid, field) for a physical field"
@@ -126,7 +132,7 @@ class FieldForcing(AbstractForcing):
         """Build from a physical vorticity-forcing field of shape ``grid.shape``."""
         field = jnp.asarray(field)
         if field.shape != grid.shape:
-            raise ValueError(
+            raise ConfigurationError(
                 f"FieldForcing.from_field: field must have the grid's shape {grid.shape}, got "
                 f"{field.shape}"
             )
@@ -134,7 +140,7 @@ class FieldForcing(AbstractForcing):
 
     def vorticity_forcing_hat(self, grid, t, dtype):
         if self.pattern_hat.shape != grid.spectral_shape:
-            raise ValueError(
+            raise ConfigurationError(
                 f"FieldForcing: pattern_hat has shape {self.pattern_hat.shape} but the model's "
                 f"grid needs {grid.spectral_shape}; resample it with hybrax.grids.resample"
             )

@@ -9,7 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, DTypeLike, Float, PRNGKeyArray
 
+from hybrax.core import ConfigurationError, check_dtype, check_parameter
 from hybrax.grids import Grid
+
+_FFT_DTYPES = (np.float32, np.float64)
 
 __all__ = ["random_vorticity", "taylor_green_vorticity"]
 
@@ -59,10 +62,14 @@ def random_vorticity(
     (64, 64)
     """
     if grid.ndim != 2:
-        raise ValueError(f"random_vorticity needs a 2D grid, got Grid{grid.shape}")
-    if not peak_wavenumber > 0:
-        raise ValueError(f"peak_wavenumber must be positive, got {peak_wavenumber!r}")
-    dtype = jnp.dtype(dtype)
+        raise ConfigurationError(f"random_vorticity needs a 2D grid, got Grid{grid.shape}")
+    peak_wavenumber = float(
+        check_parameter(peak_wavenumber, "peak_wavenumber", positive=True, scalar=True)
+    )
+    max_velocity = check_parameter(
+        max_velocity, "max_velocity", positive=True, scalar=True, example="max_velocity=7.0"
+    )
+    dtype = check_dtype(dtype, "random_vorticity", allowed=_FFT_DTYPES)
     kx, ky = (np.broadcast_to(k, grid.spectral_shape) for k in grid._np_wavenumbers())
     k = np.sqrt(kx**2 + ky**2)
     variance = 0.25
@@ -105,12 +112,14 @@ def taylor_green_vorticity(
         Real dtype of the result.
     """
     if grid.ndim != 2 or not math.isclose(*grid.domain_length):
-        raise ValueError(
+        raise ConfigurationError(
             f"taylor_green_vorticity needs a 2D grid with a square domain, got lengths "
             f"{grid.domain_length}"
         )
     if isinstance(wavenumber, bool) or not isinstance(wavenumber, int) or wavenumber < 1:
-        raise ValueError(f"wavenumber must be an int >= 1, got {wavenumber!r}")
+        raise ConfigurationError(f"wavenumber must be an int >= 1, got {wavenumber!r}")
+    dtype = check_dtype(dtype, "taylor_green_vorticity")
+    amplitude = check_parameter(amplitude, "amplitude", example="amplitude=1.0")
     x, y = grid.coordinates(dtype)
     k = 2 * math.pi * wavenumber / grid.domain_length[0]
     amplitude = jnp.asarray(amplitude).astype(x.dtype)

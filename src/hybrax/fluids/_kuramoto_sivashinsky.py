@@ -9,9 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, DTypeLike, Float, PRNGKeyArray
 
+from hybrax.core import check_dtype, check_parameter
 from hybrax.grids import Grid, SpectralState
 
 from ._common import AbstractSpectralFieldDynamics, as_grid, quadratic_flux_divergence
+
+_FFT_DTYPES = (np.float32, np.float64)
 
 __all__ = ["KuramotoSivashinsky", "KuramotoSivashinsky2D"]
 
@@ -80,6 +83,10 @@ class KuramotoSivashinsky(AbstractSpectralFieldDynamics):
         Trefethen's initial condition scaled to the domain), plus, with ``key``, a random
         perturbation of the unstable modes (``|k| < 1``) of ``amplitude / 10``. Spin up
         for about 100 time units before collecting statistics."""
+        dtype = check_dtype(dtype, f"{type(self).__name__}.initial_state", allowed=_FFT_DTYPES)
+        amplitude = check_parameter(
+            amplitude, "amplitude", scalar=True, example="amplitude=1.0"
+        ).astype(dtype)
         (x,) = self.grid.coordinates(dtype)
         phase = 2 * np.pi / self.grid.domain_length[0] * x
         u = amplitude * jnp.cos(phase) * (1 + jnp.sin(phase))
@@ -155,5 +162,9 @@ class KuramotoSivashinsky2D(AbstractSpectralFieldDynamics):
         self, key: PRNGKeyArray, *, amplitude: float = 0.1, dtype: DTypeLike = jnp.float32
     ) -> SpectralState:
         """Small random noise (standard deviation ``amplitude``) on the dealiased modes."""
+        dtype = check_dtype(dtype, "KuramotoSivashinsky2D.initial_state", allowed=_FFT_DTYPES)
+        amplitude = check_parameter(
+            amplitude, "amplitude", nonnegative=True, scalar=True, example="amplitude=0.1"
+        ).astype(dtype)
         noise = amplitude * jax.random.normal(key, self.grid.shape, dtype)
         return SpectralState(self.grid.dealias(self.grid.to_spectral(noise)))

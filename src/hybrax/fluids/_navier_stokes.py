@@ -10,11 +10,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, DTypeLike, Float, PRNGKeyArray
 
-from hybrax.core import AbstractSemilinearDynamics
-from hybrax.core._state import mul
+from hybrax.core import (
+    AbstractSemilinearDynamics,
+    ConfigurationError,
+    check_dtype,
+    mul,
+    parameter,
+)
 from hybrax.grids import Grid, SpectralState
 
-from ._common import as_grid, check_spectral_state, parameter
+from ._common import as_grid, check_spectral_state
 from ._forcing import AbstractForcing, KolmogorovForcing
 from ._initial_conditions import random_vorticity
 
@@ -95,8 +100,12 @@ class NavierStokes2D(AbstractSemilinearDynamics):
     """
 
     grid: Grid
-    viscosity: Float[Array, ""] = parameter()
-    drag: Float[Array, ""] = parameter()
+    viscosity: Float[Array, ""] = parameter(
+        "NavierStokes2D: viscosity", nonnegative=True, scalar=True, example="viscosity=1e-3"
+    )
+    drag: Float[Array, ""] = parameter(
+        "NavierStokes2D: drag", nonnegative=True, scalar=True, example="drag=0.1"
+    )
     forcing: AbstractForcing | None
 
     def __init__(
@@ -110,25 +119,11 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         self.viscosity = viscosity
         self.drag = drag
         if forcing is not None and not isinstance(forcing, AbstractForcing):
-            raise ValueError(
+            raise ConfigurationError(
                 f"NavierStokes2D: forcing must be an AbstractForcing (e.g. KolmogorovForcing()) "
                 f"or None, got {type(forcing).__name__}"
             )
         self.forcing = forcing
-
-    def __check_init__(self):
-        for name in ("viscosity", "drag"):
-            value = getattr(self, name)
-            if jnp.shape(value) != ():
-                raise ValueError(
-                    f"NavierStokes2D: {name} must be a scalar, got shape {jnp.shape(value)}"
-                )
-            try:
-                negative = bool(value < 0)
-            except jax.errors.ConcretizationTypeError:
-                continue
-            if negative:
-                raise ValueError(f"NavierStokes2D: {name} must be >= 0, got {float(value)}")
 
     # ------------------------------------------------------------ the equations
     def linear_operator(self) -> SpectralState:
@@ -167,7 +162,7 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         removed, as periodic incompressible flow has zero mean vorticity)."""
         vorticity = jnp.asarray(vorticity)
         if vorticity.shape != self.grid.shape:
-            raise ValueError(
+            raise ConfigurationError(
                 f"NavierStokes2D: vorticity must have the grid's shape {self.grid.shape}, got "
                 f"{vorticity.shape}"
             )
@@ -202,6 +197,7 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         The defaults (peak wavenumber 4, maximum speed 7) are the initial conditions of
         Kochkov et al. (2021); ``key`` defaults to ``jax.random.key(0)``.
         """
+        dtype = check_dtype(dtype, "NavierStokes2D.initial_state", allowed=(np.float32, np.float64))
         key = jax.random.key(0) if key is None else key
         w = random_vorticity(
             self.grid,

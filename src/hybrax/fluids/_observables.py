@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Complex, Float
 
+from hybrax.core import ConfigurationError
 from hybrax.grids import Grid
 
 __all__ = [
@@ -22,12 +23,12 @@ __all__ = [
 
 def _check(grid: Grid, vorticity_hat, name: str) -> None:
     if grid.ndim != 2:
-        raise ValueError(f"{name} needs a 2D grid, got Grid{grid.shape}")
+        raise ConfigurationError(f"{name} needs a 2D grid, got Grid{grid.shape}")
     shape = tuple(jnp.shape(vorticity_hat))
     if shape[-2:] != grid.spectral_shape or not jnp.issubdtype(
         jnp.result_type(vorticity_hat), jnp.complexfloating
     ):
-        raise ValueError(
+        raise ConfigurationError(
             f"{name}: vorticity_hat must be complex spectral coefficients ending in "
             f"{grid.spectral_shape}, got {jnp.result_type(vorticity_hat)}{shape}; "
             "use grid.to_spectral(vorticity) or state.field_hat"
@@ -152,12 +153,14 @@ def vorticity_correlation(
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
     if a.shape != b.shape or a.ndim < 2:
-        raise ValueError(
+        raise ConfigurationError(
             f"vorticity_correlation needs two fields of the same shape (at least 2D), got "
             f"{a.shape} and {b.shape}; resample one with hybrax.grids.resample"
         )
     if jnp.result_type(a) != jnp.result_type(b):
-        raise ValueError(f"vorticity_correlation: dtypes differ ({a.dtype} vs {b.dtype}); cast one")
+        raise ConfigurationError(
+            f"vorticity_correlation: dtypes differ ({a.dtype} vs {b.dtype}); cast one"
+        )
     axes = (-2, -1)
     dot = jnp.sum(a * b, axis=axes)
     return dot / jnp.sqrt(jnp.sum(a * a, axis=axes) * jnp.sum(b * b, axis=axes))

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PyTree
 
-from hybrax.core import AbstractStepper
+from hybrax.core import AbstractStepper, ConfigurationError
 from hybrax.grids import cfl_time_step
 
 __all__ = ["check_time_step"]
@@ -52,12 +52,12 @@ def check_time_step(stepper: AbstractStepper, state: PyTree, max_courant: float 
     dynamics = getattr(stepper, "dynamics", None)
     grid = getattr(dynamics, "grid", None)
     if grid is None or not hasattr(dynamics, "max_velocity"):
-        raise ValueError(
+        raise ConfigurationError(
             f"check_time_step needs a stepper over a hybrax.fluids model (with .dynamics.grid "
             f"and .dynamics.max_velocity), got {type(stepper).__name__}"
         )
     if not max_courant > 0:
-        raise ValueError(f"max_courant must be positive, got {max_courant!r}")
+        raise ConfigurationError(f"max_courant must be positive, got {max_courant!r}")
     speed = dynamics.max_velocity(state)
     dt = jnp.asarray(stepper.dt).astype(speed.dtype)
     courant = dt * speed / min(grid.spacing)
@@ -72,7 +72,7 @@ def check_time_step(stepper: AbstractStepper, state: PyTree, max_courant: float 
         )
     if value > max_courant:
         safe = cfl_time_step(grid, speed_value, 0.5)
-        raise ValueError(
+        raise ConfigurationError(
             f"time step dt={dt_value:.4g} gives Courant number {value:.3g} for this state "
             f"(max speed {speed_value:.4g}, dx {min(grid.spacing):.4g}), above the limit "
             f"{max_courant}; use dt <= {safe:.4g} (Courant 0.5: "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from hybrax.core import ConfigurationError, check_parameter
+
 from ._grid import Grid
 
 __all__ = ["cfl_time_step", "courant_number"]
@@ -36,14 +38,12 @@ def cfl_time_step(
     >>> round(cfl_time_step(Grid((256, 256)), max_velocity=7.0), 6)
     0.001753
     """
-    if not courant > 0:
-        raise ValueError(f"courant must be positive, got {courant!r}")
+    courant = float(check_parameter(courant, "courant", positive=True, scalar=True))
     spacing = min(grid.spacing)
-    if isinstance(max_velocity, (int, float)):
-        if not max_velocity > 0:
-            raise ValueError(f"max_velocity must be positive, got {max_velocity!r}")
-        return courant * spacing / float(max_velocity)
-    return courant * spacing / jnp.asarray(max_velocity)
+    if isinstance(max_velocity, (int, float)) and not isinstance(max_velocity, bool):
+        max_velocity = float(check_parameter(max_velocity, "max_velocity", positive=True))
+        return courant * spacing / max_velocity
+    return courant * spacing / check_parameter(max_velocity, "max_velocity", positive=True)
 
 
 def courant_number(
@@ -63,7 +63,7 @@ def courant_number(
     """
     velocity = jnp.asarray(velocity)
     if velocity.shape != (grid.ndim, *grid.shape):
-        raise ValueError(
+        raise ConfigurationError(
             f"courant_number: velocity must have shape {(grid.ndim, *grid.shape)} "
             f"(components first), got {velocity.shape}"
         )

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Complex, DTypeLike, Float, Shaped
 
-from hybrax.core._state import mul
+from hybrax.core import ConfigurationError, mul
 
 __all__ = ["Grid"]
 
@@ -20,7 +20,9 @@ __all__ = ["Grid"]
 def _as_tuple(value, ndim: int, name: str) -> tuple:
     if isinstance(value, (list, tuple)):
         if len(value) != ndim:
-            raise ValueError(f"Grid: {name} has {len(value)} entries but the grid has {ndim} axes")
+            raise ConfigurationError(
+                f"Grid: {name} has {len(value)} entries but the grid has {ndim} axes"
+            )
         return tuple(value)
     return (value,) * ndim
 
@@ -38,7 +40,9 @@ def _real_dtype(dtype: DTypeLike | None) -> np.dtype:
     if np.issubdtype(dtype, np.complexfloating):
         return np.dtype(jnp.finfo(dtype).dtype)
     if not np.issubdtype(dtype, np.floating):
-        raise ValueError(f"Grid: dtype must be a floating dtype such as float32, got {dtype}")
+        raise ConfigurationError(
+            f"Grid: dtype must be a floating dtype such as float32, got {dtype}"
+        )
     return dtype
 
 
@@ -106,24 +110,28 @@ class Grid(eqx.Module):
     ):
         shape_tuple = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
         if not 1 <= len(shape_tuple) <= 3:
-            raise ValueError(f"Grid supports 1 to 3 axes, got shape {shape_tuple}")
+            raise ConfigurationError(f"Grid supports 1 to 3 axes, got shape {shape_tuple}")
         for n in shape_tuple:
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 4 or n % 2:
-                raise ValueError(
+                raise ConfigurationError(
                     f"Grid sizes must be even ints >= 4 (real FFTs with a Nyquist mode), got "
                     f"shape {shape_tuple}; use e.g. {_even_suggestion(shape_tuple)}"
                 )
         lengths = _as_tuple(domain_length, len(shape_tuple), "domain_length")
         for length in lengths:
-            if not (isinstance(length, (int, float, np.number)) and 0 < float(length) < math.inf):
-                raise ValueError(
+            if (
+                isinstance(length, (bool, np.bool_))
+                or not isinstance(length, (int, float, np.number))
+                or not 0 < float(length) < math.inf
+            ):
+                raise ConfigurationError(
                     f"Grid: domain_length must be positive finite numbers (static), got "
                     f"{domain_length!r}"
                 )
         self.shape = tuple(int(n) for n in shape_tuple)
         self.domain_length = tuple(float(length) for length in lengths)
         if transform is not None and len(self.shape) != 2:
-            raise ValueError(
+            raise ConfigurationError(
                 f"Grid: a transform plan is supported for 2-D grids only, got shape {self.shape}"
             )
         self.transform = transform
@@ -226,7 +234,7 @@ class Grid(eqx.Module):
     def _check_trailing(self, value, expected: tuple[int, ...], what: str) -> None:
         actual = tuple(jnp.shape(value))
         if actual[len(actual) - self.ndim :] != expected or len(actual) < self.ndim:
-            raise ValueError(
+            raise ConfigurationError(
                 f"Grid{self.shape}: {what} must end in the axes {expected}, got shape {actual}"
                 + ("" if what != "field_hat" else "; build it with grid.to_spectral(field)")
             )
@@ -236,7 +244,7 @@ class Grid(eqx.Module):
         self._check_trailing(field, self.shape, "field")
         field = jnp.asarray(field)
         if not jnp.issubdtype(field.dtype, jnp.floating):
-            raise ValueError(
+            raise ConfigurationError(
                 f"Grid.to_spectral needs a real floating field (float32/float64), got "
                 f"{field.dtype}; for complex data transform real and imaginary parts separately"
             )
@@ -274,9 +282,9 @@ class Grid(eqx.Module):
         representable as a real field), as is standard for Fourier differentiation.
         """
         if not (isinstance(axis, int) and -self.ndim <= axis < self.ndim):
-            raise ValueError(f"axis must be an int in [0, {self.ndim}), got {axis!r}")
+            raise ConfigurationError(f"axis must be an int in [0, {self.ndim}), got {axis!r}")
         if isinstance(order, bool) or not isinstance(order, int) or order < 0:
-            raise ValueError(f"order must be a non-negative int, got {order!r}")
+            raise ConfigurationError(f"order must be a non-negative int, got {order!r}")
         self._check_trailing(field_hat, self.spectral_shape, "field_hat")
         axis = axis % self.ndim
         k = self._np_wavenumbers()[axis]
@@ -355,11 +363,11 @@ class Grid(eqx.Module):
             Even power of the roll-off (>= 2).
         """
         if not 0 <= cutoff <= 1:
-            raise ValueError(f"cutoff must be in [0, 1] (a fraction of pi), got {cutoff!r}")
+            raise ConfigurationError(f"cutoff must be in [0, 1] (a fraction of pi), got {cutoff!r}")
         if not strength > 0:
-            raise ValueError(f"strength must be positive, got {strength!r}")
+            raise ConfigurationError(f"strength must be positive, got {strength!r}")
         if isinstance(order, bool) or not isinstance(order, int) or order < 2 or order % 2:
-            raise ValueError(f"order must be an even int >= 2, got {order!r}")
+            raise ConfigurationError(f"order must be an even int >= 2, got {order!r}")
         kappa = np.sqrt(
             sum(
                 np.broadcast_to(k * dx, self.spectral_shape) ** 2
@@ -380,13 +388,13 @@ class Grid(eqx.Module):
                 hint = "; that is a physical field: convert it with grid.to_spectral(field)"
             elif actual[-self.ndim :] == self.spectral_shape:
                 hint = "; for an ensemble use jax.vmap over the leading axis"
-            raise ValueError(
+            raise ConfigurationError(
                 f"{model}: {name} must have the spectral shape {self.spectral_shape} of "
                 f"Grid{self.shape}, got {actual}{hint}"
             )
         dtype = jnp.result_type(value)
         if not jnp.issubdtype(dtype, jnp.complexfloating):
-            raise ValueError(
+            raise ConfigurationError(
                 f"{model}: {name} must be complex (complex64 or complex128: real-FFT "
                 f"coefficients), got {dtype}; build it with grid.to_spectral(field)"
             )

@@ -7,6 +7,8 @@ import math
 import jax.numpy as jnp
 from jaxtyping import Array, Complex
 
+from hybrax.core import ConfigurationError
+
 from ._grid import Grid
 
 __all__ = ["resample"]
@@ -52,9 +54,9 @@ def resample(field_hat: Complex[Array, "..."], source: Grid, target: Grid) -> Co
     True
     """
     if not isinstance(source, Grid) or not isinstance(target, Grid):
-        raise ValueError("resample needs source and target Grids")
+        raise ConfigurationError("resample needs source and target Grids")
     if source.ndim != target.ndim:
-        raise ValueError(
+        raise ConfigurationError(
             f"resample: source has {source.ndim} axes but target has {target.ndim}; "
             "grids must have the same dimension"
         )
@@ -63,20 +65,20 @@ def resample(field_hat: Complex[Array, "..."], source: Grid, target: Grid) -> Co
         for a, b in zip(source.domain_length, target.domain_length, strict=True)
     )
     if not same_box:
-        raise ValueError(
+        raise ConfigurationError(
             f"resample: domain lengths differ ({source.domain_length} vs "
             f"{target.domain_length}); resampling only changes the number of points"
         )
     shape = tuple(jnp.shape(field_hat))
     ndim = source.ndim
     if len(shape) < ndim or shape[-ndim:] != source.spectral_shape:
-        raise ValueError(
+        raise ConfigurationError(
             f"resample: field_hat must end in the source's spectral shape "
             f"{source.spectral_shape}, got {shape}"
         )
     field_hat = jnp.asarray(field_hat)
     if not jnp.issubdtype(field_hat.dtype, jnp.complexfloating):
-        raise ValueError(
+        raise ConfigurationError(
             f"resample: field_hat must be complex spectral coefficients, got {field_hat.dtype}; "
             "transform a physical field first with source.to_spectral(field)"
         )
