@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # libraries (absl via orbax) may have configured the root logger
     try:
         metrics = workflow.run(settings, args.out, progress=not args.no_progress)
     except (ConfigurationError, OverwriteError) as error:
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{type(error).__name__}: {error}", status=1)
     finally:
         logger.removeHandler(handler)
+        logger.propagate = True
     print(json.dumps(metrics, indent=1, default=str))
     return 0
 

@@ -170,10 +170,10 @@ class Run:
 
     def __init__(self, workflow, settings, out=None, *, progress=True, presets=None):
         if out is None:
-            self.folder = RunFolder.fresh("runs", workflow, settings)
+            self.run_folder = RunFolder.fresh("runs", workflow, settings)
         else:
-            self.folder = RunFolder.claim(out, workflow, settings)
-        self.path = self.folder.path
+            self.run_folder = RunFolder.claim(out, workflow, settings)
+        self.path = self.run_folder.path
         self.workflow, self.settings, self.progress = workflow, settings, progress
         matches = [name for name, s in (presets or {}).items() if s == settings]
         self.preset = matches[0] if matches else "custom"
@@ -191,7 +191,11 @@ class Run:
 
     def file(self, name: str) -> Path:
         """Path of an output file in the run folder (see `RunFolder.file`)."""
-        return self.folder.file(name)
+        return self.run_folder.file(name)
+
+    def folder(self, name: str) -> Path:
+        """A sub-folder of the run folder, e.g. for checkpoints (see `RunFolder.folder`)."""
+        return self.run_folder.folder(name)
 
     def save_figure(self, fig, name: str, *, dpi: int = 120) -> Path:
         """Save a matplotlib figure into the run folder (`_plotting.save`)."""
@@ -211,7 +215,7 @@ class Run:
         }
         self.file("metrics.json").write_text(json.dumps(metrics, indent=1))
         self.file("run_info.json").write_text(json.dumps(run_info, indent=1, default=str))
-        self.folder.finish()
+        self.run_folder.finish()
         if summary:
             logger.info("%s", summary)
         logger.info("wrote results to %s/", self.path)

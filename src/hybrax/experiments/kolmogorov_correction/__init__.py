@@ -1,0 +1,81 @@
+"""Workflow ``kolmogorov-correction``: a learned correction for a coarse Kolmogorov-flow solver.
+
+The forced 2D turbulence of Kochkov et al. (2021): `hybrax.fluids.KolmogorovFlow` on
+``[0, 2 pi]^2`` with vorticity forcing ``-4 cos(4 y)``, drag 0.1 and viscosity ``1e-3``
+(Re = 1000), pseudo-spectral, `hybrax.ETDRK4` at Courant number 0.5 for speed 7 on every
+grid (so ``dt`` halves when the resolution doubles).
+
+Reference
+    The same equations at ``reference_factor`` (8) times the coarse resolution (256² for
+    the default 32² coarse grid), coarse-grained exactly by Fourier truncation
+    (`hybrax.grids.coarse_grain`) to the modes the coarse solver resolves: its 2/3-rule
+    band ``|n_x|, |n_y| < N / 3``. Every comparison below is made on that band.
+Models
+    ``plain_1x``, ``plain_2x``, ``plain_4x``: the plain solver at 1, 2 and 4 times the
+    coarse resolution, each started from the reference coarse-grained to its own band.
+    ``hybrid_1x``: the coarse solver followed, after every step, by a learned correction
+    (`hybrax.hybrid.Corrected`, see ``model.py``), trained through the solver on windows
+    of reference trajectories with a curriculum of growing unroll lengths
+    (`hybrax.hybrid.fit_curriculum`, ``CorrectionSettings.stages``).
+
+Metrics (``OUT/metrics.json``)::
+
+    {"decorrelation_time": {model: time},        # model time units
+     "seconds_per_time_unit": {model: seconds}}  # wall time of one trajectory
+
+``decorrelation_time`` is `hybrax.fluids.decorrelation_time` of the vorticity correlation
+with the reference (`hybrax.fluids.vorticity_correlation` on the coarse band), averaged
+over the held-out forecasts, at ``threshold`` (0.95). The forecasts start from
+independent reference runs that no model was trained on, ``test_spacing`` apart. A model
+still above the threshold at the end of the ``horizon`` is reported at the horizon and
+listed under ``censored`` in ``run_info.json``. ``seconds_per_time_unit`` is the wall time
+of one jitted trajectory (compilation excluded), the minimum over interleaved rounds.
+
+``OUT/run_info.json`` holds the settings, the wall time of every phase, the training
+history, the number of training windows and held-out forecasts, per-forecast decorrelation
+times and the mean correlation curves. Plots: ``correlation.png``, ``vorticity.png``,
+``spectrum.png``. ``OUT/correction.eqx`` holds the trained network's weights and
+``OUT/reference_data.npz`` the reference data; `load_run` reads them back.
+
+Layout: ``settings.py``, ``model.py``, ``data.py``, ``train.py``, ``evaluate.py``,
+``report.py``, ``workflow.py`` (`run`, `load_run`). The names below are the public surface.
+"""
+
+from .data import ForecastData, make_forecast_data, make_training_data, start_on
+from .evaluate import correlation_curves, decorrelation_times, seconds_per_time_unit
+from .model import (
+    AddVorticityCorrection,
+    FlowFeatures,
+    VorticityCorrection,
+    hybrid_stepper,
+    plain_stepper,
+)
+from .report import comparison_table
+from .settings import FULL, MODEL_NAMES, QUICK, CorrectionSettings
+from .train import network_scales, train_correction
+from .workflow import SavedRun, load_run, run
+
+__all__ = [
+    "FULL",
+    "MODEL_NAMES",
+    "QUICK",
+    "AddVorticityCorrection",
+    "CorrectionSettings",
+    "FlowFeatures",
+    "ForecastData",
+    "SavedRun",
+    "VorticityCorrection",
+    "comparison_table",
+    "correlation_curves",
+    "decorrelation_times",
+    "hybrid_stepper",
+    "load_run",
+    "make_forecast_data",
+    "make_training_data",
+    "network_scales",
+    "plain_stepper",
+    "run",
+    "seconds_per_time_unit",
+    "start_on",
+    "train_correction",
+]

@@ -1,0 +1,144 @@
+"""Reference data of the ``kolmogorov-correction`` workflow: fine runs on the coarse band.
+
+The reference is the same flow at ``reference_factor`` times the coarse resolution,
+coarse-grained exactly (`hybrax.grids.coarse_grain`) to the band ``|n_x|, |n_y| < N / 3``
+that the coarse solver resolves; every comparison is made on that band.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import PRNGKeyArray
+
+import hybrax
+from hybrax.grids import SpectralState, coarse_grain
+from hybrax.hybrid import generate_trajectories
+
+from .model import reference_stepper
+from .settings import FACTORS, FULL, CorrectionSettings
+
+__all__ = ["ForecastData", "make_forecast_data", "make_training_data", "start_on"]
+
+FINEST = max(FACTORS.values())  # the forecasts start on the finest plain model's band
+
+
+def _random_start(settings: CorrectionSettings):
+    model = settings.model(settings.reference_factor)
+    dtype = settings.real_dtype()
+
+    def sample(key):
+        return model.initial_state(key, max_velocity=settings.max_velocity, dtype=dtype)
+
+    return sample
+
+
+def band_observer(settings: CorrectionSettings, factor: int):
+    """``observe`` for a rollout at ``factor`` x: the state coarse-grained to the band."""
+    source, target = settings.grid(factor), settings.grid(1)
+
+    def observe(state: SpectralState) -> SpectralState:
+        return SpectralState(coarse_grain(state.field_hat, source, target), state.time)
+
+    return observe
+
+
+def make_training_data(key: PRNGKeyArray, settings: CorrectionSettings = FULL) -> SpectralState:
+    """Reference trajectories on the coarse band, one state every coarse step.
+
+    ``num_train_trajectories`` random starts (`hybrax.fluids.random_vorticity`, peak
+    wavenumber 4, speed 7) are spun up for ``spin_up_time`` at the reference resolution,
+    then run for ``train_time``; every ``reference_factor`` fine steps (one coarse ``dt``)
+    the state is coarse-grained (`hybrax.grids.coarse_grain`) and kept. All members run at
+    once (`hybrax.hybrid.generate_trajectories`).
+
+    Returns
+    -------
+    A `SpectralState` whose ``field_hat`` has shape ``(members, times, N, N // 2 + 1)`` and
+    ``time`` ``(members, times)``.
+    """
+    f = settings.reference_factor
+    return generate_trajectories(
+        reference_stepper(settings),
+        _random_start(settings),
+        key,
+        n=settings.num_train_trajectories,
+        n_steps=settings.steps(settings.train_time) * f,
+        save_every=f,
+        spin_up_steps=settings.steps(settings.spin_up_time) * f,
+        observe=band_observer(settings, f),
+    )
+
+
+class ForecastData(eqx.Module):
+    """Held-out reference forecasts.
+
+    Attributes
+    ----------
+    starts
+        Initial states on the band of the finest plain model (4x), one per forecast:
+        ``field_hat`` ``(forecasts, 4N, 2N + 1)``, ``time`` ``(forecasts,)``.
+    targets
+        The reference on the coarse band every coarse step after each start, up to the
+        horizon: ``field_hat`` ``(forecasts, horizon_steps, N, N // 2 + 1)``.
+    """
+
+    starts: SpectralState
+    targets: SpectralState
+
+
+def make_forecast_data(key: PRNGKeyArray, settings: CorrectionSettings = FULL) -> ForecastData:
+    """Reference runs no model is trained on, cut into forecasts.
+
+    Each of ``num_test_trajectories`` random starts is spun up, then run for about
+    ``(test_starts - 1) * test_spacing + horizon``; the states ``test_spacing`` apart start
+    the forecasts (kept on the 4x band, from which the coarser models' starts follow by
+    `start_on`) and the reference's coarse band is kept every coarse step after each
+    start for ``horizon`` time units.
+    """
+    spacing, horizon = settings.steps(settings.test_spacing), settings.steps(settings.horizon)
+    return _forecast_data(key, settings, spacing, horizon, settings.test_starts)
+
+
+@eqx.filter_jit
+def _forecast_data(key, settings, spacing: int, horizon: int, count: int) -> ForecastData:
+    f = settings.reference_factor
+    stepper = reference_stepper(settings)
+    band = band_observer(settings, f)
+    fine_grid, start_grid = settings.grid(f), settings.grid(FINEST)
+    sample = _random_start(settings)
+
+    def segment(state, _):
+        start = SpectralState(coarse_grain(state.field_hat, fine_grid, start_grid), state.time)
+        state, saved = hybrax.rollout(stepper, state, spacing * f, save_every=f, observe=band)
+        return state, (start, saved)
+
+    def member(member_key):
+        state, _ = hybrax.rollout(
+            stepper,
+            sample(member_key),
+            settings.steps(settings.spin_up_time) * f,
+            save_every=None,
+        )
+        state, (starts, saved) = jax.lax.scan(segment, state, None, length=count)
+        saved = jax.tree.map(lambda x: x.reshape(count * spacing, *x.shape[2:]), saved)
+        if horizon > spacing:
+            _, tail = hybrax.rollout(
+                stepper, state, (horizon - spacing) * f, save_every=f, observe=band
+            )
+            saved = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), saved, tail)
+        index = jnp.arange(count)[:, None] * spacing + jnp.arange(horizon)[None, :]
+        return starts, jax.tree.map(lambda x: x[index], saved)
+
+    keys = jax.random.split(key, settings.num_test_trajectories)
+    starts, targets = jax.vmap(member)(keys)
+    flat = lambda tree: jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), tree)  # noqa: E731
+    return ForecastData(flat(starts), flat(targets))
+
+
+def start_on(starts: SpectralState, settings: CorrectionSettings, factor: int) -> SpectralState:
+    """Forecast starts (on the 4x band, as in `ForecastData`) coarse-grained to the grid
+    ``factor`` times the coarse one (`hybrax.grids.coarse_grain`)."""
+    field = coarse_grain(starts.field_hat, settings.grid(FINEST), settings.grid(factor))
+    return SpectralState(field, starts.time)
