@@ -1,7 +1,9 @@
 """Shared harness for `python benchmarks/NAME.py [--quick] [--json PATH]`.
 
-Every benchmark produces a list of records ``{"case", "tool", "metric", "value", "unit"}``,
-prints them as a table (with ratios to a baseline tool where given) and writes them as JSON.
+Every benchmark produces a list of records ``{"case", "tool", "metric", "value", "unit",
+"note", "config"}``, prints them as a table (with ratios to a baseline tool where given) and
+writes them as JSON. ``config`` names the configuration a tool ran in (for peers: the fastest
+of the formats and speed options the benchmark tried), so every figure says what it measured.
 Timings are medians over repeats of a compiled, warmed-up function; the caller blocks on
 the result, so asynchronous dispatch is not mistaken for speed.
 """
@@ -30,6 +32,7 @@ class Record:
     value: float
     unit: str
     note: str = ""
+    config: str = ""
 
 
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -71,25 +74,38 @@ def time_call(fn: Callable[[], Any], *, repeat: int = 5, min_time: float = 0.2) 
 
 
 def interleaved_samples(
-    calls: dict[str, Callable[[], Any]], rounds: int, min_time: float = 0.3
+    calls: dict[str, Callable[[], Any]],
+    rounds: int,
+    min_time: float = 0.3,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    warm: bool = True,
 ) -> dict[str, list[float]]:
     """Seconds per call of each ``calls[name]()``, one sample per round. In every round each
     call is timed once in turn (repeated to last about ``min_time``), so load from other
-    processes on a shared machine hits all tools alike. Each call is warmed up first."""
+    processes on a shared machine hits all tools alike. Each call is warmed up first.
+
+    ``clock`` is ``time.perf_counter`` (wall) or ``time.process_time`` (CPU seconds of this
+    process: steadier on a shared machine when the process is pinned to one core).
+    ``warm=False`` is for long calls already compiled and run once by the caller: no warm-up
+    and one call per sample."""
     numbers = {}
     for name, fn in calls.items():
+        if not warm:
+            numbers[name] = 1
+            continue
         block(fn())
-        start = time.perf_counter()
+        start = clock()
         block(fn())
-        numbers[name] = max(1, int(min_time / max(time.perf_counter() - start, 1e-7)))
+        numbers[name] = max(1, int(min_time / max(clock() - start, 1e-7)))
     samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, fn in calls.items():
-            start = time.perf_counter()
+            start = clock()
             for _ in range(numbers[name]):
                 out = fn()
             block(out)
-            samples[name].append((time.perf_counter() - start) / numbers[name])
+            samples[name].append((clock() - start) / numbers[name])
     return samples
 
 
@@ -124,7 +140,25 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "x64": bool(jax.config.jax_enable_x64),
+        "hybrax_commit": _commit(),
     }
+
+
+def _commit() -> str | None:
+    """The git commit of the hybrax checkout being measured ($HYBRAX_COMMIT if set, for runs
+    from an exported tree)."""
+    if os.environ.get("HYBRAX_COMMIT"):
+        return os.environ["HYBRAX_COMMIT"]
+    try:
+        import subprocess
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run(
+            ["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+        )
+        return out.stdout.strip() or None
+    except OSError:
+        return None
 
 
 def report(
@@ -140,20 +174,27 @@ def report(
     ``hybrax``): the ratio column says how many times better hybrax is.
     """
     baseline = baseline or {}
-    by_key: dict[tuple[str, str], dict[str, Record]] = {}
+    by_key: dict[tuple[str, str], list[Record]] = {}
     for r in records:
-        by_key.setdefault((r.case, r.metric), {})[r.tool] = r
+        by_key.setdefault((r.case, r.metric), []).append(r)
     width = max([len(r.case) for r in records] + [4])
-    print(f"\n{'case':<{width}}  {'tool':<18} {'metric':<22} {'value':>14} {'unit':<10} ratio")
-    for (case, metric), tools in by_key.items():
+    tool_width = max([len(r.tool) for r in records] + [18])
+    print(
+        f"\n{'case':<{width}}  {'tool':<{tool_width}} {'metric':<22} {'value':>14} "
+        f"{'unit':<10} {'ratio':<15} config"
+    )
+    for (case, metric), rows in by_key.items():
         ref_tool = baseline.get(metric, "hybrax")
-        ref = tools.get(ref_tool)
-        for tool, r in tools.items():
+        ref = next((r for r in rows if r.tool == ref_tool), None)
+        for r in rows:
             ratio = ""
-            if ref is not None and tool != ref_tool and r.value and ref.value:
+            if ref is not None and r.tool != ref_tool and r.value and ref.value:
                 better = ref.value / r.value if metric in higher_is_better else r.value / ref.value
                 ratio = f"{ref_tool} {better:.2f}x"
-            print(f"{case:<{width}}  {tool:<18} {metric:<22} {r.value:>14.6g} {r.unit:<10} {ratio}")
+            print(
+                f"{case:<{width}}  {r.tool:<{tool_width}} {metric:<22} {r.value:>14.6g} "
+                f"{r.unit:<10} {ratio:<15} {r.config}".rstrip()
+            )
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         payload = [dataclasses.asdict(r) for r in records]

@@ -46,10 +46,10 @@ run() {  # run NAME BUDGET_SECONDS ARGS...
     echo "$name $status $((SECONDS - start))" >>"$OUT/summary.txt"
 }
 
-run lorenz96 40                                   # 1,024-member ensemble, 10k-step gradient
+run lorenz96 40 --no-search                       # 1,024-member ensemble, 10k-step gradient
 run fluids 90 --sizes 256,1024,2048              # Kolmogorov flow vs jax-cfd, exponax
 run climate 75 --sizes 256,512,1024               # two-layer QG vs pyqg-jax
-run md_lj 90 --sizes 20,40 --steps 200 --warmup 100   # 32,000 and 256,000 atoms vs jax-md
+run md_lj 90 --sizes 20,40 --steps 200 --warmup 100 --search formats --rounds 1  # vs jax-md's fastest format
 run memory 50                                     # 10,000-step Kolmogorov gradient at 128^2
 run insitu 45                                     # fused vs zarr-separated generate + train
 run mixed_precision 90 --quick --no-bf16-training   # bf16 vs f32 networks inside a solver (trains a quick run)

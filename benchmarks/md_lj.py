@@ -1,27 +1,44 @@
-"""LAMMPS "in.lj" side by side: hybrax.md vs jax-md (and LAMMPS serial when `lmp` exists).
+"""LAMMPS "in.lj" side by side: hybrax.md vs jax-md (in its fastest configuration) and LAMMPS.
 
     taskset -c 0 python benchmarks/md_lj.py [--quick] [--json PATH] [--steps N]
+        [--sizes 10,20] [--rounds R] [--search full|formats|none]
 
 The workload is LAMMPS's bench/in.lj: fcc lattice at reduced density 0.8442 (4,000 atoms =
 10^3 unit cells, 32,000 = 20^3), Maxwell–Boltzmann velocities at T = 3.0, Lennard-Jones
 cut at 2.5 sigma, Verlet skin 0.3, dt 0.005, NVE, the list rebuilt whenever an atom has
 moved more than half the skin. Every tool starts from the same positions and velocities
-(LAMMPS reads them from a data file) and uses the same cut-off and skin; hybrax and jax-md
-run in float32 and float64, LAMMPS in double precision.
+(LAMMPS reads them from a data file); hybrax and jax-md run in float32 and float64, LAMMPS
+(`lmp` on PATH, serial, one OpenMP thread) in double precision; without `lmp` its rows are
+left out.
 
-Protocol. Neighbour-list capacities of both JAX tools are sized from a short warm-up melt
-(their own default head room: jax-md's capacity_multiplier 1.25; hybrax's `grow` from the
-largest need seen), so neither overflows in the timed run (checked). The timed run is a
-compiled, warmed `lax.scan` of the steps from the lattice. Speeds are steps per CPU-second
-of the process (pin it to one core with taskset -c 0; on a shared machine CPU seconds are
-steadier than wall seconds), LAMMPS's from its loop time times its reported CPU use.
-Ratios in the table are hybrax / other (higher is better for hybrax).
+jax-md gets its best configuration. Before the timed runs (in float32, at each size) the
+benchmark tries, one option at a time around the best so far, every documented speed option
+of `jax_md.partition.neighbor_list`: ``format`` Dense / Sparse / OrderedSparse (jax-md's
+default for Lennard-Jones), ``dr_threshold`` (its skin: 0.3 as in.lj, 0.4, 0.5, 0.7, 1.0),
+``capacity_multiplier`` (1.25 default, 1.1, 1.05), ``disable_cell_list`` (all-pairs
+candidates; only at 4,000 atoms, where N^2 fits) and ``fractional_coordinates``. Each is
+timed for a fifth of the steps from the same start; a configuration whose list overflowed
+is not eligible. The fastest is then timed against hybrax (float64 runs the float32
+winner) and named in the ``config`` field of every record; all tried ones are recorded
+under "<case> jax-md search". The list is updated every step with jax-md's own
+``nbrs.update`` (a rebuild only when an atom moved more than dr_threshold / 2, inside a
+``lax.cond``): checking less often is not exact, and the check itself is a tiny part of a
+step. jax-md keeps its default switched LJ (r_onset 2.0), which costs the same per pair.
+
+Protocol. Capacities of both JAX tools are sized from a short warm-up melt (jax-md's from the
+melted positions with the config's capacity_multiplier; hybrax's `grow` from the largest
+need seen), so neither overflows in the timed run (checked). The timed run is a compiled,
+warmed `lax.scan` of the steps from the lattice; hybrax and jax-md alternate in interleaved
+rounds (load from other processes hits both alike) and the least disturbed round counts.
+Speeds are steps per CPU-second of the process (pin it to one core with taskset -c 0; on a
+shared machine CPU seconds are steadier than wall seconds), LAMMPS's from its loop time
+times its reported CPU use. Ratios in the table are hybrax / other (higher is better for
+hybrax).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import shutil
@@ -32,6 +49,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _harness as H
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -59,15 +77,18 @@ def cpu_time(fn):
 
 
 # ----------------------------------------------------------------------------- hybrax
-def run_hybrax(positions, velocities, box, steps, warmup):
+def hybrax_runner(positions, velocities, box, steps, warmup, skin=SKIN):
+    """hybrax's compiled ``steps``-step NVE rollout from the lattice, its list sized by a
+    ``warmup``-step melt. Returns a dict with the timed call, the melted positions (jax-md's
+    lists are allocated from them too), compile times and diagnostics."""
     lj = md.LennardJones(cutoff=CUTOFF, shift=False)  # pair_style lj/cut, as in.lj
     stepper = md.VelocityVerlet(lj, box, dt=DT)
-    nbrs = md.neighbor_list(positions, box, CUTOFF, skin=SKIN)
+    nbrs = md.neighbor_list(positions, box, CUTOFF, skin=skin)
     state = stepper.init(positions, velocities, nbrs)
     melted, _ = md.simulate(stepper, state, warmup, chunk_size=warmup, progress=False)
     sized = melted.neighbors.grow(melted.positions, box)
     nbrs = md.neighbor_list(
-        positions, box, CUTOFF, skin=SKIN, minimum_capacity=(sized.column_capacity, sized.widths)
+        positions, box, CUTOFF, skin=skin, minimum_capacity=(sized.column_capacity, sized.widths)
     )
     state = stepper.init(positions, velocities, nbrs)
     flagging = md.VelocityVerlet(lj, box, dt=DT, on_overflow="flag")
@@ -83,37 +104,76 @@ def run_hybrax(positions, velocities, box, steps, warmup):
     start = time.perf_counter()
     step_one.lower(state).compile()
     first_step_compile = time.perf_counter() - start
-    compiled(state)  # warm
-    final, cpu, wall = cpu_time(lambda: compiled(state))
-    assert not bool(final.neighbors.overflow), "hybrax list overflowed in the timed run"
-    e0 = float(md.total_energy(state))
-    drift = (float(md.total_energy(final)) - e0) / abs(e0)
     return {
-        "cpu": cpu,
-        "wall": wall,
+        "call": lambda: compiled(state),
+        "state": state,
+        "melted": melted.positions,
         "compile": compile_s,
         "first_step_compile": first_step_compile,
-        "drift": drift,
-        "rebuilds": int(final.neighbors.num_builds) - int(state.neighbors.num_builds),
         "slots": nbrs.slots_per_atom,
         "pe0": float(state.potential_energy) / positions.shape[0],
     }
 
 
+def hybrax_check(r, final):
+    assert not bool(final.neighbors.overflow), "hybrax list overflowed in the timed run"
+    e0 = float(md.total_energy(r["state"]))
+    r["drift"] = (float(md.total_energy(final)) - e0) / abs(e0)
+    r["rebuilds"] = int(final.neighbors.num_builds) - int(r["state"].neighbors.num_builds)
+
+
 # ----------------------------------------------------------------------------- jax-md
-def run_jax_md(positions, velocities, box, steps, warmup):
+@dataclasses.dataclass(frozen=True)
+class JaxMDConfig:
+    """One jax-md neighbour-list configuration (all documented `partition.neighbor_list`
+    options that change speed; the physics is the same in all of them)."""
+
+    format: str = "OrderedSparse"  # jax-md's default for lennard_jones_neighbor_list
+    skin: float = SKIN  # dr_threshold: rebuild when an atom moved more than skin / 2
+    capacity_multiplier: float = 1.25
+    cell_list: bool = True  # False: disable_cell_list=True (all-pairs candidates)
+    fractional: bool = False  # fractional_coordinates with space.periodic_general
+
+    def label(self) -> str:
+        parts = [
+            f"format={self.format}",
+            f"dr_threshold={self.skin:g}",
+            f"capacity_multiplier={self.capacity_multiplier:g}",
+        ]
+        if not self.cell_list:
+            parts.append("disable_cell_list=True")
+        if self.fractional:
+            parts.append("fractional_coordinates=True")
+        return ", ".join(parts)
+
+
+def jax_md_runner(
+    config: JaxMDConfig, positions, velocities, box, melted, steps, first_step: bool = True
+):
+    """Compile jax-md's NVE loop (`simulate.nve`, ``nbrs.update`` every step: rebuild when an
+    atom moved more than dr_threshold / 2) in ``config`` for ``steps`` steps; the list's
+    capacity is allocated from the melted positions with the config's capacity_multiplier.
+    Returns (timed call, state, nbrs, compile seconds, first-step compile seconds, total
+    energy function)."""
     from jax_md import energy, partition, simulate, space
 
     length = box.lengths[0]
-    displacement, shift = space.periodic(length)
+    if config.fractional:
+        displacement, shift = space.periodic_general(length, fractional_coordinates=True)
+        scale = 1 / length
+    else:
+        displacement, shift = space.periodic(length)
+        scale = 1.0
     neighbor_fn, energy_fn = energy.lennard_jones_neighbor_list(
         displacement,
         length,
         r_onset=2.0,  # jax-md's default switched LJ (2.0 to 2.5)
         r_cutoff=CUTOFF,
-        dr_threshold=SKIN,
-        capacity_multiplier=1.25,
-        format=partition.Dense,
+        dr_threshold=config.skin,
+        capacity_multiplier=config.capacity_multiplier,
+        disable_cell_list=not config.cell_list,
+        fractional_coordinates=config.fractional,
+        format=getattr(partition, config.format),
     )
     init_fn, apply_fn = simulate.nve(energy_fn, shift, DT)
 
@@ -126,38 +186,90 @@ def run_jax_md(positions, velocities, box, steps, warmup):
 
         return jax.lax.scan(body, (state, nbrs), None, length=n)[0]
 
-    nbrs = neighbor_fn.allocate(positions)
-    state = init_fn(jax.random.key(0), positions, kT=T0, neighbor=nbrs)
+    start_positions = positions * scale
+    # capacity from the melt (wrapped into the box: jax-md's cell list needs that)
+    nbrs = neighbor_fn.allocate(jnp.mod(melted, length) * scale)
+    nbrs = nbrs.update(start_positions)
+    state = init_fn(jax.random.key(0), start_positions, kT=T0, neighbor=nbrs)
     state = state.set(momentum=velocities)  # unit masses: momentum = velocity
-    melted, _ = jax.jit(scan, static_argnums=2)(state, nbrs, warmup)
-    nbrs = neighbor_fn.allocate(melted.position)  # capacity from the melt, 1.25 head room
-    nbrs = nbrs.update(positions)
     jitted = jax.jit(lambda s, nb: scan(s, nb, steps))
     start = time.perf_counter()
     compiled = jitted.lower(state, nbrs).compile()
     compile_s = time.perf_counter() - start
-    step_one = jax.jit(lambda s, nb: apply_fn(s, neighbor=nb.update(s.position)))
-    start = time.perf_counter()
-    step_one.lower(state, nbrs).compile()
-    first_step_compile = time.perf_counter() - start
-    compiled(state, nbrs)
-    (final, final_nbrs), cpu, wall = cpu_time(lambda: compiled(state, nbrs))
-    overflow = bool(final_nbrs.did_buffer_overflow)
+    first_step_compile = float("nan")
+    if first_step:
+        step_one = jax.jit(lambda s, nb: apply_fn(s, neighbor=nb.update(s.position)))
+        start = time.perf_counter()
+        step_one.lower(state, nbrs).compile()
+        first_step_compile = time.perf_counter() - start
 
-    def total(s, nb):
+    def total(s):
         kinetic = 0.5 * jnp.sum(s.momentum**2)
         return float(energy_fn(s.position, neighbor=neighbor_fn.allocate(s.position)) + kinetic)
 
-    e0 = total(state, nbrs)
-    drift = (total(final, final_nbrs) - e0) / abs(e0)
+    return (lambda: compiled(state, nbrs)), state, compile_s, first_step_compile, total
+
+
+def time_jax_md(config, positions, velocities, box, melted, steps):
+    """One timed run of ``config`` (compiled ahead of time): CPU and wall seconds, overflow."""
+    call, state, compile_s, first, total = jax_md_runner(
+        config, positions, velocities, box, melted, steps, first_step=False
+    )
+    (final, final_nbrs), cpu, wall = cpu_time(call)  # compiled ahead: no warm-up run
     return {
+        "call": call,
+        "state": state,
+        "total": total,
         "cpu": cpu,
         "wall": wall,
         "compile": compile_s,
-        "first_step_compile": first_step_compile,
-        "drift": drift,
-        "overflow": overflow,
+        "first_step_compile": first,
+        "overflow": bool(final_nbrs.did_buffer_overflow),
+        "final": final,
     }
+
+
+def jax_md_search(
+    positions, velocities, box, melted, steps, *, all_pairs_ok: bool, search: str = "full"
+):
+    """The fastest jax-md configuration, found one option at a time around the best so far:
+    format (Dense, Sparse, OrderedSparse), then dr_threshold (the skin), then
+    capacity_multiplier, then the cell list (off: all-pairs candidates, only where N^2 fits),
+    then fractional coordinates. A configuration whose list overflowed in the timed run is
+    not eligible. ``search="formats"`` stops after the formats; ``"none"`` takes jax-md's
+    default (OrderedSparse). Returns (best config, {config: steps per CPU-second or None})."""
+    tried: dict[JaxMDConfig, float | None] = {}
+
+    def measure(config):
+        if config not in tried:
+            r = time_jax_md(config, positions, velocities, box, melted, steps)
+            tried[config] = None if r["overflow"] else steps / r["cpu"]
+            print(
+                f"  jax-md {config.label()}: "
+                + ("overflowed" if r["overflow"] else f"{tried[config]:.3g} steps/cpu-s"),
+                file=sys.stderr,
+                flush=True,
+            )
+        return tried[config]
+
+    def best_of(candidates):
+        speeds = {c: measure(c) for c in candidates}
+        valid = {c: v for c, v in speeds.items() if v is not None}
+        if not valid:
+            raise RuntimeError(f"every jax-md configuration overflowed: {list(speeds)}")
+        return max(valid, key=valid.get)
+
+    if search == "none":
+        return JaxMDConfig(), tried
+    best = best_of([JaxMDConfig(format=f) for f in ("Dense", "Sparse", "OrderedSparse")])
+    if search == "formats":
+        return best, tried
+    best = best_of([dataclasses.replace(best, skin=s) for s in (0.3, 0.4, 0.5, 0.7, 1.0)])
+    best = best_of([dataclasses.replace(best, capacity_multiplier=c) for c in (1.25, 1.1, 1.05)])
+    if all_pairs_ok:
+        best = best_of([best, dataclasses.replace(best, cell_list=False)])
+    best = best_of([best, dataclasses.replace(best, fractional=True)])
+    return best, tried
 
 
 # ----------------------------------------------------------------------------- LAMMPS
@@ -226,6 +338,14 @@ def main(argv=None):
     extra.add_argument("--steps", type=int, default=None, help="steps per timed run")
     extra.add_argument("--sizes", type=str, default=None, help="unit cells, e.g. 10,20")
     extra.add_argument("--warmup", type=int, default=None, help="melt steps to size lists")
+    extra.add_argument("--rounds", type=int, default=None, help="interleaved timed rounds")
+    extra.add_argument(
+        "--search",
+        choices=("full", "formats", "none"),
+        default="full",
+        help="jax-md configurations tried: every option (default), the formats only, or none "
+        "(its default OrderedSparse)",
+    )
     known, rest = extra.parse_known_args(argv)
     args = parse_args(__doc__.splitlines()[0], rest)
     sizes = (
@@ -238,14 +358,74 @@ def main(argv=None):
     for cells in sizes:
         atoms = 4 * cells**3
         steps = known.steps or (100 if args.quick else (1000 if cells <= 10 else 200))
+        search_steps = max(steps // 5, 20) if not args.quick else 50
         warmup = known.warmup or (100 if args.quick else 300)
-        lammps = None
+        rounds = known.rounds or (2 if args.quick or cells > 10 else 3)
+        lammps, best = None, None
         for dtype_name in dtypes:
             dtype = jnp.dtype(dtype_name)
             positions, velocities, box = initial_state(cells, dtype)
             case = f"in.lj N={atoms} {dtype_name}"
-            results = {"hybrax": run_hybrax(positions, velocities, box, steps, warmup)}
-            results["jax-md"] = run_jax_md(positions, velocities, box, steps, warmup)
+            hx = hybrax_runner(positions, velocities, box, steps, warmup)
+            if best is None:  # search in float32; float64 runs the float32 winner
+                print(f"{case}: searching jax-md configurations", file=sys.stderr, flush=True)
+                best, tried = jax_md_search(
+                    positions,
+                    velocities,
+                    box,
+                    hx["melted"],
+                    search_steps,
+                    all_pairs_ok=atoms <= 4000,
+                    search=known.search,
+                )
+                for config, speed in tried.items():
+                    records.append(
+                        Record(
+                            f"{case} jax-md search",
+                            "jax-md",
+                            "steps_per_s",
+                            speed if speed is not None else float("nan"),
+                            "steps/cpu-s",
+                            f"{search_steps} steps, one run"
+                            + ("" if speed is not None else "; list overflowed: not eligible"),
+                            config.label(),
+                        )
+                    )
+            call, jstate, jcompile, jfirst, jtotal = jax_md_runner(
+                best, positions, velocities, box, hx["melted"], steps
+            )
+            jx = {"compile": jcompile, "first_step_compile": jfirst}
+            calls = {"hybrax": hx["call"], "jax-md": call}
+            results = {"hybrax": hx, "jax-md": jx}
+            configs = {
+                "hybrax": f"skin={SKIN:g} (in.lj), hard-cut LJ, list from the melt via grow()",
+                "jax-md": best.label() + ", switched LJ r_onset=2.0",
+                "lammps-serial(f64)": f"neighbor {SKIN:g} bin, every 1 check yes",
+            }
+            if best.skin != SKIN:  # hybrax at jax-md's skin too, like for like
+                matched = f"hybrax skin={best.skin:g}"
+                results[matched] = hybrax_runner(
+                    positions, velocities, box, steps, warmup, skin=best.skin
+                )
+                calls[matched] = results[matched]["call"]
+                configs[matched] = (
+                    f"skin={best.skin:g} (jax-md's fastest dr_threshold), hard-cut LJ"
+                )
+            # warm-up runs: their results give the drift and the overflow checks, their wall
+            # time the wall-clock speed in the notes
+            for tool in calls:
+                out, _, results[tool]["wall"] = cpu_time(calls[tool])
+                if tool == "jax-md":
+                    final, final_nbrs = out
+                    assert not bool(final_nbrs.did_buffer_overflow), "jax-md list overflowed"
+                    e0 = jtotal(jstate)
+                    jx["drift"] = (jtotal(final) - e0) / abs(e0)
+                else:
+                    hybrax_check(results[tool], out)
+            samples = H.interleaved_samples(calls, rounds, clock=time.process_time, warm=False)
+            for tool in calls:
+                results[tool]["cpu"] = min(samples[tool])
+                results[tool]["cpu_median"] = float(np.median(samples[tool]))
             if lammps is None:
                 p64, v64, box64 = initial_state(cells, jnp.float64)
                 lammps = run_lammps(p64, v64, box64, steps) or {}
@@ -253,15 +433,39 @@ def main(argv=None):
                 results["lammps-serial(f64)"] = lammps
             for tool, r in results.items():
                 sps = steps / r["cpu"]
-                note = f"{steps} steps, wall {steps / r['wall']:.3g} steps/s"
-                records.append(Record(case, tool, "steps_per_s", sps, "steps/cpu-s", note))
-                records.append(Record(case, tool, "atom_steps_per_s", sps * atoms, "1/cpu-s"))
+                note = f"{steps} steps, wall {steps / r['wall']:.3g} steps/s (warm-up run)"
+                if "cpu_median" in r:
+                    note = (
+                        f"best of {rounds} interleaved rounds (median "
+                        f"{steps / r['cpu_median']:.3g}), {note}"
+                    )
+                config = configs[tool]
+                records.append(Record(case, tool, "steps_per_s", sps, "steps/cpu-s", note, config))
+                records.append(
+                    Record(case, tool, "atom_steps_per_s", sps * atoms, "1/cpu-s", "", config)
+                )
                 if "compile" in r:
                     records.append(
-                        Record(case, tool, "compile_s", r["compile"], "s", f"scan of {steps} steps")
+                        Record(
+                            case,
+                            tool,
+                            "compile_s",
+                            r["compile"],
+                            "s",
+                            f"scan of {steps} steps",
+                            config,
+                        )
                     )
                     records.append(
-                        Record(case, tool, "first_step_compile_s", r["first_step_compile"], "s")
+                        Record(
+                            case,
+                            tool,
+                            "first_step_compile_s",
+                            r["first_step_compile"],
+                            "s",
+                            "",
+                            config,
+                        )
                     )
                 records.append(
                     Record(
@@ -271,20 +475,20 @@ def main(argv=None):
                         abs(r["drift"]),
                         "",
                         f"signed {r['drift']:.3g} over {steps} steps",
+                        config,
                     )
                 )
                 if "rebuilds" in r:
-                    records.append(Record(case, tool, "list_rebuilds", r["rebuilds"], ""))
+                    records.append(
+                        Record(case, tool, "list_rebuilds", r["rebuilds"], "", "", config)
+                    )
             print(
-                f"{case}: hybrax PE/atom at step 0 {results['hybrax']['pe0']:.9f}"
+                f"{case}: hybrax PE/atom at step 0 {hx['pe0']:.9f}"
                 + (f", LAMMPS {lammps['pe0']:.9f}" if lammps else "")
-                + f"; hybrax slots/atom {results['hybrax']['slots']}; jax-md overflow "
-                f"{results['jax-md']['overflow']}",
+                + f"; hybrax slots/atom {hx['slots']}; jax-md {best.label()}",
                 file=sys.stderr,
+                flush=True,
             )
-            if args.json:  # keep what is done so far if a long run is interrupted
-                with open(args.json + ".partial", "w") as f:
-                    json.dump([dataclasses.asdict(r) for r in records], f, indent=1)
     report(records, args.json, higher_is_better=("steps_per_s", "atom_steps_per_s"))
     write_environment(args.json)
 

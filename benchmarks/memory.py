@@ -8,9 +8,13 @@ time units), gradient of the final enstrophy-like loss with respect to the visco
 - hybrax ETDRK4 with ``checkpoint="sqrt"``,
 - hybrax RK4 without checkpointing (every step's intermediates stored; its memory is read
   from the compiled program and it is only run when that fits in ``--max-gib``),
-- the same RK4 right-hand side through `diffrax.diffeqsolve` with
-  `diffrax.RecursiveCheckpointAdjoint` (diffrax's default: online treeverse
-  checkpointing).
+- the same RK4 right-hand side through `diffrax.diffeqsolve` with each of diffrax's
+  adjoints that fit: `diffrax.RecursiveCheckpointAdjoint` as default (checkpoints chosen
+  from ``max_steps``: online treeverse, O(log n) stored states) and with
+  ``checkpoints=sqrt(n)`` (100 stored states: less recomputation), and
+  `diffrax.BacksolveAdjoint` (O(1) memory: integrates the adjoint ODE backwards in time,
+  which for a viscous flow runs the diffusion backwards; reported with its gradient so it
+  can be judged). DirectAdjoint stores every step like "plain" and is not run.
 
 Reported: XLA's scratch memory of each compiled gradient (``temp_size_in_bytes``), its wall
 time, and the time of one forward rollout, so the price of rematerialisation is visible;
@@ -27,6 +31,7 @@ the gradient (measured: relative spread 1.0), which says nothing about the metho
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -75,23 +80,26 @@ def main(argv=None):
 
         return loss
 
-    def loss_diffrax(viscosity):
-        model = model_with(viscosity)
+    def loss_diffrax(adjoint):
+        def loss(viscosity):
+            def vector_field(t, y, viscosity):
+                model = model_with(viscosity)
+                return model.tendency(hybrax.grids.SpectralState(y, t), t).field_hat
 
-        def vector_field(t, y, args):
-            return model.tendency(hybrax.grids.SpectralState(y, t), t).field_hat
+            solution = diffrax.diffeqsolve(
+                diffrax.ODETerm(vector_field),
+                ClassicRK4(),
+                0.0,
+                n_steps * dt,
+                dt,
+                start.field_hat,
+                args=viscosity,  # BacksolveAdjoint differentiates w.r.t. args only
+                max_steps=n_steps + 1,
+                adjoint=adjoint,
+            )
+            return jnp.sum(jnp.abs(solution.ys[-1]) ** 2)
 
-        solution = diffrax.diffeqsolve(
-            diffrax.ODETerm(vector_field),
-            ClassicRK4(),
-            0.0,
-            n_steps * dt,
-            dt,
-            start.field_hat,
-            max_steps=n_steps + 1,
-            adjoint=diffrax.RecursiveCheckpointAdjoint(),
-        )
-        return jnp.sum(jnp.abs(solution.ys[-1]) ** 2)
+        return loss
 
     viscosity = jnp.float32(args.viscosity)
     case = f"grad through {n_steps} Kolmogorov steps {size}^2 f32, nu {args.viscosity:g}"
@@ -109,27 +117,60 @@ def main(argv=None):
         )
     )
     gradients = {}
-    for tool, loss in (
-        ("hybrax RK4 sqrt", loss_hybrax(hybrax.RK4, "sqrt")),
-        ("hybrax ETDRK4 sqrt", loss_hybrax(hybrax.ETDRK4, "sqrt")),
-        ("hybrax RK4 plain", loss_hybrax(hybrax.RK4, None)),
-        ("diffrax RK4 recursive", loss_diffrax),
-    ):
+    root = math.isqrt(n_steps)
+    variants = (
+        ("hybrax RK4 sqrt", loss_hybrax(hybrax.RK4, "sqrt"), 'RK4, checkpoint="sqrt"'),
+        ("hybrax ETDRK4 sqrt", loss_hybrax(hybrax.ETDRK4, "sqrt"), 'ETDRK4, checkpoint="sqrt"'),
+        ("hybrax RK4 plain", loss_hybrax(hybrax.RK4, None), "RK4, checkpoint=None"),
+        (
+            "diffrax RK4 recursive",
+            loss_diffrax(diffrax.RecursiveCheckpointAdjoint()),
+            "RecursiveCheckpointAdjoint() (default: checkpoints from max_steps=n+1)",
+        ),
+        (
+            "diffrax RK4 recursive sqrt",
+            loss_diffrax(diffrax.RecursiveCheckpointAdjoint(checkpoints=root)),
+            f"RecursiveCheckpointAdjoint(checkpoints={root}), max_steps=n+1",
+        ),
+        (
+            "diffrax RK4 backsolve",
+            loss_diffrax(diffrax.BacksolveAdjoint()),
+            "BacksolveAdjoint(), max_steps=n+1",
+        ),
+    )
+    for tool, loss, config in variants:
         compile_s, compiled = H.compile_seconds(jax.jit(jax.grad(loss)), viscosity)
         need = H.temp_bytes(compiled)
-        records.append(H.Record(case, tool, "peak_bytes", need, "bytes"))
-        records.append(H.Record(case, tool, "compile_seconds", compile_s, "s"))
+        records.append(H.Record(case, tool, "peak_bytes", need, "bytes", "", config))
+        records.append(H.Record(case, tool, "compile_seconds", compile_s, "s", "", config))
         if need > args.max_gib * 2**30:
-            records.append(H.Record(case, tool, "seconds", float("nan"), "s", "not run: too big"))
+            records.append(
+                H.Record(case, tool, "seconds", float("nan"), "s", "not run: too big", config)
+            )
             continue
         seconds = H.time_call(lambda c=compiled: c(viscosity), repeat=1, min_time=0)
-        records.append(H.Record(case, tool, "seconds", seconds, "s"))
+        records.append(H.Record(case, tool, "seconds", seconds, "s", "", config))
         gradients[tool] = float(compiled(viscosity))
-        records.append(H.Record(case, tool, "gradient", gradients[tool], ""))
-    values = np.array([gradients[t] for t in gradients if "RK4" in t and "ETD" not in t])
+        records.append(H.Record(case, tool, "gradient", gradients[tool], "", "", config))
+    values = np.array(
+        [gradients[t] for t in gradients if "RK4" in t and "ETD" not in t and "backsolve" not in t]
+    )
     if len(values) > 1:
         spread = float(np.max(np.abs(values - values[0])) / abs(values[0]))
         records.append(H.Record(case, "RK4 variants", "gradient_relative_spread", spread, ""))
+        if "diffrax RK4 backsolve" in gradients:
+            error = abs(gradients["diffrax RK4 backsolve"] - values[0]) / abs(values[0])
+            records.append(
+                H.Record(
+                    case,
+                    "diffrax RK4 backsolve",
+                    "gradient_relative_error",
+                    error,
+                    "",
+                    "against the RK4 variants that store or recompute the forward states",
+                    "BacksolveAdjoint(), max_steps=n+1",
+                )
+            )
     H.report(
         records, args.json, baseline={"peak_bytes": "hybrax RK4 sqrt", "seconds": "hybrax RK4 sqrt"}
     )
