@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -61,7 +63,9 @@ def test_list_stays_valid_within_half_skin_and_rebuilds_after(fcc500, key):
 
 def test_overflow_sets_flag_and_grow_fixes_it(fcc500):
     positions, box = fcc500
-    tight = md.neighbor_list(positions, box, cutoff=2.5, capacity_multiplier=0.5)
+    fitted = md.neighbor_list(positions, box, cutoff=2.5, capacity_multiplier=1.0)
+    halved = tuple(w // 2 for w in fitted.widths)
+    tight = dataclasses.replace(fitted, widths=halved).update(positions, box)
     assert bool(tight.overflow)
     assert np.isnan(float(md.LennardJones(cutoff=2.5).energy(positions, tight, box)))
     grown = tight.grow(positions, box)

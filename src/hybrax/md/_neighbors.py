@@ -19,9 +19,13 @@ contiguous), applies the minimum image, masks by the cut-off, adds the pair term
 ``i`` and the reactions to the window with one windowed scatter-add (the transpose of the
 gather; Newton's third law). It runs over blocks of atoms so intermediates stay in cache.
 
-Capacities (atoms per column, window widths) are static. When a rebuilt list would need
-more, the list sets ``overflow`` and every pair sum computed with it is NaN;
-`hybrax.md.simulate` grows the capacity and re-runs, and the integrators raise by default.
+Capacities (atoms per column, window widths) and the cell grid are static. When a rebuilt
+list would need more room, or the box has changed so much (an equation-of-state scan, a
+compressed system) that the static grid and column set no longer reach ``cutoff + skin``,
+the list sets ``overflow`` and every pair sum computed with it is NaN; `hybrax.md.simulate`
+rebuilds the list (for the new box) and re-runs, and the integrators raise by default.
+Positions need not be wrapped into the box: the list sorts atoms by their wrapped
+coordinates and measures every pair by the minimum image.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
+
+from hybrax.core import ConfigurationError, check_parameter, concrete_or_none
 
 from ._space import AbstractBox, PeriodicBox
 
@@ -64,10 +70,12 @@ class NeighborList(eqx.Module):
         ``"cells"`` (sorted cell windows, O(N)) or ``"dense"`` (all pairs, O(N^2), for small
         systems and free space). Static.
     overflow
-        True once a rebuild needed more room than the static capacities allow (sticky). The
-        list is then incomplete, and every pair sum computed with it is NaN (never silently
-        wrong); rebuild with `grow` (done for you by `hybrax.md.simulate`; the integrators
-        raise a clear error by default).
+        True once a rebuild needed more room than the static capacities allow, or was asked
+        for a box that the static cell grid no longer covers (see `covers`); also for a
+        periodic box shorter than twice the cutoff. Sticky. The list is then incomplete,
+        and every pair sum computed with it is NaN (never silently wrong); rebuild with
+        `grow` (done for you by `hybrax.md.simulate`; the integrators raise a
+        `hybrax.NeighborListError` by default).
     max_counts, max_column_length
         Largest window count per column and largest column occupancy seen by any build
         (sticky); `grow` sizes the new capacities from them.
@@ -112,17 +120,47 @@ class NeighborList(eqx.Module):
         return int(sum(self.widths))
 
     # ------------------------------------------------------------------ building
+    def covers(self, box: AbstractBox) -> Bool[Array, ""]:
+        """Whether this list's static cell grid still reaches ``cutoff + skin`` in ``box``
+        (jit- and vmap-compatible; True for dense lists in a box at least twice the cutoff
+        wide, and in free space).
+
+        A cell list fixes its grid (cells per side) and the set of neighbouring cell
+        columns it reads when it is built. If the box then shrinks, the cells shrink with
+        it and pairs within ``cutoff + skin`` can lie in columns the list never reads;
+        `update` flags such a box as an overflow rather than miss them.
+        """
+        if not isinstance(box, PeriodicBox):
+            if self.mode == "cells":
+                raise ConfigurationError(
+                    "a cell neighbour list needs the PeriodicBox it was built for, got "
+                    f"{type(box).__name__}"
+                )
+            return jnp.ones((), bool)
+        return ~_coverage_lost(
+            box.lengths,
+            mode=self.mode,
+            grid=self.grid,
+            columns=self.columns,
+            cutoff=self.cutoff,
+            list_radius=self.list_radius,
+        )
+
     def update(self, positions: Float[Array, "N 3"], box: AbstractBox) -> NeighborList:
         """Rebuild for ``positions`` with the same capacities (jit-compatible).
 
-        Sets ``overflow`` if the capacities are too small for this configuration.
+        Sets ``overflow`` if the capacities are too small for this configuration, or if the
+        static cell grid does not cover ``cutoff + skin`` in ``box`` (`covers`). Positions
+        outside the periodic box (unwrapped trajectories) are fine: cells are assigned from
+        the wrapped coordinates and pairs are measured by the minimum image.
         """
         _check_positions_shape(positions, self.num_atoms)
+        lost = ~self.covers(box)
         if self.mode == "dense":
             return eqx.tree_at(
-                lambda n: (n.reference_positions, n.num_builds),
+                lambda n: (n.reference_positions, n.overflow, n.num_builds),
                 self,
-                (positions, self.num_builds + 1),
+                (positions, self.overflow | lost, self.num_builds + 1),
             )
         tables = _build_tables(
             positions,
@@ -153,7 +191,7 @@ class NeighborList(eqx.Module):
                 atom_slots,
                 start,
                 count,
-                self.overflow | overflow,
+                self.overflow | overflow | lost,
                 jnp.maximum(self.max_counts, counts_needed),
                 jnp.maximum(self.max_column_length, column_needed),
                 self.num_builds + 1,
@@ -184,25 +222,41 @@ class NeighborList(eqx.Module):
     def grow(
         self, positions: Float[Array, "N 3"], box: AbstractBox, factor: float = 1.15
     ) -> NeighborList:
-        """A new list for ``positions`` whose capacities hold everything any earlier build
-        needed (``max_counts``, ``max_column_length``) times ``factor``, and this
-        configuration's needs (host side, not jit-compatible)."""
+        """A new list for ``positions`` in ``box`` whose capacities hold everything any
+        earlier build needed (``max_counts``, ``max_column_length``) times ``factor``, and
+        this configuration's needs (host side, not jit-compatible).
+
+        If ``box`` needs another cell grid than this list's (it shrank or grew since the
+        build), the new list gets the grid for ``box`` and capacities sized from
+        ``positions`` alone.
+        """
+        factor = _multiplier(factor, "factor")
         counts = np.asarray(self.max_counts)
         column = int(self.max_column_length)
+        minimum = (
+            max(self.column_capacity, math.ceil(column * factor) + 2),
+            tuple(
+                max(w, math.ceil(int(c) * factor) + 2)
+                for w, c in zip(self.widths, counts, strict=True)
+            ),
+        )
+        mode = self.mode
+        if mode == "cells":
+            lengths = concrete_or_none(getattr(box, "lengths", None))
+            same_grid = False
+            if lengths is not None and lengths.shape == (3,) and np.all(np.isfinite(lengths)):
+                grid, columns, _ = _grid_for(np.asarray(lengths, np.float64), self.list_radius)
+                same_grid = grid == self.grid and columns == self.columns
+            if not same_grid:  # another box: new grid, sized from these positions
+                minimum, mode = None, "auto"
         return neighbor_list(
             positions,
             box,
             self.cutoff,
             skin=self.skin,
-            mode=self.mode,
+            mode=mode,
             capacity_multiplier=factor,
-            minimum_capacity=(
-                max(self.column_capacity, math.ceil(column * factor) + 2),
-                tuple(
-                    max(w, math.ceil(int(c) * factor) + 2)
-                    for w, c in zip(self.widths, counts, strict=True)
-                ),
-            ),
+            minimum_capacity=minimum,
         )
 
     # ------------------------------------------------------------------ pair sums
@@ -254,22 +308,26 @@ class NeighborList(eqx.Module):
         _check_positions_shape(positions, n)
         cutoff = self.cutoff if cutoff is None else float(cutoff)
         if cutoff > self.cutoff + 1e-12:
-            raise ValueError(
+            raise ConfigurationError(
                 f"a pair term with cutoff {cutoff} needs a neighbour list built for at "
                 f"least that cutoff; this list has cutoff {self.cutoff}. Build it with "
                 f"neighbor_list(positions, box, cutoff={cutoff}, ...)"
             )
         if species is not None and jnp.shape(species) != (n,):
-            raise ValueError(
+            raise ConfigurationError(
                 f"species must have shape ({n},) (one integer per atom), got {jnp.shape(species)}"
             )
         if self.mode == "cells" and not isinstance(box, PeriodicBox):
-            raise ValueError("a cell neighbour list needs the PeriodicBox it was built for")
+            raise ConfigurationError(
+                "a cell neighbour list needs the PeriodicBox it was built for, got "
+                f"{type(box).__name__}"
+            )
         if self.mode == "dense":
             out = _dense_pass(self, positions, box, pair_fn, cutoff, species, mode)
         else:
             out = _cells_pass(self, positions, box, pair_fn, cutoff, species, mode)
-        # an overflowed list misses pairs: make every result NaN rather than silently wrong
+        # an overflowed list (or one whose grid no longer covers the box) misses pairs:
+        # make every result NaN rather than silently wrong
         return jax.tree.map(lambda x: jnp.where(self.overflow, jnp.nan, x), out)
 
 
@@ -469,14 +527,14 @@ def _check_positions_shape(positions, n: int | None = None) -> None:
     shape = jnp.shape(positions)
     if len(shape) != 2 or shape[1] != 3:
         hint = "; for a batch of systems use jax.vmap" if len(shape) == 3 else ""
-        raise ValueError(f"positions must have shape (N, 3), got {shape}{hint}")
+        raise ConfigurationError(f"positions must have shape (N, 3), got {shape}{hint}")
     if n is not None and shape[0] != n:
-        raise ValueError(
+        raise ConfigurationError(
             f"positions have {shape[0]} atoms but the neighbour list was built for {n}; "
             "build a new list with hybrax.md.neighbor_list"
         )
     if not jnp.issubdtype(jnp.result_type(positions), jnp.floating):
-        raise ValueError(
+        raise ConfigurationError(
             f"positions must be floating point (float32 or float64), got "
             f"{jnp.result_type(positions)}"
         )
@@ -503,6 +561,48 @@ def _grid_for(lengths: np.ndarray, list_radius: float):
     return (nx, ny, nz), ((0, 0), *upper), ok
 
 
+def _uncovered_offsets(columns) -> tuple[np.ndarray, np.ndarray]:
+    """The half-shell column offsets next to the static set that the set leaves out, as
+    ``(max(|dy| - 1, 0), max(|dz| - 1, 0))`` in cells.
+
+    The lateral distance from an atom to a column at offset ``(dy, dz)`` is at least
+    ``sqrt((max(|dy| - 1, 0) h_y)^2 + (max(|dz| - 1, 0) h_z)^2)`` and grows with ``|dy|`` and
+    ``|dz|``; every left-out offset farther away is at least as far as one of these (clip
+    its ``dy`` and ``dz`` to one past the set's reach). So the set covers the list radius
+    in a box exactly when all of these are at least that far.
+    """
+    present = set(columns)
+    reach_y = max(abs(dy) for dy, _ in columns)
+    reach_z = max(dz for _, dz in columns)
+    missing = [
+        (max(abs(dy) - 1, 0), max(dz - 1, 0))
+        for dz in range(0, reach_z + 2)
+        for dy in range(-reach_y - 1, reach_y + 2)
+        if (dz > 0 or dy > 0) and (dy, dz) not in present
+    ]
+    return np.asarray([m[0] for m in missing], float), np.asarray([m[1] for m in missing], float)
+
+
+def _coverage_lost(lengths, *, mode, grid, columns, cutoff, list_radius) -> Array:
+    """True when a list with this static ``grid`` and ``columns`` cannot give all pairs in
+    a periodic box of side ``lengths`` (traced or concrete): a side shorter than twice the
+    cutoff (the minimum image would miss pairs), or, for cell lists, a left-out column
+    within the list radius or an x ring too short for the forward windows."""
+    lengths = jnp.asarray(lengths)
+    lost = jnp.any(lengths < 2.0 * cutoff)
+    if mode != "cells":
+        return lost
+    nx, ny, nz = grid
+    hx, hy, hz = lengths[0] / nx, lengths[1] / ny, lengths[2] / nz
+    lost = lost | (lengths[0] <= 2.0 * (list_radius + hx))
+    gaps_y, gaps_z = _uncovered_offsets(columns)
+    if gaps_y.size:
+        gaps_y, gaps_z = jnp.asarray(gaps_y, hy.dtype), jnp.asarray(gaps_z, hz.dtype)
+        lateral_sq = (gaps_y * hy) ** 2 + (gaps_z * hz) ** 2
+        lost = lost | jnp.any(lateral_sq < list_radius**2)
+    return lost
+
+
 def _cell_windows(positions, box, *, grid, columns, list_radius):
     """Sort atoms into cells and find every atom's window in each half-shell column."""
     n = positions.shape[0]
@@ -510,7 +610,8 @@ def _cell_windows(positions, box, *, grid, columns, list_radius):
     num_cols = ny * nz
     dtype = positions.dtype
     lengths = box.lengths.astype(dtype)
-    x, y, z = positions[:, 0], positions[:, 1], positions[:, 2]
+    wrapped = jnp.mod(positions, lengths)  # unwrapped positions sort into the right cells
+    x, y, z = wrapped[:, 0], wrapped[:, 1], wrapped[:, 2]
     hy, hz = lengths[1] / ny, lengths[2] / nz
     cx = jnp.clip(jnp.floor(x * (nx / lengths[0])).astype(jnp.int32), 0, nx - 1)
     cy = jnp.clip(jnp.floor(y / hy).astype(jnp.int32), 0, ny - 1)
@@ -624,7 +725,8 @@ def neighbor_list(
         Verlet skin (sigma): the list holds pairs within ``cutoff + skin`` and is rebuilt
         when an atom has moved more than ``skin / 2``. Default 0.3 (LAMMPS in.lj).
     capacity_multiplier
-        Head room over the current configuration's needs (liquids fluctuate). Default 1.25.
+        Head room over the current configuration's needs (liquids fluctuate): a finite
+        number >= 1. Default 1.25.
     mode
         ``"cells"``, ``"dense"`` (all pairs, O(N^2)), or ``"auto"``: cells when the
         periodic box is at least 2.5 list radii wide in y and z and N > 256, else dense.
@@ -646,17 +748,29 @@ def neighbor_list(
     _check_positions_shape(positions)
     positions = jnp.asarray(positions)
     n = positions.shape[0]
-    if not (float(cutoff) > 0 and float(skin) >= 0):
-        raise ValueError(f"need cutoff > 0 and skin >= 0, got cutoff={cutoff}, skin={skin}")
-    cutoff, skin = float(cutoff), float(skin)
+    if n < 1:
+        raise ConfigurationError("neighbor_list: positions hold no atoms (shape (0, 3))")
+    if not isinstance(box, AbstractBox):
+        raise ConfigurationError(
+            f"neighbor_list: box must be a hybrax.md.PeriodicBox or FreeSpace, got {box!r}"
+        )
+    cutoff = _static_length(cutoff, "cutoff", positive=True, example="cutoff=2.5")
+    skin = _static_length(skin, "skin", positive=False, example="skin=0.3")
+    capacity_multiplier = _multiplier(capacity_multiplier, "capacity_multiplier")
     radius = cutoff + skin
     if mode not in ("auto", "cells", "dense"):
-        raise ValueError(f'mode must be "auto", "cells" or "dense", got {mode!r}')
+        raise ConfigurationError(f'mode must be "auto", "cells" or "dense", got {mode!r}')
     periodic = isinstance(box, PeriodicBox)
     if periodic:
-        lengths = np.asarray(box.lengths, dtype=np.float64)
+        lengths = concrete_or_none(box.lengths)
+        if lengths is None:
+            raise ConfigurationError(
+                "neighbor_list sizes its static cell grid from the box, so it must be called "
+                "outside jax.jit with a concrete box; inside jit use NeighborList.update"
+            )
+        lengths = np.asarray(lengths, dtype=np.float64)
         if np.any(lengths < 2 * cutoff):
-            raise ValueError(
+            raise ConfigurationError(
                 f"box sides {lengths} are shorter than twice the cutoff {cutoff}: the "
                 "minimum-image convention would miss periodic images. Use a larger box "
                 "(more cells) or a shorter cutoff"
@@ -666,7 +780,7 @@ def neighbor_list(
     else:
         cells_ok = False
     if mode == "cells" and not cells_ok:
-        raise ValueError(
+        raise ConfigurationError(
             "cell lists need a periodic box at least 2.5 * (cutoff + skin) wide in y and z and "
             f"a bit more than 2 * (cutoff + skin) in x (here {2.5 * radius:.3f}); use "
             "mode='dense' for small or free-space systems"
@@ -700,7 +814,7 @@ def neighbor_list(
     column_capacity = min(n, math.ceil(col_need * capacity_multiplier) + 2)
     widths = tuple(min(n, math.ceil(int(w) * capacity_multiplier) + 2) for w in window_need)
     if minimum_capacity is not None:
-        min_col, min_widths = minimum_capacity
+        min_col, min_widths = _minimum_capacity(minimum_capacity, len(columns))
         column_capacity = min(n, max(column_capacity, int(min_col)))
         widths = tuple(min(n, max(w, int(m))) for w, m in zip(widths, min_widths, strict=True))
     nl = NeighborList(
@@ -736,18 +850,60 @@ def _block_size(slots: int, n: int) -> int:
     return max(1, min(block, n))
 
 
-def _check_inside(positions, lengths) -> None:
+def _static_length(value, name: str, *, positive: bool, example: str) -> float:
+    """A static (Python float) length such as the cutoff or skin, checked."""
+    checked = check_parameter(
+        value, name, positive=positive, nonnegative=not positive, scalar=True, example=example
+    )
+    concrete = concrete_or_none(checked)
+    if concrete is None:
+        raise ConfigurationError(
+            f"{name} fixes the neighbour list's static structure, so it must be a concrete "
+            f"number (not traced under jax.jit / jax.grad); pass e.g. {example}"
+        )
+    return float(concrete)
+
+
+def _multiplier(value, name: str) -> float:
+    """A head-room factor: a finite number >= 1."""
+    checked = _static_length(value, name, positive=True, example=f"{name}=1.25")
+    if not checked >= 1.0:
+        raise ConfigurationError(
+            f"{name} must be at least 1 (it is the head room over the current configuration's "
+            f"needs; below 1 the list would overflow at once), got {checked!r}; pass e.g. "
+            f"{name}=1.25"
+        )
+    return checked
+
+
+def _minimum_capacity(value, num_columns: int) -> tuple[int, tuple[int, ...]]:
     try:
-        p = np.asarray(positions)
-        lengths = np.asarray(lengths)
-    except Exception:  # traced (inside jit): checked by the caller's own means
+        column, widths = value
+        column, widths = int(column), tuple(int(w) for w in widths)
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(
+            "minimum_capacity must be (column_capacity, window_widths): an int and a tuple "
+            f"of ints, got {value!r}"
+        ) from error
+    if len(widths) != num_columns or column < 0 or min(widths) < 0:
+        raise ConfigurationError(
+            f"minimum_capacity window widths must be {num_columns} non-negative ints (one per "
+            f"column of this grid), got {value!r}"
+        )
+    return column, widths
+
+
+def _check_inside(positions, lengths) -> None:
+    p, lengths = concrete_or_none(positions), concrete_or_none(lengths)
+    if p is None or lengths is None:  # traced (inside jit): the list wraps positions itself
         return
     if not np.all(np.isfinite(p)):
-        raise ValueError("positions contain NaN or inf")
+        bad = int(np.argmax(~np.all(np.isfinite(p), axis=-1)))
+        raise ConfigurationError(f"positions contain NaN or inf (first: atom {bad})")
     outside = np.any((p < 0) | (p >= lengths), axis=1)
     if np.any(outside):
         i = int(np.argmax(outside))
-        raise ValueError(
+        raise ConfigurationError(
             f"{int(outside.sum())} positions lie outside the periodic box [0, L) with "
             f"L = {lengths.tolist()} (first: atom {i} at {p[i].tolist()}); wrap them with "
             "box.wrap(positions)"

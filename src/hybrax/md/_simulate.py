@@ -1,4 +1,5 @@
-"""`simulate`: the chunked MD driver that regrows overflowing neighbour lists."""
+"""`simulate`: the chunked MD driver that rebuilds overflowing neighbour lists and stops
+blow-ups (finite or not) with an error naming the step."""
 
 from __future__ import annotations
 
@@ -6,21 +7,30 @@ import dataclasses
 import warnings
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jaxtyping import PyTree
 from tqdm.auto import tqdm
 
-from hybrax.core import NonFiniteStateError, rollout
+from hybrax.core import (
+    ConfigurationError,
+    InstabilityError,
+    NeighborListError,
+    NonFiniteStateError,
+    concrete_or_none,
+)
 
-from ._integrators import AbstractMDStepper
+from ._integrators import AbstractMDStepper, _initial_evaluation
 from ._state import MDState
 
 __all__ = ["NeighborListOverflowWarning", "simulate"]
 
 
 class NeighborListOverflowWarning(UserWarning):
-    """The neighbour list outgrew its capacity; `simulate` regrew it and re-ran a chunk."""
+    """The neighbour list outgrew its capacity (or its box); `simulate` rebuilt it and re-ran
+    a chunk."""
 
 
 def simulate(
@@ -35,13 +45,24 @@ def simulate(
     progress: bool = True,
     max_regrowths: int = 8,
 ) -> tuple[MDState, PyTree]:
-    """Run ``n_steps`` MD steps in jitted chunks, never letting a neighbour list overflow.
+    """Run ``n_steps`` MD steps in jitted chunks, never letting a neighbour list overflow
+    and never returning a blown-up state.
 
-    Each chunk is one compiled `hybrax.rollout` with the stepper in ``on_overflow="flag"``
-    mode. After each chunk the driver looks at ``state.neighbors.overflow``; if set, it
-    regrows the list (`NeighborList.grow`, sized from the largest need seen during the
-    chunk), rebuilds it at the chunk's starting positions, re-runs that chunk and warns once
-    (`NeighborListOverflowWarning`). Results are those of an overflow-free run.
+    Each chunk is one compiled `jax.lax.scan` with the stepper in ``on_overflow="flag"``
+    mode, which carries out of the loop the first step at which the neighbour list
+    overflowed, an atom moved farther than the stepper's instability limit
+    (`AbstractMDStepper.displacement_limit`), or the state became NaN/inf. After each
+    chunk the driver looks at them, in the order they happened:
+
+    - an overflow (the list needed more room, or the box is one its cell grid no longer
+      covers): it rebuilds the list (`NeighborList.grow`, sized from the largest need seen
+      during the chunk, with a new grid if the box needs one) at the chunk's starting
+      positions, re-runs that chunk and warns once (`NeighborListOverflowWarning`). Results
+      are those of an overflow-free run. A starting state whose list is already flagged
+      (``stepper.init`` with ``on_overflow="flag"`` and a list built for another box) is
+      rebuilt before the first step;
+    - a finite blow-up: raises `hybrax.InstabilityError` naming the step and the fix;
+    - NaN/inf (with ``check_finite``): raises `hybrax.NonFiniteStateError` naming the step.
 
     Parameters
     ----------
@@ -61,17 +82,27 @@ def simulate(
         What to keep (default: the whole state; prefer a few scalars).
     check_finite
         Raise `hybrax.NonFiniteStateError` if positions, velocities, forces or energy
-        become NaN/inf (checked after each chunk; the message names the chunk's steps).
+        become NaN/inf, naming the first such step.
     progress
         Show a tqdm bar over steps.
     max_regrowths
-        Give up (RuntimeError) after this many regrowths of one chunk.
+        Give up (`hybrax.NeighborListError`) after this many regrowths of one chunk.
 
     Returns
     -------
     final, trajectory
         The final state and the saved observables stacked along a leading axis (None when
         nothing is saved).
+
+    Raises
+    ------
+    hybrax.InstabilityError
+        Some atom moved farther than the stepper's ``displacement_limit`` in one step:
+        the time step is too large for the forces (the message names the step).
+    hybrax.NonFiniteStateError
+        The state became NaN or inf (the message names the step).
+    hybrax.NeighborListError
+        The list kept overflowing after ``max_regrowths`` rebuilds.
 
     Examples
     --------
@@ -85,60 +116,100 @@ def simulate(
     ...     progress=False)
     """
     if not isinstance(stepper, AbstractMDStepper):
-        raise ValueError(f"simulate needs an MD stepper, got {type(stepper).__name__}")
+        raise ConfigurationError(
+            f"simulate needs an MD stepper (e.g. hybrax.md.VelocityVerlet), got "
+            f"{type(stepper).__name__}"
+        )
     if not isinstance(state, MDState):
-        raise ValueError(
+        raise ConfigurationError(
             f"simulate needs an MDState (from stepper.init(...)), got {type(state).__name__}"
         )
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
-        raise ValueError(f"n_steps must be a non-negative int, got {n_steps!r}")
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    if save_every is not None and (chunk_size % save_every or n_steps % save_every):
-        raise ValueError(
-            f"save_every={save_every} must divide both chunk_size={chunk_size} and "
-            f"n_steps={n_steps}"
+    for name, value, low in (
+        ("n_steps", n_steps, 0),
+        ("chunk_size", chunk_size, 1),
+        ("max_regrowths", max_regrowths, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigurationError(f"{name} must be an int >= {low}, got {value!r}")
+    if save_every is not None and (
+        isinstance(save_every, bool)
+        or not isinstance(save_every, int)
+        or save_every < 1
+        or chunk_size % save_every
+        or n_steps % save_every
+    ):
+        raise ConfigurationError(
+            f"save_every={save_every!r} must be a positive int that divides both "
+            f"chunk_size={chunk_size} and n_steps={n_steps}"
         )
+    if observe is not None and not callable(observe):
+        raise ConfigurationError(f"observe must be a function of the state, got {observe!r}")
     flagging = dataclasses.replace(stepper, on_overflow="flag")
     saved = []
     warned = False
+
+    def rebuild(start: MDState, neighbors) -> MDState:
+        nonlocal warned
+        grown = neighbors.grow(start.positions, stepper.box)
+        if not warned:
+            warnings.warn(
+                "hybrax.md.simulate: the neighbour list overflowed (it needed more than its "
+                f"{start.neighbors.slots_per_atom} slots per atom, or the box changed beyond "
+                f"what its cell grid covers); rebuilt it ({grown.slots_per_atom} slots per "
+                "atom) and re-ran the chunk. Further rebuilds happen silently.",
+                NeighborListOverflowWarning,
+                stacklevel=3,
+            )
+            warned = True
+        grown, energy, forces = _initial_evaluation(
+            stepper.energy, stepper.box, start.positions, grown
+        )
+        return dataclasses.replace(start, neighbors=grown, potential_energy=energy, forces=forces)
+
+    if state.neighbors is not None and _flag(state.neighbors.overflow):
+        state = rebuild(state, state.neighbors)
     done = 0
     bar = tqdm(total=n_steps, desc="hybrax.md", disable=not progress, leave=False)
     try:
         while done < n_steps:
             length = min(chunk_size, n_steps - done)
             for _attempt in range(max_regrowths + 1):
-                # (rollout's own check_finite cannot carry PRNG-key leaves through
-                # equinox.branched_error_if, so finiteness is checked per chunk here)
-                final, trajectory = rollout(
-                    flagging, state, length, save_every=save_every, observe=observe
+                final, trajectory, events = _run_chunk(
+                    flagging, state, length=length, save_every=save_every, observe=observe
                 )
-                neighbors = final.neighbors
-                if neighbors is None or not bool(neighbors.overflow):
+                overflow, unstable, nonfinite = (int(x) for x in events[:3])
+                moved = float(events[3])
+                first = min(
+                    (k for k in (overflow, unstable, nonfinite if check_finite else -1) if k > 0),
+                    default=0,
+                )
+                if not first or first != overflow:
                     break
-                grown = neighbors.grow(state.positions, stepper.box)
-                if not warned:
-                    warnings.warn(
-                        "hybrax.md.simulate: the neighbour list overflowed (capacity "
-                        f"{state.neighbors.slots_per_atom} slots per atom); regrew it to "
-                        f"{grown.slots_per_atom} and re-ran the chunk. Further regrowths "
-                        "happen silently.",
-                        NeighborListOverflowWarning,
-                        stacklevel=2,
-                    )
-                    warned = True
-                state = dataclasses.replace(state, neighbors=grown)
+                state = rebuild(state, final.neighbors)
             else:
-                raise RuntimeError(
-                    f"simulate: the neighbour list still overflowed after {max_regrowths} "
-                    "regrowths; the system may be collapsing or exploding"
+                raise NeighborListError(
+                    f"hybrax.md.simulate: the neighbour list still overflowed after "
+                    f"{max_regrowths} rebuilds in steps {done + 1} to {done + length}; the "
+                    "system may be collapsing or exploding (check dt and the initial state)"
                 )
-            if check_finite and not _finite(final):
+            if first and first == unstable:
+                dt = float(jnp.max(jnp.asarray(stepper.dt)))
+                limit = flagging.displacement_limit(state.neighbors)
+                raise InstabilityError(
+                    f"hybrax.md.simulate: the run blew up at step {done + unstable} of "
+                    f"{n_steps}: an atom moved {moved:.3g} sigma in one step (speed "
+                    f"{moved / dt:.3g} sigma/tau), more than the instability limit "
+                    f"{limit:.3g} sigma, although the state is still finite. The time step "
+                    f"dt={dt:g} is too large for these forces: try dt={dt / 10:g} or smaller "
+                    "(0.005 is usual for Lennard-Jones), or start closer to equilibrium "
+                    "(hybrax.md.minimize). The limit is the stepper's max_displacement."
+                )
+            if first and first == nonfinite:
                 raise NonFiniteStateError(
-                    f"hybrax.md.simulate: the state became NaN or inf between steps {done} and "
-                    f"{done + length}. Usually the time step is too large for the forces "
-                    "(try a smaller dt) or particles started too close; minimise first "
-                    "(hybrax.md.minimize)."
+                    f"hybrax.md.simulate: the state became NaN or inf at step "
+                    f"{done + nonfinite} of {n_steps}. Usually the time step is too large "
+                    "for the forces (try a smaller dt) or particles started too close; "
+                    "minimise first (hybrax.md.minimize)."
                 )
             state = final
             if trajectory is not None:
@@ -153,6 +224,45 @@ def simulate(
     return state, stacked
 
 
-def _finite(state: MDState) -> bool:
-    leaves = (state.positions, state.velocities, state.forces, state.potential_energy)
-    return all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
+def _flag(value) -> bool:
+    concrete = concrete_or_none(value)
+    return bool(concrete) if concrete is not None else False
+
+
+@eqx.filter_jit
+def _run_chunk(stepper, state, *, length, save_every, observe):
+    """``length`` steps in one scan; returns the final state, the saved observables and
+    the first step (1-based, 0 if none) of an overflow, an instability and a non-finite
+    state, with the distance moved at the first instability."""
+    stepper = stepper.prepare()
+    limit = stepper.displacement_limit(state.neighbors)
+    observe_fn = (lambda s: s) if observe is None else observe
+    interval = save_every if save_every is not None else length
+    zero = jnp.zeros((), jnp.int32)
+
+    def first(earlier, now, index):
+        return jnp.where((earlier == 0) & now, index, earlier)
+
+    def one_step(carry, _):
+        s, index, overflow, unstable, nonfinite, moved = carry
+        s = stepper.step(s)
+        index = index + 1
+        distance = stepper.step_displacement(s)
+        if s.neighbors is not None:
+            overflow = first(overflow, s.neighbors.overflow, index)
+        moved = jnp.where((unstable == 0) & (distance > limit), distance, moved)
+        unstable = first(unstable, distance > limit, index)
+        leaves = (s.positions, s.velocities, s.forces, s.potential_energy)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+        nonfinite = first(nonfinite, ~finite, index)
+        return (s, index, overflow, unstable, nonfinite, moved), None
+
+    def one_interval(carry, _):
+        carry, _ = lax.scan(one_step, carry, None, length=interval)
+        return carry, (observe_fn(carry[0]) if save_every is not None else None)
+
+    moved0 = jnp.zeros((), state.positions.dtype)
+    carry = (state, zero, zero, zero, zero, moved0)
+    carry, saved = lax.scan(one_interval, carry, None, length=length // interval)
+    final, _, overflow, unstable, nonfinite, moved = carry
+    return final, saved, (overflow, unstable, nonfinite, moved)

@@ -6,8 +6,9 @@ import abc
 
 import equinox as eqx
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float
+
+from hybrax.core import ConfigurationError, check_parameter
 
 __all__ = ["AbstractBox", "FreeSpace", "PeriodicBox"]
 
@@ -53,7 +54,9 @@ class PeriodicBox(AbstractBox):
     Parameters
     ----------
     lengths
-        Side lengths (sigma); a scalar for a cube or three values. Positive.
+        Side lengths (sigma); a scalar for a cube or three values. Positive and finite
+        (anything else is a `hybrax.ConfigurationError`; a traced value is checked when the
+        program runs).
 
     Examples
     --------
@@ -67,22 +70,19 @@ class PeriodicBox(AbstractBox):
     lengths: Float[Array, "3"]
 
     def __init__(self, lengths: ArrayLike):
-        lengths = jnp.asarray(lengths)
-        if not jnp.issubdtype(lengths.dtype, jnp.floating):
-            lengths = lengths.astype(jnp.result_type(float))
+        lengths = check_parameter(
+            lengths,
+            "PeriodicBox lengths (box sides)",
+            positive=True,
+            example="PeriodicBox(10.0) or PeriodicBox([10.0, 10.0, 12.0])",
+        )
         if lengths.ndim == 0:
             lengths = jnp.broadcast_to(lengths, (3,))
         if lengths.shape != (3,):
-            raise ValueError(
+            raise ConfigurationError(
                 f"PeriodicBox: lengths must be a scalar or 3 values (Lx, Ly, Lz), got shape "
                 f"{lengths.shape}"
             )
-        try:
-            concrete = np.asarray(lengths)
-        except Exception:  # traced (inside jit/grad): cannot check values
-            concrete = None
-        if concrete is not None and not np.all(concrete > 0):
-            raise ValueError(f"PeriodicBox: side lengths must be positive, got {concrete}")
         self.lengths = lengths
 
     @property
