@@ -113,3 +113,68 @@ def test_loss_errors(windows):
         UnrolledLoss(0)
     with pytest.raises(ValueError, match="sliding_windows"):
         OneStepLoss()(stepper(20.0), hybrax.ODEState(jnp.zeros(8)))
+
+
+@pytest.fixture(scope="module")
+def every_fifth():
+    """Windows of L96 states saved every 5 steps of dt=0.01: 0.05 time units apart."""
+    model = Lorenz96(num_variables=8, forcing=8.0)
+    sample = lambda k: model.initial_state(k, dtype=jnp.float64)  # noqa: E731
+    data = generate_trajectories(
+        hybrax.RK4(model, 0.01), sample, jax.random.key(1), 2, 30, save_every=5
+    )
+    return sliding_windows(data, length=4)
+
+
+@pytest.mark.parametrize(
+    "loss", [OneStepLoss(), UnrolledLoss(3), PushforwardLoss(1, 2)], ids=lambda x: type(x).__name__
+)
+def test_time_spacing_of_the_data_must_be_the_model_dt(loss, every_fifth):
+    """Probe row 65: data saved every 5 model steps used with the per-step model trained
+    silently against targets 5x farther ahead; now a DataMismatchError names both
+    spacings and the fix, eagerly, under jit (run-time check) and in fit (before training)."""
+    import optax
+
+    name = type(loss).__name__
+    per_step = stepper(8.0)
+    with pytest.raises(
+        hybrax.DataMismatchError,
+        match=rf"{name}: .* 0.05 time units apart .*dt=0.01.*5x.*save_ev",
+    ):
+        loss(per_step, every_fifth)
+    with pytest.raises(eqx.EquinoxRuntimeError, match=r"DataMismatchError: .*time` spacing"):
+        eqx.filter_jit(loss)(per_step, every_fifth)
+    with pytest.raises(hybrax.DataMismatchError, match=rf"{name}: .* 0.05 time units apart"):
+        hybrax.hybrid.fit(per_step, loss, every_fifth, optax.sgd(1e-3), 2, progress=False)
+    # a model stepping the data's spacing (also through a wrapper) is fine, eager and jitted
+    coarse = hybrax.RK4(Lorenz96(8, 8.0), 0.05)
+    assert np.isfinite(float(loss(coarse, every_fifth)))
+    assert np.isfinite(float(eqx.filter_jit(loss)(coarse, every_fifth)))
+
+
+def test_fine_truth_saved_at_the_coarse_dt_is_accepted():
+    """A truth at dt=0.005 saved every 2 steps matches a coarse model at dt=0.01."""
+    model = Lorenz96(num_variables=8, forcing=20.0)
+    sample = lambda k: model.initial_state(k, dtype=jnp.float64)  # noqa: E731
+    data = generate_trajectories(
+        hybrax.RK4(model, 0.005), sample, jax.random.key(2), 2, 20, save_every=2
+    )
+    windows = sliding_windows(data, length=3)
+    assert float(UnrolledLoss(2)(stepper(20.0), windows)) < 1e-6
+
+
+def test_loss_constructor_errors():
+    error = hybrax.ConfigurationError
+    with pytest.raises(error, match="observe must be a function"):
+        UnrolledLoss(2, observe="u")
+    with pytest.raises(error, match="checkpoint must be None, 'sqrt' or an int >= 1"):
+        UnrolledLoss(2, checkpoint="full")
+    with pytest.raises(error, match="checkpoint must be None"):
+        PushforwardLoss(1, 1, checkpoint=0)
+    with pytest.raises(error, match="num_warmup must be an int >= 0"):
+        PushforwardLoss(-1)
+    with pytest.raises(error, match="num_steps must be an int >= 1"):
+        UnrolledLoss(True)
+    for scale in (0.0, -1.0, float("nan"), "1", None):
+        with pytest.raises(error, match="scale must be a positive, finite number"):
+            RegressionLoss(scale=scale)

@@ -175,5 +175,53 @@ def test_errors_say_what_is_wrong(l96, state):
     complex_state = ODEState(jnp.ones(8, jnp.complex128), 0.0)
     with pytest.raises(ValueError, match="is complex"):
         Emulator(affine(), 0.1).step(complex_state)
-    with pytest.raises(ValueError, match="dt must be positive"):
+    with pytest.raises(hybrax.ConfigurationError, match="Emulator: dt must be positive"):
         Emulator(affine(), -0.1)
+
+
+class TupleNet(eqx.Module):
+    def __call__(self, x):
+        return x, x
+
+
+@pytest.mark.parametrize("wrapper", ["Corrected", "Closure", "Emulator"])
+def test_a_network_returning_a_tuple_is_named(wrapper, l96, state):
+    """Probe row 62: a tuple output used to give a TracerArrayConversionError."""
+    hybrid = {
+        "Corrected": lambda: Corrected(hybrax.RK4(l96, 0.01), TupleNet()),
+        "Closure": lambda: hybrax.RK4(Closure(l96, TupleNet()), 0.01),
+        "Emulator": lambda: Emulator(TupleNet(), 0.01),
+    }[wrapper]()
+    with pytest.raises(
+        hybrax.ConfigurationError, match=f"{wrapper}: the network returned a tuple, not one array"
+    ):
+        eqx.filter_jit(hybrid.step)(state)
+
+
+def test_constructors_reject_bad_parts(l96):
+    """Probe row 62 (Closure(net=None)) and the class: every constructor argument."""
+    error = hybrax.ConfigurationError
+    solver = hybrax.RK4(l96, 0.01)
+    for build in (
+        lambda net: Closure(l96, net),
+        lambda net: Corrected(solver, net),
+        lambda net: Emulator(net, 0.01),
+        lambda net: SemilinearClosure(hybrax.fluids.Burgers(16), net),
+    ):
+        with pytest.raises(error, match=r"net must be a callable network .*, got None"):
+            build(None)
+        with pytest.raises(error, match="net must be a network instance, got the class MLP"):
+            build(hybrax.nn.MLP)
+        with pytest.raises(error, match="net must be a callable network"):
+            build(3.0)
+    with pytest.raises(error, match=r"Corrected: stepper must be a hybrax\.AbstractStepper.*RK4"):
+        Corrected(l96, affine())
+    with pytest.raises(error, match=r"Closure: dynamics must be a hybrax\.AbstractDynamics"):
+        Closure(solver, affine())
+    with pytest.raises(error, match="to_input must be None or a function"):
+        Corrected(solver, affine(), to_input="u")
+    with pytest.raises(error, match="from_output must be None or a function"):
+        Closure(l96, affine(), from_output=1)
+    for dt in (float("nan"), float("inf"), 0.0, "0.1", None, 1 + 1j):
+        with pytest.raises(error, match="dt"):
+            Emulator(affine(), dt)

@@ -4,20 +4,32 @@ Each loss is a small module called as ``loss(model, batch) -> scalar``, the form
 `hybrax.hybrid.fit` takes. The trajectory losses read ``batch`` as windows of states: a
 state record whose leaves have leading axes ``(batch, window_length)`` (see
 `hybrax.hybrid.sliding_windows`); entry 0 of a window is the initial condition and entries
-1, 2, ... the targets one, two, ... steps later, in the model's own ``dt``.
+1, 2, ... the targets one, two, ... steps later, in the model's own ``dt``. When the states
+carry a ``time`` field, its spacing within the windows is compared with the model's ``dt``
+(data saved every 10 steps used with a per-step model raises `hybrax.DataMismatchError`
+instead of training against targets 10 steps farther ahead); `hybrax.hybrid.fit` runs that
+check once on the whole dataset before training (``loss.check_data(model, data)``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import PyTree, Scalar
 
-from hybrax.core import AbstractStepper, rollout
+from hybrax.core import (
+    AbstractStepper,
+    ConfigurationError,
+    DataMismatchError,
+    concrete_or_none,
+    rollout,
+)
 from hybrax.core._rollout import Checkpoint
 
 __all__ = [
@@ -48,7 +60,7 @@ def _mean_squared_error(prediction: PyTree, target: PyTree) -> Scalar:
         if jnp.issubdtype(jnp.result_type(p), jnp.inexact)
     ]
     if not pairs:
-        raise ValueError("loss: nothing to compare (no floating leaves in the observation)")
+        raise ConfigurationError("loss: nothing to compare (no floating leaves in the observation)")
     total = sum(jnp.sum(jnp.abs(p - t.astype(p.dtype)) ** 2) for p, t in pairs)
     count = sum(p.size for p, _ in pairs)
     return total / count
@@ -57,9 +69,9 @@ def _mean_squared_error(prediction: PyTree, target: PyTree) -> Scalar:
 def _window_length(batch: PyTree) -> int:
     leaves = jax.tree.leaves(batch)
     if not leaves:
-        raise ValueError("loss: the batch holds no arrays (empty dataset?)")
+        raise ConfigurationError("loss: the batch holds no arrays (empty dataset?)")
     if any(jnp.ndim(x) < 2 for x in leaves):
-        raise ValueError(
+        raise ConfigurationError(
             "loss: a trajectory batch needs leaves with leading axes (batch, window); got "
             f"shapes {[jnp.shape(x) for x in leaves]}; build windows with "
             "hybrax.hybrid.sliding_windows"
@@ -70,9 +82,99 @@ def _window_length(batch: PyTree) -> int:
 def _check_window(who: str, batch: PyTree, needed: int) -> None:
     length = _window_length(batch)
     if length < needed:
-        raise ValueError(
+        raise ConfigurationError(
             f"{who} needs windows of at least {needed} states (initial state + targets), got "
             f"windows of {length}; use hybrax.hybrid.sliding_windows(..., length={needed})"
+        )
+
+
+def _window_times(batch: PyTree):
+    """The ``time`` leaf of a batch of windows, shape (batch, window), or ``None``."""
+    if isinstance(batch, Mapping):
+        times = batch.get("time")
+    elif dataclasses.is_dataclass(batch) and any(
+        f.name == "time" for f in dataclasses.fields(batch)
+    ):
+        times = batch.time
+    else:
+        return None
+    if not eqx.is_array(times) or times.ndim != 2 or times.shape[1] < 2:
+        return None
+    if not jnp.issubdtype(times.dtype, jnp.floating):
+        return None
+    return times
+
+
+def _model_dt(model):
+    try:
+        dt = getattr(model, "dt", None)
+    except Exception:  # a dt property that cannot be evaluated: nothing to compare
+        return None
+    if dt is None or isinstance(dt, bool) or jnp.size(dt) != 1:
+        return None
+    return dt
+
+
+def _bad_spacing(times, dt, xp):
+    """Mask of window steps whose time spacing differs from ``dt`` (5% plus round-off);
+    a zero spacing (time not advanced by the data's stepper) is not compared."""
+    spacing = times[:, 1:] - times[:, :-1]
+    dt = xp.asarray(dt, dtype=times.dtype).reshape(())
+    eps = float(jnp.finfo(times.dtype).eps)
+    tolerance = 0.05 * xp.abs(dt) + 16 * eps * xp.max(xp.abs(times))
+    return (spacing != 0) & (xp.abs(spacing - dt) > tolerance), spacing
+
+
+def _check_time_spacing(who: str, model, batch: PyTree, steps: int) -> PyTree:
+    """Compare the windows' ``time`` spacing with ``model.dt``: a `DataMismatchError` now
+    when both are concrete, a run-time `equinox.error_if` when traced. Returns ``batch``."""
+    times, dt = _window_times(batch), _model_dt(model)
+    if times is None or dt is None:
+        return batch
+    concrete_times, concrete_dt = concrete_or_none(times), concrete_or_none(dt)
+    if concrete_times is not None and concrete_dt is not None:
+        if not np.isfinite(concrete_dt):
+            return batch
+        bad, spacing = _bad_spacing(concrete_times, concrete_dt, np)
+        if np.any(bad):
+            found = float(spacing[bad].ravel()[0])
+            step = float(concrete_dt)
+            ratio = found / step if step else math.inf
+            raise DataMismatchError(
+                f"{who}: the data's states are {found:.6g} time units apart (the `time` of "
+                f"consecutive window entries) but the model steps dt={step:.6g}, so a "
+                f"{steps}-step rollout would be compared with targets {ratio:.3g}x as far "
+                "ahead. Use data saved once per model step (generate_trajectories(truth, "
+                f"..., save_every=n) with n * truth_dt == {step:.6g}), or a model with "
+                f"dt={found:.6g}"
+            )
+        return batch
+    bad, _ = _bad_spacing(times, dt, jnp)
+    return eqx.error_if(
+        batch,
+        jnp.any(bad),
+        f"DataMismatchError: {who}: the `time` spacing of the data windows differs from the "
+        "model's dt (checked at run time because the data or dt were traced); use data "
+        "saved once per model step or a model whose dt is the data's spacing",
+    )
+
+
+def _check_observe(who: str, observe) -> None:
+    if not callable(observe):
+        raise ConfigurationError(
+            f"{who}: observe must be a function state -> what is compared, got {observe!r}"
+        )
+
+
+def _check_checkpoint(who: str, checkpoint) -> None:
+    ok = checkpoint is None or checkpoint == "sqrt"
+    ok = ok or (
+        isinstance(checkpoint, int) and not isinstance(checkpoint, bool) and checkpoint >= 1
+    )
+    if not ok:
+        raise ConfigurationError(
+            f"{who}: checkpoint must be None, 'sqrt' or an int >= 1 (steps per segment), got "
+            f"{checkpoint!r}"
         )
 
 
@@ -117,8 +219,16 @@ class OneStepLoss(eqx.Module):
 
     observe: Callable[[PyTree], PyTree] = eqx.field(static=True, default=without_time)
 
+    def __check_init__(self):
+        _check_observe("OneStepLoss", self.observe)
+
+    def check_data(self, model: AbstractStepper, data: PyTree) -> None:
+        """Raise `hybrax.DataMismatchError` if the windows' time spacing is not model.dt."""
+        _check_time_spacing("OneStepLoss", model, data, 1)
+
     def __call__(self, model: AbstractStepper, batch: PyTree) -> Scalar:
         _check_window("OneStepLoss", batch, 2)
+        batch = _check_time_spacing("OneStepLoss", model, _at(batch, slice(0, 2)), 1)
         return _unrolled_error(model, _at(batch, 0), _at(batch, slice(1, 2)), 1, self.observe, None)
 
 
@@ -158,10 +268,17 @@ class UnrolledLoss(eqx.Module):
 
     def __check_init__(self):
         _check_steps("UnrolledLoss", "num_steps", self.num_steps, 1)
+        _check_checkpoint("UnrolledLoss", self.checkpoint)
+        _check_observe("UnrolledLoss", self.observe)
+
+    def check_data(self, model: AbstractStepper, data: PyTree) -> None:
+        """Raise `hybrax.DataMismatchError` if the windows' time spacing is not model.dt."""
+        _check_time_spacing("UnrolledLoss", model, data, self.num_steps)
 
     def __call__(self, model: AbstractStepper, batch: PyTree) -> Scalar:
         k = self.num_steps
         _check_window("UnrolledLoss", batch, k + 1)
+        batch = _check_time_spacing("UnrolledLoss", model, _at(batch, slice(0, k + 1)), k)
         targets = _at(batch, slice(1, k + 1))
         return _unrolled_error(model, _at(batch, 0), targets, k, self.observe, self.checkpoint)
 
@@ -208,10 +325,20 @@ class PushforwardLoss(eqx.Module):
     def __check_init__(self):
         _check_steps("PushforwardLoss", "num_warmup", self.num_warmup, 0)
         _check_steps("PushforwardLoss", "num_steps", self.num_steps, 1)
+        _check_checkpoint("PushforwardLoss", self.checkpoint)
+        _check_observe("PushforwardLoss", self.observe)
+
+    def check_data(self, model: AbstractStepper, data: PyTree) -> None:
+        """Raise `hybrax.DataMismatchError` if the windows' time spacing is not model.dt."""
+        steps = self.num_warmup + self.num_steps
+        _check_time_spacing("PushforwardLoss", model, data, steps)
 
     def __call__(self, model: AbstractStepper, batch: PyTree) -> Scalar:
         warm, k = self.num_warmup, self.num_steps
         _check_window("PushforwardLoss", batch, warm + k + 1)
+        batch = _check_time_spacing(
+            "PushforwardLoss", model, _at(batch, slice(0, warm + k + 1)), warm + k
+        )
         initial = _at(batch, 0)
         if warm:
             frozen = jax.tree.map(
@@ -247,9 +374,18 @@ class RegressionLoss(eqx.Module):
 
     scale: float = eqx.field(static=True, default=1.0)
 
+    def __check_init__(self):
+        scale = self.scale
+        ok = isinstance(scale, (int, float, np.floating)) and not isinstance(scale, bool)
+        if not (ok and math.isfinite(scale) and scale > 0):
+            raise ConfigurationError(
+                f"RegressionLoss: scale must be a positive, finite number (e.g. the targets' "
+                f"variance), got {scale!r}"
+            )
+
     def __call__(self, net: Callable, batch: PyTree) -> Scalar:
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-            raise ValueError(
+            raise ConfigurationError(
                 "RegressionLoss expects batch = (inputs, targets), each with a leading batch "
                 f"axis; got a {type(batch).__name__}"
             )
@@ -258,7 +394,7 @@ class RegressionLoss(eqx.Module):
         pred_shapes = [jnp.shape(x) for x in jax.tree.leaves(predictions)]
         target_shapes = [jnp.shape(x) for x in jax.tree.leaves(targets)]
         if pred_shapes != target_shapes:
-            raise ValueError(
+            raise ConfigurationError(
                 f"RegressionLoss: the network's outputs have shapes {pred_shapes} (with the "
                 f"batch axis) but the targets have {target_shapes}"
             )
@@ -267,4 +403,4 @@ class RegressionLoss(eqx.Module):
 
 def _check_steps(who: str, name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {value!r}")
+        raise ConfigurationError(f"{who}: {name} must be an int >= {minimum}, got {value!r}")

@@ -7,19 +7,44 @@ from typing import Any
 import equinox as eqx
 from jaxtyping import ArrayLike, PyTree
 
-from hybrax.core import AbstractDynamics, AbstractSemilinearDynamics, AbstractStepper
+from hybrax.core import (
+    AbstractDynamics,
+    AbstractSemilinearDynamics,
+    AbstractStepper,
+    ConfigurationError,
+    concrete_or_none,
+    time_step,
+)
 from hybrax.core._state import get_time, scalar_like, time_or_zero, with_time
 
 from ._maps import (
     FromOutput,
     ToInput,
     add_output,
+    check_part,
     check_same_structure,
+    check_wrapper_parts,
     network_input,
     replace_output,
 )
 
 __all__ = ["Closure", "Corrected", "Emulator", "SemilinearClosure"]
+
+
+def _emulator_dt(dt):
+    """Emulator's ``dt``, checked to be one positive, finite time step and kept as given
+    (a Python float stays static, so `fit` does not train it)."""
+    if concrete_or_none(dt) is None:
+        return dt
+    try:
+        checked = time_step(dt)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"Emulator: {error}") from error
+    if checked.size != 1:
+        raise ConfigurationError(
+            f"Emulator: dt must be a single time step, got shape {checked.shape}"
+        )
+    return dt
 
 
 def _apply(who, net, to_input, from_output, source, target, default, what):
@@ -71,6 +96,10 @@ class Corrected(AbstractStepper):
     net: Any
     to_input: ToInput | None = eqx.field(static=True, default=None)
     from_output: FromOutput | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        check_part("Corrected", "stepper", self.stepper, AbstractStepper)
+        check_wrapper_parts("Corrected", self.net, self.to_input, self.from_output)
 
     @property
     def dt(self) -> ArrayLike:
@@ -130,6 +159,10 @@ class Closure(AbstractDynamics):
     to_input: ToInput | None = eqx.field(static=True, default=None)
     from_output: FromOutput | None = eqx.field(static=True, default=None)
 
+    def __check_init__(self):
+        check_part("Closure", "dynamics", self.dynamics, AbstractDynamics)
+        check_wrapper_parts("Closure", self.net, self.to_input, self.from_output)
+
     def tendency(self, state: PyTree, t: ArrayLike) -> PyTree:
         physics = self.dynamics.tendency(state, t)
         return _apply(
@@ -184,8 +217,9 @@ class SemilinearClosure(AbstractSemilinearDynamics):
     from_output: FromOutput | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
+        check_wrapper_parts("SemilinearClosure", self.net, self.to_input, self.from_output)
         if not isinstance(self.dynamics, AbstractSemilinearDynamics):
-            raise ValueError(
+            raise ConfigurationError(
                 "SemilinearClosure needs an AbstractSemilinearDynamics (L u + N(u)), got "
                 f"{type(self.dynamics).__name__}; use hybrax.hybrid.Closure instead"
             )
@@ -242,9 +276,12 @@ class Emulator(AbstractStepper):
     """
 
     net: Any
-    dt: ArrayLike
+    dt: ArrayLike = eqx.field(converter=_emulator_dt)
     to_input: ToInput | None = eqx.field(static=True, default=None)
     from_output: FromOutput | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        check_wrapper_parts("Emulator", self.net, self.to_input, self.from_output)
 
     def step(self, state: PyTree) -> PyTree:
         new = _apply(
