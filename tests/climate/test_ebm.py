@@ -18,6 +18,7 @@ from hybrax.climate import (
     hysteresis_sweep,
     steady_state,
 )
+from hybrax.errors import ConfigurationError
 
 
 def _p2(x):
@@ -239,17 +240,19 @@ def test_albedo_is_smooth_and_bounded():
 # --------------------------------------------------------------------------- bad input
 def test_bad_input_messages():
     model = BudykoSellers(num_points=24)
-    with pytest.raises(ValueError, match=r"shape \(24,\), got \(3, 24\); for an ensemble use jax"):
+    with pytest.raises(
+        hybrax.ConfigurationError, match=r"shape \(24,\), got \(3, 24\); for an ensemble use jax"
+    ):
         model.tendency(EBMState(jnp.zeros((3, 24))), 0.0)
-    with pytest.raises(ValueError, match="num_points >= 4"):
+    with pytest.raises(ConfigurationError, match="num_points >= 4"):
         BudykoSellers(num_points=2)
-    with pytest.raises(ValueError, match="heat_capacity must be positive"):
+    with pytest.raises(ConfigurationError, match="heat_capacity must be positive"):
         EnergyBalance0D(heat_capacity=-1.0)
-    with pytest.raises(ValueError, match="diffusivity must be non-negative"):
+    with pytest.raises(ConfigurationError, match="diffusivity must be non-negative"):
         BudykoSellers(diffusivity=-0.1)
-    with pytest.raises(ValueError, match="transition_width must be positive"):
+    with pytest.raises(ConfigurationError, match="transition_width must be positive"):
         IceAlbedo(transition_width=0.0)
-    with pytest.raises(ValueError, match="expects an EBMState"):
+    with pytest.raises(ConfigurationError, match="expects an EBMState"):
         EnergyBalance0D().tendency(hybrax.ODEState(jnp.zeros(1)), 0.0)
-    with pytest.raises(ValueError, match="1-D array of increasing values"):
+    with pytest.raises(ConfigurationError, match="1-D array of increasing values"):
         hysteresis_sweep(model, jnp.zeros((2, 3)))

@@ -8,6 +8,7 @@ import pytest
 import hybrax
 from hybrax import ODEState
 from hybrax.climate import Lorenz63, Lorenz96, TwoScaleLorenz96, TwoScaleState
+from hybrax.errors import ConfigurationError
 
 
 @pytest.mark.slow
@@ -104,27 +105,33 @@ def test_wrong_shape_and_dtype_are_rejected(model):
     stepper = hybrax.RK4(model, 0.01)
     good = model.initial_state()
     n = good.u.shape[0]
-    with pytest.raises(ValueError, match=rf"state.u must have shape \({n},\), got \({n + 1},\)"):
+    with pytest.raises(
+        hybrax.ConfigurationError, match=rf"state.u must have shape \({n},\), got \({n + 1},\)"
+    ):
         stepper.step(ODEState(jnp.ones(n + 1)))
-    with pytest.raises(ValueError, match=r"for an ensemble use jax\.vmap"):
+    with pytest.raises(ConfigurationError, match=r"for an ensemble use jax\.vmap"):
         stepper.step(ODEState(jnp.ones((5, n))))
-    with pytest.raises(ValueError, match=r"floating dtype.*got int32"):
+    with pytest.raises(ConfigurationError, match=r"floating dtype.*got int32"):
         stepper.step(ODEState(jnp.ones(n, jnp.int32)))
-    with pytest.raises(ValueError, match=r"expects a ODEState state, got (ndarray|ArrayImpl)"):
+    with pytest.raises(
+        hybrax.ConfigurationError, match=r"expects a ODEState state, got (ndarray|ArrayImpl)"
+    ):
         stepper.step(jnp.ones(n))
 
 
 def test_two_scale_shape_errors():
     model = TwoScaleLorenz96()
     stepper = hybrax.RK4(model, 0.001)
-    with pytest.raises(ValueError, match=r"state.y must have shape \(8, 32\), got \(8, 16\)"):
+    with pytest.raises(
+        hybrax.ConfigurationError, match=r"state.y must have shape \(8, 32\), got \(8, 16\)"
+    ):
         stepper.step(TwoScaleState(jnp.zeros(8), jnp.zeros((8, 16))))
 
 
 def test_bad_sizes_are_rejected():
-    with pytest.raises(ValueError, match="num_variables >= 4"):
+    with pytest.raises(ConfigurationError, match="num_variables >= 4"):
         Lorenz96(num_variables=3)
-    with pytest.raises(ValueError, match="num_slow"):
+    with pytest.raises(ConfigurationError, match="num_slow"):
         TwoScaleLorenz96(num_slow=2)
 
 

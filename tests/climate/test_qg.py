@@ -10,6 +10,7 @@ import pytest
 import hybrax
 from hybrax.climate import AdamsBashforth3, Filtered, TwoLayerQG
 from hybrax.core._state import mul
+from hybrax.errors import ConfigurationError
 from hybrax.grids import SpectralState
 
 HOUR = 3600.0
@@ -357,7 +358,9 @@ def test_parameterization_hook_adds_its_tendency(spectral):
 def test_parameterization_with_wrong_shape_is_rejected():
     model = TwoLayerQG.eddy(32, parameterization=lambda flow, m: flow.q[0])
     state = _band_limited_state(model, jax.random.key(6))
-    with pytest.raises(ValueError, match=r"parameterization output must have shape \(2, 32, 32\)"):
+    with pytest.raises(
+        hybrax.ConfigurationError, match=r"parameterization output must have shape \(2, 32, 32\)"
+    ):
         model.tendency(state, 0.0)
 
 
@@ -398,22 +401,26 @@ def test_jit_and_vmap_ensemble():
 def test_bad_input_messages():
     model = TwoLayerQG.eddy(32)
     q = jnp.zeros((2, 32, 32))
-    with pytest.raises(ValueError, match=r"physical field: use model\.state_from_pv"):
+    with pytest.raises(
+        hybrax.ConfigurationError, match=r"physical field: use model\.state_from_pv"
+    ):
         model.tendency(SpectralState(q.astype(jnp.complex64)), 0.0)
-    with pytest.raises(ValueError, match=r"for an ensemble use jax\.vmap"):
+    with pytest.raises(ConfigurationError, match=r"for an ensemble use jax\.vmap"):
         model.state_from_pv(jnp.zeros((4, 2, 32, 32)))
-    with pytest.raises(ValueError, match=r"wrap the model state with stepper\.init"):
+    with pytest.raises(ConfigurationError, match=r"wrap the model state with stepper\.init"):
         model.pyqg_stepper(HOUR).step(model.state_from_pv(q))
-    with pytest.raises(ValueError, match="deformation_radius must be positive"):
+    with pytest.raises(ConfigurationError, match="deformation_radius must be positive"):
         TwoLayerQG(32, deformation_radius=-1.0)
-    with pytest.raises(ValueError, match=r"layer_ratio must be positive.*delta = H1 / H2"):
+    with pytest.raises(
+        hybrax.ConfigurationError, match=r"layer_ratio must be positive.*delta = H1 / H2"
+    ):
         TwoLayerQG(32, layer_ratio=0.0)
-    with pytest.raises(ValueError, match="beta must be a scalar"):
+    with pytest.raises(ConfigurationError, match="beta must be a scalar"):
         TwoLayerQG(32, beta=jnp.array([1e-11, 2e-11]))
-    with pytest.raises(ValueError, match=r"Courant number .* use dt <="):
+    with pytest.raises(ConfigurationError, match=r"Courant number .* use dt <="):
         model.pyqg_stepper(dt=3e6)
-    with pytest.raises(ValueError, match="Grid sizes must be even"):
+    with pytest.raises(ConfigurationError, match="Grid sizes must be even"):
         TwoLayerQG(33)
     developed = model.state_from_pv(2e-5 * jax.random.normal(jax.random.key(0), (2, 32, 32)))
-    with pytest.raises(ValueError, match="Courant number"):
+    with pytest.raises(ConfigurationError, match="Courant number"):
         model.check_time_step(6 * HOUR, developed)

@@ -10,6 +10,7 @@ import pytest
 
 import hybrax
 from hybrax.climate import HeightRelaxation, ShallowWater, ShallowWaterState
+from hybrax.errors import ConfigurationError
 
 DAY = 86400.0
 
@@ -262,22 +263,26 @@ def test_jit_vmap_ensemble_and_float32():
 # -------------------------------------------------------------------------- bad input
 def test_bad_input_messages():
     model = ShallowWater.f_plane(32)
-    with pytest.raises(ValueError, match=r"violates the CFL condition .* use dt <= "):
+    with pytest.raises(
+        hybrax.ConfigurationError, match=r"violates the CFL condition .* use dt <= "
+    ):
         model.rk4(5000.0)
-    with pytest.raises(ValueError, match="violates the CFL"):
+    with pytest.raises(ConfigurationError, match="violates the CFL"):
         model.check_time_step(700.0, model.vortex_state(amplitude=-3000.0, radius=5e5))
     zeros = jnp.zeros((32, 32))
-    with pytest.raises(ValueError, match=r"for an ensemble use jax\.vmap"):
+    with pytest.raises(ConfigurationError, match=r"for an ensemble use jax\.vmap"):
         model.tendency(ShallowWaterState(jnp.zeros((2, 32, 32)), zeros, zeros), 0.0)
-    with pytest.raises(ValueError, match="grid's shape"):
+    with pytest.raises(ConfigurationError, match="grid's shape"):
         model.tendency(ShallowWaterState(zeros, zeros, jnp.zeros((32, 31))), 0.0)
-    with pytest.raises(ValueError, match="share one dtype"):
+    with pytest.raises(ConfigurationError, match="share one dtype"):
         model.tendency(ShallowWaterState(zeros.astype(jnp.float32), zeros, zeros), 0.0)
-    with pytest.raises(ValueError, match="mean_depth must be positive"):
+    with pytest.raises(ConfigurationError, match="mean_depth must be positive"):
         ShallowWater(32, mean_depth=-10.0)
-    with pytest.raises(ValueError, match="forcing must be an AbstractShallowWaterForcing"):
+    with pytest.raises(
+        hybrax.ConfigurationError, match="forcing must be an AbstractShallowWaterForcing"
+    ):
         ShallowWater(32, forcing=lambda s, m, t: s)
-    with pytest.raises(ValueError, match="relaxation_time must be positive"):
+    with pytest.raises(ConfigurationError, match="relaxation_time must be positive"):
         HeightRelaxation(zeros, 0.0)
-    with pytest.raises(ValueError, match="expects a ShallowWaterState"):
+    with pytest.raises(ConfigurationError, match="expects a ShallowWaterState"):
         model.tendency(hybrax.ODEState(zeros), 0.0)

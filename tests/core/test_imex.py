@@ -164,5 +164,5 @@ def test_bad_input():
     # a TypeError under --jaxtyping-packages (runtime type checks of the field annotation)
     with pytest.raises((ValueError, TypeError), match=r"AbstractSemilinearDynamics|Type-check"):
         hybrax.CrankNicolsonRK4(Decay(), dt=0.01)
-    with pytest.raises(ValueError, match="dt must be positive"):
+    with pytest.raises(hybrax.ConfigurationError, match="dt must be positive"):
         hybrax.CrankNicolsonRK4(StiffForced(jnp.zeros(3)), dt=-0.1)

@@ -157,9 +157,9 @@ def test_every_stepper_jits_vmaps_and_differentiates(stepper, dtype):
 def test_nonpositive_dt_is_rejected():
     model = hybrax.climate.Lorenz96()
     for bad in (0.0, -0.01, float("nan")):
-        with pytest.raises(ValueError, match="dt must be positive"):
+        with pytest.raises(hybrax.ConfigurationError, match="dt must be positive"):
             hybrax.RK4(model, bad)
-    with pytest.raises(ValueError, match="dt must be positive"):
+    with pytest.raises(hybrax.ConfigurationError, match="dt must be positive"):
         hybrax.ETDRK4(model, 0)
 
 
@@ -168,7 +168,7 @@ def test_etdrk4_needs_semilinear_dynamics():
         def tendency(self, state, t):
             return state
 
-    with pytest.raises(ValueError, match="AbstractSemilinearDynamics"):
+    with pytest.raises(hybrax.ConfigurationError, match="AbstractSemilinearDynamics"):
         hybrax.ETDRK4(Plain(), 0.1)
 
 

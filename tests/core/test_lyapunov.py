@@ -39,11 +39,11 @@ def test_lorenz63_spectrum_sums_to_the_divergence():
 def test_arguments_are_checked():
     stepper = hybrax.RK4(LinearDiagonal(jnp.ones(2)), 0.1)
     state = ODEState(jnp.ones(2))
-    with pytest.raises(ValueError, match="exceeds the state's dimension 2"):
+    with pytest.raises(hybrax.ConfigurationError, match="exceeds the state's dimension 2"):
         hybrax.lyapunov_spectrum(stepper, state, 10, k=3)
-    with pytest.raises(ValueError, match="multiples of reorthonormalize_every"):
+    with pytest.raises(hybrax.ConfigurationError, match="multiples of reorthonormalize_every"):
         hybrax.lyapunov_spectrum(stepper, state, 10, k=1, reorthonormalize_every=3)
-    with pytest.raises(ValueError, match="discard_steps must be in"):
+    with pytest.raises(hybrax.ConfigurationError, match="discard_steps must be in"):
         hybrax.lyapunov_spectrum(stepper, state, 10, k=1, discard_steps=10)
 
 

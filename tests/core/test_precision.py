@@ -44,5 +44,5 @@ def test_mixed_precision_network_in_a_closure(master, compute):
 
 def test_compute_dtype_must_be_floating():
     net = hybrax.nn.MLP(2, 2, 4, 1, key=jax.random.key(0))
-    with pytest.raises(ValueError, match="compute_dtype must be a floating dtype"):
+    with pytest.raises(hybrax.ConfigurationError, match="compute_dtype must be a floating dtype"):
         hybrax.MixedPrecision(net, jnp.int32)

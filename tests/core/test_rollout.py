@@ -149,7 +149,7 @@ def test_check_finite_reports_the_exact_step():
 def test_bad_rollout_arguments(lorenz96, kwargs, message):
     _, stepper, state = lorenz96
     n = kwargs.pop("n_steps")
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(hybrax.ConfigurationError, match=message):
         hybrax.rollout(stepper, state, n, **kwargs)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import hybrax
+from hybrax.errors import ConfigurationError
 from hybrax.fluids import AdvectionDiffusion
 from hybrax.grids import Grid
 
@@ -56,9 +57,11 @@ def test_second_order_crank_nicolson_and_gradient(finite_difference):
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match=r"one component per grid axis, shape \(2,\)"):
+    with pytest.raises(
+        hybrax.ConfigurationError, match=r"one component per grid axis, shape \(2,\)"
+    ):
         AdvectionDiffusion(Grid((8, 8)), velocity=jnp.ones(3))
-    with pytest.raises(ValueError, match="diffusivity must be a scalar"):
+    with pytest.raises(ConfigurationError, match="diffusivity must be a single number"):
         AdvectionDiffusion(Grid((8,)), diffusivity=jnp.ones(2))
 
 

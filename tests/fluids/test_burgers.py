@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import hybrax
+from hybrax.errors import ConfigurationError
 from hybrax.fluids import Burgers, check_time_step
 from hybrax.grids import Grid
 
@@ -63,18 +64,18 @@ def test_gradient_and_transforms(finite_difference):
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="1D grid"):
+    with pytest.raises(ConfigurationError, match="1D grid"):
         Burgers(Grid((16, 16)))
-    with pytest.raises(ValueError, match="even ints"):
+    with pytest.raises(ConfigurationError, match="even ints"):
         Burgers(33)
     model = Burgers(64)
-    with pytest.raises(ValueError, match=r"grid's shape \(64,\)"):
+    with pytest.raises(ConfigurationError, match=r"grid's shape \(64,\)"):
         model.state_from_field(jnp.zeros(32))
-    with pytest.raises(ValueError, match="real floating"):
+    with pytest.raises(ConfigurationError, match="real floating"):
         model.state_from_field(jnp.zeros(64, jnp.int32))
-    with pytest.raises(ValueError, match=r"spectral shape \(33,\)"):
+    with pytest.raises(ConfigurationError, match=r"spectral shape \(33,\)"):
         hybrax.ETDRK4(model, 0.1).step(Burgers(32).state_from_field(jnp.zeros(32)))
     (x,) = model.grid.coordinates()
     state = model.state_from_field(10 * jnp.sin(x))  # speed 10, dx ~ 0.1
-    with pytest.raises(ValueError, match="Courant number"):
+    with pytest.raises(ConfigurationError, match="Courant number"):
         check_time_step(hybrax.ETDRK4(model, 0.05), state)

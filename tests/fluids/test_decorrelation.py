@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import hybrax
+from hybrax.errors import ConfigurationError
 from hybrax.fluids import decorrelation_time
 
 
@@ -22,7 +22,7 @@ def test_decorrelation_time():
 
 def test_decorrelation_time_rejects_mismatched_curves():
     t = np.array([1.0, 2.0, 3.0])
-    with pytest.raises(hybrax.ConfigurationError, match="non-empty"):
+    with pytest.raises(ConfigurationError, match="non-empty"):
         decorrelation_time(np.zeros(0), np.zeros(0))
-    with pytest.raises(hybrax.ConfigurationError, match="threshold"):
+    with pytest.raises(ConfigurationError, match="threshold"):
         decorrelation_time(t, np.ones(3), threshold=float("nan"))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import hybrax
+from hybrax.errors import ConfigurationError
 from hybrax.fluids import FieldForcing, KolmogorovForcing, NavierStokes2D
 from hybrax.grids import Grid, SpectralState
 
@@ -50,12 +51,12 @@ def test_field_forcing_matches_kolmogorov_and_is_differentiable():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="wavenumber must be an int >= 1"):
+    with pytest.raises(ConfigurationError, match="wavenumber must be an int >= 1"):
         KolmogorovForcing(wavenumber=0)
-    with pytest.raises(ValueError, match="from_field"):
+    with pytest.raises(ConfigurationError, match="from_field"):
         FieldForcing(jnp.zeros((8, 8)))
-    with pytest.raises(ValueError, match=r"grid's shape \(16, 16\)"):
+    with pytest.raises(ConfigurationError, match=r"grid's shape \(16, 16\)"):
         FieldForcing.from_field(Grid((16, 16)), jnp.zeros((8, 8)))
     forcing = FieldForcing.from_field(Grid((16, 16)), jnp.zeros((16, 16)))
-    with pytest.raises(ValueError, match="resample it"):
+    with pytest.raises(ConfigurationError, match="resample it"):
         forcing.vorticity_forcing_hat(Grid((32, 32)), 0.0, jnp.float32)

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hybrax.errors import ConfigurationError
 from hybrax.fluids import NavierStokes2D, random_vorticity, taylor_green_vorticity
 from hybrax.grids import Grid
 
@@ -39,9 +40,9 @@ def test_taylor_green_is_a_steady_euler_flow():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="2D grid"):
+    with pytest.raises(ConfigurationError, match="2D grid"):
         random_vorticity(Grid((16,)), jax.random.key(0))
-    with pytest.raises(ValueError, match="peak_wavenumber"):
+    with pytest.raises(ConfigurationError, match="peak_wavenumber"):
         random_vorticity(Grid((16, 16)), jax.random.key(0), peak_wavenumber=0.0)
-    with pytest.raises(ValueError, match="square domain"):
+    with pytest.raises(ConfigurationError, match="square domain"):
         taylor_green_vorticity(Grid((16, 16), (1.0, 2.0)))

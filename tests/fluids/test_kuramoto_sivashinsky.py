@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import hybrax
+from hybrax.errors import ConfigurationError
 from hybrax.fluids import KuramotoSivashinsky, KuramotoSivashinsky2D
 from hybrax.grids import Grid, SpectralState
 
@@ -119,11 +120,11 @@ def test_ks2d_saturates_and_works_under_vmap_grad(finite_difference):
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="1D grid"):
+    with pytest.raises(ConfigurationError, match="1D grid"):
         KuramotoSivashinsky(Grid((8, 8)))
-    with pytest.raises(ValueError, match="2D grid"):
+    with pytest.raises(ConfigurationError, match="2D grid"):
         KuramotoSivashinsky2D(Grid((8,)))
-    with pytest.raises(ValueError, match=r"spectral shape \(33,\)"):
+    with pytest.raises(ConfigurationError, match=r"spectral shape \(33,\)"):
         hybrax.ETDRK4(KuramotoSivashinsky(64), 0.25).step(
             SpectralState(jnp.zeros(17, jnp.complex64))
         )

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import hybrax
+from hybrax.errors import ConfigurationError
 from hybrax.fluids import (
     KolmogorovFlow,
     KolmogorovForcing,
@@ -246,31 +247,33 @@ def test_kolmogorov_preset_becomes_turbulent_and_stays_bounded():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="even ints"):
+    with pytest.raises(ConfigurationError, match="even ints"):
         NavierStokes2D(63)
-    with pytest.raises(ValueError, match="2D grid"):
+    with pytest.raises(ConfigurationError, match="2D grid"):
         NavierStokes2D(Grid((32,)))
     with pytest.raises((ValueError, TypeError), match=r"AbstractForcing|Type-check error"):
         NavierStokes2D(32, forcing=lambda grid, t: 0.0)
-    with pytest.raises(ValueError, match="viscosity must be >= 0"):
+    with pytest.raises(ConfigurationError, match="viscosity must be >= 0"):
         NavierStokes2D(32, viscosity=-1.0)
     model = NavierStokes2D(32)
     stepper = hybrax.ETDRK4(model, 0.01)
     other = NavierStokes2D(16).initial_state()
-    with pytest.raises(ValueError, match=r"spectral shape \(32, 17\)"):
+    with pytest.raises(ConfigurationError, match=r"spectral shape \(32, 17\)"):
         stepper.step(other)
-    with pytest.raises(ValueError, match="physical field"):
+    with pytest.raises(ConfigurationError, match="physical field"):
         stepper.step(SpectralState(jnp.zeros((32, 32), jnp.complex64)))
-    with pytest.raises(ValueError, match="complex"):
+    with pytest.raises(ConfigurationError, match="complex"):
         stepper.step(SpectralState(jnp.zeros((32, 17), jnp.float32)))
-    with pytest.raises(ValueError, match=r"state\.time must be a scalar of dtype float32"):
+    with pytest.raises(
+        hybrax.ConfigurationError, match=r"state\.time must be a scalar of dtype float32"
+    ):
         good = SpectralState(jnp.zeros((32, 17), jnp.complex64))
         stepper.step(eqx.tree_at(lambda s: s.time, good, jnp.float64(0.0)))
     with pytest.raises((ValueError, TypeError), match=r"SpectralState|Type-check error"):
         stepper.step(hybrax.ODEState(jnp.zeros(3)))
-    with pytest.raises(ValueError, match=r"grid's shape \(32, 32\)"):
+    with pytest.raises(ConfigurationError, match=r"grid's shape \(32, 32\)"):
         model.state_from_vorticity(jnp.zeros((32, 16)))
-    with pytest.raises(ValueError, match="more than 48 points"):
+    with pytest.raises(ConfigurationError, match="more than 48 points"):
         NavierStokes2D(32, forcing=KolmogorovForcing(wavenumber=16)).nonlinear(
             model.initial_state(), 0.0
         )
@@ -281,7 +284,7 @@ def test_time_step_beyond_cfl_is_rejected():
     state = model.initial_state()  # maximum speed 7
     safe = hybrax.grids.cfl_time_step(model.grid, 7.0, courant=0.5)
     assert check_time_step(hybrax.ETDRK4(model, safe), state) is state
-    with pytest.raises(ValueError, match=r"Courant number 4(\.\d+)? for this state"):
+    with pytest.raises(ConfigurationError, match=r"Courant number 4(\.\d+)? for this state"):
         check_time_step(hybrax.ETDRK4(model, 8 * safe), state)
 
     @jax.jit

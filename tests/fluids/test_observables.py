@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hybrax.errors import ConfigurationError
 from hybrax.fluids import (
     energy_spectrum,
     enstrophy,
@@ -86,5 +87,5 @@ def test_bad_input():
         enstrophy(Grid((32,)), jnp.zeros(17, jnp.complex64))
     with pytest.raises((ValueError, TypeError), match=r"same shape|Type-check error"):
         vorticity_correlation(jnp.zeros((32, 32)), jnp.zeros((16, 16)))
-    with pytest.raises(ValueError, match="dtypes differ"):
+    with pytest.raises(ConfigurationError, match="dtypes differ"):
         vorticity_correlation(jnp.zeros((4, 4), jnp.float32), jnp.zeros((4, 4), jnp.float64))

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hybrax.errors import ConfigurationError
 from hybrax.grids import Grid, cfl_time_step, courant_number
 
 
@@ -21,9 +22,9 @@ def test_cfl_time_step_and_courant_number_are_inverse():
 
 def test_bad_input():
     grid = Grid((16, 16))
-    with pytest.raises(ValueError, match="max_velocity must be positive"):
+    with pytest.raises(ConfigurationError, match="max_velocity must be positive"):
         cfl_time_step(grid, 0.0)
-    with pytest.raises(ValueError, match="courant must be positive"):
+    with pytest.raises(ConfigurationError, match="courant must be positive"):
         cfl_time_step(grid, 1.0, courant=-1.0)
-    with pytest.raises(ValueError, match=r"shape \(2, 16, 16\)"):
+    with pytest.raises(ConfigurationError, match=r"shape \(2, 16, 16\)"):
         courant_number(grid, jnp.zeros((16, 16)), 0.1)

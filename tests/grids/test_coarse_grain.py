@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hybrax.errors import ConfigurationError
 from hybrax.fluids import random_vorticity
 from hybrax.grids import Grid, coarse_grain, resample
 
@@ -36,5 +37,5 @@ def test_coarse_grain_is_the_band_projection():
 def test_coarse_grain_rejects_a_field_of_another_grid():
     fine, coarse = Grid((64, 64)), Grid((16, 16))
     field = jnp.zeros(coarse.spectral_shape, jnp.complex128)
-    with pytest.raises(ValueError, match="spectral shape"):
+    with pytest.raises(ConfigurationError, match="spectral shape"):
         coarse_grain(field, fine, coarse)

@@ -51,7 +51,10 @@ def lyapunov_spectrum(
         Number of exponents (static, at most the state dimension).
     reorthonormalize_every
         Steps between QR factorisations (static). Raise it for cheap, small-exponent
-        systems; keep ``exp(lambda_1 dt every)`` well below the float range.
+        systems; keep ``exp(lambda_1 dt every)`` well below the float range. If the
+        tangent vectors overflow (or the state becomes non-finite) a
+        `hybrax.NonFiniteStateError` names ``reorthonormalize_every`` and a smaller value
+        (under an outer `jax.jit` the same message is raised when it runs).
     discard_steps
         Initial steps whose growth is not averaged, while the tangent vectors align
         (static, a multiple of ``reorthonormalize_every``).

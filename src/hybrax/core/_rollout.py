@@ -104,8 +104,24 @@ def rollout(
         stores one checkpoint every ``k`` steps (rounded to whole save intervals when
         ``k >= save_every``). Results are identical in every case.
     check_finite
-        If true, check every step for NaN/inf and raise an error naming the first
-        non-finite step (works under `jax.jit` through `equinox.branched_error_if`).
+        On by default (like diffrax's ``throw=True``): raise if the run produced NaN or
+        inf, naming the first non-finite step. The initial and final states and every
+        saved observable are checked once per run; only when one of them is non-finite is
+        the run replayed step by step (without gradients) to find the first bad step, so a
+        healthy run pays a few reductions per call, not per step. Called with concrete
+        inputs, `rollout` raises `hybrax.NonFiniteStateError` (it waits for the result);
+        under an outer `jax.jit`, `jax.vmap` or `jax.grad` the same message is raised
+        when the computation runs, through `equinox.branched_error_if`. A state that
+        becomes non-finite and finite again between saves is not seen. Pass ``False``
+        where non-finite values are expected and handled by the caller.
+
+        Decision and cost: the issue's rule was "on unless it costs more than 3% of a
+        step". Measured with ``taskset -c 0 python benchmarks/runtime_checks.py`` (float32,
+        CPU): Kolmogorov 256² ETDRK4 252.6 vs 251.5 ms per 20 steps (off/on, fastest of
+        6 interleaved rounds), Lorenz-96 single trajectory 9.07 vs 8.87 ms per 20,000
+        steps and 0.913 vs 0.926 ms per 2,000 steps, 1,024-member ensemble within +3%
+        (noisy) at 200 steps: differences within timing noise, well under 2%. The
+        earlier per-step check cost 8% (ensemble) to 36% (single trajectory).
     unroll
         `lax.scan` unroll factor of the innermost loop (static); helps tiny states.
     progress
