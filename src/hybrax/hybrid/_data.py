@@ -9,7 +9,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-from hybrax.core import AbstractStepper, rollout
+from hybrax.core import AbstractStepper, ConfigurationError, rollout
+
+from ._maps import check_part
 
 __all__ = ["block_average", "generate_trajectories", "sliding_windows"]
 
@@ -70,6 +72,22 @@ def generate_trajectories(
     >>> data.u.shape
     (4, 11, 8)
     """
+    check_part("generate_trajectories", "stepper", stepper, AbstractStepper)
+    if not callable(sample_initial_state):
+        raise ConfigurationError(
+            "generate_trajectories: sample_initial_state must be a function key -> state "
+            f"(e.g. model.initial_state), got {sample_initial_state!r}"
+        )
+    if observe is not None and not callable(observe):
+        raise ConfigurationError(
+            f"generate_trajectories: observe must be None or a function, got {observe!r}"
+        )
+    if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)):
+        if not (isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,)):
+            raise ConfigurationError(
+                f"generate_trajectories: key must be a PRNG key such as jax.random.key(0), "
+                f"got {key!r}"
+            )
     for name, value, minimum in (
         ("n", n, 1),
         ("n_steps", n_steps, 0),
@@ -77,17 +95,19 @@ def generate_trajectories(
         ("spin_up_steps", spin_up_steps, 0),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(
+            raise ConfigurationError(
                 f"generate_trajectories: {name} must be an int >= {minimum}, got {value!r}"
             )
     if n_steps % save_every:
         lower = n_steps - n_steps % save_every
-        raise ValueError(
+        raise ConfigurationError(
             f"generate_trajectories: save_every={save_every} does not divide "
             f"n_steps={n_steps}; use n_steps={lower} or {lower + save_every}"
         )
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ConfigurationError(
             f"generate_trajectories: batch_size must be None or >= 1, got {batch_size!r}"
         )
     return _generate(
@@ -149,21 +169,21 @@ def sliding_windows(trajectories: PyTree, length: int, stride: int = 1) -> PyTre
     """
     leaves = jax.tree.leaves(trajectories)
     if not leaves:
-        raise ValueError("sliding_windows: the trajectories hold no arrays (empty dataset)")
+        raise ConfigurationError("sliding_windows: the trajectories hold no arrays (empty dataset)")
     shapes = {tuple(jnp.shape(x)[:2]) for x in leaves}
     if len(shapes) != 1 or any(len(jnp.shape(x)) < 2 for x in leaves):
-        raise ValueError(
+        raise ConfigurationError(
             "sliding_windows: every leaf needs the same leading axes (n, T); got leading "
             f"shapes {sorted(shapes)}"
         )
     ((n, steps),) = shapes
-    if not (isinstance(length, int) and 1 <= length <= steps):
-        raise ValueError(
+    if isinstance(length, bool) or not (isinstance(length, int) and 1 <= length <= steps):
+        raise ConfigurationError(
             f"sliding_windows: length must be an int between 1 and T={steps} (the number of "
             f"saved times), got {length!r}"
         )
-    if not (isinstance(stride, int) and stride >= 1):
-        raise ValueError(f"sliding_windows: stride must be a positive int, got {stride!r}")
+    if isinstance(stride, bool) or not (isinstance(stride, int) and stride >= 1):
+        raise ConfigurationError(f"sliding_windows: stride must be a positive int, got {stride!r}")
     starts = jnp.arange(0, steps - length + 1, stride)
     index = starts[:, None] + jnp.arange(length)[None, :]  # (num_windows, length)
 
@@ -195,17 +215,29 @@ def block_average(field: Array, factors: int | Sequence[int]) -> Array:
     >>> block_average(jnp.arange(8.0).reshape(2, 4), (2, 2)).tolist()
     [[2.5, 4.5]]
     """
-    factors = (factors,) if isinstance(factors, int) else tuple(factors)
-    field = jnp.asarray(field)
+    if isinstance(factors, int) and not isinstance(factors, bool):
+        factors = (factors,)
+    elif isinstance(factors, (tuple, list)):
+        factors = tuple(factors)
+    else:
+        raise ConfigurationError(
+            f"block_average: factors must be an int or a sequence of ints, got {factors!r}"
+        )
+    try:
+        field = jnp.asarray(field)
+    except TypeError as error:
+        raise ConfigurationError(
+            f"block_average: field must be an array, got {type(field).__name__}"
+        ) from error
     if not factors or len(factors) > field.ndim:
-        raise ValueError(
+        raise ConfigurationError(
             f"block_average: need between 1 and {field.ndim} block factors for a field of "
             f"shape {field.shape}, got {factors}"
         )
     trailing = field.shape[field.ndim - len(factors) :]
     for n, f in zip(trailing, factors, strict=True):
-        if not isinstance(f, int) or f < 1 or n % f:
-            raise ValueError(
+        if isinstance(f, bool) or not isinstance(f, int) or f < 1 or n % f:
+            raise ConfigurationError(
                 f"block_average: block factors {factors} must be positive ints dividing the "
                 f"trailing axes {trailing} of the field"
             )

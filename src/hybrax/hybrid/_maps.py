@@ -81,7 +81,7 @@ def replace_output(target: PyTree, output: Array, who: str, what: str) -> PyTree
 
 
 def check_same_structure(who: str, result: PyTree, reference: PyTree, what: str) -> None:
-    """Raise `ValueError` unless ``result`` has the structure, shapes and dtypes of
+    """Raise `ConfigurationError` unless ``result`` has the structure, shapes and dtypes of
     ``reference`` (so it can be carried through `hybrax.rollout`'s loop)."""
     ref_struct = jax.tree.structure(reference)
     res_struct = jax.tree.structure(result)
