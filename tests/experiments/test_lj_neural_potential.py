@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from hybrax.experiments import get_workflow
+import hybrax
 from hybrax.experiments.lj_neural_potential import (
     QUICK,
     comparison_table,
@@ -15,8 +15,15 @@ from hybrax.experiments.lj_neural_potential import (
 )
 
 
-def test_workflow_is_registered():
-    assert get_workflow("lj-neural-potential").run is run
+def test_settings_are_checked_up_front():
+    with pytest.raises(hybrax.ConfigurationError, match="nve_steps must be a multiple of 10"):
+        QUICK.replace(nve_steps=1005)
+    with pytest.raises(hybrax.ConfigurationError, match="rdf_steps must be a positive multiple"):
+        QUICK.replace(rdf_steps=30)
+    with pytest.raises(hybrax.ConfigurationError, match="held_out_fraction must be between"):
+        QUICK.replace(held_out_fraction=1.0)
+    with pytest.raises(hybrax.ConfigurationError, match="temperature must be positive"):
+        QUICK.replace(temperature=-1.0)
 
 
 def test_rdf_l2_and_nve_fluctuation():
@@ -36,7 +43,7 @@ def test_quick_run_claims(tmp_path):
     scale, the learned potential's g(r) as close to the reference as an independent
     Lennard-Jones run is (up to a factor 3), and its NVE energy drift bounded by the energy
     fluctuation scale of the reference run."""
-    metrics = run(tmp_path, quick=True, progress=False)
+    metrics = run(QUICK, tmp_path, progress=False)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved == metrics
     assert set(metrics) == {"force_rmse", "nve_drift", "rdf_l2"}

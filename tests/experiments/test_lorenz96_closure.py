@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hybrax.experiments import get_workflow
+import hybrax
 from hybrax.experiments.lorenz96_closure import (
     MODEL_NAMES,
     QUICK,
@@ -24,7 +24,7 @@ def test_fit_polynomial_recovers_a_cubic():
     poly = fit_polynomial(x, u)
     np.testing.assert_allclose(poly.coefficients, [0.3, -1.2, 0.01, -0.002], rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(poly(x[0]), u[0], rtol=1e-10)
-    with pytest.raises(ValueError, match="more than 3 samples"):
+    with pytest.raises(hybrax.ConfigurationError, match="more than 3 samples"):
         fit_polynomial(x[0, :2], u[0, :2])
 
 
@@ -50,8 +50,15 @@ def test_local_closure_net_is_local_and_shared():
     assert set(np.nonzero(np.asarray(jac))[0]) == {6, 7, 0, 1, 2}
 
 
-def test_workflow_is_registered():
-    assert get_workflow("lorenz96-closure").run is run
+def test_settings_are_checked_up_front():
+    with pytest.raises(hybrax.ConfigurationError, match="coarse_dt must be a whole multiple"):
+        QUICK.replace(coarse_dt=0.0075)
+    with pytest.raises(hybrax.ConfigurationError, match="online_unroll must be shorter"):
+        QUICK.replace(online_unroll=5000)
+    with pytest.raises(hybrax.ConfigurationError, match="num_forecasts must be at most the 120"):
+        QUICK.replace(num_forecasts=500)
+    with pytest.raises(hybrax.ConfigurationError, match="leads must be positive"):
+        QUICK.replace(leads=())
 
 
 def test_quick_run_orders_the_closures(tmp_path):
@@ -59,7 +66,7 @@ def test_quick_run_orders_the_closures(tmp_path):
     beats the cubic polynomial (Wilks 2005) on forecast error. (The full-size run also puts
     it ahead on the PDF; at CI size the Hellinger distances of the closures are within
     about the sampling noise recorded in run_info.json, so that is not asserted here.)"""
-    metrics = run(tmp_path, quick=True, progress=False)
+    metrics = run(QUICK, tmp_path, progress=False)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved == metrics
     assert set(metrics) == {"forecast_rmse", "pdf_hellinger"}
