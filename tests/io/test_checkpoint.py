@@ -150,6 +150,7 @@ def test_altered_arrays_fail_their_checksum(tmp_path):
         restore_checkpoint(tmp_path / "a", like={"model": net(2)})
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's loop
 def test_flipped_or_truncated_data_never_restore_silently(tmp_path):
     """Probe rows 75-77: flip 4 bytes at several places of every array data file, or
     truncate it: restoring either raises CorruptedDataError naming the checkpoint or gives
@@ -217,3 +218,21 @@ def test_damaged_checkpoint_is_named_and_fallback_finds_the_intact_one(tmp_path,
         checkpoints.save(bad, tree)
         assert checkpoints.latest_step == bad
         checkpoints.restore(tree)
+
+
+def test_plain_number_fields_of_the_template_must_match(tmp_path):
+    """A Python-float field (RK4's dt given as 0.01) is not an array, so it is not written
+    and the template's value would win silently: a different value is an error."""
+    model = hybrax.RK4(hybrax.hybrid.Closure(hybrax.climate.Lorenz96(8, 19.5), net(0)), 0.01)
+    save_checkpoint(tmp_path, {"model": model})
+    other_dt = hybrax.RK4(hybrax.hybrid.Closure(hybrax.climate.Lorenz96(8), net(1)), 0.02)
+    with pytest.raises(
+        hybrax.ConfigurationError, match=r"saved with dt = 0.01, but the template has dt = 0.02"
+    ):
+        restore_checkpoint(tmp_path, like={"model": other_dt})
+    same_dt = hybrax.RK4(hybrax.hybrid.Closure(hybrax.climate.Lorenz96(8), net(1)), 0.01)
+    restored = restore_checkpoint(tmp_path, like={"model": same_dt})["model"]
+    assert float(restored.dynamics.dynamics.forcing) == 19.5
+    with pytest.raises(hybrax.CheckpointError, match="no such folder"):
+        restore_checkpoint(tmp_path / "missing", like=net(0))
+    assert not (tmp_path / "missing").exists()

@@ -100,6 +100,7 @@ class Checkpointer:
         meta[_RESERVED] = {
             "format": 1,
             "checksums": {name: [_checksum(x) for x in a] for name, a in arrays.items()},
+            "config": {name: _config_of(t) for name, t in _items(tree).items()},
         }
         # items without arrays (e.g. the state of plain SGD) need nothing on disk
         items = {name: ocp.args.StandardSave(a) for name, a in arrays.items()}
@@ -205,9 +206,12 @@ class Checkpointer:
         if metadata is not None and not isinstance(metadata, Mapping):
             raise CorruptedDataError(f"checkpoint {step_dir}: its metadata is not a JSON object")
         metadata = dict(metadata or {})
-        checksums = (metadata.pop(_RESERVED, None) or {}).get("checksums", {})
+        reserved = metadata.pop(_RESERVED, None) or {}
+        checksums = reserved.get("checksums", {})
         for name in args:
             _verify(restored[name], checksums.get(name), _array_paths(wanted[name]), step_dir)
+        for name, template in wanted.items():
+            _compare_config(template, reserved.get("config", {}).get(name), step_dir, name)
         trees = {name: _fill(wanted[name], restored.get(name, [])) for name in wanted}
         tree = trees if _is_dict_of_items(like) else trees[_SINGLE]
         return tree, metadata
@@ -242,7 +246,8 @@ def save_checkpoint(
     step: int = 0,
     metadata: Mapping[str, Any] | None = None,
 ) -> None:
-    """Save the arrays of ``tree`` as checkpoint ``step`` under ``directory`` (orbax).
+    """Save the arrays of ``tree`` as checkpoint ``step`` (an int >= 0, new in this
+    directory) under ``directory`` (orbax), with a CRC-32 checksum of every array.
 
     Examples
     --------
@@ -259,7 +264,12 @@ def save_checkpoint(
 def restore_checkpoint(
     directory: str | os.PathLike, like: PyTree, *, step: int | None = None
 ) -> PyTree:
-    """Restore checkpoint ``step`` (default: the latest) into the structure of ``like``."""
+    """Restore checkpoint ``step`` (default: the latest) into the structure of ``like``.
+
+    See `Checkpointer.restore` for the checks (checksums, shapes, dtypes, plain-number
+    fields) and the errors."""
+    if isinstance(directory, (str, os.PathLike)) and not Path(directory).is_dir():
+        raise CheckpointError(f"no checkpoint in {Path(directory).absolute()} (no such folder)")
     with Checkpointer(directory) as checkpointer:
         tree, _ = checkpointer.restore(like, step)
     return tree
@@ -340,6 +350,38 @@ def _check_compatible(template: list, paths: list, stored, where: Path, name: st
                 f"the template's is {np.dtype(jnp.result_type(want))}; restore into a template "
                 f"of the saved dtype (e.g. build it with dtype=jnp.{np.dtype(dtype)}) and cast "
                 "the restored model afterwards if you mean to"
+            )
+
+
+def _config_of(tree: PyTree) -> dict[str, Any]:
+    """The plain Python numbers and strings among ``tree``'s leaves (e.g. a float ``dt``),
+    by path: they are not arrays, so they are not written, but they must match at restore."""
+    config = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if isinstance(leaf, (bool, int, float, str)) and not eqx.is_array(leaf):
+            config[jax.tree_util.keystr(path, simple=True, separator=".") or "<root>"] = leaf
+    return config
+
+
+def _compare_config(template: PyTree, stored, step_dir: Path, name: str) -> None:
+    """Raise if a plain-number leaf of the template differs from the value saved with it
+    (the template's value would otherwise silently replace the saved one)."""
+    if not isinstance(stored, Mapping):
+        return
+    where = f"{step_dir}" if name == _SINGLE else f"{step_dir} (item {name!r})"
+    for path, value in _config_of(template).items():
+        if path not in stored:
+            continue
+        saved = stored[path]
+        same = saved == value
+        if isinstance(saved, float) and isinstance(value, (int, float)):
+            same = np.isclose(saved, value, rtol=1e-12, atol=0.0, equal_nan=True)
+        if not same or (type(saved) is bool and type(value) is not bool):
+            raise ConfigurationError(
+                f"checkpoint {where} was saved with {path} = {saved!r}, but the template "
+                f"has {path} = {value!r}; this value is not an array, so it comes from the "
+                f"template: build the template with {path.split('.')[-1]}={saved!r} (or "
+                "save a new checkpoint if the change is intended)"
             )
 
 
