@@ -56,6 +56,7 @@ import _harness as H  # noqa: E402
 import hybrax  # noqa: E402
 from hybrax.core import cast_floating  # noqa: E402
 from hybrax.experiments import kolmogorov_correction as kc  # noqa: E402
+from hybrax.fluids import decorrelation_time  # noqa: E402
 from hybrax.grids import SpectralState  # noqa: E402
 
 POLICIES = {  # name: (solver dtype, compute dtype)
@@ -107,14 +108,14 @@ def step_records(saved: kc.SavedRun, n_steps: int, rounds: int) -> list[H.Record
     for policy in POLICIES:
         p_settings = policy_settings(settings, policy)
         dtype = POLICIES[policy][0]
-        state = kc._start_on(cast_state(start, dtype), p_settings, 1)
+        state = kc.start_on(cast_state(start, dtype), p_settings, 1)
         hybrid = kc.hybrid_stepper(policy_net(saved.net, policy), p_settings)
         steps[policy] = lambda h=hybrid, s=state: rollout(h, s)
         fields = features(state)
         net = policy_net(saved.net, policy)
         nets[policy] = lambda n=net, f=fields: network_loop(n, f)
     plain_settings = policy_settings(settings, "f32/f32")
-    plain_state = kc._start_on(cast_state(start, jnp.float32), plain_settings, 1)
+    plain_state = kc.start_on(cast_state(start, jnp.float32), plain_settings, 1)
     plain = kc.plain_stepper(plain_settings, 1)
     steps["plain solver f32"] = lambda: rollout(plain, plain_state)
     seconds = H.interleaved_times(
@@ -166,7 +167,7 @@ def decorrelation(settings, net, data: kc.ForecastData, policy: str) -> float:
     hybrid = kc.hybrid_stepper(policy_net(net, policy), p_settings)
     correlations, _ = kc.correlation_curves({"hybrid": (hybrid, 1)}, data, p_settings)
     times = np.arange(1, data.targets.field_hat.shape[1] + 1) * settings.time_step(1)
-    return kc.decorrelation_time(times, correlations["hybrid"].mean(axis=0), settings.threshold)[0]
+    return decorrelation_time(times, correlations["hybrid"].mean(axis=0), settings.threshold)[0]
 
 
 def accuracy_records(saved: kc.SavedRun, train_bf16: bool) -> list[H.Record]:
@@ -235,7 +236,7 @@ def main(argv=None):
         print(
             f"training a {'quick' if args.quick else 'full'} run in {run_dir} ...", file=sys.stderr
         )
-        kc.run_experiment(settings, run_dir, progress=False, quick=args.quick)
+        kc.run(settings, run_dir, progress=False)
     saved = kc.load_run(run_dir)
     rounds = 3 if args.quick else 5
     records = step_records(saved, 100 if args.quick else 400, rounds)
