@@ -34,8 +34,8 @@ __all__ = ["Closure", "Corrected", "Emulator", "SemilinearClosure"]
 def _emulator_dt(dt):
     """Emulator's ``dt``, checked to be one positive, finite time step and kept as given
     (a Python float stays static, so `fit` does not train it)."""
-    if concrete_or_none(dt) is None:
-        return dt
+    if concrete_or_none(dt) is None:  # traced: checked when the computation runs
+        return time_step(dt, "Emulator dt")
     try:
         checked = time_step(dt)
     except ConfigurationError as error:
