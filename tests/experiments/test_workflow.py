@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import os
+import pathlib
 
 import pytest
 
@@ -156,3 +158,31 @@ def test_run_writes_metrics_and_info_and_read_run_checks_them(tmp_path):
         read_run(tmp_path, "other")
     with pytest.raises(hybrax.CheckpointError, match=r"missing weights\.eqx"):
         read_run(tmp_path, "demo", needs=("weights.eqx",))
+
+
+def test_without_out_a_run_gets_a_fresh_folder_under_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = Run("demo", Demo(), progress=False)
+    second = Run("demo", Demo(), progress=False)
+    assert first.path == tmp_path.joinpath("runs", "demo-001").relative_to(tmp_path)
+    assert second.path.name == "demo-002"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write anywhere")
+def test_an_unwritable_folder_is_a_configuration_error(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        with pytest.raises(hybrax.ConfigurationError, match="cannot write to the run folder"):
+            RunFolder.claim(locked, "demo", Demo())
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_failing_write_is_a_configuration_error(tmp_path, monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", refuse)
+    with pytest.raises(hybrax.ConfigurationError, match="cannot write to the run folder"):
+        RunFolder.claim(tmp_path / "run", "demo", Demo())
