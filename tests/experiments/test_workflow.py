@@ -186,3 +186,9 @@ def test_a_failing_write_is_a_configuration_error(tmp_path, monkeypatch):
     monkeypatch.setattr(pathlib.Path, "write_text", refuse)
     with pytest.raises(hybrax.ConfigurationError, match="cannot write to the run folder"):
         RunFolder.claim(tmp_path / "run", "demo", Demo())
+
+
+def test_run_rejects_something_that_is_not_its_settings(tmp_path):
+    with pytest.raises(hybrax.ConfigurationError, match="settings must be a Demo"):
+        Run("demo", tmp_path, tmp_path, presets={"full": Demo()})
+    assert list(tmp_path.iterdir()) == []
