@@ -337,5 +337,8 @@ def test_fit_errors(tmp_path):
         fit(net, loss, (x, x), optax.sgd(0.1), 1, checkpoint_dir="/proc/hybrax-run")
     assert afile.read_text() == "mine"
     fit(net, loss, (x, x), optax.sgd(0.1), 2, checkpoint_dir=tmp_path / "c", progress=False)
+    with pytest.warns(UserWarning, match=r"at step 2, beyond num_steps=1"):
+        again = fit(net, loss, (x, x), optax.sgd(0.1), 1, checkpoint_dir=tmp_path / "c")
+    assert again.step == 2
     with pytest.raises(error, match=r"already holds checkpoints \(steps \[2\]\) and resume=False"):
         fit(net, loss, (x, x), optax.sgd(0.1), 4, checkpoint_dir=tmp_path / "c", resume=False)

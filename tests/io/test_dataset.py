@@ -75,6 +75,8 @@ def test_dataset_errors(tmp_path):
         load_dataset(tmp_path / "missing.zarr")
     with pytest.raises(error, match="attrs must be JSON-serialisable"):
         save_dataset(tmp_path / "bad.zarr", {"a": jnp.zeros((2, 3))}, attrs={"f": object()})
+    with pytest.raises(error, match=r"dataset must be an xarray\.Dataset"):
+        from_xarray({"a": jnp.zeros((2, 3))}, {"a": jnp.zeros(3)})
     with pytest.raises(error, match="leading_dims must be a sequence of names"):
         to_xarray({"a": jnp.zeros((2, 3))}, leading_dims="time")
     with pytest.raises(error, match=r"path must be a str or pathlib\.Path"):

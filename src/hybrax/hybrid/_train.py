@@ -275,6 +275,13 @@ def fit(
             params, rest_arrays, opt_state, step = from_checkpoint(restored)
             key = restored["loop"]["key"]
             history = _truncate(metadata.get("history", history), step)
+            if step > num_steps:
+                warnings.warn(
+                    f"fit: the checkpoint in {checkpoint_dir} is at step {step}, beyond "
+                    f"num_steps={num_steps}; returning it without training (use another "
+                    "checkpoint_dir to train afresh)",
+                    stacklevel=2,
+                )
         start_step = step
 
         steps_per_epoch = num_examples // batch_size if batch_size else 1

@@ -41,6 +41,8 @@ def model_attrs(model: Any, prefix: str = "model") -> dict[str, Any]:
     >>> attrs["model.class"], attrs["model.dynamics.forcing"], attrs["model.dt"]
     ('RK4', 20.0, 0.01)
     """
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigurationError(f"model_attrs: prefix must be a non-empty str, got {prefix!r}")
     attrs: dict[str, Any] = {}
     _walk(model, prefix, attrs, depth=0)
     return attrs
@@ -206,6 +208,11 @@ def from_xarray(dataset, like: PyTree) -> PyTree:
     >>> back.u.shape
     (2, 5, 8)
     """
+    if not (hasattr(dataset, "variables") and hasattr(dataset, "data_vars")):
+        raise ConfigurationError(
+            f"from_xarray: dataset must be an xarray.Dataset (e.g. from to_xarray or "
+            f"load_dataset), got {type(dataset).__name__}"
+        )
     names = _variable_names(like)
     if not names:
         raise ConfigurationError("from_xarray: like holds no arrays; pass e.g. one state")
