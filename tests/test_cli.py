@@ -98,3 +98,17 @@ def test_kolmogorov_never_deletes_a_users_checkpoint(tmp_path, capsys):
 def test_run_requires_a_name():
     with pytest.raises(SystemExit):
         cli.main(["run"])
+
+
+def test_float64_settings_need_64_bit_mode(tmp_path, capsys):
+    import jax
+
+    enabled = jax.config.jax_enable_x64  # on in the test suite: switch it off here
+    jax.config.update("jax_enable_x64", False)
+    try:
+        status = cli.main(["run", "lorenz96", "--set", "dtype=float64", "--out", str(tmp_path)])
+    finally:
+        jax.config.update("jax_enable_x64", enabled)
+    assert status == 2
+    assert "needs JAX's 64-bit mode: run with --float64" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -61,6 +61,7 @@ class Run:
                 f"{workflow}: settings must be a {names} (e.g. the QUICK or FULL preset, or "
                 f"QUICK.replace(...)), got {settings!r}; the run folder is the second argument"
             )
+        _check_precision(settings)
         if out is None:
             self.run_folder = RunFolder.fresh("runs", workflow, settings)
         else:
@@ -132,6 +133,18 @@ def read_run(path: str | os.PathLike, workflow: str, needs: tuple[str, ...] = ()
         "metrics": json.loads((path / "metrics.json").read_text()),
         "run_info": json.loads((path / "run_info.json").read_text()),
     }
+
+
+def _check_precision(settings) -> None:
+    """A ``dtype="float64"`` setting needs JAX's 64-bit mode, or JAX would silently compute
+    in float32."""
+    import jax
+
+    if getattr(settings, "dtype", None) == "float64" and not jax.config.jax_enable_x64:
+        raise ConfigurationError(
+            "setting dtype='float64' needs JAX's 64-bit mode: run with --float64 (or "
+            "jax.config.update('jax_enable_x64', True) before running)"
+        )
 
 
 def thin(entries: list[dict], keep: int = 200) -> list[dict]:
