@@ -85,3 +85,18 @@ def test_shallow_water_state_builders():
         model.vortex_state(amplitude=NAN)
     with pytest.raises(ConfigurationError, match="non-zero coriolis"):
         ShallowWater(16, coriolis=0.0).vortex_state()
+
+
+def test_steppers_and_solvers_check_their_arguments():
+    from hybrax.climate import AdamsBashforth3, Filtered, steady_state
+
+    with pytest.raises(ConfigurationError, match="AdamsBashforth3: dynamics must be"):
+        AdamsBashforth3(None, 0.01)
+    with pytest.raises(ConfigurationError, match="filter must be a function"):
+        Filtered(hybrax.RK4(Lorenz63(), 0.01), 3)
+    model = EnergyBalance0D()
+    for name in ("rtol", "atol", "initial_dt", "transient_tolerance"):
+        with pytest.raises(ConfigurationError, match=name):
+            steady_state(model, model.initial_state(), **{name: NAN})
+    with pytest.raises(ConfigurationError, match="solver must be a diffrax solver"):
+        steady_state(model, model.initial_state(), solver="implicit")

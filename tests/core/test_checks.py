@@ -179,3 +179,21 @@ def test_fresh_lambda_capturing_fresh_arrays_warns_once(model):
         for _ in range(3):
             weights = jnp.ones(8)
             hybrax.rollout(stepper, state, 2, observe=lambda s: weights @ s.u)  # noqa: B023
+
+
+def test_etdrk4_contour_arguments():
+    from hybrax.fluids import Burgers
+
+    model = Burgers(16)
+    for bad in (0, 2.5, True):
+        with pytest.raises(hybrax.ConfigurationError, match="num_contour_points"):
+            hybrax.ETDRK4(model, 0.01, num_contour_points=bad)
+    with pytest.raises(hybrax.ConfigurationError, match="radius must be positive"):
+        hybrax.etdrk4_coefficients(jnp.ones(3), 0.1, num_contour_points=8, radius=float("nan"))
+
+
+def test_wrapper_around_none_names_the_stepper():
+    from hybrax.climate import Filtered
+
+    with pytest.raises(hybrax.ConfigurationError, match="Filtered needs a stepper"):
+        Filtered(None, lambda s: s)

@@ -291,5 +291,5 @@ def test_time_step_beyond_cfl_is_rejected():
     def checked(s):
         return check_time_step(hybrax.CrankNicolsonRK4(model, 8 * safe), s).field_hat
 
-    with pytest.raises(Exception, match=r"Courant number above 1\.0"):
+    with pytest.raises(jax.errors.JaxRuntimeError, match=r"Courant number above 1\.0"):
         jax.block_until_ready(checked(state))

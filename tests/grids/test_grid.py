@@ -246,3 +246,13 @@ def test_bad_domain_and_fields():
         grid.check_spectral("w_hat", jnp.zeros((16, 9)), model="M")
     with pytest.raises(ConfigurationError, match="vmap"):
         grid.check_spectral("w_hat", jnp.zeros((4, 16, 9), jnp.complex64), model="M")
+
+
+def test_spectral_state_and_courant_number_arguments():
+    from hybrax.grids import SpectralState, courant_number
+
+    with pytest.raises(ConfigurationError, match="field_hat must be an array"):
+        SpectralState("x")
+    grid = Grid((8, 8))
+    with pytest.raises(ConfigurationError, match="dt must be positive and finite"):
+        courant_number(grid, jnp.zeros((2, 8, 8)), float("nan"))

@@ -11,6 +11,8 @@ from hybrax.core import (
     AbstractDynamics,
     AbstractStepper,
     ConfigurationError,
+    check_dynamics,
+    check_tendency,
     get_time,
     is_inexact_array,
     mul,
@@ -86,6 +88,9 @@ class AdamsBashforth3(AbstractStepper):
     dynamics: AbstractDynamics
     dt: ArrayLike
 
+    def __check_init__(self):
+        check_dynamics(self.dynamics, "AdamsBashforth3")
+
     def init(self, state: PyTree) -> AB3State:
         """Wrap a model state with an empty history (the next step will be forward Euler)."""
         self.dynamics.check_state(state)
@@ -104,6 +109,7 @@ class AdamsBashforth3(AbstractStepper):
         t0 = time_or_zero(inner)
         h = scalar_like(self.dt, t0)
         tendency = self.dynamics.tendency(inner, t0)
+        check_tendency(tendency, inner, self.dynamics)
         level = state.level
         real = jnp.result_type(t0)
         # Euler, AB2, AB3 weights by the number of stored tendencies.

@@ -22,6 +22,7 @@ from hybrax.core import (
     AbstractDynamics,
     ConfigurationError,
     check_dtype,
+    check_dynamics,
     check_parameter,
     parameter,
 )
@@ -560,7 +561,22 @@ def steady_state(
     >>> bool(abs(eq.temperature - model.equilibrium_temperature()) < 1e-4)
     True
     """
+    check_dynamics(dynamics, "steady_state")
     dynamics.check_state(state)
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None:
+            check_parameter(value, name, positive=True, scalar=True, example=f"{name}=1e-6")
+    transient_tolerance = float(
+        check_parameter(transient_tolerance, "transient_tolerance", positive=True, scalar=True)
+    )
+    initial_dt = float(check_parameter(initial_dt, "initial_dt", positive=True, scalar=True))
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ConfigurationError(f"steady_state: max_steps must be an int >= 1, got {max_steps!r}")
+    if solver is not None and not isinstance(solver, diffrax.AbstractSolver):
+        raise ConfigurationError(
+            f"steady_state: solver must be a diffrax solver such as diffrax.ImplicitEuler(), "
+            f"got {solver!r:.60}"
+        )
     if solver is None:
         chord = diffrax.VeryChord(
             rtol=transient_tolerance, atol=transient_tolerance, norm=optx.rms_norm
@@ -682,7 +698,9 @@ def hysteresis_sweep(
     >>> sweep.ice_edge_decreasing.shape
     (6,)
     """
-    solar = jnp.asarray(solar_constants)
+    solar = check_parameter(solar_constants, "solar_constants", positive=True)
+    cold_start = check_parameter(cold_start, "cold_start", scalar=True)
+    warm_start = check_parameter(warm_start, "warm_start", scalar=True)
     if solar.ndim != 1 or solar.shape[0] < 1:
         raise ConfigurationError(
             f"hysteresis_sweep: solar_constants must be a 1-D array of increasing values, "

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import equinox as eqx
 from jaxtyping import ArrayLike, PyTree
 
-from hybrax.core import AbstractStepper
+from hybrax.core import AbstractStepper, ConfigurationError, check_stepper
 
 from ._adams_bashforth import AB3State
 
@@ -41,6 +41,14 @@ class Filtered(AbstractStepper):
 
     stepper: AbstractStepper
     filter: Callable[[PyTree], PyTree]
+
+    def __check_init__(self):
+        check_stepper(self.stepper, "Filtered")
+        if not callable(self.filter):
+            raise ConfigurationError(
+                f"Filtered: filter must be a function state -> state (e.g. model.apply_filter), "
+                f"got {type(self.filter).__name__}"
+            )
 
     @property
     def dt(self) -> ArrayLike:

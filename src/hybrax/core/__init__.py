@@ -1,6 +1,13 @@
 """The contract (Dynamics, Stepper), integrators, the rollout loop and chaos diagnostics."""
 
-from ._contract import AbstractDynamics, AbstractSemilinearDynamics, AbstractStepper
+from ._contract import (
+    AbstractDynamics,
+    AbstractSemilinearDynamics,
+    AbstractStepper,
+    check_dynamics,
+    check_stepper,
+    check_tendency,
+)
 from ._diffrax_stepper import DiffraxStepper
 from ._errors import (
     CheckpointError,
@@ -61,8 +68,11 @@ __all__ = [
     "ProgressCallback",
     "cast_floating",
     "check_dtype",
+    "check_dynamics",
     "check_field",
     "check_parameter",
+    "check_stepper",
+    "check_tendency",
     "concrete_or_none",
     "etdrk4_coefficients",
     "get_time",

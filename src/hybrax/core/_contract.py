@@ -191,4 +191,11 @@ class AbstractStepper(eqx.Module):
         return self
 
     def __check_init__(self):
-        _check_dt(self.dt)
+        try:
+            dt = self.dt
+        except AttributeError as error:  # e.g. a wrapper around None instead of a stepper
+            raise ConfigurationError(
+                f"{type(self).__name__}: its time step dt could not be read ({error}); a "
+                "wrapper needs a stepper such as hybrax.RK4(model, dt=0.01)"
+            ) from error
+        _check_dt(dt)

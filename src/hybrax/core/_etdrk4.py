@@ -11,6 +11,8 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
 from ._contract import AbstractSemilinearDynamics, AbstractStepper, check_dynamics, check_tendency
+from ._errors import ConfigurationError
+from ._parameters import check_parameter
 from ._state import complex_dtype, is_inexact_array, mul, scalar_like, time_or_zero, with_time
 
 __all__ = ["ETDRK4", "etdrk4_coefficients"]
@@ -72,6 +74,7 @@ def etdrk4_coefficients(
     >>> c.f1.shape
     (3,)
     """
+    _check_contour(num_contour_points, radius)
     linear = jnp.asarray(linear)
     real_input = not jnp.issubdtype(linear.dtype, jnp.complexfloating)
     ctype = complex_dtype(linear.dtype)
@@ -90,6 +93,19 @@ def etdrk4_coefficients(
         f2=hz * f2,
         f3=hz * f3,
     )
+
+
+def _check_contour(num_contour_points, radius) -> None:
+    if num_contour_points is not None and (
+        isinstance(num_contour_points, bool)
+        or not isinstance(num_contour_points, int)
+        or num_contour_points < 1
+    ):
+        raise ConfigurationError(
+            f"num_contour_points must be None (series) or an int >= 1 (32 is accurate to "
+            f"round-off), got {num_contour_points!r}"
+        )
+    check_parameter(radius, "radius", positive=True, scalar=True, example="radius=1.0")
 
 
 _SERIES_RADIUS = 2.0
@@ -202,6 +218,7 @@ class ETDRK4(AbstractStepper):
 
     def __check_init__(self):
         check_dynamics(self.dynamics, "ETDRK4", semilinear=True)
+        _check_contour(self.num_contour_points, 1.0)
 
     def _compute_coefficients(self) -> PyTree:
         linear = self.dynamics.linear_operator()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import PyTree
 
-from hybrax.core import AbstractStepper, ConfigurationError
+from hybrax.core import AbstractStepper, ConfigurationError, check_parameter, concrete_or_none
 from hybrax.grids import cfl_time_step
 
 __all__ = ["check_time_step"]
@@ -34,7 +33,8 @@ def check_time_step(stepper: AbstractStepper, state: PyTree, max_courant: float 
 
     Returns
     -------
-    ``state`` unchanged. Outside `jax.jit` a violation raises `ValueError` at once; under
+    ``state`` unchanged. Outside `jax.jit` a violation raises
+    `hybrax.ConfigurationError` at once; under
     `jax.jit` the returned state carries an `equinox.error_if` check that raises when
     the computation runs.
 
@@ -56,20 +56,19 @@ def check_time_step(stepper: AbstractStepper, state: PyTree, max_courant: float 
             f"check_time_step needs a stepper over a hybrax.fluids model (with .dynamics.grid "
             f"and .dynamics.max_velocity), got {type(stepper).__name__}"
         )
-    if not max_courant > 0:
-        raise ConfigurationError(f"max_courant must be positive, got {max_courant!r}")
+    max_courant = float(check_parameter(max_courant, "max_courant", positive=True, scalar=True))
     speed = dynamics.max_velocity(state)
     dt = jnp.asarray(stepper.dt).astype(speed.dtype)
     courant = dt * speed / min(grid.spacing)
-    try:
-        value, speed_value, dt_value = float(courant), float(speed), float(dt)
-    except jax.errors.ConcretizationTypeError:
+    concrete = concrete_or_none(courant)
+    if concrete is None:
         return eqx.error_if(
             state,
             courant > max_courant,
             f"check_time_step: the time step gives a Courant number above {max_courant} for "
             "this state; reduce dt (see hybrax.grids.cfl_time_step)",
         )
+    value, speed_value, dt_value = float(concrete), float(speed), float(dt)
     if value > max_courant:
         safe = cfl_time_step(grid, speed_value, 0.5)
         raise ConfigurationError(

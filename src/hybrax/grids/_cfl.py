@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from hybrax.core import ConfigurationError, check_parameter
+from hybrax.core import ConfigurationError, check_parameter, time_step
 
 from ._grid import Grid
 
@@ -61,6 +61,7 @@ def courant_number(
     dt
         Time step.
     """
+    dt = time_step(dt)
     velocity = jnp.asarray(velocity)
     if velocity.shape != (grid.ndim, *grid.shape):
         raise ConfigurationError(

@@ -6,6 +6,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
+from hybrax.core import ConfigurationError
+
 __all__ = ["SpectralState"]
 
 
@@ -36,7 +38,13 @@ class SpectralState(eqx.Module):
     time: Float[Array, ""]
 
     def __init__(self, field_hat: ArrayLike, time: ArrayLike | None = None):
-        self.field_hat = jnp.asarray(field_hat)
+        try:
+            self.field_hat = jnp.asarray(field_hat)
+        except TypeError as error:
+            raise ConfigurationError(
+                f"SpectralState: field_hat must be an array of spectral coefficients, got "
+                f"{type(field_hat).__name__}; build it with grid.to_spectral(field)"
+            ) from error
         dtype = self.field_hat.dtype
         if jnp.issubdtype(dtype, jnp.complexfloating):
             dtype = jnp.finfo(dtype).dtype
