@@ -222,19 +222,37 @@ def test_bad_parameter_is_rejected_naming_it(case):
     check()
 
 
-TRACED_CASES = [c for c in CASES if c[0] not in ("PeriodicBox.lengths",)]
+# Box lengths and grid domains are structure (static): a tracer there is a trace-time
+# ConfigurationError, tested eagerly above.
+TRACED_CASES = [c for c in CASES if c[0] not in ("PeriodicBox.lengths", "Grid.domain_length")]
+
+# A stepper's dt is checked where it is used: run one step of each through rollout.
+_L63 = climate.Lorenz63()
+STEPPER_STATES = {
+    "RK4.dt": lambda: climate.Lorenz96().initial_state(),
+    "Euler.dt": lambda: _L63.initial_state(),
+    "Heun.dt": lambda: _L63.initial_state(),
+    "SSPRK3.dt": lambda: _L63.initial_state(),
+    "ETDRK4.dt": lambda: fluids.KuramotoSivashinsky(16).initial_state(jax.random.key(0)),
+    "CrankNicolsonRK4.dt": lambda: fluids.Burgers(16).state_from_field(
+        jnp.sin(grids.Grid(16).coordinates()[0])
+    ),
+}
 
 
 @pytest.mark.parametrize("case", TRACED_CASES, ids=[c[0] for c in TRACED_CASES])
 def test_bad_parameter_traced_under_jit_is_caught_at_run_time(case):
     """A NaN (or, where the sign matters, a negative) value that arrives as a tracer is
     caught when the program runs, with a message naming the parameter."""
-    _, factory, name, kind = case
+    case_id, factory, name, kind = case
     bad = -1.0 if kind in ("positive", "nonnegative") else math.nan
+    state = STEPPER_STATES[case_id]() if case_id in STEPPER_STATES else None
 
     @eqx.filter_jit
     def build_and_use(value):
         built = factory(value)
+        if state is not None:
+            built, _ = hybrax.rollout(built, state, 1, save_every=None)
         leaves = [x for x in jax.tree.leaves(built) if eqx.is_inexact_array(x)]
         return sum(jnp.sum(jnp.real(x)) for x in leaves)
 
