@@ -29,7 +29,9 @@ compiled, warmed-up loops, because the machine is shared. Ratios print as "hybra
 (hybrax's steps/s over the other tool's); ``paired_speedup`` is the median over rounds of
 the speed-up measured within each round, the figure least sensitive to changing load.
 
-Run on one core: ``taskset -c 0 python benchmarks/climate.py [--quick] [--json PATH]``.
+Run on one core: ``taskset -c 0 python benchmarks/climate.py [--quick] [--json PATH]``;
+``--sizes 256 --parts qg`` runs only the QG speed table at 256^2 (``--rounds`` sets the
+number of interleaved rounds, default 7).
 """
 
 from __future__ import annotations
@@ -337,20 +339,38 @@ def energy_balance(records: list, rounds: int) -> None:
 
 
 def main(argv=None) -> None:
-    args = H.parse_args(__doc__.splitlines()[0], argv)
-    rounds = 2 if args.quick else 7
+    import argparse
+
+    extra = argparse.ArgumentParser(add_help=False)
+    parts_all = ("qg", "agreement", "gradient", "shallow_water", "ebm")
+    extra.add_argument(
+        "--parts",
+        default=",".join(parts_all),
+        help=f"comma-separated subset of {','.join(parts_all)} (default: all)",
+    )
+    extra.add_argument("--rounds", type=int, default=None, help="interleaved rounds")
+    known, rest = extra.parse_known_args(argv)
+    parts = set(known.parts.split(","))
+    args = H.parse_args(__doc__.splitlines()[0], rest)
+    rounds = known.rounds or (2 if args.quick else 7)
     records: list[H.Record] = []
-    sizes = {64: 400, 128: 150, 256: 40}
-    if args.quick:
-        sizes = {64: 200}
-    for nx, steps in sizes.items():
-        for double in (False, True):
-            qg_speed(nx, double, steps, rounds, records)
-            print(f"done qg {nx} {'f64' if double else 'f32'}", file=sys.stderr, flush=True)
-    qg_agreement(records)
-    qg_gradient(records, rounds, 20 if args.quick else 100)
-    shallow_water(records, (64,) if args.quick else (128, 256), rounds)
-    energy_balance(records, rounds)
+    steps_for = {64: 400, 128: 150, 256: 40}
+    sizes = {64: 200} if args.quick else steps_for
+    if args.sizes:
+        sizes = {n: steps_for.get(n, 40) for n in args.sizes}
+    if "qg" in parts:
+        for nx, steps in sizes.items():
+            for double in (False, True):
+                qg_speed(nx, double, steps, rounds, records)
+                print(f"done qg {nx} {'f64' if double else 'f32'}", file=sys.stderr, flush=True)
+    if "agreement" in parts:
+        qg_agreement(records)
+    if "gradient" in parts:
+        qg_gradient(records, rounds, 20 if args.quick else 100)
+    if "shallow_water" in parts:
+        shallow_water(records, (64,) if args.quick else (128, 256), rounds)
+    if "ebm" in parts:
+        energy_balance(records, rounds)
     H.report(
         records,
         args.json,

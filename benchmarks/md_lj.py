@@ -1,7 +1,8 @@
 """LAMMPS "in.lj" side by side: hybrax.md vs jax-md (in its fastest configuration) and LAMMPS.
 
     taskset -c 0 python benchmarks/md_lj.py [--quick] [--json PATH] [--steps N]
-        [--sizes 10,20] [--rounds R] [--search full|formats|none]
+        [--sizes 10,20] [--rounds R] [--search full|formats|none] [--dtypes float32]
+        [--jax-md-config "format=OrderedSparse,dr_threshold=0.7"]
 
 The workload is LAMMPS's bench/in.lj: fcc lattice at reduced density 0.8442 (4,000 atoms =
 10^3 unit cells, 32,000 = 20^3), Maxwell–Boltzmann velocities at T = 3.0, Lennard-Jones
@@ -20,10 +21,13 @@ candidates; only at 4,000 atoms, where N^2 fits) and ``fractional_coordinates``.
 timed for a fifth of the steps from the same start; a configuration whose list overflowed
 is not eligible. The fastest is then timed against hybrax (float64 runs the float32
 winner) and named in the ``config`` field of every record; all tried ones are recorded
-under "<case> jax-md search". The list is updated every step with jax-md's own
-``nbrs.update`` (a rebuild only when an atom moved more than dr_threshold / 2, inside a
-``lax.cond``): checking less often is not exact, and the check itself is a tiny part of a
-step. jax-md keeps its default switched LJ (r_onset 2.0), which costs the same per pair.
+under "<case> jax-md search". ``--jax-md-config`` skips the search and runs the given
+configuration (e.g. the 4,000-atom winner at 32,000 atoms: every option's cost is per atom,
+except all-pairs candidates, which are not eligible there anyway). The list is updated
+every step with jax-md's own ``nbrs.update`` (a rebuild only when an atom moved more than
+dr_threshold / 2, inside a ``lax.cond``): checking less often is not exact, and the check
+itself is a tiny part of a step. jax-md keeps its default switched LJ (r_onset 2.0),
+which costs the same per pair.
 
 Protocol. Capacities of both JAX tools are sized from a short warm-up melt (jax-md's from the
 melted positions with the config's capacity_multiplier; hybrax's `grow` from the largest
@@ -133,6 +137,25 @@ class JaxMDConfig:
     capacity_multiplier: float = 1.25
     cell_list: bool = True  # False: disable_cell_list=True (all-pairs candidates)
     fractional: bool = False  # fractional_coordinates with space.periodic_general
+
+    @classmethod
+    def parse(cls, text: str) -> JaxMDConfig:
+        """The inverse of `label` (missing options keep their defaults)."""
+        names = {
+            "format": ("format", str),
+            "dr_threshold": ("skin", float),
+            "capacity_multiplier": ("capacity_multiplier", float),
+            "disable_cell_list": ("cell_list", lambda v: v.strip() != "True"),
+            "fractional_coordinates": ("fractional", lambda v: v.strip() == "True"),
+        }
+        values = {}
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            key, _, value = item.partition("=")
+            if key.strip() not in names:
+                raise ValueError(f"unknown jax-md option {key!r}; expected one of {list(names)}")
+            field, convert = names[key.strip()]
+            values[field] = convert(value.strip())
+        return cls(**values)
 
     def label(self) -> str:
         parts = [
@@ -346,6 +369,17 @@ def main(argv=None):
         help="jax-md configurations tried: every option (default), the formats only, or none "
         "(its default OrderedSparse)",
     )
+    extra.add_argument(
+        "--jax-md-config",
+        type=str,
+        default=None,
+        help="run jax-md in this configuration instead of searching, e.g. "
+        '"format=OrderedSparse,dr_threshold=0.7,capacity_multiplier=1.1" (the names of '
+        "JaxMDConfig.label(); unnamed options keep their defaults)",
+    )
+    extra.add_argument(
+        "--dtypes", type=str, default="float32,float64", help="e.g. float32 (default both)"
+    )
     known, rest = extra.parse_known_args(argv)
     args = parse_args(__doc__.splitlines()[0], rest)
     sizes = (
@@ -353,7 +387,7 @@ def main(argv=None):
         if known.sizes
         else ([10] if args.quick else [10, 20])
     )
-    dtypes = ["float32", "float64"]
+    dtypes = known.dtypes.split(",")
     records: list[Record] = []
     for cells in sizes:
         atoms = 4 * cells**3
@@ -362,6 +396,8 @@ def main(argv=None):
         warmup = known.warmup or (100 if args.quick else 300)
         rounds = known.rounds or (2 if args.quick or cells > 10 else 3)
         lammps, best = None, None
+        if known.jax_md_config:
+            best = JaxMDConfig.parse(known.jax_md_config)
         for dtype_name in dtypes:
             dtype = jnp.dtype(dtype_name)
             positions, velocities, box = initial_state(cells, dtype)
