@@ -143,7 +143,7 @@ def test_overflow_raises_inside_rollout_and_simulate_regrows():
     tight = dataclasses.replace(fitted, widths=exact).update(positions, box)
     stepper = md.VelocityVerlet(lj, box, dt=0.005)
     state = stepper.init(positions, velocities, tight)
-    with pytest.raises(eqx.EquinoxRuntimeError, match="NeighborListError.*overflow"):
+    with pytest.raises(eqx.EquinoxRuntimeError, match=r"NeighborListError.*overflow"):
         final, _ = hybrax.rollout(stepper, state, 100, save_every=None)
         jax.block_until_ready(final)
     with pytest.warns(md.NeighborListOverflowWarning):
@@ -183,3 +183,86 @@ def test_bad_input_messages(fcc500):
     other, _ = perturbed_fcc(5, seed=3)
     with pytest.raises(ValueError, match="built for 500 atoms"):
         stepper.init(other[:400], None, nbrs)
+
+
+def test_overlapping_atoms_with_finite_energy_are_rejected_naming_the_pair(fcc500):
+    """Probe row 52: two atoms 0.05 sigma apart have a finite energy (1e16) and were
+    accepted with |F| = 1e15; init now names the pair and the distance."""
+    positions, box = fcc500
+    close = positions.at[7].set(box.wrap(positions[3] + jnp.array([0.05, 0.0, 0.0])))
+    nbrs = md.neighbor_list(close, box, cutoff=2.5)
+    stepper = md.VelocityVerlet(md.LennardJones(cutoff=2.5), box, dt=0.005)
+    with pytest.raises(hybrax.ConfigurationError, match=r"overlap: atoms 3 and 7 are 0.05 sigma"):
+        stepper.init(close, None, nbrs)
+    with pytest.raises(hybrax.ConfigurationError, match="velocities are too large for dt"):
+        stepper.init(positions, jnp.full(positions.shape, 500.0), nbrs)
+
+
+@pytest.mark.parametrize(
+    "masses", [0.0, -1.0, float("nan"), float("inf"), 1.0 + 1.0j, True, "1", np.array([1, 2])]
+)
+def test_bad_masses_are_rejected_naming_them(fcc108, masses):
+    """Probe row 53: masses 0 / -1 gave NaN or nonsense."""
+    _, box = fcc108
+    with pytest.raises(hybrax.ConfigurationError, match="masses"):
+        md.VelocityVerlet(md.LennardJones(cutoff=2.5), box, dt=0.005, masses=masses)
+
+
+@pytest.mark.parametrize("count", [10, 3, 109])
+def test_masses_of_the_wrong_length_are_rejected_at_init(fcc108, count):
+    """Probe row 54: masses (10,) or (3,) for 108 atoms failed with a broadcast TypeError
+    at the first step."""
+    positions, box = fcc108
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    stepper = md.VelocityVerlet(md.LennardJones(cutoff=2.5), box, dt=0.005, masses=jnp.ones(count))
+    with pytest.raises(hybrax.ConfigurationError, match=rf"masses has shape \({count},\).*108"):
+        stepper.init(positions, None, nbrs)
+    with pytest.raises(hybrax.ConfigurationError, match="masses"):
+        md.VelocityVerlet(md.LennardJones(), box, dt=0.005, masses=jnp.ones((108, 1)))
+
+
+THERMOSTAT_CASES = [
+    (md.LangevinBAOAB, {"temperature": -1.0}, "temperature"),
+    (md.LangevinBAOAB, {"temperature": 1.0, "friction": -1.0}, "friction"),
+    (md.LangevinBAOAB, {"temperature": float("nan")}, "temperature"),
+    (md.NoseHooverChain, {"temperature": 0.0}, "temperature"),
+    (md.NoseHooverChain, {"temperature": 1.0, "tau": 0.0}, "tau"),
+    (md.NoseHooverChain, {"temperature": 1.0, "tau": float("inf")}, "tau"),
+    (md.NoseHooverChain, {"temperature": 1.0, "chain_length": 0}, "chain_length"),
+    (md.NoseHooverChain, {"temperature": 1.0, "degrees_of_freedom": -3}, "degrees_of_freedom"),
+    (md.BrownianDynamics, {"temperature": -0.5}, "temperature"),
+    (md.BrownianDynamics, {"temperature": 1.0, "friction": 0.0}, "friction"),
+    (md.VelocityVerlet, {"dt": float("inf")}, "dt"),
+    (md.VelocityVerlet, {"on_overflow": "ignore"}, "on_overflow"),
+]
+
+
+@pytest.mark.parametrize("cls, kwargs, name", THERMOSTAT_CASES)
+def test_bad_thermostat_parameters_are_rejected_naming_them(fcc108, cls, kwargs, name):
+    """Probe row 55: Langevin T < 0 or friction < 0, Nose-Hoover T = 0 or tau = 0 were
+    accepted and gave NaN."""
+    _, box = fcc108
+    kwargs = {"dt": 0.005, **kwargs}
+    with pytest.raises(hybrax.ConfigurationError, match=name):
+        cls(md.LennardJones(cutoff=2.5), box, **kwargs)
+
+
+def test_traced_bad_temperature_is_caught_at_run_time(fcc108):
+    _, box = fcc108
+
+    @eqx.filter_jit
+    def noise_scale(temperature):
+        stepper = md.LangevinBAOAB(md.LennardJones(), box, dt=0.005, temperature=temperature)
+        return jnp.sqrt(stepper.temperature * stepper.friction)
+
+    assert float(noise_scale(jnp.asarray(1.0))) == 1.0
+    with pytest.raises(eqx.EquinoxRuntimeError, match="temperature"):
+        jax.block_until_ready(noise_scale(jnp.asarray(-1.0)))
+
+
+def test_energy_and_box_must_be_md_objects(fcc108):
+    _, box = fcc108
+    with pytest.raises(hybrax.ConfigurationError, match="energy"):
+        md.VelocityVerlet(lambda x: 0.0, box, dt=0.005)
+    with pytest.raises(hybrax.ConfigurationError, match="box"):
+        md.VelocityVerlet(md.LennardJones(), 10.0, dt=0.005)

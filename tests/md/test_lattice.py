@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import hybrax
 import hybrax.md as md
 
 
@@ -57,3 +58,36 @@ def test_lattice_bad_input():
         md.lattice("fcc", 3)
     with pytest.raises(ValueError, match="positive int"):
         md.lattice("fcc", (3, 0, 3), density=1.0)
+
+
+@pytest.mark.parametrize("count", [0, -3, 2.0, True])
+def test_random_packing_needs_a_positive_int_count(count):
+    """Probe row 60: random_packing(N=0) raised ZeroDivisionError."""
+    with pytest.raises(hybrax.ConfigurationError, match="num_atoms"):
+        md.random_packing(jax.random.key(0), count, md.PeriodicBox(6.0))
+    with pytest.raises(hybrax.ConfigurationError, match="min_distance"):
+        md.random_packing(jax.random.key(0), 10, md.PeriodicBox(6.0), min_distance=-0.9)
+
+
+@pytest.mark.parametrize("temperature", [-1.0, float("nan"), float("inf"), 1j, "1"])
+def test_maxwell_boltzmann_rejects_bad_temperatures(temperature):
+    """Probe row 55: maxwell_boltzmann(temperature=-1) gave NaN velocities."""
+    with pytest.raises(hybrax.ConfigurationError, match="temperature"):
+        md.maxwell_boltzmann(jax.random.key(0), 8, temperature)
+
+
+def test_maxwell_boltzmann_at_zero_temperature_is_at_rest():
+    v = md.maxwell_boltzmann(jax.random.key(0), 8, 0.0)
+    np.testing.assert_array_equal(v, 0.0)
+    with pytest.raises(hybrax.ConfigurationError, match="masses"):
+        md.maxwell_boltzmann(jax.random.key(0), 8, 1.0, masses=-1.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"density": -1.0}, "density"), ({"density": float("nan")}, "density"),
+     ({"lattice_constant": float("inf")}, "lattice_constant")],
+)  # fmt: skip
+def test_lattice_rejects_bad_sizes(kwargs, name):
+    with pytest.raises(hybrax.ConfigurationError, match=name):
+        md.lattice("fcc", 3, **kwargs)

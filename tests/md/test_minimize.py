@@ -1,5 +1,6 @@
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import hybrax
 import hybrax.md as md
@@ -44,3 +45,28 @@ def test_fire_stepper_lowers_the_energy_in_rollout():
     )
     assert float(energies[-1]) < float(state.potential_energy)
     assert float(jnp.max(jnp.abs(final.forces))) < float(jnp.max(jnp.abs(state.forces)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"dt": -0.01}, "dt"),
+        ({"dt_max": float("nan")}, "dt_max"),
+        ({"f_dec": 1.5}, "f_dec"),
+        ({"f_inc": 0.9}, "f_inc"),
+        ({"alpha_start": 0.0}, "alpha_start"),
+        ({"n_min": -1}, "n_min"),
+    ],
+)
+def test_fire_rejects_bad_constants(kwargs, name):
+    with pytest.raises(hybrax.ConfigurationError, match=name):
+        md.FIRE(md.LennardJones(), md.FreeSpace(), **kwargs)
+
+
+def test_minimize_rejects_bad_arguments():
+    positions = jnp.array([[0.0, 0.0, 0.0], [1.5, 0.0, 0.0]])
+    lj, free = md.LennardJones(cutoff=2.5), md.FreeSpace()
+    with pytest.raises(hybrax.ConfigurationError, match="max_steps"):
+        md.minimize(lj, positions, free, max_steps=-1)
+    with pytest.raises(hybrax.ConfigurationError, match="force_tolerance"):
+        md.minimize(lj, positions, free, force_tolerance=float("nan"))

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import hybrax
 import hybrax.md as md
 
 from .conftest import perturbed_fcc
@@ -115,3 +116,42 @@ def test_bad_input_messages(fcc500):
     small, small_box = perturbed_fcc(3)
     with pytest.raises(ValueError, match="mode='dense'"):
         md.neighbor_list(small, small_box, cutoff=2.0, mode="cells")
+
+
+@pytest.mark.parametrize("value", [0.3, 0.999, 0.0, -1.0, float("nan"), float("inf"), "2", True])
+def test_capacity_multiplier_below_one_or_not_finite_is_rejected(fcc500, value):
+    """Probe row 49: capacity_multiplier=0.3 built a list that overflowed at once, and the
+    error blamed the positions."""
+    positions, box = fcc500
+    with pytest.raises(hybrax.ConfigurationError, match="capacity_multiplier"):
+        md.neighbor_list(positions, box, cutoff=2.5, capacity_multiplier=value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"cutoff": float("nan")}, "cutoff"),
+        ({"cutoff": -2.5}, "cutoff"),
+        ({"cutoff": 2.5, "skin": -0.1}, "skin"),
+        ({"cutoff": 2.5, "skin": float("inf")}, "skin"),
+        ({"cutoff": 2.5j}, "cutoff"),
+        ({"cutoff": 2.5, "mode": "tree"}, "mode"),
+        ({"cutoff": 2.5, "minimum_capacity": (3, (1, 2))}, "minimum_capacity"),
+    ],
+)
+def test_bad_list_arguments_name_the_argument(fcc500, kwargs, name):
+    positions, box = fcc500
+    with pytest.raises(hybrax.ConfigurationError, match=name):
+        md.neighbor_list(positions, box, **kwargs)
+    with pytest.raises(hybrax.ConfigurationError, match="box"):
+        md.neighbor_list(positions, 8.4, cutoff=2.5)
+
+
+def test_grow_for_a_compressed_box_builds_a_new_grid(fcc500):
+    positions, box = fcc500
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+    small = md.PeriodicBox(box.lengths * 0.8)
+    assert bool(nbrs.covers(box)) and not bool(nbrs.covers(small))
+    assert bool(nbrs.update(positions * 0.8, small).overflow)
+    grown = nbrs.grow(positions * 0.8, small)
+    assert not bool(grown.overflow) and bool(grown.covers(small))

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import hybrax
 import hybrax.md as md
 
 
@@ -181,3 +182,42 @@ def test_virial_pressure_from_box_gradient(fcc500):
     virial = 0.5 * np.sum(24 * inv6 * (2 * inv6 - 1))
     np.testing.assert_allclose(pressure, virial / (3 * np.prod(lengths)), rtol=1e-10)
     assert np.abs(np.sum(np.asarray(forces), axis=0)).max() < 1e-9
+
+
+@pytest.mark.parametrize(
+    "factory, name",
+    [
+        (lambda v: md.LennardJones(epsilon=v), "epsilon"),
+        (lambda v: md.LennardJones(sigma=v), "sigma"),
+        (lambda v: md.SmoothLennardJones(epsilon=v), "epsilon"),
+        (lambda v: md.Morse(alpha=v), "alpha"),
+        (lambda v: md.Morse(r0=v), "r0"),
+        (lambda v: md.SoftSphere(sigma=v), "sigma"),
+        (lambda v: md.LennardJones(cutoff=v), "cutoff"),
+        (lambda v: md.SmoothLennardJones(onset=v), "onset"),
+        (lambda v: md.PairPotential(jnp.exp, cutoff=v), "cutoff"),
+        (lambda v: md.HarmonicBonds(jnp.array([[0, 1]]), stiffness=v), "stiffness"),
+        (lambda v: md.HarmonicAngles(jnp.array([[0, 1, 2]]), rest_angle=v), "rest_angle"),
+    ],
+)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1.0 + 2.0j, True, "1.0"])
+def test_non_finite_parameters_are_rejected_at_construction(factory, name, value):
+    """Probe row 56: LennardJones(epsilon=nan) was accepted and init then blamed
+    overlapping particles."""
+    with pytest.raises(hybrax.ConfigurationError, match=name):
+        factory(value)
+
+
+def test_species_tables_still_work_and_traced_nan_is_caught():
+    epsilon = jnp.array([[1.0, 0.5], [0.5, 2.0]])
+    lj = md.LennardJones(epsilon=epsilon, species=jnp.array([0, 1, 1, 0]))
+    assert lj.epsilon.shape == (2, 2)
+    with pytest.raises(hybrax.ConfigurationError, match="epsilon"):
+        md.LennardJones(epsilon=epsilon.at[0, 1].set(jnp.nan), species=jnp.array([0, 1]))
+
+    @eqx.filter_jit
+    def depth(e):
+        return md.LennardJones(epsilon=e).epsilon
+
+    with pytest.raises(eqx.EquinoxRuntimeError, match="epsilon"):
+        jax.block_until_ready(depth(jnp.asarray(jnp.nan)))

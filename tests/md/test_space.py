@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import hybrax
 import hybrax.md as md
 
 
@@ -36,3 +37,13 @@ def test_box_is_a_differentiable_leaf():
 def test_bad_box(lengths):
     with pytest.raises(ValueError, match="PeriodicBox"):
         md.PeriodicBox(jnp.array(lengths))
+
+
+@pytest.mark.parametrize(
+    "lengths", [float("inf"), float("nan"), -5.0, 0.0, 10.0 + 1.0j, True, "10", None]
+)
+def test_box_sides_must_be_positive_finite_reals(lengths):
+    """Probe row 57: PeriodicBox(inf) was accepted and neighbor_list then failed with
+    "cannot convert float NaN to integer"."""
+    with pytest.raises(hybrax.ConfigurationError, match="PeriodicBox lengths"):
+        md.PeriodicBox(lengths)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
+
+from hybrax.core import ConfigurationError, check_parameter, concrete_or_none
 
 from ._energy import AbstractEnergy
 
@@ -13,25 +14,29 @@ __all__ = ["HarmonicAngles", "HarmonicBonds"]
 
 
 def _index_table(name: str, value, width: int, what: str) -> Array:
-    table = jnp.asarray(value)
+    try:
+        table = jnp.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(
+            f"{name}: {what} must be an integer array of shape (M, {width}), got {value!r}"
+        ) from error
     if table.ndim != 2 or table.shape[1] != width or not jnp.issubdtype(table.dtype, jnp.integer):
-        raise ValueError(
+        raise ConfigurationError(
             f"{name}: {what} must be an integer array of shape (M, {width}), got shape "
             f"{table.shape} and dtype {table.dtype}"
         )
-    try:
-        concrete = np.asarray(table)
-    except Exception:  # traced
+    concrete = concrete_or_none(table)
+    if concrete is None:  # traced
         return table
     if concrete.size and concrete.min() < 0:
-        raise ValueError(f"{name}: {what} holds negative atom indices")
+        raise ConfigurationError(f"{name}: {what} holds negative atom indices")
     return table
 
 
-def _per_term(name: str, key: str, value: ArrayLike, count: int) -> Array:
-    value = jnp.asarray(value)
+def _per_term(name: str, key: str, value: ArrayLike, count: int, **constraints) -> Array:
+    value = check_parameter(value, key, **constraints)
     if value.ndim not in (0, 1) or (value.ndim == 1 and value.shape[0] != count):
-        raise ValueError(
+        raise ConfigurationError(
             f"{name}: {key} must be a scalar or one value per term ({count},), got shape "
             f"{value.shape}"
         )
@@ -39,12 +44,14 @@ def _per_term(name: str, key: str, value: ArrayLike, count: int) -> Array:
 
 
 def _check_range(name: str, table: Array, positions: Array) -> None:
-    try:
-        top = int(np.max(np.asarray(table))) if table.size else -1
-    except Exception:  # traced
+    concrete = concrete_or_none(table)
+    if concrete is None:  # traced
         return
+    top = int(np.max(concrete)) if concrete.size else -1
     if top >= positions.shape[0]:
-        raise ValueError(f"{name}: atom index {top} out of range for {positions.shape[0]} atoms")
+        raise ConfigurationError(
+            f"{name}: atom index {top} out of range for {positions.shape[0]} atoms"
+        )
 
 
 class HarmonicBonds(AbstractEnergy):
@@ -69,14 +76,16 @@ class HarmonicBonds(AbstractEnergy):
     """
 
     bonds: Int[Array, "B 2"]
-    stiffness: Float[Array, "..."] = eqx.field(converter=jnp.asarray)
-    rest_length: Float[Array, "..."] = eqx.field(converter=jnp.asarray)
+    stiffness: Float[Array, "..."]
+    rest_length: Float[Array, "..."]
 
     def __init__(self, bonds, stiffness: ArrayLike = 100.0, rest_length: ArrayLike = 1.0):
         self.bonds = _index_table("HarmonicBonds", bonds, 2, "bonds")
         count = self.bonds.shape[0]
-        self.stiffness = _per_term("HarmonicBonds", "stiffness", stiffness, count)
-        self.rest_length = _per_term("HarmonicBonds", "rest_length", rest_length, count)
+        self.stiffness = _per_term("HarmonicBonds", "stiffness", stiffness, count, nonnegative=True)
+        self.rest_length = _per_term(
+            "HarmonicBonds", "rest_length", rest_length, count, nonnegative=True
+        )
 
     def energy(self, positions, neighbors, box):
         _check_range("HarmonicBonds", self.bonds, positions)
@@ -109,14 +118,18 @@ class HarmonicAngles(AbstractEnergy):
     """
 
     triples: Int[Array, "A 3"]
-    stiffness: Float[Array, "..."] = eqx.field(converter=jnp.asarray)
-    rest_angle: Float[Array, "..."] = eqx.field(converter=jnp.asarray)
+    stiffness: Float[Array, "..."]
+    rest_angle: Float[Array, "..."]
 
     def __init__(self, triples, stiffness: ArrayLike = 50.0, rest_angle: ArrayLike = np.pi):
         self.triples = _index_table("HarmonicAngles", triples, 3, "triples")
         count = self.triples.shape[0]
-        self.stiffness = _per_term("HarmonicAngles", "stiffness", stiffness, count)
-        self.rest_angle = _per_term("HarmonicAngles", "rest_angle", rest_angle, count)
+        self.stiffness = _per_term(
+            "HarmonicAngles", "stiffness", stiffness, count, nonnegative=True
+        )
+        self.rest_angle = _per_term(
+            "HarmonicAngles", "rest_angle", rest_angle, count, nonnegative=True
+        )
 
     def energy(self, positions, neighbors, box):
         _check_range("HarmonicAngles", self.triples, positions)

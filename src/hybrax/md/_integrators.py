@@ -328,9 +328,7 @@ class AbstractMDStepper(AbstractStepper):
             return state
         limit = self.displacement_limit(state.neighbors)
         unstable = self.step_displacement(state) > limit
-        overflow = (
-            jnp.zeros((), bool) if state.neighbors is None else state.neighbors.overflow
-        )
+        overflow = jnp.zeros((), bool) if state.neighbors is None else state.neighbors.overflow
         dt = _scalar(self.dt, state.time)
         step = jnp.clip(jnp.round(state.time / dt), 1, 2**31 - 2).astype(jnp.int32)
         index = jnp.where(overflow, 0, step)

@@ -7,6 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from hybrax.core import ConfigurationError, check_parameter
+
+from ._neighbors import _static_length
 from ._space import PeriodicBox
 
 __all__ = ["lattice", "maxwell_boltzmann", "random_packing"]
@@ -56,23 +59,29 @@ def lattice(
     >>> positions.shape
     (4000, 3)
     """
-    key = _ALIASES.get(kind, kind)
+    key = _ALIASES.get(kind, kind) if isinstance(kind, str) else None
     if key not in _BASES:
-        raise ValueError(f"unknown lattice {kind!r}; choose one of 'fcc', 'bcc', 'sc'")
-    cells = (cells,) * 3 if isinstance(cells, int) else tuple(cells)
-    if len(cells) != 3 or not all(isinstance(c, int) and c >= 1 for c in cells):
-        raise ValueError(f"cells must be a positive int or three positive ints, got {cells!r}")
+        raise ConfigurationError(f"unknown lattice {kind!r}; choose one of 'fcc', 'bcc', 'sc'")
+    cells = (cells,) * 3 if _is_int(cells) else cells
+    try:
+        cells = tuple(cells)
+    except TypeError:
+        cells = (cells,)
+    if len(cells) != 3 or not all(_is_int(c) and c >= 1 for c in cells):
+        raise ConfigurationError(
+            f"cells must be a positive int or three positive ints, got {cells!r}"
+        )
+    cells = tuple(int(c) for c in cells)
     basis = _BASES[key]
     if (density is None) == (lattice_constant is None):
-        raise ValueError("give exactly one of density= or lattice_constant=")
+        raise ConfigurationError("give exactly one of density= or lattice_constant=")
     if density is not None:
-        if not density > 0:
-            raise ValueError(f"density must be positive, got {density}")
+        density = _static_length(density, "density", positive=True, example="density=0.8442")
         a = (len(basis) / density) ** (1.0 / 3.0)
     else:
-        a = float(lattice_constant)
-        if not a > 0:
-            raise ValueError(f"lattice_constant must be positive, got {a}")
+        a = _static_length(
+            lattice_constant, "lattice_constant", positive=True, example="lattice_constant=1.5"
+        )
     grid = np.stack(np.meshgrid(*(np.arange(c) for c in cells), indexing="ij"), axis=-1).reshape(
         -1, 1, 3
     )
@@ -120,21 +129,26 @@ def maxwell_boltzmann(
     >>> round(float(md.temperature(v)), 6)
     3.0
     """
-    if not (isinstance(num_atoms, int) and num_atoms >= 2):
-        raise ValueError(f"num_atoms must be an int >= 2, got {num_atoms!r}")
+    if not (_is_int(num_atoms) and num_atoms >= 2):
+        raise ConfigurationError(f"num_atoms must be an int >= 2, got {num_atoms!r}")
+    num_atoms = int(num_atoms)
     dtype = dtype or jnp.result_type(float)
-    m = jnp.asarray(masses).astype(dtype)
+    kT = check_parameter(
+        temperature, "temperature", nonnegative=True, scalar=True, example="temperature=1.0"
+    ).astype(dtype)
+    m = check_parameter(masses, "masses", positive=True, example="masses=1.0").astype(dtype)
     if m.ndim not in (0, 1) or (m.ndim == 1 and m.shape[0] != num_atoms):
-        raise ValueError(f"masses must be a scalar or shape ({num_atoms},), got {m.shape}")
+        raise ConfigurationError(
+            f"masses must be a scalar or shape ({num_atoms},), got shape {m.shape}"
+        )
     m_col = m[:, None] if m.ndim == 1 else m
-    kT = jnp.asarray(temperature).astype(dtype)
-    v = jax.random.normal(key, (num_atoms, 3), dtype) * jnp.sqrt(kT / m_col)
+    v = jax.random.normal(key, (num_atoms, 3), dtype) / jnp.sqrt(m_col)  # kT = 1
     total_mass = jnp.sum(jnp.broadcast_to(m_col, (num_atoms, 1)))
     v = v - jnp.sum(m_col * v, axis=0) / total_mass
-    if exact:
+    if exact:  # scale the unit-temperature draw, so kT = 0 gives zeros, not 0 / 0
         current = jnp.sum(m_col * v * v) / (3 * num_atoms - 3)
-        v = v * jnp.sqrt(kT / current)
-    return v
+        return v * jnp.sqrt(kT / current)
+    return v * jnp.sqrt(kT)
 
 
 def random_packing(
@@ -175,19 +189,33 @@ def random_packing(
     from ._pair import SoftSphere
 
     if not isinstance(box, PeriodicBox):
-        raise ValueError("random_packing needs a PeriodicBox")
+        raise ConfigurationError(f"random_packing needs a PeriodicBox, got {box!r}")
+    if not (_is_int(num_atoms) and num_atoms >= 1):
+        raise ConfigurationError(
+            f"random_packing: num_atoms must be an int >= 1, got {num_atoms!r}"
+        )
+    num_atoms = int(num_atoms)
+    min_distance = _static_length(
+        min_distance, "min_distance", positive=True, example="min_distance=0.9"
+    )
     dtype = dtype or box.lengths.dtype
     lengths = box.lengths.astype(dtype)
     volume = float(np.prod(np.asarray(lengths)))
     packing = num_atoms * np.pi / 6 * min_distance**3 / volume
     if packing > 0.55:
-        raise ValueError(
+        raise ConfigurationError(
             f"min_distance={min_distance} at {num_atoms} atoms in volume {volume:.4g} is a "
             f"packing fraction {packing:.2f}; random packings jam above about 0.55. Use a "
             "smaller min_distance or a bigger box (or hybrax.md.lattice)"
         )
     positions = jax.random.uniform(key, (num_atoms, 3), dtype) * lengths
+    if num_atoms == 1:
+        return positions
     spheres = SoftSphere(epsilon=1.0, sigma=min_distance * 1.02, alpha=2.0)
     nbrs = neighbor_list(positions, box, cutoff=spheres.cutoff, skin=0.3 * min_distance)
     result = minimize(spheres, positions, box, nbrs, force_tolerance=1e-7, max_steps=20_000)
     return box.wrap(result.positions)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from hybrax.core import AbstractStepper
+from hybrax.core import AbstractStepper, ConfigurationError, time_step
 
 from ._energy import AbstractEnergy
-from ._neighbors import NeighborList, _check_positions_shape
+from ._neighbors import NeighborList, _check_positions_shape, _static_length
 from ._space import AbstractBox
 
 __all__ = ["FIRE", "FIREState", "MinimizeResult", "minimize"]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _optional_dt_max(value):
+    return None if value is None else time_step(value, "dt_max")
 
 
 class FIREState(eqx.Module):
@@ -60,13 +69,36 @@ class FIRE(AbstractStepper):
 
     energy: AbstractEnergy
     box: AbstractBox
-    dt: ArrayLike = 0.005
-    dt_max: ArrayLike | None = None
+    dt: Array = eqx.field(default=0.005, converter=time_step)
+    dt_max: Array | None = eqx.field(default=None, converter=_optional_dt_max)
     n_min: int = eqx.field(static=True, default=5)
     f_inc: float = eqx.field(static=True, default=1.1)
     f_dec: float = eqx.field(static=True, default=0.5)
     alpha_start: float = eqx.field(static=True, default=0.1)
     f_alpha: float = eqx.field(static=True, default=0.99)
+
+    def __check_init__(self):
+        if not isinstance(self.energy, AbstractEnergy):
+            raise ConfigurationError(
+                f"FIRE: energy must be a hybrax.md energy (e.g. hybrax.md.LennardJones()), got "
+                f"{self.energy!r}"
+            )
+        if not isinstance(self.box, AbstractBox):
+            raise ConfigurationError(
+                f"FIRE: box must be a hybrax.md.PeriodicBox or FreeSpace, got {self.box!r}"
+            )
+        if not _is_int(self.n_min) or self.n_min < 0:
+            raise ConfigurationError(f"FIRE: n_min must be an int >= 0, got {self.n_min!r}")
+        rules = {
+            "f_inc": (lambda x: x >= 1.0, ">= 1 (the step grows while the power is positive)"),
+            "f_dec": (lambda x: 0.0 < x < 1.0, "in (0, 1) (the step shrinks after an uphill move)"),
+            "alpha_start": (lambda x: 0.0 < x <= 1.0, "in (0, 1]"),
+            "f_alpha": (lambda x: 0.0 < x <= 1.0, "in (0, 1]"),
+        }
+        for name, (ok, rule) in rules.items():
+            value = _static_length(getattr(self, name), name, positive=True, example=rule)
+            if not ok(value):
+                raise ConfigurationError(f"FIRE: {name} must be {rule}, got {value!r}")
 
     def init(
         self, positions: Float[Array, "N 3"], neighbors: NeighborList | None = None
@@ -164,8 +196,17 @@ def minimize(
     -------
     MinimizeResult
     """
+    if isinstance(max_steps, bool) or not _is_int(max_steps) or max_steps < 0:
+        raise ConfigurationError(f"max_steps must be an int >= 0, got {max_steps!r}")
+    force_tolerance = _static_length(
+        force_tolerance, "force_tolerance", positive=False, example="force_tolerance=1e-6"
+    )
+    if neighbors is not None and not isinstance(neighbors, NeighborList):
+        raise ConfigurationError(
+            f"neighbors must be a hybrax.md.NeighborList or None, got {type(neighbors).__name__}"
+        )
     fire = FIRE(energy, box, dt=dt)
-    return _minimize(fire, positions, neighbors, force_tolerance, max_steps)
+    return _minimize(fire, positions, neighbors, force_tolerance, int(max_steps))
 
 
 @eqx.filter_jit
@@ -191,8 +232,8 @@ def _minimize(fire, positions, neighbors, force_tolerance, max_steps):
         final = eqx.error_if(
             final,
             state.neighbors.overflow,
-            "hybrax.md.minimize: neighbour-list overflow (the configuration changed too much "
-            "for the list's capacity); rebuild it with neighbors.grow(positions, box) and "
-            "minimise again",
+            "NeighborListError: hybrax.md.minimize: neighbour-list overflow (the configuration "
+            "changed too much for the list's capacity, or the list was built for another "
+            "box); rebuild it with neighbors.grow(positions, box) and minimise again",
         )
     return MinimizeResult(final, state.potential_energy, f, steps, f <= tol, state.neighbors)

@@ -10,8 +10,10 @@ import numpy as np
 from equinox import AbstractVar
 from jaxtyping import Array, Float, Int
 
+from hybrax.core import ConfigurationError, check_parameter, concrete_or_none, parameter
+
 from ._energy import AbstractEnergy
-from ._neighbors import NeighborList
+from ._neighbors import NeighborList, _static_length
 from ._space import AbstractBox
 
 __all__ = [
@@ -24,8 +26,22 @@ __all__ = [
 ]
 
 
-def _param():
-    return eqx.field(converter=jnp.asarray)
+def _param(name: str, **constraints):
+    """A pair parameter: a scalar or an (S, S) matrix over species pairs, checked by
+    `hybrax.core.parameter` (NaN, inf, complex, bool, str, integer arrays and wrong signs
+    are a `ConfigurationError` naming it; traced values are checked at run time)."""
+    return parameter(name, **constraints)
+
+
+def _species(value) -> Array | None:
+    if value is None:
+        return None
+    try:
+        return jnp.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(
+            f"species must be an (N,) integer array (one species index per atom), got {value!r}"
+        ) from error
 
 
 class AbstractPairEnergy(AbstractEnergy):
@@ -52,7 +68,7 @@ class AbstractPairEnergy(AbstractEnergy):
         value = jnp.asarray(value).astype(like.dtype)
         if value.ndim == 2:
             if species_i is None:
-                raise ValueError(
+                raise ConfigurationError(
                     f"{type(self).__name__}: per-species-pair parameters (shape "
                     f"{value.shape}) need species=...: an (N,) integer array"
                 )
@@ -74,7 +90,7 @@ class AbstractPairEnergy(AbstractEnergy):
 
     def _neighbors(self, neighbors: NeighborList | None) -> NeighborList:
         if not isinstance(neighbors, NeighborList):
-            raise ValueError(
+            raise ConfigurationError(
                 f"{type(self).__name__} is a pair potential and needs a neighbour list: "
                 "build one with hybrax.md.neighbor_list(positions, box, cutoff) "
                 "(mode='dense' for all pairs)"
@@ -116,13 +132,13 @@ def _check_species(name: str, species, params: dict) -> Array | None:
     for key, value in params.items():
         shape = jnp.shape(value)
         if len(shape) not in (0, 2) or (len(shape) == 2 and shape[0] != shape[1]):
-            raise ValueError(
+            raise ConfigurationError(
                 f"{name}: {key} must be a scalar or a square (S, S) matrix over species "
                 f"pairs, got shape {shape}"
             )
     if species is None:
         if matrices:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{name}: {', '.join(matrices)} given per species pair (shape "
                 f"{jnp.shape(next(iter(matrices.values())))}) but species=None; pass "
                 "species=(N,) integer array"
@@ -130,20 +146,20 @@ def _check_species(name: str, species, params: dict) -> Array | None:
         return None
     species = jnp.asarray(species)
     if species.ndim != 1 or not jnp.issubdtype(species.dtype, jnp.integer):
-        raise ValueError(
+        raise ConfigurationError(
             f"{name}: species must be a 1-D integer array (one species index per atom), got "
             f"shape {species.shape} and dtype {species.dtype}"
         )
     sizes = {jnp.shape(v)[0] for v in matrices.values()}
     if len(sizes) > 1:
-        raise ValueError(f"{name}: species matrices disagree in size: {sorted(sizes)}")
-    try:
-        top, bottom = int(np.max(np.asarray(species))), int(np.min(np.asarray(species)))
-    except Exception:  # traced
+        raise ConfigurationError(f"{name}: species matrices disagree in size: {sorted(sizes)}")
+    concrete = concrete_or_none(species)
+    if concrete is None or concrete.size == 0:  # traced
         return species
+    top, bottom = int(np.max(concrete)), int(np.min(concrete))
     num_species = sizes.pop() if sizes else 1
     if bottom < 0 or top >= num_species:
-        raise ValueError(
+        raise ConfigurationError(
             f"{name}: species values must lie in [0, {num_species}) to index the "
             f"({num_species}, {num_species}) parameter matrices, got values from {bottom} to "
             f"{top}"
@@ -151,11 +167,8 @@ def _check_species(name: str, species, params: dict) -> Array | None:
     return species
 
 
-def _cutoff(value) -> float:
-    value = float(value)
-    if not value > 0:
-        raise ValueError(f"cutoff must be positive (sigma), got {value}")
-    return value
+def _cutoff(value, name: str = "cutoff") -> float:
+    return _static_length(value, name, positive=True, example=f"{name}=2.5 (sigma)")
 
 
 class LennardJones(AbstractPairEnergy):
@@ -190,16 +203,19 @@ class LennardJones(AbstractPairEnergy):
     -6.7734
     """
 
-    epsilon: Float[Array, "..."] = _param()
-    sigma: Float[Array, "..."] = _param()
+    epsilon: Float[Array, "..."] = _param("epsilon", example="epsilon=1.0")
+    sigma: Float[Array, "..."] = _param("sigma", positive=True, example="sigma=1.0")
     cutoff: float = eqx.field(static=True, default=2.5)
     shift: bool = eqx.field(static=True, default=True)
-    species: Int[Array, " N"] | None = None
+    species: Int[Array, " N"] | None = eqx.field(default=None, converter=_species)
 
     def __init__(self, epsilon=1.0, sigma=1.0, cutoff=2.5, shift=True, species=None):
-        self.epsilon, self.sigma = jnp.asarray(epsilon), jnp.asarray(sigma)
+        self.epsilon, self.sigma = epsilon, sigma
         self.cutoff, self.shift = _cutoff(cutoff), bool(shift)
-        self.species = _check_species("LennardJones", species, {"epsilon": epsilon, "sigma": sigma})
+        self.species = species
+
+    def __check_init__(self):
+        _check_species("LennardJones", self.species, {"epsilon": self.epsilon, "sigma": self.sigma})
 
     def pair_energy(self, r2, species_i, species_j):
         epsilon = self._param(self.epsilon, species_i, species_j, r2)
@@ -239,19 +255,22 @@ class SmoothLennardJones(AbstractPairEnergy):
     >>> lj = md.SmoothLennardJones(onset=2.0, cutoff=2.5)
     """
 
-    epsilon: Float[Array, "..."] = _param()
-    sigma: Float[Array, "..."] = _param()
+    epsilon: Float[Array, "..."] = _param("epsilon", example="epsilon=1.0")
+    sigma: Float[Array, "..."] = _param("sigma", positive=True, example="sigma=1.0")
     onset: float = eqx.field(static=True, default=2.0)
     cutoff: float = eqx.field(static=True, default=2.5)
-    species: Int[Array, " N"] | None = None
+    species: Int[Array, " N"] | None = eqx.field(default=None, converter=_species)
 
     def __init__(self, epsilon=1.0, sigma=1.0, onset=2.0, cutoff=2.5, species=None):
-        self.epsilon, self.sigma = jnp.asarray(epsilon), jnp.asarray(sigma)
-        self.onset, self.cutoff = float(onset), _cutoff(cutoff)
-        if not 0 < self.onset < self.cutoff:
-            raise ValueError(f"need 0 < onset < cutoff, got onset={onset}, cutoff={cutoff}")
-        self.species = _check_species(
-            "SmoothLennardJones", species, {"epsilon": epsilon, "sigma": sigma}
+        self.epsilon, self.sigma = epsilon, sigma
+        self.onset, self.cutoff = _cutoff(onset, "onset"), _cutoff(cutoff)
+        if not self.onset < self.cutoff:
+            raise ConfigurationError(f"need 0 < onset < cutoff, got onset={onset}, cutoff={cutoff}")
+        self.species = species
+
+    def __check_init__(self):
+        _check_species(
+            "SmoothLennardJones", self.species, {"epsilon": self.epsilon, "sigma": self.sigma}
         )
 
     def pair_energy(self, r2, species_i, species_j):
@@ -288,18 +307,21 @@ class Morse(AbstractPairEnergy):
     >>> morse = md.Morse(epsilon=1.0, alpha=5.0, r0=1.0, cutoff=2.0)
     """
 
-    epsilon: Float[Array, "..."] = _param()
-    alpha: Float[Array, "..."] = _param()
-    r0: Float[Array, "..."] = _param()
+    epsilon: Float[Array, "..."] = _param("epsilon", example="epsilon=1.0")
+    alpha: Float[Array, "..."] = _param("alpha", example="alpha=5.0")
+    r0: Float[Array, "..."] = _param("r0", nonnegative=True, example="r0=1.0")
     cutoff: float = eqx.field(static=True, default=2.5)
     shift: bool = eqx.field(static=True, default=True)
-    species: Int[Array, " N"] | None = None
+    species: Int[Array, " N"] | None = eqx.field(default=None, converter=_species)
 
     def __init__(self, epsilon=1.0, alpha=5.0, r0=1.0, cutoff=2.5, shift=True, species=None):
-        self.epsilon, self.alpha, self.r0 = (jnp.asarray(v) for v in (epsilon, alpha, r0))
+        self.epsilon, self.alpha, self.r0 = epsilon, alpha, r0
         self.cutoff, self.shift = _cutoff(cutoff), bool(shift)
-        self.species = _check_species(
-            "Morse", species, {"epsilon": epsilon, "alpha": alpha, "r0": r0}
+        self.species = species
+
+    def __check_init__(self):
+        _check_species(
+            "Morse", self.species, {"epsilon": self.epsilon, "alpha": self.alpha, "r0": self.r0}
         )
 
     def _phi(self, r, epsilon, alpha, r0):
@@ -338,24 +360,27 @@ class SoftSphere(AbstractPairEnergy):
     >>> spheres = md.SoftSphere(epsilon=1.0, sigma=1.0)
     """
 
-    epsilon: Float[Array, "..."] = _param()
-    sigma: Float[Array, "..."] = _param()
+    epsilon: Float[Array, "..."] = _param("epsilon", example="epsilon=1.0")
+    sigma: Float[Array, "..."] = _param("sigma", positive=True, example="sigma=1.0")
     alpha: float = eqx.field(static=True, default=2.0)
     cutoff: float = eqx.field(static=True, default=1.0)
-    species: Int[Array, " N"] | None = None
+    species: Int[Array, " N"] | None = eqx.field(default=None, converter=_species)
 
     def __init__(self, epsilon=1.0, sigma=1.0, alpha=2.0, cutoff=None, species=None):
-        self.epsilon, self.sigma = jnp.asarray(epsilon), jnp.asarray(sigma)
-        self.alpha = float(alpha)
+        self.epsilon, self.sigma = epsilon, sigma
+        self.alpha = _static_length(alpha, "alpha", positive=True, example="alpha=2.0")
         if cutoff is None:
-            try:
-                cutoff = float(np.max(np.asarray(sigma)))
-            except Exception as error:  # traced sigma
-                raise ValueError(
+            concrete = concrete_or_none(check_parameter(sigma, "sigma", positive=True))
+            if concrete is None:  # traced sigma
+                raise ConfigurationError(
                     "SoftSphere: pass cutoff= (at least the largest sigma) when sigma is traced"
-                ) from error
+                )
+            cutoff = float(np.max(concrete))
         self.cutoff = _cutoff(cutoff)
-        self.species = _check_species("SoftSphere", species, {"epsilon": epsilon, "sigma": sigma})
+        self.species = species
+
+    def __check_init__(self):
+        _check_species("SoftSphere", self.species, {"epsilon": self.epsilon, "sigma": self.sigma})
 
     def pair_energy(self, r2, species_i, species_j):
         epsilon = self._param(self.epsilon, species_i, species_j, r2)
@@ -394,7 +419,7 @@ class PairPotential(AbstractPairEnergy):
 
     def __init__(self, function: Callable[[Array], Array], cutoff: float, shift: bool = True):
         if not callable(function):
-            raise ValueError(f"PairPotential: function must be callable, got {function!r}")
+            raise ConfigurationError(f"PairPotential: function must be callable, got {function!r}")
         self.function = function
         self.cutoff, self.shift = _cutoff(cutoff), bool(shift)
         self.species = None
