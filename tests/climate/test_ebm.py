@@ -241,7 +241,7 @@ def test_albedo_is_smooth_and_bounded():
 def test_bad_input_messages():
     model = BudykoSellers(num_points=24)
     with pytest.raises(
-        hybrax.ConfigurationError, match=r"shape \(24,\), got \(3, 24\); for an ensemble use jax"
+        ConfigurationError, match=r"shape \(24,\), got \(3, 24\); for an ensemble use jax"
     ):
         model.tendency(EBMState(jnp.zeros((3, 24))), 0.0)
     with pytest.raises(ConfigurationError, match="num_points >= 4"):

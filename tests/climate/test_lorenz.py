@@ -106,7 +106,7 @@ def test_wrong_shape_and_dtype_are_rejected(model):
     good = model.initial_state()
     n = good.u.shape[0]
     with pytest.raises(
-        hybrax.ConfigurationError, match=rf"state.u must have shape \({n},\), got \({n + 1},\)"
+        ConfigurationError, match=rf"state.u must have shape \({n},\), got \({n + 1},\)"
     ):
         stepper.step(ODEState(jnp.ones(n + 1)))
     with pytest.raises(ConfigurationError, match=r"for an ensemble use jax\.vmap"):
@@ -114,7 +114,7 @@ def test_wrong_shape_and_dtype_are_rejected(model):
     with pytest.raises(ConfigurationError, match=r"floating dtype.*got int32"):
         stepper.step(ODEState(jnp.ones(n, jnp.int32)))
     with pytest.raises(
-        hybrax.ConfigurationError, match=r"expects a ODEState state, got (ndarray|ArrayImpl)"
+        ConfigurationError, match=r"expects a ODEState state, got (ndarray|ArrayImpl)"
     ):
         stepper.step(jnp.ones(n))
 
@@ -123,7 +123,7 @@ def test_two_scale_shape_errors():
     model = TwoScaleLorenz96()
     stepper = hybrax.RK4(model, 0.001)
     with pytest.raises(
-        hybrax.ConfigurationError, match=r"state.y must have shape \(8, 32\), got \(8, 16\)"
+        ConfigurationError, match=r"state.y must have shape \(8, 32\), got \(8, 16\)"
     ):
         stepper.step(TwoScaleState(jnp.zeros(8), jnp.zeros((8, 16))))
 

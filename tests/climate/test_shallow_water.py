@@ -263,9 +263,7 @@ def test_jit_vmap_ensemble_and_float32():
 # -------------------------------------------------------------------------- bad input
 def test_bad_input_messages():
     model = ShallowWater.f_plane(32)
-    with pytest.raises(
-        hybrax.ConfigurationError, match=r"violates the CFL condition .* use dt <= "
-    ):
+    with pytest.raises(ConfigurationError, match=r"violates the CFL condition .* use dt <= "):
         model.rk4(5000.0)
     with pytest.raises(ConfigurationError, match="violates the CFL"):
         model.check_time_step(700.0, model.vortex_state(amplitude=-3000.0, radius=5e5))
@@ -278,9 +276,7 @@ def test_bad_input_messages():
         model.tendency(ShallowWaterState(zeros.astype(jnp.float32), zeros, zeros), 0.0)
     with pytest.raises(ConfigurationError, match="mean_depth must be positive"):
         ShallowWater(32, mean_depth=-10.0)
-    with pytest.raises(
-        hybrax.ConfigurationError, match="forcing must be an AbstractShallowWaterForcing"
-    ):
+    with pytest.raises(ConfigurationError, match="forcing must be an AbstractShallowWaterForcing"):
         ShallowWater(32, forcing=lambda s, m, t: s)
     with pytest.raises(ConfigurationError, match="relaxation_time must be positive"):
         HeightRelaxation(zeros, 0.0)

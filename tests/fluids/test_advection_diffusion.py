@@ -57,9 +57,7 @@ def test_second_order_crank_nicolson_and_gradient(finite_difference):
 
 
 def test_bad_input():
-    with pytest.raises(
-        hybrax.ConfigurationError, match=r"one component per grid axis, shape \(2,\)"
-    ):
+    with pytest.raises(ConfigurationError, match=r"one component per grid axis, shape \(2,\)"):
         AdvectionDiffusion(Grid((8, 8)), velocity=jnp.ones(3))
     with pytest.raises(ConfigurationError, match="diffusivity must be a single number"):
         AdvectionDiffusion(Grid((8,)), diffusivity=jnp.ones(2))

@@ -16,6 +16,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import jax
+
 __all__ = ["cached_function"]
 
 _IDENTITY_SEEN: dict[Any, int] = {}
@@ -37,8 +39,14 @@ class _ByIdentity:
         return id(self.value)
 
 
+class _Traced(Exception):
+    """A closure holds a tracer of an enclosing transformation: do not cache."""
+
+
 def _value_key(value: Any, depth: int) -> tuple[Any, bool]:
     """(key, uses_identity) for one closure cell or default value."""
+    if isinstance(value, jax.core.Tracer):
+        raise _Traced
     if isinstance(value, types.FunctionType) and depth < 4:
         return _function_key(value, depth + 1)
     try:
@@ -108,7 +116,7 @@ def cached_function(fn: Callable) -> Callable:
     try:
         key, identity = _function_key(fn)
         hash(key)
-    except TypeError:
+    except (TypeError, _Traced):
         return fn
     if identity and not _WARNED:
         structure = _structure(key)
