@@ -35,8 +35,32 @@ class Record:
     config: str = ""
 
 
+# The clock of `time_call` and `interleaved_samples` unless one is passed: wall time, or with
+# ``--clock cpu`` the CPU seconds of this process, which on a shared machine (other jobs
+# time-slicing the same core) are far steadier. Pin the process to one core (taskset -c 0)
+# when using CPU time: then a second of CPU is a second of one core.
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock: dict[str, Callable[[], float]] = {"now": time.perf_counter}
+
+
+def clock_now() -> float:
+    return _clock["now"]()
+
+
+def set_clock(name: str) -> None:
+    """Use the ``"wall"`` or ``"cpu"`` clock from now on (what ``--clock`` does)."""
+    _clock["now"] = CLOCKS[name]
+
+
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help="time with the wall clock (default) or this process's CPU seconds (steadier on a "
+        "shared machine; pin to one core with taskset -c 0)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (CI)")
     parser.add_argument("--json", type=str, default=None, help="write records to this path")
     parser.add_argument("--float64", action="store_true", help="also run float64 cases")
@@ -46,30 +70,40 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
         default=None,
         help="override the problem sizes, e.g. 256,1024 (GPU-sized runs)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    set_clock(args.clock)
+    return args
 
 
 def block(tree: Any) -> Any:
     return jax.block_until_ready(tree)
 
 
-def time_call(fn: Callable[[], Any], *, repeat: int = 5, min_time: float = 0.2) -> float:
-    """Median wall time in seconds of ``fn()`` (already compiled: one warm-up call first).
+def time_call(
+    fn: Callable[[], Any],
+    *,
+    repeat: int = 5,
+    min_time: float = 0.2,
+    clock: Callable[[], float] | None = None,
+) -> float:
+    """Median time in seconds of ``fn()`` (already compiled: one warm-up call first), by
+    ``clock`` (default: the one chosen with ``--clock``, wall time unless told).
 
     Each repeat runs ``fn`` as many times as needed to last ``min_time`` seconds.
     """
+    clock = clock or clock_now
     block(fn())
-    start = time.perf_counter()
+    start = clock()
     block(fn())
-    once = max(time.perf_counter() - start, 1e-7)
+    once = max(clock() - start, 1e-7)
     number = max(1, int(min_time / once))
     samples = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         for _ in range(number):
             out = fn()
         block(out)
-        samples.append((time.perf_counter() - start) / number)
+        samples.append((clock() - start) / number)
     return statistics.median(samples)
 
 
@@ -78,7 +112,7 @@ def interleaved_samples(
     rounds: int,
     min_time: float = 0.3,
     *,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Callable[[], float] | None = None,
     warm: bool = True,
 ) -> dict[str, list[float]]:
     """Seconds per call of each ``calls[name]()``, one sample per round. In every round each
@@ -86,9 +120,11 @@ def interleaved_samples(
     processes on a shared machine hits all tools alike. Each call is warmed up first.
 
     ``clock`` is ``time.perf_counter`` (wall) or ``time.process_time`` (CPU seconds of this
-    process: steadier on a shared machine when the process is pinned to one core).
+    process: steadier on a shared machine when the process is pinned to one core); by
+    default the one chosen with ``--clock``.
     ``warm=False`` is for long calls already compiled and run once by the caller: no warm-up
     and one call per sample."""
+    clock = clock or clock_now
     numbers = {}
     for name, fn in calls.items():
         if not warm:
@@ -141,6 +177,7 @@ def environment() -> dict[str, Any]:
         "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "x64": bool(jax.config.jax_enable_x64),
         "hybrax_commit": _commit(),
+        "clock": next((k for k, v in CLOCKS.items() if v is _clock["now"]), "wall"),
     }
 
 

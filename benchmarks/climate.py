@@ -215,10 +215,10 @@ def pyqg_numpy(nx, double, steps, rounds, case, q, records) -> None:
     m.set_q(np.asarray(q, dtype=np.float64))
     best = float("inf")
     for _ in range(rounds):
-        start = time.perf_counter()
+        start = H.clock_now()
         for _ in range(steps):
             m._step_forward()
-        best = min(best, (time.perf_counter() - start) / steps)
+        best = min(best, (H.clock_now() - start) / steps)
     records.append(H.Record(case, "pyqg", "steps_per_s", 1 / best, "1/s", "numpy, float64"))
 
 
