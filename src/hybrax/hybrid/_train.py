@@ -14,6 +14,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import PRNGKeyArray, PyTree, Scalar
 
 from hybrax.core import CheckpointError, ConfigurationError, NonFiniteLossError
@@ -304,11 +305,12 @@ def fit(
                 params, rest_arrays, opt_state, data, order, jnp.asarray(position, jnp.int32)
             )
 
-        def check(s, params, opt_state, loss, finite, record=True):
+        def check(s, params, opt_state, status, record=True):
             """Read back step ``s``: stop if its loss or gradient was non-finite; else its
             parameters are good: evaluate and checkpoint them when due, record the loss."""
             nonlocal good
-            loss_value, ok = float(loss), bool(finite)
+            loss_value, flag = np.asarray(status).tolist()  # one transfer: [loss, finite]
+            ok = flag == 1.0
             if not ok:
                 _stop_nonfinite(
                     s, loss_value, good, checkpointer, as_checkpoint, from_checkpoint,
@@ -337,16 +339,16 @@ def fit(
 
         pending = None  # step dispatched but not read back yet
         while step < num_steps:
-            new_params, new_opt_state, loss, finite = dispatch(step, params, opt_state)
+            new_params, new_opt_state, status = dispatch(step, params, opt_state)
             if pending is not None:
                 check(*pending)
-            pending = (step, params, opt_state, loss, finite)
+            pending = (step, params, opt_state, status)
             params, opt_state = new_params, new_opt_state
             step += 1
         if pending is not None:  # verify the final parameters before saving and returning
-            _, _, loss, finite = dispatch(step, params, opt_state)
+            _, _, status = dispatch(step, params, opt_state)
             check(*pending)
-            check(step, params, opt_state, loss, finite, record=False)
+            check(step, params, opt_state, status, record=False)
     finally:
         if bar is not None:
             bar.close()
@@ -380,7 +382,7 @@ def _make_update(loss_fn, optimizer, static, batch_size, sharding):
         with _optax_promotion():
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-        return params, opt_state, loss, finite
+        return params, opt_state, jnp.stack([loss, finite.astype(loss.dtype)])
 
     return update
 
