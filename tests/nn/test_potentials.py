@@ -1,12 +1,15 @@
 """Neural MD potentials: forces are -grad U, invariances, smooth cut-off, neighbour-list
 paths agree, transforms, composition with analytic energies, training loss, bad input."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import hybrax
 import hybrax.md as md
 from hybrax.nn import (
     BesselBasis,
@@ -350,3 +353,17 @@ def test_bad_input_messages():
         SCHNET.energy(positions[:5], md.neighbor_list(positions[:5], box, CUTOFF), box)
     with pytest.raises(ValueError, match="num_knots"):
         NeuralPairPotential(CUTOFF, key=key(0), num_knots=2)
+
+
+def test_label_frames_that_keep_overflowing_raise_neighbor_list_error(monkeypatch):
+    positions, box = liquid_like(3)
+    frames = jnp.stack([positions, box.wrap(positions + 0.05), box.wrap(positions - 0.1)])
+    template, _ = md.lattice("fcc", 3, density=0.8442, dtype=jnp.float64)
+    fitted = md.neighbor_list(
+        template, box, cutoff=1.6, skin=0.1, mode="cells", capacity_multiplier=1.0
+    )
+    small = dataclasses.replace(fitted, widths=tuple(max(1, w // 2) for w in fitted.widths))
+    assert bool(jnp.any(jax.vmap(lambda p: small.update(p, box).overflow)(frames)))
+    monkeypatch.setattr(md.NeighborList, "grow", lambda self, positions, box: small)
+    with pytest.raises(hybrax.NeighborListError, match="label_frames"):
+        label_frames(md.LennardJones(cutoff=1.6), frames, box, small)

@@ -19,6 +19,7 @@ from equinox import AbstractVar
 from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
 
+from hybrax.core import NeighborListError
 from hybrax.md import AbstractBox, AbstractEnergy, AbstractPairEnergy, NeighborList
 
 from ._common import check_positive_int, default_float
@@ -697,7 +698,10 @@ def label_frames(
         )
         neighbors = worst.grow(positions[0], box)
     else:
-        raise RuntimeError("label_frames: the neighbour list kept overflowing")
+        raise NeighborListError(
+            "label_frames: the neighbour list still overflowed after 6 rebuilds; some "
+            "frames may hold collapsed or exploded configurations (check the positions)"
+        )
     energies, forces = _frame_labels(reference, positions, lists, box)
     return LabelledFrames(positions, lists, energies, forces)
 
