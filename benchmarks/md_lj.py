@@ -180,8 +180,9 @@ def jax_md_runner(
     energy function)."""
     from jax_md import energy, partition, simulate, space
 
-    length = box.lengths[0]
+    length = float(box.lengths[0])
     if config.fractional:
+        length = jnp.asarray(length, positions.dtype)  # keeps the shift in the state's dtype
         displacement, shift = space.periodic_general(length, fractional_coordinates=True)
         scale = 1 / length
     else:
@@ -265,7 +266,12 @@ def jax_md_search(
 
     def measure(config):
         if config not in tried:
-            r = time_jax_md(config, positions, velocities, box, melted, steps)
+            try:
+                r = time_jax_md(config, positions, velocities, box, melted, steps)
+            except Exception as error:  # a configuration jax-md cannot run: not eligible
+                print(f"  jax-md {config.label()}: failed ({error!r:.200})", file=sys.stderr)
+                tried[config] = None
+                return None
             tried[config] = None if r["overflow"] else steps / r["cpu"]
             print(
                 f"  jax-md {config.label()}: "
@@ -423,7 +429,7 @@ def main(argv=None):
                             speed if speed is not None else float("nan"),
                             "steps/cpu-s",
                             f"{search_steps} steps, one run"
-                            + ("" if speed is not None else "; list overflowed: not eligible"),
+                            + ("" if speed is not None else "; overflowed or failed: not eligible"),
                             config.label(),
                         )
                     )
