@@ -416,11 +416,15 @@ class VelocityVerlet(AbstractMDStepper):
     box
         `PeriodicBox` or `FreeSpace`.
     dt
-        Time step (tau), e.g. 0.005 for LJ.
+        Time step (tau), positive and finite, e.g. 0.005 for LJ.
     masses
-        Scalar or ``(N,)`` masses (m), default 1; differentiable.
+        Positive scalar or ``(N,)`` masses (m), default 1; differentiable.
     on_overflow
         ``"raise"`` (default) or ``"flag"`` (see `AbstractMDStepper`).
+    max_displacement
+        Instability limit (sigma): a step that moves some atom farther (``max |v| dt``)
+        raises `hybrax.InstabilityError`. Default None: the larger of the neighbour list's
+        skin and half its cut-off (1 sigma without a list); ``float("inf")`` disables it.
 
     Examples
     --------
@@ -471,12 +475,12 @@ class LangevinBAOAB(AbstractMDStepper):
 
     Parameters
     ----------
-    energy, box, dt, masses, on_overflow
+    energy, box, dt, masses, on_overflow, max_displacement
         As in `VelocityVerlet`.
     temperature
-        Target ``k_B T`` (epsilon); differentiable.
+        Target ``k_B T`` (epsilon), >= 0; differentiable.
     friction
-        ``gamma`` (1/tau), default 1; differentiable.
+        ``gamma`` (1/tau), >= 0 (0 is NVE), default 1; differentiable.
 
     Examples
     --------
@@ -533,12 +537,13 @@ class NoseHooverChain(AbstractMDStepper):
 
     Parameters
     ----------
-    energy, box, dt, masses, on_overflow
+    energy, box, dt, masses, on_overflow, max_displacement
         As in `VelocityVerlet`.
     temperature
-        Target ``k_B T`` (epsilon); differentiable.
+        Target ``k_B T`` (epsilon), > 0 (the chain masses are proportional to it);
+        differentiable.
     tau
-        Thermostat period (tau), default ``100 dt``-ish values such as 0.5; differentiable.
+        Thermostat period (tau), > 0, default 0.5 (about ``100 dt``); differentiable.
     chain_length
         Number of links ``M`` (static), default 3.
     degrees_of_freedom
@@ -678,12 +683,12 @@ class BrownianDynamics(AbstractMDStepper):
 
     Parameters
     ----------
-    energy, box, dt, masses, on_overflow
+    energy, box, dt, masses, on_overflow, max_displacement
         As in `VelocityVerlet`.
     temperature
-        ``k_B T`` (epsilon); differentiable.
+        ``k_B T`` (epsilon), >= 0; differentiable.
     friction
-        ``gamma`` (1/tau), default 1; differentiable.
+        ``gamma`` (1/tau), > 0, default 1; differentiable.
 
     Examples
     --------

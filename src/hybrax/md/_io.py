@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from hybrax.core import ConfigurationError
+
 from ._space import AbstractBox, PeriodicBox
 
 __all__ = ["to_ase", "write_extxyz"]
@@ -27,17 +29,19 @@ def _symbols(symbols, species, n: int) -> list[str]:
     if isinstance(symbols, str):
         if species is None:
             return [symbols] * n
-        raise ValueError("with species= give one symbol per species, e.g. symbols=['Ar', 'Kr']")
+        raise ConfigurationError(
+            "with species= give one symbol per species, e.g. symbols=['Ar', 'Kr']"
+        )
     symbols = list(symbols)
     if species is None:
         if len(symbols) != n:
-            raise ValueError(f"got {len(symbols)} symbols for {n} atoms")
+            raise ConfigurationError(f"got {len(symbols)} symbols for {n} atoms")
         return symbols
     species = np.asarray(species)
     if species.shape != (n,):
-        raise ValueError(f"species must have shape ({n},), got {species.shape}")
+        raise ConfigurationError(f"species must have shape ({n},), got {species.shape}")
     if species.min() < 0 or species.max() >= len(symbols):
-        raise ValueError(
+        raise ConfigurationError(
             f"species values must index symbols (0..{len(symbols) - 1}), got "
             f"{species.min()}..{species.max()}"
         )
@@ -85,7 +89,7 @@ def to_ase(
     ase = _ase()
     p = np.asarray(positions, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 3:
-        raise ValueError(f"positions must have shape (N, 3), got {p.shape}")
+        raise ConfigurationError(f"positions must have shape (N, 3), got {p.shape}")
     names = _symbols(symbols, species, p.shape[0])
     if isinstance(box, PeriodicBox):
         atoms = ase.Atoms(names, positions=p, cell=np.asarray(box.lengths, np.float64), pbc=True)
@@ -125,11 +129,15 @@ def write_extxyz(
     if frames.ndim == 2:
         frames = frames[None]
     if frames.ndim != 3 or frames.shape[-1] != 3:
-        raise ValueError(f"trajectory must have shape (T, N, 3) or (N, 3), got {frames.shape}")
+        raise ConfigurationError(
+            f"trajectory must have shape (T, N, 3) or (N, 3), got {frames.shape}"
+        )
     if energies is not None:
         energies = np.asarray(energies, dtype=np.float64).reshape(-1)
         if energies.shape[0] != frames.shape[0]:
-            raise ValueError(f"got {energies.shape[0]} energies for {frames.shape[0]} frames")
+            raise ConfigurationError(
+                f"got {energies.shape[0]} energies for {frames.shape[0]} frames"
+            )
     images = [
         to_ase(
             frame,

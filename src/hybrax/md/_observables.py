@@ -8,8 +8,10 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float
 
+from hybrax.core import ConfigurationError, concrete_or_none
+
 from ._energy import AbstractEnergy
-from ._neighbors import NeighborList
+from ._neighbors import NeighborList, _static_length
 from ._space import AbstractBox, PeriodicBox
 from ._state import MDState
 
@@ -77,7 +79,7 @@ def pressure(
     >>> p = md.pressure(md.LennardJones(), positions, box, nbrs)
     """
     if not isinstance(box, PeriodicBox):
-        raise ValueError("pressure needs a PeriodicBox (a volume)")
+        raise ConfigurationError("pressure needs a PeriodicBox (a volume)")
     dtype = positions.dtype
 
     def strained(strain):
@@ -117,16 +119,19 @@ def radial_distribution(
     >>> r, g = md.radial_distribution(positions, box, r_max=3.0, num_bins=60)
     """
     if not isinstance(box, PeriodicBox):
-        raise ValueError("radial_distribution needs a PeriodicBox (a density)")
+        raise ConfigurationError("radial_distribution needs a PeriodicBox (a density)")
     n = positions.shape[0]
     dtype = positions.dtype
     lengths = box.lengths.astype(dtype)
-    try:
-        half = 0.5 * float(jnp.min(lengths))
-    except jax.errors.ConcretizationTypeError:  # traced box (inside jit): cannot check
-        half = np.inf
+    r_max = _static_length(r_max, "r_max", positive=True, example="r_max=3.0")
+    if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
+        raise ConfigurationError(f"num_bins must be a positive int, got {num_bins!r}")
+    if smoothing is not None:
+        smoothing = _static_length(smoothing, "smoothing", positive=True, example="smoothing=0.05")
+    concrete = concrete_or_none(lengths)
+    half = np.inf if concrete is None else 0.5 * float(np.min(concrete))  # traced: no check
     if r_max > half + 1e-9:
-        raise ValueError(
+        raise ConfigurationError(
             f"r_max={r_max} exceeds half the box ({half:.4g}); minimum-image distances "
             "beyond that are incomplete"
         )
