@@ -60,6 +60,11 @@ def main(argv=None):
         "--viscosity", type=float, default=0.05, help="viscosity of the differentiated run"
     )
     parser.add_argument("--clock", choices=tuple(H.CLOCKS), default="wall", help="timer")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="compile and report XLA's memory analysis only (no gradient runs, no timings)",
+    )
     args = parser.parse_args(argv)
     H.set_clock(args.clock)
 
@@ -118,15 +123,16 @@ def main(argv=None):
     forward = jax.jit(
         lambda v: hybrax.rollout(hybrax.RK4(model_with(v), dt), start, n_steps, save_every=None)[0]
     )
-    records.append(
-        H.Record(
-            case,
-            "RK4 forward only",
-            "seconds",
-            H.time_call(lambda: forward(viscosity), repeat=1, min_time=0),
-            "s",
+    if not args.memory_only:
+        records.append(
+            H.Record(
+                case,
+                "RK4 forward only",
+                "seconds",
+                H.time_call(lambda: forward(viscosity), repeat=1, min_time=0),
+                "s",
+            )
         )
-    )
     gradients = {}
     root = math.isqrt(n_steps)
     variants = (
@@ -154,6 +160,8 @@ def main(argv=None):
         need = H.temp_bytes(compiled)
         records.append(H.Record(case, tool, "peak_bytes", need, "bytes", "", config))
         records.append(H.Record(case, tool, "compile_seconds", compile_s, "s", "", config))
+        if args.memory_only:
+            continue
         if need > args.max_gib * 2**30:
             records.append(
                 H.Record(case, tool, "seconds", float("nan"), "s", "not run: too big", config)
