@@ -22,7 +22,9 @@
 All timings are minima over interleaved rounds (every tool timed once per round), since the
 machine is shared.
 
-Run on one core: ``taskset -c 0 python benchmarks/fluids.py [--quick] [--json PATH]``.
+Run on one core: ``taskset -c 0 python benchmarks/fluids.py [--quick] [--json PATH]``;
+``--sizes 256 --parts speed,stability,ks`` runs a subset; ``--clock cpu`` times CPU
+seconds of the (pinned) process, steadier on a shared machine.
 """
 
 from __future__ import annotations
@@ -464,17 +466,32 @@ def gradients(records: list, n: int, steps: int) -> None:
 
 
 def main(argv=None) -> None:
-    args = H.parse_args(__doc__.splitlines()[0], argv)
+    import argparse
+
+    extra = argparse.ArgumentParser(add_help=False)
+    parts_all = ("speed", "stability", "ks", "gradients")
+    extra.add_argument(
+        "--parts",
+        default=",".join(parts_all),
+        help=f"comma-separated subset of {','.join(parts_all)} (default: all)",
+    )
+    known, rest = extra.parse_known_args(argv)
+    parts = set(known.parts.split(","))
+    args = H.parse_args(__doc__.splitlines()[0], rest)
     sizes = args.sizes or ((64,) if args.quick else (64, 256, 512))
     records: list[H.Record] = []
     timings = {}
-    for n in sizes:
-        steps = 200 if n <= 64 else 20
-        timings[n] = kolmogorov_speed(n, steps, records, 3 if args.quick else 7)
     timing_size = sizes[min(1, len(sizes) - 1)]
-    stability(records, timings[timing_size], timing_size, args.quick)
-    kuramoto_sivashinsky(records, 200 if args.quick else 1000, 3 if args.quick else 9)
-    gradients(records, timing_size, 20 if args.quick else 100)
+    if "speed" in parts:
+        for n in sizes:
+            steps = 200 if n <= 64 else 20
+            timings[n] = kolmogorov_speed(n, steps, records, 3 if args.quick else 7)
+    if "stability" in parts:
+        stability(records, timings.get(timing_size, {}), timing_size, args.quick)
+    if "ks" in parts:
+        kuramoto_sivashinsky(records, 200 if args.quick else 1000, 3 if args.quick else 9)
+    if "gradients" in parts:
+        gradients(records, timing_size, 20 if args.quick else 100)
     H.report(records, args.json, baseline={})
     H.write_environment(args.json)
 
