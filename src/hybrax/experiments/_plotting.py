@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 
-def figure(figsize: tuple[float, float] = (5.5, 4)):
+def figure(figsize: tuple = (5.5, 4)):
     """A new headless figure with one axes: ``(fig, ax)``."""
     from matplotlib.figure import Figure
 

@@ -55,13 +55,13 @@ class WorkflowSettings:
         `hybrax.ConfigurationError` naming the setting)."""
 
     # -- building ------------------------------------------------------------------------
-    def replace(self, **changes: Any) -> typing.Self:
+    def replace(self, **changes: Any) -> WorkflowSettings:
         """A copy with some fields changed (checked like a new instance); unknown names
         raise `hybrax.ConfigurationError` listing the valid ones."""
         self._check_names(changes)
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **self._conformed(changes))
 
-    def with_overrides(self, overrides: Mapping[str, str]) -> typing.Self:
+    def with_overrides(self, overrides: Mapping[str, str]) -> WorkflowSettings:
         """A copy with fields set from text, as given to ``--set key=value``: each value is
         read as its field's type (``true``/``false`` for booleans, ``none`` for an optional
         field, Python literals such as ``((4, 100), (16, 200))`` for tuples)."""
@@ -70,10 +70,10 @@ class WorkflowSettings:
         return self.replace(**{k: _parse(v, hints[k], k) for k, v in overrides.items()})
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> typing.Self:
+    def from_dict(cls, values: Mapping[str, Any]) -> WorkflowSettings:
         """Settings from `as_dict` output (e.g. read back from ``run_info.json``)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        return cls(**cls._conformed({k: v for k, v in values.items() if k in names}))
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict."""
@@ -103,6 +103,12 @@ class WorkflowSettings:
         """Each named field is >= 0."""
         for name in names:
             self.require(name, getattr(self, name) >= 0, "zero or positive")
+
+    @classmethod
+    def _conformed(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        # before the dataclass's __init__, which a runtime type checker may guard
+        hints = typing.get_type_hints(cls)
+        return {k: _conform(v, hints[k], k) for k, v in values.items()}
 
     def _check_names(self, names) -> None:
         valid = [f.name for f in dataclasses.fields(self)]

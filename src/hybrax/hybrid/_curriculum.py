@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ __all__ = ["fit_curriculum"]
 def fit_curriculum(
     model: PyTree,
     trajectories: PyTree,
-    stages: Sequence[tuple[int, int]],
+    stages: Any,
     optimizer: Any,
     *,
     window_stride: int = 1,
@@ -53,7 +53,8 @@ def fit_curriculum(
         States with leading axes ``(members, times)``, one every model step (e.g. from
         `generate_trajectories`).
     stages
-        ``(unroll_steps, optimizer_steps)`` pairs, run in order.
+        A sequence of ``(unroll_steps, optimizer_steps)`` integer pairs, run in order
+        (checked here, with a `hybrax.ConfigurationError` naming the bad stage).
     optimizer
         An ``optax.GradientTransformation`` used afresh in every stage, or a callable
         ``optimizer_steps -> GradientTransformation`` (so a schedule can span each stage,
