@@ -23,6 +23,7 @@ from hybrax.core import (
     ConfigurationError,
     check_dtype,
     check_dynamics,
+    check_float,
     check_parameter,
     parameter,
 )
@@ -566,10 +567,8 @@ def steady_state(
     for name, value in (("rtol", rtol), ("atol", atol)):
         if value is not None:
             check_parameter(value, name, positive=True, scalar=True, example=f"{name}=1e-6")
-    transient_tolerance = float(
-        check_parameter(transient_tolerance, "transient_tolerance", positive=True, scalar=True)
-    )
-    initial_dt = float(check_parameter(initial_dt, "initial_dt", positive=True, scalar=True))
+    transient_tolerance = check_float(transient_tolerance, "transient_tolerance", positive=True)
+    initial_dt = check_float(initial_dt, "initial_dt", positive=True)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ConfigurationError(f"steady_state: max_steps must be an int >= 1, got {max_steps!r}")
     if solver is not None and not isinstance(solver, diffrax.AbstractSolver):
@@ -698,14 +697,15 @@ def hysteresis_sweep(
     >>> sweep.ice_edge_decreasing.shape
     (6,)
     """
+    shape = np.shape(solar_constants)
+    if len(shape) != 1 or shape[0] < 1:
+        raise ConfigurationError(
+            f"hysteresis_sweep: solar_constants must be a 1-D array of increasing values, "
+            f"got shape {shape}"
+        )
     solar = check_parameter(solar_constants, "solar_constants", positive=True)
     cold_start = check_parameter(cold_start, "cold_start", scalar=True)
     warm_start = check_parameter(warm_start, "warm_start", scalar=True)
-    if solar.ndim != 1 or solar.shape[0] < 1:
-        raise ConfigurationError(
-            f"hysteresis_sweep: solar_constants must be a 1-D array of increasing values, "
-            f"got shape {solar.shape}"
-        )
     dtype = jnp.result_type(solar, float)
     solar = solar.astype(dtype)
 

@@ -16,7 +16,7 @@ from hybrax.core import (
     AbstractSemilinearDynamics,
     ConfigurationError,
     check_dtype,
-    check_parameter,
+    check_float,
     concrete_or_none,
     mul,
     parameter,
@@ -431,11 +431,7 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         """
         if concrete_or_none(dt) is None:
             return
-        step = float(
-            check_parameter(
-                dt, f"{_MODEL}: dt", positive=True, scalar=True, example="dt=3600.0 (seconds)"
-            )
-        )
+        step = check_float(dt, f"{_MODEL}: dt", positive=True, example="dt=3600.0 (seconds)")
         velocities = concrete_or_none((self.upper_velocity, self.lower_velocity))
         if state is None:
             if velocities is None:

@@ -18,6 +18,7 @@ from hybrax.core import (
     AbstractDynamics,
     ConfigurationError,
     check_dtype,
+    check_float,
     check_parameter,
     concrete_or_none,
     mul,
@@ -385,11 +386,7 @@ class ShallowWater(AbstractDynamics):
         values = jax.tree.leaves((dt, self.gravity, self.mean_depth, self.coriolis, state))
         if any(concrete_or_none(v) is None for v in values):
             return
-        step = float(
-            check_parameter(
-                dt, f"{_MODEL}: dt", positive=True, scalar=True, example="dt=600.0 (seconds)"
-            )
-        )
+        step = check_float(dt, f"{_MODEL}: dt", positive=True, example="dt=600.0 (seconds)")
         largest = self.max_time_step(state, limit)
         if step > largest:
             c = math.sqrt(float(self.gravity) * float(self.mean_depth))
@@ -467,13 +464,11 @@ class ShallowWater(AbstractDynamics):
         over ``front_width`` (default 2 cells). It radiates Poincaré waves and leaves
         geostrophic jets along the fronts, about one deformation radius wide."""
         dtype = check_dtype(dtype, f"{_MODEL}.geostrophic_adjustment_state")
-        height = float(check_parameter(height, "height", scalar=True))
+        height = check_float(height, "height")
         if width is not None:
-            width = float(check_parameter(width, "width", positive=True, scalar=True))
+            width = check_float(width, "width", positive=True)
         if front_width is not None:
-            front_width = float(
-                check_parameter(front_width, "front_width", positive=True, scalar=True)
-            )
+            front_width = check_float(front_width, "front_width", positive=True)
         lx, _ = self.grid.domain_length
         width = 0.5 * lx if width is None else width
         front_width = 2 * self.grid.spacing[0] if front_width is None else front_width
@@ -496,13 +491,13 @@ class ShallowWater(AbstractDynamics):
         for ``f_0 > 0``; on the beta-plane it drifts north-west. ``center`` defaults to the
         domain centre; keep ``radius`` well below the domain size (it is not periodised)."""
         dtype = check_dtype(dtype, f"{_MODEL}.vortex_state")
-        amplitude = float(check_parameter(amplitude, "amplitude", scalar=True))
-        radius = float(check_parameter(radius, "radius", positive=True, scalar=True))
+        amplitude = check_float(amplitude, "amplitude")
+        radius = check_float(radius, "radius", positive=True)
         lx, ly = self.grid.domain_length
         if center is None:
             cx, cy = 0.5 * lx, 0.5 * ly
         else:
-            cx, cy = (float(c) for c in check_parameter(center, "center", example="(x, y) in m"))
+            cx, cy = (check_float(c, "center", example="center=(x, y) in m") for c in center)
         coriolis = concrete_or_none(self.coriolis)
         if coriolis is None or float(coriolis) == 0:
             raise ConfigurationError(

@@ -25,7 +25,14 @@ from ._etdrk4 import ETDRK4, ETDRK4Coefficients, etdrk4_coefficients
 from ._explicit import RK4, SSPRK3, AbstractExplicitRK, Euler, Heun
 from ._imex import CrankNicolsonRK4
 from ._lyapunov import lyapunov_spectrum
-from ._parameters import check_dtype, check_parameter, concrete_or_none, parameter, time_step
+from ._parameters import (
+    check_dtype,
+    check_float,
+    check_parameter,
+    concrete_or_none,
+    parameter,
+    time_step,
+)
 from ._precision import MixedPrecision, cast_floating
 from ._progress import ProgressCallback
 from ._rollout import rollout
@@ -70,6 +77,7 @@ __all__ = [
     "check_dtype",
     "check_dynamics",
     "check_field",
+    "check_float",
     "check_parameter",
     "check_stepper",
     "check_tendency",

@@ -24,7 +24,14 @@ from jaxtyping import Array
 
 from ._errors import ConfigurationError
 
-__all__ = ["check_dtype", "check_parameter", "concrete_or_none", "parameter", "time_step"]
+__all__ = [
+    "check_dtype",
+    "check_float",
+    "check_parameter",
+    "concrete_or_none",
+    "parameter",
+    "time_step",
+]
 
 
 def concrete_or_none(value: Any) -> np.ndarray | None:
@@ -127,23 +134,46 @@ def check_parameter(
             )
         array = array.reshape(())
     if positive:
-        rule, bad_fn = "positive and finite", lambda x: ~(jnp.isfinite(x) & (x > 0))
+        rule, bad_fn = "positive and finite", lambda x, xp: ~(xp.isfinite(x) & (x > 0))
     elif nonnegative:
-        rule, bad_fn = "non-negative and finite", lambda x: ~(jnp.isfinite(x) & (x >= 0))
+        rule, bad_fn = "non-negative and finite", lambda x, xp: ~(xp.isfinite(x) & (x >= 0))
     else:
-        rule, bad_fn = "finite", lambda x: ~jnp.isfinite(x)
-    concrete = concrete_or_none(array)
+        rule, bad_fn = "finite", lambda x, xp: ~xp.isfinite(x)
+    # Concreteness of what the user passed, before any jnp operation: under jax.jit even
+    # operations on constants are staged, so asking after them would defer every check.
+    concrete = concrete_or_none(value)
     if concrete is None:
         message = f"{name} must be {rule}{hint}"
-        return eqx.error_if(array, jnp.any(bad_fn(array)), message)
-    if concrete.size and np.any(np.asarray(bad_fn(concrete))):
-        bad = concrete[np.asarray(bad_fn(concrete))].ravel()
+        return eqx.error_if(array, jnp.any(bad_fn(array, jnp)), message)
+    concrete = np.asarray(concrete).reshape(np.shape(array))
+    flags = np.asarray(bad_fn(concrete, np))
+    if concrete.size and np.any(flags):
+        bad = concrete[flags].ravel()
         shown = bad[0].item() if concrete.ndim else concrete.item()
         if isinstance(shown, float) and np.isfinite(shown):
             shown = float(f"{shown:.7g}")  # float32 values as the user typed them
         where = "" if concrete.ndim == 0 else f" (at {bad.size} of {concrete.size} entries)"
         raise ConfigurationError(f"{name} must be {rule}, got {shown!r}{where}{hint}")
     return array
+
+
+def check_float(value: Any, name: str, **constraints: Any) -> float:
+    """`check_parameter` for a single number that must be known now (it sets sizes,
+    NumPy constants or messages): returns it as a Python float. A traced value is a
+    `ConfigurationError`.
+
+    Examples
+    --------
+    >>> check_float(2, "courant", positive=True)
+    2.0
+    """
+    known = concrete_or_none(value)
+    if known is None:
+        raise ConfigurationError(
+            f"{name} must be a concrete number here (not a value traced by jax.jit/grad/vmap)"
+        )
+    check_parameter(value, name, scalar=True, **constraints)
+    return float(np.asarray(known).reshape(()))
 
 
 def parameter(name: str, **constraints: Any):

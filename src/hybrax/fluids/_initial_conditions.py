@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, DTypeLike, Float, PRNGKeyArray
 
-from hybrax.core import ConfigurationError, check_dtype, check_parameter
+from hybrax.core import ConfigurationError, check_dtype, check_float, check_parameter
 from hybrax.grids import Grid
 
 _FFT_DTYPES = (np.float32, np.float64)
@@ -63,9 +63,7 @@ def random_vorticity(
     """
     if grid.ndim != 2:
         raise ConfigurationError(f"random_vorticity needs a 2D grid, got Grid{grid.shape}")
-    peak_wavenumber = float(
-        check_parameter(peak_wavenumber, "peak_wavenumber", positive=True, scalar=True)
-    )
+    peak_wavenumber = check_float(peak_wavenumber, "peak_wavenumber", positive=True)
     max_velocity = check_parameter(
         max_velocity, "max_velocity", positive=True, scalar=True, example="max_velocity=7.0"
     )

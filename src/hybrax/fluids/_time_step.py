@@ -6,7 +6,12 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import PyTree
 
-from hybrax.core import AbstractStepper, ConfigurationError, check_parameter, concrete_or_none
+from hybrax.core import (
+    AbstractStepper,
+    ConfigurationError,
+    check_float,
+    concrete_or_none,
+)
 from hybrax.grids import cfl_time_step
 
 __all__ = ["check_time_step"]
@@ -56,7 +61,7 @@ def check_time_step(stepper: AbstractStepper, state: PyTree, max_courant: float 
             f"check_time_step needs a stepper over a hybrax.fluids model (with .dynamics.grid "
             f"and .dynamics.max_velocity), got {type(stepper).__name__}"
         )
-    max_courant = float(check_parameter(max_courant, "max_courant", positive=True, scalar=True))
+    max_courant = check_float(max_courant, "max_courant", positive=True)
     speed = dynamics.max_velocity(state)
     dt = jnp.asarray(stepper.dt).astype(speed.dtype)
     courant = dt * speed / min(grid.spacing)

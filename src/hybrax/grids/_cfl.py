@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from hybrax.core import ConfigurationError, check_parameter, time_step
+from hybrax.core import ConfigurationError, check_float, check_parameter, time_step
 
 from ._grid import Grid
 
@@ -38,10 +38,10 @@ def cfl_time_step(
     >>> round(cfl_time_step(Grid((256, 256)), max_velocity=7.0), 6)
     0.001753
     """
-    courant = float(check_parameter(courant, "courant", positive=True, scalar=True))
+    courant = check_float(courant, "courant", positive=True)
     spacing = min(grid.spacing)
     if isinstance(max_velocity, (int, float)) and not isinstance(max_velocity, bool):
-        max_velocity = float(check_parameter(max_velocity, "max_velocity", positive=True))
+        max_velocity = check_float(max_velocity, "max_velocity", positive=True)
         return courant * spacing / max_velocity
     return courant * spacing / check_parameter(max_velocity, "max_velocity", positive=True)
 
