@@ -197,3 +197,12 @@ def test_wrapper_around_none_names_the_stepper():
 
     with pytest.raises(hybrax.ConfigurationError, match="Filtered needs a stepper"):
         Filtered(None, lambda s: s)
+
+
+def test_check_survives_when_only_the_trajectory_is_used():
+    stepper = hybrax.RK4(Lorenz96(8), 0.01)
+    run = eqx.filter_jit(
+        lambda s: hybrax.rollout(stepper, s, 20, save_every=5, observe=lambda x: x.u.sum())[1]
+    )
+    with pytest.raises(eqx.EquinoxRuntimeError, match=r"at step \d+ of 20"):
+        jax.block_until_ready(run(ODEState(jnp.ones(8).at[2].set(1e30))))

@@ -168,9 +168,11 @@ def rollout(
     messages = _NonFiniteMessages(n_steps, save_every or n_steps)
     concrete = concrete_or_none(code)
     if concrete is None:  # under an outer jit / vmap / grad: raise when it runs
-        floating, other = eqx.partition(final, _is_inexact)
+        # Threaded onto the final state and the trajectory, so using either keeps the check
+        # (floating leaves only: the error cannot carry typed PRNG keys).
+        floating, other = eqx.partition((final, saved), _is_inexact)
         floating = eqx.branched_error_if(floating, code >= 0, jnp.maximum(code, 0), messages)
-        return eqx.combine(floating, other), saved
+        return eqx.combine(floating, other)
     if concrete >= 0:
         raise NonFiniteStateError(messages[int(concrete)].removeprefix("NonFiniteStateError: "))
     return final, saved
