@@ -27,12 +27,13 @@ def truth_model() -> TwoScaleLorenz96:
 class TruthData(eqx.Module):
     """Truth ``X`` and coupling term ``U`` sampled every coarse step.
 
-    ``x`` and ``u`` have shape ``(members, times, K)``; ``time`` ``(members, times)``.
+    ``x`` and ``u`` have shape ``(members, times, K)``; ``time`` ``(members, times)`` (one
+    state, as made inside a rollout: ``(K,)`` and ``()``).
     """
 
-    x: Float[Array, " members times K"]
-    u: Float[Array, " members times K"]
-    time: Float[Array, " members times"]
+    x: Float[Array, "*batch K"]
+    u: Float[Array, "*batch K"]
+    time: Float[Array, "*batch"]
 
     def states(self) -> ODEState:
         """``X`` as one-scale `ODEState` trajectories (for losses and forecasts)."""
