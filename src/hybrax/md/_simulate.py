@@ -161,6 +161,8 @@ def simulate(
                 stacklevel=3,
             )
             warned = True
+        if not _flag(start.neighbors.overflow):  # its forces are right: keep them
+            return dataclasses.replace(start, neighbors=grown)
         grown, energy, forces = _initial_evaluation(
             stepper.energy, stepper.box, start.positions, grown
         )
