@@ -40,7 +40,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
-from hybrax.core import ConfigurationError, concrete_or_none
+from hybrax.core import ConfigurationError, check_float, concrete_or_none
 
 from ._space import AbstractBox, PeriodicBox
 
@@ -851,32 +851,9 @@ def _block_size(slots: int, n: int) -> int:
 
 
 def _static_length(value, name: str, *, positive: bool, example: str) -> float:
-    """A static (Python float) number such as the cutoff or skin, checked like
-    `hybrax.core.check_parameter` (``positive``, else non-negative) but never traced."""
-    if isinstance(value, jax.core.Tracer):
-        raise ConfigurationError(
-            f"{name} fixes the neighbour list's static structure, so it must be a concrete "
-            f"number (not traced under jax.jit / jax.grad); pass e.g. {example}"
-        )
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.integer, np.floating, np.ndarray, jax.Array)
-    ):
-        raise ConfigurationError(
-            f"{name} must be a real number, got {value!r}; pass e.g. {example}"
-        )
-    concrete = concrete_or_none(value)
-    if concrete is None or concrete.size != 1 or not np.issubdtype(concrete.dtype, np.number):
-        raise ConfigurationError(
-            f"{name} must be a real number, got {value!r}; pass e.g. {example}"
-        )
-    if np.iscomplexobj(concrete):
-        raise ConfigurationError(f"{name} must be real, got {value!r}; pass e.g. {example}")
-    number = float(concrete.reshape(()))
-    ok = math.isfinite(number) and (number > 0 if positive else number >= 0)
-    if not ok:
-        rule = "positive and finite" if positive else "non-negative and finite"
-        raise ConfigurationError(f"{name} must be {rule}, got {number!r}; pass e.g. {example}")
-    return number
+    """A static (Python float) number such as the cutoff or skin: `hybrax.core.check_float`
+    with ``positive``, else non-negative."""
+    return check_float(value, name, positive=positive, nonnegative=not positive, example=example)
 
 
 def _multiplier(value, name: str) -> float:
