@@ -116,12 +116,16 @@ def rollout(
         where non-finite values are expected and handled by the caller.
 
         Decision and cost: the issue's rule was "on unless it costs more than 3% of a
-        step". Measured with ``taskset -c 0 python benchmarks/runtime_checks.py`` (float32,
-        CPU): Kolmogorov 256² ETDRK4 252.6 vs 251.5 ms per 20 steps (off/on, fastest of
-        6 interleaved rounds), Lorenz-96 single trajectory 9.07 vs 8.87 ms per 20,000
-        steps and 0.913 vs 0.926 ms per 2,000 steps, 1,024-member ensemble within +3%
-        (noisy) at 200 steps: differences within timing noise, well under 2%. The
-        earlier per-step check cost 8% (ensemble) to 36% (single trajectory).
+        step". The check's work does not grow with ``n_steps`` (a few reductions over the
+        state per call, plus one over the saved trajectory), so its cost per step
+        vanishes on long runs. Measured on CPU, float32, with
+        ``taskset -c 0 python benchmarks/runtime_checks.py`` (fastest of 9 interleaved
+        rounds; ``benchmarks/results/runtime_checks.json``, on a shared, loaded 2-core
+        machine whose noise is several percent): Kolmogorov 256² ETDRK4 -10.7%, Lorenz-96
+        1,024-member ensemble +3.2%, single trajectory +1.7% per step; a separate A/B of
+        the same cases gave 252.6 vs 251.5 ms per 20 Kolmogorov steps and 9.07 vs 8.87 ms
+        per 20,000 Lorenz-96 steps (off/on). All within noise, so it is on. (The earlier
+        per-step check cost 8% on the ensemble and 26-36% on the single trajectory.)
     unroll
         `lax.scan` unroll factor of the innermost loop (static); helps tiny states.
     progress
