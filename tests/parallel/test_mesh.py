@@ -44,12 +44,16 @@ def test_sharded_rollout_equals_single_device(ensemble):
 
 
 def test_sharded_rollout_has_no_collectives(ensemble):
-    """The compiled program does not gather, reduce or permute the ensemble."""
+    """The compiled program does not gather, reduce or permute the ensemble. (rollout's
+    default check_finite adds one scalar all-reduce per call, "did any member fail?",
+    so the stepping itself is checked with it off.)"""
     stepper, states = ensemble
     mesh = make_mesh(8)
     states = shard_batch(states, mesh)
     stepper = replicate(stepper, mesh)
-    run = jax.jit(jax.vmap(lambda s: hybrax.rollout(stepper, s, 50, save_every=None)[0]))
+    run = jax.jit(
+        jax.vmap(lambda s: hybrax.rollout(stepper, s, 50, save_every=None, check_finite=False)[0])
+    )
     hlo = run.lower(states).compile().as_text()
     for collective in ("all-gather", "all-reduce", "all-to-all", "collective-permute"):
         assert collective not in hlo, collective
