@@ -186,8 +186,13 @@ def _unrolled_error(model, initial, targets, num_steps, observe, checkpoint) -> 
     """Mean squared error of a ``num_steps`` rollout from ``initial`` (batched) against
     ``targets`` (batch, num_steps, ...)."""
 
+    # check_finite=False: a state that blows up makes the loss non-finite, which `fit`
+    # catches and answers with NonFiniteLossError and the last good parameters; a run-time
+    # error raised inside the jitted training step would skip that restore.
     def one(state):
-        _, saved = rollout(model, state, num_steps, observe=observe, checkpoint=checkpoint)
+        _, saved = rollout(
+            model, state, num_steps, observe=observe, checkpoint=checkpoint, check_finite=False
+        )
         return saved
 
     predictions = jax.vmap(one)(initial)
@@ -344,7 +349,9 @@ class PushforwardLoss(eqx.Module):
             frozen = jax.tree.map(
                 lambda x: jax.lax.stop_gradient(x) if eqx.is_array(x) else x, model
             )
-            initial = jax.vmap(lambda s: rollout(frozen, s, warm, save_every=None)[0])(initial)
+            initial = jax.vmap(
+                lambda s: rollout(frozen, s, warm, save_every=None, check_finite=False)[0]
+            )(initial)
             initial = jax.lax.stop_gradient(initial)
         targets = _at(batch, slice(warm + 1, warm + k + 1))
         return _unrolled_error(model, initial, targets, k, self.observe, self.checkpoint)
