@@ -58,6 +58,13 @@ PAIR = NeuralPairPotential(CUTOFF, key=key(0), width_size=16, depth=2, dtype=jnp
 PAIR_TABLE = NeuralPairPotential(
     CUTOFF, key=key(0), width_size=16, depth=2, num_knots=1024, dtype=jnp.float64
 )
+# with the repulsive prior; core radius 1.2 so that the wall matters in `cluster` (>= 0.9)
+PAIR_CORE = NeuralPairPotential(
+    CUTOFF, key=key(0), width_size=16, depth=2, core_radius=1.2, dtype=jnp.float64
+)
+PAIR_CORE_TABLE = NeuralPairPotential(
+    CUTOFF, key=key(0), width_size=16, depth=2, num_knots=1024, core_radius=1.2, dtype=jnp.float64
+)
 SPECIES = jnp.asarray(np.arange(8) % 2, jnp.int32)
 SCHNET = SchNetPotential(
     CUTOFF, key=key(1), num_features=8, num_interactions=2, species=SPECIES, dtype=jnp.float64
@@ -99,9 +106,18 @@ def test_bases_and_envelopes():
 
 
 # ---------------------------------------------------------------------- forces = -grad U
-@pytest.mark.parametrize("name", ["pair", "pair_table", "schnet"])
+POTENTIALS = {
+    "pair": PAIR,
+    "pair_table": PAIR_TABLE,
+    "pair_core": PAIR_CORE,
+    "pair_core_table": PAIR_CORE_TABLE,
+    "schnet": SCHNET,
+}
+
+
+@pytest.mark.parametrize("name", ["pair", "pair_table", "pair_core", "pair_core_table", "schnet"])
 def test_forces_match_finite_differences(name, finite_difference):
-    potential = {"pair": PAIR, "pair_table": PAIR_TABLE, "schnet": SCHNET}[name]
+    potential = POTENTIALS[name]
     positions = cluster()
     box = md.FreeSpace()
     nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
@@ -115,7 +131,7 @@ def test_forces_match_finite_differences(name, finite_difference):
             lambda p: energy_of(potential, p, nbrs, box), positions, direction, eps=1e-4
         )
         # (the table is piecewise cubic: differences across knots are a little less exact)
-        rtol = 1e-5 if name == "pair_table" else 1e-7
+        rtol = 1e-5 if name.endswith("_table") else 1e-7
         np.testing.assert_allclose(-jnp.sum(forces * direction), numeric, rtol=rtol, atol=1e-9)
 
 
@@ -132,9 +148,9 @@ def test_tabulated_pair_potential_matches_the_network():
 
 
 # ---------------------------------------------------------------------- invariances
-@pytest.mark.parametrize("name", ["pair", "schnet"])
+@pytest.mark.parametrize("name", ["pair", "pair_core", "schnet"])
 def test_rotation_translation_permutation_invariance(name):
-    potential = {"pair": PAIR, "schnet": SCHNET}[name]
+    potential = POTENTIALS[name]
     positions = cluster()
     box = md.FreeSpace()
     nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
@@ -177,11 +193,11 @@ def test_periodic_translation_invariance_and_cells_equal_dense():
 
 
 # ---------------------------------------------------------------------- smooth cut-off
-@pytest.mark.parametrize("name", ["pair", "schnet"])
+@pytest.mark.parametrize("name", ["pair", "pair_core", "schnet"])
 def test_energy_and_force_vanish_smoothly_at_the_cutoff(name):
     """Two atoms pulled apart through the cut-off: the interaction energy and the force go
     to zero continuously (like (rc - r)^3 with the polynomial envelope)."""
-    potential = {"pair": PAIR, "schnet": SCHNET_ONE}[name]
+    potential = {"pair": PAIR, "pair_core": PAIR_CORE, "schnet": SCHNET_ONE}[name]
     box = md.FreeSpace()
     pair_positions = jnp.zeros((2, 3))
     nbrs = md.neighbor_list(pair_positions, box, cutoff=CUTOFF, mode="dense")
@@ -201,6 +217,58 @@ def test_energy_and_force_vanish_smoothly_at_the_cutoff(name):
         assert abs(float(f_in)) < 100 * scale / gap
     e_mid, _ = energy_force(jnp.asarray(1.1))
     assert abs(float(e_mid - far)) > 1e-6  # it does interact inside the cut-off
+
+
+# ---------------------------------------------------------------------- repulsive prior
+@pytest.mark.parametrize("num_knots", [None, 1024])
+def test_core_repulsion_keeps_an_attractive_network_repulsive_at_short_range(num_knots):
+    """A network that extrapolates to a deep attraction at short range (output bias -50,
+    the failure that lets atoms fuse): without the prior two atoms pushed together are
+    pulled further in; with ``core_radius`` the pair energy is exactly the network's plus
+    ``u(r / rc) (r_core / r)^12``, it rises monotonically as r -> 0, and the force pushes
+    the atoms apart, while the energy stays finite."""
+
+    def attractive(core_radius):
+        net = NeuralPairPotential(
+            CUTOFF,
+            key=key(0),
+            width_size=16,
+            num_knots=num_knots,
+            core_radius=core_radius,
+            dtype=jnp.float64,
+        )
+        return eqx.tree_at(lambda p: p.mlp.layers[-1].bias, net, jnp.full((1,), -50.0))
+
+    bare, walled = attractive(None), attractive(0.9)
+    r = jnp.linspace(0.1, 0.8, 71)
+    slope_bare = jax.vmap(jax.grad(bare.pair_potential))(r)
+    assert float(jnp.max(bare.pair_potential(r))) < 0.0 and float(jnp.max(slope_bare)) > 0.0
+    x = r / CUTOFF
+    prior = PolynomialEnvelope(6)(x) * (0.9 / r) ** 12
+    np.testing.assert_allclose(
+        walled.pair_potential(r), bare.pair_potential(r) + prior, rtol=1e-10, atol=1e-8
+    )
+    slope = jax.vmap(jax.grad(walled.pair_potential))(r[r < 0.6])
+    assert float(jnp.max(slope)) < 0.0  # monotone: repulsive wherever the wall dominates
+    assert float(walled.pair_potential(0.3)) > 1e4
+
+    box = md.FreeSpace()
+    close = jnp.asarray([[0.0, 0.0, 0.0], [0.4, 0.0, 0.0]])
+    nbrs = md.neighbor_list(close, box, cutoff=CUTOFF, mode="dense")
+    _, f_bare = energy_and_forces(bare, close, nbrs, box)
+    energy, forces = energy_and_forces(walled, close, nbrs, box)
+    assert float(f_bare[1, 0]) < 0.0  # the bare network pulls the atoms together
+    assert bool(jnp.isfinite(energy)) and float(forces[1, 0]) > 0.0  # the wall pushes apart
+    assert walled.core_repulsion(jnp.asarray(CUTOFF**2)) == 0.0
+    np.testing.assert_allclose(bare.core_repulsion(r * r), 0.0)
+
+
+def test_core_radius_is_checked():
+    for bad in (-0.5, 0.0, float("nan"), "0.9"):
+        with pytest.raises(hybrax.ConfigurationError, match="core_radius"):
+            NeuralPairPotential(CUTOFF, key=key(0), core_radius=bad)
+    with pytest.raises(hybrax.ConfigurationError, match=r"core_radius must lie below the cutoff"):
+        NeuralPairPotential(CUTOFF, key=key(0), core_radius=CUTOFF)
 
 
 # ---------------------------------------------------------------------- species

@@ -19,7 +19,7 @@ from equinox import AbstractVar
 from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
 
-from hybrax.core import NeighborListError
+from hybrax.core import ConfigurationError, NeighborListError, check_parameter
 from hybrax.md import AbstractBox, AbstractEnergy, AbstractPairEnergy, NeighborList
 
 from ._common import check_positive_int, default_float
@@ -259,6 +259,22 @@ class NeuralPairPotential(AbstractPairEnergy):
     has one output per unordered species pair ``(a, b)`` (``S (S + 1) / 2`` outputs) and
     ``phi_ab = phi_ba``.
 
+    A network only knows the distances it was trained on: below the closest pair distance of
+    the data its ``phi`` is an extrapolation, bounded (the features stay finite as
+    ``r -> 0``) and often soft or even attractive, so that in a long simulation two atoms can
+    fuse. ``core_radius`` adds a fixed repulsive prior, a short-range wall (as the ZBL prior
+    of NequIP and Allegro),
+
+    .. math::
+        \\phi_{ab}(r) \\mathrel{+}= s\\, u(r / r_c)\\, (r_{core} / r)^{12},
+
+    positive and monotonically decreasing (both factors are), smooth, vanishing at the
+    cut-off with the envelope, and growing without bound as ``r -> 0`` faster than any
+    bounded network output can cancel it. The network then learns the difference to the
+    data. Choose ``r_core`` at or a little below the closest approach in the data (the
+    wall is ``s`` at ``r = r_core``, ``4096 s`` at ``r_core / 2``); it is evaluated
+    exactly per pair, also with ``num_knots``.
+
     It is an ordinary `hybrax.md.AbstractPairEnergy`: it sums over the MD neighbour list
     (cell windows or all pairs), its forces are the exact derivative of the energy (one
     forward-mode derivative of ``phi`` per pair, in the same pass), it adds to analytic
@@ -290,6 +306,10 @@ class NeuralPairPotential(AbstractPairEnergy):
         Hidden nonlinearity, default `jax.nn.silu` (smooth, so forces are smooth).
     energy_scale
         ``s`` (epsilon, static), default 1.
+    core_radius
+        ``r_core`` of the repulsive prior ``s u(r / r_c) (r_core / r)^12`` (sigma, static,
+        positive and below the cut-off), or None (default): no prior, ``phi`` is the network
+        alone. For a liquid like Lennard-Jones at ``T ~ 1`` a value near ``0.9 sigma``.
     species
         ``(N,)`` integer species per atom, or None (one species).
     num_species
@@ -302,6 +322,9 @@ class NeuralPairPotential(AbstractPairEnergy):
     >>> import jax
     >>> import hybrax.md as md
     >>> from hybrax.nn import NeuralPairPotential
+    >>> net = NeuralPairPotential(2.5, key=jax.random.key(0), core_radius=0.9)
+    >>> bool(net.pair_potential(0.5) > 1000.0)  # the wall, whatever the network says
+    True
     >>> positions, box = md.lattice("fcc", 3, density=0.8442)
     >>> nbrs = md.neighbor_list(positions, box, cutoff=2.5)
     >>> total = md.LennardJones(epsilon=0.8) + NeuralPairPotential(2.5, key=jax.random.key(0))
@@ -316,6 +339,7 @@ class NeuralPairPotential(AbstractPairEnergy):
     cutoff: float = eqx.field(static=True)
     energy_scale: float = eqx.field(static=True)
     num_knots: int | None = eqx.field(static=True)
+    core_radius: float | None = eqx.field(static=True)
     num_species: int = eqx.field(static=True)
     species: Int[Array, " N"] | None
 
@@ -331,6 +355,7 @@ class NeuralPairPotential(AbstractPairEnergy):
         depth: int = 2,
         activation: Callable[[Array], Array] = jax.nn.silu,
         energy_scale: float = 1.0,
+        core_radius: float | None = None,
         species: Int[Array, " N"] | None = None,
         num_species: int | None = None,
         dtype=None,
@@ -357,6 +382,15 @@ class NeuralPairPotential(AbstractPairEnergy):
         if num_knots is not None:
             check_positive_int("NeuralPairPotential", "num_knots", num_knots, minimum=4)
         self.num_knots = num_knots
+        if core_radius is not None:
+            core_radius = float(check_parameter(core_radius, "core_radius", positive=True))
+            if not core_radius < self.cutoff:
+                raise ConfigurationError(
+                    f"NeuralPairPotential: core_radius must lie below the cutoff "
+                    f"{self.cutoff}, got {core_radius}; use about the closest pair distance "
+                    "of the training data, e.g. 0.9 for a Lennard-Jones liquid"
+                )
+        self.core_radius = core_radius
 
     def channels(self, x: Float[Array, "*shape"]) -> Float[Array, "*shape pairs"]:
         """``phi`` of every species pair at scaled distances ``x = r / cutoff`` (epsilon),
@@ -380,9 +414,21 @@ class NeuralPairPotential(AbstractPairEnergy):
         if self.num_knots is None:
             out = self.channels(x)
             if channel is None:
-                return out[..., 0]
-            return jnp.take_along_axis(out, channel[..., None], axis=-1)[..., 0]
-        return self._interpolate(x, channel)
+                learned = out[..., 0]
+            else:
+                learned = jnp.take_along_axis(out, channel[..., None], axis=-1)[..., 0]
+        else:
+            learned = self._interpolate(x, channel)
+        return learned + self.core_repulsion(r2)
+
+    def core_repulsion(self, r2: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        """The fixed repulsive prior ``s u(r / r_c) (r_core / r)^12`` at squared distances
+        ``r2`` (epsilon; zero without ``core_radius``)."""
+        if self.core_radius is None:
+            return jnp.zeros_like(r2)
+        x = jnp.sqrt(r2) / self.cutoff
+        wall = (self.core_radius**2 / r2) ** 6
+        return self.energy_scale * self.envelope(x) * wall
 
     def _interpolate(self, x: Array, channel: Array | None) -> Array:
         """Cubic Hermite interpolation of the network's ``phi`` between ``num_knots`` knots

@@ -13,7 +13,8 @@ __all__ = ["new_pair_potential", "new_schnet_potential"]
 
 
 def new_pair_potential(key: PRNGKeyArray, settings: LJSettings = FULL) -> NeuralPairPotential:
-    """A freshly initialised `hybrax.nn.NeuralPairPotential` of the experiment's size."""
+    """A freshly initialised `hybrax.nn.NeuralPairPotential` of the experiment's size, with
+    the repulsive prior of radius ``settings.core_radius`` (none if 0)."""
     return NeuralPairPotential(
         settings.cutoff,
         key=key,
@@ -21,6 +22,7 @@ def new_pair_potential(key: PRNGKeyArray, settings: LJSettings = FULL) -> Neural
         width_size=settings.width,
         depth=settings.depth,
         num_knots=settings.num_knots,
+        core_radius=settings.core_radius or None,
         dtype=jnp.zeros(()).dtype,
     )
 

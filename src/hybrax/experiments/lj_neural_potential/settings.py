@@ -17,7 +17,11 @@ class LJSettings(WorkflowSettings):
 
     The defaults are the full run; `QUICK` is the CI size. ``cells`` fcc unit cells per
     side make ``4 cells^3`` atoms; the ``schnet_*`` settings size the message-passing model
-    and its smaller system (used when ``message_passing`` is on).
+    and its smaller system (used when ``message_passing`` is on). ``core_radius`` (sigma)
+    is the pair potential's repulsive prior ``(core_radius / r)^12`` (see
+    `hybrax.nn.NeuralPairPotential`): it keeps the learned potential repulsive below the
+    closest approach in the training data (about 0.85 sigma at T = 1.2), where the network
+    alone extrapolates softly and atoms can fuse; 0 turns it off.
     """
 
     cells: int = 5
@@ -37,6 +41,7 @@ class LJSettings(WorkflowSettings):
     width: int = 32
     depth: int = 2
     num_knots: int = 1024
+    core_radius: float = 0.9
     train_steps: int = 3000
     batch_frames: int = 4
     learning_rate: float = 2e-2
@@ -66,6 +71,12 @@ class LJSettings(WorkflowSettings):
         self.require_positive("schnet_interactions", "schnet_batch_frames")
         self.require_positive("schnet_learning_rate")
         self.require_nonnegative("skin", "train_steps", "energy_weight", "schnet_train_steps")
+        self.require_nonnegative("core_radius")
+        self.require(
+            "core_radius",
+            self.core_radius < self.cutoff,
+            f"below the cutoff {self.cutoff} (0 turns the repulsive prior off), e.g. 0.9",
+        )
         self.require("num_knots", self.num_knots >= 2, "at least 2")
         self.require("num_frames", self.num_frames >= 2, "at least 2 (train and held out)")
         self.require("schnet_num_frames", self.schnet_num_frames >= 2, "at least 2")
