@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -9,6 +10,7 @@ import hybrax
 from hybrax.experiments.lj_neural_potential import (
     QUICK,
     comparison_table,
+    new_pair_potential,
     nve_fluctuation,
     rdf_l2,
     run,
@@ -24,6 +26,17 @@ def test_settings_are_checked_up_front():
         QUICK.replace(held_out_fraction=1.0)
     with pytest.raises(hybrax.ConfigurationError, match="temperature must be positive"):
         QUICK.replace(temperature=-1.0)
+    with pytest.raises(hybrax.ConfigurationError, match="core_radius must be zero or positive"):
+        QUICK.replace(core_radius=-0.9)
+    with pytest.raises(hybrax.ConfigurationError, match="core_radius must be below the cutoff"):
+        QUICK.replace(core_radius=3.0)
+
+
+def test_pair_model_has_the_repulsive_prior():
+    """The learned pair potential carries the settings' repulsive core (0 turns it off)."""
+    assert QUICK.core_radius == 0.9
+    assert new_pair_potential(jax.random.key(0), QUICK).core_radius == 0.9
+    assert new_pair_potential(jax.random.key(0), QUICK.replace(core_radius=0.0)).core_radius is None
 
 
 def test_rdf_l2_and_nve_fluctuation():
