@@ -116,6 +116,9 @@ def run(
         "num_held_out_frames": data.held_out.num_frames,
         "force_scale": float(jnp.sqrt(jnp.mean(data.held_out.forces**2))),
         "energy_per_atom_mean": float(jnp.mean(data.train.energies) / s.num_atoms),
+        # the repulsive prior's radius against the closest approach the network was shown
+        "core_radius": s.core_radius,
+        "closest_pair_distance_train": _closest_pair_distance(data.train.positions, data.box),
         "energy_rmse_per_atom": {res["name"]: res["energy_rmse_per_atom"] for res in results},
         "nve_fluctuation": {
             "reference": nve_fluctuation(reference_trace),
@@ -126,6 +129,17 @@ def run(
         "message_passing": schnet_info,
     }
     return run.finish(metrics, info, report.comparison_table(metrics, info))
+
+
+def _closest_pair_distance(frames, box: md.PeriodicBox) -> float:
+    """The smallest distance between two atoms in any of ``frames`` (sigma)."""
+
+    def one(positions):
+        d = box.displacement(positions[:, None, :], positions[None, :, :])
+        r2 = jnp.sum(d * d, axis=-1)
+        return jnp.min(jnp.where(jnp.eye(positions.shape[0], dtype=bool), jnp.inf, r2))
+
+    return float(jnp.sqrt(jnp.min(jax.lax.map(one, frames))))
 
 
 def _train(potential, data, key, s: LJSettings, prefix: str, progress: bool):
