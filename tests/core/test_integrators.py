@@ -41,15 +41,15 @@ def _final(stepper, state, n):
 
 
 @pytest.mark.parametrize(
-    ("method", "order", "steps"),
+    ("method", "steps"),
     [
-        (hybrax.Euler, 1, (200, 400, 800, 1600)),
-        (hybrax.Heun, 2, (100, 200, 400, 800)),
-        (hybrax.SSPRK3, 3, (100, 200, 400, 800)),
-        (hybrax.RK4, 4, (50, 100, 200, 400)),
+        (hybrax.Euler, (200, 400, 800, 1600)),
+        (hybrax.Heun, (100, 200, 400, 800)),
+        (hybrax.SSPRK3, (100, 200, 400, 800)),
+        (hybrax.RK4, (50, 100, 200, 400)),
     ],
 )
-def test_explicit_order_of_accuracy(method, order, steps):
+def test_explicit_order_of_accuracy(method, steps):
     model = hybrax.climate.Lorenz96(num_variables=16, forcing=8.0)
     state = model.initial_state(jax.random.key(1), dtype=jnp.float64)
     horizon = 1.0
@@ -58,7 +58,9 @@ def test_explicit_order_of_accuracy(method, order, steps):
         float(jnp.max(jnp.abs(_final(method(model, horizon / n), state, n).u - reference.u)))
         for n in steps
     ]
-    assert abs(_fitted_order(errors, steps) - order) < 0.3, errors
+    order = method(model, horizon).order
+    assert isinstance(order, int)
+    assert abs(_fitted_order(errors, steps) - order) < 0.3, (errors, order)
 
 
 def test_etdrk4_fourth_order_on_stiff_problem():
@@ -74,7 +76,8 @@ def test_etdrk4_fourth_order_on_stiff_problem():
         float(jnp.max(jnp.abs(_final(hybrax.ETDRK4(model, horizon / n), state, n).u - reference.u)))
         for n in steps
     ]
-    assert abs(_fitted_order(errors, steps) - 4) < 0.3, errors
+    order = hybrax.ETDRK4(model, horizon).order
+    assert abs(_fitted_order(errors, steps) - order) < 0.3, (errors, order)
 
 
 def test_etdrk4_coefficients_match_closed_form_away_from_zero():

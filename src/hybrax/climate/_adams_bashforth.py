@@ -87,6 +87,7 @@ class AdamsBashforth3(AbstractStepper):
 
     dynamics: AbstractDynamics
     dt: ArrayLike
+    order = 3
 
     def __check_init__(self):
         check_dynamics(self.dynamics, "AdamsBashforth3")

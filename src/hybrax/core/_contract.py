@@ -1,6 +1,7 @@
 """The two roles every solver and every network fills: Dynamics and Stepper."""
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -172,9 +173,21 @@ class AbstractStepper(eqx.Module):
     Integrators over an `AbstractDynamics`, neural emulators and hybrids all fill this role,
     so `hybrax.rollout`, `hybrax.lyapunov_spectrum`, training and sharding work on any of
     them.
+
+    Attributes
+    ----------
+    order
+        Order of accuracy in ``dt`` of the global error (``p`` in ``O(dt^p)``) on smooth
+        problems, read as ``stepper.order``. Declared as a class attribute, an ``int``
+        (``order = 4`` in the class body). ``None`` (the default) means undeclared: neural
+        emulators, wrappers that change the state (`hybrax.climate.Filtered`), or steppers
+        whose order depends on their configuration and cannot be read off it. A stepper
+        whose order depends on an instance field may override it with a read-only property
+        (`DiffraxStepper` reports its solver's order).
     """
 
     dt: AbstractVar[ArrayLike]
+    order: ClassVar[int | None] = None
 
     @abc.abstractmethod
     def step(self, state: PyTree) -> PyTree:

@@ -89,6 +89,16 @@ class DiffraxStepper(AbstractStepper):
                     f"DiffraxStepper: {name} must be an int >= 1, got {value!r}"
                 )
 
+    @property
+    def order(self) -> int | None:  # type: ignore[override]
+        """The wrapped solver's order for an ODE (``solver.order(terms)``); ``None`` if the
+        solver does not report one."""
+        try:
+            order = self.solver.order(diffrax.ODETerm(lambda t, y, args: y))
+        except Exception:  # a solver without an ODE order (e.g. SDE-only): undeclared
+            return None
+        return order if isinstance(order, int) else None
+
     def step(self, state: PyTree) -> PyTree:
         self.dynamics.check_state(state)
         t0 = time_or_zero(state)

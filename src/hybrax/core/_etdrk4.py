@@ -215,6 +215,7 @@ class ETDRK4(AbstractStepper):
     dt: ArrayLike
     num_contour_points: int | None = eqx.field(static=True, default=None)
     coefficients: PyTree[ETDRK4Coefficients] | None = None
+    order = 4
 
     def __check_init__(self):
         check_dynamics(self.dynamics, "ETDRK4", semilinear=True)

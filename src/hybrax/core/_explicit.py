@@ -16,13 +16,14 @@ class AbstractExplicitRK(AbstractStepper):
 
     Concrete methods only declare the class-level Butcher tableau ``(a, b, c)``: ``a`` is
     the strictly lower-triangular stage matrix as rows of Python floats, ``b`` the weights,
-    ``c`` the nodes.
+    ``c`` the nodes; and the tableau's ``order`` of accuracy.
     """
 
     dynamics: AbstractVar[AbstractDynamics]
     a: ClassVar[tuple[tuple[float, ...], ...]]
     b: ClassVar[tuple[float, ...]]
     c: ClassVar[tuple[float, ...]]
+    order: ClassVar[int]
 
     def __check_init__(self):
         check_dynamics(self.dynamics, type(self).__name__)
@@ -61,6 +62,7 @@ class Euler(AbstractExplicitRK):
     a = ()
     b = (1.0,)
     c = (0.0,)
+    order = 1
 
 
 class Heun(AbstractExplicitRK):
@@ -79,6 +81,7 @@ class Heun(AbstractExplicitRK):
     a = ((1.0,),)
     b = (0.5, 0.5)
     c = (0.0, 1.0)
+    order = 2
 
 
 class SSPRK3(AbstractExplicitRK):
@@ -100,6 +103,7 @@ class SSPRK3(AbstractExplicitRK):
     a = ((1.0,), (0.25, 0.25))
     b = (1 / 6, 1 / 6, 2 / 3)
     c = (0.0, 1.0, 0.5)
+    order = 3
 
 
 class RK4(AbstractExplicitRK):
@@ -127,3 +131,4 @@ class RK4(AbstractExplicitRK):
     a = ((0.5,), (0.0, 0.5), (0.0, 0.0, 1.0))
     b = (1 / 6, 1 / 3, 1 / 3, 1 / 6)
     c = (0.0, 0.5, 0.5, 1.0)
+    order = 4

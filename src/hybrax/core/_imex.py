@@ -72,6 +72,9 @@ class CrankNicolsonRK4(AbstractStepper):
     dynamics: AbstractSemilinearDynamics
     dt: ArrayLike
     coefficients: PyTree[tuple[_StageCoefficients, ...]] | None = None
+    #: Global order: 2 (Crank–Nicolson in ``L`` and the coupling); the explicit part
+    #: alone (``L = 0``) is fourth order.
+    order: ClassVar[int] = 2
 
     alphas: ClassVar[tuple[float, ...]] = (
         0.0,
