@@ -119,44 +119,6 @@ def test_diffrax_stepper_matches_rk4_reference():
         np.testing.assert_allclose(final.time, 1.0, rtol=1e-12)
 
 
-def _all_steppers():
-    lorenz = hybrax.climate.Lorenz96(num_variables=12)
-    return [
-        hybrax.Euler(lorenz, 0.005),
-        hybrax.Heun(lorenz, 0.01),
-        hybrax.SSPRK3(lorenz, 0.01),
-        hybrax.RK4(lorenz, 0.01),
-        hybrax.ETDRK4(lorenz, 0.01),
-        hybrax.DiffraxStepper(lorenz, 0.01, diffrax.Tsit5(), num_substeps=2),
-    ]
-
-
-@pytest.mark.parametrize("stepper", _all_steppers(), ids=lambda s: type(s).__name__)
-def test_every_stepper_jits_vmaps_and_differentiates(stepper, dtype):
-    model = stepper.dynamics
-    keys = jax.random.split(jax.random.key(0), 4)
-    ensemble = jax.vmap(lambda k: model.initial_state(k, dtype=dtype))(keys)
-
-    run = jax.jit(jax.vmap(lambda s: hybrax.rollout(stepper, s, 10, save_every=5)))
-    final, trajectory = run(ensemble)
-    assert final.u.shape == (4, 12) and final.u.dtype == dtype
-    assert trajectory.u.shape == (4, 2, 12) and trajectory.time.dtype == dtype
-    eager = hybrax.rollout(stepper, jax.tree.map(lambda x: x[1], ensemble), 10, save_every=None)
-    np.testing.assert_allclose(final.u[1], eager[0].u, rtol=1e-5 if dtype == jnp.float32 else 1e-12)
-    np.testing.assert_allclose(final.time, 10 * stepper.dt, rtol=1e-5)
-
-    def loss(forcing, state):
-        s = eqx.tree_at(lambda s: s.dynamics.forcing, stepper, forcing)
-        out, _ = hybrax.rollout(s, state, 10, save_every=None)
-        return jnp.sum(out.u**2)
-
-    grad_forcing, grad_state = jax.grad(loss, argnums=(0, 1))(
-        jnp.asarray(8.0, dtype), jax.tree.map(lambda x: x[0], ensemble)
-    )
-    assert grad_forcing.dtype == dtype and jnp.isfinite(grad_forcing) and grad_forcing != 0
-    assert grad_state.u.shape == (12,) and bool(jnp.all(jnp.isfinite(grad_state.u)))
-
-
 def test_nonpositive_dt_is_rejected():
     model = hybrax.climate.Lorenz96()
     for bad in (0.0, -0.01, float("nan")):
