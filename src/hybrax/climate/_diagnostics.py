@@ -20,7 +20,7 @@ def _shells(grid: Grid) -> tuple[np.ndarray, np.ndarray, float]:
     """Shell index of every real-FFT mode, shell-centre wavenumbers, shell width."""
     if grid.ndim != 2:
         raise ConfigurationError(f"isotropic spectra need a 2D grid, got Grid{grid.shape}")
-    k = [np.broadcast_to(kk, grid.spectral_shape) for kk in grid._np_wavenumbers()]
+    k = [np.broadcast_to(kk, grid.spectral_shape) for kk in grid.numpy_wavenumbers()]
     kappa = np.sqrt(k[0] ** 2 + k[1] ** 2)
     width = min(2 * math.pi / length for length in grid.domain_length)
     index = np.floor(kappa / width + 0.5).astype(np.int64)

@@ -65,13 +65,13 @@ def _constants(grid: Grid, dtype: np.dtype):
     """Static per-mode arrays: ``k_x`` (shape ``(nk,)``) and ``k_y`` (``(ny, 1)``) as pyqg
     uses them for derivatives (Nyquist modes included, ``k_x = +pi/dx``, ``k_y = -pi/dy``),
     ``|k|^2``, ``(kappa - 0.65 pi)_+^4`` of pyqg's filter and the 2/3-rule mask."""
-    ky, kx = (np.broadcast_to(k, grid.spectral_shape) for k in grid._np_wavenumbers())
+    ky, kx = (np.broadcast_to(k, grid.spectral_shape) for k in grid.numpy_wavenumbers())
     k2 = kx**2 + ky**2
     dx_kx, dy_ky = kx[0], ky[:, :1]
     dy, dx = grid.spacing
     kappa = np.sqrt((kx * dx) ** 2 + (ky * dy) ** 2)
     excess4 = np.maximum(kappa - 0.65 * math.pi, 0.0) ** 4
-    mask = grid._np_dealias_mask()
+    mask = grid.numpy_dealias_mask()
     return tuple(np.asarray(a, dtype) for a in (dx_kx, dy_ky, k2, excess4, mask))
 
 

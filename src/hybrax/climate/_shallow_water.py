@@ -116,7 +116,7 @@ def _beta_symbol(grid: Grid, dtype: np.dtype) -> np.ndarray:
     ``A_hat = -beta * 1j * s * zeta_hat``: ``D_x`` is the centred difference (symbol
     ``i sin(k dx) / dx``) and ``grad_d^2`` the 5-point Laplacian, both at the corners.
     """
-    kx, ky = (np.broadcast_to(k, grid.spectral_shape) for k in grid._np_wavenumbers())
+    kx, ky = (np.broadcast_to(k, grid.spectral_shape) for k in grid.numpy_wavenumbers())
     dx, dy = grid.spacing
     lap = -(4 / dx**2) * np.sin(kx * dx / 2) ** 2 - (4 / dy**2) * np.sin(ky * dy / 2) ** 2
     safe = np.where(lap == 0, 1.0, lap)

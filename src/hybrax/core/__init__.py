@@ -45,6 +45,7 @@ from ._state import (
     time_or_zero,
     with_time,
 )
+from ._time_step import check_time_step, courant_number, max_time_step
 from ._validation import check_field
 
 __all__ = [
@@ -81,11 +82,14 @@ __all__ = [
     "check_parameter",
     "check_stepper",
     "check_tendency",
+    "check_time_step",
     "concrete_or_none",
+    "courant_number",
     "etdrk4_coefficients",
     "get_time",
     "is_inexact_array",
     "lyapunov_spectrum",
+    "max_time_step",
     "mul",
     "parameter",
     "rollout",

@@ -36,6 +36,21 @@ class AbstractDynamics(eqx.Module):
         """Raise `hybrax.ConfigurationError` if ``state`` does not fit this model (default:
         accept)."""
 
+    def courant_number(self, state: PyTree, dt: ArrayLike) -> jax.Array:
+        """The stability number of a step of size ``dt`` from ``state`` (dimensionless).
+
+        Models with a CFL-type limit override this; `hybrax.check_time_step` and
+        `hybrax.max_time_step` read it. What the number measures is the model's to say in
+        its docstring (the advective Courant number ``dt max|u| / dx`` for flows, the
+        fastest wave frequency times ``dt`` for shallow water), together with the limits of
+        the usual steppers. It must be linear in ``dt``. The default raises
+        `hybrax.ConfigurationError`: the model declares no stability limit.
+        """
+        raise ConfigurationError(
+            f"{type(self).__name__} declares no time-step limit (it does not define "
+            "courant_number(state, dt)); choose dt from the model's time scales instead"
+        )
+
 
 class AbstractSemilinearDynamics(AbstractDynamics):
     """Dynamics split as ``d state / dt = L state + N(state, t)`` with ``L`` diagonal.

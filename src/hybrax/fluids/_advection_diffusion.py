@@ -77,7 +77,7 @@ class AdvectionDiffusion(AbstractSpectralFieldDynamics):
         keep = self.grid._nyquist_mask()
         advection = sum(
             self.velocity[i].astype(dtype) * jnp.asarray(np.where(keep, k, 0.0), dtype)
-            for i, k in enumerate(self.grid._np_wavenumbers())
+            for i, k in enumerate(self.grid.numpy_wavenumbers())
         )
         decay = -self.diffusivity.astype(dtype) * self.grid.wavenumber_squared(dtype)
         return SpectralState(jax.lax.complex(decay, -advection), 0.0)

@@ -92,6 +92,6 @@ def _mul_real(c, x):
 
 @functools.lru_cache(maxsize=32)
 def _flux_factors(grid: Grid, dtype: np.dtype):
-    mask = grid._np_dealias_mask()
-    (k,) = grid._np_wavenumbers()
+    mask = grid.numpy_dealias_mask()
+    (k,) = grid.numpy_wavenumbers()
     return mask.astype(dtype), (k * mask).astype(dtype)

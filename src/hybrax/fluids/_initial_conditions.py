@@ -68,13 +68,13 @@ def random_vorticity(
         max_velocity, "max_velocity", positive=True, scalar=True, example="max_velocity=7.0"
     )
     dtype = check_dtype(dtype, "random_vorticity", allowed=_FFT_DTYPES)
-    kx, ky = (np.broadcast_to(k, grid.spectral_shape) for k in grid._np_wavenumbers())
+    kx, ky = (np.broadcast_to(k, grid.spectral_shape) for k in grid.numpy_wavenumbers())
     k = np.sqrt(kx**2 + ky**2)
     variance = 0.25
     mean = math.log(peak_wavenumber) + variance
     safe_k = np.where(k > 0, k, 1.0)
     log_normal = np.exp(-((mean - np.log(safe_k)) ** 2) / (2 * variance) - np.log(safe_k))
-    amplitude = np.where(k > 0, log_normal, 0.0) * grid._np_dealias_mask()
+    amplitude = np.where(k > 0, log_normal, 0.0) * grid.numpy_dealias_mask()
     noise = grid.to_spectral(jax.random.normal(key, grid.shape, dtype))
     w_hat = noise * jnp.asarray(amplitude, dtype).astype(noise.dtype)
     from ._observables import velocity_from_vorticity

@@ -20,7 +20,7 @@ __all__ = ["KuramotoSivashinsky", "KuramotoSivashinsky2D"]
 
 
 def _ks_linear(grid: Grid, dtype) -> Array:
-    k2 = grid._np_wavenumber_squared()
+    k2 = grid.numpy_wavenumber_squared()
     return jnp.asarray(k2 - k2**2, dtype)
 
 
@@ -92,7 +92,7 @@ class KuramotoSivashinsky(AbstractSpectralFieldDynamics):
         u = amplitude * jnp.cos(phase) * (1 + jnp.sin(phase))
         if key is not None:
             noise_hat = self.grid.to_spectral(jax.random.normal(key, self.grid.shape, dtype))
-            (k,) = self.grid._np_wavenumbers()
+            (k,) = self.grid.numpy_wavenumbers()
             unstable = jnp.asarray((np.abs(k) < 1) & (k != 0), dtype)
             u = u + 0.1 * amplitude * self.grid.to_physical(
                 jax.lax.complex(unstable * noise_hat.real, unstable * noise_hat.imag)
@@ -102,8 +102,8 @@ class KuramotoSivashinsky(AbstractSpectralFieldDynamics):
 
 @functools.lru_cache(maxsize=32)
 def _gradient_factors(grid: Grid, dtype: np.dtype):
-    mask = grid._np_dealias_mask()
-    kx, ky = (np.broadcast_to(k, grid.spectral_shape) * mask for k in grid._np_wavenumbers())
+    mask = grid.numpy_dealias_mask()
+    kx, ky = (np.broadcast_to(k, grid.spectral_shape) * mask for k in grid.numpy_wavenumbers())
     return np.stack([kx, ky]).astype(dtype), mask.astype(dtype)
 
 

@@ -36,10 +36,10 @@ def _advection_coefficients(grid: Grid, dtype: np.dtype) -> tuple[np.ndarray, np
     (so that they turn unnormalised FFTs of ``u v`` and ``v^2 - u^2`` into the advection
     tendency's forward-normalised coefficients).
     """
-    kx, ky = (np.broadcast_to(k, grid.spectral_shape) for k in grid._np_wavenumbers())
+    kx, ky = (np.broadcast_to(k, grid.spectral_shape) for k in grid.numpy_wavenumbers())
     k2 = kx**2 + ky**2
     inverse_k2 = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
-    mask = grid._np_dealias_mask()
+    mask = grid.numpy_dealias_mask()
     n = grid.num_points
     velocity = np.stack([ky * inverse_k2, -kx * inverse_k2]) * (mask * n)
     products = np.stack([kx**2 - ky**2, kx * ky]) * (mask / n)

@@ -37,7 +37,7 @@ def _check(grid: Grid, vorticity_hat, name: str) -> None:
 
 @functools.lru_cache(maxsize=32)
 def _inverse_k2(grid: Grid) -> np.ndarray:
-    k2 = grid._np_wavenumber_squared()
+    k2 = grid.numpy_wavenumber_squared()
     return np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
 
 
@@ -59,7 +59,7 @@ def velocity_from_vorticity(
     shape ``(..., 2, *grid.shape)``.
     """
     _check(grid, vorticity_hat, "velocity_from_vorticity")
-    kx, ky = grid._np_wavenumbers()
+    kx, ky = grid.numpy_wavenumbers()
     inverse = _inverse_k2(grid)
     real = vorticity_hat.real.dtype
     factors = jnp.asarray(np.stack(np.broadcast_arrays(ky * inverse, -kx * inverse)), real)
@@ -78,7 +78,7 @@ def kinetic_energy(
     """
     _check(grid, vorticity_hat, "kinetic_energy")
     real = vorticity_hat.real.dtype
-    weights = jnp.asarray(grid._np_hermitian_weights() * _inverse_k2(grid), real)
+    weights = jnp.asarray(grid.numpy_hermitian_weights() * _inverse_k2(grid), real)
     power = vorticity_hat.real**2 + vorticity_hat.imag**2
     return 0.5 * jnp.sum(weights * power, axis=(-2, -1))
 
@@ -95,7 +95,7 @@ def enstrophy(grid: Grid, vorticity_hat: Complex[Array, "... nx ny_half"]) -> Fl
 @functools.lru_cache(maxsize=32)
 def _shells(grid: Grid) -> tuple[np.ndarray, int, float]:
     dk = min(2 * np.pi / length for length in grid.domain_length)
-    k = np.sqrt(grid._np_wavenumber_squared())
+    k = np.sqrt(grid.numpy_wavenumber_squared())
     index = np.rint(k / dk).astype(np.int32)
     return index, int(index.max()) + 1, dk
 
@@ -131,7 +131,7 @@ def energy_spectrum(
     _check(grid, vorticity_hat, "energy_spectrum")
     index, num_shells, dk = _shells(grid)
     real = vorticity_hat.real.dtype
-    weights = grid._np_hermitian_weights() * _inverse_k2(grid) * 0.5 / dk
+    weights = grid.numpy_hermitian_weights() * _inverse_k2(grid) * 0.5 / dk
     power = (vorticity_hat.real**2 + vorticity_hat.imag**2) * jnp.asarray(weights, real)
     lead = power.shape[:-2]
     flat = power.reshape(*lead, -1)

@@ -184,7 +184,9 @@ class Grid(eqx.Module):
             out.append(m.reshape(shape))
         return tuple(out)
 
-    def _np_wavenumbers(self) -> tuple[np.ndarray, ...]:
+    def numpy_wavenumbers(self) -> tuple[np.ndarray, ...]:
+        """`wavenumbers` as host-side NumPy float64 arrays, for building constant tables
+        (operators, masks) outside `jax.jit`; the ``numpy_*`` methods never trace."""
         return tuple(
             m * (2 * math.pi / length)
             for m, length in zip(self._integer_wavenumbers(), self.domain_length, strict=True)
@@ -205,14 +207,15 @@ class Grid(eqx.Module):
         axis is ``0 ... N/2``.
         """
         dtype = _real_dtype(dtype)
-        return tuple(jnp.asarray(k, dtype) for k in self._np_wavenumbers())
+        return tuple(jnp.asarray(k, dtype) for k in self.numpy_wavenumbers())
 
     def wavenumber_squared(self, dtype: DTypeLike | None = None) -> Float[Array, "..."]:
         """``|k|^2`` on the spectral grid (the symbol of ``-nabla^2``)."""
-        return jnp.asarray(self._np_wavenumber_squared(), _real_dtype(dtype))
+        return jnp.asarray(self.numpy_wavenumber_squared(), _real_dtype(dtype))
 
-    def _np_wavenumber_squared(self) -> np.ndarray:
-        return sum(np.broadcast_to(k, self.spectral_shape) ** 2 for k in self._np_wavenumbers())
+    def numpy_wavenumber_squared(self) -> np.ndarray:
+        """`wavenumber_squared` as a host-side NumPy float64 array."""
+        return sum(np.broadcast_to(k, self.spectral_shape) ** 2 for k in self.numpy_wavenumbers())
 
     def hermitian_weights(self, dtype: DTypeLike | None = None) -> Float[Array, "..."]:
         """How many Fourier modes each real-FFT coefficient stands for: 1 on the ``n_d = 0``
@@ -221,9 +224,10 @@ class Grid(eqx.Module):
         With the forward normalisation, Parseval reads
         ``mean(f * g) = sum(weights * real(conj(f_hat) * g_hat))``.
         """
-        return jnp.asarray(self._np_hermitian_weights(), _real_dtype(dtype))
+        return jnp.asarray(self.numpy_hermitian_weights(), _real_dtype(dtype))
 
-    def _np_hermitian_weights(self) -> np.ndarray:
+    def numpy_hermitian_weights(self) -> np.ndarray:
+        """`hermitian_weights` as a host-side NumPy float64 array."""
         n = self.shape[-1]
         w = np.full(n // 2 + 1, 2.0)
         w[0] = w[-1] = 1.0
@@ -287,7 +291,7 @@ class Grid(eqx.Module):
             raise ConfigurationError(f"order must be a non-negative int, got {order!r}")
         self._check_trailing(field_hat, self.spectral_shape, "field_hat")
         axis = axis % self.ndim
-        k = self._np_wavenumbers()[axis]
+        k = self.numpy_wavenumbers()[axis]
         if order % 2:
             m = self._integer_wavenumbers()[axis]
             k = np.where(np.abs(m) == self.shape[axis] // 2, 0.0, k)
@@ -304,18 +308,19 @@ class Grid(eqx.Module):
     def laplacian(self, field_hat: Complex[Array, "..."]) -> Complex[Array, "..."]:
         """Spectral Laplacian, ``-|k|^2 field_hat``."""
         self._check_trailing(field_hat, self.spectral_shape, "field_hat")
-        return mul(jnp.asarray(-self._np_wavenumber_squared(), field_hat.real.dtype), field_hat)
+        return mul(jnp.asarray(-self.numpy_wavenumber_squared(), field_hat.real.dtype), field_hat)
 
     def inverse_laplacian(self, field_hat: Complex[Array, "..."]) -> Complex[Array, "..."]:
         """Solve ``nabla^2 psi = f`` spectrally: ``-field_hat / |k|^2``, with the ``k = 0``
         (mean) mode of the result set to zero (the zero-mean solution)."""
         self._check_trailing(field_hat, self.spectral_shape, "field_hat")
-        k2 = self._np_wavenumber_squared()
+        k2 = self.numpy_wavenumber_squared()
         inverse = np.where(k2 > 0, -1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
         return mul(jnp.asarray(inverse, field_hat.real.dtype), field_hat)
 
     # ---------------------------------------------------------------- filtering
-    def _np_dealias_mask(self) -> np.ndarray:
+    def numpy_dealias_mask(self) -> np.ndarray:
+        """`dealias_mask` as a host-side NumPy bool array."""
         keep = np.ones(self.spectral_shape, bool)
         for m, n in zip(self._integer_wavenumbers(), self.shape, strict=True):
             keep = keep & (3 * np.abs(m) < n)
@@ -328,7 +333,7 @@ class Grid(eqx.Module):
         A quadratic product of two fields so truncated, computed on the grid and truncated
         again, is free of aliasing error on the kept modes.
         """
-        return jnp.asarray(self._np_dealias_mask(), _real_dtype(dtype))
+        return jnp.asarray(self.numpy_dealias_mask(), _real_dtype(dtype))
 
     def dealias(self, field_hat: Complex[Array, "..."]) -> Complex[Array, "..."]:
         """``field_hat`` with the modes outside the 2/3-rule band set to zero."""
@@ -371,7 +376,7 @@ class Grid(eqx.Module):
         kappa = np.sqrt(
             sum(
                 np.broadcast_to(k * dx, self.spectral_shape) ** 2
-                for k, dx in zip(self._np_wavenumbers(), self.spacing, strict=True)
+                for k, dx in zip(self.numpy_wavenumbers(), self.spacing, strict=True)
             )
         )
         excess = np.maximum(kappa - cutoff * math.pi, 0.0)
