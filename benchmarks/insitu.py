@@ -71,10 +71,9 @@ def run(n_trajectories, n_steps, train_steps, workdir: Path):
             RegressionLoss(),
             (inputs, targets),
             optax.adam(1e-3),
-            train_steps,
+            steps=train_steps,
             batch_size=256,
             key=jax.random.key(2),
-            progress=False,
         )
 
     # Compile both paths once so the timings compare steady-state work.

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 import hybrax
 from hybrax.hybrid import (
+    Checkpoints,
+    Evaluate,
     PushforwardLoss,
     RegressionLoss,
     UnrolledLoss,
@@ -106,26 +108,32 @@ def test_generate_trajectories_arguments(n, n_steps, save_every):
 @SETTINGS
 @given(
     name=st.sampled_from(
-        ["num_steps", "batch_size", "checkpoint_every", "eval_every", "max_checkpoints"]
+        ["steps", "batch_size", "Checkpoints.every", "Checkpoints.keep", "Evaluate.every"]
     ),
     value=ANYTHING,
 )
 def test_fit_arguments(tmp_path, name, value):
-    """Bad values of fit's integer arguments are rejected before anything compiles."""
-    minimum = {"num_steps": 0}.get(name, 1)
-    if is_int_at_least(value, minimum) or (value is None and name != "num_steps"):
+    """Bad values of fit's integer arguments (and of its option objects') are rejected
+    before anything compiles."""
+    minimum = {"steps": 0}.get(name, 1)
+    if is_int_at_least(value, minimum) or (value is None and name != "steps"):
         return
     net = hybrax.nn.MLP(2, 1, 4, 1, key=jax.random.key(0, impl="rbg"))
     x = jnp.zeros((8, 2))
-    kwargs = {
-        "num_steps": 3,
-        "checkpoint_dir": tmp_path / "c",
-        "eval_fn": lambda model, step: {},
-        name: value,
-    }
-    steps = kwargs.pop("num_steps")
-    with pytest.raises(hybrax.ConfigurationError, match=name):
-        fit(net, RegressionLoss(), (x, x[:, :1]), optax.sgd(0.1), steps, **kwargs)
+    owner, _, field = name.rpartition(".")
+
+    def run():
+        kwargs = {"steps": 3}
+        if owner == "Checkpoints":
+            kwargs["checkpoints"] = Checkpoints(tmp_path / "c", **{field: value})
+        elif owner == "Evaluate":
+            kwargs["callbacks"] = [Evaluate(lambda model, step: {}, **{field: value})]
+        else:
+            kwargs[name] = value
+        fit(net, RegressionLoss(), (x, x[:, :1]), optax.sgd(0.1), **kwargs)
+
+    with pytest.raises(hybrax.ConfigurationError, match=rf"{owner}.*{field}" if owner else name):
+        run()
 
 
 @SETTINGS

@@ -1,4 +1,6 @@
-"""fit_curriculum: stages of unrolled training are fits in sequence."""
+"""Curriculum: stages of unrolled training are fits in sequence."""
+
+import json
 
 import jax
 import jax.numpy as jnp
@@ -9,10 +11,12 @@ import pytest
 import hybrax
 from hybrax.climate import Lorenz96
 from hybrax.hybrid import (
+    Checkpoints,
     Closure,
+    Curriculum,
+    History,
     UnrolledLoss,
     fit,
-    fit_curriculum,
     generate_trajectories,
     sliding_windows,
     trainable_filter,
@@ -33,14 +37,18 @@ def _setup():
     return model, data, trainable_filter(model, lambda m: m.dynamics.net)
 
 
-def test_curriculum_equals_fits_in_sequence():
+def test_curriculum_equals_fits_in_sequence(tmp_path):
     model, data, spec = _setup()
     stages = [(2, 6), (5, 4)]
     schedule = lambda n: optax.adam(optax.cosine_decay_schedule(1e-3, n, 0.1))  # noqa: E731
     key = jax.random.key(3)
-    result = fit_curriculum(
-        model, data, stages, schedule, window_stride=2, batch_size=3, key=key, trainable=spec
-    )
+    curriculum = Curriculum(stages, window_stride=2)
+    assert curriculum.steps == 10
+    history = History(tmp_path / "history.json")
+    result = fit(
+        model, curriculum, data, schedule, batch_size=3, key=key, trainable=spec,
+        callbacks=[history],
+    )  # fmt: skip
     expected, losses = model, []
     for index, (unroll, steps) in enumerate(stages):
         stage = fit(
@@ -48,11 +56,10 @@ def test_curriculum_equals_fits_in_sequence():
             UnrolledLoss(unroll),
             sliding_windows(data, unroll + 1, stride=2),
             schedule(steps),
-            steps,
+            steps=steps,
             batch_size=3,
             key=jax.random.fold_in(key, index),
             trainable=spec,
-            progress=False,
         )
         expected = stage.model
         losses += [e["loss"] for e in stage.history["train"]]
@@ -63,16 +70,18 @@ def test_curriculum_equals_fits_in_sequence():
     assert [e["loss"] for e in result.history["train"]] == losses
     assert [e["step"] for e in result.history["train"]] == list(range(10))
     assert [e["unroll"] for e in result.history["train"]] == [2] * 6 + [5] * 4
+    # the History callback holds the whole curriculum, not the last stage
+    assert json.loads((tmp_path / "history.json").read_text()) == result.history
     # the physical parameter is untouched
     assert float(result.model.dynamics.dynamics.forcing) == 7.0
 
 
 def test_curriculum_checkpoints_each_stage_and_resumes(tmp_path):
     model, data, spec = _setup()
-    args = (model, data, [(2, 3), (3, 2)], optax.sgd(1e-4))
-    first = fit_curriculum(*args, trainable=spec, checkpoint_dir=tmp_path)
+    args = (model, Curriculum([(2, 3), (3, 2)]), data, optax.sgd(1e-4))
+    first = fit(*args, trainable=spec, checkpoints=Checkpoints(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stage0_unroll2", "stage1_unroll3"]
-    again = fit_curriculum(*args, trainable=spec, checkpoint_dir=tmp_path)
+    again = fit(*args, steps=5, trainable=spec, checkpoints=Checkpoints(tmp_path))
     assert again.step == first.step == 5
     np.testing.assert_array_equal(
         again.model.dynamics.net.layers[-1].weight, first.model.dynamics.net.layers[-1].weight
@@ -81,12 +90,15 @@ def test_curriculum_checkpoints_each_stage_and_resumes(tmp_path):
 
 @pytest.mark.parametrize("stages", [[], [(0, 5)], [(2, -1)], [(2.5, 3)], [(2,)], 7, [(True, 3)]])
 def test_curriculum_rejects_bad_stages(stages):
-    model, data, spec = _setup()
-    with pytest.raises(hybrax.ConfigurationError, match="stages"):
-        fit_curriculum(model, data, stages, optax.adam(1e-3), trainable=spec)
+    with pytest.raises(hybrax.ConfigurationError, match=r"Curriculum: .*stage"):
+        Curriculum(stages)
 
 
-def test_curriculum_rejects_a_string_optimizer():
+def test_curriculum_rejects_a_string_optimizer_and_a_wrong_step_count():
     model, data, spec = _setup()
     with pytest.raises(hybrax.ConfigurationError, match="optimizer"):
-        fit_curriculum(model, data, [(2, 1)], "adam", trainable=spec)
+        fit(model, Curriculum([(2, 1)]), data, "adam", trainable=spec)
+    with pytest.raises(hybrax.ConfigurationError, match=r"steps=3 but the Curriculum's stages"):
+        fit(model, Curriculum([(2, 1)]), data, optax.sgd(0.1), steps=3, trainable=spec)
+    with pytest.raises(hybrax.ConfigurationError, match="window_stride must be an int >= 1"):
+        Curriculum([(2, 1)], window_stride=0)

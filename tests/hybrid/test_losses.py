@@ -145,7 +145,7 @@ def test_time_spacing_of_the_data_must_be_the_model_dt(loss, every_fifth):
     with pytest.raises(eqx.EquinoxRuntimeError, match=r"DataMismatchError: .*time` spacing"):
         eqx.filter_jit(loss)(per_step, every_fifth)
     with pytest.raises(hybrax.DataMismatchError, match=rf"{name}: .* 0.05 time units apart"):
-        hybrax.hybrid.fit(per_step, loss, every_fifth, optax.sgd(1e-3), 2, progress=False)
+        hybrax.hybrid.fit(per_step, loss, every_fifth, optax.sgd(1e-3), steps=2)
     # a model stepping the data's spacing (also through a wrapper) is fine, eager and jitted
     coarse = hybrax.RK4(Lorenz96(8, 8.0), 0.05)
     assert np.isfinite(float(loss(coarse, every_fifth)))

@@ -12,9 +12,14 @@ import pytest
 import hybrax
 from hybrax.climate import Lorenz96
 from hybrax.hybrid import (
+    Checkpoints,
     Closure,
+    DataParallel,
+    Evaluate,
+    History,
     NonFiniteLossError,
     OneStepLoss,
+    Progress,
     RegressionLoss,
     UnrolledLoss,
     fit,
@@ -67,8 +72,8 @@ def test_training_lowers_the_loss_by_a_factor_100(windows):
     model = closure_model(Bias(jnp.zeros(())))
     only_net = trainable_filter(model, lambda m: m.dynamics.net)
     result = fit(
-        model, UnrolledLoss(5), windows, optax.adam(0.05), 150, batch_size=16,
-        trainable=only_net, progress=False,
+        model, UnrolledLoss(5), windows, optax.adam(0.05), steps=150, batch_size=16,
+        trainable=only_net,
     )  # fmt: skip
     losses = [e["loss"] for e in result.history["train"]]
     assert losses[-1] < losses[0] / 100
@@ -79,9 +84,9 @@ def test_trainable_filter_freezes_the_physics(windows):
     model = closure_model(Affine(jnp.zeros(()), jnp.zeros(())))
     spec = trainable_filter(model, lambda m: m.dynamics.net)
     assert spec.dynamics.dynamics.forcing is False and spec.dynamics.net.b is True
-    frozen = fit(model, OneStepLoss(), windows, optax.adam(0.05), 5, trainable=spec, progress=False)
+    frozen = fit(model, OneStepLoss(), windows, optax.adam(0.05), steps=5, trainable=spec)
     assert frozen.model.dynamics.dynamics.forcing == 18.0
-    free = fit(model, OneStepLoss(), windows, optax.adam(0.05), 5, progress=False)
+    free = fit(model, OneStepLoss(), windows, optax.adam(0.05), steps=5)
     assert free.model.dynamics.dynamics.forcing != 18.0
 
 
@@ -91,23 +96,24 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, windows):
     data-order key are checkpointed; batches are drawn without replacement per epoch)."""
     schedule = optax.cosine_decay_schedule(3e-3, 100)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
-    kwargs = dict(batch_size=8, key=jax.random.key(7), progress=False, checkpoint_every=25)
+    kwargs = dict(batch_size=8, key=jax.random.key(7))
+    every25 = lambda folder: Checkpoints(tmp_path / folder, every=25)  # noqa: E731
     trainable = lambda m: trainable_filter(m, lambda m: m.dynamics.net)  # noqa: E731
     start = closure_model(small_net(0))
     straight = fit(
-        start, UnrolledLoss(4), windows, optimizer, 100, trainable=trainable(start),
-        checkpoint_dir=tmp_path / "straight", **kwargs,
+        start, UnrolledLoss(4), windows, optimizer, steps=100, trainable=trainable(start),
+        checkpoints=every25("straight"), **kwargs,
     )  # fmt: skip
     first = fit(
-        start, UnrolledLoss(4), windows, optimizer, 50, trainable=trainable(start),
-        checkpoint_dir=tmp_path / "resumed", **kwargs,
+        start, UnrolledLoss(4), windows, optimizer, steps=50, trainable=trainable(start),
+        checkpoints=every25("resumed"), **kwargs,
     )  # fmt: skip
     assert first.step == 50
     # a fresh process would rebuild the model from scratch: use different initial weights
     fresh = closure_model(small_net(1))
     resumed = fit(
-        fresh, UnrolledLoss(4), windows, optimizer, 100, trainable=trainable(fresh),
-        checkpoint_dir=tmp_path / "resumed", **kwargs,
+        fresh, UnrolledLoss(4), windows, optimizer, steps=100, trainable=trainable(fresh),
+        checkpoints=every25("resumed"), **kwargs,
     )  # fmt: skip
     assert resumed.step == 100
     for a, b in zip(jax.tree.leaves(straight.model), jax.tree.leaves(resumed.model), strict=True):
@@ -182,10 +188,10 @@ def test_nonfinite_loss_or_gradient_returns_really_good_parameters(
     loss, failing = CASES[case]
     kwargs = {}
     if checkpoint_every:
-        kwargs = dict(checkpoint_dir=tmp_path, checkpoint_every=checkpoint_every)
+        kwargs = dict(checkpoints=Checkpoints(tmp_path, every=checkpoint_every))
     with pytest.raises(hybrax.NonFiniteLossError, match=f"at step {failing}") as info:
-        fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.sgd(0.05), 20,
-            progress=False, **kwargs)  # fmt: skip
+        fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.sgd(0.05), steps=20,
+            **kwargs)  # fmt: skip
     error = info.value
     assert error.step == failing
     assert error.result.step == failing - 1
@@ -201,8 +207,8 @@ def test_nonfinite_loss_or_gradient_returns_really_good_parameters(
                 assert_good(loss, model["model"])
         # resuming (with a safe loss) starts from the newest good checkpoint, not step s
         safe = exploding_loss(100.0)
-        resumed = fit(Scalar(jnp.zeros(())), safe, jnp.zeros((1,)), optax.sgd(0.05), 12,
-                      progress=False, **kwargs)  # fmt: skip
+        resumed = fit(Scalar(jnp.zeros(())), safe, jnp.zeros((1,)), optax.sgd(0.05), steps=12,
+                      **kwargs)  # fmt: skip
         first_new = max(saved, default=0)
         assert resumed.history["train"][first_new]["loss"] == pytest.approx(
             (w_after(first_new) - 10) ** 2, rel=1e-12
@@ -214,16 +220,16 @@ def test_nonfinite_at_the_last_step_is_not_returned(tmp_path):
     """The final parameters are checked too: the loss turns NaN right after the last
     update, so fit raises instead of returning (or checkpointing) them."""
     with pytest.raises(hybrax.NonFiniteLossError, match="at step 7") as info:
-        fit(Scalar(jnp.zeros(())), exploding_loss(5.0), jnp.zeros((1,)), optax.sgd(0.05), 7,
-            progress=False, checkpoint_dir=tmp_path)  # fmt: skip
+        fit(Scalar(jnp.zeros(())), exploding_loss(5.0), jnp.zeros((1,)), optax.sgd(0.05),
+            steps=7, checkpoints=Checkpoints(tmp_path))  # fmt: skip
     assert info.value.result.step == 6
     assert hybrax.io.Checkpointer(tmp_path).all_steps() == []
 
 
 def test_initial_model_with_nonfinite_loss():
     with pytest.raises(hybrax.NonFiniteLossError, match="at step 0") as info:
-        fit(Scalar(jnp.zeros(())), exploding_loss(-1.0), jnp.zeros((1,)), optax.sgd(0.05), 5,
-            progress=False)  # fmt: skip
+        fit(Scalar(jnp.zeros(())), exploding_loss(-1.0), jnp.zeros((1,)), optax.sgd(0.05),
+            steps=5)  # fmt: skip
     assert info.value.step == 0 and info.value.result is None
     assert NonFiniteLossError is hybrax.NonFiniteLossError  # re-exported from hybrax.hybrid
 
@@ -234,11 +240,11 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, damage):
     block resume: fit warns, moves it aside and resumes from the newest intact one, giving
     the uninterrupted run's result."""
     loss = exploding_loss(100.0)
-    kwargs = dict(progress=False, checkpoint_every=2)
-    straight = fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.adam(0.1), 10,
-                   checkpoint_dir=tmp_path / "straight", **kwargs)  # fmt: skip
-    fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.adam(0.1), 6,
-        checkpoint_dir=tmp_path / "run", **kwargs)  # fmt: skip
+    every2 = lambda folder: Checkpoints(tmp_path / folder, every=2)  # noqa: E731
+    straight = fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.adam(0.1), steps=10,
+                   checkpoints=every2("straight"))  # fmt: skip
+    fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.adam(0.1), steps=6,
+        checkpoints=every2("run"))  # fmt: skip
     if damage == "manifest":
         (tmp_path / "run" / "6" / "model" / "manifest.ocdbt").unlink()
         moved = "6.corrupt"
@@ -246,8 +252,8 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, damage):
         (tmp_path / "run" / "40").mkdir()
         moved = "40.corrupt"
     with pytest.warns(UserWarning, match=moved):
-        resumed = fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.adam(0.1), 10,
-                      checkpoint_dir=tmp_path / "run", **kwargs)  # fmt: skip
+        resumed = fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.adam(0.1), steps=10,
+                      checkpoints=every2("run"))  # fmt: skip
     np.testing.assert_array_equal(resumed.model.w, straight.model.w)
     assert resumed.history == straight.history
     assert (tmp_path / "run" / moved).is_dir()
@@ -261,9 +267,10 @@ def test_data_parallel_loss_curve_matches_one_device():
     x = jnp.asarray(rng.standard_normal((64, 8)))
     y = jnp.tanh(x)
     net = small_net(2)
-    kwargs = dict(batch_size=16, key=jax.random.key(1), progress=False)
-    single = fit(net, RegressionLoss(), (x, y), optax.adam(1e-2), 30, **kwargs)
-    sharded = fit(net, RegressionLoss(), (x, y), optax.adam(1e-2), 30, mesh=mesh, **kwargs)
+    kwargs = dict(steps=30, batch_size=16, key=jax.random.key(1))
+    single = fit(net, RegressionLoss(), (x, y), optax.adam(1e-2), **kwargs)
+    sharded = fit(net, RegressionLoss(), (x, y), optax.adam(1e-2), sharding=DataParallel(mesh),
+                  **kwargs)  # fmt: skip
     np.testing.assert_allclose(
         [e["loss"] for e in sharded.history["train"]],
         [e["loss"] for e in single.history["train"]],
@@ -273,7 +280,10 @@ def test_data_parallel_loss_curve_matches_one_device():
     assert len(weight.sharding.device_set) == 8  # replicated over the mesh
     np.testing.assert_allclose(weight, single.model.layers[0].weight, rtol=1e-9)
     with pytest.raises(ValueError, match="cannot be split evenly over the 8 devices"):
-        fit(net, RegressionLoss(), (x, y), optax.adam(1e-2), 1, batch_size=12, mesh=mesh)
+        fit(net, RegressionLoss(), (x, y), optax.adam(1e-2), steps=1, batch_size=12,
+            sharding=DataParallel(mesh, "data"))  # fmt: skip
+    with pytest.raises(hybrax.ConfigurationError, match="'space' is not an axis of the mesh"):
+        DataParallel(mesh, "space")
 
 
 def test_evaluation_callback_and_history_file(tmp_path):
@@ -287,8 +297,8 @@ def test_evaluation_callback_and_history_file(tmp_path):
         return {"validation": RegressionLoss()(model, (held_out, 0.5 * held_out))}
 
     result = fit(
-        small_net(3), RegressionLoss(), (x, 0.5 * x), optax.adam(1e-2), 25, batch_size=8,
-        eval_fn=evaluate, eval_every=10, history_path=tmp_path / "h.json", progress=True,
+        small_net(3), RegressionLoss(), (x, 0.5 * x), optax.adam(1e-2), steps=25, batch_size=8,
+        callbacks=[Evaluate(evaluate, every=10), History(tmp_path / "h.json"), Progress()],
     )  # fmt: skip
     assert calls == [10, 20, 25]
     assert [e["step"] for e in result.history["eval"]] == [10, 20, 25]
@@ -301,44 +311,65 @@ def test_fit_errors(tmp_path):
     x = jnp.zeros((10, 8))
     loss = RegressionLoss()
     error = hybrax.ConfigurationError
+    sgd = optax.sgd(0.1)
     with pytest.raises(error, match="batch_size=11 exceeds the 10 examples"):
-        fit(net, loss, (x, x), optax.sgd(0.1), 1, batch_size=11)
+        fit(net, loss, (x, x), sgd, steps=1, batch_size=11)
     with pytest.raises(error, match="empty dataset"):
-        fit(net, loss, (), optax.sgd(0.1), 1)
+        fit(net, loss, (), sgd, steps=1)
     with pytest.raises(error, match="0 examples"):
-        fit(net, loss, (x[:0], x[:0]), optax.sgd(0.1), 1)
+        fit(net, loss, (x[:0], x[:0]), sgd, steps=1)
     with pytest.raises(error, match=r"same number of examples.*\[5, 10\]"):
-        fit(net, loss, (x, x[:5]), optax.sgd(0.1), 1)
-    with pytest.raises(error, match="eval_every is set but no eval_fn"):
-        fit(net, loss, (x, x), optax.sgd(0.1), 1, eval_every=1)
-    with pytest.raises(error, match="checkpoint_every is set but checkpoint_dir is None"):
-        fit(net, loss, (x, x), optax.sgd(0.1), 1, checkpoint_every=1)
+        fit(net, loss, (x, x[:5]), sgd, steps=1)
     with pytest.raises(error, match="no trainable floating arrays"):
-        fit(net, loss, (x, x), optax.sgd(0.1), 1, trainable=lambda leaf: False)
+        fit(net, loss, (x, x), sgd, steps=1, trainable=lambda leaf: False)
     # probe row 68: a string for the optimizer
     with pytest.raises(error, match=r"optimizer must be an optax.GradientTransformation"):
-        fit(net, loss, (x, x), "adam", 1)
-    with pytest.raises(error, match="loss_fn must be a callable"):
-        fit(net, None, (x, x), optax.sgd(0.1), 1)
+        fit(net, loss, (x, x), "adam", steps=1)
+    with pytest.raises(error, match="loss must be a callable"):
+        fit(net, None, (x, x), sgd, steps=1)
     with pytest.raises(error, match="key must be a PRNG key"):
-        fit(net, loss, (x, x), optax.sgd(0.1), 1, key=0)
-    with pytest.raises(error, match="num_steps must be an int >= 0"):
-        fit(net, loss, (x, x), optax.sgd(0.1), 2.5)
-    with pytest.raises(error, match="max_checkpoints must be None"):
-        fit(net, loss, (x, x), optax.sgd(0.1), 1, checkpoint_dir=tmp_path, max_checkpoints=0)
-    with pytest.raises(error, match="resume must be True or False"):
-        fit(net, loss, (x, x), optax.sgd(0.1), 1, resume="yes")
-    # probe row 69: checkpoint_dir that is a file or cannot be created
+        fit(net, loss, (x, x), sgd, steps=1, key=0)
+    with pytest.raises(error, match="steps must be an int >= 0"):
+        fit(net, loss, (x, x), sgd, steps=2.5)
+    with pytest.raises(error, match="steps is required"):
+        fit(net, loss, (x, x), sgd)
+    with pytest.raises(TypeError):
+        fit(net, loss, (x, x), sgd, 1)  # steps is keyword-only
+    # the option objects check themselves, naming the field
+    with pytest.raises(error, match=r"Checkpoints: keep must be None or an int >= 1, got 0"):
+        Checkpoints(tmp_path, keep=0)
+    with pytest.raises(error, match="Checkpoints: every must be None or an int >= 1"):
+        Checkpoints(tmp_path, every=0)
+    with pytest.raises(error, match="Checkpoints: resume must be True or False"):
+        Checkpoints(tmp_path, resume="yes")
+    with pytest.raises(error, match="Checkpoints: directory must be a path"):
+        Checkpoints(3)
+    with pytest.raises(error, match="Evaluate: fn must be a callable"):
+        Evaluate(None, every=1)
+    with pytest.raises(error, match="Evaluate: every must be None or an int >= 1"):
+        Evaluate(lambda model, step: {}, every=0)
+    with pytest.raises(error, match="History: path must be a path"):
+        History(None)
+    with pytest.raises(error, match=r"DataParallel: mesh must be a jax\.sharding\.Mesh"):
+        DataParallel("cpu")
+    # ... and fit checks it got objects, not the old flags' values
+    with pytest.raises(error, match=r"checkpoints must be a hybrax\.hybrid\.Checkpoints"):
+        fit(net, loss, (x, x), sgd, steps=1, checkpoints=str(tmp_path))
+    with pytest.raises(error, match=r"sharding must be a hybrax\.hybrid\.DataParallel"):
+        fit(net, loss, (x, x), sgd, steps=1, sharding="data")
+    with pytest.raises(error, match=r"callbacks must be hybrax\.hybrid callbacks"):
+        fit(net, loss, (x, x), sgd, steps=1, callbacks=[print])
+    # probe row 69: a checkpoint directory that is a file or cannot be created
     afile = tmp_path / "afile"
     afile.write_text("mine")
-    with pytest.raises(error, match=r"checkpoint_dir.*is a file"):
-        fit(net, loss, (x, x), optax.sgd(0.1), 1, checkpoint_dir=afile)
-    with pytest.raises(error, match=r"checkpoint_dir.*cannot be created"):
-        fit(net, loss, (x, x), optax.sgd(0.1), 1, checkpoint_dir="/proc/hybrax-run")
+    with pytest.raises(error, match=r"Checkpoints.directory.*is a file"):
+        fit(net, loss, (x, x), sgd, steps=1, checkpoints=Checkpoints(afile))
+    with pytest.raises(error, match=r"Checkpoints.directory.*cannot be created"):
+        fit(net, loss, (x, x), sgd, steps=1, checkpoints=Checkpoints("/proc/hybrax-run"))
     assert afile.read_text() == "mine"
-    fit(net, loss, (x, x), optax.sgd(0.1), 2, checkpoint_dir=tmp_path / "c", progress=False)
-    with pytest.warns(UserWarning, match=r"at step 2, beyond num_steps=1"):
-        again = fit(net, loss, (x, x), optax.sgd(0.1), 1, checkpoint_dir=tmp_path / "c")
+    fit(net, loss, (x, x), sgd, steps=2, checkpoints=Checkpoints(tmp_path / "c"))
+    with pytest.warns(UserWarning, match=r"at step 2, beyond steps=1"):
+        again = fit(net, loss, (x, x), sgd, steps=1, checkpoints=Checkpoints(tmp_path / "c"))
     assert again.step == 2
     with pytest.raises(error, match=r"already holds checkpoints \(steps \[2\]\) and resume=False"):
-        fit(net, loss, (x, x), optax.sgd(0.1), 4, checkpoint_dir=tmp_path / "c", resume=False)
+        fit(net, loss, (x, x), sgd, steps=4, checkpoints=Checkpoints(tmp_path / "c", resume=False))

@@ -57,7 +57,7 @@ def test_adapter_trains_and_checkpoints(tmp_path, module):
     net = from_flax(module)
     x = jnp.asarray(np.random.default_rng(2).standard_normal((64, 3)))
     y = jnp.sin(x)
-    result = fit(net, RegressionLoss(), (x, y), optax.adam(1e-2), 150, progress=False)
+    result = fit(net, RegressionLoss(), (x, y), optax.adam(1e-2), steps=150)
     losses = [e["loss"] for e in result.history["train"]]
     assert losses[-1] < losses[0] / 5
     hybrax.io.save_checkpoint(tmp_path / "ckpt", result.model)

@@ -62,10 +62,9 @@ result = hybrax.hybrid.fit(
     hybrax.hybrid.RegressionLoss(),
     (x, targets),
     optax.adam(1e-3),
-    5,
+    steps=5,
     batch_size=16,
-    progress=False,
-    mesh=mesh,
+    sharding=hybrax.hybrid.DataParallel(mesh),
 )
 losses = [entry["loss"] for entry in result.history["train"]]
 

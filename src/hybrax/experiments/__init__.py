@@ -6,7 +6,7 @@ run folders it owns, timed phases, metrics and run info). Its public surface is 
 ``__all__``: the settings class and its ``FULL`` / ``QUICK`` presets, ``run(settings, out)``
 (and ``load_run(out)`` where a run leaves a model behind), plus the experiment's own
 building blocks. Reusable science lives in the library (`hybrax.grids.coarse_grain`,
-`hybrax.fluids.decorrelation_time`, `hybrax.hybrid.fit_curriculum`, ...).
+`hybrax.fluids.decorrelation_time`, `hybrax.hybrid.Curriculum`, ...).
 """
 
 from ._registry import Workflow, get_workflow, list_workflows, register_workflow

@@ -8,30 +8,46 @@ Wrappers that fill the Dynamics and Stepper roles, so `hybrax.rollout`, `jax.gra
 - `Emulator(net, dt)`: a purely neural stepper.
 
 Data (`generate_trajectories`, `sliding_windows`, `block_average`), losses (`OneStepLoss`,
-`UnrolledLoss`, `PushforwardLoss`, `RegressionLoss`) and the optax trainer `fit` (orbax
-checkpoints, exact resume, data-parallel over a device mesh).
+`UnrolledLoss`, `PushforwardLoss`, `RegressionLoss`) and the optax trainer `fit`, configured
+by objects: `Checkpoints` (orbax, exact resume), `DataParallel` (a device mesh), callbacks
+(`Evaluate`, `History`, `Progress`) and a `Curriculum` of growing unrolls in place of a loss.
 """
 
-from ._curriculum import fit_curriculum
+from ._curriculum import Curriculum
 from ._data import block_average, generate_trajectories, sliding_windows
+from ._fit_options import (
+    AbstractCallback,
+    Checkpoints,
+    DataParallel,
+    Evaluate,
+    FitResult,
+    History,
+    Progress,
+)
 from ._losses import OneStepLoss, PushforwardLoss, RegressionLoss, UnrolledLoss, without_time
-from ._train import FitResult, NonFiniteLossError, fit, trainable_filter
+from ._train import NonFiniteLossError, fit, trainable_filter
 from ._wrappers import Closure, Corrected, Emulator, SemilinearClosure
 
 __all__ = [
+    "AbstractCallback",
+    "Checkpoints",
     "Closure",
     "Corrected",
+    "Curriculum",
+    "DataParallel",
     "Emulator",
+    "Evaluate",
     "FitResult",
+    "History",
     "NonFiniteLossError",
     "OneStepLoss",
+    "Progress",
     "PushforwardLoss",
     "RegressionLoss",
     "SemilinearClosure",
     "UnrolledLoss",
     "block_average",
     "fit",
-    "fit_curriculum",
     "generate_trajectories",
     "sliding_windows",
     "trainable_filter",

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +14,20 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray, PyTree, Scalar
 
-from hybrax.core import CheckpointError, ConfigurationError, NonFiniteLossError
+from hybrax.core import ConfigurationError, NonFiniteLossError
+
+from ._curriculum import Curriculum
+from ._fit_checkpoints import CheckpointSession, truncate
+from ._fit_checks import (
+    check_callbacks,
+    check_int,
+    check_loss_and_optimizer,
+    check_options,
+    num_examples,
+)
+from ._fit_options import AbstractCallback, Checkpoints, DataParallel, FitResult, History
 
 __all__ = ["FitResult", "NonFiniteLossError", "fit", "trainable_filter"]
-
-
-@dataclasses.dataclass
-class FitResult:
-    """What `fit` returns.
-
-    Attributes
-    ----------
-    model
-        The trained model (same structure as the one passed in).
-    opt_state
-        The optimizer state over the trainable leaves.
-    step
-        Number of optimizer steps taken in total (including resumed ones).
-    history
-        ``{"train": [{"step", "loss"}, ...], "eval": [{"step", ...metrics}, ...]}``; train
-        entry ``i`` is the loss of the parameters before update ``i``; eval entries are
-        recorded after ``step`` updates.
-    wall_time
-        Seconds spent in this call (compilation included).
-    """
-
-    model: PyTree
-    opt_state: PyTree
-    step: int
-    history: dict[str, list[dict[str, Any]]]
-    wall_time: float = 0.0
 
 
 def trainable_filter(model: PyTree, where: Callable[[PyTree], Any] | None = None) -> PyTree:
@@ -79,26 +60,19 @@ def trainable_filter(model: PyTree, where: Callable[[PyTree], Any] | None = None
 
 def fit(
     model: PyTree,
-    loss_fn: Callable[[PyTree, PyTree], Scalar],
+    loss: Callable[[PyTree, PyTree], Scalar] | Curriculum,
     data: PyTree,
-    optimizer,
-    num_steps: int,
+    optimizer: Any,
     *,
+    steps: int | None = None,
     batch_size: int | None = None,
     key: PRNGKeyArray | None = None,
     trainable: PyTree | Callable[[Any], bool] = eqx.is_inexact_array,
-    eval_fn: Callable[[PyTree, int], Mapping[str, float]] | None = None,
-    eval_every: int | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
-    max_checkpoints: int | None = 3,
-    resume: bool = True,
-    history_path: str | os.PathLike | None = None,
-    progress: bool = True,
-    mesh: jax.sharding.Mesh | None = None,
-    data_axis: str | None = None,
+    checkpoints: Checkpoints | None = None,
+    sharding: DataParallel | None = None,
+    callbacks: Sequence[AbstractCallback] = (),
 ) -> FitResult:
-    """Minimise ``loss_fn(model, batch)`` over the model's trainable leaves with optax.
+    """Minimise ``loss(model, batch)`` over the model's trainable leaves with optax.
 
     Each step draws a minibatch (the data are reshuffled every epoch with a key derived
     from ``key`` and the epoch number, so the data order is a pure function of ``key`` and
@@ -107,36 +81,31 @@ def fit(
     ``optimizer`` update. Works for any model pytree: a network, a `Closure` inside a
     stepper, a `Corrected` solver, a `hybrax.nn.FlaxModule`.
 
-    Checkpoints (orbax, `hybrax.io.Checkpointer`) hold the model's arrays, the optimizer
-    state, the step counter and the data-order key, with the metrics history as metadata;
-    calling `fit` again with the same ``checkpoint_dir`` resumes from the latest one and
-    reproduces the uninterrupted run exactly. A damaged latest checkpoint (it fails its
-    checksums, or is incomplete) is moved aside with a warning and the newest intact one is
-    used.
-
-    Only parameters whose loss *and* gradient were finite are ever checkpointed or
-    returned: checkpoint ``s`` is written once the loss and gradient of the parameters
-    after ``s`` updates have been computed and found finite, and the final parameters are
-    checked the same way (one extra loss and gradient evaluation) before they are saved
-    and returned. A non-finite loss or gradient at step ``s`` stops training with
-    `hybrax.NonFiniteLossError` (``.step == s``), whose ``.result`` holds the newest good
-    parameters (those of step ``s - 1``; ``None`` if the initial model already fails).
-    The finiteness flags are read back one step late, so the host never stalls the device.
+    Only parameters whose loss *and* gradient were finite are ever checkpointed, passed to
+    a callback or returned: the finiteness of step ``s`` is read back while step ``s + 1``
+    runs (the host never stalls the device), and the final parameters are checked the same
+    way (one extra loss and gradient evaluation). A non-finite loss or gradient at step
+    ``s`` stops training with `hybrax.NonFiniteLossError` (``.step == s``), whose
+    ``.result`` holds the newest good parameters (those of step ``s - 1``; ``None`` if the
+    initial model already fails).
 
     Parameters
     ----------
     model
         The initial model (when resuming: a model of the same structure, e.g. freshly
         initialised; its arrays are replaced by the checkpoint's).
-    loss_fn
-        ``(model, batch) -> scalar``, e.g. `UnrolledLoss` or `RegressionLoss`.
+    loss
+        ``(model, batch) -> scalar``, e.g. `UnrolledLoss` or `RegressionLoss`; or a
+        `Curriculum`, which runs one fit per stage on windows of the trajectories ``data``.
     data
         A pytree of arrays sharing a leading example axis (e.g. trajectory windows from
         `sliding_windows`, or ``(inputs, targets)``).
     optimizer
-        An ``optax.GradientTransformation`` (schedules included).
-    num_steps
-        Total number of optimizer steps (a resumed run counts the restored ones).
+        An ``optax.GradientTransformation`` (schedules included); with a `Curriculum`,
+        also a callable ``stage_steps -> GradientTransformation``.
+    steps
+        Total number of optimizer steps (a resumed run counts the restored ones). Required,
+        except with a `Curriculum`, whose stages say it.
     batch_size
         Examples per step (default: the whole dataset each step). Must not exceed the
         number of examples; the last incomplete batch of an epoch is dropped.
@@ -144,33 +113,19 @@ def fit(
         Data-order PRNG key (default ``jax.random.key(0)``).
     trainable
         Filter spec of the trained leaves: a callable on leaves, or a pytree of bools such
-        as `trainable_filter(model, where)` (default: every floating array).
-    eval_fn
-        ``(model, step) -> {name: value}``, called every ``eval_every`` steps and at the
-        end; the values are stored in the history.
-    eval_every
-        Evaluation interval in steps.
-    checkpoint_dir
-        Directory for orbax checkpoints (and ``history.json``); ``None`` disables them.
-    checkpoint_every
-        Checkpoint interval in steps (default: only at the end). The final step is always
-        checkpointed.
-    max_checkpoints
-        Number of checkpoints kept.
-    resume
-        Resume from the latest checkpoint in ``checkpoint_dir`` if there is one.
-    history_path
-        Where to write the metrics history as JSON (default:
-        ``checkpoint_dir/history.json`` when checkpointing, else nowhere).
-    progress
-        Show a tqdm progress bar with the current loss.
-    mesh
-        A `jax.sharding.Mesh` for data-parallel training: each batch is sharded along
-        ``data_axis`` (default: the mesh's first axis) and the parameters, optimizer state
-        and dataset are replicated. Gradients are averaged across devices by XLA, so the
-        losses match single-device training up to floating-point reassociation.
-    data_axis
-        Mesh axis the batch is split over.
+        as `trainable_filter(model, where)` (default: every floating array). It is an
+        argument rather than part of the model so that one model can be trained in parts
+        (the net first, then the physics) without rebuilding it.
+    checkpoints
+        A `Checkpoints` policy (directory, interval, how many to keep, resume); ``None``
+        writes none. A run given the same directory again resumes from the newest intact
+        checkpoint and reproduces the uninterrupted run exactly; a damaged one (failed
+        checksums, incomplete) is moved aside with a warning.
+    sharding
+        `DataParallel` to split each batch over a device mesh (``None``: one device).
+    callbacks
+        `AbstractCallback` objects called as training goes: `Evaluate` (metrics into
+        ``history["eval"]``), `History` (the history as JSON), `Progress` (a progress bar).
 
     Returns
     -------
@@ -182,181 +137,188 @@ def fit(
     >>> from hybrax.hybrid import RegressionLoss, fit
     >>> net = hybrax.nn.MLP(1, 1, 16, 2, key=jax.random.key(0))
     >>> x = jnp.linspace(-1, 1, 64, dtype=net.dtype)[:, None]
-    >>> result = fit(net, RegressionLoss(), (x, x**2), optax.adam(1e-2), 200,
-    ...     batch_size=16, progress=False)
+    >>> result = fit(net, RegressionLoss(), (x, x**2), optax.adam(1e-2), steps=200,
+    ...     batch_size=16)
     >>> result.history["train"][-1]["loss"] < result.history["train"][0]["loss"]
     True
     """
-    started = time.perf_counter()
-    _check_arguments(
-        loss_fn, optimizer, key, eval_fn, max_checkpoints, resume, progress, history_path
+    callbacks = check_callbacks(callbacks)
+    check_options(key, checkpoints, sharding)
+    if isinstance(loss, Curriculum):
+        return loss.run(
+            fit, model, data, optimizer,
+            dict(steps=steps, batch_size=batch_size, key=key, trainable=trainable,
+                 checkpoints=checkpoints, sharding=sharding, callbacks=callbacks),
+        )  # fmt: skip
+    check_loss_and_optimizer(loss, optimizer)
+    if steps is None:
+        raise ConfigurationError("fit: steps is required, e.g. steps=1000")
+    check_int("steps", steps, 0)
+    return _Loop(model, loss, data, optimizer, steps, batch_size, key, trainable).run(
+        checkpoints, sharding, callbacks
     )
-    _check_int("num_steps", num_steps, 0)
-    num_examples = _num_examples(data)
-    if batch_size is not None:
-        _check_int("batch_size", batch_size, 1)
-        if batch_size > num_examples:
-            raise ConfigurationError(
-                f"fit: batch_size={batch_size} exceeds the {num_examples} examples in data; "
-                f"use batch_size <= {num_examples}"
-            )
-    if eval_every is not None:
-        _check_int("eval_every", eval_every, 1)
-        if eval_fn is None:
-            raise ConfigurationError("fit: eval_every is set but no eval_fn was given")
-    if checkpoint_every is not None:
-        _check_int("checkpoint_every", checkpoint_every, 1)
-        if checkpoint_dir is None:
-            raise ConfigurationError(
-                "fit: checkpoint_every is set but checkpoint_dir is None; pass a "
-                "checkpoint_dir or drop checkpoint_every"
-            )
-    key = jax.random.key(0) if key is None else key
-    if history_path is None and checkpoint_dir is not None:
-        history_path = Path(checkpoint_dir) / "history.json"
-    check_data = getattr(loss_fn, "check_data", None)
-    if callable(check_data):  # e.g. the time spacing of trajectory windows against model.dt
-        check_data(model, data)
 
-    spec = trainable
-    params, rest = eqx.partition(model, spec)
-    rest_arrays, static = eqx.partition(rest, eqx.is_array)
-    if not any(eqx.is_inexact_array(x) for x in jax.tree.leaves(params)):
-        raise ConfigurationError(
-            "fit: the model has no trainable floating arrays under the given `trainable` "
-            "filter; check trainable= (e.g. trainable_filter(model, lambda m: m.net))"
-        )
-    with _optax_promotion():
-        opt_state = optimizer.init(params)
-    step = 0
-    history: dict[str, list] = {"train": [], "eval": []}
 
-    batch_sharding = replicated = None
-    if mesh is not None:
-        params, rest_arrays, opt_state, data, batch_sharding, replicated = _shard(
-            mesh, data_axis, batch_size, num_examples, params, rest_arrays, opt_state, data
-        )
+class _Loop:
+    """One `fit` call: the model split into trained and fixed parts, and the update loop."""
 
-    checkpointer = None
-    if checkpoint_dir is not None:
-        from hybrax.io import Checkpointer
-
-        try:
-            checkpointer = Checkpointer(checkpoint_dir, max_to_keep=max_checkpoints)
-        except ConfigurationError as error:
-            raise ConfigurationError(f"fit: checkpoint_dir: {error}") from error
-        if not resume and checkpointer.all_steps():
-            saved = checkpointer.all_steps()
-            checkpointer.close()
-            raise ConfigurationError(
-                f"fit: checkpoint_dir={os.fspath(checkpoint_dir)!r} already holds checkpoints "
-                f"(steps {saved}) and resume=False; pass resume=True to continue from them, "
-                "or an empty checkpoint_dir to start afresh"
-            )
-
-    def as_checkpoint(params, opt_state, step):
-        return {
-            "model": eqx.combine(params, rest_arrays),
-            "opt_state": opt_state,
-            "loop": {"step": jnp.asarray(step, jnp.int32), "key": key},
-        }
-
-    def from_checkpoint(tree):
-        """(trainable params, other arrays, optimizer state, step) of a restored checkpoint."""
-        loaded_params, loaded_rest = eqx.partition(eqx.combine(tree["model"], static), spec)
-        loaded_rest = eqx.filter(loaded_rest, eqx.is_array)
-        return loaded_params, loaded_rest, tree["opt_state"], int(tree["loop"]["step"])
-
-    bar = None
-    try:
-        if checkpointer is not None and resume and checkpointer.latest_step is not None:
-            restored, metadata = checkpointer.restore(
-                as_checkpoint(params, opt_state, 0), fallback=True
-            )
-            params, rest_arrays, opt_state, step = from_checkpoint(restored)
-            key = restored["loop"]["key"]
-            history = _truncate(metadata.get("history", history), step)
-            if step > num_steps:
-                warnings.warn(
-                    f"fit: the checkpoint in {checkpoint_dir} is at step {step}, beyond "
-                    f"num_steps={num_steps}; returning it without training (use another "
-                    "checkpoint_dir to train afresh)",
-                    stacklevel=2,
+    def __init__(self, model, loss, data, optimizer, steps, batch_size, key, trainable):
+        self.started = time.perf_counter()
+        self.num_examples = num_examples(data)
+        if batch_size is not None:
+            check_int("batch_size", batch_size, 1)
+            if batch_size > self.num_examples:
+                raise ConfigurationError(
+                    f"fit: batch_size={batch_size} exceeds the {self.num_examples} examples "
+                    f"in data; use batch_size <= {self.num_examples}"
                 )
-        start_step = step
-
-        steps_per_epoch = num_examples // batch_size if batch_size else 1
-        update = _make_update(loss_fn, optimizer, static, batch_size, batch_sharding)
-        bar = _progress_bar(progress, num_steps, step)
-        report_every = max(1, num_steps // 200)
-        order, order_epoch = None, -1
-        good = None  # (step, params, opt_state): newest parameters known to be good
-
-        def dispatch(step, params, opt_state):
-            """Start the loss, gradient and update of ``step`` (asynchronously)."""
-            nonlocal order, order_epoch
-            epoch, position = divmod(step, steps_per_epoch)
-            if batch_size is not None and epoch != order_epoch:  # reshuffle once per epoch
-                order = _epoch_order(key, jnp.asarray(epoch, jnp.int32), num_examples)
-                if replicated is not None:
-                    order = jax.device_put(order, replicated)
-                order_epoch = epoch
-            return update(
-                params, rest_arrays, opt_state, data, order, jnp.asarray(position, jnp.int32)
+        check_data = getattr(loss, "check_data", None)
+        if callable(check_data):  # e.g. the time spacing of trajectory windows vs model.dt
+            check_data(model, data)
+        self.spec = trainable
+        self.params, rest = eqx.partition(model, trainable)
+        self.rest_arrays, self.static = eqx.partition(rest, eqx.is_array)
+        if not any(eqx.is_inexact_array(x) for x in jax.tree.leaves(self.params)):
+            raise ConfigurationError(
+                "fit: the model has no trainable floating arrays under the given `trainable` "
+                "filter; check trainable= (e.g. trainable_filter(model, lambda m: m.net))"
             )
+        with _optax_promotion():
+            self.opt_state = optimizer.init(self.params)
+        self.loss, self.optimizer, self.data = loss, optimizer, data
+        self.steps, self.batch_size = steps, batch_size
+        self.key = jax.random.key(0) if key is None else key
+        self.history: dict[str, list] = {"train": [], "eval": []}
 
-        def check(s, params, opt_state, status, record=True):
-            """Read back step ``s``: stop if its loss or gradient was non-finite; else its
-            parameters are good: evaluate and checkpoint them when due, record the loss."""
-            nonlocal good
-            loss_value, flag = np.asarray(status).tolist()  # one transfer: [loss, finite]
-            ok = flag == 1.0
-            if not ok:
-                _stop_nonfinite(
-                    s, loss_value, good, checkpointer, as_checkpoint, from_checkpoint,
-                    params, opt_state, rest_arrays, static, history, history_path, started,
-                )  # fmt: skip
-            good = (s, params, opt_state)
-            if s > start_step:
-                done = s == num_steps
-                if eval_fn is not None and ((eval_every and s % eval_every == 0) or done):
-                    model_now = eqx.combine(params, rest_arrays, static)
-                    metrics = {k: float(v) for k, v in dict(eval_fn(model_now, s)).items()}
-                    history["eval"].append({"step": s, **metrics})
-                if checkpointer is not None and (
-                    done or (checkpoint_every and s % checkpoint_every == 0)
-                ):
-                    checkpointer.save(
-                        s, as_checkpoint(params, opt_state, s), metadata={"history": history}
+    def model(self, params):
+        return eqx.combine(params, self.rest_arrays, self.static)
+
+    def run(self, checkpoints, sharding, callbacks) -> FitResult:
+        batch_sharding = self.replicated = None
+        if sharding is not None:
+            per_step = self.batch_size if self.batch_size is not None else self.num_examples
+            placed, batch_sharding, self.replicated = sharding.place(
+                per_step, (self.params, self.rest_arrays, self.opt_state, self.data)
+            )
+            self.params, self.rest_arrays, self.opt_state, self.data = placed
+        if checkpoints is not None and not any(isinstance(c, History) for c in callbacks):
+            callbacks = (*callbacks, History(Path(checkpoints.directory) / "history.json"))
+        self.session = None
+        if checkpoints is not None:
+            self.session = CheckpointSession(
+                checkpoints, self.spec, self.rest_arrays, self.static, self.key
+            )
+        self.callbacks, self.states = callbacks, []
+        params, opt_state, step = self.params, self.opt_state, 0
+        try:
+            if self.session is not None:
+                params, opt_state, step, self.history = self.session.resume(
+                    params, opt_state, self.history
+                )
+                self.rest_arrays, self.key = self.session.rest_arrays, self.session.key
+                if step > self.steps:
+                    warnings.warn(
+                        f"fit: the checkpoint in {checkpoints.directory} is at step {step}, "
+                        f"beyond steps={self.steps}; returning it without training (use "
+                        "another Checkpoints.directory to train afresh)",
+                        stacklevel=3,
                     )
-                    _write_history(history_path, history)
-            if record:
-                history["train"].append({"step": s, "loss": loss_value})
-                if bar is not None:
-                    bar.update(1)
-                    if (s + 1) % report_every == 0 or s + 1 == num_steps:
-                        bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
+            self.start_step, self.good = step, None
+            self.states = [c.start(step, self.steps) for c in callbacks]
+            update = _make_update(
+                self.loss, self.optimizer, self.static, self.batch_size, batch_sharding
+            )
+            self.order_epoch, self.order = -1, None
+            pending = None  # step dispatched but not read back yet
+            while step < self.steps:
+                new_params, new_opt_state, status = self.dispatch(update, step, params, opt_state)
+                if pending is not None:
+                    self.check(*pending)
+                pending = (step, params, opt_state, status)
+                params, opt_state = new_params, new_opt_state
+                step += 1
+            if pending is not None:  # verify the final parameters before saving them
+                _, _, status = self.dispatch(update, step, params, opt_state)
+                self.check(*pending)
+                self.check(step, params, opt_state, status, record=False)
+        finally:
+            for callback, state in zip(self.callbacks, self.states, strict=False):
+                callback.close(state, self.history)
+            if self.session is not None:
+                self.session.close()
+        wall = time.perf_counter() - self.started
+        return FitResult(self.model(params), opt_state, step, self.history, wall)
 
-        pending = None  # step dispatched but not read back yet
-        while step < num_steps:
-            new_params, new_opt_state, status = dispatch(step, params, opt_state)
-            if pending is not None:
-                check(*pending)
-            pending = (step, params, opt_state, status)
-            params, opt_state = new_params, new_opt_state
-            step += 1
-        if pending is not None:  # verify the final parameters before saving and returning
-            _, _, status = dispatch(step, params, opt_state)
-            check(*pending)
-            check(step, params, opt_state, status, record=False)
-    finally:
-        if bar is not None:
-            bar.close()
-        if checkpointer is not None:
-            checkpointer.close()
-    _write_history(history_path, history)
-    model = eqx.combine(params, rest_arrays, static)
-    return FitResult(model, opt_state, step, history, time.perf_counter() - started)
+    def dispatch(self, update, step, params, opt_state):
+        """Start the loss, gradient and update of ``step`` (asynchronously)."""
+        steps_per_epoch = self.num_examples // self.batch_size if self.batch_size else 1
+        epoch, position = divmod(step, steps_per_epoch)
+        if self.batch_size is not None and epoch != self.order_epoch:  # reshuffle per epoch
+            self.order = _epoch_order(self.key, jnp.asarray(epoch, jnp.int32), self.num_examples)
+            if self.replicated is not None:
+                self.order = jax.device_put(self.order, self.replicated)
+            self.order_epoch = epoch
+        position = jnp.asarray(position, jnp.int32)
+        return update(params, self.rest_arrays, opt_state, self.data, self.order, position)
+
+    def check(self, s, params, opt_state, status, record=True):
+        """Read back step ``s``: stop if its loss or gradient was non-finite; else its
+        parameters are good: call back, checkpoint them when due, record the loss."""
+        loss_value, flag = np.asarray(status).tolist()  # one transfer: [loss, finite]
+        if flag != 1.0:
+            self.stop(s, loss_value)
+        self.good = (s, params, opt_state)
+        done = s == self.steps
+        shown = loss_value if record else None
+        for i, callback in enumerate(self.callbacks):
+            model = lambda: self.model(params)  # noqa: E731
+            self.states[i] = callback.verified(self.states[i], s, shown, model, self.history)
+        session = self.session
+        if session is not None and s > self.start_step and session.policy.due(s, done):
+            session.save(s, params, opt_state, self.history)
+            for i, callback in enumerate(self.callbacks):
+                self.states[i] = callback.checkpointed(self.states[i], s, self.history)
+        if record:
+            self.history["train"].append({"step": s, "loss": loss_value})
+
+    def stop(self, step, loss_value):
+        """Raise `NonFiniteLossError` for ``step`` with the newest good parameters: those
+        verified in memory (step - 1), else the newest checkpoint older than ``step``."""
+        where, good = "kept in memory", self.good
+        if good is None and self.session is not None:
+            found = self.session.newest_before(step, self.params, self.opt_state)
+            if found is not None:
+                good_step, p, o, history = found
+                good, self.history = (good_step, p, o), history or self.history
+                self.rest_arrays = self.session.rest_arrays
+                where = f"restored from checkpoint {good_step} in {self.session.directory}"
+        if loss_value != loss_value or loss_value in (float("inf"), float("-inf")):
+            what = f"the loss became non-finite ({loss_value})"
+        else:
+            what = f"the gradient became non-finite (NaN or inf) while the loss was {loss_value}"
+        advice = (
+            "Lower the learning rate, clip gradients (optax.clip_by_global_norm), shorten the "
+            "unroll, or check the data and the loss for NaN (e.g. sqrt or log at 0)."
+        )
+        if good is None:
+            self.history = truncate(self.history, step)
+            raise NonFiniteLossError(
+                f"fit: {what} at step {step}, the first step of this run: no parameters with "
+                f"a finite loss and gradient exist to return (.result is None). {advice}",
+                step,
+                None,
+            )
+        good_step, params, opt_state = good
+        self.history = truncate(self.history, good_step)
+        wall = time.perf_counter() - self.started
+        result = FitResult(self.model(params), opt_state, good_step, self.history, wall)
+        raise NonFiniteLossError(
+            f"fit: {what} at step {step}; training stopped. The error's .result holds the "
+            f"parameters after {good_step} updates ({where}), the newest whose loss and "
+            f"gradient were finite. {advice}",
+            step,
+            result,
+        )
 
 
 def _make_update(loss_fn, optimizer, static, batch_size, sharding):
@@ -398,173 +360,3 @@ def _optax_promotion():
 def _epoch_order(key, epoch, num_examples: int):
     """The data order of one epoch: a permutation drawn from ``fold_in(key, epoch)``."""
     return jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
-
-
-def _shard(mesh, data_axis, batch_size, num_examples, params, rest_arrays, opt_state, data):
-    from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
-
-    # The batch is placed with a sharding constraint and XLA propagates it (GSPMD), which
-    # needs "Auto" mesh axes; `jax.make_mesh` now defaults to "Explicit" ones.
-    mesh = Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
-    axis = data_axis if data_axis is not None else mesh.axis_names[0]
-    if axis not in mesh.axis_names:
-        raise ConfigurationError(
-            f"fit: data_axis {axis!r} is not an axis of the mesh {mesh.axis_names}"
-        )
-    devices = mesh.shape[axis]
-    per_step = batch_size if batch_size is not None else num_examples
-    if per_step % devices:
-        raise ConfigurationError(
-            f"fit: the batch of {per_step} examples cannot be split evenly over the {devices} "
-            f"devices of mesh axis {axis!r}; use a batch_size divisible by {devices}"
-        )
-    replicated = NamedSharding(mesh, PartitionSpec())
-    put = lambda tree: jax.device_put(tree, replicated)  # noqa: E731
-    batch_sharding = NamedSharding(mesh, PartitionSpec(axis))
-    return put(params), put(rest_arrays), put(opt_state), put(data), batch_sharding, replicated
-
-
-def _stop_nonfinite(
-    step, loss_value, good, checkpointer, as_checkpoint, from_checkpoint,
-    params, opt_state, rest_arrays, static, history, history_path, started,
-):  # fmt: skip
-    """Raise `NonFiniteLossError` for ``step`` with the newest good parameters: those
-    verified in memory (step - 1), else the newest checkpoint older than ``step``."""
-    where = "kept in memory"
-    if good is None and checkpointer is not None:
-        for saved in reversed([s for s in checkpointer.all_steps() if s < step]):
-            try:
-                restored, metadata = checkpointer.restore(
-                    as_checkpoint(params, opt_state, 0), step=saved
-                )
-            except (CheckpointError, OSError) as error:
-                warnings.warn(f"fit: skipping checkpoint {saved}: {error}", stacklevel=3)
-                continue
-            p, rest_arrays, o, s = from_checkpoint(restored)
-            good = (s, p, o)
-            history = metadata.get("history", history)
-            where = f"restored from checkpoint {s} in {checkpointer.directory}"
-            break
-    if loss_value != loss_value or loss_value in (float("inf"), float("-inf")):
-        what = f"the loss became non-finite ({loss_value})"
-    else:
-        what = f"the gradient became non-finite (NaN or inf) while the loss was {loss_value}"
-    advice = (
-        "Lower the learning rate, clip gradients (optax.clip_by_global_norm), shorten the "
-        "unroll, or check the data and the loss for NaN (e.g. sqrt or log at 0)."
-    )
-    if good is None:
-        _write_history(history_path, _truncate(history, step))
-        raise NonFiniteLossError(
-            f"fit: {what} at step {step}, the first step of this run: no parameters with a "
-            f"finite loss and gradient exist to return (.result is None). {advice}",
-            step,
-            None,
-        )
-    good_step, params, opt_state = good
-    history = _truncate(history, good_step)
-    _write_history(history_path, history)
-    model = eqx.combine(params, rest_arrays, static)
-    result = FitResult(model, opt_state, good_step, history, time.perf_counter() - started)
-    raise NonFiniteLossError(
-        f"fit: {what} at step {step}; training stopped. The error's .result holds the "
-        f"parameters after {good_step} updates ({where}), the newest whose loss and gradient "
-        f"were finite. {advice}",
-        step,
-        result,
-    )
-
-
-def _truncate(history: Mapping[str, list], step: int) -> dict[str, list]:
-    return {
-        "train": [dict(e) for e in history.get("train", []) if e["step"] < step],
-        "eval": [dict(e) for e in history.get("eval", []) if e["step"] <= step],
-    }
-
-
-def _write_history(path, history) -> None:
-    if path is None:
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(history))
-    tmp.replace(path)
-
-
-def _progress_bar(enabled: bool, total: int, initial: int):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="fit", leave=False)
-
-
-def _num_examples(data: PyTree) -> int:
-    leaves = jax.tree.leaves(data)
-    if not leaves:
-        raise ConfigurationError("fit: data holds no arrays (empty dataset)")
-    lengths = {int(jnp.shape(x)[0]) if jnp.ndim(x) else -1 for x in leaves}
-    if -1 in lengths:
-        raise ConfigurationError(
-            "fit: every leaf of data needs a leading example axis; got a scalar"
-        )
-    if len(lengths) != 1:
-        raise ConfigurationError(
-            f"fit: every leaf of data needs the same number of examples on its leading axis; "
-            f"got {sorted(lengths)}"
-        )
-    (n,) = lengths
-    if n == 0:
-        raise ConfigurationError("fit: data holds 0 examples (empty dataset)")
-    return n
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"fit: {name} must be an int >= {minimum}, got {value!r}")
-
-
-def _check_arguments(
-    loss_fn, optimizer, key, eval_fn, max_checkpoints, resume, progress, history_path
-) -> None:
-    if not callable(loss_fn):
-        raise ConfigurationError(
-            f"fit: loss_fn must be a callable (model, batch) -> scalar such as "
-            f"hybrax.hybrid.UnrolledLoss(5), got {loss_fn!r}"
-        )
-    if not (
-        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
-    ):
-        raise ConfigurationError(
-            f"fit: optimizer must be an optax.GradientTransformation such as "
-            f"optax.adam(1e-3), got {optimizer!r}"
-        )
-    if key is not None:
-        is_key = isinstance(key, jax.Array) and (
-            jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
-            or (key.dtype == jnp.uint32 and key.shape == (2,))
-        )
-        if not is_key:
-            raise ConfigurationError(
-                f"fit: key must be a PRNG key such as jax.random.key(0), got {key!r}"
-            )
-    if eval_fn is not None and not callable(eval_fn):
-        raise ConfigurationError(
-            f"fit: eval_fn must be a callable (model, step) -> dict, got {eval_fn!r}"
-        )
-    if max_checkpoints is not None and (
-        isinstance(max_checkpoints, bool)
-        or not isinstance(max_checkpoints, int)
-        or max_checkpoints < 1
-    ):
-        raise ConfigurationError(
-            f"fit: max_checkpoints must be None (keep all) or an int >= 1, got {max_checkpoints!r}"
-        )
-    for name, value in (("resume", resume), ("progress", progress)):
-        if not isinstance(value, bool):
-            raise ConfigurationError(f"fit: {name} must be True or False, got {value!r}")
-    if history_path is not None and not isinstance(history_path, (str, os.PathLike)):
-        raise ConfigurationError(
-            f"fit: history_path must be a path (str or pathlib.Path), got {history_path!r}"
-        )

@@ -16,7 +16,7 @@ Models
     ``hybrid_1x``: the coarse solver followed, after every step, by a learned correction
     (`hybrax.hybrid.Corrected`, see ``model.py``), trained through the solver on windows
     of reference trajectories with a curriculum of growing unroll lengths
-    (`hybrax.hybrid.fit_curriculum`, ``CorrectionSettings.stages``).
+    (`hybrax.hybrid.Curriculum`, ``CorrectionSettings.stages``).
 
 Metrics (``OUT/metrics.json``)::
 

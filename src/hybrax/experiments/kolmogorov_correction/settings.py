@@ -49,7 +49,7 @@ class CorrectionSettings(WorkflowSettings):
         ``y``); with ``velocity_inputs`` it sees ``u`` and ``v`` besides the vorticity.
     stages
         Training curriculum: ``(unroll_steps, optimizer_steps)`` pairs, run in order
-        (`hybrax.hybrid.fit_curriculum`).
+        (`hybrax.hybrid.Curriculum`).
     batch_size, learning_rate, window_stride
         Windows per optimizer step, peak Adam learning rate (cosine decay per stage),
         offset in coarse steps between consecutive training windows.

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 from hybrax.grids import SpectralState
-from hybrax.hybrid import FitResult, fit_curriculum, trainable_filter
+from hybrax.hybrid import Checkpoints, Curriculum, FitResult, Progress, fit, trainable_filter
 
 from .model import FlowFeatures, VorticityCorrection, hybrid_stepper, plain_stepper
 from .settings import CorrectionSettings
@@ -53,12 +53,13 @@ def train_correction(
 ) -> FitResult:
     """Train the correction through the coarse solver, one curriculum stage at a time.
 
-    `hybrax.hybrid.fit_curriculum` over ``settings.stages``: stage ``(k, n)`` runs ``n``
-    Adam steps (gradient clipping at norm 1, learning rate cosine-decayed over the stage)
-    on `hybrax.hybrid.UnrolledLoss` with ``k`` unrolled hybrid steps, on windows of
-    ``data`` ``window_stride`` apart, differentiated through every solver stage and
-    correction. Only the network is trained. With ``checkpoint_dir`` every stage
-    checkpoints into its own sub-folder and a repeated call resumes where it stopped.
+    `hybrax.hybrid.fit` with a `hybrax.hybrid.Curriculum` over ``settings.stages``: stage
+    ``(k, n)`` runs ``n`` Adam steps (gradient clipping at norm 1, learning rate
+    cosine-decayed over the stage) on `hybrax.hybrid.UnrolledLoss` with ``k`` unrolled
+    hybrid steps, on windows of ``data`` ``window_stride`` apart, differentiated through
+    every solver stage and correction. Only the network is trained. With
+    ``checkpoint_dir`` every stage checkpoints into its own sub-folder and a repeated call
+    resumes where it stopped.
 
     Returns
     -------
@@ -73,15 +74,14 @@ def train_correction(
         return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
 
     model = hybrid_stepper(net, settings)
-    return fit_curriculum(
+    return fit(
         model,
+        Curriculum(settings.stages, window_stride=settings.window_stride),
         data,
-        settings.stages,
         optimizer,
-        window_stride=settings.window_stride,
         batch_size=settings.batch_size,
         key=key,
         trainable=trainable_filter(model, lambda m: m.net),
-        checkpoint_dir=checkpoint_dir,
-        progress=progress,
+        checkpoints=None if checkpoint_dir is None else Checkpoints(checkpoint_dir),
+        callbacks=[Progress()] if progress else [],
     )

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 import hybrax.md as md
-from hybrax.hybrid import FitResult, fit
+from hybrax.hybrid import FitResult, Progress, fit
 from hybrax.nn import EnergyForceLoss, LabelledFrames
 
 __all__ = ["train_potential"]
@@ -47,9 +47,9 @@ def train_potential(
         loss,
         data,
         optimizer,
-        num_steps,
+        steps=num_steps,
         batch_size=min(batch_frames, data.num_frames),
         key=key,
         trainable=trainable,
-        progress=progress,
+        callbacks=[Progress()] if progress else [],
     )

@@ -9,7 +9,9 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 from hybrax.hybrid import (
+    Checkpoints,
     FitResult,
+    Progress,
     RegressionLoss,
     UnrolledLoss,
     fit,
@@ -46,10 +48,10 @@ def train_offline(
         RegressionLoss(scale=float(jnp.var(targets))),
         (inputs, targets),
         optax.adam(schedule),
-        steps,
+        steps=steps,
         batch_size=min(settings.offline_batch, inputs.shape[0]),
         key=key,
-        progress=progress,
+        callbacks=[Progress()] if progress else [],
     )
 
 
@@ -82,10 +84,10 @@ def train_online(
         UnrolledLoss(settings.online_unroll),
         windows,
         optimizer,
-        steps,
+        steps=steps,
         batch_size=min(settings.online_batch, windows.u.shape[0]),
         key=key,
         trainable=trainable_filter(stepper, lambda s: s.dynamics.net),
-        checkpoint_dir=checkpoint_dir,
-        progress=progress,
+        checkpoints=None if checkpoint_dir is None else Checkpoints(checkpoint_dir),
+        callbacks=[Progress()] if progress else [],
     )
