@@ -176,19 +176,17 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("checkpoint_every", [None, 1, 3])
+@pytest.mark.parametrize("every", [None, 1, 3])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_nonfinite_loss_or_gradient_returns_really_good_parameters(
-    tmp_path, case, checkpoint_every
-):
+def test_nonfinite_loss_or_gradient_returns_really_good_parameters(tmp_path, case, every):
     """Probe rows 71-73: a non-finite loss or gradient at step s (also at a multiple of
-    checkpoint_every, and a NaN gradient under a finite loss) returns the parameters of
+    Checkpoints.every, and a NaN gradient under a finite loss) returns the parameters of
     step s - 1, whose loss and gradient are finite; no checkpoint ever holds the failing
     parameters, so a later resume starts from good ones."""
     loss, failing = CASES[case]
     kwargs = {}
-    if checkpoint_every:
-        kwargs = dict(checkpoints=Checkpoints(tmp_path, every=checkpoint_every))
+    if every:
+        kwargs = dict(checkpoints=Checkpoints(tmp_path, every=every))
     with pytest.raises(hybrax.NonFiniteLossError, match=f"at step {failing}") as info:
         fit(Scalar(jnp.zeros(())), loss, jnp.zeros((1,)), optax.sgd(0.05), steps=20,
             **kwargs)  # fmt: skip
@@ -198,7 +196,7 @@ def test_nonfinite_loss_or_gradient_returns_really_good_parameters(
     np.testing.assert_allclose(error.result.model.w, w_after(failing - 1), rtol=1e-12)
     assert_good(loss, error.result.model)
     assert [e["step"] for e in error.result.history["train"]] == list(range(failing - 1))
-    if checkpoint_every:
+    if every:
         with hybrax.io.Checkpointer(tmp_path) as checkpoints:
             saved = checkpoints.all_steps()
             assert all(s < failing for s in saved)

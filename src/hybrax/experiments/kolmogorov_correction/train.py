@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -49,7 +47,7 @@ def train_correction(
     key: PRNGKeyArray,
     *,
     progress: bool = False,
-    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> FitResult:
     """Train the correction through the coarse solver, one curriculum stage at a time.
 
@@ -57,9 +55,9 @@ def train_correction(
     ``(k, n)`` runs ``n`` Adam steps (gradient clipping at norm 1, learning rate
     cosine-decayed over the stage) on `hybrax.hybrid.UnrolledLoss` with ``k`` unrolled
     hybrid steps, on windows of ``data`` ``window_stride`` apart, differentiated through
-    every solver stage and correction. Only the network is trained. With
-    ``checkpoint_dir`` every stage checkpoints into its own sub-folder and a repeated call
-    resumes where it stopped.
+    every solver stage and correction. Only the network is trained. With ``checkpoints``
+    (a `hybrax.hybrid.Checkpoints`) every stage checkpoints into its own sub-folder and a
+    repeated call resumes where it stopped.
 
     Returns
     -------
@@ -82,6 +80,6 @@ def train_correction(
         batch_size=settings.batch_size,
         key=key,
         trainable=trainable_filter(model, lambda m: m.net),
-        checkpoints=None if checkpoint_dir is None else Checkpoints(checkpoint_dir),
+        checkpoints=checkpoints,
         callbacks=[Progress()] if progress else [],
     )

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybrax.grids import SpectralState
-from hybrax.hybrid import sliding_windows
+from hybrax.hybrid import Checkpoints, sliding_windows
 
 from .._registry import register_workflow
 from .._workflow import Run, read_run, thin
@@ -57,9 +57,9 @@ def run(
     with run.phase("training"):
         input_scales, output_scale = network_scales(train, s)
         net = VorticityCorrection.build(s, input_scales, output_scale, keys[2])
-        checkpoints = run.folder("checkpoints")
+        checkpoints = Checkpoints(run.folder("checkpoints"))
         trained = train_correction(
-            net, train, s, keys[3], progress=progress, checkpoint_dir=checkpoints
+            net, train, s, keys[3], progress=progress, checkpoints=checkpoints
         )
         hybrid = trained.model
     with run.phase("evaluation"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax.numpy as jnp
@@ -62,7 +61,7 @@ def train_online(
     key: PRNGKeyArray,
     *,
     progress: bool = False,
-    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> FitResult:
     """Train the closure through the coarse RK4 solver against truth ``X`` trajectories.
 
@@ -70,7 +69,8 @@ def train_online(
     ``X`` along an ``online_unroll``-step coarse rollout (`hybrax.hybrid.UnrolledLoss`),
     differentiated through every RK4 stage; ``online_steps`` steps of clipped Adam. Only
     the network is trained (F stays 20). Returns the fit result; its ``model`` is the whole
-    coarse stepper.
+    coarse stepper. With ``checkpoints`` (a `hybrax.hybrid.Checkpoints`) it checkpoints and
+    resumes.
     """
     import optax
 
@@ -88,6 +88,6 @@ def train_online(
         batch_size=min(settings.online_batch, windows.u.shape[0]),
         key=key,
         trainable=trainable_filter(stepper, lambda s: s.dynamics.net),
-        checkpoints=None if checkpoint_dir is None else Checkpoints(checkpoint_dir),
+        checkpoints=checkpoints,
         callbacks=[Progress()] if progress else [],
     )
