@@ -266,3 +266,15 @@ def test_energy_and_box_must_be_md_objects(fcc108):
         md.VelocityVerlet(lambda x: 0.0, box, dt=0.005)
     with pytest.raises(hybrax.ConfigurationError, match="box"):
         md.VelocityVerlet(md.LennardJones(), 10.0, dt=0.005)
+
+
+def test_init_is_idempotent_and_rejects_extra_arguments_with_a_state(fcc108):
+    positions, box = fcc108
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    stepper = md.LangevinBAOAB(md.LennardJones(cutoff=2.5), box, dt=0.005, temperature=1.0)
+    state = stepper.init(positions, None, nbrs, key=jax.random.key(0))
+    assert stepper.init(state) is state
+    with pytest.raises(hybrax.ConfigurationError, match=r"already initialised.*neighbors"):
+        stepper.init(state, neighbors=nbrs)
+    with pytest.raises(hybrax.ConfigurationError, match=r"already initialised.*key"):
+        stepper.init(state, key=jax.random.key(1))

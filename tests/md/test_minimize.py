@@ -70,3 +70,13 @@ def test_minimize_rejects_bad_arguments():
         md.minimize(lj, positions, free, max_steps=-1)
     with pytest.raises(hybrax.ConfigurationError, match="force_tolerance"):
         md.minimize(lj, positions, free, force_tolerance=float("nan"))
+
+
+def test_fire_init_is_idempotent():
+    positions, box = perturbed_fcc(3, noise=0.05)
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    fire = md.FIRE(md.LennardJones(cutoff=2.5), box, dt=0.005)
+    state = fire.init(positions, nbrs)
+    assert fire.init(state) is state
+    with pytest.raises(hybrax.ConfigurationError, match="already initialised"):
+        fire.init(state, nbrs)

@@ -179,7 +179,7 @@ class AbstractMDStepper(AbstractStepper):
 
     def init(
         self,
-        positions: Float[Array, "N 3"],
+        positions: Float[Array, "N 3"] | MDState,
         velocities: Float[Array, "N 3"] | None = None,
         neighbors: NeighborList | None = None,
         key: PRNGKeyArray | None = None,
@@ -194,7 +194,16 @@ class AbstractMDStepper(AbstractStepper):
         neighbour list that is too small for the positions or built for another box raises
         `hybrax.NeighborListError` (with ``on_overflow="flag"`` the state keeps the flag
         instead, and `hybrax.md.simulate` rebuilds the list).
+
+        Idempotent: given an `MDState` (and nothing else) it returns that state unchanged,
+        so ``stepper.init(stepper.init(x))`` is ``stepper.init(x)`` and `hybrax.rollout` can
+        start from either positions' state or a running one.
         """
+        if isinstance(positions, MDState):
+            _reject_extra_arguments(
+                type(self).__name__, velocities=velocities, neighbors=neighbors, key=key
+            )
+            return positions
         positions = jnp.asarray(positions)
         _check_positions_shape(positions)
         n = positions.shape[0]
@@ -345,6 +354,17 @@ class AbstractMDStepper(AbstractStepper):
                 "key=jax.random.key(0))"
             )
         return jax.random.split(state.key)
+
+
+def _reject_extra_arguments(owner: str, **arguments) -> None:
+    """``init(state, ...)`` with a state already built: extra arguments would be ignored."""
+    given = sorted(name for name, value in arguments.items() if value is not None)
+    if given:
+        raise ConfigurationError(
+            f"{owner}.init got a state that is already initialised and also "
+            f"{', '.join(given)}; pass either positions (with {', '.join(given)}) or a state "
+            "alone"
+        )
 
 
 def _init_overflow_message(neighbors: NeighborList, box: AbstractBox) -> str:

@@ -101,9 +101,17 @@ class FIRE(AbstractStepper):
                 raise ConfigurationError(f"FIRE: {name} must be {rule}, got {value!r}")
 
     def init(
-        self, positions: Float[Array, "N 3"], neighbors: NeighborList | None = None
+        self, positions: Float[Array, "N 3"] | FIREState, neighbors: NeighborList | None = None
     ) -> FIREState:
-        """Start from rest at ``positions``."""
+        """Start from rest at ``positions``; given a `FIREState` (alone), return it unchanged
+        (``init`` is idempotent, so `hybrax.rollout` may start from either)."""
+        if isinstance(positions, FIREState):
+            if neighbors is not None:
+                raise ConfigurationError(
+                    "FIRE.init got a state that is already initialised and also neighbors; "
+                    "pass either positions (with neighbors) or a state alone"
+                )
+            return positions
         positions = jnp.asarray(positions)
         _check_positions_shape(positions)
         if neighbors is not None:
