@@ -43,6 +43,7 @@ from .core import (
     lyapunov_spectrum,
     max_time_step,
     rollout,
+    steady_state,
     with_time,
 )
 
@@ -93,5 +94,6 @@ __all__ = [
     "nn",
     "parallel",
     "rollout",
+    "steady_state",
     "with_time",
 ]

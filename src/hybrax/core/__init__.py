@@ -45,6 +45,7 @@ from ._state import (
     time_or_zero,
     with_time,
 )
+from ._steady_state import steady_state
 from ._time_step import check_time_step, courant_number, max_time_step
 from ._validation import check_field
 
@@ -94,6 +95,7 @@ __all__ = [
     "parameter",
     "rollout",
     "scalar_like",
+    "steady_state",
     "time_or_zero",
     "time_step",
     "with_time",
