@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import numbers
 from typing import Any
@@ -176,8 +177,9 @@ def check_float(value: Any, name: str, **constraints: Any) -> float:
     return float(np.asarray(known).reshape(()))
 
 
-def parameter(name: str, **constraints: Any):
-    """An `equinox.field` holding a physical parameter checked by `check_parameter`.
+def parameter(name: str, *, default: Any = dataclasses.MISSING, **constraints: Any):
+    """An `equinox.field` holding a physical parameter checked by `check_parameter`
+    (``default``: the field's default value, converted like a passed value).
 
     Examples
     --------
@@ -189,7 +191,10 @@ def parameter(name: str, **constraints: Any):
     ...
     hybrax.core._errors.ConfigurationError: rate must be positive and finite, got -1.0
     """
-    return eqx.field(converter=functools.partial(check_parameter, name=name, **constraints))
+    converter = functools.partial(check_parameter, name=name, **constraints)
+    if default is dataclasses.MISSING:
+        return eqx.field(converter=converter)
+    return eqx.field(default=default, converter=converter)
 
 
 def time_step(dt: Any, name: str = "dt") -> Array:
