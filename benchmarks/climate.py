@@ -58,7 +58,7 @@ from hybrax.climate import (  # noqa: E402
     ShallowWater,
     TwoLayerQG,
     hysteresis_sweep,
-    steady_state,
+    stable_steady_state,
 )
 
 HOUR = 3600.0
@@ -319,7 +319,7 @@ def energy_balance(records: list, rounds: int) -> None:
     solar = jnp.linspace(1150.0, 1800.0, 40)
     sweep = jax.jit(lambda m, s: hysteresis_sweep(m, s))
     calls = {
-        "steady_state": lambda: steady_state(model, start).temperature,
+        "steady_state": lambda: stable_steady_state(model, start).temperature,
         "hysteresis_sweep": lambda: sweep(model, solar).ice_edge_increasing,
     }
     seconds = H.interleaved_times(calls, rounds, min_time=0.1)

@@ -16,7 +16,7 @@ from hybrax.climate import (
     EnergyBalance0D,
     IceAlbedo,
     hysteresis_sweep,
-    steady_state,
+    stable_steady_state,
 )
 from hybrax.errors import ConfigurationError
 
@@ -51,11 +51,11 @@ def test_0d_relaxes_exponentially_to_the_analytic_equilibrium():
     exact = t_star + (-5.0 - t_star) * np.exp(-2.09 * times / 8.0)
     np.testing.assert_allclose(temps, exact, rtol=0, atol=1e-6)
     assert abs(float(temps[-1]) - t_star) < 1e-8  # 100 years = 26 e-folding times
-    equilibrium = steady_state(model, state)
+    equilibrium = stable_steady_state(model, state)
     assert float(equilibrium.temperature) == pytest.approx(t_star, abs=1e-10)
     # a constant forcing F shifts the equilibrium by F / B (same compiled solve)
     forced = eqx.tree_at(lambda m: m.forcing.value, model, jnp.asarray(3.7))
-    equilibrium = steady_state(forced, state)
+    equilibrium = stable_steady_state(forced, state)
     expected = float(model.equilibrium_temperature(3.7))
     assert float(equilibrium.temperature) == pytest.approx(expected, abs=1e-10)
     assert expected - t_star == pytest.approx(3.7 / 2.09)
@@ -95,7 +95,7 @@ def test_0d_steady_state_gradient_is_the_analytic_sensitivity():
 
     def t_eq(b):
         m = eqx.tree_at(lambda mm: mm.olr_slope, model, b)
-        return steady_state(m, state).temperature
+        return stable_steady_state(m, state).temperature
 
     b = jnp.asarray(2.09, jnp.float64)
     t_star = float(model.equilibrium_temperature())
@@ -120,8 +120,8 @@ def test_1d_constant_albedo_steady_state_converges_at_second_order():
         x = np.asarray(model.sin_latitude(jnp.float64))
         exact = (q * a - 203.3) / 2.09 + q * a * (-0.482) * _p2(x) / (2.09 + 6 * 0.649)
         errors.append(float(jnp.max(jnp.abs(discrete - exact))))
-        if n == 30:  # steady_state finds the same state by time integration (+ Newton)
-            state = steady_state(model, model.initial_state(0.0, jnp.float64))
+        if n == 30:  # found by time integration (+ Newton)
+            state = stable_steady_state(model, model.initial_state(0.0, jnp.float64))
             np.testing.assert_allclose(state.temperature, discrete, rtol=0, atol=1e-10)
     assert errors[-1] < 5e-3
     assert abs(np.log2(errors[0] / errors[1]) - 2) < 0.1, errors
@@ -142,10 +142,10 @@ def test_1d_transport_conserves_heat_and_global_budget_holds():
 
 def test_1d_defaults_reproduce_north_et_al_present_climate():
     model = BudykoSellers(num_points=30)  # 71.6 deg and 14.3 C with the default 90 cells
-    warm = steady_state(model, model.initial_state(15.0, jnp.float64))
+    warm = stable_steady_state(model, model.initial_state(15.0, jnp.float64))
     assert 68 < float(model.ice_edge_latitude(warm)) < 76  # North et al. 1981: 72 deg
     assert 13 < float(model.global_mean(warm)) < 16
-    snowball = steady_state(model, model.initial_state(-40.0, jnp.float64))
+    snowball = stable_steady_state(model, model.initial_state(-40.0, jnp.float64))
     assert float(model.ice_edge_latitude(snowball)) == 0.0  # the other stable state
     assert float(model.global_mean(snowball)) < -30
     latitude = model.latitude(jnp.float64)
@@ -192,10 +192,10 @@ def _get(model, path):
 
 def test_1d_steady_state_gradients_match_finite_differences():
     model = BudykoSellers(num_points=30)
-    start = steady_state(model, model.initial_state(15.0, jnp.float64))
+    start = stable_steady_state(model, model.initial_state(15.0, jnp.float64))
 
     def mean_temperature(m):
-        return m.global_mean(steady_state(m, start))
+        return m.global_mean(stable_steady_state(m, start))
 
     grads = eqx.filter_grad(mean_temperature)(model)
     for path in _1D_PARAMETERS:
@@ -215,7 +215,7 @@ def test_jit_and_vmap_over_an_ensemble_of_parameters():
 
     def equilibrium(b):
         m = eqx.tree_at(lambda mm: mm.olr_slope, model, b)
-        return m.global_mean(steady_state(m, state))
+        return m.global_mean(stable_steady_state(m, state))
 
     slopes = jnp.asarray([1.8, 2.09, 2.4])
     batched = jax.jit(jax.vmap(equilibrium))(slopes)

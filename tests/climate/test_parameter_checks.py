@@ -88,7 +88,7 @@ def test_shallow_water_state_builders():
 
 
 def test_steppers_and_solvers_check_their_arguments():
-    from hybrax.climate import AdamsBashforth3, Filtered, steady_state
+    from hybrax.climate import AdamsBashforth3, Filtered, stable_steady_state
 
     with pytest.raises(ConfigurationError, match="AdamsBashforth3: dynamics must be"):
         AdamsBashforth3(None, 0.01)
@@ -97,6 +97,6 @@ def test_steppers_and_solvers_check_their_arguments():
     model = EnergyBalance0D()
     for name in ("rtol", "atol", "initial_dt", "transient_tolerance"):
         with pytest.raises(ConfigurationError, match=name):
-            steady_state(model, model.initial_state(), **{name: NAN})
+            stable_steady_state(model, model.initial_state(), **{name: NAN})
     with pytest.raises(ConfigurationError, match="solver must be a diffrax solver"):
-        steady_state(model, model.initial_state(), solver="implicit")
+        stable_steady_state(model, model.initial_state(), solver="implicit")

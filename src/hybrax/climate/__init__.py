@@ -2,17 +2,10 @@
 rotating shallow water, energy-balance models."""
 
 from ._adams_bashforth import AB3State, AdamsBashforth3
+from ._albedo import ConstantAlbedo, IceAlbedo
 from ._diagnostics import isotropic_spectrum
-from ._ebm import (
-    BudykoSellers,
-    ConstantAlbedo,
-    EBMState,
-    EnergyBalance0D,
-    HysteresisSweep,
-    IceAlbedo,
-    hysteresis_sweep,
-    steady_state,
-)
+from ._ebm import BudykoSellers, EBMState, EnergyBalance0D
+from ._ebm_equilibrium import HysteresisSweep, hysteresis_sweep, stable_steady_state
 from ._filtered import Filtered
 from ._lorenz import Lorenz63, Lorenz96, TwoScaleLorenz96, TwoScaleState
 from ._qg import QGFlow, TwoLayerQG
@@ -45,5 +38,5 @@ __all__ = [
     "TwoScaleState",
     "hysteresis_sweep",
     "isotropic_spectrum",
-    "steady_state",
+    "stable_steady_state",
 ]

@@ -9,41 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
-from jax import lax
 from jaxtyping import Array, ArrayLike, Float
 
 from hybrax.core import (
     AbstractDynamics,
     ConfigurationError,
     check_dtype,
-    check_dynamics,
-    check_float,
     check_parameter,
     parameter,
+    scalar_like,
 )
 
-__all__ = [
-    "BudykoSellers",
-    "ConstantAlbedo",
-    "EBMState",
-    "EnergyBalance0D",
-    "HysteresisSweep",
-    "IceAlbedo",
-    "hysteresis_sweep",
-    "steady_state",
-]
+from ._albedo import IceAlbedo
+
+__all__ = ["BudykoSellers", "EBMState", "EnergyBalance0D"]
 
 Forcing = Callable[[Array], ArrayLike]
-
-
-def _like(parameter: ArrayLike, x: Array) -> Array:
-    return jnp.asarray(parameter).astype(x.dtype)
 
 
 def _forcing_value(forcing: Forcing | None, t: ArrayLike, x: Array) -> Array | float:
@@ -147,41 +131,29 @@ class EnergyBalance0D(AbstractDynamics):
     """
 
     solar_constant: Float[Array, ""] = parameter(
-        "solar_constant", nonnegative=True, scalar=True, example="solar_constant=1361.0"
+        "solar_constant",
+        default=1361.0,
+        nonnegative=True,
+        scalar=True,
+        example="solar_constant=1361.0",
     )
-    albedo: Float[Array, ""] = parameter("albedo", scalar=True, example="albedo=0.3")
+    albedo: Float[Array, ""] = parameter("albedo", default=0.3, scalar=True, example="albedo=0.3")
     olr_intercept: Float[Array, ""] = parameter(
-        "olr_intercept", scalar=True, example="olr_intercept=203.3"
+        "olr_intercept", default=203.3, scalar=True, example="olr_intercept=203.3"
     )
     olr_slope: Float[Array, ""] = parameter(
-        "olr_slope", positive=True, scalar=True, example="olr_slope=2.09"
+        "olr_slope", default=2.09, positive=True, scalar=True, example="olr_slope=2.09"
     )
     heat_capacity: Float[Array, ""] = parameter(
-        "heat_capacity", positive=True, scalar=True, example="heat_capacity=8.0"
+        "heat_capacity", default=8.0, positive=True, scalar=True, example="heat_capacity=8.0"
     )
     forcing: Forcing | None = None
-
-    def __init__(
-        self,
-        solar_constant: ArrayLike = 1361.0,
-        albedo: ArrayLike = 0.3,
-        olr_intercept: ArrayLike = 203.3,
-        olr_slope: ArrayLike = 2.09,
-        heat_capacity: ArrayLike = 8.0,
-        forcing: Forcing | None = None,
-    ):
-        self.solar_constant = solar_constant
-        self.albedo = albedo
-        self.olr_intercept = olr_intercept
-        self.olr_slope = olr_slope
-        self.heat_capacity = heat_capacity
-        self.forcing = forcing
 
     def tendency(self, state: EBMState, t: ArrayLike) -> EBMState:
         self.check_state(state)
         temperature = state.temperature
         s, alpha, a, b, c = (
-            _like(p, temperature)
+            scalar_like(p, temperature)
             for p in (
                 self.solar_constant,
                 self.albedo,
@@ -213,112 +185,8 @@ class EnergyBalance0D(AbstractDynamics):
         return EBMState(jnp.asarray(temperature, dtype=dtype))
 
 
-class ConstantAlbedo(eqx.Module):
-    """A surface albedo that does not depend on temperature or latitude.
-
-    Parameters
-    ----------
-    value
-        The albedo, dimensionless (default 0.3); differentiable.
-
-    Examples
-    --------
-    >>> import hybrax, jax.numpy as jnp
-    >>> float(hybrax.climate.ConstantAlbedo(0.3)(jnp.zeros(3), jnp.zeros(3))[0])
-    0.3...
-    """
-
-    value: Float[Array, ""] = parameter("value", scalar=True, example="value=0.3")
-
-    def __init__(self, value: ArrayLike = 0.3):
-        self.value = value
-
-    def __call__(
-        self, temperature: Float[Array, " n"], sin_latitude: Float[Array, " n"]
-    ) -> Float[Array, " n"]:
-        return jnp.broadcast_to(_like(self.value, temperature), jnp.shape(temperature))
-
-
-class IceAlbedo(eqx.Module):
-    """Ice–albedo feedback: a bright ice cap where the surface is colder than a threshold.
-
-    .. math::
-        \\alpha(T, x) = \\alpha_\\text{ice} + (\\alpha_0 + \\alpha_2 P_2(x) - \\alpha_\\text{ice})
-            \\, \\tfrac12 \\left[1 + \\tanh\\frac{T - T_\\text{ice}}{w}\\right]
-
-    with ``x`` the sine of latitude and ``P_2(x) = (3x^2 - 1)/2``. The ice-free albedo
-    ``alpha_0 + alpha_2 P_2`` grows toward the poles (North et al. 1981). The transition is a
-    smooth ``tanh`` step of width ``w`` so that the model, its steady states and their
-    gradients are differentiable; ``w -> 0`` recovers the step albedo of Budyko (1969) and
-    North (1975), whose ice edge sits where ``T = T_ice``.
-
-    Parameters
-    ----------
-    ice_free
-        ``alpha_0`` (default 0.319: co-albedo 0.681 as North et al. 1981).
-    ice_free_p2
-        ``alpha_2`` (default 0.202, North et al. 1981).
-    ice
-        ``alpha_ice`` (default 0.62).
-    threshold_temperature
-        ``T_ice`` in °C (default -10).
-    transition_width
-        ``w`` in K (default 1.0).
-
-    All parameters are differentiable leaves.
-
-    Examples
-    --------
-    >>> import hybrax, jax.numpy as jnp
-    >>> albedo = hybrax.climate.IceAlbedo()
-    >>> a = albedo(jnp.array([-30.0, 20.0]), jnp.array([0.9, 0.0]))
-    >>> bool(a[0] > 0.6 and a[1] < 0.3)
-    True
-    """
-
-    ice_free: Float[Array, ""] = parameter("ice_free", scalar=True, example="ice_free=0.319")
-    ice_free_p2: Float[Array, ""] = parameter(
-        "ice_free_p2", scalar=True, example="ice_free_p2=0.202"
-    )
-    ice: Float[Array, ""] = parameter("ice", scalar=True, example="ice=0.62")
-    threshold_temperature: Float[Array, ""] = parameter(
-        "threshold_temperature", scalar=True, example="threshold_temperature=-10.0"
-    )
-    transition_width: Float[Array, ""] = parameter(
-        "transition_width", positive=True, scalar=True, example="transition_width=1.0"
-    )
-
-    def __init__(
-        self,
-        ice_free: ArrayLike = 0.319,
-        ice_free_p2: ArrayLike = 0.202,
-        ice: ArrayLike = 0.62,
-        threshold_temperature: ArrayLike = -10.0,
-        transition_width: ArrayLike = 1.0,
-    ):
-        self.ice_free = ice_free
-        self.ice_free_p2 = ice_free_p2
-        self.ice = ice
-        self.threshold_temperature = threshold_temperature
-        self.transition_width = transition_width
-
-    def __call__(
-        self, temperature: Float[Array, " n"], sin_latitude: Float[Array, " n"]
-    ) -> Float[Array, " n"]:
-        a0, a2, ai, t_ice, width = (
-            _like(p, temperature)
-            for p in (
-                self.ice_free,
-                self.ice_free_p2,
-                self.ice,
-                self.threshold_temperature,
-                self.transition_width,
-            )
-        )
-        x = sin_latitude.astype(temperature.dtype)
-        ice_free = a0 + a2 * (1.5 * x * x - 0.5)
-        melted = 0.5 * (1 + jnp.tanh((temperature - t_ice) / width))
-        return ai + (ice_free - ai) * melted
+def _default_albedo(albedo):
+    return IceAlbedo() if albedo is None else albedo
 
 
 class BudykoSellers(AbstractDynamics):
@@ -346,7 +214,7 @@ class BudykoSellers(AbstractDynamics):
     State: `EBMState` with temperature of shape ``(num_points,)`` in °C, south to north;
     time in years. The transport is stiff on fine grids: integrate with an implicit diffrax
     solver, e.g. ``hybrax.DiffraxStepper(model, dt, solver=diffrax.Kvaerno5(), ...)``, or
-    go straight to equilibrium with `steady_state`.
+    go straight to equilibrium with `stable_steady_state`.
 
     Parameters
     ----------
@@ -373,59 +241,44 @@ class BudykoSellers(AbstractDynamics):
     --------
     >>> import hybrax
     >>> model = hybrax.climate.BudykoSellers()
-    >>> warm = hybrax.climate.steady_state(model, model.initial_state(15.0))
+    >>> warm = hybrax.climate.stable_steady_state(model, model.initial_state(15.0))
     >>> bool(60 < model.ice_edge_latitude(warm) < 80)
     True
     """
 
-    num_points: int = eqx.field(static=True)
+    num_points: int = eqx.field(default=90, static=True)
     solar_constant: Float[Array, ""] = parameter(
-        "solar_constant", nonnegative=True, scalar=True, example="solar_constant=1361.0"
+        "solar_constant",
+        default=1337.6,
+        nonnegative=True,
+        scalar=True,
+        example="solar_constant=1361.0",
     )
     olr_intercept: Float[Array, ""] = parameter(
-        "olr_intercept", scalar=True, example="olr_intercept=203.3"
+        "olr_intercept", default=203.3, scalar=True, example="olr_intercept=203.3"
     )
     olr_slope: Float[Array, ""] = parameter(
-        "olr_slope", positive=True, scalar=True, example="olr_slope=2.09"
+        "olr_slope", default=2.09, positive=True, scalar=True, example="olr_slope=2.09"
     )
     diffusivity: Float[Array, ""] = parameter(
-        "diffusivity", nonnegative=True, scalar=True, example="diffusivity=0.649"
+        "diffusivity", default=0.649, nonnegative=True, scalar=True, example="diffusivity=0.649"
     )
     heat_capacity: Float[Array, ""] = parameter(
-        "heat_capacity", positive=True, scalar=True, example="heat_capacity=8.0"
+        "heat_capacity", default=8.0, positive=True, scalar=True, example="heat_capacity=8.0"
     )
     insolation_p2: Float[Array, ""] = parameter(
-        "insolation_p2", scalar=True, example="insolation_p2=-0.482"
+        "insolation_p2", default=-0.482, scalar=True, example="insolation_p2=-0.482"
     )
-    albedo: Callable[[Array, Array], Array]
+    albedo: Callable[[Array, Array], Array] = eqx.field(default=None, converter=_default_albedo)
     forcing: Forcing | None = None
 
-    def __init__(
-        self,
-        num_points: int = 90,
-        solar_constant: ArrayLike = 1337.6,
-        olr_intercept: ArrayLike = 203.3,
-        olr_slope: ArrayLike = 2.09,
-        diffusivity: ArrayLike = 0.649,
-        heat_capacity: ArrayLike = 8.0,
-        insolation_p2: ArrayLike = -0.482,
-        albedo: Callable[[Array, Array], Array] | None = None,
-        forcing: Forcing | None = None,
-    ):
-        if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 4:
+    def __check_init__(self):
+        n = self.num_points
+        if isinstance(n, bool) or not isinstance(n, int) or n < 4:
             raise ConfigurationError(
-                f"BudykoSellers needs num_points >= 4 (an int), got {num_points!r}; "
+                f"BudykoSellers needs num_points >= 4 (an int), got {n!r}; "
                 "90 cells resolve the ice edge to about 2 degrees"
             )
-        self.num_points = num_points
-        self.solar_constant = solar_constant
-        self.olr_intercept = olr_intercept
-        self.olr_slope = olr_slope
-        self.diffusivity = diffusivity
-        self.heat_capacity = heat_capacity
-        self.insolation_p2 = insolation_p2
-        self.albedo = IceAlbedo() if albedo is None else albedo
-        self.forcing = forcing
 
     def sin_latitude(self, dtype=None) -> Float[Array, " n"]:
         """Cell centres in ``x = sin(latitude)``, south to north, shape ``(num_points,)``."""
@@ -448,7 +301,7 @@ class BudykoSellers(AbstractDynamics):
         dtype = temperature.dtype
         x = self.sin_latitude(dtype)
         a, b, d, c = (
-            _like(p, temperature)
+            scalar_like(p, temperature)
             for p in (self.olr_intercept, self.olr_slope, self.diffusivity, self.heat_capacity)
         )
         absorbed = self.insolation(dtype) * (1 - self.albedo(temperature, x).astype(dtype))
@@ -489,7 +342,7 @@ class BudykoSellers(AbstractDynamics):
         temperature = state.temperature
         threshold = getattr(self.albedo, "threshold_temperature", -10.0)
         half = self.num_points // 2
-        excess = temperature[..., self.num_points - half :] - _like(threshold, temperature)
+        excess = temperature[..., self.num_points - half :] - scalar_like(threshold, temperature)
         x = self.sin_latitude(temperature.dtype)[self.num_points - half :]
         frozen = excess < 0
         first = jnp.argmax(frozen, axis=-1)
@@ -502,223 +355,3 @@ class BudykoSellers(AbstractDynamics):
         edge = jnp.where(first == 0, 0.0, edge)
         edge = jnp.where(any_frozen, edge, 1.0)
         return jnp.degrees(jnp.arcsin(jnp.clip(edge, 0, 1)))
-
-
-def steady_state(
-    dynamics: AbstractDynamics,
-    state: EBMState,
-    *,
-    rtol: float | None = None,
-    atol: float | None = None,
-    solver: diffrax.AbstractSolver | None = None,
-    transient_tolerance: float = 1e-3,
-    max_steps: int = 4096,
-    initial_dt: float = 0.1,
-) -> EBMState:
-    """Integrate an energy-balance model from ``state`` until it stops changing.
-
-    Runs `diffrax.diffeqsolve` with an implicit, L-stable solver (default
-    `diffrax.ImplicitEuler`) under adaptive step control and stops once the RMS of
-    ``dT/dt`` (K/yr) falls below ``atol + rtol * RMS(T)`` (a steady-state event). Because it
-    follows the time evolution, it lands on a *stable* steady state, the one whose basin
-    holds ``state`` (the warm or the snowball branch). Only the basin matters, not the
-    transient's accuracy, so the steps are controlled loosely (``transient_tolerance``);
-    two Newton steps then polish the state to round-off. Gradients use the implicit
-    function theorem (``dT/dp = -(df/dT)^-1 df/dp``, one dense linear solve), so they are
-    those of the fixed point itself, not of the transient.
-
-    Parameters
-    ----------
-    dynamics
-        An energy-balance model (`EnergyBalance0D`, `BudykoSellers`) without time-dependent
-        forcing.
-    state
-        Starting state.
-    rtol, atol
-        Steady-state tolerances on ``dT/dt`` (K/yr); default 1e-7 in float64 and 1e-5 in
-        float32 (its round-off level).
-    solver
-        A diffrax solver (default ``diffrax.ImplicitEuler`` with a chord root finder at
-        ``transient_tolerance``; higher-order implicit solvers such as ``Kvaerno5`` stall
-        in float32 on this stiff problem).
-    transient_tolerance
-        Relative and absolute tolerance of the step-size controller (and of the default
-        root finder) during the transient (default 1e-3).
-    max_steps
-        Maximum solver steps (static); exceeding it raises an error.
-    initial_dt
-        First step, years.
-
-    Returns
-    -------
-    EBMState
-        The steady state; its ``time`` is the model time at which it was reached.
-
-    Examples
-    --------
-    >>> import hybrax
-    >>> model = hybrax.climate.EnergyBalance0D()
-    >>> eq = hybrax.climate.steady_state(model, model.initial_state(0.0))
-    >>> bool(abs(eq.temperature - model.equilibrium_temperature()) < 1e-4)
-    True
-    """
-    check_dynamics(dynamics, "steady_state")
-    dynamics.check_state(state)
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if value is not None:
-            check_parameter(value, name, positive=True, scalar=True, example=f"{name}=1e-6")
-    transient_tolerance = check_float(transient_tolerance, "transient_tolerance", positive=True)
-    initial_dt = check_float(initial_dt, "initial_dt", positive=True)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ConfigurationError(f"steady_state: max_steps must be an int >= 1, got {max_steps!r}")
-    if solver is not None and not isinstance(solver, diffrax.AbstractSolver):
-        raise ConfigurationError(
-            f"steady_state: solver must be a diffrax solver such as diffrax.ImplicitEuler(), "
-            f"got {solver!r:.60}"
-        )
-    if solver is None:
-        chord = diffrax.VeryChord(
-            rtol=transient_tolerance, atol=transient_tolerance, norm=optx.rms_norm
-        )
-        solver = diffrax.ImplicitEuler(root_finder=chord)
-    # The time integration finds the stable state; it is not differentiated.
-    frozen = jax.tree.map(
-        lambda x: jax.lax.stop_gradient(x) if eqx.is_array(x) else x, (dynamics, state)
-    )
-    # Tolerances on dT/dt (K/yr) reachable in the state's precision: float32 round-off in
-    # the tendency is about 1e-6 K/yr.
-    default = 1e-7 if jnp.finfo(state.temperature.dtype).bits == 64 else 1e-5
-    rtol = default if rtol is None else rtol
-    atol = default if atol is None else atol
-    solution = _solve_to_steady_state(
-        *frozen, solver, initial_dt, rtol, atol, transient_tolerance, max_steps
-    )
-    time = solution.ts[0].astype(state.temperature.dtype)
-    shape = solution.ys[0].shape
-
-    def residual(flat):
-        return dynamics.tendency(EBMState(flat.reshape(shape), time), time).temperature.ravel()
-
-    # Two Newton steps on f(T) = 0 from the state reached polish it to round-off; with the
-    # Jacobian held fixed, the last one carries exactly the implicit-function-theorem
-    # gradient dT/dp = -(df/dT)^-1 df/dp to the model's parameters.
-    flat = solution.ys[0].ravel()
-    for _ in range(2):
-        jacobian = jax.lax.stop_gradient(jax.jacfwd(residual)(flat))
-        flat = flat - jnp.linalg.solve(jacobian, residual(flat)[:, None])[:, 0]
-    return EBMState(flat.reshape(shape), time)
-
-
-def _vector_field(t, temperature, model):
-    return model.tendency(EBMState(temperature, t), t).temperature
-
-
-@eqx.filter_jit
-def _solve_to_steady_state(dynamics, state, solver, initial_dt, rtol, atol, loose, max_steps):
-    # Jitted here so that repeated calls reuse the compilation (the event's condition
-    # function is a fresh closure on every call, which diffeqsolve's own cache keys on).
-    # diffrax multiplies time by an integer direction, which strict dtype promotion
-    # rejects: its internals run with standard promotion.
-    with jax.numpy_dtype_promotion("standard"):
-        return diffrax.diffeqsolve(
-            diffrax.ODETerm(_vector_field),
-            solver,
-            t0=state.time,
-            t1=jnp.inf,
-            dt0=jnp.asarray(initial_dt, state.time.dtype),
-            y0=state.temperature,
-            args=dynamics,
-            stepsize_controller=diffrax.PIDController(rtol=loose, atol=loose),
-            event=diffrax.Event(diffrax.steady_state_event(rtol=rtol, atol=atol)),
-            max_steps=max_steps,
-        )
-
-
-class HysteresisSweep(eqx.Module):
-    """Result of `hysteresis_sweep`: steady states along increasing and decreasing forcing.
-
-    Attributes
-    ----------
-    solar_constant
-        The swept values of ``S`` (W m^-2), increasing, shape ``(m,)``.
-    ice_edge_increasing, ice_edge_decreasing
-        Northern ice-edge latitude (degrees) of the steady state reached when ``S`` is
-        raised step by step from the snowball state, or lowered from the warm state.
-    mean_temperature_increasing, mean_temperature_decreasing
-        Global-mean temperatures (°C) of the same states.
-    """
-
-    solar_constant: Float[Array, " m"]
-    ice_edge_increasing: Float[Array, " m"]
-    ice_edge_decreasing: Float[Array, " m"]
-    mean_temperature_increasing: Float[Array, " m"]
-    mean_temperature_decreasing: Float[Array, " m"]
-
-
-def hysteresis_sweep(
-    model: BudykoSellers,
-    solar_constants: Float[ArrayLike, " m"],
-    *,
-    cold_start: ArrayLike = -50.0,
-    warm_start: ArrayLike = 30.0,
-    rtol: float | None = None,
-    atol: float | None = None,
-    max_steps: int = 4096,
-) -> HysteresisSweep:
-    """Quasi-static sweep of the solar constant up and down through the ice-line hysteresis.
-
-    Starting from a uniformly cold planet at the smallest ``S`` (resp. a warm one at the
-    largest), ``S`` is stepped through ``solar_constants`` and at each value the model is
-    run to its steady state from the previous one (`steady_state`), as a slow change of
-    forcing would. Where the ice–albedo feedback allows two stable climates the two sweeps
-    disagree: the rising sweep stays frozen, the falling one keeps a partial ice cap until
-    it collapses to the snowball (Budyko 1969; Sellers 1969; North 1975).
-
-    Parameters
-    ----------
-    model
-        A `BudykoSellers` model (its own ``solar_constant`` is replaced by the sweep).
-    solar_constants
-        Increasing values of ``S`` (W m^-2), shape ``(m,)``.
-    cold_start, warm_start
-        Uniform starting temperatures (°C) for the rising and falling sweeps.
-    rtol, atol, max_steps
-        Passed to `steady_state` (``None``: its precision-dependent defaults).
-
-    Returns
-    -------
-    HysteresisSweep
-
-    Examples
-    --------
-    >>> import hybrax, jax.numpy as jnp
-    >>> model = hybrax.climate.BudykoSellers(num_points=30)
-    >>> sweep = hybrax.climate.hysteresis_sweep(model, jnp.linspace(1200.0, 1700.0, 6))
-    >>> sweep.ice_edge_decreasing.shape
-    (6,)
-    """
-    shape = np.shape(solar_constants)
-    if len(shape) != 1 or shape[0] < 1:
-        raise ConfigurationError(
-            f"hysteresis_sweep: solar_constants must be a 1-D array of increasing values, "
-            f"got shape {shape}"
-        )
-    solar = check_parameter(solar_constants, "solar_constants", positive=True)
-    cold_start = check_parameter(cold_start, "cold_start", scalar=True)
-    warm_start = check_parameter(warm_start, "warm_start", scalar=True)
-    dtype = jnp.result_type(solar, float)
-    solar = solar.astype(dtype)
-
-    def sweep(values, start):
-        def body(temperature, s):
-            m = eqx.tree_at(lambda mm: mm.solar_constant, model, s)
-            out = steady_state(m, EBMState(temperature), rtol=rtol, atol=atol, max_steps=max_steps)
-            return out.temperature, (model.ice_edge_latitude(out), model.global_mean(out))
-
-        first = jnp.full((model.num_points,), start, dtype)
-        _, (edge, mean) = lax.scan(body, first, values)
-        return edge, mean
-
-    edge_up, mean_up = sweep(solar, cold_start)
-    edge_down, mean_down = sweep(solar[::-1], warm_start)
-    return HysteresisSweep(solar, edge_up, edge_down[::-1], mean_up, mean_down[::-1])
