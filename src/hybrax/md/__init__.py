@@ -15,6 +15,7 @@ Everything is an `equinox.Module`: the box, the neighbour list, the energies (wh
 
 from ._bonded import HarmonicAngles, HarmonicBonds
 from ._energy import AbstractEnergy, SumEnergy
+from ._ewald import METAL_COULOMB_CONSTANT, EwaldCoulomb, ewald_parameters
 from ._integrators import (
     AbstractMDStepper,
     BrownianDynamics,
@@ -50,11 +51,13 @@ from ._state import MDState, NoseHooverChainState
 
 __all__ = [
     "FIRE",
+    "METAL_COULOMB_CONSTANT",
     "AbstractBox",
     "AbstractEnergy",
     "AbstractMDStepper",
     "AbstractPairEnergy",
     "BrownianDynamics",
+    "EwaldCoulomb",
     "FIREState",
     "FreeSpace",
     "HarmonicAngles",
@@ -74,6 +77,7 @@ __all__ = [
     "SoftSphere",
     "SumEnergy",
     "VelocityVerlet",
+    "ewald_parameters",
     "kinetic_energy",
     "lattice",
     "maxwell_boltzmann",

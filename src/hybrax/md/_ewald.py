@@ -1,0 +1,327 @@
+"""Long-range electrostatics by Ewald summation in an orthorhombic periodic box."""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import erfc
+from jaxtyping import Array, ArrayLike, Float
+
+from hybrax.core import ConfigurationError, check_float, concrete_or_none, parameter
+
+from ._energy import AbstractEnergy
+from ._space import PeriodicBox
+
+__all__ = ["METAL_COULOMB_CONSTANT", "EwaldCoulomb", "ewald_parameters"]
+
+METAL_COULOMB_CONSTANT = 14.399645
+"""``1 / (4 pi epsilon_0)`` in LAMMPS metal units, eV Å / e^2 (pass it as
+``coulomb_constant`` with positions in Å and charges in e to get energies in eV)."""
+
+
+def _box_lengths(box, owner: str) -> np.ndarray:
+    if not isinstance(box, PeriodicBox):
+        raise ConfigurationError(
+            f"{owner}: box must be a hybrax.md.PeriodicBox (Ewald sums are periodic), got "
+            f"{type(box).__name__}"
+        )
+    lengths = concrete_or_none(box.lengths)
+    if lengths is None:
+        raise ConfigurationError(
+            f"{owner}: box lengths are traced; build the energy outside jit from a concrete "
+            "box (it fixes the number of k-vectors)"
+        )
+    return np.asarray(lengths, np.float64)
+
+
+def _real_error(s: float, cutoff: float, volume: float, spacing: float) -> float:
+    """Real-space energy error over ``sum q^2 / spacing``: the larger of Kolafa–Perram's
+    RMS estimate and the ordered worst case (a full shell of like charges just beyond the
+    cut-off, as in a crystal: ``4 pi (r_c / l) erfc(alpha r_c)``)."""
+    rms = spacing * math.sqrt(cutoff / (2.0 * volume)) * math.exp(-s * s) / (s * s)
+    return max(rms, 4.0 * math.pi * cutoff / spacing * math.erfc(s))
+
+
+def _reciprocal_error(k: int, alpha: float, length: float, spacing: float) -> float:
+    """Reciprocal-space energy error over ``sum q^2 / spacing``: the larger of
+    Kolafa–Perram's RMS estimate and the ordered worst case (Bragg peaks on the first
+    neglected shell: ``4 (l / L) exp(-(pi K / alpha L)^2)``)."""
+    gaussian = math.exp(-((math.pi * k / (alpha * length)) ** 2))
+    rms = spacing * alpha / math.pi**2 * k**-1.5 * gaussian
+    return max(rms, 4.0 * spacing / length * gaussian)
+
+
+def ewald_parameters(
+    box: PeriodicBox,
+    num_atoms: int,
+    accuracy: float = 1e-8,
+    cutoff: float | None = None,
+) -> tuple[float, float, tuple[int, int, int]]:
+    """Splitting parameter, real-space cut-off and k-space extent for a requested accuracy.
+
+    Uses the Kolafa–Perram (1992) RMS error estimates of the energy, relative to the energy
+    scale ``sum_i q_i^2 / l`` with ``l = (V / N)^(1/3)`` the mean interparticle spacing:
+
+    .. math::
+        \\delta_r = l \\sqrt{r_c / 2V}\\, e^{-\\alpha^2 r_c^2} / (\\alpha r_c)^2, \\qquad
+        \\delta_k = l \\frac{\\alpha}{\\pi^2} K^{-3/2} e^{-(\\pi K / \\alpha L)^2}
+
+    ``alpha`` is chosen so that ``delta_r = accuracy`` at ``cutoff`` (default: half the
+    shortest box side, the largest a minimum-image sum allows), then the smallest ``K``
+    along each axis with ``delta_k <= accuracy``.
+
+    Parameters
+    ----------
+    box
+        The `PeriodicBox` (concrete lengths).
+    num_atoms
+        Number of charges ``N``.
+    accuracy
+        Relative RMS energy error, in ``(0, 1)``; default ``1e-8``.
+    cutoff
+        Real-space cut-off (length units), at most half the shortest box side.
+
+    Returns
+    -------
+    alpha, cutoff, k_max
+        ``alpha`` (1 / length), ``cutoff`` (length) and the largest integer wave-vector
+        index along each axis, ``k = 2 pi n / L`` with ``|n_d| <= k_max[d]``.
+
+    Examples
+    --------
+    >>> import hybrax.md as md
+    >>> alpha, cutoff, k_max = md.ewald_parameters(md.PeriodicBox(2.0), 8, accuracy=1e-8)
+    >>> cutoff, k_max
+    (1.0, (13, 13, 13))
+    """
+    accuracy = check_float(accuracy, "accuracy", positive=True, example="accuracy=1e-8")
+    if not accuracy < 1.0:
+        raise ConfigurationError(
+            f"accuracy is a relative error and must lie in (0, 1), got {accuracy!r}; pass e.g. "
+            "accuracy=1e-8"
+        )
+    lengths = _box_lengths(box, "ewald_parameters")
+    half = 0.5 * float(lengths.min())
+    if cutoff is None:
+        cutoff = half
+    cutoff = check_float(cutoff, "cutoff", positive=True, example=f"cutoff={half:.4g}")
+    _check_cutoff(cutoff, half)
+    volume = float(np.prod(lengths))
+    spacing = (volume / max(int(num_atoms), 1)) ** (1.0 / 3.0)
+    low, high = 0.1, 30.0  # bisection on s = alpha * cutoff (delta_r decreases with s)
+    for _ in range(200):
+        middle = 0.5 * (low + high)
+        if _real_error(middle, cutoff, volume, spacing) > accuracy:
+            low = middle
+        else:
+            high = middle
+    alpha = high / cutoff
+    k_max = []
+    for length in lengths:
+        k = 1
+        while _reciprocal_error(k, alpha, float(length), spacing) > accuracy:
+            k += 1
+        k_max.append(k)
+    return alpha, cutoff, tuple(k_max)
+
+
+def _check_cutoff(cutoff: float, half: float) -> None:
+    if cutoff > half * (1.0 + 1e-12):
+        raise ConfigurationError(
+            f"cutoff={cutoff:.6g} exceeds half the shortest box side ({half:.6g}): the "
+            "real-space sum uses minimum images only, so the box is too small for this "
+            f"cut-off; use cutoff <= {half:.6g} (a larger box, or a supercell)"
+        )
+
+
+def _k_max(value) -> tuple[int, int, int]:
+    values = (value,) * 3 if np.ndim(value) == 0 else tuple(np.ravel(value))
+    ok = len(values) == 3 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in values
+    )
+    if not ok:
+        raise ConfigurationError(
+            f"k_max must be a positive int or three positive ints (largest wave-vector index "
+            f"per axis), got {value!r}; pass e.g. k_max=8"
+        )
+    return tuple(int(v) for v in values)
+
+
+def _half_space_indices(k_max: tuple[int, int, int]) -> np.ndarray:
+    """Integer wave-vector indices ``n`` inside the ellipsoid ``sum (n_d / K_d)^2 <= 1``,
+    one of each ``+-n`` pair, zero left out, shape ``(M, 3)``."""
+    axes = [np.arange(-k, k + 1) for k in k_max]
+    n = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    inside = np.sum((n / np.asarray(k_max, np.float64)) ** 2, axis=-1) <= 1.0 + 1e-12
+    half = (n[:, 0] > 0) | ((n[:, 0] == 0) & (n[:, 1] > 0))
+    half |= (n[:, 0] == 0) & (n[:, 1] == 0) & (n[:, 2] > 0)
+    return n[inside & half]
+
+
+class EwaldCoulomb(AbstractEnergy):
+    """Coulomb energy of point charges in an orthorhombic periodic box by Ewald summation.
+
+    .. math::
+        U = k_e \\Big[\\sum_{i<j,\\, r_{ij} < r_c} q_i q_j \\frac{\\mathrm{erfc}(\\alpha
+        r_{ij})}{r_{ij}} + \\frac{2\\pi}{V} \\sum_{0 < |k| \\le k_c}
+        \\frac{e^{-k^2/4\\alpha^2}}{k^2} |S(k)|^2 - \\frac{\\alpha}{\\sqrt\\pi} \\sum_i q_i^2
+        \\Big], \\quad S(k) = \\sum_j q_j e^{i k \\cdot r_j}
+
+    (tin-foil boundary conditions: no surface term). The real-space sum runs over all
+    minimum-image pairs (dense, ``O(N^2)`` time and memory, no neighbour list: meant for up
+    to a few thousand charges), so ``cutoff`` may not exceed half the shortest box side.
+    The reciprocal sum runs over wave vectors ``k = 2 pi n / L`` with integer ``n`` in the
+    ellipsoid ``sum_d (n_d / k_max_d)^2 <= 1`` (half of them, by ``S(-k) = S(k)^*``),
+    ``O(N M)``. Forces are ``-jax.grad`` of the energy; the virial (`hybrax.md.pressure`)
+    comes from the box gradient, since the wave vectors follow the box lengths.
+
+    ``alpha``, ``cutoff`` and ``k_max`` are chosen from ``accuracy`` for the ``box`` given
+    here by `ewald_parameters` (Kolafa–Perram estimates); each may be overridden. They are
+    static; the energy is then evaluated in whatever `PeriodicBox` it is called with (the
+    cut-off is re-checked against it when its lengths are concrete).
+
+    Units: energies are ``coulomb_constant * charge^2 / length``. The default
+    ``coulomb_constant = 1`` is reduced (Gaussian) units; with positions in Å and charges
+    in e, ``coulomb_constant = hybrax.md.METAL_COULOMB_CONSTANT`` (14.399645 eV Å / e^2)
+    gives eV (LAMMPS metal units).
+
+    Parameters
+    ----------
+    charges
+        ``(N,)`` charges; a differentiable leaf. They must sum to zero (else a
+        `hybrax.ConfigurationError` naming ``charges`` and the sum); traced charges are not
+        checked.
+    box
+        The `PeriodicBox` used to choose the parameters.
+    accuracy
+        Relative RMS energy error for the automatic parameters, in ``(0, 1)``; default 1e-8.
+    cutoff
+        Real-space cut-off (length); default half the shortest box side.
+    alpha
+        Splitting parameter (1 / length); default from ``accuracy``.
+    k_max
+        Largest wave-vector index, an int or one per axis; default from ``accuracy``.
+    coulomb_constant
+        ``k_e = 1 / (4 pi epsilon_0)`` in the chosen units; a differentiable leaf, default 1.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> import hybrax.md as md
+    >>> a = 2.0  # rock salt, nearest-neighbour distance 1
+    >>> base = jnp.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 0]], float)
+    >>> positions = jnp.concatenate([base, jnp.mod(base + jnp.array([1.0, 0.0, 0.0]), a)])
+    >>> charges = jnp.array([1.0] * 4 + [-1.0] * 4)
+    >>> box = md.PeriodicBox(a)
+    >>> coulomb = md.EwaldCoulomb(charges, box, accuracy=1e-8)
+    >>> madelung = -2.0 * coulomb.energy(positions, None, box) / 8
+    >>> round(float(madelung), 5)  # float32; 1.747564595 in float64
+    1.74756
+    """
+
+    charges: Float[Array, " N"] = parameter("charges")
+    coulomb_constant: Float[Array, ""] = parameter(
+        "coulomb_constant", positive=True, example="coulomb_constant=14.399645 (eV Å / e^2)"
+    )
+    alpha: float = eqx.field(static=True)
+    cutoff: float = eqx.field(static=True)
+    k_max: tuple[int, int, int] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        charges: ArrayLike,
+        box: PeriodicBox,
+        *,
+        accuracy: float = 1e-8,
+        cutoff: float | None = None,
+        alpha: float | None = None,
+        k_max: int | tuple[int, int, int] | None = None,
+        coulomb_constant: ArrayLike = 1.0,
+    ):
+        self.charges = charges
+        self.coulomb_constant = coulomb_constant
+        if self.charges.ndim != 1:
+            raise ConfigurationError(
+                f"EwaldCoulomb: charges must be a 1-D array (one charge per atom), got shape "
+                f"{self.charges.shape}"
+            )
+        auto_alpha, self.cutoff, auto_k = ewald_parameters(
+            box, self.charges.shape[0], accuracy, cutoff
+        )
+        if alpha is None:
+            self.alpha = auto_alpha
+        else:
+            self.alpha = check_float(alpha, "alpha", positive=True, example="alpha=3.0")
+        self.k_max = auto_k if k_max is None else _k_max(k_max)
+        concrete = concrete_or_none(self.charges)
+        if concrete is not None and concrete.size:
+            total = float(np.sum(concrete, dtype=np.float64))
+            scale = float(np.sum(np.abs(concrete), dtype=np.float64))
+            tolerance = 10.0 * np.finfo(concrete.dtype).eps * max(scale, 1.0)
+            if abs(total) > tolerance:
+                raise ConfigurationError(
+                    f"EwaldCoulomb: charges must sum to zero (a net-charged periodic system "
+                    f"has infinite Coulomb energy), got sum(charges) = {total:.6g}; add "
+                    "counter-ions or adjust the charges"
+                )
+
+    def _check(self, positions: Array, box) -> Array:
+        if not isinstance(box, PeriodicBox):
+            raise ConfigurationError(
+                f"EwaldCoulomb needs a hybrax.md.PeriodicBox, got {type(box).__name__}"
+            )
+        if positions.ndim != 2 or positions.shape != (self.charges.shape[0], 3):
+            raise ConfigurationError(
+                f"EwaldCoulomb: positions must have shape ({self.charges.shape[0]}, 3) (one "
+                f"row per charge), got {positions.shape}"
+            )
+        lengths = concrete_or_none(box.lengths)
+        if lengths is not None:
+            _check_cutoff(self.cutoff, 0.5 * float(np.min(lengths)))
+        return box.lengths.astype(positions.dtype)
+
+    def real_space_energy(self, positions: Float[Array, "N 3"], box: PeriodicBox) -> Array:
+        """Screened short-range part ``sum_{i<j} q_i q_j erfc(alpha r) / r`` (times k_e)."""
+        self._check(positions, box)
+        dtype = positions.dtype
+        q = self.charges.astype(dtype)
+        d = box.displacement(positions[:, None, :], positions[None, :, :])
+        n = positions.shape[0]
+        off_diagonal = ~np.eye(n, dtype=bool)
+        r2 = jnp.where(off_diagonal, jnp.sum(d * d, axis=-1), 1.0)
+        r = jnp.sqrt(r2)
+        keep = off_diagonal & (r2 < self.cutoff**2)
+        pair = jnp.where(keep, q[:, None] * q[None, :] * erfc(self.alpha * r) / r, 0.0)
+        return 0.5 * self.coulomb_constant.astype(dtype) * jnp.sum(pair)
+
+    def reciprocal_energy(self, positions: Float[Array, "N 3"], box: PeriodicBox) -> Array:
+        """Smooth long-range part ``(2 pi / V) sum_k exp(-k^2 / 4 alpha^2) |S(k)|^2 / k^2``
+        (times k_e)."""
+        lengths = self._check(positions, box)
+        dtype = positions.dtype
+        q = self.charges.astype(dtype)
+        n = jnp.asarray(_half_space_indices(self.k_max), dtype)
+        k = 2.0 * jnp.pi * n / lengths
+        k2 = jnp.sum(k * k, axis=-1)
+        phase = k @ positions.T
+        structure2 = (jnp.cos(phase) @ q) ** 2 + (jnp.sin(phase) @ q) ** 2
+        weight = jnp.exp(-k2 / (4.0 * self.alpha**2)) / k2
+        volume = jnp.prod(lengths)
+        return self.coulomb_constant.astype(dtype) * 4.0 * jnp.pi / volume * weight @ structure2
+
+    def self_energy(self, dtype=None) -> Array:
+        """``-k_e alpha / sqrt(pi) sum_i q_i^2``, the removed self-interaction."""
+        q = self.charges if dtype is None else self.charges.astype(dtype)
+        k_e = self.coulomb_constant.astype(q.dtype)
+        return -k_e * self.alpha / math.sqrt(math.pi) * jnp.sum(q * q)
+
+    def energy(self, positions, neighbors, box):
+        """Total Ewald energy; ``neighbors`` is ignored (the sums are dense)."""
+        return (
+            self.real_space_energy(positions, box)
+            + self.reciprocal_energy(positions, box)
+            + self.self_energy(positions.dtype)
+        )
