@@ -16,7 +16,9 @@ def test_lorenz63_largest_lyapunov_exponent(full_size):
     """Reference 0.9056 (Sprott 2003; float64 RK4 long runs here: 0.9051)."""
     model = Lorenz63()
     stepper = hybrax.RK4(model, 0.01)
-    state, _ = hybrax.rollout(stepper, model.initial_state(jnp.float64), 5000, save_every=None)
+    state, _ = hybrax.rollout(
+        stepper, model.initial_state(dtype=jnp.float64), 5000, save_every=None
+    )
     n_steps = 200_000 if full_size else 100_000
     exponents = hybrax.lyapunov_spectrum(stepper, state, n_steps, k=1, discard_steps=1000)
     assert abs(float(exponents[0]) - 0.906) < 0.05, exponents
@@ -141,3 +143,17 @@ def test_float32_stays_float32():
     final, traj = hybrax.rollout(hybrax.RK4(model, 0.01), state, 20, save_every=10)
     assert final.u.dtype == jnp.float32 and final.time.dtype == jnp.float32
     assert traj.u.dtype == jnp.float32
+
+
+def test_initial_states_share_one_signature():
+    """initial_state(key=None, dtype=None) on every Lorenz model; a dtype passed where the
+    key goes is a ConfigurationError that says to name it."""
+    key = jax.random.key(1)
+    for model in (Lorenz63(), Lorenz96(8), TwoScaleLorenz96(num_slow=4, num_fast_per_slow=3)):
+        plain = model.initial_state(dtype=jnp.float64)
+        noisy = model.initial_state(key, dtype=jnp.float64)
+        assert jax.tree.leaves(plain)[0].dtype == jnp.float64
+        assert not jnp.array_equal(jax.tree.leaves(plain)[0], jax.tree.leaves(noisy)[0])
+        with pytest.raises(ConfigurationError, match="pass the dtype by name"):
+            model.initial_state(jnp.float64)
+    assert jnp.array_equal(Lorenz63().initial_state().u, jnp.ones(3))

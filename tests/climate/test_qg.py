@@ -239,7 +239,7 @@ def test_diagnostics_parseval_and_physical_space():
 # ------------------------------------------------------------------------- steppers
 def test_adams_bashforth3_third_order_and_pyqg_start_up():
     model = hybrax.climate.Lorenz63()
-    state = model.initial_state(jnp.float64)
+    state = model.initial_state(dtype=jnp.float64)
     horizon = 1.0
     reference = _run(hybrax.RK4(model, horizon / 8000), state, 8000).u
     errors = []
@@ -413,10 +413,11 @@ def test_bad_input_messages():
         TwoLayerQG(32, layer_ratio=0.0)
     with pytest.raises(ConfigurationError, match="beta must be a single number"):
         TwoLayerQG(32, beta=jnp.array([1e-11, 2e-11]))
+    rest = model.state_from_pv(q)  # the mean flow alone
     with pytest.raises(ConfigurationError, match=r"Courant number .* use dt <="):
-        model.pyqg_stepper(dt=3e6)
+        hybrax.check_time_step(model.pyqg_stepper(dt=3e6), rest, 0.23)
     with pytest.raises(ConfigurationError, match="Grid sizes must be even"):
         TwoLayerQG(33)
     developed = model.state_from_pv(2e-5 * jax.random.normal(jax.random.key(0), (2, 32, 32)))
     with pytest.raises(ConfigurationError, match="Courant number"):
-        model.check_time_step(6 * HOUR, developed)
+        hybrax.check_time_step(model.pyqg_stepper(6 * HOUR), developed, 0.23)

@@ -30,7 +30,8 @@ def test_lorenz63_spectrum_sums_to_the_divergence():
     """Phase-space volume contracts at -(sigma + 1 + beta): the exponents must sum to it."""
     model = hybrax.climate.Lorenz63()
     stepper = hybrax.RK4(model, 0.01)
-    state, _ = hybrax.rollout(stepper, model.initial_state(jnp.float64), 2000, save_every=None)
+    start = model.initial_state(dtype=jnp.float64)
+    state, _ = hybrax.rollout(stepper, start, 2000, save_every=None)
     exponents = hybrax.lyapunov_spectrum(stepper, state, 20_000, k=3, discard_steps=1000)
     np.testing.assert_allclose(jnp.sum(exponents), -(10 + 1 + 8 / 3), rtol=1e-3)
     assert abs(float(exponents[1])) < 0.02  # the flow direction: zero exponent

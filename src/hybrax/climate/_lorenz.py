@@ -14,13 +14,25 @@ from hybrax.core import (
     check_dtype,
     check_field,
     parameter,
+    scalar_like,
 )
 
 __all__ = ["Lorenz63", "Lorenz96", "TwoScaleLorenz96", "TwoScaleState"]
 
 
-def _like(parameter: Array, x: Array) -> Array:
-    return parameter.astype(x.dtype)
+def _check_key(key, owner: str) -> None:
+    """``key`` must be ``None`` or a JAX PRNG key (not a dtype passed in its place)."""
+    if key is None or isinstance(key, jax.Array):
+        return
+    raise ConfigurationError(
+        f"{owner}: key must be None or a jax.random.key(...), got {key!r:.60}; pass the "
+        "dtype by name, e.g. initial_state(dtype=jnp.float64)"
+    )
+
+
+def _check_count(value, name: str, minimum: int, model: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{model} needs {name} >= {minimum} (an int), got {value!r}")
 
 
 class Lorenz63(AbstractSemilinearDynamics):
@@ -46,28 +58,34 @@ class Lorenz63(AbstractSemilinearDynamics):
     >>> final, _ = hybrax.rollout(hybrax.RK4(model, dt=0.01), model.initial_state(), 500)
     """
 
-    sigma: Float[Array, ""] = parameter("sigma", positive=True, scalar=True, example="sigma=10.0")
-    rho: Float[Array, ""] = parameter("rho", scalar=True, example="rho=28.0")
-    beta: Float[Array, ""] = parameter("beta", positive=True, scalar=True, example="beta=8/3")
-
-    def __init__(self, sigma: ArrayLike = 10.0, rho: ArrayLike = 28.0, beta: ArrayLike = 8 / 3):
-        self.sigma, self.rho, self.beta = sigma, rho, beta
+    sigma: Float[Array, ""] = parameter(
+        "sigma", default=10.0, positive=True, scalar=True, example="sigma=10.0"
+    )
+    rho: Float[Array, ""] = parameter("rho", default=28.0, scalar=True, example="rho=28.0")
+    beta: Float[Array, ""] = parameter(
+        "beta", default=8 / 3, positive=True, scalar=True, example="beta=8/3"
+    )
 
     def linear_operator(self) -> ODEState:
         return ODEState(jnp.stack([-self.sigma, -jnp.ones_like(self.rho), -self.beta]))
 
     def nonlinear(self, state: ODEState, t: ArrayLike) -> ODEState:
         x, y, z = state.u[0], state.u[1], state.u[2]
-        sigma, rho = _like(self.sigma, state.u), _like(self.rho, state.u)
+        sigma, rho = scalar_like(self.sigma, state.u), scalar_like(self.rho, state.u)
         return ODEState(jnp.stack([sigma * y, x * (rho - z), x * y]), state.time)
 
     def check_state(self, state: ODEState) -> None:
         _check_record(state, ODEState, "Lorenz63")
         check_field("state.u", state.u, (3,), model="Lorenz63")
 
-    def initial_state(self, dtype=None) -> ODEState:
-        """The classic start ``(1, 1, 1)`` at time 0 (``dtype``: default float)."""
-        return ODEState(jnp.ones(3, dtype=check_dtype(dtype, "Lorenz63.initial_state")))
+    def initial_state(self, key: PRNGKeyArray | None = None, dtype=None) -> ODEState:
+        """The classic start ``(1, 1, 1)`` at time 0 (``key=None``), or ``(1, 1, 1)`` plus
+        N(0, 1) noise drawn with ``key`` (``dtype``: default float)."""
+        _check_key(key, "Lorenz63.initial_state")
+        u = jnp.ones(3, dtype=check_dtype(dtype, "Lorenz63.initial_state"))
+        if key is None:
+            return ODEState(u)
+        return ODEState(u + jax.random.normal(key, u.shape, u.dtype))
 
 
 class Lorenz96(AbstractSemilinearDynamics):
@@ -99,26 +117,19 @@ class Lorenz96(AbstractSemilinearDynamics):
     (16, 40)
     """
 
-    num_variables: int = eqx.field(static=True)
-    forcing: Float[Array, ""] = parameter("forcing", scalar=True, example="forcing=8.0")
+    num_variables: int = eqx.field(default=40, static=True)
+    forcing: Float[Array, ""] = parameter(
+        "forcing", default=8.0, scalar=True, example="forcing=8.0"
+    )
 
-    def __init__(self, num_variables: int = 40, forcing: ArrayLike = 8.0):
-        if (
-            isinstance(num_variables, bool)
-            or not isinstance(num_variables, int)
-            or num_variables < 4
-        ):
-            raise ConfigurationError(
-                f"Lorenz96 needs num_variables >= 4 (an int), got {num_variables!r}"
-            )
-        self.num_variables = num_variables
-        self.forcing = forcing
+    def __check_init__(self):
+        _check_count(self.num_variables, "num_variables", 4, "Lorenz96")
 
     def linear_operator(self) -> ODEState:
         return ODEState(-jnp.ones((self.num_variables,), self.forcing.dtype))
 
     def nonlinear(self, state: ODEState, t: ArrayLike) -> ODEState:
-        return ODEState(_l96_advection(state.u) + _like(self.forcing, state.u), state.time)
+        return ODEState(_l96_advection(state.u) + scalar_like(self.forcing, state.u), state.time)
 
     def check_state(self, state: ODEState) -> None:
         _check_record(state, ODEState, "Lorenz96")
@@ -129,6 +140,7 @@ class Lorenz96(AbstractSemilinearDynamics):
 
         Spin up for about 10 time units before collecting statistics.
         """
+        _check_key(key, "Lorenz96.initial_state")
         dtype = check_dtype(dtype, "Lorenz96.initial_state") or self.forcing.dtype
         x = jnp.full((self.num_variables,), self.forcing, dtype=dtype)
         if key is None:
@@ -211,39 +223,28 @@ class TwoScaleLorenz96(AbstractSemilinearDynamics):
     (8, 32)
     """
 
-    num_slow: int = eqx.field(static=True)
-    num_fast_per_slow: int = eqx.field(static=True)
-    forcing: Float[Array, ""] = parameter("forcing", scalar=True, example="forcing=20.0")
-    coupling: Float[Array, ""] = parameter("coupling", scalar=True, example="coupling=1.0")
+    num_slow: int = eqx.field(default=8, static=True)
+    num_fast_per_slow: int = eqx.field(default=32, static=True)
+    forcing: Float[Array, ""] = parameter(
+        "forcing", default=20.0, scalar=True, example="forcing=20.0"
+    )
+    coupling: Float[Array, ""] = parameter(
+        "coupling", default=1.0, scalar=True, example="coupling=1.0"
+    )
     amplitude_ratio: Float[Array, ""] = parameter(
-        "amplitude_ratio", positive=True, scalar=True, example="amplitude_ratio=10.0"
+        "amplitude_ratio", default=10.0, positive=True, scalar=True, example="amplitude_ratio=10.0"
     )
     time_scale_ratio: Float[Array, ""] = parameter(
-        "time_scale_ratio", positive=True, scalar=True, example="time_scale_ratio=10.0"
+        "time_scale_ratio",
+        default=10.0,
+        positive=True,
+        scalar=True,
+        example="time_scale_ratio=10.0",
     )
 
-    def __init__(
-        self,
-        num_slow: int = 8,
-        num_fast_per_slow: int = 32,
-        forcing: ArrayLike = 20.0,
-        coupling: ArrayLike = 1.0,
-        amplitude_ratio: ArrayLike = 10.0,
-        time_scale_ratio: ArrayLike = 10.0,
-    ):
-        if isinstance(num_slow, bool) or not isinstance(num_slow, int) or num_slow < 4:
-            raise ConfigurationError(f"TwoScaleLorenz96 needs num_slow (K) >= 4, got {num_slow!r}")
-        if (
-            isinstance(num_fast_per_slow, bool)
-            or not isinstance(num_fast_per_slow, int)
-            or num_fast_per_slow < 1
-        ):
-            raise ConfigurationError(
-                f"TwoScaleLorenz96 needs num_fast_per_slow (J) >= 1, got {num_fast_per_slow!r}"
-            )
-        self.num_slow, self.num_fast_per_slow = num_slow, num_fast_per_slow
-        self.forcing, self.coupling = forcing, coupling
-        self.amplitude_ratio, self.time_scale_ratio = amplitude_ratio, time_scale_ratio
+    def __check_init__(self):
+        _check_count(self.num_slow, "num_slow (K)", 4, "TwoScaleLorenz96")
+        _check_count(self.num_fast_per_slow, "num_fast_per_slow (J)", 1, "TwoScaleLorenz96")
 
     def coupling_tendency(self, x: Array, y: Array) -> Array:
         """The fast variables' effect on ``X``: ``-(h c / b) sum_j Y_{j,k}``, shape ``(K,)``.
@@ -251,7 +252,7 @@ class TwoScaleLorenz96(AbstractSemilinearDynamics):
         This is the term a closure for the one-scale model has to learn.
         """
         h, b, c = (
-            _like(p, x) for p in (self.coupling, self.amplitude_ratio, self.time_scale_ratio)
+            scalar_like(p, x) for p in (self.coupling, self.amplitude_ratio, self.time_scale_ratio)
         )
         return -(h * c / b) * jnp.sum(y, axis=-1)
 
@@ -263,7 +264,7 @@ class TwoScaleLorenz96(AbstractSemilinearDynamics):
     def nonlinear(self, state: TwoScaleState, t: ArrayLike) -> TwoScaleState:
         x, y = state.x, state.y
         forcing, h, b, c = (
-            _like(p, x)
+            scalar_like(p, x)
             for p in (self.forcing, self.coupling, self.amplitude_ratio, self.time_scale_ratio)
         )
         dx = _l96_advection(x) + forcing + self.coupling_tendency(x, y)
@@ -284,6 +285,7 @@ class TwoScaleLorenz96(AbstractSemilinearDynamics):
 
         Spin up for a few time units before collecting statistics.
         """
+        _check_key(key, "TwoScaleLorenz96.initial_state")
         dtype = check_dtype(dtype, "TwoScaleLorenz96.initial_state") or self.forcing.dtype
         k, j = self.num_slow, self.num_fast_per_slow
         x = jnp.full((k,), self.forcing, dtype).at[0].add(0.01)

@@ -16,8 +16,6 @@ from hybrax.core import (
     AbstractSemilinearDynamics,
     ConfigurationError,
     check_dtype,
-    check_float,
-    concrete_or_none,
     mul,
     parameter,
 )
@@ -26,6 +24,7 @@ from hybrax.grids import Grid, SpectralState
 from ._adams_bashforth import AdamsBashforth3
 from ._diagnostics import isotropic_spectrum
 from ._filtered import Filtered
+from ._grid_argument import square_grid
 
 __all__ = ["QGFlow", "TwoLayerQG"]
 
@@ -210,23 +209,7 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         dealias: bool = False,
         parameterization: Callable | None = None,
     ):
-        if isinstance(grid, int) and not isinstance(grid, bool):
-            if (
-                isinstance(domain_length, bool)
-                or not isinstance(domain_length, (int, float))
-                or not math.isfinite(domain_length)
-                or domain_length <= 0
-            ):
-                raise ConfigurationError(
-                    f"{_MODEL}: domain_length must be a positive number of metres, got "
-                    f"{domain_length!r}"
-                )
-            grid = Grid((grid, grid), float(domain_length))
-        if not isinstance(grid, Grid) or grid.ndim != 2:
-            raise ConfigurationError(
-                f"{_MODEL}: grid must be an int (points per side) or a 2D hybrax.grids.Grid "
-                f"of shape (ny, nx), got {grid!r}"
-            )
+        grid = square_grid(grid, domain_length, _MODEL)
         if parameterization is not None and not callable(parameterization):
             raise ConfigurationError(
                 f"{_MODEL}: parameterization must be None or a callable (flow, model) -> PV "
@@ -262,9 +245,8 @@ class TwoLayerQG(AbstractSemilinearDynamics):
 
     def pyqg_stepper(self, dt: ArrayLike = 3600.0) -> Filtered:
         """pyqg's time stepping: `AdamsBashforth3` (Euler, AB2, then AB3) with the filter
-        applied after every step. Start from ``stepper.init(state)``. The time step is
-        checked with `check_time_step` (mean flow only)."""
-        self.check_time_step(dt)
+        applied after every step. Start from ``stepper.init(state)``. Check the time step
+        with ``hybrax.check_time_step(stepper, state, 0.23)`` (see `courant_number`)."""
         return Filtered(AdamsBashforth3(self, dt), self.apply_filter)
 
     # --------------------------------------------------------------- parameters
@@ -414,42 +396,6 @@ class TwoLayerQG(AbstractSemilinearDynamics):
                 f"got {jnp.result_type(state.time)}{tuple(jnp.shape(state.time))}"
             )
 
-    def check_time_step(
-        self,
-        dt: ArrayLike,
-        state: SpectralState | None = None,
-        *,
-        max_courant: float = 0.25,
-    ) -> None:
-        """Raise `ValueError` if ``dt`` (s) violates the advective CFL condition.
-
-        The Courant number ``dt * max(|u + U| / dx + |v| / dy)`` (pyqg's ``cfl``) is
-        computed for the mean flow alone, or for ``state``'s flow when given. pyqg's
-        Adams–Bashforth 3 is stable up to about 0.23 for spectral advection; ``RK4`` to
-        about 0.9 (pass ``max_courant``). The eddy configuration runs at about 0.1 with
-        ``dt = 3600 s``. Values only known under tracing are not checked.
-        """
-        if concrete_or_none(dt) is None:
-            return
-        step = check_float(dt, f"{_MODEL}: dt", positive=True, example="dt=3600.0 (seconds)")
-        velocities = concrete_or_none((self.upper_velocity, self.lower_velocity))
-        if state is None:
-            if velocities is None:
-                return
-            courant = step * float(np.max(np.abs(velocities))) / self.grid.spacing[1]
-        else:
-            courant = concrete_or_none(self.courant_number(state, step))
-            if courant is None:
-                return
-            courant = float(courant)
-        if courant > max_courant:
-            largest = step * max_courant / courant
-            raise ConfigurationError(
-                f"{_MODEL}: dt={step:g} s gives a Courant number {courant:.3g} above the stable "
-                f"limit {max_courant:g}; use dt <= {largest:.4g} s (the eddy configuration "
-                "uses 3600 s at 64^2, halve it for each doubling of resolution)"
-            )
-
     # -------------------------------------------------------------- conversions
     def state_from_pv(self, q: Float[ArrayLike, "2 ny nx"], time: ArrayLike = 0.0) -> SpectralState:
         """The state holding the physical PV anomaly ``q`` (1/s, shape ``(2, ny, nx)``)."""
@@ -547,7 +493,24 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         return jnp.sum(self._weights(real) * cross, axis=(-2, -1))
 
     def courant_number(self, state: SpectralState, dt: ArrayLike) -> Float[Array, ""]:
-        """pyqg's CFL number ``dt * max(|u + U| / dx + |v| / dy)`` of ``state``."""
+        """pyqg's advective CFL number ``dt * max(|u + U| / dx + |v| / dy)`` of ``state``
+        (mean flow ``U`` included), read by `hybrax.check_time_step` and
+        `hybrax.max_time_step`.
+
+        Spectral advection has eigenvalues up to about ``i pi`` times this number, so the
+        usual steppers are stable up to: pyqg's `AdamsBashforth3` (`pyqg_stepper`) about
+        0.23, `hybrax.RK4` about 0.9, `hybrax.ETDRK4` about 0.9 (the linear part is exact).
+        The eddy configuration runs at about 0.1 with ``dt = 3600 s`` at 64^2; halve ``dt``
+        for each doubling of resolution.
+
+        Examples
+        --------
+        >>> import hybrax, jax
+        >>> model = hybrax.climate.TwoLayerQG.eddy(32)
+        >>> state = model.initial_state(jax.random.key(0))
+        >>> hybrax.max_time_step(model, state, 0.23) > 3600.0
+        True
+        """
         flow = self.flow(state)
         real = flow.u.dtype
         dy, dx = self.grid.spacing

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import math
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -14,10 +13,10 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, DTypeLike, Float
 
 from hybrax.core import (
-    RK4,
     AbstractDynamics,
     ConfigurationError,
     check_dtype,
+    check_field,
     check_float,
     check_parameter,
     concrete_or_none,
@@ -25,6 +24,8 @@ from hybrax.core import (
     parameter,
 )
 from hybrax.grids import Grid
+
+from ._grid_argument import square_grid
 
 __all__ = [
     "AbstractShallowWaterForcing",
@@ -179,7 +180,8 @@ class ShallowWater(AbstractDynamics):
 
     **State**: `ShallowWaterState` ``(u, v, eta, time)``, arrays ``(nx, ny)`` indexed
     ``[x, y]``. Integrate with `hybrax.RK4` (or `SSPRK3`); the time step is limited by
-    the fastest gravity wave: see `check_time_step` / `max_time_step`, and `rk4`.
+    the fastest gravity wave: see `courant_number` (``hybrax.max_time_step(model, state,
+    2.8)`` for `hybrax.RK4`).
 
     Parameters
     ----------
@@ -211,7 +213,7 @@ class ShallowWater(AbstractDynamics):
     >>> import hybrax
     >>> model = hybrax.climate.ShallowWater(64)
     >>> state = model.vortex_state(amplitude=-20.0, radius=4e5)
-    >>> final, energy = hybrax.rollout(model.rk4(600.0), state, 100, save_every=50,
+    >>> final, energy = hybrax.rollout(hybrax.RK4(model, 600.0), state, 100, save_every=50,
     ...     observe=model.energy)
     >>> energy.shape
     (2,)
@@ -245,13 +247,7 @@ class ShallowWater(AbstractDynamics):
         viscosity: ArrayLike = 0.0,
         forcing: AbstractShallowWaterForcing | None = None,
     ):
-        if isinstance(grid, int) and not isinstance(grid, bool):
-            grid = Grid((grid, grid), domain_length)
-        if not isinstance(grid, Grid) or grid.ndim != 2:
-            raise ConfigurationError(
-                f"{_MODEL}: grid must be an int (points per side) or a 2D hybrax.grids.Grid, "
-                f"got {grid!r}"
-            )
+        grid = square_grid(grid, domain_length, _MODEL)
         if forcing is not None and not isinstance(forcing, AbstractShallowWaterForcing):
             raise ConfigurationError(
                 f"{_MODEL}: forcing must be an AbstractShallowWaterForcing (e.g. "
@@ -338,21 +334,7 @@ class ShallowWater(AbstractDynamics):
                 "with model.rest_state(), model.vortex_state() or ShallowWaterState(u, v, eta)"
             )
         for name in ("u", "v", "eta"):
-            value = getattr(state, name)
-            shape = tuple(jnp.shape(value))
-            if shape != self.grid.shape:
-                hint = ""
-                if len(shape) > 2 and shape[-2:] == self.grid.shape:
-                    hint = "; for an ensemble use jax.vmap over the leading axis"
-                raise ConfigurationError(
-                    f"{_MODEL}: state.{name} must have the grid's shape {self.grid.shape} "
-                    f"([x, y] on the C-grid), got {shape}{hint}"
-                )
-            if not jnp.issubdtype(jnp.result_type(value), jnp.floating):
-                raise ConfigurationError(
-                    f"{_MODEL}: state.{name} must be float32 or float64, got "
-                    f"{jnp.result_type(value)}"
-                )
+            check_field(f"state.{name}", getattr(state, name), self.grid.shape, model=_MODEL)
         dtypes = {jnp.result_type(getattr(state, n)) for n in ("u", "v", "eta", "time")}
         if len(dtypes) != 1:
             raise ConfigurationError(
@@ -360,46 +342,31 @@ class ShallowWater(AbstractDynamics):
             )
 
     # ---------------------------------------------------------------- time step
-    def max_time_step(self, state: ShallowWaterState | None = None, limit: float = 2.8):
-        """Largest stable time step (s) of an explicit scheme whose stability region reaches
-        ``limit`` on the imaginary axis (about 2.8 for `hybrax.RK4`, 1.7 for SSPRK3).
+    def courant_number(self, state: ShallowWaterState, dt: ArrayLike) -> Float[Array, ""]:
+        """``dt`` times the fastest rate of the discrete system for ``state``: the C-grid's
+        fastest gravity-wave frequency ``sqrt(f_0^2 + 4 g max(h) (1/dx^2 + 1/dy^2))``
+        (``h = H + eta``) plus the advective rate ``2 max(|u|/dx + |v|/dy)``.
 
-        Uses the C-grid's fastest gravity-wave frequency
-        ``sqrt(f_0^2 + 4 g H (1/dx^2 + 1/dy^2))`` plus, with ``state``, the advective
-        rate ``2 max(|u|/dx + |v|/dy)`` and the local depth ``max(h)``."""
+        The waves' eigenvalues are imaginary, so a stepper is stable up to the reach of its
+        stability region on the imaginary axis: about 2.8 for `hybrax.RK4` and 1.7 for
+        `hybrax.SSPRK3`; `hybrax.Euler` and `hybrax.Heun` have none (they amplify
+        undamped waves at every ``dt``). Read by `hybrax.check_time_step` and
+        `hybrax.max_time_step`, e.g. ``hybrax.max_time_step(model, state, 2.8)``.
+
+        Examples
+        --------
+        >>> import hybrax
+        >>> model = hybrax.climate.ShallowWater.f_plane(64)
+        >>> int(hybrax.max_time_step(model, model.rest_state(), 2.8))  # seconds
+        780
+        """
+        dtype = state.eta.dtype
+        g, depth, f0, _, _ = self._scalars(dtype)
         dx, dy = self.grid.spacing
-        depth = float(self.mean_depth)
-        advective = 0.0
-        if state is not None:
-            depth = depth + float(jnp.max(state.eta))
-            advective = 2 * float(jnp.max(jnp.abs(state.u)) / dx + jnp.max(jnp.abs(state.v)) / dy)
-        gravity_wave = math.sqrt(
-            float(self.coriolis) ** 2 + 4 * float(self.gravity) * depth * (dx**-2 + dy**-2)
-        )
-        return limit / (gravity_wave + advective)
-
-    def check_time_step(
-        self, dt: ArrayLike, state: ShallowWaterState | None = None, limit: float = 2.8
-    ) -> None:
-        """Raise `hybrax.ConfigurationError` if ``dt`` (s) exceeds `max_time_step` (the
-        gravity-wave CFL limit; values only known under tracing are not checked)."""
-        values = jax.tree.leaves((dt, self.gravity, self.mean_depth, self.coriolis, state))
-        if any(concrete_or_none(v) is None for v in values):
-            return
-        step = check_float(dt, f"{_MODEL}: dt", positive=True, example="dt=600.0 (seconds)")
-        largest = self.max_time_step(state, limit)
-        if step > largest:
-            c = math.sqrt(float(self.gravity) * float(self.mean_depth))
-            raise ConfigurationError(
-                f"{_MODEL}: dt={step:g} s violates the CFL condition of the fastest gravity "
-                f"waves (speed sqrt(g H) = {c:.3g} m/s on dx = {min(self.grid.spacing):.3g} m): "
-                f"use dt <= {largest:.4g} s"
-            )
-
-    def rk4(self, dt: ArrayLike) -> RK4:
-        """`hybrax.RK4` on this model after `check_time_step`."""
-        self.check_time_step(dt)
-        return RK4(self, dt)
+        deepest = depth + jnp.max(state.eta)
+        gravity_wave = jnp.sqrt(f0 * f0 + 4 * g * deepest * (dx**-2 + dy**-2))
+        advective = 2 * (jnp.max(jnp.abs(state.u)) / dx + jnp.max(jnp.abs(state.v)) / dy)
+        return jnp.asarray(dt).astype(dtype) * (gravity_wave + advective)
 
     # -------------------------------------------------------------- diagnostics
     def total_depth(self, state: ShallowWaterState) -> Float[Array, "nx ny"]:

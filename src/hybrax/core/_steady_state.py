@@ -65,7 +65,9 @@ def steady_state(
         guess's ``time`` leaf, or 0.
     rtol, atol
         Newton's stopping tolerances on the step and on the tendency, in the state's units
-        (default 1e-10 in float64, 1e-5 in float32). Ignored when ``solver`` is given.
+        (default 1e-10 in float64; 1e-3 in float32, above the round-off of typical
+        tendencies, after which Newton's last step has usually made the state far more
+        accurate). Ignored when ``solver`` is given.
     max_steps
         Newton iterations allowed (static).
     solver
@@ -114,7 +116,7 @@ def steady_state(
             "state, e.g. model.initial_state()"
         )
     wide = any(jnp.finfo(leaf.dtype).bits == 64 for leaf in leaves)
-    default = 1e-10 if wide else 1e-5
+    default = 1e-10 if wide else 1e-3
     rtol = default if rtol is None else check_float(rtol, "rtol", positive=True)
     atol = default if atol is None else check_float(atol, "atol", positive=True)
     if solver is None:
