@@ -15,7 +15,12 @@ Everything is an `equinox.Module`: the box, the neighbour list, the energies (wh
 
 from ._bonded import HarmonicAngles, HarmonicBonds
 from ._energy import AbstractEnergy, SumEnergy
-from ._ewald import METAL_COULOMB_CONSTANT, EwaldCoulomb, ewald_parameters
+from ._ewald import (
+    METAL_COULOMB_CONSTANT,
+    AbstractEwald,
+    EwaldCoulomb,
+    ewald_parameters,
+)
 from ._integrators import (
     AbstractMDStepper,
     BrownianDynamics,
@@ -45,6 +50,7 @@ from ._pair import (
     SmoothLennardJones,
     SoftSphere,
 )
+from ._pme import ParticleMeshEwald
 from ._simulate import NeighborListOverflowWarning, simulate
 from ._space import AbstractBox, FreeSpace, PeriodicBox
 from ._state import MDState, NoseHooverChainState
@@ -54,6 +60,7 @@ __all__ = [
     "METAL_COULOMB_CONSTANT",
     "AbstractBox",
     "AbstractEnergy",
+    "AbstractEwald",
     "AbstractMDStepper",
     "AbstractPairEnergy",
     "BrownianDynamics",
@@ -72,6 +79,7 @@ __all__ = [
     "NoseHooverChain",
     "NoseHooverChainState",
     "PairPotential",
+    "ParticleMeshEwald",
     "PeriodicBox",
     "SmoothLennardJones",
     "SoftSphere",

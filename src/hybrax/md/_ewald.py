@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 
 import equinox as eqx
@@ -10,12 +11,18 @@ import numpy as np
 from jax.scipy.special import erfc
 from jaxtyping import Array, ArrayLike, Float
 
-from hybrax.core import ConfigurationError, check_float, concrete_or_none, parameter
+from hybrax.core import (
+    ConfigurationError,
+    check_float,
+    check_parameter,
+    concrete_or_none,
+    parameter,
+)
 
 from ._energy import AbstractEnergy
 from ._space import PeriodicBox
 
-__all__ = ["METAL_COULOMB_CONSTANT", "EwaldCoulomb", "ewald_parameters"]
+__all__ = ["METAL_COULOMB_CONSTANT", "AbstractEwald", "EwaldCoulomb", "ewald_parameters"]
 
 METAL_COULOMB_CONSTANT = 14.399645
 """``1 / (4 pi epsilon_0)`` in LAMMPS metal units, eV Å / e^2 (pass it as
@@ -161,7 +168,94 @@ def _half_space_indices(k_max: tuple[int, int, int]) -> np.ndarray:
     return n[inside & half]
 
 
-class EwaldCoulomb(AbstractEnergy):
+def _check_charges(charges: Array, owner: str) -> None:
+    if charges.ndim != 1:
+        raise ConfigurationError(
+            f"{owner}: charges must be a 1-D array (one charge per atom), got shape {charges.shape}"
+        )
+    concrete = concrete_or_none(charges)
+    if concrete is not None and concrete.size:
+        total = float(np.sum(concrete, dtype=np.float64))
+        scale = float(np.sum(np.abs(concrete), dtype=np.float64))
+        tolerance = 10.0 * np.finfo(concrete.dtype).eps * max(scale, 1.0)
+        if abs(total) > tolerance:
+            raise ConfigurationError(
+                f"{owner}: charges must sum to zero (a net-charged periodic system has "
+                f"infinite Coulomb energy), got sum(charges) = {total:.6g}; add counter-ions "
+                "or adjust the charges"
+            )
+
+
+def _splitting(alpha, auto_alpha: float) -> float:
+    if alpha is None:
+        return auto_alpha
+    return check_float(alpha, "alpha", positive=True, example="alpha=3.0")
+
+
+class AbstractEwald(AbstractEnergy):
+    """Ewald-split Coulomb energy ``U = U_real + U_reciprocal + U_self`` of point charges in
+    an orthorhombic `PeriodicBox` (tin-foil boundary conditions).
+
+    Holds the real-space part (all minimum-image pairs within ``cutoff``, dense) and the
+    self term; subclasses implement ``reciprocal_energy(positions, box)`` (a direct k-sum in
+    `EwaldCoulomb`, a smooth particle mesh in `ParticleMeshEwald`).
+    """
+
+    charges: eqx.AbstractVar[Float[Array, " N"]]
+    coulomb_constant: eqx.AbstractVar[Float[Array, ""]]
+    alpha: eqx.AbstractVar[float]
+    cutoff: eqx.AbstractVar[float]
+
+    @abc.abstractmethod
+    def reciprocal_energy(self, positions: Float[Array, "N 3"], box: PeriodicBox) -> Array:
+        """The smooth long-range part (times k_e)."""
+
+    def _check(self, positions: Array, box) -> Array:
+        name = type(self).__name__
+        if not isinstance(box, PeriodicBox):
+            raise ConfigurationError(
+                f"{name} needs a hybrax.md.PeriodicBox, got {type(box).__name__}"
+            )
+        if positions.ndim != 2 or positions.shape != (self.charges.shape[0], 3):
+            raise ConfigurationError(
+                f"{name}: positions must have shape ({self.charges.shape[0]}, 3) (one row "
+                f"per charge), got {positions.shape}"
+            )
+        lengths = concrete_or_none(box.lengths)
+        if lengths is not None:
+            _check_cutoff(self.cutoff, 0.5 * float(np.min(lengths)))
+        return box.lengths.astype(positions.dtype)
+
+    def real_space_energy(self, positions: Float[Array, "N 3"], box: PeriodicBox) -> Array:
+        """Screened short-range part ``sum_{i<j} q_i q_j erfc(alpha r) / r`` (times k_e)."""
+        self._check(positions, box)
+        dtype = positions.dtype
+        q = self.charges.astype(dtype)
+        d = box.displacement(positions[:, None, :], positions[None, :, :])
+        n = positions.shape[0]
+        off_diagonal = ~np.eye(n, dtype=bool)
+        r2 = jnp.where(off_diagonal, jnp.sum(d * d, axis=-1), 1.0)
+        r = jnp.sqrt(r2)
+        keep = off_diagonal & (r2 < self.cutoff**2)
+        pair = jnp.where(keep, q[:, None] * q[None, :] * erfc(self.alpha * r) / r, 0.0)
+        return 0.5 * self.coulomb_constant.astype(dtype) * jnp.sum(pair)
+
+    def self_energy(self, dtype=None) -> Array:
+        """``-k_e alpha / sqrt(pi) sum_i q_i^2``, the removed self-interaction."""
+        q = self.charges if dtype is None else self.charges.astype(dtype)
+        k_e = self.coulomb_constant.astype(q.dtype)
+        return -k_e * self.alpha / math.sqrt(math.pi) * jnp.sum(q * q)
+
+    def energy(self, positions, neighbors, box):
+        """Total Ewald energy; ``neighbors`` is ignored (the sums are dense)."""
+        return (
+            self.real_space_energy(positions, box)
+            + self.reciprocal_energy(positions, box)
+            + self.self_energy(positions.dtype)
+        )
+
+
+class EwaldCoulomb(AbstractEwald):
     """Coulomb energy of point charges in an orthorhombic periodic box by Ewald summation.
 
     .. math::
@@ -241,61 +335,14 @@ class EwaldCoulomb(AbstractEnergy):
         k_max: int | tuple[int, int, int] | None = None,
         coulomb_constant: ArrayLike = 1.0,
     ):
-        self.charges = charges
+        self.charges = check_parameter(charges, "charges")
         self.coulomb_constant = coulomb_constant
-        if self.charges.ndim != 1:
-            raise ConfigurationError(
-                f"EwaldCoulomb: charges must be a 1-D array (one charge per atom), got shape "
-                f"{self.charges.shape}"
-            )
+        _check_charges(self.charges, "EwaldCoulomb")
         auto_alpha, self.cutoff, auto_k = ewald_parameters(
             box, self.charges.shape[0], accuracy, cutoff
         )
-        if alpha is None:
-            self.alpha = auto_alpha
-        else:
-            self.alpha = check_float(alpha, "alpha", positive=True, example="alpha=3.0")
+        self.alpha = _splitting(alpha, auto_alpha)
         self.k_max = auto_k if k_max is None else _k_max(k_max)
-        concrete = concrete_or_none(self.charges)
-        if concrete is not None and concrete.size:
-            total = float(np.sum(concrete, dtype=np.float64))
-            scale = float(np.sum(np.abs(concrete), dtype=np.float64))
-            tolerance = 10.0 * np.finfo(concrete.dtype).eps * max(scale, 1.0)
-            if abs(total) > tolerance:
-                raise ConfigurationError(
-                    f"EwaldCoulomb: charges must sum to zero (a net-charged periodic system "
-                    f"has infinite Coulomb energy), got sum(charges) = {total:.6g}; add "
-                    "counter-ions or adjust the charges"
-                )
-
-    def _check(self, positions: Array, box) -> Array:
-        if not isinstance(box, PeriodicBox):
-            raise ConfigurationError(
-                f"EwaldCoulomb needs a hybrax.md.PeriodicBox, got {type(box).__name__}"
-            )
-        if positions.ndim != 2 or positions.shape != (self.charges.shape[0], 3):
-            raise ConfigurationError(
-                f"EwaldCoulomb: positions must have shape ({self.charges.shape[0]}, 3) (one "
-                f"row per charge), got {positions.shape}"
-            )
-        lengths = concrete_or_none(box.lengths)
-        if lengths is not None:
-            _check_cutoff(self.cutoff, 0.5 * float(np.min(lengths)))
-        return box.lengths.astype(positions.dtype)
-
-    def real_space_energy(self, positions: Float[Array, "N 3"], box: PeriodicBox) -> Array:
-        """Screened short-range part ``sum_{i<j} q_i q_j erfc(alpha r) / r`` (times k_e)."""
-        self._check(positions, box)
-        dtype = positions.dtype
-        q = self.charges.astype(dtype)
-        d = box.displacement(positions[:, None, :], positions[None, :, :])
-        n = positions.shape[0]
-        off_diagonal = ~np.eye(n, dtype=bool)
-        r2 = jnp.where(off_diagonal, jnp.sum(d * d, axis=-1), 1.0)
-        r = jnp.sqrt(r2)
-        keep = off_diagonal & (r2 < self.cutoff**2)
-        pair = jnp.where(keep, q[:, None] * q[None, :] * erfc(self.alpha * r) / r, 0.0)
-        return 0.5 * self.coulomb_constant.astype(dtype) * jnp.sum(pair)
 
     def reciprocal_energy(self, positions: Float[Array, "N 3"], box: PeriodicBox) -> Array:
         """Smooth long-range part ``(2 pi / V) sum_k exp(-k^2 / 4 alpha^2) |S(k)|^2 / k^2``
@@ -311,17 +358,3 @@ class EwaldCoulomb(AbstractEnergy):
         weight = jnp.exp(-k2 / (4.0 * self.alpha**2)) / k2
         volume = jnp.prod(lengths)
         return self.coulomb_constant.astype(dtype) * 4.0 * jnp.pi / volume * weight @ structure2
-
-    def self_energy(self, dtype=None) -> Array:
-        """``-k_e alpha / sqrt(pi) sum_i q_i^2``, the removed self-interaction."""
-        q = self.charges if dtype is None else self.charges.astype(dtype)
-        k_e = self.coulomb_constant.astype(q.dtype)
-        return -k_e * self.alpha / math.sqrt(math.pi) * jnp.sum(q * q)
-
-    def energy(self, positions, neighbors, box):
-        """Total Ewald energy; ``neighbors`` is ignored (the sums are dense)."""
-        return (
-            self.real_space_energy(positions, box)
-            + self.reciprocal_energy(positions, box)
-            + self.self_energy(positions.dtype)
-        )
