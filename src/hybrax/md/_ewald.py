@@ -247,12 +247,18 @@ class AbstractEwald(AbstractEnergy):
         return -k_e * self.alpha / math.sqrt(math.pi) * jnp.sum(q * q)
 
     def energy(self, positions, neighbors, box):
-        """Total Ewald energy; ``neighbors`` is ignored (the sums are dense)."""
-        return (
-            self.real_space_energy(positions, box)
-            + self.reciprocal_energy(positions, box)
-            + self.self_energy(positions.dtype)
-        )
+        """Total Ewald energy, one compiled call; ``neighbors`` is ignored (dense sums)."""
+        self._check(positions, box)  # here, where the box may still be concrete
+        return _total_energy(self, positions, box)
+
+
+@eqx.filter_jit
+def _total_energy(ewald: AbstractEwald, positions: Array, box: PeriodicBox) -> Array:
+    return (
+        ewald.real_space_energy(positions, box)
+        + ewald.reciprocal_energy(positions, box)
+        + ewald.self_energy(positions.dtype)
+    )
 
 
 class EwaldCoulomb(AbstractEwald):
