@@ -91,7 +91,7 @@ def hybrax_runner(positions, velocities, box, steps, warmup, skin=SKIN):
     state = stepper.init(positions, velocities, nbrs)
     melted, _ = md.simulate(stepper, state, warmup, chunk_size=warmup, progress=False)
     sized = melted.neighbors.grow(melted.positions, box)
-    nbrs = md.neighbor_list(
+    nbrs = md.CellNeighborList.build(
         positions, box, CUTOFF, skin=skin, minimum_capacity=(sized.column_capacity, sized.widths)
     )
     state = stepper.init(positions, velocities, nbrs)

@@ -95,7 +95,7 @@ def test_brownian_dimer_equipartition():
 
 def test_gradient_of_mean_energy_through_nvt_matches_finite_differences(fcc108):
     positions, box = fcc108
-    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=2.5)
     velocities = md.maxwell_boltzmann(jax.random.key(4), positions.shape[0], 1.0)
 
     def mean_energy(epsilon):
@@ -121,7 +121,7 @@ def test_gradient_of_mean_energy_through_nvt_matches_finite_differences(fcc108):
 
 def test_vmap_over_a_batch_of_systems(fcc108):
     positions, box = fcc108
-    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=2.5)
     stepper = md.VelocityVerlet(md.LennardJones(cutoff=2.5), box, dt=0.005)
     keys = jax.random.split(jax.random.key(6), 2)
     velocities = jax.vmap(lambda k: md.maxwell_boltzmann(k, positions.shape[0], 1.0))(keys)
@@ -153,7 +153,7 @@ def test_overflow_raises_inside_rollout_and_simulate_regrows():
     # an overflowed list would have given NaN forces; the regrown run conserves energy
     e0, e1 = md.total_energy(state), md.total_energy(final)
     assert np.isfinite(float(e1)) and abs(float(e1 - e0) / float(e0)) < 1e-3
-    dense = md.neighbor_list(final.positions, box, cutoff=2.5, mode="dense")
+    dense = md.DenseNeighborList.build(final.positions, box, cutoff=2.5)
     np.testing.assert_allclose(final.forces, lj.forces(final.positions, dense, box), atol=1e-9)
     tiny = dataclasses.replace(fitted, widths=tuple(w // 2 for w in exact))
     with pytest.raises(hybrax.NeighborListError, match="too small for these positions"):
@@ -213,7 +213,7 @@ def test_masses_of_the_wrong_length_are_rejected_at_init(fcc108, count):
     """Probe row 54: masses (10,) or (3,) for 108 atoms failed with a broadcast TypeError
     at the first step."""
     positions, box = fcc108
-    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=2.5)
     stepper = md.VelocityVerlet(md.LennardJones(cutoff=2.5), box, dt=0.005, masses=jnp.ones(count))
     with pytest.raises(hybrax.ConfigurationError, match=rf"masses has shape \({count},\).*108"):
         stepper.init(positions, None, nbrs)
@@ -270,7 +270,7 @@ def test_energy_and_box_must_be_md_objects(fcc108):
 
 def test_init_is_idempotent_and_rejects_extra_arguments_with_a_state(fcc108):
     positions, box = fcc108
-    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=2.5)
     stepper = md.LangevinBAOAB(md.LennardJones(cutoff=2.5), box, dt=0.005, temperature=1.0)
     state = stepper.init(positions, None, nbrs, key=jax.random.key(0))
     assert stepper.init(state) is state

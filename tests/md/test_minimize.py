@@ -14,7 +14,7 @@ def test_fire_puts_a_dimer_at_the_lj_minimum():
         md.LennardJones(epsilon=1.3, sigma=1.1, cutoff=3.0),
         positions,
         md.FreeSpace(),
-        md.neighbor_list(positions, md.FreeSpace(), cutoff=3.0, mode="dense"),
+        md.DenseNeighborList.build(positions, md.FreeSpace(), cutoff=3.0),
         force_tolerance=1e-10,
     )
     distance = float(jnp.linalg.norm(result.positions[1] - result.positions[0]))
@@ -37,7 +37,7 @@ def test_fire_relaxes_a_perturbed_crystal_to_the_lattice_energy(fcc500):
 
 def test_fire_stepper_lowers_the_energy_in_rollout():
     positions, box = perturbed_fcc(3, noise=0.05)
-    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=2.5)
     fire = md.FIRE(md.LennardJones(cutoff=2.5), box, dt=0.005)
     state = fire.init(positions, nbrs)
     final, energies = hybrax.rollout(
@@ -74,7 +74,7 @@ def test_minimize_rejects_bad_arguments():
 
 def test_fire_init_is_idempotent():
     positions, box = perturbed_fcc(3, noise=0.05)
-    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=2.5)
     fire = md.FIRE(md.LennardJones(cutoff=2.5), box, dt=0.005)
     state = fire.init(positions, nbrs)
     assert fire.init(state) is state

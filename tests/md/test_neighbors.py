@@ -27,8 +27,8 @@ def brute_force_lj(positions, lengths, cutoff, shift=False):
 def test_cell_list_energy_equals_dense_and_brute_force(fcc500):
     positions, box = fcc500
     cells = md.neighbor_list(positions, box, cutoff=2.5, skin=0.3)
-    dense = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
-    assert cells.mode == "cells" and dense.mode == "dense"
+    dense = md.DenseNeighborList.build(positions, box, cutoff=2.5)
+    assert isinstance(cells, md.CellNeighborList) and isinstance(dense, md.DenseNeighborList)
     lj = md.LennardJones(cutoff=2.5, shift=False)
     reference = brute_force_lj(positions, np.asarray(box.lengths), 2.5)
     e_cells, f_cells = lj.energy_and_forces(positions, cells, box)
@@ -48,7 +48,7 @@ def test_list_stays_valid_within_half_skin_and_rebuilds_after(fcc500, key):
     direction = direction / jnp.max(jnp.linalg.norm(direction, axis=1))
     small = box.wrap(positions + 0.19 * direction)  # everyone moved < skin / 2
     assert not bool(nbrs.needs_update(small, box))
-    dense = md.neighbor_list(small, box, cutoff=2.5, mode="dense")
+    dense = md.DenseNeighborList.build(small, box, cutoff=2.5)
     np.testing.assert_allclose(
         lj.energy(small, nbrs, box), lj.energy(small, dense, box), rtol=1e-12
     )
@@ -56,7 +56,7 @@ def test_list_stays_valid_within_half_skin_and_rebuilds_after(fcc500, key):
     assert bool(nbrs.needs_update(large, box))
     rebuilt = jax.jit(lambda n, p: n.maybe_update(p, box))(nbrs, large)
     assert int(rebuilt.num_builds) == int(nbrs.num_builds) + 1
-    dense = md.neighbor_list(large, box, cutoff=2.5, mode="dense")
+    dense = md.DenseNeighborList.build(large, box, cutoff=2.5)
     np.testing.assert_allclose(
         lj.energy(large, rebuilt, box), lj.energy(large, dense, box), rtol=1e-12
     )
@@ -114,8 +114,8 @@ def test_bad_input_messages(fcc500):
     with pytest.raises(ValueError, match="built for 500"):
         md.LennardJones(cutoff=2.0).energy(positions[:10], nbrs, box)
     small, small_box = perturbed_fcc(3)
-    with pytest.raises(ValueError, match="mode='dense'"):
-        md.neighbor_list(small, small_box, cutoff=2.0, mode="cells")
+    with pytest.raises(hybrax.ConfigurationError, match=r"DenseNeighborList\.build"):
+        md.CellNeighborList.build(small, small_box, cutoff=2.0)
 
 
 @pytest.mark.parametrize("value", [0.3, 0.999, 0.0, -1.0, float("nan"), float("inf"), "2", True])
@@ -135,14 +135,14 @@ def test_capacity_multiplier_below_one_or_not_finite_is_rejected(fcc500, value):
         ({"cutoff": 2.5, "skin": -0.1}, "skin"),
         ({"cutoff": 2.5, "skin": float("inf")}, "skin"),
         ({"cutoff": 2.5j}, "cutoff"),
-        ({"cutoff": 2.5, "mode": "tree"}, "mode"),
         ({"cutoff": 2.5, "minimum_capacity": (3, (1, 2))}, "minimum_capacity"),
     ],
 )
 def test_bad_list_arguments_name_the_argument(fcc500, kwargs, name):
     positions, box = fcc500
+    build = md.CellNeighborList.build if "minimum_capacity" in kwargs else md.neighbor_list
     with pytest.raises(hybrax.ConfigurationError, match=name):
-        md.neighbor_list(positions, box, **kwargs)
+        build(positions, box, **kwargs)
     with pytest.raises(hybrax.ConfigurationError, match="box"):
         md.neighbor_list(positions, 8.4, cutoff=2.5)
 

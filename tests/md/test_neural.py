@@ -11,16 +11,8 @@ import pytest
 
 import hybrax
 import hybrax.md as md
-from hybrax.nn import (
-    BesselBasis,
-    CosineEnvelope,
-    EnergyForceLoss,
-    GaussianBasis,
-    NeuralPairPotential,
-    PolynomialEnvelope,
-    SchNetPotential,
-    label_frames,
-)
+from hybrax.md import EnergyForceLoss, NeuralPairPotential, SchNetPotential, label_frames
+from hybrax.nn import BesselBasis, CosineEnvelope, GaussianBasis, PolynomialEnvelope
 
 
 def key(seed: int):
@@ -120,7 +112,7 @@ def test_forces_match_finite_differences(name, finite_difference):
     potential = POTENTIALS[name]
     positions = cluster()
     box = md.FreeSpace()
-    nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=CUTOFF)
     energy, forces = energy_and_forces(potential, positions, nbrs, box)
     np.testing.assert_allclose(energy, energy_of(potential, positions, nbrs, box), rtol=1e-12)
     assert float(jnp.max(jnp.abs(forces))) > 1e-3  # a non-trivial test
@@ -153,7 +145,7 @@ def test_rotation_translation_permutation_invariance(name):
     potential = POTENTIALS[name]
     positions = cluster()
     box = md.FreeSpace()
-    nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=CUTOFF)
     energy, forces = energy_and_forces(potential, positions, nbrs, box)
 
     rotation = jnp.asarray(random_rotation(4))
@@ -178,9 +170,9 @@ def test_periodic_translation_invariance_and_cells_equal_dense():
     positions, box = liquid_like(3)  # 108 atoms, box 5.04: cells need cutoff + skin <= 2
     pair = NeuralPairPotential(1.6, key=key(2), width_size=16, dtype=jnp.float64)
     schnet = SchNetPotential(1.6, key=key(3), num_features=8, num_interactions=2, dtype=jnp.float64)
-    cells = md.neighbor_list(positions, box, cutoff=1.6, skin=0.2, mode="cells")
-    dense = md.neighbor_list(positions, box, cutoff=1.6, skin=0.2, mode="dense")
-    assert cells.mode == "cells" and dense.mode == "dense"
+    cells = md.CellNeighborList.build(positions, box, cutoff=1.6, skin=0.2)
+    dense = md.DenseNeighborList.build(positions, box, cutoff=1.6, skin=0.2)
+    assert isinstance(cells, md.CellNeighborList) and isinstance(dense, md.DenseNeighborList)
     shifted = box.wrap(positions + jnp.asarray([2.1, -0.7, 3.3]))
     for potential in (pair, schnet):
         e_cells, f_cells = energy_and_forces(potential, positions, cells, box)
@@ -200,7 +192,7 @@ def test_energy_and_force_vanish_smoothly_at_the_cutoff(name):
     potential = {"pair": PAIR, "pair_core": PAIR_CORE, "schnet": SCHNET_ONE}[name]
     box = md.FreeSpace()
     pair_positions = jnp.zeros((2, 3))
-    nbrs = md.neighbor_list(pair_positions, box, cutoff=CUTOFF, mode="dense")
+    nbrs = md.DenseNeighborList.build(pair_positions, box, cutoff=CUTOFF)
 
     @jax.jit
     def energy_force(r):
@@ -254,7 +246,7 @@ def test_core_repulsion_keeps_an_attractive_network_repulsive_at_short_range(num
 
     box = md.FreeSpace()
     close = jnp.asarray([[0.0, 0.0, 0.0], [0.4, 0.0, 0.0]])
-    nbrs = md.neighbor_list(close, box, cutoff=CUTOFF, mode="dense")
+    nbrs = md.DenseNeighborList.build(close, box, cutoff=CUTOFF)
     _, f_bare = energy_and_forces(bare, close, nbrs, box)
     energy, forces = energy_and_forces(walled, close, nbrs, box)
     assert float(f_bare[1, 0]) < 0.0  # the bare network pulls the atoms together
@@ -289,7 +281,7 @@ def test_pair_species_channels_are_symmetric_and_distinct():
 
     positions = cluster()
     box = md.FreeSpace()
-    nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=CUTOFF)
     total = 0.0
     for i in range(8):
         for j in range(i + 1, 8):
@@ -302,7 +294,7 @@ def test_pair_species_channels_are_symmetric_and_distinct():
 def test_jit_vmap_grad():
     positions = cluster()
     box = md.FreeSpace()
-    nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=CUTOFF)
     batch = jnp.stack([positions, positions * 1.02, positions * 0.98])
     for potential in (PAIR_TABLE, SCHNET):
         batched = jax.jit(jax.vmap(lambda p, pot=potential: pot.energy(p, nbrs, box)))(batch)
@@ -366,13 +358,11 @@ def test_label_frames_and_energy_force_loss():
     frames = jnp.stack([positions, box.wrap(positions + 0.05), box.wrap(positions - 0.1)])
     template, _ = md.lattice("fcc", 3, density=0.8442, dtype=jnp.float64)
     # a list sized for the perfect crystal overflows on the perturbed frames: it is regrown
-    small = md.neighbor_list(
-        template, box, cutoff=1.6, skin=0.1, mode="cells", capacity_multiplier=1.0
-    )
+    small = md.CellNeighborList.build(template, box, cutoff=1.6, skin=0.1, capacity_multiplier=1.0)
     lj = md.LennardJones(cutoff=1.6)
     data = label_frames(lj, frames, box, small)
     assert data.num_frames == 3 and not bool(jnp.any(data.neighbors.overflow))
-    dense = md.neighbor_list(positions, box, cutoff=1.6, mode="dense")
+    dense = md.DenseNeighborList.build(positions, box, cutoff=1.6)
     for k in range(3):
         e, f = energy_and_forces(lj, frames[k], dense, box)
         np.testing.assert_allclose(data.energies[k], e, rtol=1e-11)
@@ -398,7 +388,7 @@ def test_label_frames_and_energy_force_loss():
 def test_bad_input_messages():
     positions = cluster()
     box = md.FreeSpace()
-    nbrs = md.neighbor_list(positions, box, cutoff=CUTOFF, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=CUTOFF)
     float32 = NeuralPairPotential(CUTOFF, key=key(0), width_size=4, dtype=jnp.float32)
     with pytest.raises(ValueError, match=r"dtype=positions\.dtype"):
         float32.energy(positions, nbrs, box)
@@ -414,7 +404,7 @@ def test_bad_input_messages():
         NeuralPairPotential(CUTOFF, key=key(0), species=jnp.asarray([0, 2]), num_species=2)
     with pytest.raises((ValueError, TypeError), match=r"1-D integer array|species"):
         SchNetPotential(CUTOFF, key=key(0), species=jnp.asarray([0.0, 1.0]))
-    short = md.neighbor_list(positions, box, cutoff=1.0, mode="dense")
+    short = md.DenseNeighborList.build(positions, box, cutoff=1.0)
     with pytest.raises(ValueError, match="cutoff"):
         SCHNET.energy(positions, short, box)
     with pytest.raises(ValueError, match="species has shape"):
@@ -427,11 +417,9 @@ def test_label_frames_that_keep_overflowing_raise_neighbor_list_error(monkeypatc
     positions, box = liquid_like(3)
     frames = jnp.stack([positions, box.wrap(positions + 0.05), box.wrap(positions - 0.1)])
     template, _ = md.lattice("fcc", 3, density=0.8442, dtype=jnp.float64)
-    fitted = md.neighbor_list(
-        template, box, cutoff=1.6, skin=0.1, mode="cells", capacity_multiplier=1.0
-    )
+    fitted = md.CellNeighborList.build(template, box, cutoff=1.6, skin=0.1, capacity_multiplier=1.0)
     small = dataclasses.replace(fitted, widths=tuple(max(1, w // 2) for w in fitted.widths))
     assert bool(jnp.any(jax.vmap(lambda p: small.update(p, box).overflow)(frames)))
-    monkeypatch.setattr(md.NeighborList, "grow", lambda self, positions, box: small)
+    monkeypatch.setattr(md.CellNeighborList, "grow", lambda self, positions, box: small)
     with pytest.raises(hybrax.NeighborListError, match="label_frames"):
         label_frames(md.LennardJones(cutoff=1.6), frames, box, small)

@@ -37,7 +37,7 @@ def test_ideal_gas_pressure_and_temperature():
     box = md.PeriodicBox(10.0)
     positions = jax.random.uniform(jax.random.key(1), (400, 3), jnp.float64) * 10.0
     v = md.maxwell_boltzmann(jax.random.key(2), 400, 1.7)
-    nbrs = md.neighbor_list(positions, box, cutoff=1.0, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=1.0)
     nothing = md.SoftSphere(epsilon=0.0, sigma=1.0)
     p = md.pressure(nothing, positions, box, nbrs, velocities=v)
     # P = 2 KE / (3V) = (N - 1) kT / V with 3N - 3 degrees of freedom

@@ -56,7 +56,7 @@ def test_forces_match_central_differences(name):
     energy = ENERGIES[name]
     positions = cluster()
     box = md.FreeSpace()
-    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=2.5)
     forces = energy.forces(positions, nbrs, box)
     energy_fn = jax.jit(lambda p: energy.energy(p, nbrs, box))
     numeric = -central_difference(lambda p: float(energy_fn(p)), positions)
@@ -99,7 +99,7 @@ def test_lennard_jones_values():
 def test_energies_add_up_with_a_neural_term():
     positions = cluster()
     box = md.FreeSpace()
-    nbrs = md.neighbor_list(positions, box, cutoff=2.5, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=2.5)
     neural = md.PairPotential(
         Elementwise(eqx.nn.MLP(1, 1, 8, 2, key=jax.random.key(1), dtype=jnp.float64)),
         cutoff=2.5,
@@ -159,7 +159,7 @@ def test_species_errors():
     with pytest.raises(ValueError, match="neighbour list"):
         md.LennardJones().energy(cluster(), None, md.FreeSpace())
     positions = cluster()
-    nbrs = md.neighbor_list(positions, md.FreeSpace(), cutoff=2.5, mode="dense")
+    nbrs = md.DenseNeighborList.build(positions, md.FreeSpace(), cutoff=2.5)
     mismatched = md.LennardJones(epsilon=jnp.ones((2, 2)), species=jnp.array([0, 1, 1]))
     with pytest.raises(ValueError, match=r"species must have shape \(6,\)"):
         mismatched.energy(positions, nbrs, md.FreeSpace())

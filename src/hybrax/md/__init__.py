@@ -1,4 +1,5 @@
-"""Differentiable molecular dynamics: boxes, neighbour lists, potentials, integrators.
+"""Differentiable molecular dynamics: boxes, neighbour lists, potentials (analytic and
+neural), integrators, training data for potentials.
 
 Everything is an `equinox.Module`: the box, the neighbour list, the energies (which add up:
 ``LennardJones() + HarmonicBonds(...)``), the integrators (hybrax Steppers over an
@@ -14,6 +15,8 @@ Everything is an `equinox.Module`: the box, the neighbour list, the energies (wh
 """
 
 from ._bonded import HarmonicAngles, HarmonicBonds
+from ._cell_list import CellNeighborList
+from ._dense_list import DenseNeighborList
 from ._energy import AbstractEnergy, SumEnergy
 from ._ewald import (
     METAL_COULOMB_CONSTANT,
@@ -21,17 +24,14 @@ from ._ewald import (
     EwaldCoulomb,
     ewald_parameters,
 )
-from ._integrators import (
-    AbstractMDStepper,
-    BrownianDynamics,
-    LangevinBAOAB,
-    NoseHooverChain,
-    VelocityVerlet,
-)
+from ._integrators import AbstractMDStepper, VelocityVerlet
 from ._io import to_ase, write_extxyz
 from ._lattice import lattice, maxwell_boltzmann, random_packing
 from ._minimize import FIRE, FIREState, MinimizeResult, minimize
-from ._neighbors import NeighborList, neighbor_list
+from ._neighbor_list import neighbor_list
+from ._neighbors import AbstractNeighborList
+from ._neural import NeuralPairPotential, SchNetPotential
+from ._neural_training import EnergyForceLoss, LabelledFrames, label_frames
 from ._observables import (
     kinetic_energy,
     mean_squared_displacement,
@@ -54,6 +54,7 @@ from ._pme import ParticleMeshEwald
 from ._simulate import NeighborListOverflowWarning, simulate
 from ._space import AbstractBox, FreeSpace, PeriodicBox
 from ._state import MDState, NoseHooverChainState
+from ._thermostats import BrownianDynamics, LangevinBAOAB, NoseHooverChain
 
 __all__ = [
     "FIRE",
@@ -62,31 +63,38 @@ __all__ = [
     "AbstractEnergy",
     "AbstractEwald",
     "AbstractMDStepper",
+    "AbstractNeighborList",
     "AbstractPairEnergy",
     "BrownianDynamics",
+    "CellNeighborList",
+    "DenseNeighborList",
+    "EnergyForceLoss",
     "EwaldCoulomb",
     "FIREState",
     "FreeSpace",
     "HarmonicAngles",
     "HarmonicBonds",
+    "LabelledFrames",
     "LangevinBAOAB",
     "LennardJones",
     "MDState",
     "MinimizeResult",
     "Morse",
-    "NeighborList",
     "NeighborListOverflowWarning",
+    "NeuralPairPotential",
     "NoseHooverChain",
     "NoseHooverChainState",
     "PairPotential",
     "ParticleMeshEwald",
     "PeriodicBox",
+    "SchNetPotential",
     "SmoothLennardJones",
     "SoftSphere",
     "SumEnergy",
     "VelocityVerlet",
     "ewald_parameters",
     "kinetic_energy",
+    "label_frames",
     "lattice",
     "maxwell_boltzmann",
     "mean_squared_displacement",

@@ -8,7 +8,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float
 
-from ._neighbors import NeighborList
+from ._neighbors import AbstractNeighborList
 from ._space import AbstractBox
 
 __all__ = ["AbstractEnergy", "SumEnergy"]
@@ -23,23 +23,32 @@ class AbstractEnergy(eqx.Module):
     parameters are array leaves, so ``jax.grad`` of anything computed from the energy
     reaches them. Energies add: ``LennardJones() + HarmonicBonds(...)`` is a `SumEnergy`.
 
-    ``neighbors`` is a `NeighborList` (pair terms need one; bonded terms ignore it).
+    ``neighbors`` is a `AbstractNeighborList` (pair terms need one; bonded terms ignore it).
     """
 
     @abc.abstractmethod
     def energy(
-        self, positions: Float[Array, "N 3"], neighbors: NeighborList | None, box: AbstractBox
+        self,
+        positions: Float[Array, "N 3"],
+        neighbors: AbstractNeighborList | None,
+        box: AbstractBox,
     ) -> Float[Array, ""]:
         """Total potential energy (epsilon)."""
 
     def forces(
-        self, positions: Float[Array, "N 3"], neighbors: NeighborList | None, box: AbstractBox
+        self,
+        positions: Float[Array, "N 3"],
+        neighbors: AbstractNeighborList | None,
+        box: AbstractBox,
     ) -> Float[Array, "N 3"]:
         """Forces ``-dU/dr`` (epsilon / sigma), shape ``(N, 3)``."""
         return -jax.grad(self.energy)(positions, neighbors, box)
 
     def energy_and_forces(
-        self, positions: Float[Array, "N 3"], neighbors: NeighborList | None, box: AbstractBox
+        self,
+        positions: Float[Array, "N 3"],
+        neighbors: AbstractNeighborList | None,
+        box: AbstractBox,
     ) -> tuple[Float[Array, ""], Float[Array, "N 3"]]:
         """Energy and forces together (one pass where the term allows it)."""
         energy, grad = jax.value_and_grad(self.energy)(positions, neighbors, box)

@@ -185,7 +185,7 @@ def random_packing(
     >>> positions = md.random_packing(jax.random.key(0), 200, box, min_distance=0.9)
     """
     from ._minimize import minimize
-    from ._neighbors import neighbor_list
+    from ._neighbor_list import neighbor_list
     from ._pair import SoftSphere
 
     if not isinstance(box, PeriodicBox):

@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 from hybrax.core import AbstractStepper, ConfigurationError, time_step
 
 from ._energy import AbstractEnergy
-from ._neighbors import NeighborList, _check_positions_shape, _static_length
+from ._neighbors import AbstractNeighborList, _check_positions_shape, _static_length
 from ._space import AbstractBox
 
 __all__ = ["FIRE", "FIREState", "MinimizeResult", "minimize"]
@@ -33,7 +33,7 @@ class FIREState(eqx.Module):
     velocities: Float[Array, "N 3"]
     forces: Float[Array, "N 3"]
     potential_energy: Float[Array, ""]
-    neighbors: NeighborList | None
+    neighbors: AbstractNeighborList | None
     dt: Float[Array, ""]
     alpha: Float[Array, ""]
     steps_since_negative: Int[Array, ""]
@@ -62,7 +62,8 @@ class FIRE(AbstractStepper):
     >>> import jax.numpy as jnp
     >>> import hybrax.md as md
     >>> positions = jnp.array([[0.0, 0.0, 0.0], [1.5, 0.0, 0.0]])
-    >>> result = md.minimize(md.LennardJones(cutoff=2.5), positions, md.FreeSpace())
+    >>> nbrs = md.DenseNeighborList.build(positions, md.FreeSpace(), cutoff=2.5)
+    >>> result = md.minimize(md.LennardJones(cutoff=2.5), positions, md.FreeSpace(), nbrs)
     >>> round(float(jnp.linalg.norm(result.positions[1] - result.positions[0])), 4)
     1.1225
     """
@@ -101,7 +102,9 @@ class FIRE(AbstractStepper):
                 raise ConfigurationError(f"FIRE: {name} must be {rule}, got {value!r}")
 
     def init(
-        self, positions: Float[Array, "N 3"] | FIREState, neighbors: NeighborList | None = None
+        self,
+        positions: Float[Array, "N 3"] | FIREState,
+        neighbors: AbstractNeighborList | None = None,
     ) -> FIREState:
         """Start from rest at ``positions``; given a `FIREState` (alone), return it unchanged
         (``init`` is idempotent, so `hybrax.rollout` may start from either)."""
@@ -169,14 +172,14 @@ class MinimizeResult(eqx.Module):
     max_force: Float[Array, ""]
     num_steps: Int[Array, ""]
     converged: Array
-    neighbors: NeighborList | None
+    neighbors: AbstractNeighborList | None
 
 
 def minimize(
     energy: AbstractEnergy,
     positions: Float[Array, "N 3"],
     box: AbstractBox,
-    neighbors: NeighborList | None = None,
+    neighbors: AbstractNeighborList | None = None,
     *,
     force_tolerance: float = 1e-6,
     max_steps: int = 10_000,
@@ -209,9 +212,10 @@ def minimize(
     force_tolerance = _static_length(
         force_tolerance, "force_tolerance", positive=False, example="force_tolerance=1e-6"
     )
-    if neighbors is not None and not isinstance(neighbors, NeighborList):
+    if neighbors is not None and not isinstance(neighbors, AbstractNeighborList):
         raise ConfigurationError(
-            f"neighbors must be a hybrax.md.NeighborList or None, got {type(neighbors).__name__}"
+            "neighbors must be a hybrax.md neighbour list (hybrax.md.neighbor_list) or None, "
+            f"got {type(neighbors).__name__}"
         )
     fire = FIRE(energy, box, dt=dt)
     return _minimize(fire, positions, neighbors, force_tolerance, int(max_steps))

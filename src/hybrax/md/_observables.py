@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Float
 from hybrax.core import ConfigurationError, concrete_or_none
 
 from ._energy import AbstractEnergy
-from ._neighbors import NeighborList, _static_length
+from ._neighbors import AbstractNeighborList, _static_length
 from ._space import AbstractBox, PeriodicBox
 from ._state import MDState
 
@@ -60,7 +60,7 @@ def pressure(
     energy: AbstractEnergy,
     positions: Float[Array, "N 3"],
     box: PeriodicBox,
-    neighbors: NeighborList | None = None,
+    neighbors: AbstractNeighborList | None = None,
     velocities: Float[Array, "N 3"] | None = None,
     masses: ArrayLike = 1.0,
 ) -> Array:

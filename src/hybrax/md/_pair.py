@@ -13,7 +13,7 @@ from jaxtyping import Array, Float, Int
 from hybrax.core import ConfigurationError, check_parameter, concrete_or_none, parameter
 
 from ._energy import AbstractEnergy
-from ._neighbors import NeighborList, _static_length
+from ._neighbors import AbstractNeighborList, _static_length
 from ._space import AbstractBox
 
 __all__ = [
@@ -88,12 +88,12 @@ class AbstractPairEnergy(AbstractEnergy):
         )
         return (phi,), (-2.0 * dphi,)
 
-    def _neighbors(self, neighbors: NeighborList | None) -> NeighborList:
-        if not isinstance(neighbors, NeighborList):
+    def _neighbors(self, neighbors: AbstractNeighborList | None) -> AbstractNeighborList:
+        if not isinstance(neighbors, AbstractNeighborList):
             raise ConfigurationError(
                 f"{type(self).__name__} is a pair potential and needs a neighbour list: "
                 "build one with hybrax.md.neighbor_list(positions, box, cutoff) "
-                "(mode='dense' for all pairs)"
+                "(hybrax.md.DenseNeighborList.build(...) for all pairs)"
             )
         return neighbors
 
@@ -118,7 +118,7 @@ class AbstractPairEnergy(AbstractEnergy):
         return self.energy_and_forces(positions, neighbors, box)[1]
 
     def per_atom_energy(
-        self, positions: Float[Array, "N 3"], neighbors: NeighborList, box: AbstractBox
+        self, positions: Float[Array, "N 3"], neighbors: AbstractNeighborList, box: AbstractBox
     ) -> Float[Array, " N"]:
         """Each atom's share (half of each of its pairs), shape ``(N,)``."""
         (phi,), _ = self._neighbors(neighbors).pair_sums(

@@ -17,12 +17,12 @@ from tqdm.auto import tqdm
 from hybrax.core import (
     ConfigurationError,
     InstabilityError,
-    NeighborListError,
     NonFiniteStateError,
     concrete_or_none,
 )
 
 from ._integrators import AbstractMDStepper, _initial_evaluation
+from ._neighbors import retry_with_grown_list
 from ._state import MDState
 
 __all__ = ["NeighborListOverflowWarning", "simulate"]
@@ -55,7 +55,7 @@ def simulate(
     chunk the driver looks at them, in the order they happened:
 
     - an overflow (the list needed more room, or the box is one its cell grid no longer
-      covers): it rebuilds the list (`NeighborList.grow`, sized from the largest need seen
+      covers): it rebuilds the list (`AbstractNeighborList.grow`, sized from the largest need seen
       during the chunk, with a new grid if the box needs one) at the chunk's starting
       positions, re-runs that chunk and warns once (`NeighborListOverflowWarning`). Results
       are those of an overflow-free run. A starting state whose list is already flagged
@@ -158,7 +158,7 @@ def simulate(
                 f"what its cell grid covers); rebuilt it ({grown.slots_per_atom} slots per "
                 "atom) and re-ran the chunk. Further rebuilds happen silently.",
                 NeighborListOverflowWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
             warned = True
         if not _flag(start.neighbors.overflow):  # its forces are right: keep them
@@ -175,25 +175,32 @@ def simulate(
     try:
         while done < n_steps:
             length = min(chunk_size, n_steps - done)
-            for _attempt in range(max_regrowths + 1):
+
+            def attempt(start: MDState, length=length):
                 final, trajectory, events = _run_chunk(
-                    flagging, state, length=length, save_every=save_every, observe=observe
+                    flagging, start, length=length, save_every=save_every, observe=observe
                 )
                 overflow, unstable, nonfinite = (int(x) for x in events[:3])
-                moved = float(events[3])
                 first = min(
                     (k for k in (overflow, unstable, nonfinite if check_finite else -1) if k > 0),
                     default=0,
                 )
-                if not first or first != overflow:
-                    break
-                state = rebuild(state, final.neighbors)
-            else:
-                raise NeighborListError(
+                outcome = (final, trajectory, first, overflow, unstable, nonfinite, events[3])
+                return outcome, bool(first) and first == overflow
+
+            state, outcome = retry_with_grown_list(
+                attempt,
+                lambda start, outcome: rebuild(start, outcome[0].neighbors),
+                state,
+                max_regrowths=max_regrowths,
+                message=(
                     f"hybrax.md.simulate: the neighbour list still overflowed after "
                     f"{max_regrowths} rebuilds in steps {done + 1} to {done + length}; the "
                     "system may be collapsing or exploding (check dt and the initial state)"
-                )
+                ),
+            )
+            final, trajectory, first, _, unstable, nonfinite, moved = outcome
+            moved = float(moved)
             if first and first == unstable:
                 dt = float(jnp.max(jnp.asarray(stepper.dt)))
                 limit = flagging.displacement_limit(state.neighbors)

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ._neighbors import NeighborList
+from ._neighbors import AbstractNeighborList
 
 __all__ = ["MDState", "NoseHooverChainState"]
 
@@ -33,7 +33,7 @@ class MDState(eqx.Module):
     potential_energy
         Potential energy at ``positions`` (epsilon).
     neighbors
-        The `NeighborList` the integrator keeps up to date, or None (no pair terms).
+        The `AbstractNeighborList` the integrator keeps up to date, or None (no pair terms).
     key
         PRNG key for stochastic integrators (Langevin, Brownian), or None.
     time
@@ -49,7 +49,7 @@ class MDState(eqx.Module):
     velocities: Float[Array, "N 3"]
     forces: Float[Array, "N 3"]
     potential_energy: Float[Array, ""]
-    neighbors: NeighborList | None
+    neighbors: AbstractNeighborList | None
     key: PRNGKeyArray | None
     time: Float[Array, ""]
     thermostat: NoseHooverChainState | None = None
@@ -60,7 +60,7 @@ class MDState(eqx.Module):
         velocities: ArrayLike,
         forces: ArrayLike,
         potential_energy: ArrayLike,
-        neighbors: NeighborList | None = None,
+        neighbors: AbstractNeighborList | None = None,
         key: PRNGKeyArray | None = None,
         time: ArrayLike | None = None,
         thermostat: NoseHooverChainState | None = None,

@@ -1,4 +1,9 @@
-"""Neural networks as equinox modules: MLP, periodic CNN/ResNet/U-Net, FNO, Flax adapter.
+"""Neural networks as equinox modules: MLP, periodic CNN/ResNet/U-Net, FNO, radial features,
+Flax adapter.
+
+Domain free: nn imports no domain package (md, fluids, climate). Models that need a
+domain live in it and build on nn: the neural MD potentials are `hybrax.md.NeuralPairPotential`
+and `hybrax.md.SchNetPotential`.
 
 Fields are channels first, ``(channels, *spatial)`` with one or two periodic spatial axes,
 and carry no batch axis (use `jax.vmap`). Every network takes a ``key`` for its initial
@@ -9,18 +14,13 @@ from ._cnn import PeriodicCNN, PeriodicConv, PeriodicResNet
 from ._flax import FlaxModule, from_flax
 from ._fno import FNO, SpectralConv
 from ._mlp import MLP
-from ._potentials import (
+from ._radial import (
     AbstractEnvelope,
     AbstractRadialBasis,
     BesselBasis,
     CosineEnvelope,
-    EnergyForceLoss,
     GaussianBasis,
-    LabelledFrames,
-    NeuralPairPotential,
     PolynomialEnvelope,
-    SchNetPotential,
-    label_frames,
 )
 from ._unet import PeriodicUNet
 
@@ -31,18 +31,13 @@ __all__ = [
     "AbstractRadialBasis",
     "BesselBasis",
     "CosineEnvelope",
-    "EnergyForceLoss",
     "FlaxModule",
     "GaussianBasis",
-    "LabelledFrames",
-    "NeuralPairPotential",
     "PeriodicCNN",
     "PeriodicConv",
     "PeriodicResNet",
     "PeriodicUNet",
     "PolynomialEnvelope",
-    "SchNetPotential",
     "SpectralConv",
     "from_flax",
-    "label_frames",
 ]

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 import hybrax.md as md
-from hybrax.nn import LabelledFrames, label_frames
+from hybrax.md import LabelledFrames, label_frames
 
 from .settings import FULL, LJSettings
 

@@ -12,7 +12,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 import hybrax.md as md
 from hybrax.core import InstabilityError, NeighborListError, NonFiniteStateError
-from hybrax.nn import LabelledFrames
+from hybrax.md import LabelledFrames
 
 from .data import ReferenceData, positions, thermostat
 from .settings import NVE_SAVE_EVERY, LJSettings

@@ -5,7 +5,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from hybrax.nn import BesselBasis, LabelledFrames, NeuralPairPotential, SchNetPotential
+from hybrax.md import LabelledFrames, NeuralPairPotential, SchNetPotential
+from hybrax.nn import BesselBasis
 
 from .settings import FULL, LJSettings
 

@@ -10,7 +10,7 @@ from jaxtyping import PRNGKeyArray
 
 import hybrax.md as md
 from hybrax.hybrid import FitResult, Progress, fit
-from hybrax.nn import EnergyForceLoss, LabelledFrames
+from hybrax.md import EnergyForceLoss, LabelledFrames
 
 __all__ = ["train_potential"]
 

@@ -1,0 +1,434 @@
+"""The cell neighbour list: Verlet lists from spatially sorted cells, in O(N) inside jit.
+
+Layout (why it is fast on CPU)
+------------------------------
+Atoms are sorted by a cell index whose fastest axis is ``x``, so every column of cells
+along ``x`` (fixed ``y``, ``z`` cell) is one contiguous run of the sorted array. For atom
+``i`` and each column within reach in ``y`` and ``z``, the atoms that can lie within
+``cutoff + skin`` of ``i`` form one contiguous (periodically wrapping) window of that column:
+the cells whose ``x`` range meets ``[x_i - w, x_i + w]``, with ``w`` the half chord of the
+list sphere at the column's closest lateral distance. Only a half shell of columns is kept
+(the atom's own column, read forward from the atom, and the columns "above" it), so every
+pair is listed once. The list stores, per atom and column, the window's start and length.
+Building it is a sort of ``N`` cell indices and a few ``(N, columns)`` table look-ups: no
+per-candidate distance pass, no compaction of a padded table, no element scatter.
+
+The force pass reads each window with one slice gather from a column-major copy of the
+positions (each column followed by a copy of its first atoms so wrapping windows stay
+contiguous), applies the minimum image, masks by the cut-off, adds the pair terms to atom
+``i`` and the reactions to the window with one windowed scatter-add (the transpose of the
+gather; Newton's third law). It runs over blocks of atoms so intermediates stay in cache.
+
+Capacities (atoms per column, window widths) and the cell grid are static. When a rebuilt
+list would need more room, or the box has changed so much (an equation-of-state scan, a
+compressed system) that the static grid and column set no longer reach ``cutoff + skin``,
+the list sets ``overflow`` and every pair sum computed with it is NaN; `hybrax.md.simulate`
+rebuilds the list (for the new box) and re-runs, and the integrators raise by default.
+Positions need not be wrapped into the box: the list sorts atoms by their wrapped
+coordinates and measures every pair by the minimum image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int
+
+from hybrax.core import ConfigurationError, concrete_or_none
+
+from ._cell_geometry import build_tables, coverage_lost, grid_for, requirements
+from ._dense_list import DenseNeighborList
+from ._neighbors import (
+    AbstractNeighborList,
+    Sums,
+    _block_size,
+    _blocks,
+    _check_positions_shape,
+    _checked_build_inputs,
+    _minimum_capacity,
+    _multiplier,
+    _pad,
+    _split,
+    _window_gather,
+    _window_scatter_add,
+)
+from ._space import AbstractBox, PeriodicBox
+
+__all__ = ["CellNeighborList"]
+
+
+class CellNeighborList(AbstractNeighborList):
+    """A Verlet list of sorted cell windows: O(N) builds and force passes, each pair once
+    (Newton's third law). Needs a `PeriodicBox` at least 2.5 list radii (``cutoff + skin``)
+    wide in y and z and a bit more than 2 in x; `hybrax.md.neighbor_list` picks it for
+    such boxes with more than 256 atoms.
+
+    Attributes (besides those of `AbstractNeighborList`)
+    ----------------------------------------------------
+    grid, columns
+        The static cell grid ``(nx, ny, nz)`` and the half shell of ``(dy, dz)`` column
+        offsets the list reads (own column first).
+    widths, column_capacity
+        Static capacities: window slots per column, atoms per column.
+    max_counts, max_column_length
+        Largest window count per column and largest column occupancy seen by any build
+        (sticky); `grow` sizes the new capacities from them.
+
+    Examples
+    --------
+    >>> import hybrax.md as md
+    >>> positions, box = md.lattice("fcc", (6, 6, 6), density=0.8442)
+    >>> nbrs = md.CellNeighborList.build(positions, box, cutoff=2.5, skin=0.3)
+    >>> nbrs.grid
+    (21, 7, 7)
+    """
+
+    reference_positions: Float[Array, "N 3"]
+    ext_ids: Int[Array, " E"]
+    atom_slots: Int[Array, "N 2"]
+    window_start: Int[Array, "N Q"]
+    window_count: Int[Array, "N Q"]
+    overflow: Bool[Array, ""]
+    max_counts: Int[Array, " Q"]
+    max_column_length: Int[Array, ""]
+    num_builds: Int[Array, ""]
+    cutoff: float = eqx.field(static=True)
+    skin: float = eqx.field(static=True)
+    grid: tuple[int, int, int] = eqx.field(static=True)
+    columns: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    widths: tuple[int, ...] = eqx.field(static=True)
+    column_capacity: int = eqx.field(static=True)
+    block_size: int = eqx.field(static=True)
+
+    @classmethod
+    def build(
+        cls,
+        positions: Float[Array, "N 3"],
+        box: PeriodicBox,
+        cutoff: float,
+        *,
+        skin: float = 0.3,
+        capacity_multiplier: float = 1.25,
+        minimum_capacity: tuple[int, tuple[int, ...]] | None = None,
+    ) -> CellNeighborList:
+        """A cell list for ``positions`` in the periodic ``box``, its static capacities
+        sized from this configuration times ``capacity_multiplier`` (a finite number >= 1)
+        and at least ``minimum_capacity = (column_capacity, window_widths)`` (used by
+        `grow`). Host side (outside jit). Other arguments as `hybrax.md.neighbor_list`."""
+        positions, cutoff, skin, lengths = _checked_build_inputs(positions, box, cutoff, skin)
+        capacity_multiplier = _multiplier(capacity_multiplier, "capacity_multiplier")
+        radius = cutoff + skin
+        grid, columns, cells_ok = (
+            (None, None, False) if lengths is None else grid_for(lengths, radius)
+        )
+        if not cells_ok:
+            raise ConfigurationError(
+                "cell lists need a periodic box at least 2.5 * (cutoff + skin) wide in y and z "
+                f"and a bit more than 2 * (cutoff + skin) in x (here {2.5 * radius:.3f}); use "
+                "hybrax.md.DenseNeighborList.build for small or free-space systems"
+            )
+        n = positions.shape[0]
+        col_need, window_need = requirements(positions, box, grid, columns, radius)
+        col_need = int(col_need)
+        window_need = np.asarray(window_need)
+        column_capacity = min(n, math.ceil(col_need * capacity_multiplier) + 2)
+        widths = tuple(min(n, math.ceil(int(w) * capacity_multiplier) + 2) for w in window_need)
+        if minimum_capacity is not None:
+            min_col, min_widths = _minimum_capacity(minimum_capacity, len(columns))
+            column_capacity = min(n, max(column_capacity, int(min_col)))
+            widths = tuple(min(n, max(w, int(m))) for w, m in zip(widths, min_widths, strict=True))
+        zeros = jnp.zeros((), jnp.int32)
+        nl = cls(
+            reference_positions=positions,
+            ext_ids=jnp.zeros(1, jnp.int32),
+            atom_slots=jnp.zeros((n, 2), jnp.int32),
+            window_start=jnp.zeros((n, len(columns)), jnp.int32),
+            window_count=jnp.zeros((n, len(columns)), jnp.int32),
+            overflow=jnp.zeros((), bool),
+            max_counts=jnp.zeros(len(columns), jnp.int32),
+            max_column_length=zeros,
+            num_builds=zeros,
+            cutoff=cutoff,
+            skin=skin,
+            grid=grid,
+            columns=columns,
+            widths=widths,
+            column_capacity=column_capacity,
+            block_size=_block_size(sum(widths), n),
+        )
+        return _update_jit(nl, positions, box)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def stride(self) -> int:
+        return self.column_capacity + max(self.widths)
+
+    @property
+    def slots_per_atom(self) -> int:
+        """Candidate slots per atom in the force pass (sum of window widths)."""
+        return int(sum(self.widths))
+
+    def _check_box(self, box: AbstractBox) -> None:
+        if not isinstance(box, PeriodicBox):
+            raise ConfigurationError(
+                "a cell neighbour list needs the PeriodicBox it was built for, got "
+                f"{type(box).__name__}"
+            )
+
+    # ------------------------------------------------------------------ building
+    def covers(self, box: AbstractBox) -> Bool[Array, ""]:
+        """Whether the static cell grid still reaches ``cutoff + skin`` in ``box``.
+
+        A cell list fixes its grid (cells per side) and the set of neighbouring cell
+        columns it reads when it is built. If the box then shrinks, the cells shrink with
+        it and pairs within ``cutoff + skin`` can lie in columns the list never reads;
+        `update` flags such a box as an overflow rather than miss them.
+        """
+        self._check_box(box)
+        return ~coverage_lost(
+            box.lengths,
+            grid=self.grid,
+            columns=self.columns,
+            cutoff=self.cutoff,
+            list_radius=self.list_radius,
+        )
+
+    def update(self, positions: Float[Array, "N 3"], box: AbstractBox) -> CellNeighborList:
+        """Rebuild for ``positions`` with the same capacities (jit-compatible).
+
+        Sets ``overflow`` if the capacities are too small for this configuration, or if the
+        static cell grid does not cover ``cutoff + skin`` in ``box`` (`covers`). Positions
+        outside the periodic box (unwrapped trajectories) are fine: cells are assigned from
+        the wrapped coordinates and pairs are measured by the minimum image.
+        """
+        _check_positions_shape(positions, self.num_atoms)
+        lost = ~self.covers(box)
+        tables = build_tables(
+            positions,
+            box,
+            grid=self.grid,
+            columns=self.columns,
+            widths=self.widths,
+            column_capacity=self.column_capacity,
+            list_radius=self.list_radius,
+        )
+        ext_ids, atom_slots, start, count, overflow, counts_needed, column_needed = tables
+        return eqx.tree_at(
+            lambda n: (
+                n.reference_positions,
+                n.ext_ids,
+                n.atom_slots,
+                n.window_start,
+                n.window_count,
+                n.overflow,
+                n.max_counts,
+                n.max_column_length,
+                n.num_builds,
+            ),
+            self,
+            (
+                positions,
+                ext_ids,
+                atom_slots,
+                start,
+                count,
+                self.overflow | overflow | lost,
+                jnp.maximum(self.max_counts, counts_needed),
+                jnp.maximum(self.max_column_length, column_needed),
+                self.num_builds + 1,
+            ),
+        )
+
+    def maybe_update(self, positions: Float[Array, "N 3"], box: AbstractBox) -> CellNeighborList:
+        """`update` if `needs_update`, else ``self`` (one `jax.lax.cond`)."""
+        return lax.cond(
+            self.needs_update(positions, box),
+            lambda p: self.update(p, box),
+            lambda p: self,
+            positions,
+        )
+
+    def grow(
+        self, positions: Float[Array, "N 3"], box: AbstractBox, factor: float = 1.15
+    ) -> AbstractNeighborList:
+        """A new list for ``positions`` in ``box`` whose capacities hold everything any
+        earlier build needed (``max_counts``, ``max_column_length``) times ``factor``, and
+        this configuration's needs (host side, not jit-compatible).
+
+        If ``box`` needs another cell grid than this list's (it shrank or grew since the
+        build), the new list is the one `hybrax.md.neighbor_list` builds for ``box``
+        (a cell list on the new grid, or an all-pairs list if the box got too small for
+        cells), sized from ``positions`` alone.
+        """
+        factor = _multiplier(factor, "factor")
+        lengths = concrete_or_none(getattr(box, "lengths", None))
+        same_grid = False
+        if lengths is not None and lengths.shape == (3,) and np.all(np.isfinite(lengths)):
+            grid, columns, _ = grid_for(np.asarray(lengths, np.float64), self.list_radius)
+            same_grid = grid == self.grid and columns == self.columns
+        if not same_grid:  # another box: new grid (or all pairs), sized from these positions
+            return _choose_and_build(positions, box, self.cutoff, self.skin, factor)
+        counts = np.asarray(self.max_counts)
+        column = int(self.max_column_length)
+        minimum = (
+            max(self.column_capacity, math.ceil(column * factor) + 2),
+            tuple(
+                max(w, math.ceil(int(c) * factor) + 2)
+                for w, c in zip(self.widths, counts, strict=True)
+            ),
+        )
+        return CellNeighborList.build(
+            positions,
+            box,
+            self.cutoff,
+            skin=self.skin,
+            capacity_multiplier=factor,
+            minimum_capacity=minimum,
+        )
+
+    def with_needs_of(self, lists: AbstractNeighborList) -> CellNeighborList:
+        return eqx.tree_at(
+            lambda n: (n.max_counts, n.max_column_length),
+            self,
+            (
+                jnp.max(jnp.reshape(lists.max_counts, (-1, len(self.widths))), axis=0),
+                jnp.max(lists.max_column_length),
+            ),
+        )
+
+    def _pass(self, positions, box, pair_fn, cutoff, species, sums: Sums):
+        self._check_box(box)
+        return _cells_pass(self, positions, box, pair_fn, cutoff, species, sums)
+
+
+def _choose_and_build(positions, box, cutoff, skin, capacity_multiplier) -> AbstractNeighborList:
+    """`hybrax.md.neighbor_list`'s choice: a cell list when the periodic box is wide enough
+    for one and there are more than 256 atoms (below that all pairs are faster), else all
+    pairs."""
+    positions, cutoff, skin, lengths = _checked_build_inputs(positions, box, cutoff, skin)
+    cells_ok = lengths is not None and grid_for(lengths, cutoff + skin)[2]
+    if cells_ok and positions.shape[0] > 256:
+        return CellNeighborList.build(
+            positions, box, cutoff, skin=skin, capacity_multiplier=capacity_multiplier
+        )
+    _multiplier(capacity_multiplier, "capacity_multiplier")
+    return DenseNeighborList.build(positions, box, cutoff, skin=skin)
+
+
+@eqx.filter_jit
+def _update_jit(nl: CellNeighborList, positions, box) -> CellNeighborList:
+    return nl.update(positions, box)
+
+
+def _cells_pass(nl, positions, box, pair_fn, cutoff, species, sums: Sums):
+    """Half-shell pass over the column windows (each pair once)."""
+    n = nl.num_atoms
+    dtype = positions.dtype
+    lengths = box.lengths.astype(dtype)
+    widths = nl.widths
+    num_ext = nl.ext_ids.shape[0]
+    ext_coords = [positions[:, k][nl.ext_ids] for k in range(3)]
+    inverse = 1.0 / lengths
+    ext_species = None if species is None else species[nl.ext_ids]
+    block, num_blocks, pad = _blocks(n, nl.block_size)
+    slot_k = jnp.asarray(np.concatenate([np.arange(w) for w in widths]), jnp.int32)
+    cutoff_sq = cutoff * cutoff
+
+    def gather_all(source, starts):
+        parts = [_window_gather(source, starts[:, q], w) for q, w in enumerate(widths)]
+        return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
+
+    def per_slot(x, start, count, si):
+        count_slots = jnp.concatenate(
+            [jnp.broadcast_to(count[:, q : q + 1], (x.shape[0], w)) for q, w in enumerate(widths)],
+            axis=1,
+        )
+        valid = slot_k[None, :] < count_slots
+        d = []
+        for k in range(3):
+            dk = x[:, k : k + 1] - gather_all(ext_coords[k], start)
+            d.append(dk - lengths[k] * jnp.rint(dk * inverse[k]))  # minimum image
+        r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+        mask = valid & (r2 < cutoff_sq)
+        r2_safe = jnp.where(mask, r2, cutoff_sq)
+        sj = None if ext_species is None else gather_all(ext_species, start)
+        scalars, weights = _split(
+            pair_fn(r2_safe, None if si is None else si[:, None], sj), "pair_fn"
+        )
+        scalars = [jnp.where(mask, s, 0) for s in scalars]
+        weights = [jnp.where(mask, w, 0) for w in weights]
+        return d, scalars, weights
+
+    xs = (
+        _pad(positions, pad).reshape(num_blocks, block, 3),
+        _pad(nl.window_start, pad).reshape(num_blocks, block, -1),
+        _pad(nl.window_count, pad).reshape(num_blocks, block, -1),
+        None if species is None else _pad(species, pad).reshape(num_blocks, block),
+    )
+
+    if sums is Sums.TOTALS:
+
+        def block_totals(args):
+            _, scalars, _ = per_slot(*args)
+            return tuple(jnp.sum(s) for s in scalars)
+
+        totals = lax.map(block_totals, xs)
+        return tuple(jnp.sum(t) for t in totals)
+
+    offsets = np.cumsum((0, *widths))
+
+    def scatter_windows(target, starts, values):
+        for q in range(len(widths)):
+            piece = values[:, offsets[q] : offsets[q + 1]]
+            target = _window_scatter_add(target, starts[:, q], piece)
+        return target
+
+    per_atom = sums is Sums.PER_ATOM
+
+    def block_sums(carry, args):
+        d, scalars, weights = per_slot(*args)
+        start = args[1]
+        react_s, react_v = carry
+        if per_atom:
+            own_s = tuple(jnp.sum(s, axis=1) for s in scalars)
+            stacked = jnp.stack(scalars, axis=-1)
+            react_s = scatter_windows(react_s, start, stacked)
+        else:
+            own_s = tuple(jnp.sum(s) for s in scalars)
+        own_v = tuple(jnp.stack([jnp.sum(w * dk, axis=1) for dk in d], axis=-1) for w in weights)
+        if weights:
+            pushes = jnp.stack([-w * dk for w in weights for dk in d], axis=-1)
+            react_v = scatter_windows(react_v, start, pushes)
+        return (react_s, react_v), (own_s, own_v)
+
+    probe = jax.eval_shape(
+        lambda a: pair_fn(*a),
+        (
+            jnp.zeros((1, 1), dtype),
+            None if species is None else jnp.zeros((1, 1), jnp.int32),
+            None if species is None else jnp.zeros((1, 1), jnp.int32),
+        ),
+    )
+    num_s, num_v = len(probe[0]), len(probe[1])
+    carry0 = (jnp.zeros((num_ext, num_s), dtype), jnp.zeros((num_ext, 3 * num_v), dtype))
+    (react_s, react_v), (own_s, own_v) = lax.scan(block_sums, carry0, xs)
+
+    def fold(ext_values):  # ext slots back to atoms: primary slot plus wrap copy
+        padded = jnp.concatenate([ext_values, jnp.zeros_like(ext_values[:1])])
+        return padded[nl.atom_slots[:, 0]] + padded[nl.atom_slots[:, 1]]
+
+    if per_atom:
+        folded = fold(react_s)
+        scalars = tuple(o.reshape(-1)[:n] + folded[:, k] for k, o in enumerate(own_s))
+    else:
+        scalars = tuple(jnp.sum(o) for o in own_s)
+    folded = fold(react_v)
+    vectors = tuple(
+        o.reshape(-1, 3)[:n] + folded[:, 3 * k : 3 * k + 3] for k, o in enumerate(own_v)
+    )
+    return scalars, vectors
