@@ -168,7 +168,10 @@ def _half_space_indices(k_max: tuple[int, int, int]) -> np.ndarray:
     return n[inside & half]
 
 
-def _check_charges(charges: Array, owner: str) -> None:
+def _ewald_split(charges, box, accuracy, cutoff, alpha, owner: str):
+    """Checked ``(charges, alpha, cutoff, k_max)`` for an Ewald-type energy: 1-D charges
+    summing to zero, and the splitting from `ewald_parameters` (``alpha`` overridable)."""
+    charges = check_parameter(charges, "charges")
     if charges.ndim != 1:
         raise ConfigurationError(
             f"{owner}: charges must be a 1-D array (one charge per atom), got shape {charges.shape}"
@@ -184,12 +187,10 @@ def _check_charges(charges: Array, owner: str) -> None:
                 f"infinite Coulomb energy), got sum(charges) = {total:.6g}; add counter-ions "
                 "or adjust the charges"
             )
-
-
-def _splitting(alpha, auto_alpha: float) -> float:
-    if alpha is None:
-        return auto_alpha
-    return check_float(alpha, "alpha", positive=True, example="alpha=3.0")
+    auto_alpha, cutoff, k_max = ewald_parameters(box, charges.shape[0], accuracy, cutoff)
+    if alpha is not None:
+        alpha = check_float(alpha, "alpha", positive=True, example="alpha=3.0")
+    return charges, auto_alpha if alpha is None else alpha, cutoff, k_max
 
 
 class AbstractEwald(AbstractEnergy):
@@ -341,13 +342,10 @@ class EwaldCoulomb(AbstractEwald):
         k_max: int | tuple[int, int, int] | None = None,
         coulomb_constant: ArrayLike = 1.0,
     ):
-        self.charges = check_parameter(charges, "charges")
-        self.coulomb_constant = coulomb_constant
-        _check_charges(self.charges, "EwaldCoulomb")
-        auto_alpha, self.cutoff, auto_k = ewald_parameters(
-            box, self.charges.shape[0], accuracy, cutoff
+        self.charges, self.alpha, self.cutoff, auto_k = _ewald_split(
+            charges, box, accuracy, cutoff, alpha, "EwaldCoulomb"
         )
-        self.alpha = _splitting(alpha, auto_alpha)
+        self.coulomb_constant = coulomb_constant
         self.k_max = auto_k if k_max is None else _k_max(k_max)
 
     def reciprocal_energy(self, positions: Float[Array, "N 3"], box: PeriodicBox) -> Array:

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from hybrax.core import ConfigurationError, check_parameter, parameter
+from hybrax.core import ConfigurationError, parameter
 
-from ._ewald import AbstractEwald, _check_charges, _splitting, ewald_parameters
+from ._ewald import AbstractEwald, _ewald_split
 from ._space import PeriodicBox
 
 __all__ = ["ParticleMeshEwald"]
@@ -137,13 +137,10 @@ class ParticleMeshEwald(AbstractEwald):
         mesh: int | tuple[int, int, int] | None = None,
         coulomb_constant: ArrayLike = 1.0,
     ):
-        self.charges = check_parameter(charges, "charges")
-        self.coulomb_constant = coulomb_constant
-        _check_charges(self.charges, "ParticleMeshEwald")
-        auto_alpha, self.cutoff, k_max = ewald_parameters(
-            box, self.charges.shape[0], accuracy, cutoff
+        self.charges, self.alpha, self.cutoff, k_max = _ewald_split(
+            charges, box, accuracy, cutoff, alpha, "ParticleMeshEwald"
         )
-        self.alpha = _splitting(alpha, auto_alpha)
+        self.coulomb_constant = coulomb_constant
         if mesh is None:  # measured: RMS force error <~ 0.2 (K / k_max)^-3.5 (cubic splines)
             factor = max(2.0, (0.2 / accuracy) ** (1.0 / 3.5))
             mesh = tuple(_smooth_size(max(math.ceil(factor * k), 2 * _ORDER)) for k in k_max)
