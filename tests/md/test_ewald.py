@@ -154,18 +154,21 @@ def test_float32_rock_salt():
     np.testing.assert_allclose(forces, 0.0, atol=1e-4)
 
 
-def test_runs_in_velocity_verlet():
-    positions, charges, box = crystal(*ROCK_SALT, 1, 2.0)
-    coulomb = md.EwaldCoulomb(charges, box, accuracy=1e-6)
-    velocities = jnp.asarray(np.random.default_rng(0).normal(0, 0.02, (8, 3)))
-    velocities = velocities - velocities.mean(axis=0)
-    stepper = md.VelocityVerlet(coulomb, box, dt=0.002)
-    state = stepper.init(positions, velocities)
+def test_nve_with_short_range_repulsion_conserves_energy():
+    # Coulomb + soft-sphere repulsion (neighbour list only for the short-range term)
+    positions, charges, box = random_ions(num=16, length=4.0)
+    total = md.EwaldCoulomb(charges, box, accuracy=1e-6) + md.SoftSphere(epsilon=50.0)
+    assert total.required_cutoff == 1.0
+    neighbors = md.neighbor_list(positions, box, cutoff=1.0, skin=0.3)
+    stepper = md.VelocityVerlet(total, box, dt=0.002)
+    velocities = jnp.asarray(np.random.default_rng(0).normal(0, 0.2, (16, 3)))
+    state = stepper.init(positions, velocities - velocities.mean(axis=0), neighbors)
     final, energies = md.simulate(
-        stepper, state, 20, chunk_size=20, save_every=5, observe=md.total_energy, progress=False
+        stepper, state, 200, chunk_size=200, save_every=20, observe=md.total_energy, progress=False
     )
     assert np.all(np.isfinite(final.positions))
-    np.testing.assert_allclose(energies, energies[0], rtol=1e-7)
+    np.testing.assert_allclose(energies, energies[0], rtol=1e-4)
+    np.testing.assert_allclose(md.momentum(final.velocities), 0.0, atol=1e-9)
 
 
 def test_parameters_follow_the_accuracy():

@@ -29,6 +29,9 @@ def test_forces_equal_ewald_to_the_accuracy(ions, accuracy):
     pme_energy, pme_forces = pme.energy_and_forces(positions, None, box)
     assert relative_rms(pme_forces, forces) < accuracy
     assert abs(float(pme_energy - energy)) < accuracy * abs(float(energy))
+    # virial from the box gradient: U is homogeneous of degree -1, so P = U / 3V
+    pressure = md.pressure(pme, positions, box)
+    np.testing.assert_allclose(pressure, energy / (3.0 * box.volume), rtol=accuracy)
 
 
 def test_mesh_error_falls_like_h4(ions):
