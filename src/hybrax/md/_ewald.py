@@ -6,8 +6,10 @@ import abc
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jax.scipy.special import erfc
 from jaxtyping import Array, ArrayLike, Float
 
@@ -168,6 +170,14 @@ def _half_space_indices(k_max: tuple[int, int, int]) -> np.ndarray:
     return n[inside & half]
 
 
+def _blocks(count: int, width: int) -> Array:
+    """Row indices ``(num_blocks, block)`` covering ``range(count)`` (padded past the end)
+    with ``block * width`` about 2^18, so a block of pair or k terms stays small."""
+    block = max(1, min(count, 2**18 // max(width, 1)))
+    num_blocks = -(-count // block)
+    return jnp.arange(num_blocks * block).reshape(num_blocks, block)
+
+
 def _ewald_split(charges, box, accuracy, cutoff, alpha, owner: str):
     """Checked ``(charges, alpha, cutoff, k_max)`` for an Ewald-type energy: 1-D charges
     summing to zero, and the splitting from `ewald_parameters` (``alpha`` overridable)."""
@@ -232,14 +242,24 @@ class AbstractEwald(AbstractEnergy):
         self._check(positions, box)
         dtype = positions.dtype
         q = self.charges.astype(dtype)
-        d = box.displacement(positions[:, None, :], positions[None, :, :])
         n = positions.shape[0]
-        off_diagonal = ~np.eye(n, dtype=bool)
-        r2 = jnp.where(off_diagonal, jnp.sum(d * d, axis=-1), 1.0)
-        r = jnp.sqrt(r2)
-        keep = off_diagonal & (r2 < self.cutoff**2)
-        pair = jnp.where(keep, q[:, None] * q[None, :] * erfc(self.alpha * r) / r, 0.0)
-        return 0.5 * self.coulomb_constant.astype(dtype) * jnp.sum(pair)
+        columns = jnp.arange(n)
+
+        @jax.checkpoint  # blocks of rows: O(block * N) memory, also in reverse mode
+        def rows(index):
+            valid = index < n
+            xi = positions[jnp.minimum(index, n - 1)]
+            d = box.displacement(xi[:, None, :], positions[None, :, :])
+            off_diagonal = valid[:, None] & (index[:, None] != columns[None, :])
+            r2 = jnp.where(off_diagonal, jnp.sum(d * d, axis=-1), 1.0)
+            r = jnp.sqrt(r2)
+            keep = off_diagonal & (r2 < self.cutoff**2)
+            qi = q[jnp.minimum(index, n - 1)]
+            pair = jnp.where(keep, qi[:, None] * q[None, :] * erfc(self.alpha * r) / r, 0.0)
+            return jnp.sum(pair)
+
+        total = jnp.sum(lax.map(rows, _blocks(n, n)))
+        return 0.5 * self.coulomb_constant.astype(dtype) * total
 
     def self_energy(self, dtype=None) -> Array:
         """``-k_e alpha / sqrt(pi) sum_i q_i^2``, the removed self-interaction."""
@@ -354,11 +374,19 @@ class EwaldCoulomb(AbstractEwald):
         lengths = self._check(positions, box)
         dtype = positions.dtype
         q = self.charges.astype(dtype)
-        n = jnp.asarray(_half_space_indices(self.k_max), dtype)
-        k = 2.0 * jnp.pi * n / lengths
-        k2 = jnp.sum(k * k, axis=-1)
-        phase = k @ positions.T
-        structure2 = (jnp.cos(phase) @ q) ** 2 + (jnp.sin(phase) @ q) ** 2
-        weight = jnp.exp(-k2 / (4.0 * self.alpha**2)) / k2
+        indices = _half_space_indices(self.k_max)
+        table = jnp.asarray(indices, dtype)
         volume = jnp.prod(lengths)
-        return self.coulomb_constant.astype(dtype) * 4.0 * jnp.pi / volume * weight @ structure2
+
+        @jax.checkpoint  # blocks of wave vectors: O(block * N) memory
+        def shells(index):
+            n = table[jnp.minimum(index, table.shape[0] - 1)]
+            k = 2.0 * jnp.pi * n / lengths
+            k2 = jnp.sum(k * k, axis=-1)
+            phase = k @ positions.T
+            structure2 = (jnp.cos(phase) @ q) ** 2 + (jnp.sin(phase) @ q) ** 2
+            weight = jnp.exp(-k2 / (4.0 * self.alpha**2)) / k2
+            return jnp.sum(jnp.where(index < table.shape[0], weight * structure2, 0.0))
+
+        total = jnp.sum(lax.map(shells, _blocks(indices.shape[0], positions.shape[0])))
+        return self.coulomb_constant.astype(dtype) * 4.0 * jnp.pi / volume * total
