@@ -292,12 +292,15 @@ class EwaldCoulomb(AbstractEwald):
         \\Big], \\quad S(k) = \\sum_j q_j e^{i k \\cdot r_j}
 
     (tin-foil boundary conditions: no surface term). The real-space sum runs over all
-    minimum-image pairs (dense, ``O(N^2)`` time and memory, no neighbour list: meant for up
-    to a few thousand charges), so ``cutoff`` may not exceed half the shortest box side.
+    minimum-image pairs (dense: ``O(N^2)`` time, computed in blocks of rows so memory stays
+    ``O(N)``; no neighbour list; meant for up to a few thousand charges, about 0.7 s for
+    energy and forces of 1000 charges at ``accuracy=1e-6`` on one CPU core), so ``cutoff``
+    may not exceed half the shortest box side.
     The reciprocal sum runs over wave vectors ``k = 2 pi n / L`` with integer ``n`` in the
     ellipsoid ``sum_d (n_d / k_max_d)^2 <= 1`` (half of them, by ``S(-k) = S(k)^*``),
-    ``O(N M)``. Forces are ``-jax.grad`` of the energy; the virial (`hybrax.md.pressure`)
-    comes from the box gradient, since the wave vectors follow the box lengths.
+    ``O(N M)`` time for ``M`` wave vectors. Forces are ``-jax.grad`` of the energy; the
+    virial (`hybrax.md.pressure`) comes from the box gradient, since the wave vectors
+    follow the box lengths.
 
     ``alpha``, ``cutoff`` and ``k_max`` are chosen from ``accuracy`` for the ``box`` given
     here by `ewald_parameters` (Kolafa–Perram estimates); each may be overridden. They are
