@@ -256,3 +256,15 @@ def test_bad_input_messages():
         EnergyBalance0D().tendency(hybrax.ODEState(jnp.zeros(1)), 0.0)
     with pytest.raises(ConfigurationError, match="1-D array of increasing values"):
         hysteresis_sweep(model, jnp.zeros((2, 3)))
+
+
+def test_core_newton_solve_agrees_with_the_stable_steady_state():
+    """With a constant albedo the steady state is unique: Newton alone (hybrax.steady_state)
+    and time integration + Newton (stable_steady_state) find the same one."""
+    model = BudykoSellers(num_points=20, albedo=ConstantAlbedo(0.3))
+    start = model.initial_state(0.0, jnp.float64)
+    direct = hybrax.steady_state(model, start)
+    relaxed = stable_steady_state(model, start)
+    np.testing.assert_allclose(direct.temperature, relaxed.temperature, rtol=0, atol=1e-9)
+    residual = model.tendency(direct, 0.0).temperature
+    assert float(jnp.max(jnp.abs(residual))) < 1e-10

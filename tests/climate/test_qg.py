@@ -9,7 +9,7 @@ import pytest
 
 import hybrax
 from hybrax.climate import AdamsBashforth3, Filtered, TwoLayerQG
-from hybrax.core._state import mul
+from hybrax.core import mul
 from hybrax.errors import ConfigurationError
 from hybrax.grids import SpectralState
 

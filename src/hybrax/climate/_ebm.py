@@ -18,6 +18,7 @@ from hybrax.core import (
     AbstractDynamics,
     ConfigurationError,
     check_dtype,
+    check_field,
     check_parameter,
     parameter,
     scalar_like,
@@ -72,19 +73,7 @@ def _check_ebm_state(state, shape: tuple[int, ...], model: str) -> None:
             f"{model} expects an EBMState, got {type(state).__name__}; "
             f"build one with {model}(...).initial_state()"
         )
-    actual = tuple(jnp.shape(state.temperature))
-    if actual != shape:
-        hint = ""
-        if len(actual) > len(shape) and actual[len(actual) - len(shape) :] == shape:
-            hint = "; for an ensemble use jax.vmap over the leading axis"
-        raise ConfigurationError(
-            f"{model}: state.temperature must have shape {shape}, got {actual}{hint}"
-        )
-    if not jnp.issubdtype(jnp.result_type(state.temperature), jnp.floating):
-        raise ConfigurationError(
-            f"{model}: state.temperature must be floating (float32 or float64), "
-            f"got {jnp.result_type(state.temperature)}"
-        )
+    check_field("state.temperature", state.temperature, shape, model=model)
 
 
 class EnergyBalance0D(AbstractDynamics):
