@@ -1,12 +1,12 @@
 """Climate toy models: Lorenz-63/96 (one- and two-scale), two-layer quasi-geostrophic flow,
 rotating shallow water, energy-balance models."""
 
-from ._adams_bashforth import AB3State, AdamsBashforth3
+from hybrax.core import AB3State, AdamsBashforth3, Filtered  # re-exported from core
+
 from ._albedo import ConstantAlbedo, IceAlbedo
 from ._diagnostics import isotropic_spectrum
 from ._ebm import BudykoSellers, EBMState, EnergyBalance0D
 from ._ebm_equilibrium import HysteresisSweep, hysteresis_sweep, stable_steady_state
-from ._filtered import Filtered
 from ._lorenz import Lorenz63, Lorenz96, TwoScaleLorenz96, TwoScaleState
 from ._qg import QGFlow, TwoLayerQG
 from ._shallow_water import (

@@ -14,16 +14,16 @@ from jaxtyping import Array, ArrayLike, Complex, DTypeLike, Float, PRNGKeyArray
 
 from hybrax.core import (
     AbstractSemilinearDynamics,
+    AdamsBashforth3,
     ConfigurationError,
+    Filtered,
     check_dtype,
     mul,
     parameter,
 )
 from hybrax.grids import Grid, SpectralState
 
-from ._adams_bashforth import AdamsBashforth3
 from ._diagnostics import isotropic_spectrum
-from ._filtered import Filtered
 from ._grid_argument import square_grid
 
 __all__ = ["QGFlow", "TwoLayerQG"]
@@ -157,9 +157,8 @@ class TwoLayerQG(AbstractSemilinearDynamics):
     >>> import hybrax
     >>> model = hybrax.climate.TwoLayerQG.eddy(num_points=32)
     >>> stepper = model.pyqg_stepper(dt=3600.0)
-    >>> state = stepper.init(model.initial_state())
-    >>> final, ke = hybrax.rollout(stepper, state, 48, save_every=24,
-    ...     observe=lambda s: model.kinetic_energy(s.state))
+    >>> final, ke = hybrax.rollout(stepper, model.initial_state(), 48, save_every=24,
+    ...     observe=model.kinetic_energy)
     >>> ke.shape
     (2, 2)
     """
@@ -245,8 +244,8 @@ class TwoLayerQG(AbstractSemilinearDynamics):
 
     def pyqg_stepper(self, dt: ArrayLike = 3600.0) -> Filtered:
         """pyqg's time stepping: `AdamsBashforth3` (Euler, AB2, then AB3) with the filter
-        applied after every step. Start from ``stepper.init(state)``. Check the time step
-        with ``hybrax.check_time_step(stepper, state, 0.23)`` (see `courant_number`)."""
+        applied after every step (`hybrax.rollout` starts it from a model state). Check the
+        time step with ``hybrax.check_time_step(stepper, state, 0.23)`` (see `courant_number`)."""
         return Filtered(AdamsBashforth3(self, dt), self.apply_filter)
 
     # --------------------------------------------------------------- parameters

@@ -23,8 +23,10 @@ from ._errors import (
 )
 from ._etdrk4 import ETDRK4, ETDRK4Coefficients, etdrk4_coefficients
 from ._explicit import RK4, SSPRK3, AbstractExplicitRK, Euler, Heun
+from ._filtered import Filtered
 from ._imex import CrankNicolsonRK4
 from ._lyapunov import lyapunov_spectrum
+from ._multistep import AB3State, AdamsBashforth3
 from ._parameters import (
     check_dtype,
     check_float,
@@ -35,7 +37,7 @@ from ._parameters import (
 )
 from ._precision import MixedPrecision, cast_floating
 from ._progress import ProgressCallback
-from ._rollout import rollout
+from ._rollout import Checkpoint, rollout
 from ._state import (
     ODEState,
     get_time,
@@ -53,10 +55,13 @@ __all__ = [
     "ETDRK4",
     "RK4",
     "SSPRK3",
+    "AB3State",
     "AbstractDynamics",
     "AbstractExplicitRK",
     "AbstractSemilinearDynamics",
     "AbstractStepper",
+    "AdamsBashforth3",
+    "Checkpoint",
     "CheckpointError",
     "ConfigurationError",
     "CorruptedDataError",
@@ -65,6 +70,7 @@ __all__ = [
     "DiffraxStepper",
     "ETDRK4Coefficients",
     "Euler",
+    "Filtered",
     "Heun",
     "HybraxError",
     "InstabilityError",

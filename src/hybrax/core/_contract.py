@@ -183,11 +183,25 @@ def check_tendency(tendency: PyTree, state: PyTree, model, what: str = "tendency
 
 
 class AbstractStepper(eqx.Module):
-    """Advances a state by one step of its own size ``dt``: ``step(state) -> state``.
+    """Advances a carry by one step of its own size ``dt``: ``step(carry) -> carry``.
 
     Integrators over an `AbstractDynamics`, neural emulators and hybrids all fill this role,
     so `hybrax.rollout`, `hybrax.lyapunov_spectrum`, training and sharding work on any of
     them.
+
+    The carry and the model state. Like diffrax's ``solver_state``, what a stepper needs
+    besides the model state (a multistep history, a thermostat's variables, FIRE's velocity
+    and step size, an RNG key) lives in its *carry*; the *model state* is what users build,
+    observe and compare with data. Three methods connect them, all identities by default
+    (for the many steppers whose carry is the model state):
+
+    - ``init(state) -> carry`` wraps a model state. It is idempotent: given a carry it made,
+      it returns it unchanged, so callers may always call it (`hybrax.rollout` does, so a
+      run can be started from a model state or continued from a returned carry).
+    - ``state_of(carry) -> state`` the model state inside a carry.
+    - ``with_state(carry, state) -> carry`` the carry with its model state replaced (what a
+      wrapper such as `hybrax.hybrid.Corrected` or `hybrax.Filtered` uses to change the
+      model state without touching the stepper's own state).
 
     Attributes
     ----------
@@ -195,7 +209,7 @@ class AbstractStepper(eqx.Module):
         Order of accuracy in ``dt`` of the global error (``p`` in ``O(dt^p)``) on smooth
         problems, read as ``stepper.order``. Declared as a class attribute, an ``int``
         (``order = 4`` in the class body). ``None`` (the default) means undeclared: neural
-        emulators, wrappers that change the state (`hybrax.climate.Filtered`), or steppers
+        emulators, wrappers that change the state (`hybrax.Filtered`), or steppers
         whose order depends on their configuration and cannot be read off it. A stepper
         whose order depends on an instance field may override it with a read-only property
         (`DiffraxStepper` reports its solver's order).
@@ -206,7 +220,22 @@ class AbstractStepper(eqx.Module):
 
     @abc.abstractmethod
     def step(self, state: PyTree) -> PyTree:
-        """Advance ``state`` by ``dt``."""
+        """Advance the carry ``state`` (see `init`) by ``dt``."""
+
+    def init(self, state: PyTree) -> PyTree:
+        """The carry that starts a run from the model state ``state`` (default: ``state``).
+
+        Must be idempotent: ``init(carry)`` returns a carry this stepper made unchanged.
+        """
+        return state
+
+    def state_of(self, carry: PyTree) -> PyTree:
+        """The model state inside ``carry`` (default: ``carry`` itself)."""
+        return carry
+
+    def with_state(self, carry: PyTree, state: PyTree) -> PyTree:
+        """``carry`` with its model state replaced by ``state`` (default: ``state``)."""
+        return state
 
     def prepare(self) -> "AbstractStepper":
         """A stepper equal in effect to ``self`` with step-invariant work done once.

@@ -19,8 +19,11 @@ from ._function_cache import cached_function
 from ._parameters import concrete_or_none
 from ._progress import ProgressCallback
 
-__all__ = ["rollout"]
+__all__ = ["Checkpoint", "rollout"]
 
+#: What `rollout`'s ``checkpoint`` accepts (and training functions pass on): ``None`` (store
+#: every step), ``"sqrt"`` (blocks of about ``sqrt(n_steps)`` steps) or an int (steps per
+#: checkpoint).
 Checkpoint = None | Literal["sqrt"] | int
 
 _NONFINITE = (
@@ -79,23 +82,28 @@ def rollout(
 ) -> tuple[PyTree, PyTree]:
     """Advance ``state`` by ``n_steps`` steps of ``stepper`` in one `jax.lax.scan`.
 
-    Works for any `AbstractStepper` (integrators, emulators, hybrids) and composes with
-    `jax.jit`, `jax.vmap` (ensembles) and `jax.grad`.
+    Works for any `AbstractStepper` (integrators, emulators, hybrids, steppers with their
+    own state such as `hybrax.AdamsBashforth3`) and composes with `jax.jit`, `jax.vmap`
+    (ensembles) and `jax.grad`. The loop starts from ``stepper.init(state)`` and steps that
+    carry; ``observe`` and the saved trajectory see model states
+    (``stepper.state_of(carry)``), and the final carry is returned so a run can be
+    continued by passing it back as ``state``.
 
     Parameters
     ----------
     stepper
         What advances the state.
     state
-        Initial state (a pytree, typically a state record).
+        Initial model state (a pytree, typically a state record), or a carry returned by an
+        earlier rollout of the same stepper (``init`` is idempotent).
     n_steps
         Number of steps (static, >= 0).
     save_every
         Keep ``observe(state)`` after every ``save_every``-th step (static; must divide
         ``n_steps``). ``None`` keeps nothing and returns ``None`` for the trajectory.
     observe
-        Function of a state returning what to keep (default: the whole state). Observing a
-        few scalars instead of full fields keeps memory small.
+        Function of a model state returning what to keep (default: the whole model state).
+        Observing a few scalars instead of full fields keeps memory small.
     checkpoint
         Rematerialisation for reverse-mode gradients. ``None`` stores every step's
         intermediates (memory grows like ``n_steps``). ``"sqrt"`` nests the scan into
@@ -110,6 +118,7 @@ def rollout(
         the run replayed step by step (without gradients) to find the first bad step, so a
         healthy run pays a few reductions per call, not per step. Called with concrete
         inputs, `rollout` raises `hybrax.NonFiniteStateError` (it waits for the result);
+        the model states (``stepper.state_of``) are checked, not a stepper's own state;
         under an outer `jax.jit`, `jax.vmap` or `jax.grad` the same message is raised
         when the computation runs, through `equinox.branched_error_if`. A state that
         becomes non-finite and finite again between saves is not seen. Pass ``False``
@@ -134,7 +143,9 @@ def rollout(
     Returns
     -------
     final, trajectory
-        The state after ``n_steps`` steps, and the observables stacked along a new leading
+        The carry after ``n_steps`` steps (the model state itself for the many steppers
+        without state of their own; ``stepper.state_of(final)`` in general), and the
+        observables (default: model states) stacked along a new leading
         axis of length ``n_steps // save_every`` (the values after steps ``save_every``,
         ``2 save_every``, ..., ``n_steps``; the initial state is not included), or ``None``.
 
@@ -187,35 +198,35 @@ def _rollout(
     stepper, state, *, n_steps, save_every, observe, checkpoint, check_finite, unroll, progress
 ):
     stepper = stepper.prepare()
-    state = guard_time_step(stepper, state)
-    observe_fn = (lambda s: s) if observe is None else observe
+    carry = guard_time_step(stepper, stepper.init(state))
+    observe_fn = stepper.state_of if observe is None else (lambda c: observe(stepper.state_of(c)))
     saving = save_every is not None
     if saving:
-        _check_observable(observe_fn(state), observe)
+        _check_observable(observe_fn(carry), observe)
     interval = save_every if saving else max(n_steps, 1)
     num_intervals = n_steps // interval if n_steps else 0
     inner_block, outer_block = _blocks(checkpoint, interval, num_intervals)
 
     bar = ProgressCallback(num_intervals, "rollout") if progress else None
 
-    def one_interval(carry, index):
-        carry, _ = _blocked_scan(
-            lambda c, _: (stepper.step(c), None), carry, None, interval, inner_block, unroll
+    def one_interval(c, index):
+        c, _ = _blocked_scan(
+            lambda c, _: (stepper.step(c), None), c, None, interval, inner_block, unroll
         )
         if bar is not None:
             bar.update(index)
-        return carry, (observe_fn(carry) if saving else None)
+        return c, (observe_fn(c) if saving else None)
 
     if num_intervals:
         final, saved = _blocked_scan(
-            one_interval, state, jnp.arange(num_intervals), num_intervals, outer_block, 1
+            one_interval, carry, jnp.arange(num_intervals), num_intervals, outer_block, 1
         )
     else:
-        final = state
-        saved = _empty_like(observe_fn(state)) if saving else None
+        final = carry
+        saved = _empty_like(observe_fn(carry)) if saving else None
 
     code = (
-        _first_nonfinite(stepper, state, final, saved, n_steps, interval) if check_finite else None
+        _first_nonfinite(stepper, carry, final, saved, n_steps, interval) if check_finite else None
     )
     return final, saved, code
 
@@ -227,7 +238,8 @@ def _first_nonfinite(stepper, initial, final, saved, n_steps: int, interval: int
     non-finite); else ``n_steps + 1 + k`` for the first non-finite saved observable ``k``
     of a run whose states stayed finite."""
     saved_ok = _all_finite(saved)
-    ok = _all_finite(initial) & _all_finite(final) & saved_ok
+    state_of = stepper.state_of
+    ok = _all_finite(state_of(initial)) & _all_finite(state_of(final)) & saved_ok
 
     def search(_):
         # Replay without gradients: the result is an integer, and a while loop is not
@@ -243,10 +255,10 @@ def _first_nonfinite(stepper, initial, final, saved, n_steps: int, interval: int
         def body(c):
             i, s, _ = c
             s = step_fn.step(s)
-            return i + 1, s, ~_all_finite(s)
+            return i + 1, s, ~_all_finite(step_fn.state_of(s))
 
         zero = jnp.zeros((), jnp.int32)
-        i, _, bad = lax.while_loop(cond, body, (zero, s0, ~_all_finite(s0)))
+        i, _, bad = lax.while_loop(cond, body, (zero, s0, ~_all_finite(state_of(s0))))
         flags = [
             ~jnp.all(jnp.isfinite(x), axis=tuple(range(1, x.ndim)))
             for x in jax.tree.leaves(saved)

@@ -7,19 +7,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Int, PyTree
 
-from hybrax.core import (
-    AbstractDynamics,
-    AbstractStepper,
-    ConfigurationError,
-    check_dynamics,
-    check_tendency,
-    get_time,
-    is_inexact_array,
-    mul,
-    scalar_like,
-    time_or_zero,
-    with_time,
-)
+from ._contract import AbstractDynamics, AbstractStepper, check_dynamics, check_tendency
+from ._errors import ConfigurationError
+from ._state import get_time, is_inexact_array, mul, scalar_like, time_or_zero, with_time
 
 __all__ = ["AB3State", "AdamsBashforth3"]
 
@@ -27,9 +17,10 @@ __all__ = ["AB3State", "AdamsBashforth3"]
 class AB3State(eqx.Module):
     """A model state together with the Adams–Bashforth history it needs.
 
-    Build it with `AdamsBashforth3.init`; `AdamsBashforth3.step` maps it to the next one, so
-    the stepper stays a pure ``step(state) -> state`` and `hybrax.rollout`, `jax.vmap` and
-    `jax.grad` work unchanged.
+    This is `AdamsBashforth3`'s carry (see `hybrax.AbstractStepper`): build it with
+    `AdamsBashforth3.init`; `AdamsBashforth3.step` maps it to the next one, so the stepper
+    stays a pure ``step(carry) -> carry`` and `hybrax.rollout`, `jax.vmap` and `jax.grad`
+    work unchanged. `AdamsBashforth3.state_of` returns the model state.
 
     Attributes
     ----------
@@ -61,7 +52,8 @@ class AdamsBashforth3(AbstractStepper):
 
     Start-up as in pyqg: the first step is forward Euler, the second second-order
     Adams–Bashforth (``3/2 f_1 - 1/2 f_0``), third order from the third step on. The
-    history lives in an `AB3State` (see `init`), so ``step`` is pure.
+    history lives in the carry, an `AB3State` (see `init`, `state_of`), so ``step`` is
+    pure; `hybrax.rollout` wraps a model state itself and hands ``observe`` model states.
 
     Cheap (one right-hand side per step instead of four for `hybrax.RK4`) but with a small
     stability region: on the imaginary axis (advection, waves) about
@@ -79,10 +71,10 @@ class AdamsBashforth3(AbstractStepper):
     --------
     >>> import hybrax
     >>> model = hybrax.climate.Lorenz63()
-    >>> stepper = hybrax.climate.AdamsBashforth3(model, dt=0.005)
-    >>> final, _ = hybrax.rollout(stepper, stepper.init(model.initial_state()), 200)
-    >>> final.state.u.shape
-    (3,)
+    >>> stepper = hybrax.AdamsBashforth3(model, dt=0.005)
+    >>> carry, trajectory = hybrax.rollout(stepper, model.initial_state(), 200)
+    >>> stepper.state_of(carry).u.shape, trajectory.u.shape
+    ((3,), (200, 3))
     """
 
     dynamics: AbstractDynamics
@@ -93,18 +85,25 @@ class AdamsBashforth3(AbstractStepper):
         check_dynamics(self.dynamics, "AdamsBashforth3")
 
     def init(self, state: PyTree) -> AB3State:
-        """Wrap a model state with an empty history (the next step will be forward Euler)."""
+        """Wrap a model state with an empty history (the next step will be forward Euler).
+
+        An `AB3State` is returned unchanged (``init`` is idempotent)."""
+        if isinstance(state, AB3State):
+            return state
         self.dynamics.check_state(state)
         zeros = jax.tree.map(lambda x: jnp.zeros_like(x) if is_inexact_array(x) else x, state)
         return AB3State(state, zeros, zeros, jnp.zeros((), jnp.int32))
 
+    def state_of(self, carry: AB3State) -> PyTree:
+        """The model state inside ``carry``."""
+        return _check_carry(carry, "state_of").state
+
+    def with_state(self, carry: AB3State, state: PyTree) -> AB3State:
+        """``carry`` with its model state replaced by ``state`` (the history is kept)."""
+        return eqx.tree_at(lambda c: c.state, _check_carry(carry, "with_state"), state)
+
     def step(self, state: AB3State) -> AB3State:
-        if not isinstance(state, AB3State):
-            raise ConfigurationError(
-                "AdamsBashforth3.step needs an AB3State (the model state plus its tendency "
-                f"history), got {type(state).__name__}; wrap the model state with "
-                "stepper.init(state) before stepping"
-            )
+        _check_carry(state, "step")
         inner = state.state
         self.dynamics.check_state(inner)
         t0 = time_or_zero(inner)
@@ -127,3 +126,13 @@ class AdamsBashforth3(AbstractStepper):
         new = jax.tree.map(update, inner, tendency, state.previous, state.before_previous)
         new = with_time(new, t0 + h)
         return AB3State(new, tendency, state.previous, jnp.minimum(level + 1, 2))
+
+
+def _check_carry(carry, method: str) -> AB3State:
+    if not isinstance(carry, AB3State):
+        raise ConfigurationError(
+            f"AdamsBashforth3.{method} needs an AB3State (the model state plus its tendency "
+            f"history), got {type(carry).__name__}; wrap the model state with "
+            "stepper.init(state) (hybrax.rollout does this itself)"
+        )
+    return carry

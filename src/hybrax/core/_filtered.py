@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import equinox as eqx
 from jaxtyping import ArrayLike, PyTree
 
-from hybrax.core import AbstractStepper, ConfigurationError, check_stepper
-
-from ._adams_bashforth import AB3State
+from ._contract import AbstractStepper, check_stepper
+from ._errors import ConfigurationError
 
 __all__ = ["Filtered"]
 
@@ -20,8 +18,9 @@ class Filtered(AbstractStepper):
     This is how pyqg controls the enstrophy cascade: its exponential filter multiplies the
     spectral PV once per step, outside the tendency (see `TwoLayerQG.apply_filter`).
     Wrapping keeps the filter separate from the integrator, so the same model runs with
-    `AdamsBashforth3` (pyqg's scheme), `hybrax.RK4` or `hybrax.ETDRK4`. When the wrapped
-    stepper carries a history (an `AB3State`), only the model state is filtered.
+    `hybrax.AdamsBashforth3` (pyqg's scheme), `hybrax.RK4` or `hybrax.ETDRK4`. The carry is
+    the wrapped stepper's (see `hybrax.AbstractStepper.init`): when it holds more than the
+    model state (a multistep history), only the model state is filtered.
 
     Parameters
     ----------
@@ -35,7 +34,7 @@ class Filtered(AbstractStepper):
     --------
     >>> import hybrax
     >>> model = hybrax.climate.TwoLayerQG.eddy(num_points=32)
-    >>> stepper = hybrax.climate.Filtered(hybrax.RK4(model, 7200.0), model.apply_filter)
+    >>> stepper = hybrax.Filtered(hybrax.AdamsBashforth3(model, 7200.0), model.apply_filter)
     >>> final, _ = hybrax.rollout(stepper, model.initial_state(), 10, save_every=None)
     """
 
@@ -55,15 +54,20 @@ class Filtered(AbstractStepper):
         return self.stepper.dt
 
     def init(self, state: PyTree) -> PyTree:
-        """The wrapped stepper's ``init`` (e.g. `AdamsBashforth3.init`), else ``state``."""
-        init = getattr(self.stepper, "init", None)
-        return state if init is None else init(state)
+        """The wrapped stepper's carry for ``state`` (its ``init``)."""
+        return self.stepper.init(state)
+
+    def state_of(self, carry: PyTree) -> PyTree:
+        """The model state inside the wrapped stepper's ``carry``."""
+        return self.stepper.state_of(carry)
+
+    def with_state(self, carry: PyTree, state: PyTree) -> PyTree:
+        """The wrapped stepper's ``carry`` with its model state replaced."""
+        return self.stepper.with_state(carry, state)
 
     def prepare(self) -> Filtered:
         return Filtered(self.stepper.prepare(), self.filter)
 
     def step(self, state: PyTree) -> PyTree:
         new = self.stepper.step(state)
-        if isinstance(new, AB3State):
-            return eqx.tree_at(lambda s: s.state, new, self.filter(new.state))
-        return self.filter(new)
+        return self.stepper.with_state(new, self.filter(self.stepper.state_of(new)))
