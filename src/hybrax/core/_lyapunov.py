@@ -36,19 +36,23 @@ def lyapunov_spectrum(
     re-orthonormalised by QR every ``reorthonormalize_every`` steps; the exponents are the
     time averages of ``log |diag R|`` (Benettin et al. 1980; Shimada & Nagashima 1979).
     Works for any Stepper whose state leaves are floating arrays; the ``time`` leaf and
-    non-floating leaves are not perturbed.
+    non-floating leaves are not perturbed. For a stepper with its own state (see
+    `hybrax.AbstractStepper.init`, e.g. `hybrax.AdamsBashforth3`'s history) the map is the
+    step on its carry, started from ``stepper.init(state)``; the initial tangent vectors
+    perturb the model state only, and the extra (damped) directions of the carry do not
+    change the leading exponents.
 
     Parameters
     ----------
     stepper
         Any `AbstractStepper`; exponents are per unit of model time (``stepper.dt``).
     state
-        Starting state; it should already lie on the attractor (spin it up with
-        `hybrax.rollout` first).
+        Starting model state or carry; it should already lie on the attractor (spin it up
+        with `hybrax.rollout` first and pass the carry it returns).
     n_steps
         Steps to average over (static; a multiple of ``reorthonormalize_every``).
     k
-        Number of exponents (static, at most the state dimension).
+        Number of exponents (static, at most the model state's dimension).
     reorthonormalize_every
         Steps between QR factorisations (static). Raise it for cheap, small-exponent
         systems; keep ``exp(lambda_1 dt every)`` well below the float range. If the
@@ -92,8 +96,9 @@ def lyapunov_spectrum(
         )
     if not 0 <= discard_steps < n_steps:
         raise ConfigurationError(f"discard_steps must be in [0, n_steps), got {discard_steps}")
-    dynamic, _ = eqx.partition(state, is_inexact_array)
-    size = _real_flatten(dynamic)[0].size - (get_time(state) is not None)
+    model_state = stepper.state_of(stepper.init(state))
+    dynamic, _ = eqx.partition(model_state, is_inexact_array)
+    size = _real_flatten(dynamic)[0].size - (get_time(model_state) is not None)
     if k > size:
         raise ConfigurationError(f"k={k} exceeds the state's dimension {size}")
     key = jax.random.PRNGKey(0) if key is None else key
@@ -126,29 +131,37 @@ def _messages(every: int, dtype) -> tuple[str, str]:
 @eqx.filter_jit
 def _lyapunov(stepper, state, n_steps, k, every, discard_steps, key, progress):
     stepper = stepper.prepare()
-    state = guard_time_step(stepper, state)
-    dynamic, static = eqx.partition(state, is_inexact_array)
+    carry = guard_time_step(stepper, stepper.init(state))
+    dynamic, other = eqx.partition(carry, is_inexact_array)
     flat, unravel = _real_flatten(dynamic)
-    # 1 on every real coordinate (both parts of complex entries), 0 on the time leaf.
+    # The initial tangent vectors perturb the model state only: 1 on each of its real
+    # coordinates (both parts of complex entries) except its time, 0 on the time leaf and on
+    # the stepper's own state (e.g. a multistep history).
     ones = jax.tree.map(lambda x: jnp.full_like(x, 1 + 1j if jnp.iscomplexobj(x) else 1), dynamic)
-    mask = _real_flatten(with_time(ones, 0))[0]
+    zeros_carry = jax.tree.map(jnp.zeros_like, dynamic)
+    model_ones = with_time(stepper.state_of(eqx.combine(ones, other)), 0)
+    mask_tree = eqx.partition(
+        stepper.with_state(eqx.combine(zeros_carry, other), model_ones), is_inexact_array
+    )[0]
+    mask = _real_flatten(mask_tree)[0]
 
-    def flat_step(x):
-        new = stepper.step(eqx.combine(unravel(x), static))
-        return _real_flatten(eqx.partition(new, is_inexact_array)[0])[0]
+    def flat_step(x, rest):
+        new = stepper.step(eqx.combine(unravel(x), rest))
+        new_dynamic, new_rest = eqx.partition(new, is_inexact_array)
+        return _real_flatten(new_dynamic)[0], new_rest
 
     real_dtype = flat.dtype
     basis = jax.random.normal(key, (flat.size, k), real_dtype)
     basis, _ = jnp.linalg.qr(basis * mask[:, None])
 
     def propagate(carry, _):
-        x, q = carry
-        x_next, tangent = jax.linearize(flat_step, x)
-        return (x_next, jax.vmap(tangent, in_axes=1, out_axes=1)(q)), None
+        x, rest, q = carry
+        x_next, tangent, rest = jax.linearize(lambda y: flat_step(y, rest), x, has_aux=True)
+        return (x_next, rest, jax.vmap(tangent, in_axes=1, out_axes=1)(q)), None
 
     def block(carry, index):
-        x, q, total, code = carry
-        (x, q), _ = lax.scan(propagate, (x, q), length=every)
+        x, rest, q, total, code = carry
+        (x, rest, q), _ = lax.scan(propagate, (x, rest, q), length=every)
         # Result code: 1 if the state went non-finite, else 2 if the tangents overflowed.
         bad = jnp.where(
             ~jnp.all(jnp.isfinite(x)), 1, jnp.where(~jnp.all(jnp.isfinite(q)), 2, 0)
@@ -160,14 +173,14 @@ def _lyapunov(stepper, state, n_steps, k, every, discard_steps, key, progress):
         total = total + jnp.where(keep, growth, jnp.zeros_like(growth))
         if bar is not None:
             bar.update(index)
-        return (x, q, total, code), None
+        return (x, rest, q, total, code), None
 
     bar = ProgressCallback(n_steps // every, "lyapunov") if progress else None
 
     zeros = jnp.zeros((k,), real_dtype)
     code = jnp.zeros((), jnp.int32)
-    (_, _, total, code), _ = lax.scan(
-        block, (flat, basis, zeros, code), jnp.arange(n_steps // every)
+    (_, _, _, total, code), _ = lax.scan(
+        block, (flat, other, basis, zeros, code), jnp.arange(n_steps // every)
     )
     dt = jnp.asarray(stepper.dt).astype(real_dtype)
     exponents = total / ((n_steps - discard_steps) * dt)

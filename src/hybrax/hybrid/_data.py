@@ -52,7 +52,9 @@ def generate_trajectories(
     spin_up_steps
         Steps discarded before saving.
     observe
-        What to keep of each saved state (default: the state); e.g. a coarse-graining.
+        What to keep of each saved model state (default: the model state, also for a
+        stepper with its own state such as `hybrax.AdamsBashforth3`); e.g. a
+        coarse-graining.
     batch_size
         Members computed at once (``None``: all ``n`` in one `jax.vmap`; smaller values
         bound memory through `jax.lax.map`).
@@ -128,13 +130,15 @@ def _generate(stepper, sample, key, *, n, n_steps, save_every, spin_up_steps, ob
     observe_fn = (lambda s: s) if observe is None else observe
 
     def member(member_key):
-        state = sample(member_key)
+        # The stepper's carry (the model state plus e.g. a multistep history): the spin-up
+        # hands its history on; what is saved are model states.
+        carry = stepper.init(sample(member_key))
         if spin_up_steps:
-            state, _ = rollout(stepper, state, spin_up_steps, save_every=None)
-        first = observe_fn(state)
+            carry, _ = rollout(stepper, carry, spin_up_steps, save_every=None)
+        first = observe_fn(stepper.state_of(carry))
         if n_steps == 0:
             return jax.tree.map(lambda x: x[None], first)
-        _, saved = rollout(stepper, state, n_steps, save_every=save_every, observe=observe_fn)
+        _, saved = rollout(stepper, carry, n_steps, save_every=save_every, observe=observe_fn)
         return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, saved)
 
     keys = jax.random.split(key, n)

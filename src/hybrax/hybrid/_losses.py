@@ -25,12 +25,12 @@ from jaxtyping import PyTree, Scalar
 
 from hybrax.core import (
     AbstractStepper,
+    Checkpoint,
     ConfigurationError,
     DataMismatchError,
     concrete_or_none,
     rollout,
 )
-from hybrax.core._rollout import Checkpoint
 
 __all__ = [
     "OneStepLoss",

@@ -13,9 +13,12 @@ from hybrax.core import (
     AbstractStepper,
     ConfigurationError,
     concrete_or_none,
+    get_time,
+    scalar_like,
+    time_or_zero,
     time_step,
+    with_time,
 )
-from hybrax.core._state import get_time, scalar_like, time_or_zero, with_time
 
 from ._maps import (
     FromOutput,
@@ -57,6 +60,14 @@ def _apply(who, net, to_input, from_output, source, target, default, what):
     return result
 
 
+def _closure_term(closure, who: str, state: PyTree, physics: PyTree, what: str) -> PyTree:
+    """The physics term ``physics`` with the closure's learned term of ``state`` added
+    (`Closure.tendency` and `SemilinearClosure.nonlinear`)."""
+    return _apply(
+        who, closure.net, closure.to_input, closure.from_output, state, physics, add_output, what
+    )
+
+
 class Corrected(AbstractStepper):
     """A solver step followed by a learned correction (solver in the loop).
 
@@ -64,7 +75,9 @@ class Corrected(AbstractStepper):
     the network sees the state after the physics step and corrects it (Um et al. 2020;
     Kochkov et al. 2021). By default the network's output is *added* to the state's single
     floating field (``u`` of an `ODEState`), so a network that outputs zero leaves the
-    solver unchanged. ``dt`` is the inner stepper's; `prepare` is forwarded to it.
+    solver unchanged. ``dt`` is the inner stepper's; `prepare` is forwarded to it, and so
+    are ``init``, ``state_of`` and ``with_state``: the carry is the inner stepper's (e.g.
+    `hybrax.AdamsBashforth3`'s history) and the network corrects only the model state.
 
     Parameters
     ----------
@@ -105,9 +118,22 @@ class Corrected(AbstractStepper):
     def dt(self) -> ArrayLike:
         return self.stepper.dt
 
+    def init(self, state: PyTree) -> PyTree:
+        """The inner stepper's carry for ``state`` (its ``init``)."""
+        return self.stepper.init(state)
+
+    def state_of(self, carry: PyTree) -> PyTree:
+        """The model state inside the inner stepper's ``carry``."""
+        return self.stepper.state_of(carry)
+
+    def with_state(self, carry: PyTree, state: PyTree) -> PyTree:
+        """The inner stepper's ``carry`` with its model state replaced."""
+        return self.stepper.with_state(carry, state)
+
     def step(self, state: PyTree) -> PyTree:
-        stepped = self.stepper.step(state)
-        return _apply(
+        carry = self.stepper.step(state)
+        stepped = self.stepper.state_of(carry)
+        corrected = _apply(
             "Corrected",
             self.net,
             self.to_input,
@@ -117,6 +143,7 @@ class Corrected(AbstractStepper):
             add_output,
             "state",
         )
+        return self.stepper.with_state(carry, corrected)
 
     def prepare(self) -> Corrected:
         return eqx.tree_at(lambda c: c.stepper, self, self.stepper.prepare())
@@ -164,17 +191,7 @@ class Closure(AbstractDynamics):
         check_wrapper_parts("Closure", self.net, self.to_input, self.from_output)
 
     def tendency(self, state: PyTree, t: ArrayLike) -> PyTree:
-        physics = self.dynamics.tendency(state, t)
-        return _apply(
-            "Closure",
-            self.net,
-            self.to_input,
-            self.from_output,
-            state,
-            physics,
-            add_output,
-            "tendency",
-        )
+        return _closure_term(self, "Closure", state, self.dynamics.tendency(state, t), "tendency")
 
     def check_state(self, state: PyTree) -> None:
         self.dynamics.check_state(state)
@@ -229,16 +246,7 @@ class SemilinearClosure(AbstractSemilinearDynamics):
 
     def nonlinear(self, state: PyTree, t: ArrayLike) -> PyTree:
         physics = self.dynamics.nonlinear(state, t)
-        return _apply(
-            "SemilinearClosure",
-            self.net,
-            self.to_input,
-            self.from_output,
-            state,
-            physics,
-            add_output,
-            "nonlinear term",
-        )
+        return _closure_term(self, "SemilinearClosure", state, physics, "nonlinear term")
 
     def check_state(self, state: PyTree) -> None:
         self.dynamics.check_state(state)
