@@ -7,9 +7,11 @@ is a `hybrax.grids.SpectralState`; step it with `hybrax.ETDRK4` or
 """
 
 from ._advection_diffusion import AdvectionDiffusion
+from ._boundaries import AbstractBoundary, Boundaries, FreeSlip, Inflow, Outflow, Periodic, Wall
 from ._burgers import Burgers
 from ._decorrelation import decorrelation_time
 from ._forcing import AbstractForcing, FieldForcing, KolmogorovForcing
+from ._incompressible import FlowState, IncompressibleNavierStokes, ProjectedRK
 from ._initial_conditions import random_vorticity, taylor_green_vorticity
 from ._kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinsky2D
 from ._navier_stokes import DecayingTurbulence, KolmogorovFlow, NavierStokes2D
@@ -20,25 +22,38 @@ from ._observables import (
     velocity_from_vorticity,
     vorticity_correlation,
 )
+from ._poisson import solve_poisson, solve_poisson_krylov
 from ._time_step import check_time_step
 
 __all__ = [
+    "AbstractBoundary",
     "AbstractForcing",
     "AdvectionDiffusion",
+    "Boundaries",
     "Burgers",
     "DecayingTurbulence",
     "FieldForcing",
+    "FlowState",
+    "FreeSlip",
+    "IncompressibleNavierStokes",
+    "Inflow",
     "KolmogorovFlow",
     "KolmogorovForcing",
     "KuramotoSivashinsky",
     "KuramotoSivashinsky2D",
     "NavierStokes2D",
+    "Outflow",
+    "Periodic",
+    "ProjectedRK",
+    "Wall",
     "check_time_step",
     "decorrelation_time",
     "energy_spectrum",
     "enstrophy",
     "kinetic_energy",
     "random_vorticity",
+    "solve_poisson",
+    "solve_poisson_krylov",
     "taylor_green_vorticity",
     "velocity_from_vorticity",
     "vorticity_correlation",

@@ -11,6 +11,15 @@ from ._cfl import cfl_time_step, courant_number
 from ._coarse_grain import coarse_grain
 from ._grid import Grid
 from ._resample import resample
+from ._staggered import StaggeredGrid
 from ._state import SpectralState
 
-__all__ = ["Grid", "SpectralState", "cfl_time_step", "coarse_grain", "courant_number", "resample"]
+__all__ = [
+    "Grid",
+    "SpectralState",
+    "StaggeredGrid",
+    "cfl_time_step",
+    "coarse_grain",
+    "courant_number",
+    "resample",
+]

@@ -1,0 +1,204 @@
+"""Per-side boundary conditions of the staggered-grid incompressible solver.
+
+Each side of the rectangle gets one condition object. The normal velocity component sits on
+the boundary faces (set by `apply_normal`); the tangential component is cell-centred along
+the side and is extended into two ghost layers (`pad_tangential`); the normal component is
+extended with `pad_normal`. The pressure Poisson problem reads `pressure_kind`.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from hybrax.core import ConfigurationError, parameter
+
+__all__ = [
+    "AbstractBoundary",
+    "Boundaries",
+    "FreeSlip",
+    "Inflow",
+    "Outflow",
+    "Periodic",
+    "Wall",
+]
+
+
+class AbstractBoundary(eqx.Module):
+    """One side's boundary condition."""
+
+
+class Periodic(AbstractBoundary):
+    """Periodic side; the opposite side must be periodic too."""
+
+
+class Wall(AbstractBoundary):
+    """No-slip wall, optionally sliding along itself.
+
+    Parameters
+    ----------
+    velocity
+        Tangential wall velocity (length/time; along +x on bottom/top walls, along +y on
+        left/right walls); a differentiable leaf. Default 0 (a fixed wall).
+    """
+
+    velocity: Array = parameter("velocity", default=0.0, scalar=True)
+
+
+class FreeSlip(AbstractBoundary):
+    """Impermeable, shear-free wall (zero normal velocity, zero tangential stress)."""
+
+
+class Inflow(AbstractBoundary):
+    """Prescribed normal velocity through the side (Dirichlet), zero tangential velocity.
+
+    Parameters
+    ----------
+    profile
+        Velocity component along the side's normal axis at the side's face centres (length
+        along the side: ``ny`` for left/right, ``nx`` for bottom/top), signed in the
+        coordinate direction (+x on left/right); a differentiable leaf. A scalar is a
+        uniform profile.
+    """
+
+    profile: Array = parameter("profile")
+
+
+class Outflow(AbstractBoundary):
+    """Open boundary: zero-gradient velocity, pressure zero on the side."""
+
+
+class Boundaries(eqx.Module):
+    """The four sides' conditions: ``left`` (x=0), ``right`` (x=Lx), ``bottom`` (y=0),
+    ``top`` (y=Ly).
+
+    Examples
+    --------
+    >>> cavity = Boundaries(Wall(), Wall(), Wall(), Wall(velocity=1.0))
+    >>> cavity.axis_kinds(0)
+    ('neumann', 'neumann')
+    """
+
+    left: AbstractBoundary
+    right: AbstractBoundary
+    bottom: AbstractBoundary
+    top: AbstractBoundary
+
+    def __check_init__(self):
+        for name in ("left", "right", "bottom", "top"):
+            if not isinstance(getattr(self, name), AbstractBoundary):
+                raise ConfigurationError(
+                    f"boundaries: {name} must be a boundary condition such as "
+                    f"hybrax.fluids.Wall(), got {type(getattr(self, name)).__name__}"
+                )
+        for lo, hi in (("left", "right"), ("bottom", "top")):
+            a, b = isinstance(getattr(self, lo), Periodic), isinstance(getattr(self, hi), Periodic)
+            if a != b:
+                raise ConfigurationError(
+                    f"boundaries: {lo} and {hi} must both be Periodic or neither, got "
+                    f"{type(getattr(self, lo)).__name__} and {type(getattr(self, hi)).__name__}"
+                )
+
+    @classmethod
+    def periodic(cls) -> "Boundaries":
+        """All four sides periodic."""
+        return cls(Periodic(), Periodic(), Periodic(), Periodic())
+
+    def sides(self, axis: int) -> tuple[AbstractBoundary, AbstractBoundary]:
+        """The (low, high) sides normal to ``axis``."""
+        return (self.left, self.right) if axis == 0 else (self.bottom, self.top)
+
+    def axis_kinds(self, axis: int) -> tuple[str, str]:
+        """Pressure conditions on the two sides normal to ``axis``: 'periodic', 'neumann' or
+        'dirichlet' (outflow)."""
+        return tuple(pressure_kind(side) for side in self.sides(axis))
+
+    def check_grid(self, grid) -> None:
+        """Reject inflow profiles whose length does not fit ``grid``."""
+        for axis in (0, 1):
+            count = grid.num_points[1 - axis]
+            for side in self.sides(axis):
+                if isinstance(side, Inflow) and jnp.ndim(side.profile) not in (0,):
+                    if jnp.shape(side.profile) != (count,):
+                        raise ConfigurationError(
+                            f"boundaries: an Inflow profile on a side normal to axis {axis} "
+                            f"needs shape ({count},) (one value per face), got "
+                            f"{jnp.shape(side.profile)}"
+                        )
+
+
+def pressure_kind(side: AbstractBoundary) -> str:
+    if isinstance(side, Periodic):
+        return "periodic"
+    if isinstance(side, Outflow):
+        return "dirichlet"
+    return "neumann"
+
+
+def _move(q: Array, axis: int) -> Array:
+    return jnp.moveaxis(q, axis, 0)
+
+
+def pad_tangential(q: Array, axis: int, lo: AbstractBoundary, hi: AbstractBoundary) -> Array:
+    """``q`` (cell-centred along ``axis``) with two ghost layers on each side of ``axis``."""
+    x = _move(q, axis)
+    if isinstance(lo, Periodic):
+        out = jnp.concatenate([x[-2:], x, x[:2]])
+        return jnp.moveaxis(out, 0, axis)
+
+    def ghosts(side, first_two):  # first_two: the two cells nearest the side, nearest first
+        if isinstance(side, Wall):
+            g = jnp.asarray(side.velocity, x.dtype)
+            return 2 * g - first_two
+        if isinstance(side, Inflow):
+            return -first_two
+        return first_two  # free slip, outflow: zero gradient
+
+    low = ghosts(lo, x[:2])[::-1]
+    high = ghosts(hi, x[::-1][:2])
+    return jnp.moveaxis(jnp.concatenate([low, x, high]), 0, axis)
+
+
+def pad_normal(q: Array, axis: int, lo: AbstractBoundary, hi: AbstractBoundary) -> Array:
+    """``q`` (on faces along ``axis``, boundaries included) with two ghost layers per side."""
+    x = _move(q, axis)
+    if isinstance(lo, Periodic):
+        out = jnp.concatenate([x[-3:-1], x, x[1:3]])
+        return jnp.moveaxis(out, 0, axis)
+
+    def ghosts(side, boundary, inner):  # inner: the two faces inside, nearest first
+        if isinstance(side, Outflow):
+            return jnp.stack([boundary, boundary])
+        return 2 * boundary - inner  # odd reflection about the boundary value
+
+    low = ghosts(lo, x[0], x[1:3])[::-1]
+    high = ghosts(hi, x[-1], x[-3:-1][::-1])
+    return jnp.moveaxis(jnp.concatenate([low, x, high]), 0, axis)
+
+
+def apply_normal(q: Array, axis: int, lo: AbstractBoundary, hi: AbstractBoundary) -> Array:
+    """``q`` (normal velocity on faces along ``axis``) with its boundary faces set."""
+    x = _move(q, axis)
+    if isinstance(lo, Periodic):
+        x = x.at[-1].set(x[0])
+        return jnp.moveaxis(x, 0, axis)
+
+    def value(side, current, inner):
+        if isinstance(side, Inflow):
+            return jnp.broadcast_to(jnp.asarray(side.profile, x.dtype), current.shape)
+        if isinstance(side, Outflow):
+            return inner
+        return jnp.zeros_like(current)
+
+    x = x.at[0].set(value(lo, x[0], x[1]))
+    x = x.at[-1].set(value(hi, x[-1], x[-2]))
+    return jnp.moveaxis(x, 0, axis)
+
+
+def fixed_normal_mask(n_faces: int, lo: AbstractBoundary, hi: AbstractBoundary) -> jax.Array:
+    """1 on faces whose velocity the time stepper advances, 0 on boundary faces set by
+    `apply_normal` (shape ``(n_faces,)``)."""
+    mask = jnp.ones(n_faces)
+    if isinstance(lo, Periodic):
+        return mask
+    return mask.at[0].set(0.0).at[-1].set(0.0)
