@@ -15,6 +15,7 @@ from ._incompressible import FlowState, IncompressibleNavierStokes, ProjectedRK
 from ._initial_conditions import random_vorticity, taylor_green_vorticity
 from ._kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinsky2D
 from ._navier_stokes import DecayingTurbulence, KolmogorovFlow, NavierStokes2D
+from ._navier_stokes3d import NavierStokes3D
 from ._observables import (
     energy_spectrum,
     enstrophy,
@@ -42,6 +43,7 @@ __all__ = [
     "KuramotoSivashinsky",
     "KuramotoSivashinsky2D",
     "NavierStokes2D",
+    "NavierStokes3D",
     "Outflow",
     "Periodic",
     "ProjectedRK",

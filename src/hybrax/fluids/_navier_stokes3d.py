@@ -1,0 +1,360 @@
+"""3D incompressible Navier–Stokes in velocity form, pseudo-spectral on a periodic box."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Complex, DTypeLike, Float
+
+from hybrax.core import (
+    AbstractSemilinearDynamics,
+    ConfigurationError,
+    check_dtype,
+    parameter,
+)
+from hybrax.grids import Grid, SpectralState
+
+from ._common import as_grid
+
+__all__ = ["NavierStokes3D"]
+
+
+@functools.lru_cache(maxsize=32)
+def _tables(grid: Grid, dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Host-side constant tables: wavenumbers (dealiased, Nyquist-free), the 2/3 mask,
+    ``1/|k|^2`` (0 at k = 0), Hermitian weights and integer shell indices."""
+    ks = [np.broadcast_to(k, grid.spectral_shape) for k in grid.numpy_wavenumbers()]
+    mask = grid.numpy_dealias_mask().astype(float)
+    k2 = grid.numpy_wavenumber_squared()
+    inverse_k2 = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
+    shells = np.rint(np.sqrt(k2) * (grid.domain_length[0] / (2 * math.pi))).astype(np.int32)
+    return {
+        "k": np.stack([k * mask for k in ks]).astype(dtype),
+        "mask": mask.astype(dtype),
+        "inverse_k2": inverse_k2.astype(dtype),
+        "k2": k2.astype(dtype),
+        "weights": grid.numpy_hermitian_weights().astype(dtype),
+        "shells": shells,
+    }
+
+
+def _i_times(c: Array, z: Array) -> Array:
+    """``i c z`` for real ``c`` and complex ``z`` (no complex multiply)."""
+    return jax.lax.complex(-c * z.imag, c * z.real)
+
+
+def _scale(c: Array, z: Array) -> Array:
+    return jax.lax.complex(c * z.real, c * z.imag)
+
+
+class NavierStokes3D(AbstractSemilinearDynamics):
+    """Incompressible 3D Navier–Stokes equations on a periodic box, velocity form.
+
+    .. math::
+        \\partial_t \\mathbf u = \\mathbf u \\times \\boldsymbol\\omega - \\nabla P
+            + \\nu \\nabla^2 \\mathbf u + \\mathbf f,
+        \\qquad \\nabla \\cdot \\mathbf u = 0,
+        \\qquad \\boldsymbol\\omega = \\nabla \\times \\mathbf u
+
+    (rotational form; ``P = p + |u|^2 / 2``). The pressure is eliminated by the Leray
+    projection ``P(k) = I - k k^T / |k|^2`` onto divergence-free fields. Units: the
+    domain's length and the model's time; ``nu`` in length^2 / time.
+
+    **State**: a `hybrax.grids.SpectralState` whose ``field_hat`` holds the velocity's
+    forward-normalised real-FFT coefficients, shape ``(3, nx, ny, nz // 2 + 1)`` (use
+    `state_from_velocity` / `velocity`). Arrays index ``[component, x, y, z]``.
+
+    **Discretisation**: pseudo-spectral, semilinear ``L u + N(u)`` with ``L = -nu |k|^2``
+    (integrated exactly by `hybrax.ETDRK4`, implicitly by `hybrax.CrankNicolsonRK4`) and
+    ``N = P[u x omega] + f``, the product evaluated on the grid from 2/3-rule-truncated
+    fields and truncated again (6 inverse + 3 forward real FFTs per evaluation). The
+    truncated inviscid, unforced system conserves kinetic energy exactly
+    (``u . (u x omega) = 0`` pointwise, no aliasing on the kept modes); the mean flow
+    is constant.
+
+    **Forcing** (optional, ``forcing_power > 0``): constant-power band forcing
+    ``f_hat = (epsilon / 2 E_f) u_hat`` on the shells ``0 < |k| <= forcing_wavenumber``
+    (``E_f`` the kinetic energy there), which injects energy at exactly the rate
+    ``epsilon`` -- a band-limited variant of Lundgren's (2003) linear forcing. In a
+    statistically steady state ``epsilon`` equals the dissipation rate.
+
+    Parameters
+    ----------
+    grid
+        A 3D `hybrax.grids.Grid` (or an int ``N`` for ``N^3`` points on ``[0, 2 pi]^3``).
+    viscosity
+        Kinematic viscosity ``nu`` >= 0 (differentiable leaf), default ``1e-2``.
+    forcing_power
+        Injected power ``epsilon`` >= 0 (differentiable leaf), default 0 (unforced).
+    forcing_wavenumber
+        Forced band ``|k| <= forcing_wavenumber`` (static), default 2.5.
+    transform
+        ``None`` (jax.numpy FFTs) or a plan with ``rfftn(x, norm)`` / ``irfftn(x, norm)``
+        over the last three axes, e.g. `hybrax.parallel.SlabFFT3D` to split the fields
+        over devices.
+
+    Examples
+    --------
+    >>> import hybrax
+    >>> from hybrax.fluids import NavierStokes3D
+    >>> model = NavierStokes3D.taylor_green(16, reynolds_number=100.0)
+    >>> state = model.taylor_green_state()
+    >>> final, _ = hybrax.rollout(hybrax.ETDRK4(model, 0.05), state, 4, save_every=None)
+    >>> model.velocity(final).shape
+    (3, 16, 16, 16)
+    """
+
+    grid: Grid
+    viscosity: Float[Array, ""] = parameter(
+        "NavierStokes3D: viscosity", nonnegative=True, scalar=True, example="viscosity=1e-2"
+    )
+    forcing_power: Float[Array, ""] = parameter(
+        "NavierStokes3D: forcing_power", nonnegative=True, scalar=True, example="forcing_power=0.1"
+    )
+    forcing_wavenumber: float = eqx.field(static=True)
+    transform: Any = eqx.field(static=True)
+
+    def __init__(
+        self,
+        grid: Grid | int,
+        viscosity: ArrayLike = 1e-2,
+        forcing_power: ArrayLike = 0.0,
+        forcing_wavenumber: float = 2.5,
+        transform: Any = None,
+    ):
+        self.grid = as_grid(grid, 3, "NavierStokes3D")
+        self.viscosity = viscosity
+        self.forcing_power = forcing_power
+        if not (isinstance(forcing_wavenumber, (int, float)) and forcing_wavenumber > 0):
+            raise ConfigurationError(
+                f"NavierStokes3D: forcing_wavenumber must be a positive number, e.g. 2.5, got "
+                f"{forcing_wavenumber!r}"
+            )
+        self.forcing_wavenumber = float(forcing_wavenumber)
+        if transform is not None and not (
+            hasattr(transform, "rfftn") and hasattr(transform, "irfftn")
+        ):
+            raise ConfigurationError(
+                f"NavierStokes3D: transform must be None or a plan with rfftn/irfftn (e.g. "
+                f"hybrax.parallel.SlabFFT3D), got {type(transform).__name__}"
+            )
+        self.transform = transform
+
+    # ---------------------------------------------------------------- presets
+    @classmethod
+    def taylor_green(
+        cls, num_points: int = 64, *, reynolds_number: ArrayLike = 1600.0, **kwargs
+    ) -> "NavierStokes3D":
+        """The Taylor–Green vortex benchmark on ``[0, 2 pi]^3`` with ``U = L = 1``, so
+        ``viscosity = 1 / reynolds_number`` (Brachet et al. 1983; the Re = 1600 case of
+        the high-order CFD workshop, Wang et al. 2013). Start from `taylor_green_state`.
+        """
+        return cls(num_points, viscosity=1.0 / jnp.asarray(reynolds_number), **kwargs)
+
+    @classmethod
+    def forced_turbulence(
+        cls,
+        num_points: int = 64,
+        *,
+        viscosity: ArrayLike = 1e-2,
+        forcing_power: ArrayLike = 0.1,
+        forcing_wavenumber: float = 2.5,
+        **kwargs,
+    ) -> "NavierStokes3D":
+        """Statistically steady isotropic turbulence on ``[0, 2 pi]^3``: constant-power
+        forcing ``epsilon = forcing_power`` on ``|k| <= forcing_wavenumber``. Start from
+        `random_state`. Kolmogorov scale ``eta = (nu^3 / epsilon)^(1/4)``; resolve
+        ``k_max eta >= 1`` (``k_max = N / 3``)."""
+        return cls(
+            num_points,
+            viscosity=viscosity,
+            forcing_power=forcing_power,
+            forcing_wavenumber=forcing_wavenumber,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------ transforms
+    def _rfft(self, x: Array) -> Array:
+        if self.transform is not None:
+            return self.transform.rfftn(x, "forward")
+        return jnp.fft.rfftn(x, axes=(-3, -2, -1), norm="forward")
+
+    def _irfft(self, x_hat: Array) -> Array:
+        if self.transform is not None:
+            return self.transform.irfftn(x_hat, "forward")
+        return jnp.fft.irfftn(x_hat, s=self.grid.shape, axes=(-3, -2, -1), norm="forward")
+
+    def _table(self, name: str, dtype) -> Array:
+        return jnp.asarray(_tables(self.grid, np.dtype(dtype))[name])
+
+    # --------------------------------------------------------- the equations
+    def linear_operator(self) -> SpectralState:
+        dtype = self.viscosity.dtype
+        k2 = self.grid.wavenumber_squared(dtype)
+        return SpectralState(-self.viscosity.astype(dtype) * k2, 0.0)
+
+    def nonlinear(self, state: SpectralState, t: ArrayLike) -> SpectralState:
+        return SpectralState(self._tendency(state.field_hat), state.time)
+
+    def _curl_hat(self, u_hat: Array) -> Array:
+        """``i k x u_hat`` with the dealiased (Nyquist-free) wavenumbers."""
+        kx, ky, kz = self._table("k", u_hat.real.dtype)
+        ux, uy, uz = u_hat
+        wx = _i_times(ky, uz) - _i_times(kz, uy)
+        wy = _i_times(kz, ux) - _i_times(kx, uz)
+        return jnp.stack([wx, wy, _i_times(kx, uy) - _i_times(ky, ux)])
+
+    def _project(self, n_hat: Array) -> Array:
+        """Leray projection ``n - k (k . n) / |k|^2`` onto divergence-free fields."""
+        real = n_hat.real.dtype
+        k = self._table("k", real)
+        k_dot_n = sum(_scale(k[i], n_hat[i]) for i in range(3))
+        k_dot_n = _scale(self._table("inverse_k2", real), k_dot_n)
+        return jnp.stack([n_hat[i] - _scale(k[i], k_dot_n) for i in range(3)])
+
+    def _tendency(self, u_hat: Array) -> Array:
+        real = u_hat.real.dtype
+        mask = self._table("mask", real)
+        fields = self._irfft(jnp.concatenate([_scale(mask, u_hat), self._curl_hat(u_hat)]))
+        u, w = fields[:3], fields[3:]
+        product = jnp.stack(
+            [u[1] * w[2] - u[2] * w[1], u[2] * w[0] - u[0] * w[2], u[0] * w[1] - u[1] * w[0]]
+        )
+        n_hat = self._project(_scale(mask, self._rfft(product)))
+        return n_hat + self._forcing_hat(u_hat)
+
+    def _forcing_hat(self, u_hat: Array) -> Array:
+        real = u_hat.real.dtype
+        k2 = self._table("k2", real)
+        kf = self.forcing_wavenumber * 2 * math.pi / self.grid.domain_length[0]
+        band = ((k2 > 0) & (k2 <= kf * kf)).astype(real)
+        weights = self._table("weights", real) * band
+        energy = 0.5 * jnp.sum(weights * (u_hat.real**2 + u_hat.imag**2))
+        power = self.forcing_power.astype(real)
+        rate = power / (2 * jnp.maximum(energy, jnp.finfo(real).tiny))
+        return _scale(rate * band, u_hat)
+
+    def check_state(self, state: SpectralState) -> None:
+        if not isinstance(state, SpectralState):
+            raise ConfigurationError(
+                f"NavierStokes3D expects a hybrax.grids.SpectralState, got "
+                f"{type(state).__name__}; build one with model.state_from_velocity(u)"
+            )
+        expected = (3, *self.grid.spectral_shape)
+        if tuple(jnp.shape(state.field_hat)) != expected:
+            raise ConfigurationError(
+                f"NavierStokes3D: state.field_hat must have shape {expected} (velocity "
+                f"components first), got {jnp.shape(state.field_hat)}; build it with "
+                "model.state_from_velocity(u)"
+            )
+        real = jnp.finfo(jnp.result_type(state.field_hat)).dtype
+        if jnp.shape(state.time) != () or jnp.result_type(state.time) != real:
+            raise ConfigurationError(
+                f"NavierStokes3D: state.time must be a scalar of dtype {real}, got "
+                f"{jnp.result_type(state.time)}{tuple(jnp.shape(state.time))}"
+            )
+
+    def courant_number(self, state: SpectralState, dt: ArrayLike) -> Float[Array, ""]:
+        """Advective Courant number ``dt sum_i max|u_i| / dx_i``; explicit RK4-type
+        steppers (ETDRK4's nonlinear part included) are stable up to about 1."""
+        u = self._irfft(state.field_hat)
+        speeds = [jnp.max(jnp.abs(u[i])) / h for i, h in enumerate(self.grid.spacing)]
+        return dt * sum(speeds)
+
+    # ------------------------------------------------------------ conversions
+    def state_from_velocity(
+        self, velocity: Float[ArrayLike, "3 nx ny nz"], time: ArrayLike = 0.0
+    ) -> SpectralState:
+        """The state holding a physical velocity (shape ``(3, *grid.shape)``), projected
+        onto divergence-free fields."""
+        velocity = jnp.asarray(velocity)
+        if velocity.shape != (3, *self.grid.shape):
+            raise ConfigurationError(
+                f"NavierStokes3D: velocity must have shape {(3, *self.grid.shape)}, got "
+                f"{velocity.shape}"
+            )
+        return SpectralState(self._project(self._rfft(velocity)), time)
+
+    def velocity(self, state: SpectralState) -> Float[Array, "3 nx ny nz"]:
+        """The physical velocity ``(u, v, w)``, shape ``(3, *grid.shape)``."""
+        return self._irfft(state.field_hat)
+
+    def vorticity(self, state: SpectralState) -> Float[Array, "3 nx ny nz"]:
+        """The physical vorticity ``curl u``, shape ``(3, *grid.shape)``."""
+        return self._irfft(self._curl_hat(state.field_hat))
+
+    def taylor_green_state(self, dtype: DTypeLike = jnp.float64) -> SpectralState:
+        """The Taylor–Green vortex ``u = (sin x cos y cos z, -cos x sin y cos z, 0)``
+        (``E_0 = 1/8``) at time 0."""
+        dtype = check_dtype(dtype, "NavierStokes3D.taylor_green_state")
+        x, y, z = self.grid.coordinates(dtype)
+        u = jnp.sin(x) * jnp.cos(y) * jnp.cos(z)
+        v = -jnp.cos(x) * jnp.sin(y) * jnp.cos(z)
+        return self.state_from_velocity(jnp.stack([u, v, jnp.zeros_like(u)]))
+
+    def random_state(
+        self,
+        key: Array | None = None,
+        *,
+        peak_wavenumber: float = 3.0,
+        energy: float = 0.5,
+        dtype: DTypeLike = jnp.float32,
+    ) -> SpectralState:
+        """A random divergence-free field with spectrum ``~ k^4 exp(-2 (k / k_p)^2)`` and
+        kinetic energy ``energy`` (dealiased), at time 0; ``key`` defaults to key(0)."""
+        dtype = check_dtype(dtype, "NavierStokes3D.random_state")
+        key = jax.random.key(0) if key is None else key
+        noise = jax.random.normal(key, (3, *self.grid.shape), dtype)
+        k2 = self._table("k2", dtype)
+        amplitude = k2 * jnp.exp(-2 * k2 / peak_wavenumber**2) * self._table("mask", dtype)
+        u_hat = self._project(_scale(amplitude, self._rfft(noise)))
+        u_hat = u_hat.at[:, 0, 0, 0].set(0)
+        scale = jnp.sqrt(energy / self.kinetic_energy(SpectralState(u_hat)))
+        return SpectralState(_scale(scale, u_hat))
+
+    # ------------------------------------------------------------ diagnostics
+    def kinetic_energy(self, state: SpectralState) -> Float[Array, ""]:
+        """Mean kinetic energy ``<|u|^2> / 2`` (length^2 / time^2)."""
+        return self._half_mean_square(state.field_hat)
+
+    def enstrophy(self, state: SpectralState) -> Float[Array, ""]:
+        """``Z = <|omega|^2> / 2``; the viscous energy budget is ``dE/dt = -2 nu Z``."""
+        u_hat = state.field_hat
+        k2 = self._table("k2", u_hat.real.dtype)
+        w = self._table("weights", u_hat.real.dtype)
+        return 0.5 * jnp.sum(k2 * w * (u_hat.real**2 + u_hat.imag**2))
+
+    def dissipation_rate(self, state: SpectralState) -> Float[Array, ""]:
+        """Kinetic-energy dissipation rate ``epsilon = 2 nu Z`` (length^2 / time^3)."""
+        return 2 * self.viscosity.astype(state.field_hat.real.dtype) * self.enstrophy(state)
+
+    def divergence_norm(self, state: SpectralState) -> Float[Array, ""]:
+        """Root-mean-square of ``div u`` (should stay at round-off)."""
+        u_hat = state.field_hat
+        k = jnp.asarray(np.broadcast_arrays(*self.grid.numpy_wavenumbers()), u_hat.real.dtype)
+        div = sum(_i_times(k[i], u_hat[i]) for i in range(3))
+        w = self._table("weights", u_hat.real.dtype)
+        return jnp.sqrt(jnp.sum(w * (div.real**2 + div.imag**2)))
+
+    def energy_spectrum(self, state: SpectralState) -> Float[Array, " shells"]:
+        """Shell-summed energy spectrum ``E(n)``, ``n = round(|k| L / 2 pi)``, for
+        ``n = 0 ... max``; ``sum(E) = kinetic_energy``."""
+        u_hat = state.field_hat
+        tables = _tables(self.grid, np.dtype(u_hat.real.dtype))
+        density = (
+            0.5 * jnp.asarray(tables["weights"]) * jnp.sum(u_hat.real**2 + u_hat.imag**2, axis=0)
+        )
+        shells = tables["shells"]
+        return jax.ops.segment_sum(
+            density.ravel(), jnp.asarray(shells.ravel()), num_segments=int(shells.max()) + 1
+        )
+
+    def _half_mean_square(self, u_hat: Complex[Array, "..."]) -> Float[Array, ""]:
+        w = self._table("weights", u_hat.real.dtype)
+        return 0.5 * jnp.sum(w * (u_hat.real**2 + u_hat.imag**2))
