@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import hybrax
+from hybrax import check_time_step
 from hybrax.errors import ConfigurationError
-from hybrax.fluids import Burgers, check_time_step
+from hybrax.fluids import Burgers
 from hybrax.grids import Grid
 
 NU = 0.1

@@ -11,12 +11,11 @@ import pytest
 from jaxtyping import TypeCheckError
 
 import hybrax
+from hybrax import check_time_step
 from hybrax.errors import ConfigurationError
 from hybrax.fluids import (
-    KolmogorovFlow,
     KolmogorovForcing,
     NavierStokes2D,
-    check_time_step,
     enstrophy,
     kinetic_energy,
     random_vorticity,
@@ -141,7 +140,7 @@ def test_advection_matches_jax_cfd():
     spectral = pytest.importorskip("jax_cfd.spectral")
     cfd = pytest.importorskip("jax_cfd.base")
     n = 32
-    model = KolmogorovFlow(n)
+    model = NavierStokes2D.kolmogorov(n)
     state = _smooth_state(model, peak=4.0, speed=2.0)
     grid = cfd.grids.Grid((n, n), domain=((0, 2 * np.pi), (0, 2 * np.pi)))
     ours = model.nonlinear(state, 0.0).field_hat
@@ -162,7 +161,7 @@ def test_crank_nicolson_rk4_matches_jax_cfd_time_stepper():
     """Our CrankNicolsonRK4 reproduces jax-cfd's crank_nicolson_rk4 applied to the same
     equations, step for step."""
     time_stepping = pytest.importorskip("jax_cfd.spectral.time_stepping")
-    model = KolmogorovFlow(16, viscosity=0.02)
+    model = NavierStokes2D.kolmogorov(16, viscosity=0.02)
     state = _smooth_state(model, speed=3.0)
     linear = model.linear_operator().field_hat
 
@@ -190,7 +189,7 @@ def test_crank_nicolson_rk4_matches_jax_cfd_time_stepper():
 def test_gradients_match_finite_differences(stepper_cls, finite_difference):
     """d(loss)/d(viscosity), d/d(forcing amplitude) and the directional derivative along an
     initial-field perturbation, through 10 steps, against 4th-order central differences."""
-    base = KolmogorovFlow(16, viscosity=0.05, drag=0.1, forcing_amplitude=1.0)
+    base = NavierStokes2D.kolmogorov(16, viscosity=0.05, drag=0.1, forcing_amplitude=1.0)
     state = _smooth_state(base, speed=2.0)
     target = _smooth_state(base, key=7, speed=2.0).field_hat
     perturbation = _smooth_state(base, key=9, speed=1.0).field_hat
@@ -217,7 +216,7 @@ def test_gradients_match_finite_differences(stepper_cls, finite_difference):
 
 
 def test_jit_vmap_and_float32():
-    model = KolmogorovFlow(32)
+    model = NavierStokes2D.kolmogorov(32)
     keys = jax.random.split(jax.random.key(0), 3)
     states = jax.vmap(lambda k: model.initial_state(k, max_velocity=2.0))(keys)
     assert states.field_hat.dtype == jnp.complex64 and states.time.dtype == jnp.float32
@@ -233,7 +232,7 @@ def test_jit_vmap_and_float32():
 def test_kolmogorov_preset_becomes_turbulent_and_stays_bounded():
     """From rest plus noise, the forcing drives the flow; at Courant 0.5 both schemes stay
     stable and the energy settles at O(1) (Kochkov et al. report speeds up to ~7)."""
-    model = KolmogorovFlow(32)
+    model = NavierStokes2D.kolmogorov(32)
     state = model.initial_state(max_velocity=1.0)
     dt = hybrax.grids.cfl_time_step(model.grid, 7.0, courant=0.5)
     for cls in STEPPERS:
@@ -279,7 +278,7 @@ def test_bad_input():
 
 
 def test_time_step_beyond_cfl_is_rejected():
-    model = KolmogorovFlow(32)
+    model = NavierStokes2D.kolmogorov(32)
     state = model.initial_state()  # maximum speed 7
     safe = hybrax.grids.cfl_time_step(model.grid, 7.0, courant=0.5)
     assert check_time_step(hybrax.ETDRK4(model, safe), state) is state

@@ -43,7 +43,7 @@ def courant_number(stepper: AbstractStepper, state: PyTree) -> Array:
     Examples
     --------
     >>> import hybrax
-    >>> model = hybrax.fluids.KolmogorovFlow(32)
+    >>> model = hybrax.fluids.NavierStokes2D.kolmogorov(32)
     >>> float(hybrax.courant_number(hybrax.ETDRK4(model, 0.01), model.initial_state())) < 1
     True
     """
@@ -80,7 +80,7 @@ def max_time_step(
     Examples
     --------
     >>> import hybrax
-    >>> model = hybrax.fluids.KolmogorovFlow(32)
+    >>> model = hybrax.fluids.NavierStokes2D.kolmogorov(32)
     >>> dt = hybrax.max_time_step(model, model.initial_state(), 0.5)
     >>> stepper = hybrax.ETDRK4(model, dt)
     """
@@ -121,12 +121,12 @@ def check_time_step(stepper: AbstractStepper, state: PyTree, max_courant: float 
     Examples
     --------
     >>> import hybrax
-    >>> model = hybrax.fluids.KolmogorovFlow(64)
+    >>> model = hybrax.fluids.NavierStokes2D.kolmogorov(64)
     >>> state = model.initial_state()  # maximum speed 7
     >>> hybrax.check_time_step(hybrax.ETDRK4(model, 0.05), state)
     Traceback (most recent call last):
     ...
-    hybrax.core._errors.ConfigurationError: ETDRK4 over KolmogorovFlow...
+    hybrax.core._errors.ConfigurationError: ETDRK4 over NavierStokes2D...
     """
     dynamics = _dynamics_of(stepper, "check_time_step")
     if not isinstance(stepper, AbstractStepper):
@@ -141,8 +141,8 @@ def check_time_step(stepper: AbstractStepper, state: PyTree, max_courant: float 
         return eqx.error_if(
             state,
             courant > max_courant,
-            f"check_time_step: the time step gives a stability (Courant) number above "
-            f"{max_courant} for this state; reduce dt (see hybrax.max_time_step)",
+            f"check_time_step: the time step gives a Courant number above {max_courant} for "
+            "this state; reduce dt (see hybrax.max_time_step)",
         )
     value = float(value)
     if value > max_courant:

@@ -14,7 +14,7 @@ from ._forcing import AbstractForcing, FieldForcing, KolmogorovForcing
 from ._incompressible import FlowState, IncompressibleNavierStokes, ProjectedRK
 from ._initial_conditions import random_vorticity, taylor_green_vorticity
 from ._kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinsky2D
-from ._navier_stokes import DecayingTurbulence, KolmogorovFlow, NavierStokes2D
+from ._navier_stokes import NavierStokes2D
 from ._navier_stokes3d import NavierStokes3D
 from ._observables import (
     energy_spectrum,
@@ -24,7 +24,6 @@ from ._observables import (
     vorticity_correlation,
 )
 from ._poisson import solve_poisson, solve_poisson_krylov
-from ._time_step import check_time_step
 
 __all__ = [
     "AbstractBoundary",
@@ -32,13 +31,11 @@ __all__ = [
     "AdvectionDiffusion",
     "Boundaries",
     "Burgers",
-    "DecayingTurbulence",
     "FieldForcing",
     "FlowState",
     "FreeSlip",
     "IncompressibleNavierStokes",
     "Inflow",
-    "KolmogorovFlow",
     "KolmogorovForcing",
     "KuramotoSivashinsky",
     "KuramotoSivashinsky2D",
@@ -48,7 +45,6 @@ __all__ = [
     "Periodic",
     "ProjectedRK",
     "Wall",
-    "check_time_step",
     "decorrelation_time",
     "energy_spectrum",
     "enstrophy",

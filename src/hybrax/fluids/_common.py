@@ -1,5 +1,6 @@
 """Helpers shared by the fluid models: parameters, grids, state checks."""
 
+import abc
 import functools
 import math
 
@@ -47,6 +48,18 @@ def check_spectral_state(state, grid: Grid, model: str) -> None:
         )
 
 
+def advective_courant_number(grid: Grid, speed: jax.Array, dt) -> jax.Array:
+    """``dt * speed / min(grid.spacing)``, in the speed's dtype."""
+    return jnp.asarray(dt).astype(speed.dtype) * speed / min(grid.spacing)
+
+
+ADVECTIVE_LIMITS = """The advective Courant number ``dt * max_velocity(state) / min(dx)``. For the
+        pseudo-spectral models here `hybrax.ETDRK4` and `hybrax.CrankNicolsonRK4` are
+        stable up to about 1; 0.5 is the customary safe choice (and what
+        `hybrax.max_time_step(model, state, 0.5)` gives). It is read by
+        `hybrax.check_time_step`; call that on the initial state (speeds can grow)."""
+
+
 class AbstractSpectralFieldDynamics(AbstractSemilinearDynamics):
     """A semilinear model whose state is one scalar field ``u`` on ``grid`` (a
     `SpectralState`): conversions and the state check."""
@@ -67,6 +80,15 @@ class AbstractSpectralFieldDynamics(AbstractSemilinearDynamics):
                 f"{field.dtype}"
             )
         return SpectralState(self.grid.to_spectral(field), time)
+
+    @abc.abstractmethod
+    def max_velocity(self, state: SpectralState) -> jax.Array:
+        """The largest advecting speed on the grid (for CFL checks)."""
+
+    def courant_number(self, state: SpectralState, dt) -> jax.Array:
+        return advective_courant_number(self.grid, self.max_velocity(state), dt)
+
+    courant_number.__doc__ = ADVECTIVE_LIMITS
 
     def field(self, state: SpectralState):
         """The physical field ``u`` on the grid points, shape ``grid.shape``."""

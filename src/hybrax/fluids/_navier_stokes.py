@@ -19,11 +19,12 @@ from hybrax.core import (
 )
 from hybrax.grids import Grid, SpectralState
 
-from ._common import as_grid, check_spectral_state
+from ._common import ADVECTIVE_LIMITS, advective_courant_number, as_grid, check_spectral_state
 from ._forcing import AbstractForcing, KolmogorovForcing
 from ._initial_conditions import random_vorticity
+from ._observables import velocity_from_vorticity
 
-__all__ = ["DecayingTurbulence", "KolmogorovFlow", "NavierStokes2D"]
+__all__ = ["NavierStokes2D"]
 
 
 @functools.lru_cache(maxsize=32)
@@ -175,14 +176,17 @@ class NavierStokes2D(AbstractSemilinearDynamics):
 
     def velocity(self, state: SpectralState) -> Float[Array, "2 nx ny"]:
         """The physical velocity ``(u, v)``, stacked, shape ``(2, *grid.shape)``."""
-        from ._observables import velocity_from_vorticity
-
         return velocity_from_vorticity(self.grid, state.field_hat)
 
     def max_velocity(self, state: SpectralState) -> Float[Array, ""]:
         """The largest flow speed on the grid (for CFL checks)."""
         u, v = self.velocity(state)
         return jnp.sqrt(jnp.max(u * u + v * v))
+
+    def courant_number(self, state: SpectralState, dt: ArrayLike) -> Array:
+        return advective_courant_number(self.grid, self.max_velocity(state), dt)
+
+    courant_number.__doc__ = ADVECTIVE_LIMITS
 
     def initial_state(
         self,
@@ -208,66 +212,80 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         )
         return self.state_from_vorticity(w)
 
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def kolmogorov(
+        cls,
+        num_points: int = 256,
+        *,
+        viscosity: ArrayLike = 1e-3,
+        drag: ArrayLike = 0.1,
+        forcing_amplitude: ArrayLike = 1.0,
+        forcing_wavenumber: int = 4,
+    ) -> NavierStokes2D:
+        """The forced 2D turbulence of Kochkov et al. (2021) on ``[0, 2 pi]^2``.
 
-def KolmogorovFlow(
-    num_points: int = 256,
-    *,
-    viscosity: ArrayLike = 1e-3,
-    drag: ArrayLike = 0.1,
-    forcing_amplitude: ArrayLike = 1.0,
-    forcing_wavenumber: int = 4,
-) -> NavierStokes2D:
-    """The forced 2D turbulence of Kochkov et al. (2021) on ``[0, 2 pi]^2``.
+        A `NavierStokes2D` with body force ``f = sin(4 y) e_x`` (vorticity forcing
+        ``-4 cos(4 y)``, see `KolmogorovForcing`), linear drag ``0.1`` and viscosity
+        ``1e-3``, i.e. Reynolds number ``Re = sqrt(amplitude) / nu = 1000`` in Chandler &
+        Kerswell's (2013) definition. After a transient of about 10 time units the flow is
+        statistically stationary turbulence with speeds up to about 7; take the time step
+        from ``hybrax.max_time_step(model, state, 0.5)`` or
+        ``hybrax.grids.cfl_time_step(grid, 7.0, 0.5)``.
 
-    A `NavierStokes2D` with body force ``f = sin(4 y) e_x`` (vorticity forcing
-    ``-4 cos(4 y)``, see `KolmogorovForcing`), linear drag ``0.1`` and viscosity ``1e-3``,
-    i.e. Reynolds number ``Re = sqrt(amplitude) / nu = 1000`` in Chandler & Kerswell's
-    (2013) definition. After a transient of about 10 time units the flow is statistically
-    stationary turbulence with speeds up to about 7; use
-    ``hybrax.grids.cfl_time_step(grid, 7.0, 0.5)`` as the time step.
+        Parameters
+        ----------
+        num_points
+            Points per axis (static, even). Kochkov et al. used 2048 for ground truth and
+            64–256 for training.
+        viscosity, drag, forcing_amplitude
+            ``nu``, ``alpha`` and the body-force amplitude (differentiable leaves).
+        forcing_wavenumber
+            Forcing periods across the domain (static), default 4.
 
-    Parameters
-    ----------
-    num_points
-        Points per axis (static, even). Kochkov et al. used 2048 for ground truth and
-        64–256 for training.
-    viscosity, drag, forcing_amplitude
-        ``nu``, ``alpha`` and the body-force amplitude (differentiable leaves).
-    forcing_wavenumber
-        Forcing periods across the domain (static), default 4.
+        Examples
+        --------
+        >>> import hybrax
+        >>> from hybrax.fluids import NavierStokes2D
+        >>> model = NavierStokes2D.kolmogorov(64)
+        >>> dt = hybrax.grids.cfl_time_step(model.grid, 7.0)
+        >>> stepper = hybrax.CrankNicolsonRK4(model, dt)
+        >>> final, energy = hybrax.rollout(stepper, model.initial_state(), 100, save_every=10,
+        ...     observe=lambda s: hybrax.fluids.kinetic_energy(model.grid, s.field_hat))
+        >>> energy.shape
+        (10,)
+        """
+        return cls(
+            Grid((num_points, num_points), 2 * math.pi),
+            viscosity=viscosity,
+            drag=drag,
+            forcing=KolmogorovForcing(forcing_amplitude, forcing_wavenumber),
+        )
 
-    Examples
-    --------
-    >>> import hybrax
-    >>> from hybrax.fluids import KolmogorovFlow
-    >>> model = KolmogorovFlow(64)
-    >>> stepper = hybrax.CrankNicolsonRK4(model, hybrax.grids.cfl_time_step(model.grid, 7.0))
-    >>> final, energy = hybrax.rollout(stepper, model.initial_state(), 100, save_every=10,
-    ...     observe=lambda s: hybrax.fluids.kinetic_energy(model.grid, s.field_hat))
-    >>> energy.shape
-    (10,)
-    """
-    return NavierStokes2D(
-        Grid((num_points, num_points), 2 * math.pi),
-        viscosity=viscosity,
-        drag=drag,
-        forcing=KolmogorovForcing(forcing_amplitude, forcing_wavenumber),
-    )
+    @classmethod
+    def decaying_turbulence(
+        cls, num_points: int = 256, *, viscosity: ArrayLike = 1e-3
+    ) -> NavierStokes2D:
+        """Unforced, drag-free 2D turbulence on ``[0, 2 pi]^2`` (the decaying case of
+        jax-cfd / Kochkov et al. 2021): a `NavierStokes2D` with ``forcing=None``,
+        ``drag=0``.
 
+        Start it from `NavierStokes2D.initial_state` (a random field peaked at wavenumber
+        4): energy decays slowly while enstrophy cascades to small scales and decays fast,
+        and vortices merge into ever larger ones.
 
-def DecayingTurbulence(num_points: int = 256, *, viscosity: ArrayLike = 1e-3) -> NavierStokes2D:
-    """Unforced, drag-free 2D turbulence on ``[0, 2 pi]^2`` (the decaying case of
-    jax-cfd / Kochkov et al. 2021): a `NavierStokes2D` with ``forcing=None``, ``drag=0``.
+        Parameters
+        ----------
+        num_points
+            Points per axis (static, even).
+        viscosity
+            ``nu`` (differentiable leaf), default ``1e-3``.
 
-    Start it from `NavierStokes2D.initial_state` (a random field peaked at wavenumber 4):
-    energy decays slowly while enstrophy cascades to small scales and decays fast, and
-    vortices merge into ever larger ones.
-
-    Parameters
-    ----------
-    num_points
-        Points per axis (static, even).
-    viscosity
-        ``nu`` (differentiable leaf), default ``1e-3``.
-    """
-    return NavierStokes2D(Grid((num_points, num_points), 2 * math.pi), viscosity=viscosity)
+        Examples
+        --------
+        >>> from hybrax.fluids import NavierStokes2D
+        >>> model = NavierStokes2D.decaying_turbulence(32)
+        >>> model.forcing is None, float(model.drag)
+        (True, 0.0)
+        """
+        return cls(Grid((num_points, num_points), 2 * math.pi), viscosity=viscosity)
