@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import hybrax
-from hybrax.climate import AB3State, AdamsBashforth3, Filtered, Lorenz96
+from hybrax import AB3State, AdamsBashforth3, Filtered
+from hybrax.climate import Lorenz96
 from hybrax.fluids import Burgers
 
 NUM_STEPS = 6
@@ -78,6 +79,7 @@ CASES = [
     _explicit("DiffraxStepper", lambda m: hybrax.DiffraxStepper(m, 0.01, diffrax.Tsit5())),
     _explicit("AdamsBashforth3", lambda m: AdamsBashforth3(m, 0.01)),
     _explicit("Filtered", lambda m: Filtered(hybrax.RK4(m, 0.01), _damp)),
+    _explicit("FilteredAdamsBashforth3", lambda m: Filtered(AdamsBashforth3(m, 0.01), _damp)),
     _semilinear("ETDRK4", lambda m: hybrax.ETDRK4(m, 0.05)),
     _semilinear("CrankNicolsonRK4", lambda m: hybrax.CrankNicolsonRK4(m, 0.05)),
 ]
@@ -89,6 +91,7 @@ DECLARED_ORDER = {
     "DiffraxStepper": 5,  # Tsit5
     "AdamsBashforth3": 3,
     "Filtered": None,  # the filter is not a consistent approximation: undeclared
+    "FilteredAdamsBashforth3": None,
     "ETDRK4": 4,
     "CrankNicolsonRK4": 2,
 }
@@ -101,12 +104,9 @@ def _stepper(case, dtype, parameter=None):
 
 
 def _final_field(case, stepper, state):
-    init = getattr(stepper, "init", None)
-    start = state if init is None else init(state)
-    final, _ = hybrax.rollout(stepper, start, NUM_STEPS, save_every=None)
-    if isinstance(final, AB3State):
-        final = final.state
-    return case.field(final)
+    """Run from the model state (rollout calls ``init``) and compare model states."""
+    final, _ = hybrax.rollout(stepper, state, NUM_STEPS, save_every=None)
+    return case.field(stepper.state_of(final))
 
 
 def _rtol(dtype):
@@ -162,3 +162,43 @@ def test_grad_matches_central_difference(case, dtype):
     minus = loss(jnp.asarray(case.parameter - eps, jnp.float64), jnp.float64)
     central = (plus - minus) / (2 * eps)
     np.testing.assert_allclose(grad, central, rtol=1e-3 if dtype == jnp.float32 else 1e-6)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_init_is_idempotent_and_state_of_inverts_it(case):
+    """``init(init(x)) == init(x)``, ``state_of(init(x)) == x`` and ``with_state`` replaces
+    the model state: what lets every caller call ``init`` and observe model states."""
+    stepper = _stepper(case, jnp.float64)
+    state = case.initial(jnp.float64, 0)
+    carry = stepper.init(state)
+    again = stepper.init(carry)
+    assert jax.tree.structure(again) == jax.tree.structure(carry)
+    for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(carry), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert jax.tree.structure(stepper.state_of(carry)) == jax.tree.structure(state)
+    np.testing.assert_array_equal(case.field(stepper.state_of(carry)), case.field(state))
+    stepped = stepper.step(carry)
+    replaced = stepper.with_state(stepped, state)
+    assert jax.tree.structure(replaced) == jax.tree.structure(stepped)
+    np.testing.assert_array_equal(case.field(stepper.state_of(replaced)), case.field(state))
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_rollout_saves_model_states_and_returns_a_carry_to_continue(case):
+    """The trajectory holds model states (not AB3State histories), and continuing from the
+    returned carry equals one run of twice the length (the history is kept)."""
+    stepper = _stepper(case, jnp.float64)
+    state = case.initial(jnp.float64, 0)
+    half, first = hybrax.rollout(stepper, state, NUM_STEPS)
+    assert jax.tree.structure(jax.tree.map(lambda x: x[0], first)) == jax.tree.structure(state)
+    assert not isinstance(first, AB3State)
+    final, second = hybrax.rollout(stepper, half, NUM_STEPS)
+    whole, trajectory = hybrax.rollout(stepper, state, 2 * NUM_STEPS)
+    np.testing.assert_allclose(
+        case.field(stepper.state_of(final)), case.field(stepper.state_of(whole)), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        jax.vmap(case.field)(second),
+        jax.vmap(case.field)(jax.tree.map(lambda x: x[NUM_STEPS:], trajectory)),
+        rtol=1e-12,
+    )
