@@ -7,11 +7,11 @@ friction 1), then frames are taken every ``frame_spacing`` steps (1 tau at full 
 a production run; the last 20 % of the frames are held out. Each frame is labelled with the
 reference energy and forces.
 
-Model: `hybrax.nn.NeuralPairPotential` (16 Bessel functions, polynomial envelope, an MLP of
+Model: `hybrax.md.NeuralPairPotential` (16 Bessel functions, polynomial envelope, an MLP of
 two hidden layers of 32 silu units, evaluated through a 1,024-knot cubic Hermite table of
 the network), trained with `hybrax.hybrid.fit` on the energy-and-force loss
-`hybrax.nn.EnergyForceLoss` (forces are ``-grad`` of the network energy). With
-``message_passing=True`` (the full run) a `hybrax.nn.SchNetPotential` is trained and
+`hybrax.md.EnergyForceLoss` (forces are ``-grad`` of the network energy). With
+``message_passing=True`` (the full run) a `hybrax.md.SchNetPotential` is trained and
 evaluated the same way on a 108-atom system at the same state point (its pair sums cost
 too much at 500 atoms on a CPU; see its docstring).
 

@@ -33,7 +33,7 @@ class ReferenceData(eqx.Module):
     Attributes
     ----------
     train, held_out
-        `hybrax.nn.LabelledFrames` (positions, energies, forces, per-frame neighbour lists).
+        `hybrax.md.LabelledFrames` (positions, energies, forces, per-frame neighbour lists).
     box
         The periodic box.
     state

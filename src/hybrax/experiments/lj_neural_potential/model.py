@@ -14,7 +14,7 @@ __all__ = ["new_pair_potential", "new_schnet_potential"]
 
 
 def new_pair_potential(key: PRNGKeyArray, settings: LJSettings = FULL) -> NeuralPairPotential:
-    """A freshly initialised `hybrax.nn.NeuralPairPotential` of the experiment's size, with
+    """A freshly initialised `hybrax.md.NeuralPairPotential` of the experiment's size, with
     the repulsive prior of radius ``settings.core_radius`` (none if 0)."""
     return NeuralPairPotential(
         settings.cutoff,
@@ -31,7 +31,7 @@ def new_pair_potential(key: PRNGKeyArray, settings: LJSettings = FULL) -> Neural
 def new_schnet_potential(
     key: PRNGKeyArray, data: LabelledFrames, settings: LJSettings = FULL
 ) -> SchNetPotential:
-    """A freshly initialised `hybrax.nn.SchNetPotential`, its per-atom energy shift set to
+    """A freshly initialised `hybrax.md.SchNetPotential`, its per-atom energy shift set to
     the mean reference energy per atom of ``data``."""
     per_atom = data.energies / data.positions.shape[1]
     return SchNetPotential(

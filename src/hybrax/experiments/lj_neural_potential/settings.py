@@ -19,7 +19,7 @@ class LJSettings(WorkflowSettings):
     side make ``4 cells^3`` atoms; the ``schnet_*`` settings size the message-passing model
     and its smaller system (used when ``message_passing`` is on). ``core_radius`` (sigma)
     is the pair potential's repulsive prior ``(core_radius / r)^12`` (see
-    `hybrax.nn.NeuralPairPotential`): it keeps the learned potential repulsive below the
+    `hybrax.md.NeuralPairPotential`): it keeps the learned potential repulsive below the
     closest approach in the training data (about 0.85 sigma at T = 1.2), where the network
     alone extrapolates softly and atoms can fuse; 0 turns it off.
     """

@@ -30,7 +30,7 @@ def train_potential(
 ) -> FitResult:
     """Fit ``potential`` to the energies and forces of ``data`` with `hybrax.hybrid.fit`.
 
-    The loss is `hybrax.nn.EnergyForceLoss` with both terms divided by the variance of the
+    The loss is `hybrax.md.EnergyForceLoss` with both terms divided by the variance of the
     reference force components (``energy_weight`` scales the energy-per-atom term relative to
     the force term); Adam with a cosine-decayed learning rate and gradient clipping.
     """
