@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _harness as H
 
 import hybrax
-from hybrax.fluids import KolmogorovFlow, KuramotoSivashinsky
+from hybrax.fluids import KuramotoSivashinsky, NavierStokes2D
 from hybrax.grids import Grid, cfl_time_step
 
 MAX_SPEED, COURANT = 7.0, 0.5
@@ -150,7 +150,7 @@ def exponax_runner(stepper, steps):
 
 # --------------------------------------------------------------------------- (a) speed
 def kolmogorov_speed(n: int, steps: int, records: list, rounds: int) -> dict:
-    model = KolmogorovFlow(n)
+    model = NavierStokes2D.kolmogorov(n)
     dt = cfl_time_step(model.grid, MAX_SPEED, COURANT)
     state = model.initial_state()
     w = model.vorticity(state)
@@ -229,7 +229,7 @@ def largest_stable_courant(make_step, state, grid, courants, horizon=5.0):
 
 def stability(records: list, timings: dict, n_timing: int, quick: bool) -> None:
     n = 64
-    model = KolmogorovFlow(n)
+    model = NavierStokes2D.kolmogorov(n)
     state = model.initial_state()
     w = model.vorticity(state)
     courants = (0.25, 0.5, 0.75, 1.0) if quick else (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -392,7 +392,7 @@ def kuramoto_sivashinsky(records: list, steps: int, rounds: int) -> None:
 
 # --------------------------------------------------------------------------- (d) grad
 def gradients(records: list, n: int, steps: int) -> None:
-    model = KolmogorovFlow(n)
+    model = NavierStokes2D.kolmogorov(n)
     dt = cfl_time_step(model.grid, MAX_SPEED, COURANT)
     state = model.initial_state()
     case = f"grad {steps} steps {n}^2"

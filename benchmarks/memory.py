@@ -45,7 +45,7 @@ import _harness as H
 from lorenz96 import ClassicRK4
 
 import hybrax
-from hybrax.fluids import KolmogorovFlow, NavierStokes2D
+from hybrax.fluids import NavierStokes2D
 from hybrax.grids import cfl_time_step
 
 
@@ -69,7 +69,7 @@ def main(argv=None):
     H.set_clock(args.clock)
 
     size, n_steps = (64, 1_000) if args.quick else (128, 10_000)
-    base = KolmogorovFlow(size)
+    base = NavierStokes2D.kolmogorov(size)
     dt = float(cfl_time_step(base.grid, 7.0, 0.5))
     start = base.initial_state(jax.random.key(0), dtype=jnp.float32)
     start, _ = hybrax.rollout(hybrax.ETDRK4(base, dt), start, 200, save_every=None)

@@ -37,7 +37,7 @@ import _harness as H
 
 import hybrax
 from hybrax.climate import Lorenz96
-from hybrax.fluids import KolmogorovFlow
+from hybrax.fluids import NavierStokes2D
 from hybrax.grids import cfl_time_step
 
 MAX_SPEED, COURANT = 7.0, 0.5
@@ -52,7 +52,7 @@ def as_arguments(stepper, fn):
 
 
 def kolmogorov_calls(n: int, steps: int) -> tuple[str, dict]:
-    model = KolmogorovFlow(n)
+    model = NavierStokes2D.kolmogorov(n)
     dt = float(cfl_time_step(model.grid, MAX_SPEED, COURANT))
     state = model.initial_state()
     stepper = hybrax.ETDRK4(model, dt)
@@ -65,7 +65,7 @@ def kolmogorov_calls(n: int, steps: int) -> tuple[str, dict]:
 
     @jax.jit
     def traced(viscosity, dt, s):
-        m = KolmogorovFlow(n, viscosity=viscosity)
+        m = NavierStokes2D.kolmogorov(n, viscosity=viscosity)
         return hybrax.rollout(hybrax.ETDRK4(m, dt), s, steps, save_every=None, check_finite=False)[
             0
         ]

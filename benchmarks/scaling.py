@@ -132,7 +132,7 @@ def fft_records(repeat, sizes):
 
 def solver_records(repeat, n, n_steps=10):
     """ms per step of 2-D spectral solvers with the field on 1 device and split over 2-8."""
-    flow = hybrax.fluids.KolmogorovFlow(n)
+    flow = hybrax.fluids.NavierStokes2D.kolmogorov(n)
     qg = hybrax.climate.TwoLayerQG.eddy(n)
     cases = (
         (

@@ -12,7 +12,6 @@ from hybrax.fluids import (
     AdvectionDiffusion,
     Burgers,
     FieldForcing,
-    KolmogorovFlow,
     KolmogorovForcing,
     KuramotoSivashinsky,
     NavierStokes2D,
@@ -29,7 +28,7 @@ CASES = [
     (lambda v: AdvectionDiffusion(16, diffusivity=v), "diffusivity", [-1.0, INF]),
     (lambda v: AdvectionDiffusion(Grid((8, 8)), velocity=v), "velocity", [[1.0, NAN]]),
     (lambda v: KolmogorovForcing(amplitude=v), "amplitude", [NAN, None]),
-    (lambda v: KolmogorovFlow(16, forcing_amplitude=v), "amplitude", [INF]),
+    (lambda v: NavierStokes2D.kolmogorov(16, forcing_amplitude=v), "amplitude", [INF]),
     (lambda v: FieldForcing(jnp.zeros((8, 5), jnp.complex64), v), "amplitude", [NAN]),
     (lambda v: cfl_time_step(Grid((16, 16)), v), "max_velocity", [NAN, -7.0, 0.0]),
     (lambda v: cfl_time_step(Grid((16, 16)), 7.0, v), "courant", [NAN, -0.5]),
@@ -47,13 +46,13 @@ def test_bad_parameters_name_the_parameter(make, name, values):
 @pytest.mark.parametrize("max_velocity", [NAN, -7.0])
 def test_initial_state_max_velocity(max_velocity):
     with pytest.raises(ConfigurationError, match="max_velocity must be positive and finite"):
-        KolmogorovFlow(16).initial_state(max_velocity=max_velocity)
+        NavierStokes2D.kolmogorov(16).initial_state(max_velocity=max_velocity)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.int32, jnp.complex64])
 def test_initial_state_dtype(dtype):
     with pytest.raises(ConfigurationError, match="dtype must be a real floating dtype"):
-        KolmogorovFlow(16).initial_state(dtype=dtype)
+        NavierStokes2D.kolmogorov(16).initial_state(dtype=dtype)
     with pytest.raises(ConfigurationError, match="dtype must be a real floating dtype"):
         random_vorticity(Grid((16, 16)), jax.random.key(0), dtype=dtype)
     with pytest.raises(ConfigurationError, match="dtype must be a real floating dtype"):
@@ -61,11 +60,11 @@ def test_initial_state_dtype(dtype):
 
 
 def test_traced_nan_viscosity_raises_when_run():
-    state = KolmogorovFlow(16).initial_state()
+    state = NavierStokes2D.kolmogorov(16).initial_state()
 
     @eqx.filter_jit
     def run(viscosity):
-        model = KolmogorovFlow(16, viscosity=viscosity)
+        model = NavierStokes2D.kolmogorov(16, viscosity=viscosity)
         return hybrax.rollout(hybrax.ETDRK4(model, 0.01), state, 2)[0].field_hat
 
     assert jnp.all(jnp.isfinite(run(jnp.asarray(1e-3))))

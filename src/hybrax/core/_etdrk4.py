@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._contract import AbstractSemilinearDynamics, AbstractStepper, check_dynamics, check_tendency
+from ._contract import AbstractSemilinearDynamics, check_tendency
 from ._errors import ConfigurationError
 from ._parameters import check_parameter
+from ._semilinear import AbstractSemilinearStepper
 from ._state import complex_dtype, is_inexact_array, mul, scalar_like, time_or_zero, with_time
 
 __all__ = ["ETDRK4", "etdrk4_coefficients"]
@@ -184,7 +185,7 @@ def _contour_coefficients(linear, h, num_points, radius, real_input, ctype):
     return ETDRK4Coefficients(exp_full, exp_half, q, f1, f2, f3)
 
 
-class ETDRK4(AbstractStepper):
+class ETDRK4(AbstractSemilinearStepper):
     """Fourth-order exponential time differencing Runge–Kutta for stiff semilinear problems.
 
     Integrates ``du/dt = L u + N(u, t)`` with ``L`` diagonal (an
@@ -218,24 +219,10 @@ class ETDRK4(AbstractStepper):
     order = 4
 
     def __check_init__(self):
-        check_dynamics(self.dynamics, "ETDRK4", semilinear=True)
         _check_contour(self.num_contour_points, 1.0)
 
-    def _compute_coefficients(self) -> PyTree:
-        linear = self.dynamics.linear_operator()
-
-        def per_leaf(lin):
-            lin = jnp.asarray(lin)
-            if not jnp.issubdtype(lin.dtype, jnp.inexact):
-                lin = lin.astype(jnp.result_type(float))
-            return etdrk4_coefficients(lin, self.dt, num_contour_points=self.num_contour_points)
-
-        return jax.tree.map(per_leaf, linear)
-
-    def prepare(self) -> ETDRK4:
-        if self.coefficients is not None:
-            return self
-        return ETDRK4(self.dynamics, self.dt, self.num_contour_points, self._compute_coefficients())
+    def _leaf_coefficients(self, linear: Array) -> ETDRK4Coefficients:
+        return etdrk4_coefficients(linear, self.dt, num_contour_points=self.num_contour_points)
 
     def step(self, state: PyTree) -> PyTree:
         self.dynamics.check_state(state)

@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._contract import AbstractSemilinearDynamics, AbstractStepper, check_dynamics, check_tendency
+from ._contract import AbstractSemilinearDynamics, check_tendency
+from ._semilinear import AbstractSemilinearStepper
 from ._state import is_inexact_array, mul, scalar_like, time_or_zero, with_time
 
 __all__ = ["CrankNicolsonRK4"]
@@ -24,7 +25,7 @@ class _StageCoefficients(eqx.Module):
     weight: Array  # gamma dt / (1 - mu L)
 
 
-class CrankNicolsonRK4(AbstractStepper):
+class CrankNicolsonRK4(AbstractSemilinearStepper):
     """Crank–Nicolson / low-storage RK4 implicit–explicit scheme for ``du/dt = L u + N(u, t)``.
 
     The diagonal linear part ``L`` (viscosity, drag, hyperviscosity) is treated by the
@@ -61,8 +62,8 @@ class CrankNicolsonRK4(AbstractStepper):
     Examples
     --------
     >>> import hybrax
-    >>> from hybrax.fluids import KolmogorovFlow
-    >>> model = KolmogorovFlow(num_points=64)
+    >>> from hybrax.fluids import NavierStokes2D
+    >>> model = NavierStokes2D.kolmogorov(num_points=64)
     >>> stepper = hybrax.CrankNicolsonRK4(model, dt=0.005)
     >>> final, _ = hybrax.rollout(stepper, model.initial_state(), 10, save_every=None)
     >>> final.field_hat.shape
@@ -99,32 +100,16 @@ class CrankNicolsonRK4(AbstractStepper):
         0.1530572479681,
     )
 
-    def __check_init__(self):
-        check_dynamics(self.dynamics, "CrankNicolsonRK4", semilinear=True)
-
-    def _compute_coefficients(self) -> PyTree:
-        linear = self.dynamics.linear_operator()
-
-        def per_leaf(lin):
-            lin = jnp.asarray(lin)
-            if not jnp.issubdtype(lin.dtype, jnp.inexact):
-                lin = lin.astype(jnp.result_type(float))
-            real = jnp.finfo(lin.dtype).dtype
-            h = jnp.asarray(self.dt).astype(real)
-            stages = []
-            for k, gamma in enumerate(self.gammas):
-                mu = (0.5 * (self.alphas[k + 1] - self.alphas[k]) * h).astype(lin.dtype)
-                inverse = 1 / (1 - mu * lin)
-                weight = (gamma * h).astype(lin.dtype) * inverse
-                stages.append(_StageCoefficients((1 + mu * lin) * inverse, weight))
-            return tuple(stages)
-
-        return jax.tree.map(per_leaf, linear)
-
-    def prepare(self) -> CrankNicolsonRK4:
-        if self.coefficients is not None:
-            return self
-        return CrankNicolsonRK4(self.dynamics, self.dt, self._compute_coefficients())
+    def _leaf_coefficients(self, linear: Array) -> tuple[_StageCoefficients, ...]:
+        real = jnp.finfo(linear.dtype).dtype
+        h = jnp.asarray(self.dt).astype(real)
+        stages = []
+        for k, gamma in enumerate(self.gammas):
+            mu = (0.5 * (self.alphas[k + 1] - self.alphas[k]) * h).astype(linear.dtype)
+            inverse = 1 / (1 - mu * linear)
+            weight = (gamma * h).astype(linear.dtype) * inverse
+            stages.append(_StageCoefficients((1 + mu * linear) * inverse, weight))
+        return tuple(stages)
 
     def step(self, state: PyTree) -> PyTree:
         self.dynamics.check_state(state)

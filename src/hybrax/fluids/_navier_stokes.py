@@ -38,8 +38,7 @@ def _advection_coefficients(grid: Grid, dtype: np.dtype) -> tuple[np.ndarray, np
     tendency's forward-normalised coefficients).
     """
     kx, ky = (np.broadcast_to(k, grid.spectral_shape) for k in grid.numpy_wavenumbers())
-    k2 = kx**2 + ky**2
-    inverse_k2 = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
+    inverse_k2 = grid.numpy_inverse_wavenumber_squared()
     mask = grid.numpy_dealias_mask()
     n = grid.num_points
     velocity = np.stack([ky * inverse_k2, -kx * inverse_k2]) * (mask * n)

@@ -35,12 +35,6 @@ def _check(grid: Grid, vorticity_hat, name: str) -> None:
         )
 
 
-@functools.lru_cache(maxsize=32)
-def _inverse_k2(grid: Grid) -> np.ndarray:
-    k2 = grid.numpy_wavenumber_squared()
-    return np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
-
-
 def velocity_from_vorticity(
     grid: Grid, vorticity_hat: Complex[Array, "... nx ny_half"]
 ) -> Float[Array, "... 2 nx ny"]:
@@ -60,7 +54,7 @@ def velocity_from_vorticity(
     """
     _check(grid, vorticity_hat, "velocity_from_vorticity")
     kx, ky = grid.numpy_wavenumbers()
-    inverse = _inverse_k2(grid)
+    inverse = grid.numpy_inverse_wavenumber_squared()
     real = vorticity_hat.real.dtype
     factors = jnp.asarray(np.stack(np.broadcast_arrays(ky * inverse, -kx * inverse)), real)
     w = vorticity_hat[..., None, :, :]
@@ -78,7 +72,9 @@ def kinetic_energy(
     """
     _check(grid, vorticity_hat, "kinetic_energy")
     real = vorticity_hat.real.dtype
-    weights = jnp.asarray(grid.numpy_hermitian_weights() * _inverse_k2(grid), real)
+    weights = jnp.asarray(
+        grid.numpy_hermitian_weights() * grid.numpy_inverse_wavenumber_squared(), real
+    )
     power = vorticity_hat.real**2 + vorticity_hat.imag**2
     return 0.5 * jnp.sum(weights * power, axis=(-2, -1))
 
@@ -131,7 +127,7 @@ def energy_spectrum(
     _check(grid, vorticity_hat, "energy_spectrum")
     index, num_shells, dk = _shells(grid)
     real = vorticity_hat.real.dtype
-    weights = grid.numpy_hermitian_weights() * _inverse_k2(grid) * 0.5 / dk
+    weights = grid.numpy_hermitian_weights() * grid.numpy_inverse_wavenumber_squared() * 0.5 / dk
     power = (vorticity_hat.real**2 + vorticity_hat.imag**2) * jnp.asarray(weights, real)
     lead = power.shape[:-2]
     flat = power.reshape(*lead, -1)

@@ -217,6 +217,19 @@ class Grid(eqx.Module):
         """`wavenumber_squared` as a host-side NumPy float64 array."""
         return sum(np.broadcast_to(k, self.spectral_shape) ** 2 for k in self.numpy_wavenumbers())
 
+    def numpy_inverse_wavenumber_squared(self) -> np.ndarray:
+        """``1 / |k|^2`` on the spectral grid, 0 at ``k = 0`` (the symbol of the inverse
+        Laplacian up to sign, mean mode dropped), as a host-side NumPy float64 array.
+
+        Examples
+        --------
+        >>> from hybrax.grids import Grid
+        >>> Grid((4, 4)).numpy_inverse_wavenumber_squared()[:2, :2].tolist()
+        [[0.0, 1.0], [1.0, 0.5]]
+        """
+        k2 = self.numpy_wavenumber_squared()
+        return np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
+
     def hermitian_weights(self, dtype: DTypeLike | None = None) -> Float[Array, "..."]:
         """How many Fourier modes each real-FFT coefficient stands for: 1 on the ``n_d = 0``
         and Nyquist columns, 2 elsewhere (the conjugate mode is implied).
