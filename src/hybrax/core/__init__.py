@@ -38,6 +38,7 @@ from ._parameters import (
 from ._precision import MixedPrecision, cast_floating
 from ._progress import ProgressCallback
 from ._rollout import Checkpoint, rollout
+from ._semilinear import AbstractSemilinearStepper
 from ._state import (
     ODEState,
     get_time,
@@ -59,6 +60,7 @@ __all__ = [
     "AbstractDynamics",
     "AbstractExplicitRK",
     "AbstractSemilinearDynamics",
+    "AbstractSemilinearStepper",
     "AbstractStepper",
     "AdamsBashforth3",
     "Checkpoint",
