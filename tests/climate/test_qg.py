@@ -99,7 +99,7 @@ def test_eddy_configuration_reaches_pyqg_equilibrium_kinetic_energy(full_size):
 
     def total_ke(s):
         h = model.layer_depths.astype(jnp.float32)
-        return jnp.sum(h / jnp.sum(h) * model.kinetic_energy(s.state))
+        return jnp.sum(h / jnp.sum(h) * model.kinetic_energy(s))
 
     final, ke = hybrax.rollout(
         stepper, state, 12 * years * per_month, save_every=per_month, observe=total_ke
