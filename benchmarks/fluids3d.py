@@ -1,0 +1,121 @@
+"""3-D periodic Navier–Stokes step time: hybrax NavierStokes3D vs exponax NavierStokesVelocity.
+
+Taylor–Green vortex, float32, same grid and dt; hybrax ETDRK4 and CN-RK4 vs exponax's
+NavierStokesVelocity in 3-D (ETDRK order 4, matching hybrax's scheme order, and order 2, its
+default), all timed interleaved in one run, plus the FFT floor (one batched 3-component
+inverse + forward real FFT pair per nonlinear evaluation, times the evaluations per step).
+jax-cfd has no 3-D spectral Navier–Stokes, so it is not included.
+
+    python benchmarks/fluids3d.py [--quick] [--json benchmarks/results/fluids3d.json]
+"""
+
+from __future__ import annotations
+
+import math
+
+import _harness as H
+import jax
+import jax.numpy as jnp
+
+import hybrax
+from hybrax.fluids import NavierStokes3D
+
+REYNOLDS = 1600.0
+DT = 0.01
+
+
+def hybrax_runner(stepper, steps):
+    @jax.jit
+    def run(state):
+        final, _ = hybrax.rollout(stepper, state, steps, save_every=None)
+        return final
+
+    return run
+
+
+def exponax_runner(n, steps, order):
+    import exponax
+
+    stepper = exponax.stepper.NavierStokesVelocity(
+        3, 2 * math.pi, n, DT, diffusivity=1.0 / REYNOLDS, order=order
+    )
+
+    @jax.jit
+    def run(u_hat):
+        return jax.lax.fori_loop(0, steps, lambda i, u: stepper.step_fourier(u), u_hat)
+
+    return run
+
+
+def fft_pair(n, steps, components):
+    @jax.jit
+    def run(x):
+        def body(i, y):
+            y_hat = jnp.fft.rfftn(y, axes=(-3, -2, -1))
+            return jnp.fft.irfftn(y_hat, s=(n, n, n), axes=(-3, -2, -1))
+
+        return jax.lax.fori_loop(0, steps, body, x)
+
+    return run
+
+
+def taylor_green(n: int, steps: int, records: list, rounds: int) -> None:
+    model = NavierStokes3D.taylor_green(n, reynolds_number=REYNOLDS)
+    state = model.taylor_green_state(jnp.float32)
+    case = f"taylor-green {n}^3 float32"
+    runs = {
+        "hybrax ETDRK4": (hybrax_runner(hybrax.ETDRK4(model, DT), steps), state),
+        "hybrax CN-RK4": (hybrax_runner(hybrax.CrankNicolsonRK4(model, DT), steps), state),
+    }
+    try:
+        u = model.velocity(state)
+        u_hat = jnp.fft.rfftn(u, axes=(-3, -2, -1))
+        for order in (4, 2):
+            runs[f"exponax ETDRK{order}"] = (exponax_runner(n, steps, order), u_hat)
+    except ImportError:
+        print("exponax not installed: hybrax alone")
+    # floor: 6 inverse + 3 forward real FFTs per evaluation ~ 3 pairs of 3 components
+    pair = fft_pair(n, steps, 3)
+    x = jnp.zeros((3, n, n, n), jnp.float32)
+    calls = {name: (lambda fn=fn, a=a: fn(a)) for name, (fn, a) in runs.items()}
+    calls["fft pair x3"] = lambda: pair(x)
+    seconds = H.interleaved_times(calls, rounds=rounds, min_time=0.2)
+    pair_s = seconds.pop("fft pair x3") / steps
+    records.append(H.Record(case, "fft pair x3", "ms_per_pair", pair_s * 1e3, "ms"))
+    # ETDRK4 and CN-RK4 evaluate the nonlinear term 4 times a step; each evaluation has
+    # 2 inverse (u, omega) and 1 forward 3-component transform = 1.5 pairs
+    floor = 4 * 1.5 * pair_s
+    for name, total in seconds.items():
+        per_step = total / steps
+        records += [
+            H.Record(case, name, "ms_per_step", per_step * 1e3, "ms"),
+            H.Record(case, name, "steps_per_s", 1 / per_step, "1/s"),
+        ]
+        if name.startswith("hybrax"):
+            records.append(H.Record(case, name, "x_fft_floor", per_step / floor, "ratio"))
+    for name in [k for k in seconds if k.startswith("exponax")]:
+        for mine in ("hybrax ETDRK4", "hybrax CN-RK4"):
+            records.append(
+                H.Record(
+                    case,
+                    f"{name} / {mine}",
+                    "ratio",
+                    seconds[name] / seconds[mine],
+                    "x",
+                    "peer time over hybrax time (>1: hybrax faster)",
+                )
+            )
+
+
+def main(argv=None) -> None:
+    args = H.parse_args(__doc__.splitlines()[0], argv)
+    sizes = args.sizes or ((32,) if args.quick else (64, 128))
+    records: list[H.Record] = []
+    for n in sizes:
+        taylor_green(n, 10 if args.quick or n > 64 else 20, records, 3 if args.quick else 5)
+    H.report(records, args.json, baseline={})
+    H.write_environment(args.json)
+
+
+if __name__ == "__main__":
+    main()
