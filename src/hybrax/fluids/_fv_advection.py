@@ -1,6 +1,7 @@
 """Face reconstruction for finite-volume advection: central, upwind and van Leer (TVD)."""
 
 import jax.numpy as jnp
+from jax import lax
 from jaxtyping import Array
 
 __all__ = ["SCHEMES", "interface_values"]
@@ -9,8 +10,7 @@ SCHEMES = ("central", "upwind", "van_leer")
 
 
 def _shift(q: Array, axis: int, start: int, stop: int) -> Array:
-    n = q.shape[axis]
-    return jnp.take(q, jnp.arange(start, n + stop), axis=axis)
+    return lax.slice_in_dim(q, start, q.shape[axis] + stop, axis=axis)
 
 
 def _van_leer_slope(q: Array, axis: int) -> Array:

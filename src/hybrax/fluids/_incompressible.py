@@ -4,6 +4,7 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
+from jax import lax
 from jaxtyping import Array, ArrayLike, Float
 
 from hybrax.core import (
@@ -184,7 +185,7 @@ class IncompressibleNavierStokes(AbstractDynamics):
         n = along.shape[axis]
 
         def take(x, ax, start, stop):
-            return jnp.take(x, jnp.arange(start, x.shape[ax] + stop), axis=ax)
+            return lax.slice_in_dim(x, start, x.shape[ax] + stop, axis=ax)
 
         # flux along own axis at cell centres -1..n-1 (n + 1 interfaces)
         carrier = 0.5 * (take(q_n, axis, 1, -2) + take(q_n, axis, 2, -1))
