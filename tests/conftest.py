@@ -32,6 +32,26 @@ def full_size(request) -> bool:
     return bool(request.config.getoption("--runslow"))
 
 
+@pytest.fixture(scope="session")
+def wrong_type(request):
+    """``wrong_type(parameter, error, match)``: ``pytest.raises`` for an argument of the wrong type.
+
+    Under jaxtyping's runtime checks (``--jaxtyping-packages=hybrax,beartype.beartype``) the
+    annotation check runs first: ``jaxtyping.TypeCheckError`` naming ``parameter``. Without them
+    the library's own check runs: ``error`` with a message matching ``match``.
+    """
+    from jaxtyping import TypeCheckError
+
+    checked = bool(request.config.getoption("--jaxtyping-packages", default=None))
+
+    def raises(parameter: str, error: type[Exception], match: str):
+        if checked:
+            return pytest.raises(TypeCheckError, match=f"parameter '{parameter}'")
+        return pytest.raises(error, match=match)
+
+    return raises
+
+
 @pytest.fixture(params=["float32", "float64"])
 def dtype(request):
     import jax.numpy as jnp

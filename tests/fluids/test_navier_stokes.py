@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jaxtyping import TypeCheckError
 
 import hybrax
 from hybrax import check_time_step
@@ -246,12 +245,12 @@ def test_kolmogorov_preset_becomes_turbulent_and_stays_bounded():
         assert jnp.all(jnp.isfinite(energy)) and 0.05 < float(energy[-1]) < 20, energy
 
 
-def test_bad_input():
+def test_bad_input(wrong_type):
     with pytest.raises(ConfigurationError, match="even ints"):
         NavierStokes2D(63)
     with pytest.raises(ConfigurationError, match="2D grid"):
         NavierStokes2D(Grid((32,)))
-    with pytest.raises(TypeCheckError, match="parameter 'forcing'"):  # AbstractForcing
+    with wrong_type("forcing", ConfigurationError, "AbstractForcing"):
         NavierStokes2D(32, forcing=lambda grid, t: 0.0)
     with pytest.raises(ConfigurationError, match="viscosity must be non-negative and finite"):
         NavierStokes2D(32, viscosity=-1.0)
@@ -267,7 +266,7 @@ def test_bad_input():
     with pytest.raises(ConfigurationError, match=r"state\.time must be a scalar of dtype float32"):
         good = SpectralState(jnp.zeros((32, 17), jnp.complex64))
         stepper.step(eqx.tree_at(lambda s: s.time, good, jnp.float64(0.0)))
-    with pytest.raises(TypeCheckError, match="parameter 'state'"):  # SpectralState
+    with wrong_type("state", ConfigurationError, "SpectralState"):
         stepper.step(hybrax.ODEState(jnp.zeros(3)))
     with pytest.raises(ConfigurationError, match=r"grid's shape \(32, 32\)"):
         model.state_from_vorticity(jnp.zeros((32, 16)))

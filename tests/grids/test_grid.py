@@ -7,7 +7,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jaxtyping import TypeCheckError
 
 from hybrax.errors import ConfigurationError
 from hybrax.grids import Grid
@@ -212,13 +211,17 @@ def test_operators_under_jit_vmap_grad():
     [
         ((63, 64), ConfigurationError, "even ints >= 4"),
         ((64, 2), ConfigurationError, "even ints >= 4"),
-        # a wrong type fails the runtime type check (--jaxtyping-packages) first
-        ((64.0,), TypeCheckError, "parameter 'shape'"),
+        ((64.0,), None, "even ints >= 4"),
         ((8, 8, 8, 8), ConfigurationError, "1 to 3 axes"),
     ],
 )
-def test_bad_grid_shapes(shape, error, match):
-    with pytest.raises(error, match=match):
+def test_bad_grid_shapes(shape, error, match, wrong_type):
+    raises = (
+        pytest.raises(error, match=match)
+        if error
+        else wrong_type("shape", ConfigurationError, match)
+    )
+    with raises:
         Grid(shape)
 
 
@@ -227,7 +230,7 @@ def test_odd_size_message_suggests_even_sizes():
         Grid((63, 64))
 
 
-def test_bad_domain_and_fields():
+def test_bad_domain_and_fields(wrong_type):
     with pytest.raises(ConfigurationError, match="domain_length"):
         Grid((8, 8), -1.0)
     with pytest.raises(ConfigurationError, match="2 axes"):
@@ -235,7 +238,7 @@ def test_bad_domain_and_fields():
     grid = Grid((16, 16))
     with pytest.raises(ConfigurationError, match=r"must end in the axes \(16, 16\)"):
         grid.to_spectral(jnp.zeros((16, 8)))
-    with pytest.raises(TypeCheckError, match="parameter 'field'"):  # Float[Array, ...]
+    with wrong_type("field", ConfigurationError, "real floating"):
         grid.to_spectral(jnp.zeros((16, 16), jnp.int32))
     with pytest.raises(ConfigurationError, match="to_spectral"):
         grid.to_physical(jnp.zeros((16, 16), jnp.complex64))
