@@ -93,7 +93,7 @@ class NavierStokes2D(AbstractSemilinearDynamics):
     >>> from hybrax.fluids import NavierStokes2D, KolmogorovForcing
     >>> model = NavierStokes2D(64, viscosity=1e-3, drag=0.1, forcing=KolmogorovForcing())
     >>> state = model.initial_state()
-    >>> dt = hybrax.grids.cfl_time_step(model.grid, max_velocity=7.0, courant=0.5)
+    >>> dt = hybrax.max_time_step(model, state, 0.5)  # Courant number 0.5
     >>> final, _ = hybrax.rollout(hybrax.ETDRK4(model, dt), state, 50, save_every=None)
     >>> model.vorticity(final).shape
     (64, 64)
