@@ -37,7 +37,7 @@ def _abc_velocity(model, a=1.0, b=0.7, c=0.4, dtype=jnp.float64):
 @pytest.mark.parametrize("stepper_cls", [hybrax.ETDRK4, hybrax.CrankNicolsonRK4])
 def test_beltrami_flow_decays_exactly(stepper_cls):
     nu, t_end = 0.1, 1.0
-    model = NavierStokes3D(16, viscosity=nu)
+    model = NavierStokes3D(8, viscosity=nu)
     u0 = _abc_velocity(model)
     final = _final(stepper_cls(model, 0.1), model.state_from_velocity(u0), 10)
     error = jnp.max(jnp.abs(model.velocity(final) - u0 * math.exp(-nu * t_end)))
@@ -57,7 +57,7 @@ def test_energy_budget_and_divergence_taylor_green():
         return jnp.stack([model.kinetic_energy(s), model.enstrophy(s), model.divergence_norm(s)])
 
     final, saved = hybrax.rollout(
-        hybrax.ETDRK4(model, dt), state, 200, save_every=every, observe=observe
+        hybrax.ETDRK4(model, dt), state, 100, save_every=every, observe=observe
     )
     energy, enstrophy, divergence = np.asarray(saved).T
     assert energy[0] < 0.125  # decays from E_0 = 1/8
@@ -77,7 +77,7 @@ def test_inviscid_energy_conserved_at_stepper_order(num_points):
         jax.random.key(1), peak_wavenumber=1.5, energy=0.5, dtype=jnp.float64
     )
     e0 = float(model.kinetic_energy(state))
-    t_end, drifts, steps = 1.0, [], [10, 20, 40]
+    t_end, drifts, steps = 1.0, [], [10, 20]
     for n in steps:
         final = _final(hybrax.RK4(model, t_end / n), state, n)
         drifts.append(abs(float(model.kinetic_energy(final)) - e0) / e0)
@@ -87,7 +87,7 @@ def test_inviscid_energy_conserved_at_stepper_order(num_points):
 
 
 def test_forcing_injects_the_prescribed_power():
-    model = NavierStokes3D.forced_turbulence(16, viscosity=0.02, forcing_power=0.3)
+    model = NavierStokes3D.forced_turbulence(8, viscosity=0.02, forcing_power=0.3)
     state = model.random_state(dtype=jnp.float64)
     tendency = model.tendency(state, 0.0).field_hat
     weights = model.grid.hermitian_weights(jnp.float64)
@@ -109,24 +109,24 @@ def test_energy_spectrum_sums_to_energy_and_vorticity_is_curl():
 
 @pytest.mark.slow
 def test_taylor_green_re1600_dissipation_against_reference(full_size):
-    """Taylor–Green at Re 1600 (Brachet et al. 1983; the reference DNS of the high-order
-    workshop, Wang et al. 2013 / van Rees et al. 2011: epsilon rises from 4.7e-4 at t = 0 to
-    a peak of about 0.0127 near t = 9). A coarse grid under-resolves the peak, so this checks
-    the early rise (t = 4, reference about 0.0028-0.003 from 512^3 data) loosely and the
-    peak magnitude within 25% (48^3) or 10% (96^3 under --runslow)."""
-    n = 96 if full_size else 48
+    """Taylor–Green at Re 1600 against the published DNS (Brachet et al. 1983; the reference
+    of the high-order workshop, Wang et al. 2013 / van Rees et al. 2011): the dissipation
+    rate starts at 2 nu Z_0 = 4.69e-4, rises monotonically and peaks at about 0.0127 near
+    t = 9. A coarse grid under-resolves the peak (measured: 0.0078 at 32^3, 0.0108 at 48^3 at
+    t = 9, both from below), so the default 48^3 run checks t = 9 within 20% and the
+    monotone early rise; --runslow runs 128^3 against 5% (the issue's target)."""
+    n = 128 if full_size else 48
     model = NavierStokes3D.taylor_green(n, reynolds_number=1600.0)
     state = model.taylor_green_state()
-    dt = 0.02
+    dt, every = 0.02, 25
     _, eps = hybrax.rollout(
-        hybrax.ETDRK4(model, dt), state, 500, save_every=25, observe=model.dissipation_rate
+        hybrax.ETDRK4(model, dt), state, 450, save_every=every, observe=model.dissipation_rate
     )
-    eps = np.asarray(eps)
-    t = np.arange(1, eps.size + 1) * 25 * dt
-    assert float(model.dissipation_rate(state)) == pytest.approx(3 / 8 / 1600 * 2, rel=1e-12)
-    peak = eps.max()
-    assert abs(peak - 0.0127) / 0.0127 < (0.10 if full_size else 0.25), (peak, t[eps.argmax()])
-    assert 7.5 <= t[eps.argmax()] <= 10.0
+    eps = np.asarray(eps)  # at t = 0.5, 1.0, ..., 9.0
+    assert float(model.dissipation_rate(state)) == pytest.approx(2 * 0.375 / 1600, rel=1e-12)
+    assert np.all(np.diff(eps[:16]) > 0), eps  # rising through t = 8
+    tolerance = 0.05 if full_size else 0.20
+    assert abs(eps[-1] - 0.0127) / 0.0127 < tolerance, eps[-1]
 
 
 def test_gradient_wrt_viscosity_matches_finite_differences():
@@ -134,7 +134,7 @@ def test_gradient_wrt_viscosity_matches_finite_differences():
 
     def final_energy(nu):
         model = NavierStokes3D(8, viscosity=nu)
-        return model.kinetic_energy(_final(hybrax.ETDRK4(model, 0.05), state, 10))
+        return model.kinetic_energy(_final(hybrax.ETDRK4(model, 0.1), state, 4))
 
     nu, h = 0.05, 1e-5
     grad = jax.grad(final_energy)(jnp.asarray(nu))
@@ -165,9 +165,9 @@ def test_sharded_rollout_matches_single_device():
     devices = len(jax.devices())
     assert devices == 8
     mesh = make_mesh(devices, "space")
-    single = NavierStokes3D.forced_turbulence(16, viscosity=0.02, forcing_power=0.1)
+    single = NavierStokes3D.forced_turbulence(8, viscosity=0.02, forcing_power=0.1)
     sharded = NavierStokes3D.forced_turbulence(
-        16, viscosity=0.02, forcing_power=0.1, transform=SlabFFT3D(mesh, "space", (16, 16, 16))
+        8, viscosity=0.02, forcing_power=0.1, transform=SlabFFT3D(mesh, "space", (8, 8, 8))
     )
     state = single.random_state(dtype=jnp.float64)
     placed = SpectralState(
