@@ -23,14 +23,17 @@ from ._observables import (
     velocity_from_vorticity,
     vorticity_correlation,
 )
+from ._obstacles import AbstractObstacle, Cylinder, Rectangle, penalization_force
 from ._poisson import solve_poisson, solve_poisson_krylov
 
 __all__ = [
     "AbstractBoundary",
     "AbstractForcing",
+    "AbstractObstacle",
     "AdvectionDiffusion",
     "Boundaries",
     "Burgers",
+    "Cylinder",
     "FieldForcing",
     "FlowState",
     "FreeSlip",
@@ -44,11 +47,13 @@ __all__ = [
     "Outflow",
     "Periodic",
     "ProjectedRK",
+    "Rectangle",
     "Wall",
     "decorrelation_time",
     "energy_spectrum",
     "enstrophy",
     "kinetic_energy",
+    "penalization_force",
     "random_vorticity",
     "solve_poisson",
     "solve_poisson_krylov",
