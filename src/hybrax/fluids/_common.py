@@ -101,7 +101,7 @@ class AbstractSpectralFieldDynamics(AbstractSemilinearDynamics):
 def quadratic_flux_divergence(grid: Grid, u_hat, coefficient: float = -0.5):
     """``coefficient * d/dx (u^2)`` in spectral space for a 1D field, dealiased by the 2/3
     rule on input and output (2 FFTs)."""
-    mask, ik = _flux_factors(grid, np.dtype(u_hat.real.dtype))
+    mask, (ik,) = dealiased_wavenumbers(grid, np.dtype(u_hat.real.dtype))
     u = jnp.fft.irfft(_mul_real(mask, u_hat), n=grid.shape[0], norm="forward")
     square_hat = jnp.fft.rfft(u * u, norm="forward")
     scaled = coefficient * ik
@@ -113,7 +113,10 @@ def _mul_real(c, x):
 
 
 @functools.lru_cache(maxsize=32)
-def _flux_factors(grid: Grid, dtype: np.dtype):
+def dealiased_wavenumbers(grid: Grid, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Host-side tables in ``dtype``: the 2/3-rule mask (shape ``grid.spectral_shape``) and
+    the masked wavenumbers ``k_i * mask`` stacked over the axes (shape
+    ``(grid.ndim, *grid.spectral_shape)``)."""
     mask = grid.numpy_dealias_mask()
-    (k,) = grid.numpy_wavenumbers()
-    return mask.astype(dtype), (k * mask).astype(dtype)
+    k = np.stack([np.broadcast_to(k, grid.spectral_shape) * mask for k in grid.numpy_wavenumbers()])
+    return mask.astype(dtype), k.astype(dtype)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +10,12 @@ from jaxtyping import Array, ArrayLike, DTypeLike, Float, PRNGKeyArray
 from hybrax.core import check_dtype, check_parameter
 from hybrax.grids import Grid, SpectralState
 
-from ._common import AbstractSpectralFieldDynamics, as_grid, quadratic_flux_divergence
+from ._common import (
+    AbstractSpectralFieldDynamics,
+    as_grid,
+    dealiased_wavenumbers,
+    quadratic_flux_divergence,
+)
 
 _FFT_DTYPES = (np.float32, np.float64)
 
@@ -100,13 +103,6 @@ class KuramotoSivashinsky(AbstractSpectralFieldDynamics):
         return self.state_from_field(u)
 
 
-@functools.lru_cache(maxsize=32)
-def _gradient_factors(grid: Grid, dtype: np.dtype):
-    mask = grid.numpy_dealias_mask()
-    kx, ky = (np.broadcast_to(k, grid.spectral_shape) * mask for k in grid.numpy_wavenumbers())
-    return np.stack([kx, ky]).astype(dtype), mask.astype(dtype)
-
-
 class KuramotoSivashinsky2D(AbstractSpectralFieldDynamics):
     """The 2D Kuramoto–Sivashinsky equation (gradient form) on a periodic box.
 
@@ -146,7 +142,7 @@ class KuramotoSivashinsky2D(AbstractSpectralFieldDynamics):
 
     def nonlinear(self, state: SpectralState, t: ArrayLike) -> SpectralState:
         u_hat = state.field_hat
-        gradient, mask = _gradient_factors(self.grid, np.dtype(u_hat.real.dtype))
+        mask, gradient = dealiased_wavenumbers(self.grid, np.dtype(u_hat.real.dtype))
         grad_hat = jax.lax.complex(-gradient * u_hat.imag, gradient * u_hat.real)  # i k u
         ux, uy = self.grid.irfft(grad_hat, norm="forward")
         square_hat = self.grid.rfft(ux * ux + uy * uy, norm="forward")
