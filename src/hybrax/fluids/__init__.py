@@ -11,6 +11,7 @@ from ._boundaries import AbstractBoundary, Boundaries, FreeSlip, Inflow, Outflow
 from ._burgers import Burgers
 from ._decorrelation import decorrelation_time
 from ._forcing import AbstractForcing, FieldForcing, KolmogorovForcing
+from ._fv_diagnostics import drag_lift_coefficients, staggered_vorticity
 from ._incompressible import FlowState, IncompressibleNavierStokes, ProjectedRK
 from ._initial_conditions import random_vorticity, taylor_green_vorticity
 from ._kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinsky2D
@@ -50,6 +51,7 @@ __all__ = [
     "Rectangle",
     "Wall",
     "decorrelation_time",
+    "drag_lift_coefficients",
     "energy_spectrum",
     "enstrophy",
     "kinetic_energy",
@@ -57,6 +59,7 @@ __all__ = [
     "random_vorticity",
     "solve_poisson",
     "solve_poisson_krylov",
+    "staggered_vorticity",
     "taylor_green_vorticity",
     "velocity_from_vorticity",
     "vorticity_correlation",
