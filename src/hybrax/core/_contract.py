@@ -13,7 +13,12 @@ from ._errors import ConfigurationError
 from ._parameters import concrete_or_none, time_step
 from ._state import is_inexact_array, mul
 
-__all__ = ["AbstractDynamics", "AbstractSemilinearDynamics", "AbstractStepper"]
+__all__ = [
+    "AbstractDynamics",
+    "AbstractSemilinearDynamics",
+    "AbstractStepper",
+    "AbstractStepperWrapper",
+]
 
 
 class AbstractDynamics(eqx.Module):
@@ -256,3 +261,32 @@ class AbstractStepper(eqx.Module):
                 "wrapper needs a stepper such as hybrax.RK4(model, dt=0.01)"
             ) from error
         _check_dt(dt)
+
+
+class AbstractStepperWrapper(AbstractStepper):
+    """A stepper around another one (``stepper``) that shares its time step and its carry.
+
+    ``dt``, ``init``, ``state_of`` and ``with_state`` are the wrapped stepper's, so a
+    wrapper changes what a step does to the model state (`hybrax.Filtered`,
+    `hybrax.hybrid.Corrected`) while the wrapped stepper's own state (e.g. a multistep
+    history) passes through untouched. Subclasses declare the field ``stepper`` and
+    implement ``step`` (and ``prepare``, forwarding it).
+    """
+
+    stepper: AbstractVar[AbstractStepper]
+
+    @property
+    def dt(self) -> ArrayLike:
+        return self.stepper.dt
+
+    def init(self, state: PyTree) -> PyTree:
+        """The wrapped stepper's carry for ``state`` (its ``init``)."""
+        return self.stepper.init(state)
+
+    def state_of(self, carry: PyTree) -> PyTree:
+        """The model state inside the wrapped stepper's ``carry``."""
+        return self.stepper.state_of(carry)
+
+    def with_state(self, carry: PyTree, state: PyTree) -> PyTree:
+        """The wrapped stepper's ``carry`` with its model state replaced."""
+        return self.stepper.with_state(carry, state)

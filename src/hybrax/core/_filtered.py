@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from jaxtyping import ArrayLike, PyTree
+from jaxtyping import PyTree
 
-from ._contract import AbstractStepper, check_stepper
+from ._contract import AbstractStepper, AbstractStepperWrapper, check_stepper
 from ._errors import ConfigurationError
 
 __all__ = ["Filtered"]
 
 
-class Filtered(AbstractStepper):
+class Filtered(AbstractStepperWrapper):
     """Run ``stepper`` and apply ``filter`` to the model state after every step.
 
     This is how pyqg controls the enstrophy cascade: its exponential filter multiplies the
@@ -48,22 +48,6 @@ class Filtered(AbstractStepper):
                 f"Filtered: filter must be a function state -> state (e.g. model.apply_filter), "
                 f"got {type(self.filter).__name__}"
             )
-
-    @property
-    def dt(self) -> ArrayLike:
-        return self.stepper.dt
-
-    def init(self, state: PyTree) -> PyTree:
-        """The wrapped stepper's carry for ``state`` (its ``init``)."""
-        return self.stepper.init(state)
-
-    def state_of(self, carry: PyTree) -> PyTree:
-        """The model state inside the wrapped stepper's ``carry``."""
-        return self.stepper.state_of(carry)
-
-    def with_state(self, carry: PyTree, state: PyTree) -> PyTree:
-        """The wrapped stepper's ``carry`` with its model state replaced."""
-        return self.stepper.with_state(carry, state)
 
     def prepare(self) -> Filtered:
         return Filtered(self.stepper.prepare(), self.filter)

@@ -11,6 +11,7 @@ from hybrax.core import (
     AbstractDynamics,
     AbstractSemilinearDynamics,
     AbstractStepper,
+    AbstractStepperWrapper,
     ConfigurationError,
     concrete_or_none,
     get_time,
@@ -68,7 +69,7 @@ def _closure_term(closure, who: str, state: PyTree, physics: PyTree, what: str) 
     )
 
 
-class Corrected(AbstractStepper):
+class Corrected(AbstractStepperWrapper):
     """A solver step followed by a learned correction (solver in the loop).
 
     ``step(state) = from_output(s, net(to_input(s)))`` with ``s = stepper.step(state)``:
@@ -113,22 +114,6 @@ class Corrected(AbstractStepper):
     def __check_init__(self):
         check_part("Corrected", "stepper", self.stepper, AbstractStepper)
         check_wrapper_parts("Corrected", self.net, self.to_input, self.from_output)
-
-    @property
-    def dt(self) -> ArrayLike:
-        return self.stepper.dt
-
-    def init(self, state: PyTree) -> PyTree:
-        """The inner stepper's carry for ``state`` (its ``init``)."""
-        return self.stepper.init(state)
-
-    def state_of(self, carry: PyTree) -> PyTree:
-        """The model state inside the inner stepper's ``carry``."""
-        return self.stepper.state_of(carry)
-
-    def with_state(self, carry: PyTree, state: PyTree) -> PyTree:
-        """The inner stepper's ``carry`` with its model state replaced."""
-        return self.stepper.with_state(carry, state)
 
     def step(self, state: PyTree) -> PyTree:
         carry = self.stepper.step(state)
