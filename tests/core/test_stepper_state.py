@@ -58,3 +58,16 @@ def test_climate_names_are_the_core_objects():
     assert hybrax.climate.AdamsBashforth3 is hybrax.AdamsBashforth3
     assert hybrax.climate.AB3State is hybrax.core.AB3State
     assert hybrax.climate.Filtered is hybrax.Filtered
+
+
+def test_check_time_step_reads_the_model_state_inside_a_carry():
+    model = hybrax.climate.TwoLayerQG.eddy(num_points=16)
+    stepper = hybrax.AdamsBashforth3(model, 3600.0)
+    state = model.initial_state()
+    carry = stepper.init(state)
+    assert hybrax.check_time_step(stepper, carry, 0.23) is carry
+    assert float(hybrax.courant_number(stepper, carry)) == float(
+        hybrax.courant_number(stepper, state)
+    )
+    with pytest.raises(hybrax.ConfigurationError, match="Courant number"):
+        hybrax.check_time_step(stepper, carry, 0.5 * float(hybrax.courant_number(stepper, state)))

@@ -36,6 +36,11 @@ def _dynamics_of(model: AbstractStepper | AbstractDynamics, where: str) -> Abstr
     )
 
 
+def _model_state(stepper: AbstractStepper, state: PyTree) -> PyTree:
+    """The model state inside ``state``, which may be the stepper's carry (e.g. an AB3State)."""
+    return stepper.state_of(stepper.init(state))
+
+
 def courant_number(stepper: AbstractStepper, state: PyTree) -> Array:
     """The stepper's stability number for ``state``: its model's
     ``courant_number(state, stepper.dt)`` (see `hybrax.AbstractDynamics.courant_number`).
@@ -53,7 +58,7 @@ def courant_number(stepper: AbstractStepper, state: PyTree) -> Array:
             "courant_number: needs a stepper (its dt sets the step), got a model; use "
             "model.courant_number(state, dt)"
         )
-    return jnp.asarray(dynamics.courant_number(state, stepper.dt))
+    return jnp.asarray(dynamics.courant_number(_model_state(stepper, state), stepper.dt))
 
 
 def max_time_step(
@@ -86,6 +91,8 @@ def max_time_step(
     """
     dynamics = _dynamics_of(model, "max_time_step")
     max_courant = check_float(max_courant, "max_courant", positive=True)
+    if isinstance(model, AbstractStepper):
+        state = _model_state(model, state)
     per_unit = concrete_or_none(dynamics.courant_number(state, 1.0))
     if per_unit is None:
         raise ConfigurationError(
@@ -135,7 +142,7 @@ def check_time_step(stepper: AbstractStepper, state: PyTree, max_courant: float 
             "hybrax.max_time_step(model, state) for the limit"
         )
     max_courant = check_float(max_courant, "max_courant", positive=True)
-    courant = jnp.asarray(dynamics.courant_number(state, stepper.dt))
+    courant = jnp.asarray(dynamics.courant_number(_model_state(stepper, state), stepper.dt))
     value = concrete_or_none(courant)
     if value is None:
         return eqx.error_if(
