@@ -114,7 +114,7 @@ CASES = [
     ("NS.drag", lambda v: fluids.NavierStokes2D(16, drag=v), "drag", "nonnegative"),
     (
         "Kolmogorov.viscosity",
-        lambda v: fluids.KolmogorovFlow(16, viscosity=v),
+        lambda v: fluids.NavierStokes2D.kolmogorov(16, viscosity=v),
         "viscosity",
         "nonnegative",
     ),
@@ -289,7 +289,7 @@ def test_lorenz96_random_valid_parameters_run_finite_or_raise(forcing, dt):
     dt=st.floats(1e-3, 2.0),
 )
 def test_navier_stokes_random_valid_parameters_run_finite_or_raise(viscosity, dt):
-    model = fluids.KolmogorovFlow(16, viscosity=viscosity)
+    model = fluids.NavierStokes2D.kolmogorov(16, viscosity=viscosity)
     stepper = hybrax.ETDRK4(model, dt=dt)
     state = model.initial_state(jax.random.key(0))
     try:

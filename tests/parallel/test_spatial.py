@@ -18,7 +18,7 @@ def mesh():
 
 @pytest.mark.parametrize("method", [hybrax.ETDRK4, hybrax.CrankNicolsonRK4])
 def test_sharded_navier_stokes_step_equals_unsharded(mesh, method):
-    model = hybrax.fluids.KolmogorovFlow(64)
+    model = hybrax.fluids.NavierStokes2D.kolmogorov(64)
     state = model.initial_state(jax.random.key(0), dtype=jnp.float64)
     sharded_model = distribute(model, mesh)
     sharded_state = shard_fields(state, sharded_model)
@@ -38,7 +38,7 @@ def test_sharded_navier_stokes_step_equals_unsharded(mesh, method):
 
 def test_sharded_step_only_transposes(mesh):
     """Communication is the FFT transposes: no gathers or reductions of the field."""
-    model = distribute(hybrax.fluids.KolmogorovFlow(64), mesh)
+    model = distribute(hybrax.fluids.NavierStokes2D.kolmogorov(64), mesh)
     state = shard_fields(model.initial_state(dtype=jnp.float32), model)
     stepper = hybrax.ETDRK4(model, 0.02).prepare()
     hlo = jax.jit(lambda s: stepper.step(s)).lower(state).compile().as_text()
@@ -48,7 +48,7 @@ def test_sharded_step_only_transposes(mesh):
 
 
 def test_sharded_gradient_equals_unsharded(mesh):
-    model = hybrax.fluids.KolmogorovFlow(32)
+    model = hybrax.fluids.NavierStokes2D.kolmogorov(32)
     state = model.initial_state(jax.random.key(1), dtype=jnp.float64)
     sharded = distribute(model, mesh)
 
@@ -67,11 +67,11 @@ def test_distribute_needs_a_grid_and_known_axis(mesh):
     with pytest.raises(ValueError, match=r"no hybrax\.grids\.Grid"):
         distribute(hybrax.climate.Lorenz96(), mesh)
     with pytest.raises(ValueError, match="not 'batch'"):
-        distribute(hybrax.fluids.KolmogorovFlow(32), mesh, "batch")
+        distribute(hybrax.fluids.NavierStokes2D.kolmogorov(32), mesh, "batch")
     with pytest.raises(ValueError, match="nx=36 must be divisible by the 8 devices"):
-        distribute(hybrax.fluids.KolmogorovFlow(36), mesh)
+        distribute(hybrax.fluids.NavierStokes2D.kolmogorov(36), mesh)
     with pytest.raises(ValueError, match="call distribute first"):
-        flow = hybrax.fluids.KolmogorovFlow(32)
+        flow = hybrax.fluids.NavierStokes2D.kolmogorov(32)
         shard_fields(flow.initial_state(), flow)
 
 

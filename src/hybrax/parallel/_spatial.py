@@ -33,7 +33,7 @@ def distribute(model: PyTree, mesh: Mesh, axis: str = "space") -> PyTree:
     >>> import hybrax
     >>> from hybrax.parallel import distribute, make_mesh, shard_fields
     >>> mesh = make_mesh(1, "space")
-    >>> model = distribute(hybrax.fluids.KolmogorovFlow(32), mesh)
+    >>> model = distribute(hybrax.fluids.NavierStokes2D.kolmogorov(32), mesh)
     >>> state = shard_fields(model.initial_state(), model)
     >>> final, _ = hybrax.rollout(hybrax.ETDRK4(model, 0.05), state, 4, save_every=None)
     """

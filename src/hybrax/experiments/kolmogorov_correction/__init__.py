@@ -1,6 +1,6 @@
 """Workflow ``kolmogorov-correction``: a learned correction for a coarse Kolmogorov-flow solver.
 
-The forced 2D turbulence of Kochkov et al. (2021): `hybrax.fluids.KolmogorovFlow` on
+The forced 2D turbulence of Kochkov et al. (2021): `hybrax.fluids.NavierStokes2D.kolmogorov` on
 ``[0, 2 pi]^2`` with vorticity forcing ``-4 cos(4 y)``, drag 0.1 and viscosity ``1e-3``
 (Re = 1000), pseudo-spectral, `hybrax.ETDRK4` at Courant number 0.5 for speed 7 on every
 grid (so ``dt`` halves when the resolution doubles).

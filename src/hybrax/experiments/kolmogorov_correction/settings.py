@@ -31,7 +31,7 @@ class CorrectionSettings(WorkflowSettings):
     reference_factor
         Resolution of the reference relative to the coarse grid.
     viscosity, drag, forcing_amplitude, forcing_wavenumber
-        The Kolmogorov flow (`hybrax.fluids.KolmogorovFlow`); Re = 1000 by default.
+        The Kolmogorov flow (`hybrax.fluids.NavierStokes2D.kolmogorov`); Re = 1000 by default.
     max_velocity, courant
         Every grid steps at ``dt = courant * dx / max_velocity``.
     spin_up_time
