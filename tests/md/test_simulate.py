@@ -86,7 +86,9 @@ def test_eos_scan_reused_list_equals_all_pairs_or_flags():
     rebuilt for the flagged box (`grow`, what `simulate` does) gives the right answer."""
     positions, box = perturbed_fcc(6, noise=0.1)
     scales = [0.76, 0.84, 0.92, 1.0, 1.1, 1.2]
-    nbrs, _, reference = _check_eos(positions, box, scales)
+    nbrs, flagged, reference = _check_eos(positions, box, scales)
+    # both outcomes occur in this scan: reused where it still covers, flagged where not
+    assert flagged.tolist() == [True, True, True, False, False, False]
     _check_rebuilt(nbrs, positions, box, 0.84, reference[1])
 
 
@@ -96,6 +98,7 @@ def test_eos_scan_fine_grid_of_scales(full_size):
     positions, box = perturbed_fcc(cells, noise=0.1)
     scales = [round(float(s), 10) for s in np.linspace(0.76, 1.2, 23)]
     nbrs, flagged, reference = _check_eos(positions, box, scales)
+    assert flagged.any() and not flagged.all()
     for i in np.flatnonzero(flagged)[:: 1 if full_size else 5]:
         _check_rebuilt(nbrs, positions, box, scales[i], reference[i])
 
