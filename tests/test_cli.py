@@ -15,10 +15,30 @@ def test_list_shows_the_workflows(capsys):
         assert name in out
 
 
-def test_info_reports_devices_and_precision(capsys):
+def test_info_reports_versions_devices_and_precision(capsys):
+    from importlib import metadata
+
     assert cli.main(["info"]) == 0
-    out = capsys.readouterr().out
-    assert "jax" in out and "devices" in out and "x64_enabled" in out
+    lines = dict(
+        line.strip().split(": ", 1) for line in capsys.readouterr().out.strip().splitlines()
+    )
+    assert "devices" in lines and lines["x64_enabled"] == "True"
+    for name in ("jax", "jaxlib", "equinox", "flax", "optax", "orbax-checkpoint", "diffrax"):
+        assert lines[name] == metadata.version(name)  # the full version, as installed
+    for name in ("lineax", "optimistix", "hybrax"):
+        assert lines[name] == metadata.version(name)
+
+
+def test_version(capsys):
+    from importlib import metadata
+
+    import hybrax
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"hybrax {metadata.version('hybrax')}"
+    assert hybrax.__version__ == metadata.version("hybrax")
 
 
 def test_settings_lists_names_types_and_values(capsys):

@@ -1,5 +1,7 @@
 """The ``hybrax`` command: list and run workflows, show their settings, report the JAX set-up.
 
+``hybrax --version`` prints the version; ``hybrax info`` the versions of Python, JAX and the
+libraries hybrax builds on, the devices and the precision (paste it into a bug report).
 ``hybrax run NAME [--quick] [--set KEY=VALUE ...] [--out DIR]`` runs a workflow with its
 full (or quick) settings, each ``--set`` overriding one setting (``hybrax settings NAME``
 lists them). Results go into a run folder the run owns: ``DIR`` if it is new or empty (or
@@ -15,6 +17,31 @@ import logging
 import sys
 from pathlib import Path
 
+#: The packages whose versions ``hybrax info`` reports (a bug report needs all of them).
+DEPENDENCIES = (
+    "jax",
+    "jaxlib",
+    "equinox",
+    "flax",
+    "optax",
+    "orbax-checkpoint",
+    "diffrax",
+    "lineax",
+    "optimistix",
+    "jaxtyping",
+    "numpy",
+)
+
+
+def _version(distribution: str) -> str:
+    """The installed version of ``distribution`` (from its metadata, without importing it)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
 
 def _info() -> dict:
     import jax
@@ -23,7 +50,8 @@ def _info() -> dict:
 
     return {
         "hybrax": hybrax.__version__,
-        "jax": jax.__version__,
+        "python": sys.version.split()[0],
+        **{name: _version(name) for name in DEPENDENCIES},
         "backend": jax.default_backend(),
         "devices": [f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices()],
         "process_count": jax.process_count(),
@@ -36,9 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybrax", description="Differentiable physics workflows in JAX."
     )
+    parser.add_argument("--version", action="version", version=f"hybrax {_version('hybrax')}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the available workflows")
-    sub.add_parser("info", help="JAX version, devices and precision")
+    sub.add_parser("info", help="versions of hybrax, JAX and its libraries; devices and precision")
     show = sub.add_parser("settings", help="a workflow's settings, their types and values")
     show.add_argument("name", help="workflow name (see `hybrax list`)")
     show.add_argument("--quick", action="store_true", help="show the quick preset")
@@ -81,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "info":
         for key, value in _info().items():
-            print(f"{key:>14}: {value}")
+            print(f"{key:>16}: {value}")
         return 0
 
     from hybrax.core import ConfigurationError, HybraxError, OverwriteError
