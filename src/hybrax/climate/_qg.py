@@ -149,6 +149,8 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         spectral coefficients like ``field_hat``. Typically an equinox module
         (a network), whose weights are then leaves of the model and get gradients.
 
+    Notes
+    -----
     All float parameters are differentiable leaves (``jax.grad`` w.r.t. ``beta``,
     ``bottom_drag``, ...). Presets: `eddy` (pyqg's default) and `jet` (Ross et al. 2023).
 
