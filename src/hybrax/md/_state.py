@@ -41,6 +41,8 @@ class MDState(eqx.Module):
     thermostat
         Thermostat variables (`NoseHooverChainState`) or None.
 
+    Notes
+    -----
     Integrators create states with their ``init`` method; `hybrax.rollout` and
     `hybrax.md.simulate` advance them.
     """
