@@ -17,6 +17,7 @@ Everything is an `equinox.Module`: the box, the neighbour list, the energies (wh
 from ._bonded import HarmonicAngles, HarmonicBonds
 from ._cell_list import CellNeighborList
 from ._dense_list import DenseNeighborList
+from ._eam import EmbeddedAtom
 from ._energy import AbstractEnergy, SumEnergy
 from ._ewald import (
     METAL_COULOMB_CONSTANT,
@@ -27,6 +28,7 @@ from ._ewald import (
 from ._integrators import AbstractMDStepper, VelocityVerlet
 from ._io import to_ase, write_extxyz
 from ._lattice import lattice, maxwell_boltzmann, random_packing
+from ._manybody import AbstractManyBodyEnergy
 from ._minimize import FIRE, FIREState, MinimizeResult, minimize
 from ._neighbor_list import neighbor_list
 from ._neighbors import AbstractNeighborList
@@ -54,6 +56,8 @@ from ._pme import ParticleMeshEwald
 from ._simulate import NeighborListOverflowWarning, simulate
 from ._space import AbstractBox, FreeSpace, PeriodicBox
 from ._state import MDState, NoseHooverChainState
+from ._stillinger_weber import StillingerWeber
+from ._tersoff import Tersoff
 from ._thermostats import BrownianDynamics, LangevinBAOAB, NoseHooverChain
 
 __all__ = [
@@ -63,11 +67,13 @@ __all__ = [
     "AbstractEnergy",
     "AbstractEwald",
     "AbstractMDStepper",
+    "AbstractManyBodyEnergy",
     "AbstractNeighborList",
     "AbstractPairEnergy",
     "BrownianDynamics",
     "CellNeighborList",
     "DenseNeighborList",
+    "EmbeddedAtom",
     "EnergyForceLoss",
     "EwaldCoulomb",
     "FIREState",
@@ -90,7 +96,9 @@ __all__ = [
     "SchNetPotential",
     "SmoothLennardJones",
     "SoftSphere",
+    "StillingerWeber",
     "SumEnergy",
+    "Tersoff",
     "VelocityVerlet",
     "ewald_parameters",
     "kinetic_energy",

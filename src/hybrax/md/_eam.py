@@ -1,0 +1,243 @@
+"""The embedded-atom method (EAM) with LAMMPS's tabulated functions and interpolation."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from hybrax.core import ConfigurationError, check_float, check_parameter
+
+from ._manybody import AbstractManyBodyEnergy, check_max_neighbors, check_species
+from ._potential_files import read_eam
+
+__all__ = ["EmbeddedAtom"]
+
+
+def spline_coefficients(values: Array) -> tuple[Array, Array, Array, Array]:
+    """LAMMPS's per-interval cubic coefficients (``PairEAM::interpolate``) of tables
+    ``values[..., n]`` on a uniform grid: value ``((c3 p + c4) p + c5) p + c6`` with
+    ``p in [0, 1]`` in interval ``m``. Linear in ``values`` (differentiable)."""
+    f = values
+    n = f.shape[-1]
+    inner = ((f[..., :-4] - f[..., 4:]) + 8.0 * (f[..., 3:-1] - f[..., 1:-3])) / 12.0
+    c5 = jnp.concatenate(
+        [
+            f[..., 1:2] - f[..., 0:1],
+            0.5 * (f[..., 2:3] - f[..., 0:1]),
+            inner,
+            0.5 * (f[..., n - 1 : n] - f[..., n - 3 : n - 2]),
+            f[..., n - 1 : n] - f[..., n - 2 : n - 1],
+        ],
+        axis=-1,
+    )
+    step = f[..., 1:] - f[..., :-1]
+    zero = jnp.zeros_like(f[..., :1])
+    c4 = jnp.concatenate([3.0 * step - 2.0 * c5[..., :-1] - c5[..., 1:], zero], axis=-1)
+    c3 = jnp.concatenate([c5[..., :-1] + c5[..., 1:] - 2.0 * step, zero], axis=-1)
+    return c3, c4, c5, f
+
+
+def _locate(x: Array, inverse_step: float, size: int, clamp_low: bool) -> tuple[Array, Array]:
+    """LAMMPS's table look-up: ``p = x / step + 1``, interval ``m = int(p)`` clipped to
+    ``[1, size - 1]``, fraction ``min(p - m, 1)``; returns the 0-based interval and ``p``."""
+    p = x * inverse_step + 1.0
+    m = jnp.minimum(jnp.floor(p), size - 1)
+    if clamp_low:
+        m = jnp.maximum(m, 1.0)
+    return m.astype(jnp.int32) - 1, jnp.minimum(p - m, 1.0)
+
+
+def _cubic(coefficients, index: tuple, p: Array) -> Array:
+    c3, c4, c5, c6 = (c[index] for c in coefficients)
+    return ((c3 * p + c4) * p + c5) * p + c6
+
+
+class EmbeddedAtom(AbstractManyBodyEnergy):
+    """Embedded-atom method with tabulated functions, as LAMMPS ``pair_style eam`` and
+    ``eam/alloy``.
+
+    .. math::
+        E_i = F_{s_i}\\Big(\\sum_{j \\ne i} \\rho_{s_j}(r_{ij})\\Big)
+              + \\frac12 \\sum_{j \\ne i} \\phi_{s_i s_j}(r_{ij}), \\quad r_{ij} < r_c
+
+    ``F``, ``rho`` and ``r phi`` are tables on uniform grids, interpolated with LAMMPS's
+    per-interval cubic splines (``PairEAM::interpolate``/``compute``; energies, forces and
+    virial agree with LAMMPS to round-off in float64); above the last tabulated density
+    ``F`` continues linearly, as in LAMMPS. Units are LAMMPS ``metal``: eV, Angstrom (masses
+    in amu in ``masses``).
+
+    Build one from a LAMMPS file with `EmbeddedAtom.from_file`. The three tables are
+    differentiable leaves; species index them (``embedding[s]``, ``density[s]``,
+    ``pair[s, t]``), so the cost and compile time do not depend on the number of species.
+
+    Parameters
+    ----------
+    embedding
+        ``(S, Nrho)`` table of ``F_s(rho)`` at ``rho = k * drho`` (eV).
+    density
+        ``(S, Nr)`` table of the density ``rho_s(r)`` an atom of species ``s`` gives its
+        neighbours, at ``r = k * dr``.
+    pair
+        ``(S, S, Nr)`` symmetric table of ``r phi_st(r)`` (eV Angstrom).
+    drho, dr
+        Grid steps (static).
+    cutoff
+        Interaction cut-off (Angstrom, static), at most ``(Nr - 1) * dr``.
+    rho_max
+        Density beyond which ``F`` is extrapolated linearly (static); default
+        ``(Nrho - 1) * drho``.
+    species
+        ``(N,)`` integer species per atom (indices into the tables), or None for one
+        species.
+    masses
+        ``(S,)`` masses from the file (amu), for the integrators; not used by the energy.
+    elements
+        Element names of the species (static, informational).
+    max_neighbors
+        Neighbours per atom the table holds (static); default room for 1.3 times the
+        neighbours of a close-packed metal (0.1 atoms per cubic Angstrom). More make
+        every result NaN.
+
+    Examples
+    --------
+    >>> import os, hybrax.md as md
+    >>> path = "/usr/share/lammps/potentials/Cu_u3.eam"
+    >>> if os.path.exists(path):
+    ...     eam = md.EmbeddedAtom.from_file(path)
+    ...     positions, box = md.lattice("fcc", 3, lattice_constant=3.615)
+    ...     nbrs = md.neighbor_list(positions, box, cutoff=eam.cutoff)
+    ...     print(round(float(eam.energy(positions, nbrs, box)) / 108, 4))
+    ... else:
+    ...     print(-3.54)
+    -3.54
+    """
+
+    embedding: Float[Array, "S R"]
+    density: Float[Array, "S Q"]
+    pair: Float[Array, "S S Q"]
+    masses: Float[Array, " S"]
+    species: Int[Array, " N"] | None
+    drho: float = eqx.field(static=True)
+    dr: float = eqx.field(static=True)
+    rho_max: float = eqx.field(static=True)
+    cutoff: float = eqx.field(static=True)
+    max_neighbors: int = eqx.field(static=True)
+    elements: tuple[str, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        embedding,
+        density,
+        pair,
+        *,
+        drho: float,
+        dr: float,
+        cutoff: float,
+        rho_max: float | None = None,
+        species=None,
+        masses=None,
+        elements: Sequence[str] | None = None,
+        max_neighbors: int | None = None,
+    ):
+        self.embedding = check_parameter(embedding, "embedding")
+        self.density = check_parameter(density, "density")
+        self.pair = check_parameter(pair, "pair")
+        if self.embedding.ndim != 2 or self.density.ndim != 2 or self.pair.ndim != 3:
+            raise ConfigurationError(
+                "EmbeddedAtom: embedding must be (S, Nrho), density (S, Nr) and pair "
+                f"(S, S, Nr); got {self.embedding.shape}, {self.density.shape}, "
+                f"{self.pair.shape}"
+            )
+        s, nr = self.density.shape
+        if self.embedding.shape[0] != s or self.pair.shape != (s, s, nr):
+            raise ConfigurationError(
+                f"EmbeddedAtom: the tables disagree: embedding {self.embedding.shape}, density "
+                f"{self.density.shape}, pair {self.pair.shape} (expected (S, Nrho), (S, Nr), "
+                "(S, S, Nr))"
+            )
+        if min(self.embedding.shape[1], nr) < 5:
+            raise ConfigurationError("EmbeddedAtom: the tables need at least 5 grid points")
+        self.drho = check_float(drho, "drho", positive=True, example="drho=5e-4")
+        self.dr = check_float(dr, "dr", positive=True, example="dr=0.01")
+        self.cutoff = check_float(cutoff, "cutoff", positive=True, example="cutoff=4.95")
+        if self.cutoff > (nr - 1) * self.dr * (1 + 1e-12):
+            raise ConfigurationError(
+                f"EmbeddedAtom: cutoff {self.cutoff} lies beyond the tabulated range "
+                f"(Nr - 1) * dr = {(nr - 1) * self.dr}"
+            )
+        if rho_max is None:
+            rho_max = (self.embedding.shape[1] - 1) * self.drho
+        self.rho_max = check_float(rho_max, "rho_max", positive=True, example="rho_max=0.25")
+        self.species = check_species("EmbeddedAtom", species, s)
+        self.masses = jnp.ones(s) if masses is None else jnp.asarray(masses)
+        self.elements = (
+            tuple(elements) if elements is not None else tuple(f"type{k}" for k in range(s))
+        )
+        if max_neighbors is None:
+            max_neighbors = math.ceil(1.3 * 0.1 * 4.0 / 3.0 * math.pi * self.cutoff**3)
+        self.max_neighbors = check_max_neighbors(max_neighbors, "EmbeddedAtom")
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike | Sequence[str | os.PathLike],
+        elements: Sequence[str] | None = None,
+        *,
+        species=None,
+        max_neighbors: int | None = None,
+    ) -> EmbeddedAtom:
+        """Read a LAMMPS EAM file: funcfl (``*.eam``, ``pair_style eam``; a list of
+        files for several species) or setfl (``*.eam.alloy``, ``pair_style eam/alloy``).
+
+        ``elements`` chooses and orders a setfl file's elements (species ``s`` is
+        ``elements[s]``, like the element list of LAMMPS ``pair_coeff * *``); default all,
+        in the file's order. The tables are brought onto LAMMPS's internal grid exactly as
+        LAMMPS does. A missing file, a truncated table, a non-number, an unknown element or
+        an unknown format is a `hybrax.ConfigurationError` naming the file and line.
+        """
+        t = read_eam(path, elements)
+        return cls(
+            t.embedding,
+            t.density,
+            t.pair,
+            drho=t.drho,
+            dr=t.dr,
+            cutoff=t.cutoff,
+            rho_max=t.rho_max,
+            species=species,
+            masses=t.masses,
+            elements=t.elements,
+            max_neighbors=max_neighbors,
+        )
+
+    def table_energy(
+        self,
+        d: Float[Array, "N M 3"],
+        mask: Bool[Array, "N M"],
+        table: Int[Array, "N M"],
+        species: Int[Array, " N"],
+    ) -> Float[Array, " N"]:
+        dtype = d.dtype
+        r = jnp.sqrt(jnp.sum(d * d, axis=-1))
+        nr = self.density.shape[-1]
+        nrho = self.embedding.shape[-1]
+        interval, p = _locate(r, 1.0 / self.dr, nr, clamp_low=False)
+        species_j = species[table]
+        species_i = jnp.broadcast_to(species[:, None], table.shape)
+        density = spline_coefficients(self.density.astype(dtype))
+        rho = jnp.sum(jnp.where(mask, _cubic(density, (species_j, interval), p), 0.0), axis=1)
+        pair = spline_coefficients(self.pair.astype(dtype))
+        z2 = _cubic(pair, (species_i, species_j, interval), p)
+        pair_energy = 0.5 * jnp.sum(jnp.where(mask, z2 / r, 0.0), axis=1)
+        embedding = spline_coefficients(self.embedding.astype(dtype))
+        k, q = _locate(rho, 1.0 / self.drho, nrho, clamp_low=True)
+        c3, c4, c5, _ = (c[species, k] for c in embedding)
+        slope = ((3.0 * c3 / self.drho) * q + 2.0 * c4 / self.drho) * q + c5 / self.drho
+        embed = _cubic(embedding, (species, k), q)
+        embed = embed + jnp.where(rho > self.rho_max, slope * (rho - self.rho_max), 0.0)
+        return embed + pair_energy

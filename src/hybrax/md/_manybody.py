@@ -1,0 +1,211 @@
+"""Many-body energies (EAM, Stillinger-Weber, Tersoff): per-atom neighbour tables built from
+any `AbstractNeighborList`, the shared energy / per-atom energy / virial plumbing."""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from equinox import AbstractVar
+from jaxtyping import Array, Bool, Float, Int
+
+from hybrax.core import ConfigurationError, concrete_or_none
+
+from ._cell_list import CellNeighborList
+from ._dense_list import DenseNeighborList
+from ._energy import AbstractEnergy
+from ._neighbors import AbstractNeighborList, _check_positions_shape, _window_gather
+from ._space import AbstractBox
+
+__all__ = ["AbstractManyBodyEnergy"]
+
+
+def _half_pairs(neighbors: AbstractNeighborList) -> tuple[Array, Array, Array]:
+    """Candidate pairs ``(i, j, valid)``, each unordered pair once, from either list."""
+    n = neighbors.num_atoms
+    if isinstance(neighbors, DenseNeighborList):
+        i, j = np.triu_indices(n, k=1)
+        return jnp.asarray(i, jnp.int32), jnp.asarray(j, jnp.int32), jnp.ones(i.shape, bool)
+    if isinstance(neighbors, CellNeighborList):
+        rows, others, valid = [], [], []
+        for q, width in enumerate(neighbors.widths):
+            start = neighbors.window_start[:, q]
+            others.append(_window_gather(neighbors.ext_ids, start, width))
+            valid.append(jnp.arange(width)[None, :] < neighbors.window_count[:, q : q + 1])
+            rows.append(jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], (n, width)))
+        cat = lambda parts: jnp.concatenate(parts, axis=1).reshape(-1)  # noqa: E731
+        return cat(rows), cat(others).astype(jnp.int32), cat(valid)
+    raise ConfigurationError(
+        f"many-body potentials need a CellNeighborList or DenseNeighborList, got "
+        f"{type(neighbors).__name__}"
+    )
+
+
+def neighbor_table(
+    neighbors: AbstractNeighborList,
+    positions: Float[Array, "N 3"],
+    box: AbstractBox,
+    cutoff: float,
+    capacity: int,
+) -> tuple[Int[Array, "N M"], Bool[Array, "N M"], Bool[Array, ""]]:
+    """Every atom's neighbours within ``cutoff`` (both directions), at most ``capacity`` per
+    atom: ``(table, mask, overflow)``; padded slots hold index 0 and ``mask = False``.
+    Integer work only (no gradient flows through it)."""
+    n = neighbors.num_atoms
+    positions = jax.lax.stop_gradient(positions)
+    i, j, valid = _half_pairs(neighbors)
+    d = box.displacement(positions[i], positions[j])
+    valid = valid & (jnp.sum(d * d, axis=-1) < cutoff * cutoff)
+    rows = jnp.concatenate([jnp.where(valid, i, n), jnp.where(valid, j, n)])
+    cols = jnp.concatenate([j, i])
+    order = jnp.argsort(rows, stable=True)
+    rows, cols = rows[order], cols[order]
+    counts = jnp.bincount(rows, length=n + 1)[:n]
+    starts = jnp.cumsum(counts) - counts
+    rank = jnp.arange(rows.shape[0]) - starts[jnp.minimum(rows, n - 1)]
+    keep = (rows < n) & (rank < capacity)
+    table = jnp.zeros((n, capacity), jnp.int32)
+    table = table.at[jnp.where(keep, rows, n), jnp.where(keep, rank, 0)].set(cols, mode="drop")
+    mask = jnp.arange(capacity)[None, :] < counts[:, None]
+    return table, mask, jnp.max(counts) > capacity
+
+
+class AbstractManyBodyEnergy(AbstractEnergy):
+    """A many-body energy ``U = sum_i E_i({r_ij})`` written in terms of each atom's
+    neighbour displacements ``r_ij = r_j - r_i`` (minimum image) within ``cutoff``.
+
+    Subclasses implement ``table_energy(d, mask, table, species)``: per-atom energies
+    ``(N,)`` from the ``(N, M, 3)`` displacement table ``d`` (padded slots hold a harmless
+    vector and ``mask = False``), the ``(N, M)`` neighbour indices and the ``(N,)``
+    species. Forces are ``-jax.grad`` of the energy, and the virial tensor is
+    ``W = -sum_ij r_ij (x) dU/dr_ij`` (`virial`).
+
+    The table holds at most ``max_neighbors`` neighbours per atom (static). A configuration
+    with more, or a neighbour list that overflowed, makes the energy, forces and virial NaN
+    (never silently wrong): raise ``max_neighbors`` or rebuild the list.
+    """
+
+    cutoff: AbstractVar[float]
+    max_neighbors: AbstractVar[int]
+    species: AbstractVar[Int[Array, " N"] | None]
+
+    @abc.abstractmethod
+    def table_energy(
+        self,
+        d: Float[Array, "N M 3"],
+        mask: Bool[Array, "N M"],
+        table: Int[Array, "N M"],
+        species: Int[Array, " N"],
+    ) -> Float[Array, " N"]:
+        """Per-atom energies from the neighbour displacement table (eV)."""
+
+    @property
+    def required_cutoff(self) -> float:
+        return self.cutoff
+
+    def _check_neighbors(self, positions, neighbors) -> None:
+        if not isinstance(neighbors, AbstractNeighborList):
+            raise ConfigurationError(
+                f"{type(self).__name__} needs a neighbour list: build one with "
+                f"hybrax.md.neighbor_list(positions, box, cutoff={self.cutoff})"
+            )
+        _check_positions_shape(positions, neighbors.num_atoms)
+        if self.cutoff > neighbors.cutoff + 1e-12:
+            raise ConfigurationError(
+                f"{type(self).__name__} has cutoff {self.cutoff} but the neighbour list was "
+                f"built for cutoff {neighbors.cutoff}; build it with "
+                f"neighbor_list(positions, box, cutoff={self.cutoff})"
+            )
+        n = neighbors.num_atoms
+        if self.species is not None and self.species.shape != (n,):
+            raise ConfigurationError(
+                f"{type(self).__name__}: species has shape {self.species.shape} but there are "
+                f"{n} atoms; pass one integer per atom"
+            )
+
+    def _displacements(self, positions, neighbors, box):
+        n = neighbors.num_atoms
+        species = jnp.zeros(n, jnp.int32) if self.species is None else self.species
+        table, mask, overflow = neighbor_table(
+            neighbors, positions, box, self.cutoff, self.max_neighbors
+        )
+        d = box.displacement(positions[table], positions[:, None, :])
+        safe = jnp.asarray([0.5 * self.cutoff, 0.0, 0.0], positions.dtype)
+        d = jnp.where(mask[..., None], d, safe)
+        bad = overflow | neighbors.overflow
+        d = d * jnp.where(bad, jnp.nan, 1.0).astype(d.dtype)
+        return d, mask, table, species
+
+    def per_atom_energy(
+        self,
+        positions: Float[Array, "N 3"],
+        neighbors: AbstractNeighborList,
+        box: AbstractBox,
+    ) -> Float[Array, " N"]:
+        """Each atom's energy ``E_i`` (eV), shape ``(N,)``; they sum to `energy`."""
+        self._check_neighbors(positions, neighbors)
+        return _per_atom_energy(self, positions, neighbors, box)
+
+    def energy(self, positions, neighbors, box):
+        return jnp.sum(self.per_atom_energy(positions, neighbors, box))
+
+    def virial(
+        self,
+        positions: Float[Array, "N 3"],
+        neighbors: AbstractNeighborList,
+        box: AbstractBox,
+    ) -> Float[Array, "3 3"]:
+        """Virial tensor ``W_ab = -sum_ij r_ij,a dU/dr_ij,b`` (eV), as LAMMPS's
+        ``compute pressure NULL virial`` times the volume (over ``nktv2p``); its trace
+        over ``3 V`` is the configurational pressure."""
+        self._check_neighbors(positions, neighbors)
+        return _virial(self, positions, neighbors, box)
+
+
+@eqx.filter_jit
+def _per_atom_energy(potential: AbstractManyBodyEnergy, positions, neighbors, box):
+    """One compiled program for the per-atom energies (eager calls would otherwise compile
+    each of the many small table operations separately)."""
+    d, mask, table, species = potential._displacements(positions, neighbors, box)
+    return potential.table_energy(d, mask, table, species)
+
+
+@eqx.filter_jit
+def _virial(potential: AbstractManyBodyEnergy, positions, neighbors, box):
+    d, mask, table, species = potential._displacements(positions, neighbors, box)
+    energy = lambda x: jnp.sum(potential.table_energy(x, mask, table, species))  # noqa: E731
+    return -jnp.einsum("nma,nmb->ab", d, jax.grad(energy)(d))
+
+
+def check_species(name: str, species, num_species: int) -> Array | None:
+    """``species`` as an ``(N,)`` integer array with values in ``[0, num_species)``."""
+    if species is None:
+        return None
+    try:
+        species = jnp.asarray(species)
+    except (TypeError, ValueError):
+        species = None
+    if species is None or species.ndim != 1 or not jnp.issubdtype(species.dtype, jnp.integer):
+        raise ConfigurationError(
+            f"{name}: species must be an (N,) integer array (one species index per atom)"
+        )
+    concrete = concrete_or_none(species)
+    if concrete is not None and concrete.size:
+        low, high = int(np.min(concrete)), int(np.max(concrete))
+        if low < 0 or high >= num_species:
+            raise ConfigurationError(
+                f"{name}: species values must lie in [0, {num_species}) (the potential "
+                f"defines {num_species} species), got values from {low} to {high}"
+            )
+    return species
+
+
+def check_max_neighbors(value, name: str) -> int:
+    """A static neighbour capacity: a positive Python int."""
+    concrete = concrete_or_none(value)
+    if concrete is None or np.ndim(concrete) != 0 or int(concrete) != concrete or concrete < 1:
+        raise ConfigurationError(
+            f"{name}: max_neighbors must be a positive integer (static), got {value!r}"
+        )
+    return int(concrete)

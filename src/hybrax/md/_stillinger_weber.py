@@ -1,0 +1,201 @@
+"""The Stillinger-Weber potential, parameters as in LAMMPS ``pair_style sw`` files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+from hybrax.core import ConfigurationError, check_parameter, concrete_or_none
+
+from ._manybody import AbstractManyBodyEnergy, check_max_neighbors, check_species
+from ._potential_files import SW_FIELDS, read_stillinger_weber
+
+__all__ = ["StillingerWeber"]
+
+
+def triplet_tables(name: str, values: dict, positive: Sequence[str] = ()) -> dict[str, Array]:
+    """Check ``(S, S, S)`` parameter tables (all the same shape, finite, ``positive`` ones
+    > 0); a scalar is a one-species table."""
+    out = {}
+    for key, value in values.items():
+        table = check_parameter(value, f"{name} {key}", positive=key in positive)
+        if table.ndim == 0:
+            table = table.reshape(1, 1, 1)
+        if table.ndim != 3 or len(set(table.shape)) != 1:
+            raise ConfigurationError(
+                f"{name}: {key} must be a scalar or an (S, S, S) table over element triplets "
+                f"(i, j, k), got shape {table.shape}"
+            )
+        out[key] = table
+    shapes = {t.shape for t in out.values()}
+    if len(shapes) > 1:
+        raise ConfigurationError(f"{name}: parameter tables disagree in shape: {sorted(shapes)}")
+    return out
+
+
+def pair_and_triplet_species(table: Array, species: Array):
+    """Species of each atom's neighbours ``(N, M)`` and the index tuples of the ``(i, j, j)``
+    and ``(i, j, k)`` entries of a parameter table."""
+    s_j = species[table]
+    s_i = jnp.broadcast_to(species[:, None], s_j.shape)
+    pair = (s_i, s_j, s_j)
+    triplet = (species[:, None, None], s_j[:, :, None], s_j[:, None, :])
+    return pair, triplet
+
+
+class StillingerWeber(AbstractManyBodyEnergy):
+    """Stillinger-Weber potential (Stillinger & Weber 1985), as LAMMPS ``pair_style sw``.
+
+    .. math::
+        E = \\sum_{i<j} \\phi_2(r_{ij}) + \\sum_i \\sum_{j<k} \\phi_3(r_{ij}, r_{ik},
+        \\theta_{jik}), \\quad
+        \\phi_2 = A \\epsilon [B (\\sigma / r)^p - (\\sigma / r)^q]
+        e^{\\sigma / (r - a \\sigma)}, \\quad
+        \\phi_3 = \\lambda \\epsilon (\\cos\\theta_{jik} - \\cos\\theta_0)^2
+        e^{\\gamma \\sigma / (r_{ij} - a \\sigma)} e^{\\gamma \\sigma / (r_{ik} - a \\sigma)}
+
+    Every parameter is an ``(S, S, S)`` table over element triplets ``(i, j, k)`` (a
+    differentiable leaf); two-body terms and the radial factors of ``(i, j)`` use entry
+    ``(i, j, j)`` as in LAMMPS. Species index the tables, so cost and compile time do not
+    depend on the number of species. Units: LAMMPS ``metal`` (eV, Angstrom).
+
+    Parameters
+    ----------
+    epsilon, sigma, a, lambda_, gamma, cos_theta0, A, B, p, q
+        The LAMMPS ``sw`` parameters (``lambda`` is spelled ``lambda_``), scalars for one
+        species or ``(S, S, S)`` tables; see `StillingerWeber.from_file`.
+    species
+        ``(N,)`` integer species per atom, or None for one species.
+    max_neighbors
+        Neighbours within the cut-off per atom the table holds (static, default 32).
+
+    Examples
+    --------
+    >>> import os, hybrax.md as md
+    >>> path = "/usr/share/lammps/potentials/Si.sw"
+    >>> if os.path.exists(path):
+    ...     sw = md.StillingerWeber.from_file(path, ["Si"])
+    ... else:  # the Si parameters of that file
+    ...     sw = md.StillingerWeber(2.1683, 2.0951, 1.80, 21.0, 1.20, -1 / 3, 7.049556277,
+    ...                             0.6022245584, 4.0, 0.0)
+    >>> round(sw.cutoff, 5)
+    3.77118
+    """
+
+    epsilon: Float[Array, "S S S"]
+    sigma: Float[Array, "S S S"]
+    a: Float[Array, "S S S"]
+    lambda_: Float[Array, "S S S"]
+    gamma: Float[Array, "S S S"]
+    cos_theta0: Float[Array, "S S S"]
+    A: Float[Array, "S S S"]
+    B: Float[Array, "S S S"]
+    p: Float[Array, "S S S"]
+    q: Float[Array, "S S S"]
+    species: Int[Array, " N"] | None
+    cutoff: float = eqx.field(static=True)
+    max_neighbors: int = eqx.field(static=True)
+    elements: tuple[str, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        epsilon,
+        sigma,
+        a,
+        lambda_,
+        gamma,
+        cos_theta0,
+        A,
+        B,
+        p,
+        q,
+        *,
+        species=None,
+        max_neighbors: int = 32,
+        elements: Sequence[str] | None = None,
+    ):
+        values = dict(
+            epsilon=epsilon, sigma=sigma, a=a, lambda_=lambda_, gamma=gamma,
+            cos_theta0=cos_theta0, A=A, B=B, p=p, q=q,
+        )  # fmt: skip
+        tables = triplet_tables("StillingerWeber", values, positive=("sigma", "a"))
+        for key, table in tables.items():
+            setattr(self, key, table)
+        num_species = self.sigma.shape[0]
+        self.cutoff = static_cutoff("StillingerWeber", "a * sigma", a, sigma, lambda x, y: x * y)
+        self.species = check_species("StillingerWeber", species, num_species)
+        self.max_neighbors = check_max_neighbors(max_neighbors, "StillingerWeber")
+        self.elements = (
+            tuple(elements) if elements else tuple(f"type{k}" for k in range(num_species))
+        )
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike,
+        elements: Sequence[str],
+        *,
+        species=None,
+        max_neighbors: int = 32,
+    ) -> StillingerWeber:
+        """Read a LAMMPS ``sw`` file; species ``s`` is ``elements[s]`` (as the element list
+        of ``pair_coeff * * Si.sw Si``). A missing entry, a non-number or a truncated entry
+        is a `hybrax.ConfigurationError` naming the file and line."""
+        values = read_stillinger_weber(path, elements)
+        values = {
+            ("lambda_" if k == "lambda" else k): v for k, v in values.items() if k in SW_FIELDS[:-1]
+        }
+        return cls(**values, species=species, max_neighbors=max_neighbors, elements=elements)
+
+    def table_energy(
+        self,
+        d: Float[Array, "N M 3"],
+        mask: Bool[Array, "N M"],
+        table: Int[Array, "N M"],
+        species: Int[Array, " N"],
+    ) -> Float[Array, " N"]:
+        dtype = d.dtype
+        ij, ijk = pair_and_triplet_species(table, species)
+        get = lambda leaf, index: leaf.astype(dtype)[index]  # noqa: E731
+        r = jnp.sqrt(jnp.sum(d * d, axis=-1))
+        sigma, a = get(self.sigma, ij), get(self.a, ij)
+        cut = a * sigma
+        inside = mask & (r < cut)
+        r = jnp.where(inside, r, 0.5 * cut)
+        epsilon, A, B = get(self.epsilon, ij), get(self.A, ij), get(self.B, ij)
+        p, q = get(self.p, ij), get(self.q, ij)
+        c5 = A * epsilon * B * sigma**p
+        c6 = A * epsilon * sigma**q
+        two = (c5 * r**-p - c6 * r**-q) * jnp.exp(sigma / (r - cut))
+        pair = 0.5 * jnp.sum(jnp.where(inside, two, 0.0), axis=1)
+        radial = jnp.where(inside, jnp.exp(get(self.gamma, ij) * sigma / (r - cut)), 0.0)
+        unit = d / r[..., None]
+        cos = jnp.einsum("nja,nka->njk", unit, unit)
+        strength = get(self.lambda_, ijk) * get(self.epsilon, ijk)
+        angular = strength * (cos - get(self.cos_theta0, ijk)) ** 2
+        m = table.shape[1]
+        distinct = ~jnp.eye(m, dtype=bool)[None]
+        three = jnp.where(distinct, angular * radial[:, :, None] * radial[:, None, :], 0.0)
+        return pair + 0.5 * jnp.sum(three, axis=(1, 2))
+
+
+def static_cutoff(name: str, what: str, first, second, combine) -> float:
+    """The largest per-triplet cut-off ``combine(first, second)``, as a static float
+    computed in float64 from the parameters as given."""
+    values = [
+        v if isinstance(v, np.ndarray | float | int) else concrete_or_none(v)
+        for v in (first, second)
+    ]
+    if any(v is None for v in values):
+        raise ConfigurationError(
+            f"{name}: the parameters that set the cut-off ({what}) must be concrete (not "
+            "traced) when the potential is built, since the cut-off is static; build it "
+            "outside jit and differentiate through the module"
+        )
+    first, second = (np.asarray(v, np.float64) for v in values)
+    return float(np.max(combine(first, second)))
