@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -236,10 +237,18 @@ def _xarray():
     return xarray
 
 
-def _vmapped(fn: Callable, depth: int) -> Callable:
+@eqx.filter_jit
+def _convert(fn: Callable, model, depth: int, *args):
+    """``fn(model, *args)`` vmapped over ``depth`` leading axes, compiled once (the
+    conversions are many small FFTs and reshapes: eager dispatch would cost more)."""
+
+    def one(*one_args):
+        out = fn(model, *one_args)
+        return dict(out) if isinstance(out, Mapping) else out
+
     for _ in range(depth):
-        fn = jax.vmap(fn)
-    return fn
+        one = jax.vmap(one)
+    return one(*args)
 
 
 def to_dataset(model: Any, states: PyTree, times: Any = None, *, attrs: Mapping | None = None):
@@ -299,7 +308,7 @@ def to_dataset(model: Any, states: PyTree, times: Any = None, *, attrs: Mapping 
             "(scalar time), a trajectory (time,) or an ensemble (member, time)"
         )
     leading = _LEADING[depth]
-    fields = _vmapped(lambda state: dict(converter.to_fields(part, state)), depth)(states)
+    fields = _convert(converter.to_fields, part, depth, states)
     unknown = sorted(set(fields) - set(spec.variables))
     if unknown:
         raise ConfigurationError(
@@ -410,4 +419,4 @@ def from_dataset(model: Any, dataset) -> PyTree:
     time = jnp.asarray(dataset["time"].values)
     if len(leading) == 2:
         time = jnp.broadcast_to(time, (dataset.sizes["member"], dataset.sizes["time"]))
-    return _vmapped(lambda f, t: converter.from_fields(part, f, t), len(leading))(fields, time)
+    return _convert(converter.from_fields, part, len(leading), fields, time)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def _write(dataset, path: Path, format: str, who: str) -> None:
             dataset.to_netcdf(path, engine="h5netcdf", invalid_netcdf=False)
         else:
             _require("zarr", "zarr stores")
-            dataset.to_zarr(os.fspath(path), mode="w-", consolidated=False)
+            _to_zarr(dataset, path, mode="w-")
     except OSError as error:
         raise ConfigurationError(
             f"{who}: cannot write {os.fspath(path)!r} ({type(error).__name__}: {error}); pass a "
@@ -137,7 +138,7 @@ def open_states(path: str | os.PathLike, *, format: str | None = None):
     options = {"decode_times": False, "decode_timedelta": False}
     if format == "netcdf":
         return xr.open_dataset(path, engine="h5netcdf", **options).load()
-    return xr.open_zarr(os.fspath(path), consolidated=False, **options).load()
+    return xr.open_zarr(os.fspath(path), **options).load()
 
 
 def load_states(path: str | os.PathLike, model: Any, *, format: str | None = None) -> PyTree:
@@ -244,6 +245,14 @@ def _append(dataset, path: Path, chunk_size: int, written: int) -> None:
             if "time" in variable.dims and variable.dims[0] == "time"
         }
         encoding["time"] = {"chunks": (chunk_size,)}
-        dataset.to_zarr(os.fspath(path), mode="w-", consolidated=False, encoding=encoding)
+        _to_zarr(dataset, path, mode="w-", encoding=encoding)
     else:
-        dataset.to_zarr(os.fspath(path), append_dim="time", consolidated=False)
+        _to_zarr(dataset, path, append_dim="time")
+
+
+def _to_zarr(dataset, path: Path, **options) -> None:
+    """xarray's zarr writer with consolidated metadata (so ``xr.open_zarr(path)`` reads it
+    without a warning), without zarr's note that zarr v3 does not standardise it yet."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        dataset.to_zarr(os.fspath(path), consolidated=True, **options)
