@@ -11,7 +11,15 @@ from ._boundaries import AbstractBoundary, Boundaries, FreeSlip, Inflow, Outflow
 from ._burgers import Burgers
 from ._decorrelation import decorrelation_time
 from ._forcing import AbstractForcing, FieldForcing, KolmogorovForcing
-from ._fv_diagnostics import drag_lift_coefficients, staggered_vorticity
+from ._fv_diagnostics import (
+    divergence_norm,
+    drag_lift_coefficients,
+    pressure_at,
+    pressure_difference,
+    staggered_vorticity,
+    stream_function,
+    wall_shear_stress,
+)
 from ._incompressible import FlowState, IncompressibleNavierStokes, ProjectedRK
 from ._initial_conditions import random_vorticity, taylor_green_vorticity
 from ._kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinsky2D
@@ -26,6 +34,7 @@ from ._observables import (
 )
 from ._obstacles import AbstractObstacle, Cylinder, Rectangle, penalization_force
 from ._poisson import solve_poisson, solve_poisson_krylov
+from ._shedding import dominant_frequency, strouhal_number
 
 __all__ = [
     "AbstractBoundary",
@@ -51,16 +60,23 @@ __all__ = [
     "Rectangle",
     "Wall",
     "decorrelation_time",
+    "divergence_norm",
+    "dominant_frequency",
     "drag_lift_coefficients",
     "energy_spectrum",
     "enstrophy",
     "kinetic_energy",
     "penalization_force",
+    "pressure_at",
+    "pressure_difference",
     "random_vorticity",
     "solve_poisson",
     "solve_poisson_krylov",
     "staggered_vorticity",
+    "stream_function",
+    "strouhal_number",
     "taylor_green_vorticity",
     "velocity_from_vorticity",
     "vorticity_correlation",
+    "wall_shear_stress",
 ]
