@@ -96,8 +96,8 @@ def check_parameter(
 
     Examples
     --------
-    >>> check_parameter(8, "forcing")
-    Array(8., dtype=float32, weak_type=True)
+    >>> check_parameter(8, "forcing")  # JAX's default float: float32, float64 under x64
+    Array(8., dtype=float..., weak_type=True)
     >>> check_parameter(float("nan"), "forcing")
     Traceback (most recent call last):
     ...
@@ -202,8 +202,8 @@ def time_step(dt: Any, name: str = "dt") -> Array:
 
     Examples
     --------
-    >>> time_step(0.01)
-    Array(0.01, dtype=float32, weak_type=True)
+    >>> time_step(0.01)  # JAX's default float: float32, float64 under x64
+    Array(0.01, dtype=float..., weak_type=True)
     """
     return check_parameter(dt, name, positive=True, example=f"{name}=0.01 (in model time units)")
 
