@@ -64,7 +64,7 @@ class PeriodicBox(AbstractBox):
     >>> from hybrax.md import PeriodicBox
     >>> box = PeriodicBox(10.0)
     >>> box.displacement(jnp.array([0.5, 0.0, 0.0]), jnp.array([9.5, 0.0, 0.0]))
-    Array([1., 0., 0.], dtype=float32)
+    Array([1., 0., 0.], dtype=float...)
     """
 
     lengths: Float[Array, "3"]
@@ -117,7 +117,7 @@ class FreeSpace(AbstractBox):
     >>> import jax.numpy as jnp
     >>> from hybrax.md import FreeSpace
     >>> FreeSpace().displacement(jnp.ones(3), jnp.zeros(3))
-    Array([1., 1., 1.], dtype=float32)
+    Array([1., 1., 1.], dtype=float...)
     """
 
     @property
