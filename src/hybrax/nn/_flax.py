@@ -71,7 +71,7 @@ def from_flax(module) -> FlaxModule:
     >>> from flax import nnx
     >>> from hybrax.nn import from_flax
     >>> net = from_flax(nnx.Linear(3, 2, rngs=nnx.Rngs(0)))
-    >>> net(jnp.ones(3)).shape
+    >>> net(jnp.ones(3, jnp.float32)).shape  # the input in the module's dtype
     (2,)
     """
     from flax import nnx
