@@ -46,8 +46,8 @@ def make_mesh(
     Examples
     --------
     >>> mesh = make_mesh(1)
-    >>> mesh.shape
-    OrderedDict({'batch': 1})
+    >>> dict(mesh.shape)
+    {'batch': 1}
     """
     devices = list(jax.devices() if devices is None else devices)
     num_devices = len(devices) if num_devices is None else num_devices
