@@ -32,7 +32,8 @@ def _half_pairs(neighbors: AbstractNeighborList) -> tuple[Array, Array, Array]:
         for q, width in enumerate(neighbors.widths):
             start = neighbors.window_start[:, q]
             others.append(_window_gather(neighbors.ext_ids, start, width))
-            valid.append(jnp.arange(width)[None, :] < neighbors.window_count[:, q : q + 1])
+            slots = jnp.arange(width, dtype=jnp.int32)[None, :]
+            valid.append(slots < neighbors.window_count[:, q : q + 1].astype(jnp.int32))
             rows.append(jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], (n, width)))
         cat = lambda parts: jnp.concatenate(parts, axis=1).reshape(-1)  # noqa: E731
         return cat(rows), cat(others).astype(jnp.int32), cat(valid)
@@ -61,13 +62,13 @@ def neighbor_table(
     cols = jnp.concatenate([j, i])
     order = jnp.argsort(rows, stable=True)
     rows, cols = rows[order], cols[order]
-    counts = jnp.bincount(rows, length=n + 1)[:n]
-    starts = jnp.cumsum(counts) - counts
-    rank = jnp.arange(rows.shape[0]) - starts[jnp.minimum(rows, n - 1)]
+    counts = jnp.bincount(rows, length=n + 1)[:n].astype(jnp.int32)
+    starts = jnp.cumsum(counts, dtype=jnp.int32) - counts
+    rank = jnp.arange(rows.shape[0], dtype=jnp.int32) - starts[jnp.minimum(rows, n - 1)]
     keep = (rows < n) & (rank < capacity)
     table = jnp.zeros((n, capacity), jnp.int32)
     table = table.at[jnp.where(keep, rows, n), jnp.where(keep, rank, 0)].set(cols, mode="drop")
-    mask = jnp.arange(capacity)[None, :] < counts[:, None]
+    mask = jnp.arange(capacity, dtype=jnp.int32)[None, :] < counts[:, None]
     return table, mask, jnp.max(counts) > capacity
 
 
@@ -160,7 +161,16 @@ class AbstractManyBodyEnergy(AbstractEnergy):
         ``compute pressure NULL virial`` times the volume (over ``nktv2p``); its trace
         over ``3 V`` is the configurational pressure."""
         self._check_neighbors(positions, neighbors)
-        return _virial(self, positions, neighbors, box)
+        return _energy_forces_virial(self, positions, neighbors, box)[2]
+
+    def energy_and_forces(self, positions, neighbors, box):
+        """Energy and forces from one gradient with respect to the neighbour
+        displacements (the same compiled program as `virial`)."""
+        self._check_neighbors(positions, neighbors)
+        return _energy_forces_virial(self, positions, neighbors, box)[:2]
+
+    def forces(self, positions, neighbors, box):
+        return self.energy_and_forces(positions, neighbors, box)[1]
 
 
 @eqx.filter_jit
@@ -172,10 +182,17 @@ def _per_atom_energy(potential: AbstractManyBodyEnergy, positions, neighbors, bo
 
 
 @eqx.filter_jit
-def _virial(potential: AbstractManyBodyEnergy, positions, neighbors, box):
+def _energy_forces_virial(potential: AbstractManyBodyEnergy, positions, neighbors, box):
+    """Energy, forces and virial from ``g = dU/dr_ij`` over the displacement table:
+    ``F_i = sum_j g_ij - sum_{k: i in table_k} g_ki`` and ``W = -sum r_ij (x) g_ij``."""
     d, mask, table, species = potential._displacements(positions, neighbors, box)
     energy = lambda x: jnp.sum(potential.table_energy(x, mask, table, species))  # noqa: E731
-    return -jnp.einsum("nma,nmb->ab", d, jax.grad(energy)(d))
+    total, grad = jax.value_and_grad(energy)(d)
+    grad = jnp.where(mask[..., None], grad, 0.0)
+    n = positions.shape[0]
+    reaction = jax.ops.segment_sum(grad.reshape(-1, 3), table.reshape(-1), num_segments=n)
+    forces = jnp.sum(grad, axis=1) - reaction
+    return total, forces, -jnp.einsum("nma,nmb->ab", d, grad)
 
 
 def check_species(name: str, species, num_species: int) -> Array | None:

@@ -53,7 +53,6 @@ CASES = {
 }
 NVE = {  # name: (case, temperature K, timestep ps, steps)
     "nve_eam_cu": ("eam_cu_funcfl", 600.0, 0.002, 100),
-    "nve_sw_si": ("sw_si", 600.0, 0.001, 100),
 }
 MASSES = {"Cu": 63.546, "Ni": 58.6934, "Si": 28.0855, "C": 12.011}
 
