@@ -12,9 +12,11 @@ import numpy as np
 from hybrax.core import ODEState
 
 from ._converter_tools import NONDIMENSIONAL, axis_coords, cf, grid_coords, state_class
-from ._fields import FieldSpec, register_fields
+from ._field_spec import FieldSpec
 
 # ------------------------------------------------------------------ two-layer QG
+
+CONVERTERS: list = []  # (public class name, spec, to_fields, from_fields)
 
 
 def _qg_spec(model) -> FieldSpec:
@@ -41,11 +43,13 @@ def _qg_to(model, state) -> dict:
     return {"pv": flow.q, "streamfunction": model.streamfunction(state), "u": flow.u, "v": flow.v}
 
 
-register_fields(
-    "hybrax.climate.TwoLayerQG",
-    _qg_spec,
-    _qg_to,
-    lambda model, fields, time: model.state_from_pv(fields["pv"], time),
+CONVERTERS.append(
+    (
+        "hybrax.climate.TwoLayerQG",
+        _qg_spec,
+        _qg_to,
+        lambda model, fields, time: model.state_from_pv(fields["pv"], time),
+    )
 )
 
 # -------------------------------------------------------------- shallow water (C-grid)
@@ -73,11 +77,13 @@ def _shallow_water_from(model, fields, time):
     return state(fields["u"], fields["v"], fields["eta"], time)
 
 
-register_fields(
-    "hybrax.climate.ShallowWater",
-    _shallow_water_spec,
-    lambda model, s: {"u": s.u, "v": s.v, "eta": s.eta, "vorticity": model.vorticity(s)},
-    _shallow_water_from,
+CONVERTERS.append(
+    (
+        "hybrax.climate.ShallowWater",
+        _shallow_water_spec,
+        lambda model, s: {"u": s.u, "v": s.v, "eta": s.eta, "vorticity": model.vorticity(s)},
+        _shallow_water_from,
+    )
 )
 
 # ------------------------------------------------------------------------ Lorenz
@@ -91,11 +97,13 @@ def _lorenz63_spec(model) -> FieldSpec:
     )
 
 
-register_fields(
-    "hybrax.climate.Lorenz63",
-    _lorenz63_spec,
-    lambda model, state: {"x": state.u[0], "y": state.u[1], "z": state.u[2]},
-    lambda model, f, time: ODEState(jnp.stack([f["x"], f["y"], f["z"]]), time),
+CONVERTERS.append(
+    (
+        "hybrax.climate.Lorenz63",
+        _lorenz63_spec,
+        lambda model, state: {"x": state.u[0], "y": state.u[1], "z": state.u[2]},
+        lambda model, f, time: ODEState(jnp.stack([f["x"], f["y"], f["z"]]), time),
+    )
 )
 
 
@@ -112,11 +120,13 @@ def _lorenz96_spec(model) -> FieldSpec:
     )
 
 
-register_fields(
-    "hybrax.climate.Lorenz96",
-    _lorenz96_spec,
-    lambda model, state: {"x": state.u},
-    lambda model, fields, time: ODEState(fields["x"], time),
+CONVERTERS.append(
+    (
+        "hybrax.climate.Lorenz96",
+        _lorenz96_spec,
+        lambda model, state: {"x": state.u},
+        lambda model, fields, time: ODEState(fields["x"], time),
+    )
 )
 
 
@@ -138,11 +148,13 @@ def _two_scale_from(model, fields, time):
     return state_class(model, "TwoScaleState")(fields["x"], fields["y"], time)
 
 
-register_fields(
-    "hybrax.climate.TwoScaleLorenz96",
-    _two_scale_spec,
-    lambda model, state: {"x": state.x, "y": state.y},
-    _two_scale_from,
+CONVERTERS.append(
+    (
+        "hybrax.climate.TwoScaleLorenz96",
+        _two_scale_spec,
+        lambda model, state: {"x": state.x, "y": state.y},
+        _two_scale_from,
+    )
 )
 
 # ------------------------------------------------------------------ energy balance
@@ -154,13 +166,15 @@ def _ebm_from(model, fields, time):
     return state_class(model, "EBMState")(fields["temperature"], time)
 
 
-register_fields(
-    "hybrax.climate.EnergyBalance0D",
-    lambda model: FieldSpec(
-        {"temperature": ((), _TEMPERATURE)}, prognostic=("temperature",), time_units="year"
-    ),
-    lambda model, state: {"temperature": state.temperature},
-    _ebm_from,
+CONVERTERS.append(
+    (
+        "hybrax.climate.EnergyBalance0D",
+        lambda model: FieldSpec(
+            {"temperature": ((), _TEMPERATURE)}, prognostic=("temperature",), time_units="year"
+        ),
+        lambda model, state: {"temperature": state.temperature},
+        _ebm_from,
+    )
 )
 
 
@@ -180,9 +194,11 @@ def _budyko_spec(model) -> FieldSpec:
     )
 
 
-register_fields(
-    "hybrax.climate.BudykoSellers",
-    _budyko_spec,
-    lambda model, state: {"temperature": state.temperature},
-    _ebm_from,
+CONVERTERS.append(
+    (
+        "hybrax.climate.BudykoSellers",
+        _budyko_spec,
+        lambda model, state: {"temperature": state.temperature},
+        _ebm_from,
+    )
 )

@@ -10,9 +10,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from ._converter_tools import NONDIMENSIONAL, axis_coords, cf, grid_coords, state_class
-from ._fields import FieldSpec, register_fields
+from ._field_spec import FieldSpec
 
 _AXES = {1: ("x",), 2: ("x", "y"), 3: ("x", "y", "z")}
+
+CONVERTERS: list = []  # (public class name, spec, to_fields, from_fields)
 
 
 def _ns2d_spec(model) -> FieldSpec:
@@ -34,11 +36,13 @@ def _ns2d_to(model, state) -> dict:
     return {"vorticity": model.vorticity(state), "u": velocity[0], "v": velocity[1]}
 
 
-register_fields(
-    "hybrax.fluids.NavierStokes2D",
-    _ns2d_spec,
-    _ns2d_to,
-    lambda model, fields, time: model.state_from_vorticity(fields["vorticity"], time),
+CONVERTERS.append(
+    (
+        "hybrax.fluids.NavierStokes2D",
+        _ns2d_spec,
+        _ns2d_to,
+        lambda model, fields, time: model.state_from_vorticity(fields["vorticity"], time),
+    )
 )
 
 
@@ -60,11 +64,13 @@ def _ns3d_to(model, state) -> dict:
     return {"u": velocity[0], "v": velocity[1], "w": velocity[2]}
 
 
-register_fields(
-    "hybrax.fluids.NavierStokes3D",
-    _ns3d_spec,
-    _ns3d_to,
-    lambda model, f, time: model.state_from_velocity(jnp.stack([f["u"], f["v"], f["w"]]), time),
+CONVERTERS.append(
+    (
+        "hybrax.fluids.NavierStokes3D",
+        _ns3d_spec,
+        _ns3d_to,
+        lambda model, f, time: model.state_from_velocity(jnp.stack([f["u"], f["v"], f["w"]]), time),
+    )
 )
 
 
@@ -87,12 +93,11 @@ def _scalar_field(name: str, long_name: str):
     )
 
 
-register_fields("hybrax.fluids.Burgers", *_scalar_field("u", "velocity"))
-register_fields("hybrax.fluids.KuramotoSivashinsky", *_scalar_field("u", "Kuramoto-Sivashinsky u"))
-register_fields(
-    "hybrax.fluids.KuramotoSivashinsky2D", *_scalar_field("u", "Kuramoto-Sivashinsky u")
-)
-register_fields("hybrax.fluids.AdvectionDiffusion", *_scalar_field("concentration", "tracer"))
+_KS = "Kuramoto-Sivashinsky u"
+CONVERTERS.append(("hybrax.fluids.Burgers", *_scalar_field("u", "velocity")))
+CONVERTERS.append(("hybrax.fluids.KuramotoSivashinsky", *_scalar_field("u", _KS)))
+CONVERTERS.append(("hybrax.fluids.KuramotoSivashinsky2D", *_scalar_field("u", _KS)))
+CONVERTERS.append(("hybrax.fluids.AdvectionDiffusion", *_scalar_field("concentration", "tracer")))
 
 
 def _staggered_spec(model) -> FieldSpec:
@@ -120,9 +125,11 @@ def _staggered_from(model, fields, time):
     return flow_state(fields["u"], fields["v"], fields["pressure"], time)
 
 
-register_fields(
-    "hybrax.fluids.IncompressibleNavierStokes",
-    _staggered_spec,
-    lambda model, state: {"u": state.u, "v": state.v, "pressure": state.pressure},
-    _staggered_from,
+CONVERTERS.append(
+    (
+        "hybrax.fluids.IncompressibleNavierStokes",
+        _staggered_spec,
+        lambda model, state: {"u": state.u, "v": state.v, "pressure": state.pressure},
+        _staggered_from,
+    )
 )

@@ -12,9 +12,11 @@ from __future__ import annotations
 import jax
 
 from ._converter_tools import cf, state_class
-from ._fields import FieldSpec, register_fields
+from ._field_spec import FieldSpec
 
 _ATOMS = ("atom", "spatial")
+
+CONVERTERS: list = []  # (public class name, spec, to_fields, from_fields)
 
 
 def _reduced(unit: str, long_name: str) -> dict:
@@ -74,4 +76,4 @@ def _md_from(model, fields, time):
     )
 
 
-register_fields("hybrax.md.AbstractMDStepper", _md_spec, _md_to, _md_from)
+CONVERTERS.append(("hybrax.md.AbstractMDStepper", _md_spec, _md_to, _md_from))

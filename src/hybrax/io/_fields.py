@@ -28,58 +28,12 @@ from jaxtyping import PyTree
 from hybrax.core import ConfigurationError, DataMismatchError
 
 from ._dataset import model_attrs
+from ._field_spec import FieldSpec
 
 __all__ = ["FieldSpec", "from_dataset", "register_fields", "to_dataset"]
 
 _CONVERTER_ATTR = "hybrax_fields"
 _LEADING = {0: (), 1: ("time",), 2: ("member", "time")}
-
-
-@dataclasses.dataclass(frozen=True)
-class FieldSpec:
-    """What a model's state looks like as physical fields (static description).
-
-    Parameters
-    ----------
-    variables
-        ``{name: (dims, attrs)}`` of every field `to_fields` may return, for one state;
-        ``attrs`` are CF attributes (``units``, ``long_name``, ``standard_name``).
-    prognostic
-        Names of the variables that determine the state (read by ``from_fields``); the
-        others are diagnostics (e.g. velocity derived from vorticity).
-    coords
-        ``{name: (dims, values, attrs)}`` coordinates in physical units (e.g. ``x`` in m).
-    time_units
-        Units of the model time (``"s"``, ``"year"``, ``"1"`` for nondimensional time).
-    attrs
-        Further dataset attributes (e.g. the unit system).
-    optional
-        Variables that determine the state when present (e.g. a thermostat's variables);
-        ``from_fields`` gets them only if the dataset has them.
-
-    Examples
-    --------
-    >>> spec = FieldSpec({"u": (("x",), {"units": "m s-1"})}, prognostic=("u",))
-    >>> spec.prognostic
-    ('u',)
-    """
-
-    variables: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]
-    prognostic: tuple[str, ...]
-    coords: Mapping[str, tuple[tuple[str, ...], Any, Mapping[str, Any]]] = dataclasses.field(
-        default_factory=dict
-    )
-    time_units: str = "1"
-    attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    optional: tuple[str, ...] = ()
-
-    def __post_init__(self):
-        unknown = [n for n in (*self.prognostic, *self.optional) if n not in self.variables]
-        if unknown:
-            raise ConfigurationError(
-                f"FieldSpec: prognostic names {unknown} are not among the variables "
-                f"{sorted(self.variables)}"
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +45,19 @@ class _Converter:
 
 
 _REGISTRY: dict[Any, _Converter] = {}
+_BUILTINS_REGISTERED: list[bool] = []
+
+
+def _register_builtins() -> None:
+    """Register the converters of hybrax's own models (once; user registrations win)."""
+    if _BUILTINS_REGISTERED:
+        return
+    from . import _converters_climate, _converters_fluids, _converters_md
+
+    for module in (_converters_fluids, _converters_climate, _converters_md):
+        for name, spec, to_fields, from_fields in module.CONVERTERS:
+            _REGISTRY.setdefault(name, _Converter(name, spec, to_fields, from_fields))
+    _BUILTINS_REGISTERED.append(True)
 
 
 def register_fields(
@@ -172,8 +139,7 @@ def _lookup(obj) -> _Converter | None:
 
 def _find(model, who: str):
     """``(converter, the part of model it converts)``, walking into steppers and wrappers."""
-    from . import _converters_climate, _converters_fluids, _converters_md  # noqa: F401
-
+    _register_builtins()
     seen, obj = [], model
     for _ in range(16):
         converter = _lookup(obj)
