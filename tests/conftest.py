@@ -5,9 +5,14 @@ XLA_FLAGS must be set before jax is first imported, so this file does it at impo
 
 import os
 
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-).strip()
+_flags = os.environ.get("XLA_FLAGS", "")
+if "--xla_backend_optimization_level" not in _flags:
+    # LLVM at -O1 instead of -O2 for the tests (and the notebook kernels, which inherit the
+    # environment): measured on this 2-core machine, compile-bound tests use ~37% less CPU and
+    # run-bound ones (training, quick workflow runs) ~14% less. IEEE semantics are unchanged
+    # (no fast-math); benchmarks and user code never see this flag.
+    _flags += " --xla_backend_optimization_level=1"
+os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax
