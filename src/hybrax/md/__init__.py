@@ -14,6 +14,8 @@ Everything is an `equinox.Module`: the box, the neighbour list, the energies (wh
 ...     save_every=10, observe=lambda s: s.potential_energy, progress=False)
 """
 
+from ._ase import AtomicSystem, from_ase, to_ase
+from ._ase_calculator import ase_calculator
 from ._bonded import HarmonicAngles, HarmonicBonds
 from ._cell_list import CellNeighborList
 from ._dense_list import DenseNeighborList
@@ -26,7 +28,7 @@ from ._ewald import (
     ewald_parameters,
 )
 from ._integrators import AbstractMDStepper, VelocityVerlet
-from ._io import to_ase, write_extxyz
+from ._io import read_extxyz, write_extxyz
 from ._lattice import lattice, maxwell_boltzmann, random_packing
 from ._manybody import AbstractManyBodyEnergy
 from ._minimize import FIRE, FIREState, MinimizeResult, minimize
@@ -59,6 +61,7 @@ from ._state import MDState, NoseHooverChainState
 from ._stillinger_weber import StillingerWeber
 from ._tersoff import Tersoff
 from ._thermostats import BrownianDynamics, LangevinBAOAB, NoseHooverChain
+from ._units import Units
 
 __all__ = [
     "FIRE",
@@ -70,6 +73,7 @@ __all__ = [
     "AbstractManyBodyEnergy",
     "AbstractNeighborList",
     "AbstractPairEnergy",
+    "AtomicSystem",
     "BrownianDynamics",
     "CellNeighborList",
     "DenseNeighborList",
@@ -99,8 +103,11 @@ __all__ = [
     "StillingerWeber",
     "SumEnergy",
     "Tersoff",
+    "Units",
     "VelocityVerlet",
+    "ase_calculator",
     "ewald_parameters",
+    "from_ase",
     "kinetic_energy",
     "label_frames",
     "lattice",
@@ -112,6 +119,7 @@ __all__ = [
     "pressure",
     "radial_distribution",
     "random_packing",
+    "read_extxyz",
     "simulate",
     "temperature",
     "to_ase",

@@ -1,151 +1,285 @@
-"""Export to ASE `Atoms` and extended-XYZ trajectories (needs the ``io`` extra: ase)."""
+"""Extended-XYZ trajectories with velocities, forces, energies and stated units.
+
+Files are written by hybrax (every float at full precision, so reading back is exact in
+float64) and read through ASE (``pip install 'hybrax[io]'``), so what hybrax writes is
+what ASE, OVITO and VMD read.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
 
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from hybrax.core import ConfigurationError
+from hybrax.core import ConfigurationError, OverwriteError
 
-from ._space import AbstractBox, PeriodicBox
+from ._ase import (
+    SPECIES_KEY,
+    AtomicSystem,
+    ase_module,
+    default_float,
+    from_ase,
+    per_atom,
+    resolve_units,
+    symbol_names,
+    unit_labels,
+)
+from ._space import AbstractBox, FreeSpace, PeriodicBox
+from ._units import Units, as_units
 
-__all__ = ["to_ase", "write_extxyz"]
+__all__ = ["read_extxyz", "write_extxyz"]
 
 
-def _ase():
-    try:
-        import ase
-        import ase.io
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "exporting to ASE needs the 'ase' package: pip install 'hybrax[io]'"
-        ) from error
-    return ase
-
-
-def _symbols(symbols, species, n: int) -> list[str]:
-    if isinstance(symbols, str):
-        if species is None:
-            return [symbols] * n
+def _frames(value, num_frames: int | None, n: int | None, name: str) -> np.ndarray | None:
+    """``value`` as float64 ``(T, N, 3)`` (one ``(N, 3)`` frame is given a frame axis)."""
+    if value is None:
+        return None
+    array = np.asarray(value, np.float64)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ConfigurationError(f"{name} must have shape (T, N, 3) or (N, 3), got {array.shape}")
+    expected = (num_frames, n, 3)
+    if num_frames is not None and array.shape != expected:
         raise ConfigurationError(
-            "with species= give one symbol per species, e.g. symbols=['Ar', 'Kr']"
+            f"{name} must have the trajectory's shape {expected}, got {array.shape}"
         )
-    symbols = list(symbols)
-    if species is None:
-        if len(symbols) != n:
-            raise ConfigurationError(f"got {len(symbols)} symbols for {n} atoms")
-        return symbols
-    species = np.asarray(species)
-    if species.shape != (n,):
-        raise ConfigurationError(f"species must have shape ({n},), got {species.shape}")
-    if species.min() < 0 or species.max() >= len(symbols):
-        raise ConfigurationError(
-            f"species values must index symbols (0..{len(symbols) - 1}), got "
-            f"{species.min()}..{species.max()}"
-        )
-    return [symbols[s] for s in species]
+    return array
 
 
-def to_ase(
-    positions: Float[Array, "N 3"],
-    box: AbstractBox,
-    *,
-    symbols: str | Sequence[str] = "Ar",
-    species: ArrayLike | None = None,
-    velocities: Float[Array, "N 3"] | None = None,
-    energy: float | None = None,
-):
-    """An `ase.Atoms` for a configuration, for viewing in ASE or OVITO.
+def _text(value) -> str:
+    return repr(float(value))  # shortest text that reads back to the same float64
 
-    Positions stay in reduced units (sigma = 1 Angstrom for ASE); the cell and periodic
-    flags come from the box.
 
-    Parameters
-    ----------
-    positions
-        ``(N, 3)`` positions.
-    box
-        `PeriodicBox` (periodic cell) or `FreeSpace` (no cell).
-    symbols
-        One chemical symbol for all atoms, a symbol per atom, or (with ``species``) a symbol
-        per species.
-    species
-        ``(N,)`` integer species, or None.
-    velocities
-        Optional ``(N, 3)`` velocities, stored as momenta with unit masses.
-    energy
-        Optional potential energy, stored in ``atoms.info["energy"]``.
-
-    Examples
-    --------
-    >>> import hybrax.md as md
-    >>> positions, box = md.lattice("fcc", 3, density=0.8442)
-    >>> atoms = md.to_ase(positions, box)
-    >>> len(atoms)
-    108
-    """
-    ase = _ase()
-    p = np.asarray(positions, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != 3:
-        raise ConfigurationError(f"positions must have shape (N, 3), got {p.shape}")
-    names = _symbols(symbols, species, p.shape[0])
-    if isinstance(box, PeriodicBox):
-        atoms = ase.Atoms(names, positions=p, cell=np.asarray(box.lengths, np.float64), pbc=True)
-    else:
-        atoms = ase.Atoms(names, positions=p, pbc=False)
-    atoms.set_masses(np.ones(p.shape[0]))
-    if velocities is not None:
-        atoms.set_momenta(np.asarray(velocities, dtype=np.float64))
-    if energy is not None:
-        atoms.info["energy"] = float(energy)
-    return atoms
+def _header(cell: np.ndarray | None, columns: list[tuple[str, str, int]], info: dict) -> str:
+    """The comment line: Lattice (diagonal ``cell``, Å), Properties, then ``info``."""
+    parts = []
+    if cell is not None:
+        lx, ly, lz = cell.tolist()
+        lattice = [lx, 0.0, 0.0, 0.0, ly, 0.0, 0.0, 0.0, lz]
+        parts.append('Lattice="' + " ".join(map(_text, lattice)) + '"')
+    parts.append("Properties=" + ":".join(f"{n}:{t}:{c}" for n, t, c in columns))
+    for key, value in info.items():
+        text = _text(value) if isinstance(value, float) else str(value)
+        parts.append(f'{key}="{text}"' if " " in text else f"{key}={text}")
+    return " ".join(parts)
 
 
 def write_extxyz(
-    path: str,
+    path: str | os.PathLike,
     trajectory: Float[Array, "T N 3"] | Float[Array, "N 3"],
     box: AbstractBox,
     *,
+    units: str | Units,
     symbols: str | Sequence[str] = "Ar",
     species: ArrayLike | None = None,
-    energies: ArrayLike | None = None,
+    velocities: Float[Array, "T N 3"] | Float[Array, "N 3"] | None = None,
+    forces: Float[Array, "T N 3"] | Float[Array, "N 3"] | None = None,
+    energies: ArrayLike | Sequence[float] | None = None,
+    masses: ArrayLike | None = None,
+    charges: ArrayLike | None = None,
+    overwrite: bool = False,
 ) -> None:
-    """Write positions (one frame or a ``(T, N, 3)`` trajectory) as extended XYZ.
+    """Write positions (one ``(N, 3)`` frame or a ``(T, N, 3)`` trajectory), and optionally
+    velocities, forces and energies, as extended XYZ in stated units.
 
-    The file opens in OVITO, ASE (``ase.io.read(path, ":")``) and VMD. Energies, if given
-    (one per frame), are written in each frame's comment line.
+    The file opens in ASE (``ase.io.read(path, ":")``), OVITO and VMD. Numbers are written
+    in ASE's units (Å, eV, amu, e; see `Units`), converted from ``units``, at full
+    precision; each frame's comment line states ``units=...`` with the scales
+    (``unit_length_A``, ``unit_energy_eV``, ``unit_mass_amu``, ``unit_charge_e``) and the
+    species order, so `read_extxyz` gives back exactly what was written (bit for bit in
+    float64 when the scales are 1, as for ``"metal"`` and ``"reduced"``).
+
+    Per-atom columns: ``species``, ``pos`` (Å), ``masses`` (amu), with velocities
+    ``momenta`` (what ASE's ``get_velocities`` reads) and ``velocities`` (the exact values),
+    ``initial_charges`` (e) and ``forces`` (eV/Å, ASE's ``get_forces``); per frame ``energy`` (eV,
+    ASE's ``get_potential_energy``), ``Lattice`` and ``pbc``.
+
+    Parameters
+    ----------
+    path
+        File to write. An existing file is a `hybrax.OverwriteError` unless
+        ``overwrite=True``.
+    trajectory
+        ``(T, N, 3)`` or ``(N, 3)`` positions (length unit).
+    box
+        `PeriodicBox` or `FreeSpace` (the same for every frame).
+    units
+        ``"metal"``, ``"reduced"`` or a `Units` (required).
+    symbols, species
+        As in `to_ase`.
+    velocities, forces
+        ``(T, N, 3)`` (or ``(N, 3)`` for one frame), or None.
+    energies
+        One potential energy per frame (energy unit), or None.
+    masses
+        Scalar or ``(N,)`` masses (mass unit); default 1 mass unit each.
+    charges
+        ``(N,)`` charges (charge unit), or None.
+    overwrite
+        Replace an existing file (default False).
 
     Examples
     --------
-    >>> import hybrax.md as md, tempfile, os
+    >>> import hybrax.md as md, tempfile, os, ase.io
     >>> positions, box = md.lattice("sc", 3, density=0.5)
     >>> path = os.path.join(tempfile.mkdtemp(), "frame.xyz")
-    >>> md.write_extxyz(path, positions, box)
+    >>> md.write_extxyz(path, positions, box, units="reduced", energies=[-1.5])
+    >>> atoms = ase.io.read(path)
+    >>> atoms.info["units"], float(atoms.get_potential_energy())
+    ('reduced', -1.5)
+    >>> md.read_extxyz(path).positions.shape  # (frames, atoms, 3)
+    (1, 27, 3)
     """
-    ase = _ase()
-    frames = np.asarray(trajectory)
-    if frames.ndim == 2:
-        frames = frames[None]
-    if frames.ndim != 3 or frames.shape[-1] != 3:
-        raise ConfigurationError(
-            f"trajectory must have shape (T, N, 3) or (N, 3), got {frames.shape}"
-        )
+    units = as_units(units, "write_extxyz")
+    frames = _frames(trajectory, None, None, "trajectory")
+    num_frames, n = frames.shape[:2]
+    velocities = _frames(velocities, num_frames, n, "velocities")
+    forces = _frames(forces, num_frames, n, "forces")
     if energies is not None:
-        energies = np.asarray(energies, dtype=np.float64).reshape(-1)
-        if energies.shape[0] != frames.shape[0]:
+        energies = np.asarray(energies, np.float64).reshape(-1)
+        if energies.shape[0] != num_frames:
             raise ConfigurationError(
-                f"got {energies.shape[0]} energies for {frames.shape[0]} frames"
+                f"got {energies.shape[0]} energies for {num_frames} frames: pass one per frame"
             )
-    images = [
-        to_ase(
-            frame,
-            box,
-            symbols=symbols,
-            species=species,
-            energy=None if energies is None else energies[t],
+    if not isinstance(box, PeriodicBox | FreeSpace):
+        raise ConfigurationError(
+            f"write_extxyz: box must be a hybrax.md.PeriodicBox or FreeSpace, got {box!r}"
         )
-        for t, frame in enumerate(frames)
-    ]
-    ase.io.write(path, images, format="extxyz")
+    names = symbol_names(symbols, species, n)
+    m = per_atom(1.0 if masses is None else masses, n, "masses") * units.mass
+    columns = [("species", "S", 1), ("pos", "R", 3), ("masses", "R", 1)]
+    if velocities is not None:
+        columns += [("momenta", "R", 3), ("velocities", "R", 3)]
+    if charges is not None:
+        columns.append(("initial_charges", "R", 1))
+        q = per_atom(charges, n, "charges") * units.charge
+    if forces is not None:
+        columns.append(("forces", "R", 3))
+    periodic = isinstance(box, PeriodicBox)
+    info = unit_labels(units)
+    if species is not None:
+        info[SPECIES_KEY] = " ".join(symbols)
+    info["pbc"] = "T T T" if periodic else "F F F"
+
+    cell = np.asarray(box.lengths, np.float64) * units.length if periodic else None
+    lines = []
+    for t in range(num_frames):
+        frame_info = dict(info)
+        if energies is not None:
+            frame_info = {"energy": float(energies[t]) * units.energy, **frame_info}
+        blocks = [frames[t] * units.length, m[:, None]]
+        if velocities is not None:
+            v = velocities[t] * units.velocity
+            blocks += [m[:, None] * v, v]
+        if charges is not None:
+            blocks.append(q[:, None])
+        if forces is not None:
+            blocks.append(forces[t] * units.force)
+        table = np.concatenate(blocks, axis=1).tolist()
+        lines.append(str(n))
+        lines.append(_header(cell, columns, frame_info))
+        lines.extend(
+            name + " " + " ".join(map(repr, row)) for name, row in zip(names, table, strict=True)
+        )
+    try:
+        with open(path, "w" if overwrite else "x") as file:
+            file.write("\n".join(lines) + "\n")
+    except FileExistsError:
+        raise OverwriteError(
+            f"write_extxyz: {os.fspath(path)!r} exists; pass overwrite=True to replace it or "
+            "choose another path"
+        ) from None
+
+
+def read_extxyz(
+    path: str | os.PathLike,
+    *,
+    units: str | Units | None = None,
+    index: int | str = ":",
+    symbols: Sequence[str] | None = None,
+    dtype=None,
+) -> AtomicSystem:
+    """Read an extended-XYZ file (through ASE) as an `AtomicSystem` in stated units.
+
+    A file written by `write_extxyz` states its units, and reading it gives back exactly
+    what was written; ``units`` may then be omitted, and a different ``units`` is a
+    `hybrax.ConfigurationError` (units are never mixed silently). Files from elsewhere are
+    in ASE's units (Å, eV, amu): pass ``units=`` to say what hybrax should convert them to.
+
+    Parameters
+    ----------
+    path
+        The file.
+    units
+        ``"metal"``, ``"reduced"``, a `Units`, or None (the file's own label).
+    index
+        ASE's frame selection: ``":"`` (all frames, stacked along a leading axis; they
+        must share atoms and cell), or an integer (one frame, no frame axis).
+    symbols, dtype
+        As in `from_ase`.
+
+    Returns
+    -------
+    AtomicSystem
+        ``forces`` and ``potential_energy`` are None unless every frame has them.
+
+    Examples
+    --------
+    See `write_extxyz`.
+    """
+    ase = ase_module()
+    images = ase.io.read(os.fspath(path), index=index, format="extxyz")
+    single = not isinstance(images, list)
+    images = [images] if single else images
+    if not images:
+        raise ConfigurationError(f"read_extxyz: {os.fspath(path)!r} holds no frames")
+    units = resolve_units(units, images[0].info, f"read_extxyz({os.fspath(path)!r})")
+    dtype = default_float() if dtype is None else dtype
+    systems = [from_ase(atoms, units=units, symbols=symbols, dtype=dtype) for atoms in images]
+    if single:
+        return systems[0]
+    return _stack(systems, os.fspath(path))
+
+
+def _replace(system: AtomicSystem, **fields) -> AtomicSystem:
+    return dataclasses.replace(system, **fields)
+
+
+def _stack(systems: list[AtomicSystem], path: str) -> AtomicSystem:
+    first = systems[0]
+    for t, other in enumerate(systems[1:], start=1):
+        same = (
+            other.positions.shape == first.positions.shape
+            and other.symbols == first.symbols
+            and type(other.box) is type(first.box)
+            and np.array_equal(np.asarray(other.species), np.asarray(first.species))
+            and np.array_equal(np.asarray(other.masses), np.asarray(first.masses))
+            and np.array_equal(np.asarray(other.charges), np.asarray(first.charges))
+            and (
+                not isinstance(first.box, PeriodicBox)
+                or np.array_equal(np.asarray(other.box.lengths), np.asarray(first.box.lengths))
+            )
+        )
+        if not same:
+            raise ConfigurationError(
+                f"read_extxyz: frame {t} of {path!r} differs from frame 0 in its atoms, "
+                "masses, charges or cell, so the frames cannot be stacked; read one frame at "
+                "a time with index=t"
+            )
+
+    def stacked(name):
+        values = [getattr(s, name) for s in systems]
+        return None if any(v is None for v in values) else jnp.stack(values)
+
+    return _replace(
+        first,
+        positions=stacked("positions"),
+        velocities=stacked("velocities"),
+        forces=stacked("forces"),
+        potential_energy=stacked("potential_energy"),
+    )

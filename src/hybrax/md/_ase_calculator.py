@@ -1,0 +1,166 @@
+"""Any hybrax energy as an ASE `Calculator` (energy, forces, normal stress)."""
+
+from __future__ import annotations
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hybrax.core import ConfigurationError, NonFiniteStateError, check_float
+
+from ._ase import ase_module, box_from_atoms, default_float, positions_from_atoms
+from ._energy import AbstractEnergy
+from ._neighbor_list import neighbor_list
+from ._space import PeriodicBox
+from ._units import Units, as_units
+
+__all__ = ["ase_calculator"]
+
+
+@eqx.filter_jit
+def _energy_and_forces(energy, positions, neighbors, box):
+    if neighbors is not None:
+        neighbors = neighbors.update(positions, box)
+    value, forces = energy.energy_and_forces(positions, neighbors, box)
+    return value, forces, neighbors
+
+
+@eqx.filter_jit
+def _normal_stress(energy, positions, neighbors, box):
+    """``(1 / V) dU / d(strain_aa)``: the derivative of the energy of the system
+    stretched along each axis (positions and box side together) at zero strain."""
+
+    def stretched(strain):
+        scale = 1.0 + strain
+        return energy.energy(positions * scale, neighbors, PeriodicBox(box.lengths * scale))
+
+    gradient = jax.grad(stretched)(jnp.zeros(3, positions.dtype))
+    return gradient / box.volume.astype(positions.dtype)
+
+
+@functools.cache
+def _calculator_class():
+    ase_module()
+    from ase.calculators.calculator import (
+        Calculator,
+        PropertyNotImplementedError,
+        all_changes,
+    )
+
+    class HybraxCalculator(Calculator):
+        """ASE calculator over a hybrax energy (see `hybrax.md.ase_calculator`)."""
+
+        implemented_properties = ("energy", "free_energy", "forces", "stress")
+
+        def __init__(self, energy: AbstractEnergy, units: Units, skin: float, dtype):
+            super().__init__()
+            self.energy = energy
+            self.units = units
+            self.skin = skin
+            self.dtype = dtype
+            self.neighbors = None
+            self._periodic = False
+
+        def _neighbors(self, positions, box):
+            cutoff = self.energy.required_cutoff
+            if cutoff is None:
+                return None
+            old = self.neighbors
+            same_kind = old is not None and (
+                old.num_atoms == positions.shape[0]
+                and isinstance(box, PeriodicBox) == self._periodic
+            )
+            self._periodic = isinstance(box, PeriodicBox)
+            if not same_kind:
+                return neighbor_list(positions, box, cutoff, skin=self.skin)
+            return old
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            units, owner = self.units, "hybrax ASE calculator"
+            box = box_from_atoms(self.atoms, units, self.dtype, owner)
+            positions = positions_from_atoms(self.atoms, box, units, self.dtype)
+            neighbors = self._neighbors(positions, box)
+            energy, forces, updated = _energy_and_forces(self.energy, positions, neighbors, box)
+            if updated is not None and bool(updated.overflow):  # more neighbours: regrow
+                neighbors = neighbors.grow(positions, box)
+                energy, forces, updated = _energy_and_forces(self.energy, positions, neighbors, box)
+            self.neighbors = updated
+            energy = float(energy)
+            if not np.isfinite(energy):
+                raise NonFiniteStateError(
+                    f"{owner}: the energy is {energy} at these positions (overlapping atoms?)"
+                )
+            self.results["energy"] = self.results["free_energy"] = energy * units.energy
+            self.results["forces"] = np.asarray(forces, np.float64) * units.force
+            if "stress" in properties:
+                if not isinstance(box, PeriodicBox):
+                    raise PropertyNotImplementedError(
+                        f"{owner}: stress needs a periodic cell (atoms.pbc = True)"
+                    )
+                normal = np.asarray(_normal_stress(self.energy, positions, updated, box))
+                shear = np.full(3, np.nan)  # an orthorhombic box cannot shear
+                self.results["stress"] = np.concatenate([normal, shear]) * units.stress
+
+    return HybraxCalculator
+
+
+def ase_calculator(
+    energy: AbstractEnergy,
+    *,
+    units: str | Units,
+    skin: float = 0.3,
+    dtype=None,
+):
+    """Any hybrax energy as an ASE calculator: ``atoms.calc = md.ase_calculator(...)``.
+
+    Works with ASE's optimisers (BFGS, FIRE, ...), MD integrators and anything else that
+    asks for ``energy``, ``forces`` or ``stress``. Each call converts the atoms from ASE's
+    units (Å, eV) to ``units``, evaluates the energy and its forces in one jitted pass
+    (compiled once per system size) and converts back: energy in eV, forces in eV/Å,
+    stress in eV/Å^3 (ASE's sign: ``-trace / 3`` is the virial pressure). The neighbour
+    list (for energies with a cut-off) is built on the first call with ``skin``, rebuilt
+    on every call after, and regrown when atoms crowd or the cell changes.
+
+    Stress: the three normal components come from the derivative of the energy with
+    respect to stretching the box along each axis (positions with it), so they are right
+    for any energy; an orthorhombic `PeriodicBox` cannot be sheared, so the three shear
+    components are NaN (never a silent zero). ASE's hydrostatic cell filters
+    (``FrechetCellFilter(atoms, hydrostatic_strain=True)``) use the trace only. Without a
+    periodic cell, stress raises ASE's ``PropertyNotImplementedError``.
+
+    Parameters
+    ----------
+    energy
+        Any `AbstractEnergy` (sums, pair, bonded, Ewald, neural), with its species and
+        charges already set for these atoms.
+    units
+        ``"metal"``, ``"reduced"`` or a `Units`: the units the energy works in (required).
+    skin
+        Verlet skin of the neighbour list (length unit), default 0.3.
+    dtype
+        Floating dtype of the computation; default float64 under ``jax_enable_x64``, else
+        float32 (ASE's optimisers converge better in float64).
+
+    Examples
+    --------
+    >>> import ase, ase.optimize, hybrax.md as md
+    >>> atoms = ase.Atoms("Ar3", positions=[[0, 0, 0], [1.1, 0, 0], [0.5, 1.0, 0]])
+    >>> atoms.calc = md.ase_calculator(md.LennardJones(cutoff=5.0, shift=False),
+    ...                                units="reduced")
+    >>> bool(ase.optimize.BFGS(atoms, logfile=None).run(fmax=1e-4))
+    True
+    >>> round(atoms.get_potential_energy(), 3)  # the LJ trimer: 3 pairs at 2^(1/6)
+    -3.0
+    """
+    if not isinstance(energy, AbstractEnergy):
+        raise ConfigurationError(
+            f"ase_calculator: energy must be a hybrax.md energy (e.g. hybrax.md.LennardJones())"
+            f", got {type(energy).__name__}"
+        )
+    units = as_units(units, "ase_calculator")
+    skin = check_float(skin, "skin", nonnegative=True, example="skin=0.3")
+    return _calculator_class()(energy, units, skin, default_float() if dtype is None else dtype)
