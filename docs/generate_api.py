@@ -29,6 +29,10 @@ PACKAGES = {
     "hybrax.parallel": "Parallel",
     "hybrax.io": "Input and output",
     "hybrax.experiments": "Experiments (workflows)",
+    "hybrax.experiments.lorenz96": "Workflow lorenz96",
+    "hybrax.experiments.lorenz96_closure": "Workflow lorenz96-closure",
+    "hybrax.experiments.kolmogorov_correction": "Workflow kolmogorov-correction",
+    "hybrax.experiments.lj_neural_potential": "Workflow lj-neural-potential",
 }
 API = Path(__file__).parent / "api"
 
