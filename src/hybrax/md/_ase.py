@@ -118,6 +118,20 @@ class AtomicSystem(eqx.Module):
     forces, potential_energy
         Forces (energy / length) and potential energy (energy) when the atoms had them
         (a calculator's stored results, or a file's ``forces`` / ``energy``); else None.
+
+    Examples
+    --------
+    Solid argon built by ASE (Å), run by hybrax in reduced LJ units:
+
+    >>> import ase.build, hybrax.md as md
+    >>> atoms = ase.build.bulk("Ar", "fcc", a=5.26, cubic=True).repeat(3)  # 108 atoms
+    >>> argon = md.Units.reduced(sigma=3.405, epsilon=0.010325, mass=39.948)
+    >>> system = md.from_ase(atoms, units=argon)
+    >>> stepper = md.VelocityVerlet(md.LennardJones(cutoff=2.0), system.box, dt=0.005,
+    ...                             masses=system.masses)
+    >>> nbrs = md.neighbor_list(system.positions, system.box, cutoff=2.0)
+    >>> state = stepper.init(system.positions, system.velocities, nbrs)
+    >>> back = md.to_ase(state, system.box, units=argon, symbols="Ar")  # Å and eV again
     """
 
     positions: Float[Array, "*frames N 3"]

@@ -13,19 +13,12 @@ from hybrax.core import ConfigurationError, NonFiniteStateError, check_float
 
 from ._ase import ase_module, box_from_atoms, default_float, positions_from_atoms
 from ._energy import AbstractEnergy
+from ._integrators import _initial_evaluation
 from ._neighbor_list import neighbor_list
 from ._space import PeriodicBox
 from ._units import Units, as_units
 
 __all__ = ["ase_calculator"]
-
-
-@eqx.filter_jit
-def _energy_and_forces(energy, positions, neighbors, box):
-    if neighbors is not None:
-        neighbors = neighbors.update(positions, box)
-    value, forces = energy.energy_and_forces(positions, neighbors, box)
-    return value, forces, neighbors
 
 
 @eqx.filter_jit
@@ -84,10 +77,13 @@ def _calculator_class():
             box = box_from_atoms(self.atoms, units, self.dtype, owner)
             positions = positions_from_atoms(self.atoms, box, units, self.dtype)
             neighbors = self._neighbors(positions, box)
-            energy, forces, updated = _energy_and_forces(self.energy, positions, neighbors, box)
+            # one jitted pass: the list rebuilt for these positions, energy and forces
+            updated, energy, forces = _initial_evaluation(self.energy, box, positions, neighbors)
             if updated is not None and bool(updated.overflow):  # more neighbours: regrow
                 neighbors = neighbors.grow(positions, box)
-                energy, forces, updated = _energy_and_forces(self.energy, positions, neighbors, box)
+                updated, energy, forces = _initial_evaluation(
+                    self.energy, box, positions, neighbors
+                )
             self.neighbors = updated
             energy = float(energy)
             if not np.isfinite(energy):

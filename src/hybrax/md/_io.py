@@ -230,7 +230,13 @@ def read_extxyz(
 
     Examples
     --------
-    See `write_extxyz`.
+    >>> import hybrax.md as md, tempfile, os
+    >>> positions, box = md.lattice("fcc", 2, density=0.8442)
+    >>> path = os.path.join(tempfile.mkdtemp(), "solid.xyz")
+    >>> md.write_extxyz(path, positions, box, units="reduced", velocities=0 * positions)
+    >>> system = md.read_extxyz(path, index=0)  # units from the file
+    >>> system.units.name, system.positions.shape, bool((system.positions == positions).all())
+    ('reduced', (32, 3), True)
     """
     ase = ase_module()
     images = ase.io.read(os.fspath(path), index=index, format="extxyz")
