@@ -1,4 +1,4 @@
-"""Orbax checkpoints of any pytree (equinox modules included): arrays out, template in."""
+"""Orbax checkpoints of any pytree (equinox modules included): named arrays out, template in."""
 
 from __future__ import annotations
 
@@ -29,6 +29,16 @@ class Checkpointer:
     functions — comes from a *template* at restore time: an object of the same structure,
     e.g. a freshly initialised model. A JSON-serialisable ``metadata`` dict may be stored
     alongside (the trainer keeps its metrics history there).
+
+    The arrays are stored as a nested dict named by their paths in the tree (``layers`` /
+    ``0`` / ``weight``; ``dynamics`` / ``forcing``), so plain orbax
+    (``ocp.StandardCheckpointer().restore(path / "0" / "arrays")``) reads them without a
+    hybrax template, and the metadata records the tree's classes and parameters
+    (`model_attrs`, under ``__hybrax__.description``). A template that differs from the
+    checkpoint is an error naming the differing leaves (array leaves present on one side
+    only, shapes, dtypes, or a plain-number field such as a float ``dt`` with another
+    value), never a silent choice. Checkpoints of the earlier flat-list layout still
+    restore.
 
     Every array is stored with a CRC-32 checksum of its bytes (computed on the host at
     save time, kept in the checkpoint's metadata) and verified at restore: a truncated,
@@ -98,12 +108,18 @@ class Checkpointer:
                 f"(saved: {self.all_steps()}); save under a new step or in another directory"
             )
         meta[_RESERVED] = {
-            "format": 1,
+            "format": 2,
             "checksums": {name: [_checksum(x) for x in a] for name, a in arrays.items()},
             "config": {name: _config_of(t) for name, t in _items(tree).items()},
+            "description": {name: _describe(t) for name, t in _items(tree).items()},
         }
-        # items without arrays (e.g. the state of plain SGD) need nothing on disk
-        items = {name: ocp.args.StandardSave(a) for name, a in arrays.items()}
+        # items without arrays (e.g. the state of plain SGD) need nothing on disk; the
+        # arrays are stored as a nested dict named by their paths in the tree, so plain
+        # orbax restores them without a template
+        items = {
+            name: ocp.args.StandardSave(_nest(_array_paths(_items(tree)[name]), a))
+            for name, a in arrays.items()
+        }
         args = ocp.args.Composite(metadata=ocp.args.JsonSave(meta), **items)
         try:
             self._manager.save(step, args=args, force=True)
@@ -188,8 +204,12 @@ class Checkpointer:
                     f"checkpoint {step_dir} (item {name!r}) is damaged: its array metadata "
                     f"cannot be read ({_brief(error)})"
                 ) from error
-            _check_compatible(arrays, _array_paths(template), saved, step_dir, name)
-            args[name] = ocp.args.StandardRestore(jax.tree.map(_abstract, arrays))
+            saved = getattr(saved, "tree", saved)  # orbax's TreeMetadata wraps the tree
+            paths = _array_paths(template)
+            _check_compatible(arrays, paths, saved, step_dir, name)
+            abstract = [_abstract(x) for x in arrays]
+            named = isinstance(saved, Mapping)  # format 2; format 1 stored a flat list
+            args[name] = ocp.args.StandardRestore(_nest(paths, abstract) if named else abstract)
         if not (step_dir / "metadata").is_dir():
             raise CheckpointError(
                 f"checkpoint {step_dir} is incomplete: its metadata item is missing"
@@ -207,6 +227,10 @@ class Checkpointer:
             raise CorruptedDataError(f"checkpoint {step_dir}: its metadata is not a JSON object")
         metadata = dict(metadata or {})
         reserved = metadata.pop(_RESERVED, None) or {}
+        restored = {
+            name: _unnest(value, _array_paths(wanted[name])) if name in args else value
+            for name, value in restored.items()
+        }
         checksums = reserved.get("checksums", {})
         for name in args:
             _verify(restored[name], checksums.get(name), _array_paths(wanted[name]), step_dir)
@@ -323,12 +347,23 @@ def _abstract(x) -> jax.ShapeDtypeStruct:
 def _check_compatible(template: list, paths: list, stored, where: Path, name: str) -> None:
     if stored is None:
         return
+    if name != _SINGLE:
+        where = f"{where} (item {name!r})"
+    if isinstance(stored, Mapping):  # format 2: arrays named by their paths
+        stored_paths = _nested_paths(stored)
+        missing = [p for p in paths if p not in stored_paths]
+        extra = [p for p in stored_paths if p not in set(paths)]
+        if missing or extra:
+            raise ConfigurationError(
+                f"checkpoint {where} and the template differ: array leaves only in the "
+                f"template: {missing[:8]}, only in the checkpoint: {extra[:8]}; restore into "
+                "an object built like the one saved (same network sizes, same trainable parts)"
+            )
+        stored = _unnest(stored, paths)
     try:
         stored = list(stored)
     except TypeError:
         return
-    if name != _SINGLE:
-        where = f"{where} (item {name!r})"
     if len(stored) != len(template):
         raise ConfigurationError(
             f"checkpoint {where} holds {len(stored)} arrays but the template has "
@@ -351,6 +386,48 @@ def _check_compatible(template: list, paths: list, stored, where: Path, name: st
                 f"of the saved dtype (e.g. build it with dtype=jnp.{np.dtype(dtype)}) and cast "
                 "the restored model afterwards if you mean to"
             )
+
+
+def _nest(paths: list[str], values: list) -> dict:
+    """``{"layers": {"0": {"weight": ...}}}`` from the paths ``layers.0.weight`` ..."""
+    out: dict = {}
+    for path, value in zip(paths, values, strict=True):
+        node, parts = out, path.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _nested_paths(tree: Mapping, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        out.extend(_nested_paths(value, path) if isinstance(value, Mapping) else [path])
+    return out
+
+
+def _unnest(tree, paths: list[str]) -> list:
+    """The values at ``paths`` of a nested dict, in order (a list is returned as it is)."""
+    if not isinstance(tree, Mapping):
+        return list(tree)
+    out = []
+    for path in paths:
+        node = tree
+        for part in path.split("."):
+            node = node[part]
+        out.append(node)
+    return out
+
+
+def _describe(tree: PyTree) -> dict[str, Any]:
+    """Classes and parameters of ``tree`` (`model_attrs`), so a checkpoint says what it holds."""
+    from ._dataset import model_attrs
+
+    try:
+        return model_attrs(tree, prefix="tree")
+    except Exception:  # pragma: no cover - a description is a courtesy, never a failure
+        return {}
 
 
 def _config_of(tree: PyTree) -> dict[str, Any]:
