@@ -269,3 +269,18 @@ def test_calculator_bad_input(wrong_type):
     atoms.calc = lj_cluster_calculator()
     with pytest.raises(hybrax.NonFiniteStateError, match="overlapping"):
         atoms.get_potential_energy()
+
+
+def test_rock_salt_from_ase_in_metal_units():
+    """NaCl built by ASE (Å, charges in e) through `from_ase` into an Ewald energy in
+    metal units: the calculator's energy is the Madelung energy in eV."""
+    atoms = ase.build.bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    atoms.set_initial_charges([1.0 if s == "Na" else -1.0 for s in atoms.symbols])
+    system = md.from_ase(atoms, units="metal")
+    coulomb = md.EwaldCoulomb(
+        system.charges, system.box, accuracy=1e-6, coulomb_constant=md.METAL_COULOMB_CONSTANT
+    )
+    atoms.calc = md.ase_calculator(coulomb, units="metal")
+    madelung = -1.7475645946 * md.METAL_COULOMB_CONSTANT / (5.64 / 2)  # eV per ion pair
+    assert atoms.get_potential_energy() == pytest.approx(4 * madelung, rel=1e-6)
+    np.testing.assert_allclose(atoms.get_forces(), 0.0, atol=1e-6)  # a perfect crystal
