@@ -60,6 +60,11 @@ def _walk(obj: Any, name: str, attrs: dict, depth: int) -> None:
     elif eqx.is_array_like(obj) and not callable(obj):
         value = np.asarray(obj)
         if value.size <= 64 and value.dtype.kind in "biuf":
+            if value.dtype.kind == "f" and value.dtype.itemsize < 8:
+                # the shortest decimal that round-trips in the stored precision: a float32
+                # 1e-3 is written 0.001, not 0.0010000000474974513
+                shortest = [float(str(v)) for v in value.ravel()]
+                value = np.asarray(shortest, np.float64).reshape(value.shape)
             attrs[name] = value.item() if value.ndim == 0 else value.tolist()
     elif isinstance(obj, (tuple, list)) and len(obj) <= 64:
         for i, item in enumerate(obj):
@@ -97,7 +102,12 @@ def to_xarray(
     model: Any = None,
     attrs: Mapping[str, Any] | None = None,
 ):
-    """An `xarray.Dataset` with one variable per array leaf of ``tree``.
+    """An `xarray.Dataset` with one variable per array leaf of ``tree`` (any pytree).
+
+    For a model's states use `hybrax.io.to_dataset` instead: it writes physical fields
+    (vorticity, PV per layer, ... rather than spectral coefficients) with coordinates in
+    physical units and CF attributes. `to_xarray` stays for arbitrary pytrees such as
+    training data from `hybrax.hybrid.generate_trajectories` (`save_dataset`).
 
     Variables are named by their path in the tree (``x``, ``y``, ``time`` for a
     `hybrax.climate.TwoScaleState`; ``0.u`` for the first item of a tuple). Their leading
