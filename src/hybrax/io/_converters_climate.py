@@ -182,7 +182,7 @@ def _budyko_spec(model) -> FieldSpec:
     coords = {
         "latitude": (
             ("latitude",),
-            np.degrees(np.arcsin(np.asarray(model.sin_latitude(np.float64)))),
+            np.degrees(np.arcsin(np.asarray(model.sin_latitude(), dtype=float))),
             cf("degrees_north", "latitude of the cell centre", "latitude"),
         ),
     }
