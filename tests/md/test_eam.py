@@ -134,14 +134,6 @@ def test_gradients_wrt_tables_match_finite_differences(reference):
         )
 
 
-def test_too_many_neighbours_gives_nan():
-    eam = md.EmbeddedAtom.from_file(potential_file("Cu_u3.eam"), max_neighbors=12)
-    positions, box = md.lattice("fcc", 3, lattice_constant=3.615)
-    nbrs = md.DenseNeighborList.build(positions, box, cutoff=eam.cutoff)
-    energy, forces = eam.energy_and_forces(positions, nbrs, box)
-    assert np.isnan(energy) and np.all(np.isnan(forces))
-
-
 def _write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
@@ -175,8 +167,6 @@ def test_bad_arguments_raise():
         md.EmbeddedAtom.from_file(path, ["Cu", "Au"])
     with pytest.raises(hybrax.ConfigurationError, match=r"species values must lie in \[0, 2\)"):
         md.EmbeddedAtom.from_file(path, species=jnp.asarray([0, 1, 2]))
-    with pytest.raises(hybrax.ConfigurationError, match="max_neighbors must be a positive"):
-        md.EmbeddedAtom.from_file(path, max_neighbors=0)
     eam = md.EmbeddedAtom.from_file(path)
     positions, box = md.lattice("fcc", 4, lattice_constant=3.6)
     short = md.DenseNeighborList.build(positions, box, cutoff=4.0)

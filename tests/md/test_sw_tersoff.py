@@ -101,6 +101,18 @@ def test_parameter_gradients_match_finite_differences(reference, case, kind, fil
         np.testing.assert_allclose(getattr(grads, name).sum(), fd, rtol=1e-6, err_msg=name)
 
 
+def test_too_many_neighbours_gives_nan(reference):
+    """A neighbour table too small for the configuration makes energy and forces NaN."""
+    sw = md.StillingerWeber.from_file(potential_file("Si.sw"), ["Si"], max_neighbors=2)
+    positions = jnp.asarray(reference["sw_si/positions"])
+    box = md.PeriodicBox(jnp.asarray(reference["sw_si/lengths"]))
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=sw.cutoff)
+    energy, forces = sw.energy_and_forces(positions, nbrs, box)
+    assert np.isnan(energy) and np.all(np.isnan(forces))
+    with pytest.raises(hybrax.ConfigurationError, match="max_neighbors must be a positive"):
+        md.StillingerWeber.from_file(potential_file("Si.sw"), ["Si"], max_neighbors=0)
+
+
 def _write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from hybrax.core import ConfigurationError, check_float, check_parameter
 
-from ._manybody import AbstractManyBodyEnergy, check_max_neighbors, check_species
+from ._manybody import AbstractManyBodyEnergy, check_species, half_pairs
 from ._potential_files import read_eam
 
 __all__ = ["EmbeddedAtom"]
@@ -98,10 +98,6 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         ``(S,)`` masses from the file (amu), for the integrators; not used by the energy.
     elements
         Element names of the species (static, informational).
-    max_neighbors
-        Neighbours per atom the table holds (static); default room for 1.3 times the
-        neighbours of a close-packed metal (0.1 atoms per cubic Angstrom). More make
-        every result NaN.
 
     Examples
     --------
@@ -126,7 +122,6 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
     dr: float = eqx.field(static=True)
     rho_max: float = eqx.field(static=True)
     cutoff: float = eqx.field(static=True)
-    max_neighbors: int = eqx.field(static=True)
     elements: tuple[str, ...] = eqx.field(static=True)
 
     def __init__(
@@ -142,7 +137,6 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         species=None,
         masses=None,
         elements: Sequence[str] | None = None,
-        max_neighbors: int | None = None,
     ):
         self.embedding = check_parameter(embedding, "embedding")
         self.density = check_parameter(density, "density")
@@ -178,9 +172,6 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         self.elements = (
             tuple(elements) if elements is not None else tuple(f"type{k}" for k in range(s))
         )
-        if max_neighbors is None:
-            max_neighbors = math.ceil(1.3 * 0.1 * 4.0 / 3.0 * math.pi * self.cutoff**3)
-        self.max_neighbors = check_max_neighbors(max_neighbors, "EmbeddedAtom")
 
     @classmethod
     def from_file(
@@ -189,7 +180,6 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         elements: Sequence[str] | None = None,
         *,
         species=None,
-        max_neighbors: int | None = None,
     ) -> EmbeddedAtom:
         """Read a LAMMPS EAM file: funcfl (``*.eam``, ``pair_style eam``; a list of
         files for several species) or setfl (``*.eam.alloy``, ``pair_style eam/alloy``).
@@ -212,28 +202,44 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
             species=species,
             masses=t.masses,
             elements=t.elements,
-            max_neighbors=max_neighbors,
         )
 
-    def table_energy(
+    def _displacements(self, positions, neighbors, box):
+        """Each pair within the cut-off once (no per-atom table: EAM is made of pair
+        sums), ``r_ij = r_j - r_i`` from ``owner = i`` to ``other = j``."""
+        n = neighbors.num_atoms
+        species = jnp.zeros(n, jnp.int32) if self.species is None else self.species
+        i, j, valid = half_pairs(neighbors)
+        d = box.displacement(positions[j], positions[i])
+        mask = valid & (jnp.sum(jax.lax.stop_gradient(d) ** 2, axis=-1) < self.cutoff**2)
+        return self._guarded(d, mask, neighbors.overflow), mask, i, j, species
+
+    def local_energy(
         self,
-        d: Float[Array, "N M 3"],
-        mask: Bool[Array, "N M"],
-        table: Int[Array, "N M"],
+        d: Float[Array, "P 3"],
+        mask: Bool[Array, " P"],
+        owner: Int[Array, " P"],
+        other: Int[Array, " P"],
         species: Int[Array, " N"],
     ) -> Float[Array, " N"]:
         dtype = d.dtype
+        n = species.shape[0]
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))
         nr = self.density.shape[-1]
         nrho = self.embedding.shape[-1]
         interval, p = _locate(r, 1.0 / self.dr, nr, clamp_low=False)
-        species_j = species[table]
-        species_i = jnp.broadcast_to(species[:, None], table.shape)
+        s_i, s_j = species[owner], species[other]
         density = spline_coefficients(self.density.astype(dtype))
-        rho = jnp.sum(jnp.where(mask, _cubic(density, (species_j, interval), p), 0.0), axis=1)
+        to_i = jnp.where(mask, _cubic(density, (s_j, interval), p), 0.0)
+        to_j = jnp.where(mask, _cubic(density, (s_i, interval), p), 0.0)
+        rho = jax.ops.segment_sum(to_i, owner, num_segments=n)
+        rho = rho + jax.ops.segment_sum(to_j, other, num_segments=n)
         pair = spline_coefficients(self.pair.astype(dtype))
-        z2 = _cubic(pair, (species_i, species_j, interval), p)
-        pair_energy = 0.5 * jnp.sum(jnp.where(mask, z2 / r, 0.0), axis=1)
+        phi = jnp.where(mask, _cubic(pair, (s_i, s_j, interval), p) / r, 0.0)
+        pair_energy = 0.5 * (
+            jax.ops.segment_sum(phi, owner, num_segments=n)
+            + jax.ops.segment_sum(phi, other, num_segments=n)
+        )
         embedding = spline_coefficients(self.embedding.astype(dtype))
         k, q = _locate(rho, 1.0 / self.drho, nrho, clamp_low=True)
         c3, c4, c5, _ = (c[species, k] for c in embedding)

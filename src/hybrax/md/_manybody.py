@@ -21,7 +21,7 @@ from ._space import AbstractBox
 __all__ = ["AbstractManyBodyEnergy"]
 
 
-def _half_pairs(neighbors: AbstractNeighborList) -> tuple[Array, Array, Array]:
+def half_pairs(neighbors: AbstractNeighborList) -> tuple[Array, Array, Array]:
     """Candidate pairs ``(i, j, valid)``, each unordered pair once, from either list."""
     n = neighbors.num_atoms
     if isinstance(neighbors, DenseNeighborList):
@@ -55,7 +55,7 @@ def neighbor_table(
     Integer work only (no gradient flows through it)."""
     n = neighbors.num_atoms
     positions = jax.lax.stop_gradient(positions)
-    i, j, valid = _half_pairs(neighbors)
+    i, j, valid = half_pairs(neighbors)
     d = box.displacement(positions[i], positions[j])
     valid = valid & (jnp.sum(d * d, axis=-1) < cutoff * cutoff)
     rows = jnp.concatenate([jnp.where(valid, i, n), jnp.where(valid, j, n)])
@@ -73,33 +73,38 @@ def neighbor_table(
 
 
 class AbstractManyBodyEnergy(AbstractEnergy):
-    """A many-body energy ``U = sum_i E_i({r_ij})`` written in terms of each atom's
-    neighbour displacements ``r_ij = r_j - r_i`` (minimum image) within ``cutoff``.
+    """A many-body energy ``U = sum_i E_i({r_ij})`` written in terms of neighbour
+    displacements ``r_ij = r_j - r_i`` (minimum image) within ``cutoff``.
 
-    Subclasses implement ``table_energy(d, mask, table, species)``: per-atom energies
-    ``(N,)`` from the ``(N, M, 3)`` displacement table ``d`` (padded slots hold a harmless
-    vector and ``mask = False``), the ``(N, M)`` neighbour indices and the ``(N,)``
-    species. Forces are ``-jax.grad`` of the energy, and the virial tensor is
-    ``W = -sum_ij r_ij (x) dU/dr_ij`` (`virial`).
+    Subclasses implement ``local_energy(d, mask, owner, other, species)``: per-atom
+    energies ``(N,)`` from displacements ``d`` (``(..., 3)``; masked entries hold a
+    harmless vector and ``mask = False``), each from atom ``owner`` to atom ``other``
+    (integer arrays of ``d``'s leading shape), and the ``(N,)`` species. By default ``d``
+    is a per-atom table ``(N, M, 3)`` of every neighbour of every atom (``owner[i, m] = i``,
+    ``other`` the neighbour indices), which three-body terms need; a potential made of pair
+    sums (EAM) may override ``_displacements`` to use each pair once. Forces and the
+    virial tensor ``W = -sum r_ij (x) dU/dr_ij`` (`virial`) come from one gradient with
+    respect to ``d``.
 
-    The table holds at most ``max_neighbors`` neighbours per atom (static). A configuration
-    with more, or a neighbour list that overflowed, makes the energy, forces and virial NaN
-    (never silently wrong): raise ``max_neighbors`` or rebuild the list.
+    The default table holds at most ``max_neighbors`` neighbours per atom (a static field
+    of the subclass; three-body cost grows like its square, so size it to the system). A
+    configuration with more, or a neighbour list that overflowed, makes the energy, forces
+    and virial NaN (never silently wrong): raise ``max_neighbors`` or rebuild the list.
     """
 
     cutoff: AbstractVar[float]
-    max_neighbors: AbstractVar[int]
     species: AbstractVar[Int[Array, " N"] | None]
 
     @abc.abstractmethod
-    def table_energy(
+    def local_energy(
         self,
-        d: Float[Array, "N M 3"],
-        mask: Bool[Array, "N M"],
-        table: Int[Array, "N M"],
+        d: Float[Array, "... 3"],
+        mask: Bool[Array, "..."],
+        owner: Int[Array, "..."],
+        other: Int[Array, "..."],
         species: Int[Array, " N"],
     ) -> Float[Array, " N"]:
-        """Per-atom energies from the neighbour displacement table (eV)."""
+        """Per-atom energies from the neighbour displacements (eV)."""
 
     @property
     def required_cutoff(self) -> float:
@@ -131,12 +136,15 @@ class AbstractManyBodyEnergy(AbstractEnergy):
         table, mask, overflow = neighbor_table(
             neighbors, positions, box, self.cutoff, self.max_neighbors
         )
+        owner = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], table.shape)
         d = box.displacement(positions[table], positions[:, None, :])
-        safe = jnp.asarray([0.5 * self.cutoff, 0.0, 0.0], positions.dtype)
+        return self._guarded(d, mask, overflow | neighbors.overflow), mask, owner, table, species
+
+    def _guarded(self, d, mask, bad):
+        """Masked entries get a harmless vector; everything is NaN when the list is bad."""
+        safe = jnp.asarray([0.5 * self.cutoff, 0.0, 0.0], d.dtype)
         d = jnp.where(mask[..., None], d, safe)
-        bad = overflow | neighbors.overflow
-        d = d * jnp.where(bad, jnp.nan, 1.0).astype(d.dtype)
-        return d, mask, table, species
+        return d * jnp.where(bad, jnp.nan, 1.0).astype(d.dtype)
 
     def per_atom_energy(
         self,
@@ -177,22 +185,22 @@ class AbstractManyBodyEnergy(AbstractEnergy):
 def _per_atom_energy(potential: AbstractManyBodyEnergy, positions, neighbors, box):
     """One compiled program for the per-atom energies (eager calls would otherwise compile
     each of the many small table operations separately)."""
-    d, mask, table, species = potential._displacements(positions, neighbors, box)
-    return potential.table_energy(d, mask, table, species)
+    return potential.local_energy(*potential._displacements(positions, neighbors, box))
 
 
 @eqx.filter_jit
 def _energy_forces_virial(potential: AbstractManyBodyEnergy, positions, neighbors, box):
-    """Energy, forces and virial from ``g = dU/dr_ij`` over the displacement table:
-    ``F_i = sum_j g_ij - sum_{k: i in table_k} g_ki`` and ``W = -sum r_ij (x) g_ij``."""
-    d, mask, table, species = potential._displacements(positions, neighbors, box)
-    energy = lambda x: jnp.sum(potential.table_energy(x, mask, table, species))  # noqa: E731
+    """Energy, forces and virial from ``g = dU/dr_ij`` over the displacements
+    ``r_ij = r_other - r_owner``: ``F = sum over owner of g - sum over other of g`` and
+    ``W = -sum r_ij (x) g_ij``."""
+    d, mask, owner, other, species = potential._displacements(positions, neighbors, box)
+    energy = lambda x: jnp.sum(potential.local_energy(x, mask, owner, other, species))  # noqa: E731
     total, grad = jax.value_and_grad(energy)(d)
-    grad = jnp.where(mask[..., None], grad, 0.0)
+    grad = jnp.where(mask[..., None], grad, 0.0).reshape(-1, 3)
     n = positions.shape[0]
-    reaction = jax.ops.segment_sum(grad.reshape(-1, 3), table.reshape(-1), num_segments=n)
-    forces = jnp.sum(grad, axis=1) - reaction
-    return total, forces, -jnp.einsum("nma,nmb->ab", d, grad)
+    forces = jax.ops.segment_sum(grad, owner.reshape(-1), num_segments=n)
+    forces = forces - jax.ops.segment_sum(grad, other.reshape(-1), num_segments=n)
+    return total, forces, -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad)
 
 
 def check_species(name: str, species, num_species: int) -> Array | None:

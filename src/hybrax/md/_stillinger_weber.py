@@ -152,10 +152,11 @@ class StillingerWeber(AbstractManyBodyEnergy):
         }
         return cls(**values, species=species, max_neighbors=max_neighbors, elements=elements)
 
-    def table_energy(
+    def local_energy(
         self,
         d: Float[Array, "N M 3"],
         mask: Bool[Array, "N M"],
+        owner: Int[Array, "N M"],
         table: Int[Array, "N M"],
         species: Int[Array, " N"],
     ) -> Float[Array, " N"]:
