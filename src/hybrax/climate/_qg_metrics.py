@@ -199,9 +199,9 @@ def qg_distances(
     --------
     >>> import jax, hybrax
     >>> from hybrax.climate import TwoLayerQG, qg_distances
-    >>> model = TwoLayerQG.eddy(32)
+    >>> model = TwoLayerQG.eddy(16)
     >>> stepper = model.pyqg_stepper(3600.0)
-    >>> _, states = hybrax.rollout(stepper, model.initial_state(), 20, save_every=5)
+    >>> _, states = hybrax.rollout(stepper, model.initial_state(), 12, save_every=4)
     >>> louder = hybrax.grids.SpectralState(1.1 * states.field_hat, states.time)
     >>> distances = qg_distances(model, louder, model, states)
     >>> round(float(distances["relative_diff_KE"]), 6)  # KE is quadratic in q
