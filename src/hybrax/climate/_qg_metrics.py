@@ -291,7 +291,7 @@ def qg_similarities(
     --------
     >>> from hybrax.climate import qg_similarities
     >>> qg_similarities({"spectral_diff_KEspec1": 1.0}, {"spectral_diff_KEspec1": 4.0})
-    {'spectral_diff_KEspec1': Array(0.75, dtype=float32, weak_type=True)}
+    {'spectral_diff_KEspec1': Array(0.75, dtype=float..., weak_type=True)}
     """
     missing = sorted(set(distances) - set(baseline_distances))
     if missing:
