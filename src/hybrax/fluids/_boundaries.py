@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from hybrax.core import ConfigurationError, parameter
+from hybrax.core import ConfigurationError, check_parameter, parameter
 
 __all__ = [
     "AbstractBoundary",
@@ -64,8 +64,41 @@ class Inflow(AbstractBoundary):
     profile: Array = parameter("profile")
 
 
+def _optional_speed(value):
+    if value is None:
+        return None
+    return check_parameter(value, "convective_velocity", nonnegative=True, scalar=True)
+
+
 class Outflow(AbstractBoundary):
-    """Open boundary: zero-gradient velocity, pressure zero on the side."""
+    """Open boundary with the pressure zero on the side.
+
+    By default the velocity has zero gradient across the side. With a
+    ``convective_velocity`` ``U_c`` the normal velocity on the side is advanced by the
+    convective (Sommerfeld radiation) condition ``du/dt + U_c du/dn = 0`` (``n`` the outward
+    normal; one-sided difference to the adjacent face), which lets eddies leave with less
+    reflection; the tangential velocity keeps a zero gradient. Either way the projection
+    then corrects the side's normal velocity, so the flow stays divergence-free and the
+    outflow flux equals the inflow flux.
+
+    Parameters
+    ----------
+    convective_velocity
+        ``U_c`` (length/time), non-negative, a differentiable leaf; usually the mean inflow
+        speed. ``None`` (default): zero-gradient outflow.
+
+    Examples
+    --------
+    >>> channel = Boundaries(Inflow(1.0), Outflow(convective_velocity=1.0), Wall(), Wall())
+    >>> channel.axis_kinds(0)
+    ('neumann', 'dirichlet')
+    """
+
+    convective_velocity: Array | None = eqx.field(default=None, converter=_optional_speed)
+
+
+def _convective(side: AbstractBoundary) -> bool:
+    return isinstance(side, Outflow) and side.convective_velocity is not None
 
 
 class Boundaries(eqx.Module):
@@ -184,6 +217,8 @@ def apply_normal(q: Array, axis: int, lo: AbstractBoundary, hi: AbstractBoundary
         return jnp.moveaxis(x, 0, axis)
 
     def value(side, current, inner):
+        if _convective(side):
+            return current  # advanced by `convective_rate`
         if isinstance(side, Inflow):
             return jnp.broadcast_to(jnp.asarray(side.profile, x.dtype), current.shape)
         if isinstance(side, Outflow):
@@ -202,3 +237,15 @@ def fixed_normal_mask(n_faces: int, lo: AbstractBoundary, hi: AbstractBoundary) 
     if isinstance(lo, Periodic):
         return mask
     return mask.at[0].set(0.0).at[-1].set(0.0)
+
+
+def convective_rate(q: Array, axis: int, h: float, lo: AbstractBoundary, hi: AbstractBoundary):
+    """``d q / dt`` of the normal velocity ``q`` (faces along ``axis``) on the boundary faces
+    of convective outflow sides, ``-U_c (q_side - q_inner) / h``; zero on every other face."""
+    x = _move(q, axis)
+    rate = jnp.zeros_like(x)
+    for side, face, inner in ((lo, 0, 1), (hi, -1, -2)):
+        if _convective(side):
+            speed = jnp.asarray(side.convective_velocity, x.dtype)
+            rate = rate.at[face].set(-speed * (x[face] - x[inner]) / h)
+    return jnp.moveaxis(rate, 0, axis)
