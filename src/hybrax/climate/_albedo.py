@@ -29,8 +29,8 @@ class ConstantAlbedo(eqx.Module):
     value: Float[Array, ""] = parameter("value", default=0.3, scalar=True, example="value=0.3")
 
     def __call__(
-        self, temperature: Float[Array, " n"], sin_latitude: Float[Array, " n"]
-    ) -> Float[Array, " n"]:
+        self, temperature: Float[Array, "*points"], sin_latitude: Float[Array, "*points"]
+    ) -> Float[Array, "*points"]:
         return jnp.broadcast_to(scalar_like(self.value, temperature), jnp.shape(temperature))
 
 
@@ -86,8 +86,8 @@ class IceAlbedo(eqx.Module):
     )
 
     def __call__(
-        self, temperature: Float[Array, " n"], sin_latitude: Float[Array, " n"]
-    ) -> Float[Array, " n"]:
+        self, temperature: Float[Array, "*points"], sin_latitude: Float[Array, "*points"]
+    ) -> Float[Array, "*points"]:
         a0, a2, ai, t_ice, width = (
             scalar_like(p, temperature)
             for p in (
