@@ -12,7 +12,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from hybrax.core import ConfigurationError, check_float, check_parameter
 
-from ._manybody import AbstractManyBodyEnergy, check_species, half_pairs
+from ._manybody import AbstractManyBodyEnergy, check_species, element_names, half_pairs
 from ._potential_files import read_eam
 
 __all__ = ["EmbeddedAtom"]
@@ -169,9 +169,7 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         self.rho_max = check_float(rho_max, "rho_max", positive=True, example="rho_max=0.25")
         self.species = check_species("EmbeddedAtom", species, s)
         self.masses = jnp.ones(s) if masses is None else jnp.asarray(masses)
-        self.elements = (
-            tuple(elements) if elements is not None else tuple(f"type{k}" for k in range(s))
-        )
+        self.elements = element_names(elements, s)
 
     @classmethod
     def from_file(

@@ -226,6 +226,11 @@ def check_species(name: str, species, num_species: int) -> Array | None:
     return species
 
 
+def element_names(elements, count: int) -> tuple[str, ...]:
+    """The species' element names (``type0``, ``type1``, ... when not given)."""
+    return tuple(elements) if elements else tuple(f"type{k}" for k in range(count))
+
+
 def check_max_neighbors(value, name: str) -> int:
     """A static neighbour capacity: a positive Python int."""
     concrete = concrete_or_none(value)

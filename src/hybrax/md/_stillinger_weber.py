@@ -12,7 +12,12 @@ from jaxtyping import Array, Bool, Float, Int
 
 from hybrax.core import ConfigurationError, check_parameter, concrete_or_none
 
-from ._manybody import AbstractManyBodyEnergy, check_max_neighbors, check_species
+from ._manybody import (
+    AbstractManyBodyEnergy,
+    check_max_neighbors,
+    check_species,
+    element_names,
+)
 from ._potential_files import SW_FIELDS, read_stillinger_weber
 
 __all__ = ["StillingerWeber"]
@@ -36,6 +41,18 @@ def triplet_tables(name: str, values: dict, positive: Sequence[str] = ()) -> dic
     if len(shapes) > 1:
         raise ConfigurationError(f"{name}: parameter tables disagree in shape: {sorted(shapes)}")
     return out
+
+
+def set_triplet_fields(module, values: dict, positive, species, max_neighbors, elements) -> None:
+    """Fill a three-body potential's parameter tables, species, capacity and element names
+    (shared by `StillingerWeber` and `Tersoff`; the cut-off is set by each)."""
+    name = type(module).__name__
+    for key, table in triplet_tables(name, values, positive).items():
+        setattr(module, key, table)
+    count = getattr(module, next(iter(values))).shape[0]
+    module.species = check_species(name, species, count)
+    module.max_neighbors = check_max_neighbors(max_neighbors, name)
+    module.elements = element_names(elements, count)
 
 
 def pair_and_triplet_species(table: Array, species: Array):
@@ -123,16 +140,9 @@ class StillingerWeber(AbstractManyBodyEnergy):
             epsilon=epsilon, sigma=sigma, a=a, lambda_=lambda_, gamma=gamma,
             cos_theta0=cos_theta0, A=A, B=B, p=p, q=q,
         )  # fmt: skip
-        tables = triplet_tables("StillingerWeber", values, positive=("sigma", "a"))
-        for key, table in tables.items():
-            setattr(self, key, table)
-        num_species = self.sigma.shape[0]
+        positive = ("sigma", "a")
+        set_triplet_fields(self, values, positive, species, max_neighbors, elements)
         self.cutoff = static_cutoff("StillingerWeber", "a * sigma", a, sigma, lambda x, y: x * y)
-        self.species = check_species("StillingerWeber", species, num_species)
-        self.max_neighbors = check_max_neighbors(max_neighbors, "StillingerWeber")
-        self.elements = (
-            tuple(elements) if elements else tuple(f"type{k}" for k in range(num_species))
-        )
 
     @classmethod
     def from_file(

@@ -12,9 +12,9 @@ from jaxtyping import Array, Bool, Float, Int
 
 from hybrax.core import ConfigurationError, concrete_or_none
 
-from ._manybody import AbstractManyBodyEnergy, check_max_neighbors, check_species
+from ._manybody import AbstractManyBodyEnergy
 from ._potential_files import read_tersoff
-from ._stillinger_weber import pair_and_triplet_species, static_cutoff, triplet_tables
+from ._stillinger_weber import pair_and_triplet_species, set_triplet_fields, static_cutoff
 
 __all__ = ["Tersoff"]
 
@@ -140,19 +140,11 @@ class Tersoff(AbstractManyBodyEnergy):
             m=m, gamma=gamma, lambda3=lambda3, c=c, d=d, cos_theta0=cos_theta0, n=n,
             beta=beta, lambda2=lambda2, B=B, R=R, D=D, lambda1=lambda1, A=A,
         )  # fmt: skip
-        tables = triplet_tables("Tersoff", values, positive=("d", "R", "D"))
-        for key, table in tables.items():
-            setattr(self, key, table)
+        set_triplet_fields(self, values, ("d", "R", "D"), species, max_neighbors, elements)
         concrete = concrete_or_none(self.m)
         if concrete is not None and not ((concrete == 1.0) | (concrete == 3.0)).all():
             raise ConfigurationError(f"Tersoff: m must be 1 or 3, got {concrete.ravel().tolist()}")
         self.cutoff = static_cutoff("Tersoff", "R + D", R, D, lambda x, y: x + y)
-        num_species = self.R.shape[0]
-        self.species = check_species("Tersoff", species, num_species)
-        self.max_neighbors = check_max_neighbors(max_neighbors, "Tersoff")
-        self.elements = (
-            tuple(elements) if elements else tuple(f"type{k}" for k in range(num_species))
-        )
 
     @classmethod
     def from_file(
