@@ -11,6 +11,12 @@ from ._boundaries import AbstractBoundary, Boundaries, FreeSlip, Inflow, Outflow
 from ._burgers import Burgers
 from ._decorrelation import decorrelation_time
 from ._forcing import AbstractForcing, FieldForcing, KolmogorovForcing
+from ._fv_advection import (
+    AbstractInterpolation,
+    CentralInterpolation,
+    UpwindInterpolation,
+    VanLeerInterpolation,
+)
 from ._fv_diagnostics import (
     divergence_norm,
     drag_lift_coefficients,
@@ -23,6 +29,7 @@ from ._fv_diagnostics import (
 from ._incompressible import FlowState, IncompressibleNavierStokes, ProjectedRK
 from ._initial_conditions import random_vorticity, taylor_green_vorticity
 from ._kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinsky2D
+from ._learned_interpolation import LearnedInterpolation
 from ._navier_stokes import NavierStokes2D
 from ._navier_stokes3d import NavierStokes3D
 from ._observables import (
@@ -39,10 +46,12 @@ from ._shedding import dominant_frequency, strouhal_number
 __all__ = [
     "AbstractBoundary",
     "AbstractForcing",
+    "AbstractInterpolation",
     "AbstractObstacle",
     "AdvectionDiffusion",
     "Boundaries",
     "Burgers",
+    "CentralInterpolation",
     "Cylinder",
     "FieldForcing",
     "FlowState",
@@ -52,12 +61,15 @@ __all__ = [
     "KolmogorovForcing",
     "KuramotoSivashinsky",
     "KuramotoSivashinsky2D",
+    "LearnedInterpolation",
     "NavierStokes2D",
     "NavierStokes3D",
     "Outflow",
     "Periodic",
     "ProjectedRK",
     "Rectangle",
+    "UpwindInterpolation",
+    "VanLeerInterpolation",
     "Wall",
     "decorrelation_time",
     "divergence_norm",
