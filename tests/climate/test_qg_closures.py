@@ -5,7 +5,6 @@ gradients with respect to their coefficients."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import hybrax
@@ -20,26 +19,16 @@ def _relative(a, b):
     return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
 
 
-def _eddying_pv(n):
-    """A synthetic eddying PV field on ``n^2`` (float64): random phases, energy peaked near
-    the deformation scale, so that grid-scale strain is active."""
-    model = TwoLayerQG.eddy(n)
-    ky, kx = (np.broadcast_to(k, model.grid.spectral_shape) for k in model.grid.numpy_wavenumbers())
-    index = np.sqrt(kx**2 + ky**2) * 1e6 / (2 * np.pi)
-    amplitude = index * np.exp(-((index / 12) ** 2))
-    phases = np.random.default_rng(1).uniform(0, 2 * np.pi, (2, *model.grid.spectral_shape))
-    q = np.fft.irfftn(amplitude * np.exp(1j * phases), s=(n, n), axes=(-2, -1), norm="forward")
-    return jnp.asarray(2e-6 * q / np.std(q))  # NumPy: no eager JAX compilations
+@pytest.fixture(scope="module")
+def eddying_pv(random_qg_pv):
+    """A synthetic eddying PV field on 64^2, energy near the deformation scale, so that
+    grid-scale strain is active."""
+    return jnp.asarray(random_qg_pv(N))
 
 
 @pytest.fixture(scope="module")
-def eddying_pv():
-    return _eddying_pv(N)
-
-
-@pytest.fixture(scope="module")
-def small_pv():
-    return _eddying_pv(SMALL)
+def small_pv(random_qg_pv):
+    return jnp.asarray(random_qg_pv(SMALL))
 
 
 def _closures():

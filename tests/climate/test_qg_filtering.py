@@ -30,17 +30,6 @@ def _coarsen(operator, q):
     return operator(q)
 
 
-def _random_pv(n, key=0, peak=12.0):
-    """A random PV field (float64, 1/s) with energy peaked at wavenumber index ``peak``."""
-    grid = Grid((n, n), 1e6)
-    ky, kx = (np.broadcast_to(k, grid.spectral_shape) for k in grid.numpy_wavenumbers())
-    index = np.sqrt(kx**2 + ky**2) * 1e6 / (2 * np.pi)
-    amplitude = index * np.exp(-((index / peak) ** 2))
-    phases = np.random.default_rng(key).uniform(0, 2 * np.pi, (2, *grid.spectral_shape))
-    q = np.fft.irfftn(amplitude * np.exp(1j * phases), s=(n, n), axes=(-2, -1), norm="forward")
-    return jnp.asarray(2e-6 * q / np.std(q))  # NumPy: no eager JAX compilations
-
-
 def _ross_coarsen(var, nx_coarse, spectral_filter):
     """pyqg_parameterization_benchmarks' ``SpectralCoarsener.coarsen`` (NumPy, unnormalised
     FFTs as in pyqg): truncate, filter, divide by the grid ratio squared, back to the grid."""
@@ -68,10 +57,10 @@ def _operator(which):
 
 
 @pytest.mark.parametrize("which", ["sharp", "gaussian"])
-def test_coarsening_matches_ross_et_al_operators(which):
+def test_coarsening_matches_ross_et_al_operators(which, random_qg_pv):
     pyqg_jax = pytest.importorskip("pyqg_jax")
     spectral_filter = _pyqg_jax_filters(pyqg_jax)[which]
-    q = _random_pv(FINE, peak=40.0)  # energy up to the fine grid's small scales
+    q = jnp.asarray(random_qg_pv(FINE, peak=40.0))  # energy up to the fine grid's small scales
     operator = _operator(which)
     ours = _coarsen(operator, q)
     assert ours.shape == (2, COARSE, COARSE)
@@ -83,10 +72,10 @@ def test_coarsening_matches_ross_et_al_operators(which):
 
 
 @pytest.mark.parametrize("which", ["sharp", "gaussian"])
-def test_subgrid_forcing_matches_ross_et_al_from_pyqg_jax_tendencies(which):
+def test_subgrid_forcing_matches_ross_et_al_from_pyqg_jax_tendencies(which, random_qg_pv):
     pyqg_jax = pytest.importorskip("pyqg_jax")
     spectral_filter = _pyqg_jax_filters(pyqg_jax)[which]
-    q = _random_pv(FINE, peak=30.0)
+    q = jnp.asarray(random_qg_pv(FINE, peak=30.0))
     operator = _operator(which)
     coarse_q = _ross_coarsen(q, COARSE, spectral_filter)
     with jax.numpy_dtype_promotion("standard"):
@@ -110,10 +99,10 @@ def test_subgrid_forcing_matches_ross_et_al_from_pyqg_jax_tendencies(which):
     assert 0.01 < _relative(forcing, coarse_rate) < 2
 
 
-def test_resolved_fields_pass_the_sharp_operator_unchanged_and_have_no_forcing():
+def test_resolved_fields_pass_the_sharp_operator_unchanged_and_have_no_forcing(random_qg_pv):
     # A field with modes |n| <= 8 only: its advective products reach |n| <= 16, inside the
     # band where the coarse model's filter is 1 (|n| <= 0.65 * 32), so operator 1 is exact.
-    q = _random_pv(FINE, key=3, peak=3.0)
+    q = jnp.asarray(random_qg_pv(FINE, seed=3, peak=3.0))
     fine, coarse = TwoLayerQG.eddy(FINE), TwoLayerQG.eddy(COARSE)
     state = fine.state_from_pv(q)
     ky, kx = (np.broadcast_to(k, fine.grid.spectral_shape) for k in fine.grid.numpy_wavenumbers())
@@ -129,9 +118,9 @@ def test_resolved_fields_pass_the_sharp_operator_unchanged_and_have_no_forcing()
     assert float(jnp.linalg.norm(_forcing(gaussian, fine, coarse, state))) > 1e-4 * scale
 
 
-def test_gaussian_width_is_a_leaf_and_bad_input_is_reported():
+def test_gaussian_width_is_a_leaf_and_bad_input_is_reported(random_qg_pv):
     fine, coarse = Grid((FINE, FINE), 1e6), Grid((COARSE, COARSE), 1e6)
-    q = _random_pv(FINE, key=4)
+    q = jnp.asarray(random_qg_pv(FINE, seed=4))
     narrow, wide = (GaussianSpectralCoarsener(fine, coarse, w * coarse.spacing[1]) for w in (2, 4))
     assert float(jnp.var(_coarsen(wide, q))) < float(jnp.var(_coarsen(narrow, q)))  # a leaf
     with pytest.raises(hybrax.ConfigurationError, match="coarse grid must cover"):

@@ -11,24 +11,17 @@ from scipy import stats
 
 import hybrax
 from hybrax.climate import TwoLayerQG, qg_distances, qg_similarities, wasserstein_distance
-from hybrax.grids import Grid, SpectralState
+from hybrax.grids import SpectralState
 
 
-def _random_pv(n, key, peak=8.0):
-    grid = Grid((n, n), 1e6)
-    ky, kx = (np.broadcast_to(k, grid.spectral_shape) for k in grid.numpy_wavenumbers())
-    index = np.sqrt(kx**2 + ky**2) * 1e6 / (2 * np.pi)
-    amplitude = index * np.exp(-((index / peak) ** 2))
-    phases = np.random.default_rng(key).uniform(0, 2 * np.pi, (2, *grid.spectral_shape))
-    q = np.fft.irfftn(amplitude * np.exp(1j * phases), s=(n, n), axes=(-2, -1), norm="forward")
-    return 2e-6 * q / np.std(q)  # NumPy: no eager JAX compilations
-
-
-def _trajectory(model, runs, steps, seed):
+def _trajectory(random_qg_pv, model, runs, steps, seed):
     """A SpectralState 'trajectory' of random PV fields, field_hat (runs, time, 2, n, nk)."""
     n = model.grid.shape[0]
     q = np.stack(
-        [np.stack([_random_pv(n, seed + 100 * r + t) for t in range(steps)]) for r in range(runs)]
+        [
+            np.stack([random_qg_pv(n, seed + 100 * r + t, peak=8.0) for t in range(steps)])
+            for r in range(runs)
+        ]
     )
     q_hat = np.fft.rfftn(q, axes=(-2, -1), norm="forward")
     return SpectralState(jnp.asarray(q_hat), jnp.zeros((runs, steps)))
@@ -146,10 +139,10 @@ def _reference_differences(model1, traj1, model2, traj2, num_ending):
     return out
 
 
-def test_distances_match_the_papers_definitions_across_resolutions():
+def test_distances_match_the_papers_definitions_across_resolutions(random_qg_pv):
     coarse, fine = TwoLayerQG.eddy(32), TwoLayerQG.eddy(64)
-    ours_states = _trajectory(coarse, runs=2, steps=3, seed=0)
-    reference_states = _trajectory(fine, runs=1, steps=3, seed=50)
+    ours_states = _trajectory(random_qg_pv, coarse, runs=2, steps=3, seed=0)
+    reference_states = _trajectory(random_qg_pv, fine, runs=1, steps=3, seed=50)
     ours = qg_distances(coarse, ours_states, fine, reference_states, num_ending_steps=2)
     expected = _reference_differences(
         coarse, ours_states.field_hat, fine, reference_states.field_hat, 2
@@ -159,9 +152,9 @@ def test_distances_match_the_papers_definitions_across_resolutions():
         assert value > 0
 
 
-def test_energy_metrics_and_similarities_on_exact_cases():
+def test_energy_metrics_and_similarities_on_exact_cases(random_qg_pv):
     model = TwoLayerQG.eddy(32)
-    states = _trajectory(model, runs=1, steps=3, seed=7)
+    states = _trajectory(random_qg_pv, model, runs=1, steps=3, seed=7)
     louder = SpectralState(1.1 * states.field_hat, states.time)
     distances = qg_distances(model, louder, model, states)
     # KE is quadratic in q: 21% more everywhere
@@ -178,13 +171,13 @@ def test_energy_metrics_and_similarities_on_exact_cases():
     assert 0.3 < float(scores["distrib_diff_q1"]) < 0.7
 
 
-def test_bad_trajectories_are_reported():
+def test_bad_trajectories_are_reported(random_qg_pv):
     model = TwoLayerQG.eddy(32)
     snapshot = model.initial_state()
     with pytest.raises(hybrax.ConfigurationError, match="time"):
         qg_distances(model, snapshot, model, snapshot)
-    states = _trajectory(model, runs=1, steps=2, seed=0)
-    longer = _trajectory(model, runs=1, steps=3, seed=0)
+    states = _trajectory(random_qg_pv, model, runs=1, steps=2, seed=0)
+    longer = _trajectory(random_qg_pv, model, runs=1, steps=3, seed=0)
     with pytest.raises(hybrax.ConfigurationError, match="same number of snapshots"):
         qg_distances(model, states, model, longer)
     with pytest.raises(hybrax.ConfigurationError, match="num_ending_steps"):
