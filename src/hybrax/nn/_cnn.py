@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..core import ConfigurationError
 from ._common import check_field_input, check_positive_int, check_spatial_dims, default_float
 
 __all__ = ["PeriodicCNN", "PeriodicConv", "PeriodicResNet"]
@@ -251,9 +252,11 @@ class PeriodicResNet(eqx.Module):
 
 def _check_kernel(name: str, kernel_size) -> None:
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
-        raise ValueError(f"{name}: kernel_size must be a positive odd int, got {kernel_size!r}")
+        raise ConfigurationError(
+            f"{name}: kernel_size must be a positive odd int, got {kernel_size!r}"
+        )
     if kernel_size % 2 == 0:
-        raise ValueError(
+        raise ConfigurationError(
             f"{name}: kernel_size must be odd so the periodic padding is symmetric, got "
             f"{kernel_size}; use {kernel_size - 1} or {kernel_size + 1}"
         )
@@ -265,7 +268,7 @@ def _per_layer(name: str, kernel_size, num_layers: int) -> tuple[int, ...]:
     else:
         kernels = tuple(kernel_size)
         if len(kernels) != num_layers:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{name}: kernel_size has {len(kernels)} entries but num_layers={num_layers}; "
                 "give one odd int for all layers or one per layer"
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from ..core import ConfigurationError
+
 
 def default_float():
     """The default floating dtype (float64 when ``jax_enable_x64`` is on, else float32)."""
@@ -13,7 +15,7 @@ def default_float():
 
 def check_spatial_dims(name: str, num_spatial_dims: int) -> None:
     if num_spatial_dims not in (1, 2):
-        raise ValueError(
+        raise ConfigurationError(
             f"{name}: num_spatial_dims must be 1 or 2 (channels-first fields "
             f"(channels, nx) or (channels, nx, ny)), got {num_spatial_dims!r}"
         )
@@ -21,7 +23,7 @@ def check_spatial_dims(name: str, num_spatial_dims: int) -> None:
 
 def check_positive_int(name: str, argument: str, value, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: {argument} must be an int >= {minimum}, got {value!r}")
+        raise ConfigurationError(f"{name}: {argument} must be an int >= {minimum}, got {value!r}")
 
 
 def check_field_input(name: str, x: Array, in_channels: int, num_spatial_dims: int) -> None:
@@ -37,14 +39,14 @@ def check_field_input(name: str, x: Array, in_channels: int, num_spatial_dims: i
             hint = "; add a channel axis with x[None]"
         elif len(shape) == num_spatial_dims + 2:
             hint = "; for a batch use jax.vmap over the leading axis"
-        raise ValueError(f"{name} expects an input of shape {expected}, got {shape}{hint}")
+        raise ConfigurationError(f"{name} expects an input of shape {expected}, got {shape}{hint}")
     if shape[0] != in_channels:
-        raise ValueError(
+        raise ConfigurationError(
             f"{name} expects {in_channels} input channel(s) on the first axis "
             f"(channels-first {expected}), got shape {shape}"
         )
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
-        raise ValueError(
+        raise ConfigurationError(
             f"{name} expects a real floating input, got dtype {jnp.result_type(x)}; "
             "convert with .astype(jnp.float32) (complex fields: pass real and imaginary "
             "parts as channels)"

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..core import ConfigurationError
 from ._cnn import PeriodicConv
 from ._common import check_field_input, check_positive_int, check_spatial_dims, default_float
 
@@ -121,7 +122,7 @@ class SpectralConv(eqx.Module):
             ok = 2 * mx <= nx and my <= ny // 2 + 1
             need = f"nx >= {2 * mx} and ny >= {2 * (my - 1)}"
         if not ok:
-            raise ValueError(
+            raise ConfigurationError(
                 f"SpectralConv with modes={self.modes} needs a finer grid than {spatial}: "
                 f"{need}; use fewer modes or a finer grid"
             )
@@ -228,7 +229,7 @@ def _per_axis(modes, num_spatial_dims: int) -> tuple[int, ...]:
         return (modes,) * num_spatial_dims
     modes = tuple(modes)
     if len(modes) != num_spatial_dims:
-        raise ValueError(
+        raise ConfigurationError(
             f"SpectralConv: modes needs one entry per spatial axis ({num_spatial_dims}), "
             f"got {modes}"
         )
