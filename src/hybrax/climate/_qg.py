@@ -291,7 +291,7 @@ class TwoLayerQG(AbstractSemilinearDynamics):
         self.check_state(state)
         return SpectralState(self._rhs(state.field_hat, state.time, False), state.time)
 
-    def _inversion(self, pv_hat: Array, scale: float = 1.0) -> Array:
+    def _inversion(self, pv_hat: Array, scale: float | int = 1.0) -> Array:
         """``scale * psi_hat`` from ``pv_hat`` (2x2 solve per mode, mean mode zero)."""
         real = pv_hat.real.dtype
         k2 = _constants(self.grid, np.dtype(real))[2]
