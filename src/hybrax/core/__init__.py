@@ -37,7 +37,7 @@ from ._parameters import (
     time_step,
 )
 from ._precision import MixedPrecision, cast_floating
-from ._progress import ProgressCallback
+from ._progress import ProgressCallback, progress_bar
 from ._rollout import Checkpoint, rollout
 from ._semilinear import AbstractSemilinearStepper
 from ._state import (
@@ -103,6 +103,7 @@ __all__ = [
     "max_time_step",
     "mul",
     "parameter",
+    "progress_bar",
     "rollout",
     "scalar_like",
     "steady_state",

@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from typing import Any
+
 import jax
 import numpy as np
 from jax import lax
 from jaxtyping import Array
-from tqdm.auto import tqdm
 
-__all__ = ["ProgressCallback"]
+__all__ = ["ProgressCallback", "progress_bar"]
+
+
+def _in_notebook() -> bool:
+    """Whether we run inside a Jupyter (IPython) kernel."""
+    return "ipykernel" in sys.modules
+
+
+def progress_bar(**kwargs: Any) -> Any:
+    """A tqdm progress bar that suits where the output goes.
+
+    In a Jupyter kernel: a widget bar when ``ipywidgets`` is installed, else a text bar (so
+    no ``IProgress not found`` warning). Elsewhere: a text bar on stderr that turns itself
+    off when stderr is not a terminal (``disable=None``), so redirected logs are not
+    flooded. Keyword arguments go to ``tqdm`` (an explicit ``disable=`` wins).
+
+    Examples
+    --------
+    >>> from hybrax.core import progress_bar
+    >>> bar = progress_bar(total=3, desc="demo", disable=True)
+    >>> bar.update(3); bar.close()
+    """
+    if _in_notebook():
+        if importlib.util.find_spec("ipywidgets") is not None:
+            from tqdm.notebook import tqdm
+        else:
+            from tqdm.std import tqdm
+        kwargs.setdefault("disable", False)
+    else:
+        from tqdm.std import tqdm
+
+        kwargs.setdefault("disable", None)  # tqdm: off when the output is not a TTY
+    return tqdm(**kwargs)
 
 
 class ProgressCallback:
@@ -41,7 +76,7 @@ class ProgressCallback:
         if self._bar is None or i == 0:
             if self._bar is not None:
                 self._bar.close()
-            self._bar = tqdm(total=self.total, desc=self.description, leave=False)
+            self._bar = progress_bar(total=self.total, desc=self.description, leave=False)
         self._bar.update(i + 1 - self._bar.n)
         if i + 1 >= self.total:
             self._bar.close()

@@ -15,6 +15,7 @@ by objects: `Checkpoints` (orbax, exact resume), `DataParallel` (a device mesh),
 
 from ._curriculum import Curriculum
 from ._data import block_average, generate_trajectories, sliding_windows
+from ._fit_metrics import JsonLines, Metrics
 from ._fit_options import (
     AbstractCallback,
     Checkpoints,
@@ -39,6 +40,8 @@ __all__ = [
     "Evaluate",
     "FitResult",
     "History",
+    "JsonLines",
+    "Metrics",
     "NonFiniteLossError",
     "OneStepLoss",
     "Progress",

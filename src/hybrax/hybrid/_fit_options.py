@@ -193,8 +193,15 @@ class AbstractCallback:
       ``step`` updates are good; ``loss`` is their training loss, or ``None`` for the
       final parameters (checked, not trained on); ``model()`` builds the model;
     - ``checkpointed(state, step, history) -> state``: checkpoint ``step`` was written;
-    - ``close(state, history)``: at the end, also when training stops early.
+    - ``close(state, history)``: at the end, also when training stops early;
+    - ``interval(steps) -> int | None``: how often (in steps) the callback needs ``model()``
+      (``None``: only at the end). `fit` reads losses back in blocks rather than every
+      step, and keeps the parameters only at the ends of blocks, so ``model()`` works
+      only at multiples of this interval and at the end.
     """
+
+    def interval(self, steps: int) -> int | None:
+        return None
 
     def start(self, step: int, steps: int) -> Any:
         return None
@@ -236,6 +243,9 @@ class Evaluate(AbstractCallback):
                 f"Evaluate: fn must be a callable (model, step) -> dict, got {self.fn!r}"
             )
         _positive_int("Evaluate", "every", self.every, allow_none=True)
+
+    def interval(self, steps):
+        return self.every
 
     def start(self, step, steps):
         return (step, steps)
@@ -298,10 +308,13 @@ class Progress(AbstractCallback):
     def __post_init__(self):
         _positive_int("Progress", "updates", self.updates)
 
-    def start(self, step, steps):
-        from tqdm.auto import tqdm
+    def interval(self, steps):
+        return max(1, steps // self.updates)
 
-        bar = tqdm(total=steps, initial=step, desc="fit", leave=False)
+    def start(self, step, steps):
+        from hybrax.core import progress_bar
+
+        bar = progress_bar(total=steps, initial=step, desc="fit", leave=False)
         return bar, steps, max(1, steps // self.updates)
 
     def verified(self, state, step, loss, model, history):

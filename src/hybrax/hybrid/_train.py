@@ -29,6 +29,8 @@ from ._fit_options import AbstractCallback, Checkpoints, DataParallel, FitResult
 
 __all__ = ["FitResult", "NonFiniteLossError", "fit", "trainable_filter"]
 
+_BLOCK = 100  # losses are read back at least every _BLOCK steps
+
 
 def trainable_filter(model: PyTree, where: Callable[[PyTree], Any] | None = None) -> PyTree:
     """A filter spec marking which leaves of ``model`` `fit` trains.
@@ -229,18 +231,9 @@ class _Loop:
                 self.loss, self.optimizer, self.static, self.batch_size, batch_sharding
             )
             self.order_epoch, self.order = -1, None
-            pending = None  # step dispatched but not read back yet
-            while step < self.steps:
-                new_params, new_opt_state, status = self.dispatch(update, step, params, opt_state)
-                if pending is not None:
-                    self.check(*pending)
-                pending = (step, params, opt_state, status)
-                params, opt_state = new_params, new_opt_state
-                step += 1
-            if pending is not None:  # verify the final parameters before saving them
-                _, _, status = self.dispatch(update, step, params, opt_state)
-                self.check(*pending)
-                self.check(step, params, opt_state, status, record=False)
+            if step < self.steps:
+                params, opt_state = self.loop(update, step, params, opt_state)
+                step = self.steps
         finally:
             for callback, state in zip(self.callbacks, self.states, strict=False):
                 callback.close(state, self.history)
@@ -249,7 +242,7 @@ class _Loop:
         wall = time.perf_counter() - self.started
         return FitResult(self.model(params), opt_state, step, self.history, wall)
 
-    def dispatch(self, update, step, params, opt_state):
+    def dispatch(self, update, step, params, opt_state, good):
         """Start the loss, gradient and update of ``step`` (asynchronously)."""
         steps_per_epoch = self.num_examples // self.batch_size if self.batch_size else 1
         epoch, position = divmod(step, steps_per_epoch)
@@ -259,27 +252,79 @@ class _Loop:
                 self.order = jax.device_put(self.order, self.replicated)
             self.order_epoch = epoch
         position = jnp.asarray(position, jnp.int32)
-        return update(params, self.rest_arrays, opt_state, self.data, self.order, position)
+        return update(params, self.rest_arrays, opt_state, good, self.data, self.order, position)
 
-    def check(self, s, params, opt_state, status, record=True):
-        """Read back step ``s``: stop if its loss or gradient was non-finite; else its
-        parameters are good: call back, checkpoint them when due, record the loss."""
-        loss_value, flag = np.asarray(status).tolist()  # one transfer: [loss, finite]
-        if flag != 1.0:
-            self.stop(s, loss_value)
-        self.good = (s, params, opt_state)
+    def boundaries(self) -> tuple[int, ...]:
+        """The intervals at which parameters must be read back: the callbacks' and the
+        checkpoints' (losses are read back in blocks, not every step)."""
+        wanted = [c.interval(self.steps) for c in self.callbacks]
+        if self.session is not None:
+            wanted.append(self.session.policy.every)
+        return tuple(sorted({k for k in wanted if k is not None}))
+
+    def loop(self, update, step, params, opt_state):
+        """Dispatch steps ``step .. steps`` (the last one only verifies the final
+        parameters) and read their losses back one block behind, so the host never stalls
+        the device and never syncs every step. The device keeps the newest parameters
+        whose loss and gradient were finite (``good``), so a block that turns non-finite
+        still returns the parameters just before the first bad step."""
+        intervals = self.boundaries()
+        good = (jnp.asarray(True), params, opt_state)
+        block, pending = [], None
+        for s in range(step, self.steps + 1):
+            new_params, new_opt_state, good, status = self.dispatch(
+                update, s, params, opt_state, good
+            )
+            if pending is not None:
+                self.read_back(*pending)
+                pending = None
+            block.append((s, status))
+            due = any(s % k == 0 for k in intervals)
+            if s == self.steps or due or len(block) >= _BLOCK:
+                pending, block = (block, good), []
+            params, opt_state = new_params, new_opt_state
+        self.read_back(*pending)
+        return self.good[1], self.good[2]
+
+    def read_back(self, block, good):
+        """Read the losses of ``block`` (one transfer); stop at the first non-finite one,
+        else call back, checkpoint when due and record each loss."""
+        _, good_params, good_opt_state = good
+        statuses = np.asarray(jax.device_get([status for _, status in block])).tolist()
+        last = block[-1][0]
+        for (s, _), (loss_value, flag) in zip(block, statuses, strict=True):
+            if flag != 1.0:
+                if s > block[0][0]:  # the device kept the parameters of step s - 1
+                    self.good = (s - 1, good_params, good_opt_state)
+                self.stop(s, loss_value)
+            record = s < self.steps
+            if s == last:
+                self.good = (s, good_params, good_opt_state)
+            self.check(s, loss_value if record else None, s == last)
+            if record:
+                self.history["train"].append({"step": s, "loss": loss_value})
+
+    def check(self, s, loss_value, kept):
+        """The parameters after ``s`` updates are good: call back, checkpoint them when
+        due. ``kept``: whether they are still in memory (the end of a block)."""
         done = s == self.steps
-        shown = loss_value if record else None
+
+        def model():
+            if not kept:
+                raise ConfigurationError(
+                    f"fit: the parameters of step {s} were not kept (losses are read back "
+                    "in blocks); a callback that needs the model at a step must say how "
+                    "often in AbstractCallback.interval"
+                )
+            return self.model(self.good[1])
+
         for i, callback in enumerate(self.callbacks):
-            model = lambda: self.model(params)  # noqa: E731
-            self.states[i] = callback.verified(self.states[i], s, shown, model, self.history)
+            self.states[i] = callback.verified(self.states[i], s, loss_value, model, self.history)
         session = self.session
-        if session is not None and s > self.start_step and session.policy.due(s, done):
-            session.save(s, params, opt_state, self.history)
+        if kept and session is not None and s > self.start_step and session.policy.due(s, done):
+            session.save(s, self.good[1], self.good[2], self.history)
             for i, callback in enumerate(self.callbacks):
                 self.states[i] = callback.checkpointed(self.states[i], s, self.history)
-        if record:
-            self.history["train"].append({"step": s, "loss": loss_value})
 
     def stop(self, step, loss_value):
         """Raise `NonFiniteLossError` for ``step`` with the newest good parameters: those
@@ -324,8 +369,10 @@ class _Loop:
 def _make_update(loss_fn, optimizer, static, batch_size, sharding):
     import optax
 
+    extra_args = isinstance(optimizer, optax.GradientTransformationExtraArgs)
+
     @eqx.filter_jit
-    def update(params, rest_arrays, opt_state, data, order, position):
+    def update(params, rest_arrays, opt_state, good, data, order, position):
         if batch_size is None:
             batch = data
         else:
@@ -341,12 +388,26 @@ def _make_update(loss_fn, optimizer, static, batch_size, sharding):
         finite = jnp.isfinite(loss)
         for g in jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array)):
             finite = finite & jnp.all(jnp.isfinite(g))
+        ok, good_params, good_opt_state = good
+        ok = ok & finite  # sticky: after the first bad step, `good` stays where it was
+        keep = lambda new, old: _where(ok, new, old)  # noqa: E731
+        good = (ok, keep(params, good_params), keep(opt_state, good_opt_state))
         with _optax_promotion():
-            updates, opt_state = optimizer.update(grads, opt_state, params)
+            if extra_args:  # e.g. optax.lbfgs, optax.contrib.reduce_on_plateau
+                updates, opt_state = optimizer.update(
+                    grads, opt_state, params, value=loss, grad=grads, value_fn=loss_of
+                )
+            else:
+                updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-        return params, opt_state, jnp.stack([loss, finite.astype(loss.dtype)])
+        return params, opt_state, good, jnp.stack([loss, finite.astype(loss.dtype)])
 
     return update
+
+
+def _where(condition, new: PyTree, old: PyTree) -> PyTree:
+    """``new`` where ``condition`` holds, else ``old``, leaf by leaf (arrays only)."""
+    return jax.tree.map(lambda a, b: jnp.where(condition, a, b) if eqx.is_array(a) else a, new, old)
 
 
 def _optax_promotion():
