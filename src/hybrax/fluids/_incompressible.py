@@ -193,7 +193,8 @@ class IncompressibleNavierStokes(AbstractDynamics):
 
         Measured, 2D-1 (van Leer, t = 3 from a Poiseuille start, control-volume force of
         `penalization_force`; tests/fluids/test_dfg.py): 48 cells across: c_D 5.565
-        (-0.3%), c_L 0.17, dp 0.1123 (-4.4%). The drag and pressure drop are close, the
+        (-0.3%), c_L 0.17, dp 0.1123 (-4.4%); 96 cells (t = 2): c_D 5.617, c_L -0.0097,
+        dp 0.1088 (-7.4%). The drag and pressure drop are close, the
         lift is not: c_L (0.0106) is a small difference that the staircase of blocked faces
         of a penalised body does not resolve at these grids.
         """
