@@ -9,7 +9,7 @@ sides (low, high)     eigenvectors, ``j = 0..n-1``         transform
 periodic              ``exp(2 pi i k j / n)``              real FFT
 Neumann, Neumann      ``cos(pi k (j + 1/2) / n)``          DCT-II
 Dirichlet, Dirichlet  ``sin(pi (k + 1) (j + 1/2) / n)``    DST-II (DCT-II of ``(-1)^j x``)
-Neumann, Dirichlet    ``cos(pi (k + 1/2) (j + 1/2) / n)``  DCT-IV (odd modes of a 2n DCT-II)
+Neumann, Dirichlet    ``cos(pi (k + 1/2) (j + 1/2) / n)``  DCT-IV (a complex FFT of n/2)
 Dirichlet, Neumann    the same, mirrored                   DCT-IV of the reversed array
 ====================  ===================================  ================================
 
@@ -98,11 +98,24 @@ def _idst2(x: Array, axis: int) -> Array:
 
 
 def _dct4(x: Array, axis: int) -> Array:
-    """Orthonormal DCT-IV (its own inverse): the odd modes of the 2n-point DCT-II of the
-    odd extension ``[x, -reversed(x)]``, divided by sqrt(2)."""
-    doubled = jnp.concatenate([x, -jnp.flip(x, axis)], axis=axis)
-    odd = lax.slice_in_dim(_dct2(doubled, axis), 1, 2 * x.shape[axis], stride=2, axis=axis)
-    return odd / np.sqrt(2.0).astype(x.dtype)
+    """Orthonormal DCT-IV (its own inverse). Even lengths: one complex FFT of half the
+    length on ``z_m = x_(2m) + i x_(n-1-2m)``, ``W_p = exp(-i pi (4p+1) / 4n) FFT(z_m
+    exp(-i pi m / n))_p``, ``X_(2p) = Re W_p``, ``X_(n-1-2p) = -Im W_p``. Odd lengths: the
+    odd modes of the 2n-point DCT-II of the odd extension ``[x, -reversed(x)]``."""
+    n = x.shape[axis]
+    if n % 2:
+        doubled = jnp.concatenate([x, -jnp.flip(x, axis)], axis=axis)
+        odd = lax.slice_in_dim(_dct2(doubled, axis), 1, 2 * n, stride=2, axis=axis)
+        return odd / np.sqrt(2.0).astype(x.dtype)
+    half, complex_dtype = n // 2, _complex(x.dtype)
+    even = lax.slice_in_dim(x, 0, n, stride=2, axis=axis)
+    odd = jnp.flip(lax.slice_in_dim(x, 1, n, stride=2, axis=axis), axis)
+    m = np.arange(half)
+    z = lax.complex(even, odd) * _along(np.exp(-1j * np.pi * m / n), x.ndim, axis, complex_dtype)
+    twiddle = np.sqrt(2 / n) * np.exp(-1j * np.pi * (4 * m + 1) / (4 * n))
+    w = jnp.fft.fft(z, axis=axis) * _along(twiddle, x.ndim, axis, complex_dtype)
+    pairs = jnp.stack([jnp.real(w), jnp.flip(-jnp.imag(w), axis)], axis=axis + 1)
+    return pairs.reshape(x.shape)
 
 
 def _dct4_mirrored(x: Array, axis: int) -> Array:
