@@ -105,12 +105,15 @@ class DiffraxStepper(AbstractStepper):
         h = scalar_like(self.dt, t0)
         has_time = get_time(state) is not None
 
+        complex_leaves = jax.tree.map(jnp.iscomplexobj, state)
+
         def vector_field(t, y, args):
+            y = _from_real(y, complex_leaves)
             dy = self.dynamics.tendency(with_time(y, t), t)
             check_tendency(dy, y, self.dynamics)
             if has_time:  # keep the time leaf constant inside the solve
                 dy = with_time(dy, jnp.zeros_like(t0))
-            return dy
+            return _to_real(dy, complex_leaves)
 
         fixed = self.stepsize_controller is None
         if fixed:  # exactly num_substeps equal steps ending at t0 + h
@@ -124,11 +127,29 @@ class DiffraxStepper(AbstractStepper):
             t0=t0,
             t1=t0 + h,
             dt0=None if fixed else h / self.num_substeps,
-            y0=state,
+            y0=_to_real(state, complex_leaves),
             stepsize_controller=controller,
             max_steps=self.num_substeps if fixed else self.max_steps,
             adjoint=self.adjoint,
             saveat=diffrax.SaveAt(t1=True),
         )
         out = jax.tree.map(lambda y: y[0], solution.ys)
-        return with_time(out, t0 + h)
+        return with_time(_from_real(out, complex_leaves), t0 + h)
+
+
+def _to_real(tree: PyTree, complex_leaves: PyTree) -> PyTree:
+    """Complex leaves as ``(..., 2)`` real arrays (real, imaginary); others unchanged."""
+
+    def split(x, is_complex):
+        return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1) if is_complex else x
+
+    return jax.tree.map(split, tree, complex_leaves)
+
+
+def _from_real(tree: PyTree, complex_leaves: PyTree) -> PyTree:
+    """Inverse of `_to_real`."""
+
+    def join(x, is_complex):
+        return jax.lax.complex(x[..., 0], x[..., 1]) if is_complex else x
+
+    return jax.tree.map(join, tree, complex_leaves)
