@@ -1,0 +1,186 @@
+"""Pluggable face interpolation and the learned interpolation of Kochkov et al. (2021)."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hybrax
+import hybrax.nn
+from hybrax.fluids import (
+    AbstractInterpolation,
+    Boundaries,
+    CentralInterpolation,
+    IncompressibleNavierStokes,
+    LearnedInterpolation,
+    Periodic,
+    ProjectedRK,
+    UpwindInterpolation,
+    VanLeerInterpolation,
+)
+from hybrax.grids import StaggeredGrid
+
+
+def _network(stencil_size=4, key=0, zero=False):
+    net = hybrax.nn.PeriodicCNN(
+        2,
+        stencil_size + 1,
+        stencil_size - 1,
+        hidden_channels=4,
+        num_layers=2,
+        key=jax.random.key(key),
+    )
+    if zero:
+        last = net.layers[-1].conv
+        net = eqx.tree_at(
+            lambda n: (n.layers[-1].conv.weight, n.layers[-1].conv.bias),
+            net,
+            (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)),
+        )
+    return net
+
+
+def _field(axis, key=1):
+    """A padded random field (6 real points + 2 ghosts each side along ``axis``) and a
+    random-signed velocity on its 7 interfaces."""
+    shape = [5, 5]
+    shape[axis] = 10
+    kq, kv = jax.random.split(jax.random.key(key))
+    q = jax.random.normal(kq, shape)
+    shape[axis] = 7
+    return q, jax.random.normal(kv, shape)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize(
+    ("base", "reference"), [("central", CentralInterpolation()), ("upwind", UpwindInterpolation())]
+)
+@pytest.mark.parametrize("stencil_size", [2, 4])
+def test_zero_correction_is_the_polynomial_scheme(axis, base, reference, stencil_size):
+    scheme = LearnedInterpolation(_network(stencil_size, zero=True), stencil_size, base)
+    q, velocity = _field(axis)
+    np.testing.assert_array_equal(scheme(q, velocity, axis), reference(q, velocity, axis))
+    weights = scheme.weights(q, velocity, axis)
+    stencil = np.stack([np.moveaxis(np.asarray(q), axis, 0)[j : j + 7] for j in range(10 - 6)])
+    stencil = stencil[2 - stencil_size // 2 : 2 + stencil_size // 2]
+    np.testing.assert_allclose(
+        np.sum(weights * np.moveaxis(stencil, 1, axis + 1), axis=0),
+        reference(q, velocity, axis),
+        rtol=1e-14,
+    )
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("base", ["central", "upwind"])
+def test_weights_sum_to_one_and_constants_are_exact(axis, base):
+    scheme = LearnedInterpolation(_network(key=3), 4, base)
+    q, velocity = _field(axis)
+    weights = scheme.weights(q, velocity, axis)
+    assert weights.shape == (4, *velocity.shape)
+    np.testing.assert_allclose(jnp.sum(weights, axis=0), 1.0, rtol=0, atol=1e-14)
+    # the weights are what __call__ applies, and the correction is not trivial
+    faces = scheme(q, velocity, axis)
+    moved = jnp.moveaxis(q, axis, 0)
+    stencil = jnp.moveaxis(jnp.stack([moved[j : j + 7] for j in range(4)]), 1, axis + 1)
+    np.testing.assert_allclose(jnp.sum(weights * stencil, axis=0), faces, rtol=1e-12, atol=1e-12)
+    polynomial = CentralInterpolation() if base == "central" else UpwindInterpolation()
+    assert not np.allclose(faces, polynomial(q, velocity, axis))
+    constant = jnp.full_like(q, 0.37)
+    np.testing.assert_array_equal(scheme(constant, velocity, axis), jnp.full_like(velocity, 0.37))
+
+
+def test_jit_and_vmap():
+    scheme = LearnedInterpolation(_network(key=4))
+    q, velocity = _field(0)
+    eager = scheme(q, velocity, 0)
+    np.testing.assert_allclose(eqx.filter_jit(scheme)(q, velocity, 0), eager, rtol=1e-13)
+    qs = jnp.stack([q, 2 * q, -q])
+    batched = jax.vmap(lambda x: scheme(x, velocity, 0))(qs)
+    for i in range(3):
+        np.testing.assert_allclose(batched[i], scheme(qs[i], velocity, 0), rtol=1e-13)
+
+
+def _periodic_model(scheme):
+    grid = StaggeredGrid((8, 8), (1.0, 1.0))
+    sides = Boundaries(Periodic(), Periodic(), Periodic(), Periodic())
+    return IncompressibleNavierStokes(grid, sides, 0.01, scheme)
+
+
+def _check_gradient(loss, params, key):
+    """Reverse-mode gradient of ``loss`` at ``params`` against a central difference along a
+    random direction."""
+    value_and_grad = jax.jit(jax.value_and_grad(loss))  # one compilation for all calls
+    _, grad = value_and_grad(params)
+    leaves = jax.tree_util.tree_leaves(grad)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+    keys = jax.random.split(key, len(leaves))
+    steps = [jax.random.normal(k, g.shape, g.dtype) for k, g in zip(keys, leaves, strict=True)]
+    direction = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(grad), steps)
+    eps = 1e-6
+    plus, _ = value_and_grad(jax.tree_util.tree_map(lambda p, d: p + eps * d, params, direction))
+    minus, _ = value_and_grad(jax.tree_util.tree_map(lambda p, d: p - eps * d, params, direction))
+    numeric = (plus - minus) / (2 * eps)
+    analytic = sum(jnp.vdot(g, d) for g, d in zip(leaves, steps, strict=True))
+    assert abs(float(analytic)) > 1e-8
+    np.testing.assert_allclose(float(analytic), float(numeric), rtol=1e-5)
+
+
+def _random_state(model, key):
+    ku, kv = jax.random.split(key)
+    return model.initial_state(
+        jax.random.normal(ku, model.grid.u_shape), jax.random.normal(kv, model.grid.v_shape)
+    )
+
+
+def test_tendency_gradient_matches_finite_difference():
+    scheme = LearnedInterpolation(_network(key=5))
+    state = _random_state(_periodic_model(scheme), jax.random.key(6))
+    params, static = eqx.partition(scheme, eqx.is_inexact_array)
+
+    def loss(p):
+        rate = _periodic_model(eqx.combine(p, static)).tendency(state, 0.0)
+        return jnp.mean(rate.u**2) + jnp.mean(rate.v**2)
+
+    _check_gradient(loss, params, jax.random.key(7))
+
+
+@pytest.mark.slow
+def test_rollout_gradient_matches_finite_difference(full_size):
+    """Through the pressure projection and the time loop (3 steps of SSP-RK3 at full size,
+    2 Euler steps by default)."""
+    num_steps, stages = (3, 3) if full_size else (2, 1)
+    scheme = LearnedInterpolation(_network(key=5))
+    state = _random_state(_periodic_model(scheme), jax.random.key(6))
+    params, static = eqx.partition(scheme, eqx.is_inexact_array)
+
+    def loss(p):
+        stepper = ProjectedRK(_periodic_model(eqx.combine(p, static)), dt=0.01, stages=stages)
+        final, _ = hybrax.rollout(stepper, state, num_steps)
+        return jnp.mean(final.u**2) + jnp.mean(final.v**2)
+
+    _check_gradient(loss, params, jax.random.key(7))
+
+
+def test_model_accepts_names_and_modules():
+    assert isinstance(_periodic_model("van_leer").scheme, VanLeerInterpolation)
+    assert isinstance(_periodic_model(UpwindInterpolation()).scheme, AbstractInterpolation)
+    with pytest.raises(hybrax.ConfigurationError, match="scheme must be one of"):
+        _periodic_model("weno")
+    with pytest.raises(hybrax.ConfigurationError, match="scheme must be one of"):
+        _periodic_model(3)
+
+
+def test_bad_configuration():
+    net = _network()
+    with pytest.raises(hybrax.ConfigurationError, match="stencil_size"):
+        LearnedInterpolation(net, stencil_size=6)
+    with pytest.raises(hybrax.ConfigurationError, match="base"):
+        LearnedInterpolation(net, base="quick")
+    with pytest.raises(hybrax.ConfigurationError, match="network must be callable"):
+        LearnedInterpolation(3.0)
+    one_channel = hybrax.nn.PeriodicCNN(2, 5, 1, 4, 1, key=jax.random.key(0))
+    wrong = LearnedInterpolation(one_channel, stencil_size=4)  # needs 3 output channels
+    q, velocity = _field(0)
+    with pytest.raises(hybrax.ConfigurationError, match="network must return shape"):
+        wrong(q, velocity, 0)
