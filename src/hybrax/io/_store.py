@@ -130,11 +130,15 @@ def save_states(
 
 def open_states(path: str | os.PathLike, *, format: str | None = None):
     """The dataset at ``path`` (netCDF or zarr), times left as model-time numbers."""
+    return _open(path, format, "open_states")
+
+
+def _open(path, format, caller: str):
     xr = _xarray()
-    path = _as_path(path, "load_states")
+    path = _as_path(path, caller)
     if not path.exists():
-        raise ConfigurationError(f"load_states: {os.fspath(path)!r} does not exist")
-    format = _format(path, format, "load_states")
+        raise ConfigurationError(f"{caller}: {os.fspath(path)!r} does not exist")
+    format = _format(path, format, caller)
     options = {"decode_times": False, "decode_timedelta": False}
     if format == "netcdf":
         return xr.open_dataset(path, engine="h5netcdf", **options).load()
@@ -146,7 +150,7 @@ def load_states(path: str | os.PathLike, model: Any, *, format: str | None = Non
 
     See `save_states` for an example; `from_dataset` for the checks.
     """
-    return from_dataset(model, open_states(path, format=format))
+    return from_dataset(model, _open(path, format, "load_states"))
 
 
 def rollout_to_zarr(
