@@ -296,6 +296,9 @@ class History(AbstractCallback):
 class Progress(AbstractCallback):
     """A tqdm progress bar showing the current loss (refreshed ``updates`` times per run).
 
+    Made by `hybrax.core.progress_bar`: off when stderr is not a terminal (redirected logs),
+    a text bar in notebooks without ``ipywidgets``.
+
     Examples
     --------
     >>> from hybrax.hybrid import Progress

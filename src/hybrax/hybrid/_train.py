@@ -84,9 +84,11 @@ def fit(
     stepper, a `Corrected` solver, a `hybrax.nn.FlaxModule`.
 
     Only parameters whose loss *and* gradient were finite are ever checkpointed, passed to
-    a callback or returned: the finiteness of step ``s`` is read back while step ``s + 1``
-    runs (the host never stalls the device), and the final parameters are checked the same
-    way (one extra loss and gradient evaluation). A non-finite loss or gradient at step
+    a callback or returned. Losses are read back in blocks (at most 100 steps, and at the
+    callbacks' and checkpoints' intervals), each while the next step runs, so the host
+    neither syncs every step nor stalls the device; the device itself keeps the newest
+    parameters whose loss and gradient were finite. The final parameters are checked the
+    same way (one extra loss and gradient evaluation). A non-finite loss or gradient at step
     ``s`` stops training with `hybrax.NonFiniteLossError` (``.step == s``), whose
     ``.result`` holds the newest good parameters (those of step ``s - 1``; ``None`` if the
     initial model already fails).
@@ -104,7 +106,11 @@ def fit(
         `sliding_windows`, or ``(inputs, targets)``).
     optimizer
         An ``optax.GradientTransformation`` (schedules included); with a `Curriculum`,
-        also a callable ``stage_steps -> GradientTransformation``.
+        also a callable ``stage_steps -> GradientTransformation``. Optimizers taking extra
+        update arguments (``optax.GradientTransformationExtraArgs``) receive ``value``
+        (the batch loss), ``grad`` and ``value_fn`` (the loss of the current batch as a
+        function of the trainable leaves), so ``optax.lbfgs`` and
+        ``optax.contrib.reduce_on_plateau`` work.
     steps
         Total number of optimizer steps (a resumed run counts the restored ones). Required,
         except with a `Curriculum`, whose stages say it.
@@ -127,7 +133,9 @@ def fit(
         `DataParallel` to split each batch over a device mesh (``None``: one device).
     callbacks
         `AbstractCallback` objects called as training goes: `Evaluate` (metrics into
-        ``history["eval"]``), `History` (the history as JSON), `Progress` (a progress bar).
+        ``history["eval"]``), `History` (the history as JSON), `Progress` (a progress bar),
+        `Metrics` (``(step, metrics)`` to a logger such as TensorBoard, W&B or `JsonLines`
+        every N steps).
 
     Returns
     -------
