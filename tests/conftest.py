@@ -18,8 +18,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # claims a test already asserts at the quick size (see notebooks/kolmogorov_correction.ipynb).
 os.environ.setdefault("HYBRAX_SMOKE", "1")
 
-import jax
-import pytest
+import jax  # noqa: E402 (XLA_FLAGS must be set first)
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
