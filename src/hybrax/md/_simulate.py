@@ -12,13 +12,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jaxtyping import PyTree
-from tqdm.auto import tqdm
 
 from hybrax.core import (
     ConfigurationError,
     InstabilityError,
     NonFiniteStateError,
     concrete_or_none,
+    progress_bar,
 )
 
 from ._integrators import AbstractMDStepper, _initial_evaluation
@@ -84,7 +84,8 @@ def simulate(
         Raise `hybrax.NonFiniteStateError` if positions, velocities, forces or energy
         become NaN/inf, naming the first such step.
     progress
-        Show a tqdm bar over steps.
+        Show a progress bar over steps (`hybrax.core.progress_bar`: off when the output is
+        not a terminal).
     max_regrowths
         Give up (`hybrax.NeighborListError`) after this many regrowths of one chunk.
 
@@ -171,7 +172,9 @@ def simulate(
     if state.neighbors is not None and _flag(state.neighbors.overflow):
         state = rebuild(state, state.neighbors)
     done = 0
-    bar = tqdm(total=n_steps, desc="hybrax.md", disable=not progress, leave=False)
+    bar = progress_bar(
+        total=n_steps, desc="hybrax.md", leave=False, **({} if progress else {"disable": True})
+    )
     try:
         while done < n_steps:
             length = min(chunk_size, n_steps - done)
