@@ -109,8 +109,11 @@ def fit(
         also a callable ``stage_steps -> GradientTransformation``. Optimizers taking extra
         update arguments (``optax.GradientTransformationExtraArgs``) receive ``value``
         (the batch loss), ``grad`` and ``value_fn`` (the loss of the current batch as a
-        function of the trainable leaves), so ``optax.lbfgs`` and
-        ``optax.contrib.reduce_on_plateau`` work.
+        function of the trainable leaves), so ``optax.lbfgs``, ``optax.polyak_sgd``,
+        ``optax.contrib.reduce_on_plateau`` and ``momo`` work: every optimizer of ``optax``
+        and ``optax.contrib`` runs in `fit` (tests/hybrid/test_fit_optimizers.py) except
+        ``dpsgd`` (per-example gradients), ``galore`` (matrices only) and ``sophia`` (it
+        wants the loss as ``obj_fn``, a keyword optax's line searches reject).
     steps
         Total number of optimizer steps (a resumed run counts the restored ones). Required,
         except with a `Curriculum`, whose stages say it.
