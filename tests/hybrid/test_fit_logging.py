@@ -103,3 +103,37 @@ def test_progress_bar_is_off_when_not_a_terminal():
     shown.update(10)
     shown.close()
     assert "10/10" in out.getvalue()
+
+
+def test_tensorboard_writer_records_the_loss_as_event_scalars(tmp_path):
+    """`TensorBoard` writes one scalar per metric and step; TensorBoard's own event reader
+    (tensorboardX's protobufs, read back with its record reader) finds them."""
+    pytest.importorskip("tensorboardX", reason="the tensorboard extra is not installed")
+    from tensorboardX.event_file_writer import event_pb2
+
+    from hybrax.hybrid import TensorBoard
+
+    board = TensorBoard(tmp_path / "tb")
+    result = fit(
+        Scalar(jnp.zeros(())),
+        loss,
+        DATA,
+        optax.sgd(0.1),
+        steps=6,
+        callbacks=[Metrics(board, every=3)],
+    )
+    board.close()
+    (events,) = list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    scalars = []
+    data = events.read_bytes()
+    offset = 0
+    while offset < len(data):  # TFRecord framing: length (8), crc (4), payload, crc (4)
+        length = int.from_bytes(data[offset : offset + 8], "little")
+        event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+        offset += 12 + length + 4
+        for value in event.summary.value:
+            scalars.append((event.step, value.tag, value.simple_value))
+    losses = [e["loss"] for e in result.history["train"]]
+    assert [(s, t) for s, t, _ in scalars] == [(3, "train/loss"), (6, "train/loss")]
+    assert scalars[0][2] == pytest.approx(sum(losses[:3]) / 3, rel=1e-6)
+    assert scalars[1][2] == pytest.approx(sum(losses[3:]) / 3, rel=1e-6)

@@ -15,7 +15,7 @@ by objects: `Checkpoints` (orbax, exact resume), `DataParallel` (a device mesh),
 
 from ._curriculum import Curriculum
 from ._data import block_average, generate_trajectories, sliding_windows
-from ._fit_metrics import JsonLines, Metrics
+from ._fit_metrics import JsonLines, Metrics, TensorBoard
 from ._fit_options import (
     AbstractCallback,
     Checkpoints,
@@ -42,6 +42,7 @@ __all__ = [
     "History",
     "JsonLines",
     "Metrics",
+    "TensorBoard",
     "NonFiniteLossError",
     "OneStepLoss",
     "Progress",

@@ -14,7 +14,7 @@ from hybrax.core import ConfigurationError
 
 from ._fit_options import AbstractCallback, _path, _positive_int
 
-__all__ = ["JsonLines", "Metrics"]
+__all__ = ["JsonLines", "Metrics", "TensorBoard"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,48 @@ class JsonLines:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
 
 
+class TensorBoard:
+    """A metrics writer for TensorBoard: one scalar per metric and step, as event files in
+    ``logdir`` (``tensorboard --logdir DIR`` shows them). Needs the ``tensorboard`` extra
+    (``pip install "hybrax[tensorboard]"``, tensorboardX: no TensorFlow or PyTorch).
+
+    Parameters
+    ----------
+    logdir
+        Folder for the event files (created if needed; files already there are kept).
+    prefix
+        Prepended to every metric name (default ``"train/"`` for the loss: ``train/loss``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from hybrax.hybrid import TensorBoard
+    >>> board = TensorBoard(tempfile.mkdtemp())
+    >>> board(10, {"loss": 0.5}); board.close()
+    """
+
+    def __init__(self, logdir: str | os.PathLike, prefix: str = "train/"):
+        _path("TensorBoard", "logdir", logdir)
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as error:
+            raise ConfigurationError(
+                "TensorBoard needs tensorboardX: pip install 'hybrax[tensorboard]' "
+                "(or pass any write(step, metrics) callable to Metrics)"
+            ) from error
+        self.logdir = os.fspath(logdir)
+        self.prefix = prefix
+        self._writer = SummaryWriter(self.logdir)
+
+    def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
+        for name, value in metrics.items():
+            self._writer.add_scalar(self.prefix + name, float(value), int(step))
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 @dataclasses.dataclass(frozen=True)
 class Metrics(AbstractCallback):
     """Hand the training metrics to ``write(step, metrics)`` every ``every`` steps and at
@@ -56,8 +98,8 @@ class Metrics(AbstractCallback):
     ----------
     write
         ``(step, {name: float}) -> None``, e.g. `JsonLines` (built in), or
-        ``lambda step, m: [tb.add_scalar(k, v, step) for k, v in m.items()]`` for a
-        TensorBoard ``SummaryWriter`` ``tb``, or ``lambda step, m: wandb.log(m, step=step)``.
+        `TensorBoard` (built in, the ``tensorboard`` extra), or
+        ``lambda step, m: wandb.log(m, step=step)`` for Weights & Biases.
         With ``write=None`` the metrics go to the ``hybrax.hybrid`` logger at INFO level.
     every
         Interval in optimizer steps (default 100).
