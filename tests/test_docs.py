@@ -76,10 +76,12 @@ def test_mkdocs_build_strict(tmp_path):
     assert (site / "notebooks" / "basics" / "index.html").exists()
 
 
-def test_guide_examples_run(full_size):
-    """Every ``python`` block of docs/guide runs (minutes on a 2-core CPU: --runslow only)."""
+def test_guide_examples_run(full_size, tmp_path, monkeypatch):
+    """Every ``python`` block of docs/guide runs (minutes on a 2-core CPU: --runslow only),
+    in a temporary folder (examples that write files write there)."""
     if not full_size:
         pytest.skip("the guide's examples take minutes; run with --runslow")
+    monkeypatch.chdir(tmp_path)
     for page in sorted((DOCS / "guide").glob("*.md")):
         for index, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S)):
             exec(compile(block, f"{page.name}, block {index}", "exec"), {})
