@@ -49,3 +49,35 @@ def test_complex_spectral_state_matches_etdrk4(kolmogorov, solver, options, tole
 
 # Real states (Lorenz-63/96 against RK4, fixed and adaptive) are covered by
 # tests/core/test_integrators.py, which runs the same DiffraxStepper code path.
+
+
+def test_two_layer_qg_state_matches_rk4():
+    """The QG state (complex PV per layer) through diffrax's Tsit5 equals hybrax's RK4 with a
+    4x smaller step, after the flow has changed measurably."""
+    model = hybrax.climate.TwoLayerQG.eddy(16)
+    state = model.initial_state(jax.random.key(0), dtype=jnp.float64)
+    hour = 3600.0
+    reference, _ = hybrax.rollout(hybrax.RK4(model, hour / 4), state, 4 * 48, save_every=None)
+    final, _ = hybrax.rollout(
+        hybrax.DiffraxStepper(model, hour, solver=diffrax.Tsit5()), state, 48, save_every=None
+    )
+    assert final.field_hat.dtype == state.field_hat.dtype
+    scale = float(jnp.max(jnp.abs(reference.field_hat)))
+    assert float(jnp.max(jnp.abs(final.field_hat - reference.field_hat))) < 1e-8 * scale
+    assert float(jnp.max(jnp.abs(final.field_hat - state.field_hat))) > 1e-3 * scale
+
+
+@pytest.mark.slow
+def test_implicit_solver_on_a_complex_state(kolmogorov, full_size):
+    """An implicit diffrax solver (Kvaerno3, adaptive; Newton on the real view of the complex
+    state) agrees with ETDRK4. Compiling it takes ~30 s here, so --runslow only."""
+    if not full_size:
+        pytest.skip("compiling an implicit solver takes ~30 s: --runslow")
+    model, state, reference = kolmogorov
+    controller = diffrax.PIDController(rtol=1e-8, atol=1e-8)
+    stepper = hybrax.DiffraxStepper(
+        model, DT, solver=diffrax.Kvaerno3(), stepsize_controller=controller
+    )
+    final, _ = hybrax.rollout(stepper, state, STEPS, save_every=None)
+    got, want = model.vorticity(final), model.vorticity(reference)
+    assert float(jnp.max(jnp.abs(got - want)) / jnp.max(jnp.abs(want))) < 1e-6
