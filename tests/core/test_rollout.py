@@ -153,11 +153,22 @@ def test_bad_rollout_arguments(lorenz96, kwargs, message):
         hybrax.rollout(stepper, state, n, **kwargs)
 
 
-def test_progress_bar_runs(lorenz96, capsys):
+def test_progress_bar_runs_on_a_terminal_and_stays_quiet_otherwise(lorenz96, monkeypatch):
+    """progress=True draws a bar on a terminal; redirected output (not a TTY) gets none, so
+    logs are not flooded (hybrax.core.progress_bar)."""
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
     _, stepper, state = lorenz96
-    final, _ = hybrax.rollout(stepper, state, 200, save_every=2, progress=True)
-    jax.block_until_ready(final)
-    assert "rollout" in capsys.readouterr().err
+    for stream, shown in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        final, _ = hybrax.rollout(stepper, state, 200, save_every=2, progress=True)
+        jax.block_until_ready(final)
+        assert ("rollout" in stream.getvalue()) is shown
 
 
 class NoisyDecay(hybrax.AbstractStepper):
