@@ -15,8 +15,12 @@ __all__ = ["ProgressCallback", "progress_bar"]
 
 
 def _in_notebook() -> bool:
-    """Whether we run inside a Jupyter (IPython) kernel."""
-    return "ipykernel" in sys.modules
+    """Whether we run inside a Jupyter kernel (an IPython ZMQ shell), not merely in a process
+    that imported ipykernel (e.g. a test runner that executes notebooks)."""
+    if "IPython" not in sys.modules:
+        return False
+    shell = sys.modules["IPython"].get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def progress_bar(**kwargs: Any) -> Any:
