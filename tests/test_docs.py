@@ -82,6 +82,9 @@ def test_guide_examples_run(full_size, tmp_path, monkeypatch):
     if not full_size:
         pytest.skip("the guide's examples take minutes; run with --runslow")
     monkeypatch.chdir(tmp_path)
+    ran = 0
     for page in sorted((DOCS / "guide").glob("*.md")):
         for index, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S)):
             exec(compile(block, f"{page.name}, block {index}", "exec"), {})
+            ran += 1
+    assert ran >= 5, f"only {ran} guide examples found"

@@ -117,3 +117,14 @@ def test_bad_arguments(tmp_path, kolmogorov):
         rollout_to_zarr(tmp_path / "r.zarr", stepper, model.initial_state(), 5, save_every=2)
     assert not (tmp_path / "r.zarr").exists()
     assert to_dataset(stepper, trajectory).attrs["hybrax_fields"] == "hybrax.fluids.NavierStokes2D"
+
+
+def test_overwrite_true_never_replaces_a_path_hybrax_did_not_write(tmp_path):
+    """overwrite=True replaces only a store hybrax.io wrote; a user's file is left alone."""
+    model = hybrax.climate.Lorenz96(8, 8.0)
+    state = model.initial_state(jax.random.key(0))
+    foreign = tmp_path / "notes.nc"
+    foreign.write_text("my notes")
+    with pytest.raises(hybrax.OverwriteError, match="not written by hybrax"):
+        hybrax.io.save_states(foreign, hybrax.RK4(model, 0.01), state, overwrite=True)
+    assert foreign.read_text() == "my notes"

@@ -57,11 +57,31 @@ def _target(path, overwrite, who: str) -> Path:
                 f"{who}: {os.fspath(path)!r} exists; refusing to overwrite it. Choose another "
                 "path, delete it, or pass overwrite=True"
             )
+        if not _written_by_hybrax(path):
+            raise OverwriteError(
+                f"{who}: {os.fspath(path)!r} was not written by hybrax.io (no 'hybrax_fields' "
+                "attribute); refusing to replace it even with overwrite=True"
+            )
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink()
     return path
+
+
+def _written_by_hybrax(path: Path) -> bool:
+    """Whether ``path`` is a netCDF file or zarr store that save_states/rollout_to_zarr wrote
+    (its dataset carries the ``hybrax_fields`` attribute): only those may be replaced."""
+    try:
+        xr = _xarray()
+        if path.is_dir():
+            dataset = xr.open_zarr(os.fspath(path))
+        else:
+            dataset = xr.open_dataset(path, engine="h5netcdf")
+        with dataset:
+            return "hybrax_fields" in dataset.attrs
+    except Exception:  # unreadable as a dataset: not ours
+        return False
 
 
 def _write(dataset, path: Path, format: str, who: str) -> None:
