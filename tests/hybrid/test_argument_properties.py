@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import hybrax
 from hybrax.hybrid import (
+    Batches,
     Checkpoints,
     Evaluate,
     PushforwardLoss,
@@ -123,14 +124,16 @@ def test_fit_arguments(tmp_path, name, value):
     owner, _, field = name.rpartition(".")
 
     def run():
-        kwargs = {"steps": 3}
+        kwargs, data = {"steps": 3}, (x, x[:, :1])
         if owner == "Checkpoints":
             kwargs["checkpoints"] = Checkpoints(tmp_path / "c", **{field: value})
         elif owner == "Evaluate":
             kwargs["callbacks"] = [Evaluate(lambda model, step: {}, **{field: value})]
+        elif name == "batch_size":
+            data = Batches(data, value)
         else:
             kwargs[name] = value
-        fit(net, RegressionLoss(), (x, x[:, :1]), optax.sgd(0.1), **kwargs)
+        fit(net, RegressionLoss(), data, optax.sgd(0.1), **kwargs)
 
     with pytest.raises(hybrax.ConfigurationError, match=rf"{owner}.*{field}" if owner else name):
         run()

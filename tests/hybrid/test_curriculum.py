@@ -11,6 +11,7 @@ import pytest
 import hybrax
 from hybrax.climate import Lorenz96
 from hybrax.hybrid import (
+    Batches,
     Checkpoints,
     Closure,
     Curriculum,
@@ -46,7 +47,7 @@ def test_curriculum_equals_fits_in_sequence(tmp_path):
     assert curriculum.steps == 10
     history = History(tmp_path / "history.json")
     result = fit(
-        model, curriculum, data, schedule, batch_size=3, key=key, trainable=spec,
+        model, curriculum, Batches(data, 3, key=key), schedule, trainable=spec,
         callbacks=[history],
     )  # fmt: skip
     expected, losses = model, []
@@ -54,11 +55,11 @@ def test_curriculum_equals_fits_in_sequence(tmp_path):
         stage = fit(
             expected,
             UnrolledLoss(unroll),
-            sliding_windows(data, unroll + 1, stride=2),
+            Batches(
+                sliding_windows(data, unroll + 1, stride=2), 3, key=jax.random.fold_in(key, index)
+            ),
             schedule(steps),
             steps=steps,
-            batch_size=3,
-            key=jax.random.fold_in(key, index),
             trainable=spec,
         )
         expected = stage.model

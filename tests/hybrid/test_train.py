@@ -12,6 +12,7 @@ import pytest
 import hybrax
 from hybrax.climate import Lorenz96
 from hybrax.hybrid import (
+    Batches,
     Checkpoints,
     Closure,
     DataParallel,
@@ -72,7 +73,7 @@ def test_training_lowers_the_loss_by_a_factor_100(windows):
     model = closure_model(Bias(jnp.zeros(())))
     only_net = trainable_filter(model, lambda m: m.dynamics.net)
     result = fit(
-        model, UnrolledLoss(5), windows, optax.adam(0.05), steps=150, batch_size=16,
+        model, UnrolledLoss(5), Batches(windows, 16), optax.adam(0.05), steps=150,
         trainable=only_net,
     )  # fmt: skip
     losses = [e["loss"] for e in result.history["train"]]
@@ -96,24 +97,24 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, windows):
     data-order key are checkpointed; batches are drawn without replacement per epoch)."""
     schedule = optax.cosine_decay_schedule(3e-3, 100)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
-    kwargs = dict(batch_size=8, key=jax.random.key(7))
+    batches = Batches(windows, 8, key=jax.random.key(7))
     every25 = lambda folder: Checkpoints(tmp_path / folder, every=25)  # noqa: E731
     trainable = lambda m: trainable_filter(m, lambda m: m.dynamics.net)  # noqa: E731
     start = closure_model(small_net(0))
     straight = fit(
-        start, UnrolledLoss(4), windows, optimizer, steps=100, trainable=trainable(start),
-        checkpoints=every25("straight"), **kwargs,
+        start, UnrolledLoss(4), batches, optimizer, steps=100, trainable=trainable(start),
+        checkpoints=every25("straight"),
     )  # fmt: skip
     first = fit(
-        start, UnrolledLoss(4), windows, optimizer, steps=50, trainable=trainable(start),
-        checkpoints=every25("resumed"), **kwargs,
+        start, UnrolledLoss(4), batches, optimizer, steps=50, trainable=trainable(start),
+        checkpoints=every25("resumed"),
     )  # fmt: skip
     assert first.step == 50
     # a fresh process would rebuild the model from scratch: use different initial weights
     fresh = closure_model(small_net(1))
     resumed = fit(
-        fresh, UnrolledLoss(4), windows, optimizer, steps=100, trainable=trainable(fresh),
-        checkpoints=every25("resumed"), **kwargs,
+        fresh, UnrolledLoss(4), batches, optimizer, steps=100, trainable=trainable(fresh),
+        checkpoints=every25("resumed"),
     )  # fmt: skip
     assert resumed.step == 100
     for a, b in zip(jax.tree.leaves(straight.model), jax.tree.leaves(resumed.model), strict=True):
@@ -265,10 +266,10 @@ def test_data_parallel_loss_curve_matches_one_device():
     x = jnp.asarray(rng.standard_normal((64, 8)))
     y = jnp.tanh(x)
     net = small_net(2)
-    kwargs = dict(steps=30, batch_size=16, key=jax.random.key(1))
-    single = fit(net, RegressionLoss(), (x, y), optax.adam(1e-2), **kwargs)
-    sharded = fit(net, RegressionLoss(), (x, y), optax.adam(1e-2), sharding=DataParallel(mesh),
-                  **kwargs)  # fmt: skip
+    batches = Batches((x, y), 16, key=jax.random.key(1))
+    single = fit(net, RegressionLoss(), batches, optax.adam(1e-2), steps=30)
+    sharded = fit(net, RegressionLoss(), batches, optax.adam(1e-2), steps=30,
+                  sharding=DataParallel(mesh))  # fmt: skip
     np.testing.assert_allclose(
         [e["loss"] for e in sharded.history["train"]],
         [e["loss"] for e in single.history["train"]],
@@ -278,7 +279,7 @@ def test_data_parallel_loss_curve_matches_one_device():
     assert len(weight.sharding.device_set) == 8  # replicated over the mesh
     np.testing.assert_allclose(weight, single.model.layers[0].weight, rtol=1e-9)
     with pytest.raises(ValueError, match="cannot be split evenly over the 8 devices"):
-        fit(net, RegressionLoss(), (x, y), optax.adam(1e-2), steps=1, batch_size=12,
+        fit(net, RegressionLoss(), Batches((x, y), 12), optax.adam(1e-2), steps=1,
             sharding=DataParallel(mesh, "data"))  # fmt: skip
     with pytest.raises(hybrax.ConfigurationError, match="'space' is not an axis of the mesh"):
         DataParallel(mesh, "space")
@@ -295,7 +296,7 @@ def test_evaluation_callback_and_history_file(tmp_path):
         return {"validation": RegressionLoss()(model, (held_out, 0.5 * held_out))}
 
     result = fit(
-        small_net(3), RegressionLoss(), (x, 0.5 * x), optax.adam(1e-2), steps=25, batch_size=8,
+        small_net(3), RegressionLoss(), Batches((x, 0.5 * x), 8), optax.adam(1e-2), steps=25,
         callbacks=[Evaluate(evaluate, every=10), History(tmp_path / "h.json"), Progress()],
     )  # fmt: skip
     assert calls == [10, 20, 25]
@@ -311,7 +312,7 @@ def test_fit_errors(tmp_path):
     error = hybrax.ConfigurationError
     sgd = optax.sgd(0.1)
     with pytest.raises(error, match="batch_size=11 exceeds the 10 examples"):
-        fit(net, loss, (x, x), sgd, steps=1, batch_size=11)
+        fit(net, loss, Batches((x, x), 11), sgd, steps=1)
     with pytest.raises(error, match="empty dataset"):
         fit(net, loss, (), sgd, steps=1)
     with pytest.raises(error, match="0 examples"):
@@ -326,7 +327,7 @@ def test_fit_errors(tmp_path):
     with pytest.raises(error, match="loss must be a callable"):
         fit(net, None, (x, x), sgd, steps=1)
     with pytest.raises(error, match="key must be a PRNG key"):
-        fit(net, loss, (x, x), sgd, steps=1, key=0)
+        Batches((x, x), key=0)
     with pytest.raises(error, match="steps must be an int >= 0"):
         fit(net, loss, (x, x), sgd, steps=2.5)
     with pytest.raises(error, match="steps is required"):

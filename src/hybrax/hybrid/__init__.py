@@ -9,10 +9,12 @@ Wrappers that fill the Dynamics and Stepper roles, so `hybrax.rollout`, `jax.gra
 
 Data (`generate_trajectories`, `sliding_windows`, `block_average`), losses (`OneStepLoss`,
 `UnrolledLoss`, `PushforwardLoss`, `RegressionLoss`) and the optax trainer `fit`, configured
-by objects: `Checkpoints` (orbax, exact resume), `DataParallel` (a device mesh), callbacks
-(`Evaluate`, `History`, `Progress`) and a `Curriculum` of growing unrolls in place of a loss.
+by objects: `Batches` (batch size and data order), `Checkpoints` (orbax, exact resume),
+`DataParallel` (a device mesh), callbacks (`Evaluate`, `History`, `Progress`) and a
+`Curriculum` of growing unrolls in place of a loss.
 """
 
+from ._batches import Batches
 from ._curriculum import Curriculum
 from ._data import block_average, generate_trajectories, sliding_windows
 from ._fit_metrics import JsonLines, Metrics, TensorBoard
@@ -31,6 +33,7 @@ from ._wrappers import Closure, Corrected, Emulator, SemilinearClosure
 
 __all__ = [
     "AbstractCallback",
+    "Batches",
     "Checkpoints",
     "Closure",
     "Corrected",
@@ -42,13 +45,13 @@ __all__ = [
     "History",
     "JsonLines",
     "Metrics",
-    "TensorBoard",
     "NonFiniteLossError",
     "OneStepLoss",
     "Progress",
     "PushforwardLoss",
     "RegressionLoss",
     "SemilinearClosure",
+    "TensorBoard",
     "UnrolledLoss",
     "block_average",
     "fit",

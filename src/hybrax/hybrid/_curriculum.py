@@ -11,6 +11,7 @@ from jaxtyping import PyTree
 
 from hybrax.core import ConfigurationError
 
+from ._batches import Batches
 from ._data import sliding_windows
 from ._fit_options import FitResult, History
 from ._losses import UnrolledLoss
@@ -34,8 +35,9 @@ class Curriculum:
     starts from the previous stage's model with a fresh optimizer state: ``optimizer`` may
     be a callable ``stage_steps -> GradientTransformation`` so a schedule spans each stage.
 
-    `fit`'s other arguments apply stage by stage: ``batch_size`` is capped at the windows
-    of the stage, stage ``i`` draws its data order from ``jax.random.fold_in(key, i)``,
+    `fit`'s other arguments apply stage by stage: passed as ``Batches(trajectories,
+    batch_size, key=key)``, ``batch_size`` is capped at the windows of the stage and stage
+    ``i`` draws its data order from ``jax.random.fold_in(key, i)``;
     `Checkpoints` go to ``directory/stage{i}_unroll{k}`` (a repeated call resumes where it
     stopped; finished stages are restored), callbacks count steps within their stage, and
     a `History` callback receives the whole curriculum's history. ``steps`` may be omitted
@@ -56,15 +58,15 @@ class Curriculum:
     --------
     >>> import jax, jax.numpy as jnp, optax, hybrax
     >>> from hybrax.climate import Lorenz96
-    >>> from hybrax.hybrid import Closure, Curriculum, fit, generate_trajectories
+    >>> from hybrax.hybrid import Batches, Closure, Curriculum, fit, generate_trajectories
     >>> from hybrax.hybrid import trainable_filter
     >>> truth = hybrax.RK4(Lorenz96(8, 8.0), 0.01)
     >>> data = generate_trajectories(truth, lambda k: Lorenz96(8, 8.0).initial_state(k),
     ...     jax.random.key(0), n=2, n_steps=40)
     >>> net = hybrax.nn.MLP(8, 8, 8, 1, key=jax.random.key(1))
     >>> model = hybrax.RK4(Closure(Lorenz96(8, 7.0), net), 0.01)
-    >>> result = fit(model, Curriculum([(2, 20), (8, 20)]), data, optax.adam(1e-3),
-    ...     batch_size=4, trainable=trainable_filter(model, lambda m: m.dynamics.net))
+    >>> result = fit(model, Curriculum([(2, 20), (8, 20)]), Batches(data, batch_size=4),
+    ...     optax.adam(1e-3), trainable=trainable_filter(model, lambda m: m.dynamics.net))
     >>> result.step, sorted({e["unroll"] for e in result.history["train"]})
     (40, [2, 8])
     """
@@ -91,33 +93,32 @@ class Curriculum:
         """Optimizer steps over all stages."""
         return sum(n for _, n in self.stages)
 
-    def run(self, fit, model, trajectories, optimizer, options: dict) -> FitResult:
-        """`fit` stage by stage (called by `fit`; ``options`` are its keyword arguments)."""
+    def run(self, fit, model, trajectories: Batches, optimizer, options: dict) -> FitResult:
+        """`fit` stage by stage (called by `fit` with its ``data`` as a `Batches` and
+        ``options`` its keyword arguments)."""
         steps = options.pop("steps")
         if steps is not None and steps != self.steps:
             raise ConfigurationError(
                 f"fit: steps={steps!r} but the Curriculum's stages total {self.steps} "
                 "optimizer steps; omit steps or change the stages"
             )
-        key = options.pop("key")
-        key = jax.random.key(0) if key is None else key
-        batch_size, checkpoints = options.pop("batch_size"), options.pop("checkpoints")
+        key, batch_size = trajectories.key, trajectories.batch_size
+        checkpoints = options.pop("checkpoints")
         callbacks = options.pop("callbacks")
         histories = [c for c in callbacks if isinstance(c, History)]
         callbacks = tuple(c for c in callbacks if not isinstance(c, History))
         history: dict[str, list] = {"train": [], "eval": []}
         total_steps, wall, opt_state = 0, 0.0, None
         for index, (unroll, num_steps) in enumerate(self.stages):
-            windows = sliding_windows(trajectories, unroll + 1, stride=self.window_stride)
+            windows = sliding_windows(trajectories.data, unroll + 1, stride=self.window_stride)
             available = jax.tree.leaves(windows)[0].shape[0]
+            size = None if batch_size is None else min(batch_size, available)
             result = fit(
                 model,
                 self.loss(unroll),
-                windows,
+                Batches(windows, size, key=jax.random.fold_in(key, index)),
                 _stage_optimizer(optimizer, num_steps),
                 steps=num_steps,
-                batch_size=None if batch_size is None else min(batch_size, available),
-                key=jax.random.fold_in(key, index),
                 checkpoints=None
                 if checkpoints is None
                 else checkpoints.subfolder(f"stage{index}_unroll{unroll}"),

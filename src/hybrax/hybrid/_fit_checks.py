@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-from jaxtyping import PyTree
-
 from hybrax.core import ConfigurationError
 
 from ._fit_options import AbstractCallback, Checkpoints, DataParallel
@@ -15,28 +11,7 @@ __all__ = [
     "check_int",
     "check_loss_and_optimizer",
     "check_options",
-    "num_examples",
 ]
-
-
-def num_examples(data: PyTree) -> int:
-    leaves = jax.tree.leaves(data)
-    if not leaves:
-        raise ConfigurationError("fit: data holds no arrays (empty dataset)")
-    lengths = {int(jnp.shape(x)[0]) if jnp.ndim(x) else -1 for x in leaves}
-    if -1 in lengths:
-        raise ConfigurationError(
-            "fit: every leaf of data needs a leading example axis; got a scalar"
-        )
-    if len(lengths) != 1:
-        raise ConfigurationError(
-            f"fit: every leaf of data needs the same number of examples on its leading axis; "
-            f"got {sorted(lengths)}"
-        )
-    (n,) = lengths
-    if n == 0:
-        raise ConfigurationError("fit: data holds 0 examples (empty dataset)")
-    return n
 
 
 def check_int(name: str, value, minimum: int) -> None:
@@ -60,16 +35,7 @@ def check_callbacks(callbacks) -> tuple[AbstractCallback, ...]:
     return callbacks
 
 
-def check_options(key, checkpoints, sharding) -> None:
-    if key is not None:
-        is_key = isinstance(key, jax.Array) and (
-            jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
-            or (key.dtype == jnp.uint32 and key.shape == (2,))
-        )
-        if not is_key:
-            raise ConfigurationError(
-                f"fit: key must be a PRNG key such as jax.random.key(0), got {key!r}"
-            )
+def check_options(checkpoints, sharding) -> None:
     if checkpoints is not None and not isinstance(checkpoints, Checkpoints):
         raise ConfigurationError(
             "fit: checkpoints must be a hybrax.hybrid.Checkpoints such as "

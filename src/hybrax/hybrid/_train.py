@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -12,10 +13,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import PRNGKeyArray, PyTree, Scalar
+from jaxtyping import PyTree, Scalar
 
 from hybrax.core import ConfigurationError, NonFiniteLossError
 
+from ._batches import Batches, num_examples
 from ._curriculum import Curriculum
 from ._fit_checkpoints import CheckpointSession, truncate
 from ._fit_checks import (
@@ -23,7 +25,6 @@ from ._fit_checks import (
     check_int,
     check_loss_and_optimizer,
     check_options,
-    num_examples,
 )
 from ._fit_options import AbstractCallback, Checkpoints, DataParallel, FitResult, History
 
@@ -60,15 +61,32 @@ def trainable_filter(model: PyTree, where: Callable[[PyTree], Any] | None = None
     return eqx.tree_at(where, spec, replace=replace, is_leaf=lambda x: x is None)
 
 
+def _moved_into_batches(fit):
+    """Turn the removed ``batch_size=``/``key=`` keywords into an error saying how to
+    write them now; other keywords reach `fit` (an unknown one gets Python's TypeError)."""
+
+    @functools.wraps(fit)
+    def checked(*args, **kwargs):
+        if "batch_size" in kwargs or "key" in kwargs:
+            size = kwargs.get("batch_size", 16)
+            raise TypeError(
+                "fit: batch_size= and key= moved into the data argument; write "
+                f"fit(model, loss, Batches(data, batch_size={size!r}, key=key), optimizer, ...) "
+                "with hybrax.hybrid.Batches (batch_size=None: every example each step)"
+            )
+        return fit(*args, **kwargs)
+
+    return checked
+
+
+@_moved_into_batches
 def fit(
     model: PyTree,
     loss: Callable[[PyTree, PyTree], Scalar] | Curriculum,
-    data: PyTree,
+    data: PyTree | Batches,
     optimizer: Any,
     *,
     steps: int | None = None,
-    batch_size: int | None = None,
-    key: PRNGKeyArray | None = None,
     trainable: PyTree | Callable[[Any], bool] = eqx.is_inexact_array,
     checkpoints: Checkpoints | None = None,
     sharding: DataParallel | None = None,
@@ -76,9 +94,10 @@ def fit(
 ) -> FitResult:
     """Minimise ``loss(model, batch)`` over the model's trainable leaves with optax.
 
-    Each step draws a minibatch (the data are reshuffled every epoch with a key derived
-    from ``key`` and the epoch number, so the data order is a pure function of ``key`` and
-    the step), evaluates the loss and its gradient with respect to the trainable leaves
+    Each step draws a minibatch as ``data`` says (a `Batches`: ``batch_size`` examples,
+    reshuffled every epoch with a key derived from its ``key`` and the epoch number, so the
+    data order is a pure function of the key and the step; plain arrays: every example),
+    evaluates the loss and its gradient with respect to the trainable leaves
     (`equinox.filter_value_and_grad` inside `equinox.filter_jit`) and applies the
     ``optimizer`` update. Works for any model pytree: a network, a `Closure` inside a
     stepper, a `Corrected` solver, a `hybrax.nn.FlaxModule`.
@@ -102,8 +121,12 @@ def fit(
         ``(model, batch) -> scalar``, e.g. `UnrolledLoss` or `RegressionLoss`; or a
         `Curriculum`, which runs one fit per stage on windows of the trajectories ``data``.
     data
-        A pytree of arrays sharing a leading example axis (e.g. trajectory windows from
-        `sliding_windows`, or ``(inputs, targets)``).
+        The training examples: a pytree of arrays sharing a leading example axis (e.g.
+        trajectory windows from `sliding_windows`, or ``(inputs, targets)``), all of them
+        used every step; or a `Batches` of them, which says how many each step draws
+        (``batch_size``) and in what order (``key``). With a `Curriculum`: the
+        trajectories, plain or in a `Batches` (whose ``batch_size`` and ``key`` then apply
+        to each stage's windows).
     optimizer
         An ``optax.GradientTransformation`` (schedules included); with a `Curriculum`,
         also a callable ``stage_steps -> GradientTransformation``. Optimizers taking extra
@@ -117,11 +140,6 @@ def fit(
     steps
         Total number of optimizer steps (a resumed run counts the restored ones). Required,
         except with a `Curriculum`, whose stages say it.
-    batch_size
-        Examples per step (default: the whole dataset each step). Must not exceed the
-        number of examples; the last incomplete batch of an epoch is dropped.
-    key
-        Data-order PRNG key (default ``jax.random.key(0)``).
     trainable
         Filter spec of the trained leaves: a callable on leaves, or a pytree of bools such
         as `trainable_filter(model, where)` (default: every floating array). It is an
@@ -147,27 +165,30 @@ def fit(
     Examples
     --------
     >>> import jax, jax.numpy as jnp, optax, hybrax
-    >>> from hybrax.hybrid import RegressionLoss, fit
+    >>> from hybrax.hybrid import Batches, RegressionLoss, fit
     >>> net = hybrax.nn.MLP(1, 1, 16, 2, key=jax.random.key(0))
     >>> x = jnp.linspace(-1, 1, 64, dtype=net.dtype)[:, None]
-    >>> result = fit(net, RegressionLoss(), (x, x**2), optax.adam(1e-2), steps=200,
-    ...     batch_size=16)
+    >>> result = fit(net, RegressionLoss(), Batches((x, x**2), batch_size=16), optax.adam(1e-2),
+    ...     steps=200)
     >>> result.history["train"][-1]["loss"] < result.history["train"][0]["loss"]
     True
     """
     callbacks = check_callbacks(callbacks)
-    check_options(key, checkpoints, sharding)
+    check_options(checkpoints, sharding)
+    if not isinstance(data, Batches):
+        num_examples(data, "fit")  # errors name fit's data, not Batches
+        data = Batches(data)
     if isinstance(loss, Curriculum):
         return loss.run(
             fit, model, data, optimizer,
-            dict(steps=steps, batch_size=batch_size, key=key, trainable=trainable,
-                 checkpoints=checkpoints, sharding=sharding, callbacks=callbacks),
+            dict(steps=steps, trainable=trainable, checkpoints=checkpoints, sharding=sharding,
+                 callbacks=callbacks),
         )  # fmt: skip
     check_loss_and_optimizer(loss, optimizer)
     if steps is None:
         raise ConfigurationError("fit: steps is required, e.g. steps=1000")
     check_int("steps", steps, 0)
-    return _Loop(model, loss, data, optimizer, steps, batch_size, key, trainable).run(
+    return _Loop(model, loss, data, optimizer, steps, trainable).run(
         checkpoints, sharding, callbacks
     )
 
@@ -175,16 +196,11 @@ def fit(
 class _Loop:
     """One `fit` call: the model split into trained and fixed parts, and the update loop."""
 
-    def __init__(self, model, loss, data, optimizer, steps, batch_size, key, trainable):
+    def __init__(self, model, loss, batches: Batches, optimizer, steps, trainable):
         self.started = time.perf_counter()
-        self.num_examples = num_examples(data)
-        if batch_size is not None:
-            check_int("batch_size", batch_size, 1)
-            if batch_size > self.num_examples:
-                raise ConfigurationError(
-                    f"fit: batch_size={batch_size} exceeds the {self.num_examples} examples "
-                    f"in data; use batch_size <= {self.num_examples}"
-                )
+        batches.check_size("fit")
+        data = batches.data
+        self.num_examples = batches.num_examples
         check_data = getattr(loss, "check_data", None)
         if callable(check_data):  # e.g. the time spacing of trajectory windows vs model.dt
             check_data(model, data)
@@ -199,8 +215,8 @@ class _Loop:
         with _optax_promotion():
             self.opt_state = optimizer.init(self.params)
         self.loss, self.optimizer, self.data = loss, optimizer, data
-        self.steps, self.batch_size = steps, batch_size
-        self.key = jax.random.key(0) if key is None else key
+        self.steps, self.batch_size = steps, batches.batch_size
+        self.key = batches.key
         self.history: dict[str, list] = {"train": [], "eval": []}
 
     def model(self, params):
