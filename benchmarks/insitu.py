@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _harness as H
 
 import hybrax
-from hybrax.hybrid import RegressionLoss, fit, generate_trajectories
+from hybrax.hybrid import Batches, RegressionLoss, fit, generate_trajectories
 from hybrax.io import load_dataset, save_dataset
 
 K = 40
@@ -69,11 +69,9 @@ def run(n_trajectories, n_steps, train_steps, workdir: Path):
         return fit(
             net,
             RegressionLoss(),
-            (inputs, targets),
+            Batches((inputs, targets), 256, key=jax.random.key(2)),
             optax.adam(1e-3),
             steps=train_steps,
-            batch_size=256,
-            key=jax.random.key(2),
         )
 
     # Compile both paths once so the timings compare steady-state work.

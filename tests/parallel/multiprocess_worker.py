@@ -60,10 +60,9 @@ net = hybrax.nn.MLP(40, 40, 32, 2, key=jax.random.key(2), dtype=jnp.float64)
 result = hybrax.hybrid.fit(
     net,
     hybrax.hybrid.RegressionLoss(),
-    (x, targets),
+    hybrax.hybrid.Batches((x, targets), 16),
     optax.adam(1e-3),
     steps=5,
-    batch_size=16,
     sharding=hybrax.hybrid.DataParallel(mesh),
 )
 losses = [entry["loss"] for entry in result.history["train"]]

@@ -8,7 +8,15 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 from hybrax.grids import SpectralState
-from hybrax.hybrid import Checkpoints, Curriculum, FitResult, Progress, fit, trainable_filter
+from hybrax.hybrid import (
+    Batches,
+    Checkpoints,
+    Curriculum,
+    FitResult,
+    Progress,
+    fit,
+    trainable_filter,
+)
 
 from .model import FlowFeatures, VorticityCorrection, hybrid_stepper, plain_stepper
 from .settings import CorrectionSettings
@@ -75,10 +83,8 @@ def train_correction(
     return fit(
         model,
         Curriculum(settings.stages, window_stride=settings.window_stride),
-        data,
+        Batches(data, settings.batch_size, key=key),
         optimizer,
-        batch_size=settings.batch_size,
-        key=key,
         trainable=trainable_filter(model, lambda m: m.net),
         checkpoints=checkpoints,
         callbacks=[Progress()] if progress else [],

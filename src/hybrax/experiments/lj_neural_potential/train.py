@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 import hybrax.md as md
-from hybrax.hybrid import FitResult, Progress, fit
+from hybrax.hybrid import Batches, FitResult, Progress, fit
 from hybrax.md import EnergyForceLoss, LabelledFrames
 
 __all__ = ["train_potential"]
@@ -45,11 +45,9 @@ def train_potential(
     return fit(
         potential,
         loss,
-        data,
+        Batches(data, min(batch_frames, data.num_frames), key=key),
         optimizer,
         steps=num_steps,
-        batch_size=min(batch_frames, data.num_frames),
-        key=key,
         trainable=trainable,
         callbacks=[Progress()] if progress else [],
     )

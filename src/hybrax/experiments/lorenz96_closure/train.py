@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 from hybrax.hybrid import (
+    Batches,
     Checkpoints,
     FitResult,
     Progress,
@@ -45,11 +46,9 @@ def train_offline(
     return fit(
         net,
         RegressionLoss(scale=float(jnp.var(targets))),
-        (inputs, targets),
+        Batches((inputs, targets), min(settings.offline_batch, inputs.shape[0]), key=key),
         optax.adam(schedule),
         steps=steps,
-        batch_size=min(settings.offline_batch, inputs.shape[0]),
-        key=key,
         callbacks=[Progress()] if progress else [],
     )
 
@@ -82,11 +81,9 @@ def train_online(
     return fit(
         stepper,
         UnrolledLoss(settings.online_unroll),
-        windows,
+        Batches(windows, min(settings.online_batch, windows.u.shape[0]), key=key),
         optimizer,
         steps=steps,
-        batch_size=min(settings.online_batch, windows.u.shape[0]),
-        key=key,
         trainable=trainable_filter(stepper, lambda s: s.dynamics.net),
         checkpoints=checkpoints,
         callbacks=[Progress()] if progress else [],
