@@ -68,11 +68,15 @@ def _moved_into_batches(fit):
     @functools.wraps(fit)
     def checked(*args, **kwargs):
         if "batch_size" in kwargs or "key" in kwargs:
-            size = kwargs.get("batch_size", 16)
+            now = ["data"]
+            if "batch_size" in kwargs:
+                now.append(f"batch_size={kwargs['batch_size']!r}")
+            if "key" in kwargs:
+                now.append("key=key")
             raise TypeError(
                 "fit: batch_size= and key= moved into the data argument; write "
-                f"fit(model, loss, Batches(data, batch_size={size!r}, key=key), optimizer, ...) "
-                "with hybrax.hybrid.Batches (batch_size=None: every example each step)"
+                f"fit(model, loss, Batches({', '.join(now)}), optimizer, ...) with "
+                "hybrax.hybrid.Batches"
             )
         return fit(*args, **kwargs)
 
