@@ -129,8 +129,8 @@ class DataParallel:
     Each batch is split along the mesh axis ``axis`` (default: the mesh's first axis); the
     parameters, optimizer state and dataset are replicated on every device. XLA averages
     the gradients across devices, so the losses match single-device training up to
-    floating-point reassociation. The batch (``batch_size``, or the whole dataset) must
-    divide evenly over the axis.
+    floating-point reassociation. The batch (the ``batch_size`` of a `Batches`, or the whole
+    dataset) must divide evenly over the axis.
 
     Examples
     --------
@@ -175,8 +175,8 @@ class DataParallel:
         if per_step % devices:
             raise ConfigurationError(
                 f"fit: the batch of {per_step} examples cannot be split evenly over the "
-                f"{devices} devices of mesh axis {axis!r}; use a batch_size divisible by "
-                f"{devices}"
+                f"{devices} devices of mesh axis {axis!r}; use Batches(data, batch_size=n) with n "
+                f"divisible by {devices}"
             )
         placed = tuple(replicate(tree, mesh) for tree in trees)
         return placed, batch_sharding(mesh, axis), NamedSharding(mesh, PartitionSpec())

@@ -220,6 +220,7 @@ class _Loop:
             self.opt_state = optimizer.init(self.params)
         self.loss, self.optimizer, self.data = loss, optimizer, data
         self.steps, self.batch_size = steps, batches.batch_size
+        self.steps_per_epoch = batches.steps_per_epoch
         self.key = batches.key
         self.history: dict[str, list] = {"train": [], "eval": []}
 
@@ -275,8 +276,7 @@ class _Loop:
 
     def dispatch(self, update, step, params, opt_state, good):
         """Start the loss, gradient and update of ``step`` (asynchronously)."""
-        steps_per_epoch = self.num_examples // self.batch_size if self.batch_size else 1
-        epoch, position = divmod(step, steps_per_epoch)
+        epoch, position = divmod(step, self.steps_per_epoch)
         if self.batch_size is not None and epoch != self.order_epoch:  # reshuffle per epoch
             self.order = _epoch_order(self.key, jnp.asarray(epoch, jnp.int32), self.num_examples)
             if self.replicated is not None:
