@@ -9,6 +9,8 @@ from jaxtyping import PRNGKeyArray, PyTree
 
 from hybrax.core import ConfigurationError
 
+from ._fit_checks import check_int
+
 __all__ = ["Batches", "num_examples"]
 
 
@@ -65,13 +67,8 @@ class Batches(eqx.Module):
                 "e.g. Batches(batches.data, batch_size=16)"
             )
         self.num_examples = num_examples(data, "Batches")
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise ConfigurationError(
-                f"Batches: batch_size must be None (every example each step) or an int >= 1, "
-                f"got {batch_size!r}"
-            )
+        if batch_size is not None:
+            check_int("batch_size", batch_size, 1, "Batches")
         self.data, self.batch_size = data, batch_size
         self.key = jax.random.key(0) if key is None else _check_key(key)
 

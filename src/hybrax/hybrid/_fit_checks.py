@@ -14,9 +14,9 @@ __all__ = [
 ]
 
 
-def check_int(name: str, value, minimum: int) -> None:
+def check_int(name: str, value, minimum: int, where: str = "fit") -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"fit: {name} must be an int >= {minimum}, got {value!r}")
+        raise ConfigurationError(f"{where}: {name} must be an int >= {minimum}, got {value!r}")
 
 
 def check_callbacks(callbacks) -> tuple[AbstractCallback, ...]:
