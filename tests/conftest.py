@@ -14,6 +14,21 @@ if "--xla_backend_optimization_level" not in _flags:
     _flags += " --xla_backend_optimization_level=1"
 os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if os.environ.get("HYBRAX_TEST_COMPILE_CACHE", "1") == "1" and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    # One persistent compilation cache for the whole run, shared by the xdist workers, the
+    # notebook kernels and the subprocesses tests start (they inherit the environment): a
+    # program compiled once (same HLO, same flags) is read back instead of compiled again.
+    # Made here, in the first process that imports this file, and removed when that process
+    # exits (it removes only this folder, which it made).
+    import atexit
+    import shutil
+    import tempfile
+
+    _cache = tempfile.mkdtemp(prefix="hybrax-tests-jax-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 # Notebooks run by the suite (nbmake kernels inherit this) may use a smoke size for work whose
 # claims a test already asserts at the quick size (see notebooks/kolmogorov_correction.ipynb).
 os.environ.setdefault("HYBRAX_SMOKE", "1")
@@ -88,3 +103,15 @@ def _finite_difference(fn, x, direction=None, eps=1e-4):
 def finite_difference():
     """``finite_difference(fn, x, direction=None, eps=1e-4)``: 4th-order central difference."""
     return _finite_difference
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_programs():
+    """Drop jax's compiled programs after each test module.
+
+    A test worker runs ~700 tests over half an hour; keeping every executable it compiled grew
+    each worker to ~6 GB and two clean CI runs lost a worker to a crash inside XLA late in the
+    run. Modules rarely share a compiled program, so this costs little compile time.
+    """
+    yield
+    jax.clear_caches()
