@@ -145,11 +145,12 @@ class ZannaBolton2020(eqx.Module):
 
     Examples
     --------
-    >>> import jax.numpy as jnp
+    >>> import jax
     >>> from hybrax.climate import TwoLayerQG, ZannaBolton2020
     >>> model = TwoLayerQG.eddy(32)
     >>> closure = ZannaBolton2020()
-    >>> closure(model.flow(model.initial_state()), model).shape
+    >>> tendency = jax.jit(lambda state: closure(model.flow(state), model))
+    >>> tendency(model.initial_state()).shape
     (2, 32, 17)
     """
 
