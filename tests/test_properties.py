@@ -290,8 +290,9 @@ def test_lorenz96_random_valid_parameters_run_finite_or_raise(forcing, dt):
 )
 def test_navier_stokes_random_valid_parameters_run_finite_or_raise(viscosity, dt):
     model = fluids.NavierStokes2D.kolmogorov(16, viscosity=viscosity)
-    stepper = hybrax.ETDRK4(model, dt=dt)
     state = model.initial_state(jax.random.key(0))
+    # dt as an array (a leaf, not a static float): every example reuses one compiled rollout
+    stepper = hybrax.ETDRK4(model, dt=jnp.asarray(dt, state.time.dtype))
     try:
         final, _ = hybrax.rollout(stepper, state, 50, save_every=None)
     except hybrax.NonFiniteStateError as error:
