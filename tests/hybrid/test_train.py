@@ -92,31 +92,32 @@ def test_trainable_filter_freezes_the_physics(windows):
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, windows):
-    """Stopping at step 50 and resuming to 100 gives bitwise the same parameters, optimizer
-    state and history as running straight to 100 (optimizer state, step counter and the
-    data-order key are checkpointed; batches are drawn without replacement per epoch)."""
-    schedule = optax.cosine_decay_schedule(3e-3, 100)
+    """Stopping at step 20 and resuming to 40 gives bitwise the same parameters, optimizer
+    state and history as running straight to 40 (optimizer state, step counter and the
+    data-order key are checkpointed; batches are drawn without replacement per epoch: 9
+    batches per epoch, so the resume is mid-epoch and the run spans 5 epochs)."""
+    schedule = optax.cosine_decay_schedule(3e-3, 40)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
     batches = Batches(windows, 8, key=jax.random.key(7))
-    every25 = lambda folder: Checkpoints(tmp_path / folder, every=25)  # noqa: E731
+    every10 = lambda folder: Checkpoints(tmp_path / folder, every=10)  # noqa: E731
     trainable = lambda m: trainable_filter(m, lambda m: m.dynamics.net)  # noqa: E731
     start = closure_model(small_net(0))
     straight = fit(
-        start, UnrolledLoss(4), batches, optimizer, steps=100, trainable=trainable(start),
-        checkpoints=every25("straight"),
+        start, UnrolledLoss(4), batches, optimizer, steps=40, trainable=trainable(start),
+        checkpoints=every10("straight"),
     )  # fmt: skip
     first = fit(
-        start, UnrolledLoss(4), batches, optimizer, steps=50, trainable=trainable(start),
-        checkpoints=every25("resumed"),
+        start, UnrolledLoss(4), batches, optimizer, steps=20, trainable=trainable(start),
+        checkpoints=every10("resumed"),
     )  # fmt: skip
-    assert first.step == 50
+    assert first.step == 20
     # a fresh process would rebuild the model from scratch: use different initial weights
     fresh = closure_model(small_net(1))
     resumed = fit(
-        fresh, UnrolledLoss(4), batches, optimizer, steps=100, trainable=trainable(fresh),
-        checkpoints=every25("resumed"),
+        fresh, UnrolledLoss(4), batches, optimizer, steps=40, trainable=trainable(fresh),
+        checkpoints=every10("resumed"),
     )  # fmt: skip
-    assert resumed.step == 100
+    assert resumed.step == 40
     for a, b in zip(jax.tree.leaves(straight.model), jax.tree.leaves(resumed.model), strict=True):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(
@@ -125,7 +126,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, windows):
         np.testing.assert_array_equal(a, b)
     assert resumed.history == straight.history
     saved = json.loads((tmp_path / "resumed" / "history.json").read_text())
-    assert [e["step"] for e in saved["train"]] == list(range(100))
+    assert [e["step"] for e in saved["train"]] == list(range(40))
     # the final model can be read back on its own
     model = hybrax.io.restore_checkpoint(tmp_path / "straight", like={"model": fresh})["model"]
     for a, b in zip(jax.tree.leaves(model), jax.tree.leaves(straight.model), strict=True):
@@ -267,8 +268,8 @@ def test_data_parallel_loss_curve_matches_one_device():
     y = jnp.tanh(x)
     net = small_net(2)
     batches = Batches((x, y), 16, key=jax.random.key(1))
-    single = fit(net, RegressionLoss(), batches, optax.adam(1e-2), steps=30)
-    sharded = fit(net, RegressionLoss(), batches, optax.adam(1e-2), steps=30,
+    single = fit(net, RegressionLoss(), batches, optax.adam(1e-2), steps=6)
+    sharded = fit(net, RegressionLoss(), batches, optax.adam(1e-2), steps=6,
                   sharding=DataParallel(mesh))  # fmt: skip
     np.testing.assert_allclose(
         [e["loss"] for e in sharded.history["train"]],
