@@ -196,10 +196,10 @@ class GaussianSpectralCoarsener(AbstractSpectralCoarsener):
     --------
     >>> import jax
     >>> from hybrax.climate import GaussianSpectralCoarsener, TwoLayerQG
-    >>> fine = TwoLayerQG.eddy(128)
-    >>> operator = GaussianSpectralCoarsener(fine.grid, TwoLayerQG.eddy(64).grid)
+    >>> fine = TwoLayerQG.eddy(64)
+    >>> operator = GaussianSpectralCoarsener(fine.grid, TwoLayerQG.eddy(32).grid)
     >>> operator(fine.pv(fine.initial_state(jax.random.key(0)))).shape
-    (2, 64, 64)
+    (2, 32, 32)
     """
 
     fine: Grid = eqx.field(static=True)

@@ -77,7 +77,7 @@ def lyapunov_spectrum(
     >>> model = hybrax.climate.Lorenz63()
     >>> stepper = hybrax.RK4(model, dt=0.01)
     >>> state, _ = hybrax.rollout(stepper, model.initial_state(), 1000, save_every=None)
-    >>> exponents = hybrax.lyapunov_spectrum(stepper, state, 20_000, k=3)
+    >>> exponents = hybrax.lyapunov_spectrum(stepper, state, 5_000, k=3)
     >>> exponents.shape
     (3,)
     """
