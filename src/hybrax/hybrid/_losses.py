@@ -257,13 +257,14 @@ class UnrolledLoss(eqx.Module):
 
     Examples
     --------
-    >>> import jax, hybrax
+    >>> import equinox as eqx, jax, hybrax
     >>> model = hybrax.climate.Lorenz96(num_variables=8)
     >>> stepper = hybrax.RK4(model, 0.01)
     >>> data = hybrax.hybrid.generate_trajectories(stepper, model.initial_state,
     ...     jax.random.key(0), n=2, n_steps=20)
     >>> windows = hybrax.hybrid.sliding_windows(data, length=6)
-    >>> float(UnrolledLoss(5, checkpoint="sqrt")(stepper, windows)) < 1e-10
+    >>> loss = eqx.filter_jit(UnrolledLoss(5, checkpoint="sqrt"))
+    >>> float(loss(stepper, windows)) < 1e-10
     True
     """
 
