@@ -24,13 +24,13 @@ from hybrax.fluids import (
 from hybrax.grids import StaggeredGrid
 
 
-def _network(stencil_size=4, key=0, zero=False):
+def _network(stencil_size=4, key=0, zero=False, num_layers=2):
     net = hybrax.nn.PeriodicCNN(
         2,
         stencil_size + 1,
         stencil_size - 1,
         hidden_channels=4,
-        num_layers=2,
+        num_layers=num_layers,
         key=jax.random.key(key),
     )
     if zero:
@@ -137,16 +137,18 @@ def _random_state(model, key):
 
 @pytest.mark.slow
 def test_rollout_gradient_matches_finite_difference(full_size):
-    """Through the pressure projection and the time loop (3 steps of SSP-RK3 at full size,
-    2 Euler steps by default)."""
-    num_steps, stages = (3, 3) if full_size else (2, 1)
-    scheme = LearnedInterpolation(_network(key=5))
+    """Through the pressure projection and the time loop (3 steps of SSP-RK3 and a two-layer
+    network at full size, 2 Euler steps and a one-layer network by default)."""
+    num_steps, stages, layers = (3, 3, 2) if full_size else (2, 1, 1)
+    scheme = LearnedInterpolation(_network(key=5, num_layers=layers))
     state = _random_state(_periodic_model(scheme), jax.random.key(6))
     params, static = eqx.partition(scheme, eqx.is_inexact_array)
 
     def loss(p):
         stepper = ProjectedRK(_periodic_model(eqx.combine(p, static)), dt=0.01, stages=stages)
-        final, _ = hybrax.rollout(stepper, state, num_steps)
+        # no finite-state check in the compiled loop (a third of the compile time): the
+        # gradient is asserted finite and the loss is compared with differences below
+        final, _ = hybrax.rollout(stepper, state, num_steps, check_finite=full_size)
         return jnp.mean(final.u**2) + jnp.mean(final.v**2)
 
     _check_gradient(loss, params, jax.random.key(7))
