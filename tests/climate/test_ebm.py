@@ -103,6 +103,18 @@ def test_0d_steady_state_gradient_is_the_analytic_sensitivity():
 
 
 # --------------------------------------------------------------------------- 1-D model
+@eqx.filter_jit
+def _linear_steady_state(model):
+    """The steady state of a model linear in the temperature: one Newton step from 0 (jitted:
+    the eager Jacobian dispatches thousands of small ops)."""
+
+    def residual(t):
+        return model.tendency(EBMState(t), 0.0).temperature
+
+    zeros = jnp.zeros(model.num_points, jnp.float64)
+    return -jnp.linalg.solve(jax.jacfwd(residual)(zeros), residual(zeros))
+
+
 def test_1d_constant_albedo_steady_state_converges_at_second_order():
     # Closed form: T = (Q a - A)/B + Q a s2 P2(x) / (B + 6 D), with co-albedo a = 1 - alpha.
     # With a constant albedo the model is linear: its discrete steady state is one solve.
@@ -110,12 +122,7 @@ def test_1d_constant_albedo_steady_state_converges_at_second_order():
     errors = []
     for n in (30, 60):
         model = BudykoSellers(num_points=n, albedo=constant)
-
-        def residual(t, m=model):
-            return m.tendency(EBMState(t), 0.0).temperature
-
-        jacobian = jax.jacfwd(residual)(jnp.zeros(n))
-        discrete = -jnp.linalg.solve(jacobian, residual(jnp.zeros(n)))
+        discrete = _linear_steady_state(model)
         q, a = 1337.6 / 4, 0.7
         x = np.asarray(model.sin_latitude(jnp.float64))
         exact = (q * a - 203.3) / 2.09 + q * a * (-0.482) * _p2(x) / (2.09 + 6 * 0.649)
