@@ -32,37 +32,55 @@ def test_masks_are_one_inside_zero_outside():
         Cylinder((0.5, 0.5), -0.1, 0.01)
 
 
-def _channel(radius, n_steps=30):
+DT = 0.02
+
+
+def _model(radius):
     grid = StaggeredGrid((16, 8), (2.0, 1.0))
     y = grid.centres_1d(1)
     sides = Boundaries(Inflow(jnp.asarray(4 * y * (1 - y))), Outflow(), Wall(), Wall())
     body = Cylinder(jnp.array([0.6, 0.5]), radius, 0.0625)
-    model = IncompressibleNavierStokes(grid, sides, 0.05, "van_leer", obstacle=body)
-    dt = 0.02
-    final, _ = hybrax.rollout(ProjectedRK(model, dt), model.initial_state(), n_steps)
-    return model, final, dt
+    return IncompressibleNavierStokes(grid, sides, 0.05, "van_leer", obstacle=body)
 
 
-def test_obstacle_slows_the_flow_and_feels_a_drag():
-    model, final, dt = _channel(jnp.asarray(0.2))
+def _drag(radius, n_steps):
+    """The x force on the cylinder after ``n_steps`` steps, and the final state."""
+    model = _model(radius)
+    final, _ = hybrax.rollout(ProjectedRK(model, DT), model.initial_state(), n_steps)
+    return penalization_force(model, final, DT)[0], final
+
+
+@pytest.fixture(scope="module")
+def drag_and_gradient():
+    """``jit(value_and_grad)`` of the 15-step drag: one compilation serves the gradient, the
+    finite differences and (by default) the flow checks."""
+    return jax.jit(jax.value_and_grad(lambda r: _drag(r, 15), has_aux=True))
+
+
+def test_obstacle_slows_the_flow_and_feels_a_drag(full_size, drag_and_gradient):
+    # 30 steps (t = 0.6) at full size; by default the 15 steps (t = 0.3) the gradient test
+    # compiles already
+    radius = jnp.asarray(0.2)
+    if full_size:
+        _, final = _drag(radius, 30)
+    else:
+        (_, final), _ = drag_and_gradient(radius)
+    model = _model(radius)
     chi_u, _ = model.obstacle_masks(final.u.dtype)
     inside = chi_u > 0.95
     assert float(jnp.max(jnp.abs(final.u[inside]))) < 0.3 * float(jnp.max(final.u))
-    fx, fy = penalization_force(model, final, dt)
+    fx, fy = penalization_force(model, final, DT)
     assert float(fx) > 0
     assert abs(float(fy)) < 0.05 * float(fx)  # symmetric body in a symmetric channel
 
 
-def test_drag_gradient_wrt_radius_matches_finite_differences():
-    @jax.jit
-    def drag(radius):
-        model, final, dt = _channel(radius, 15)
-        return penalization_force(model, final, dt)[0]
-
+def test_drag_gradient_wrt_radius_matches_finite_differences(drag_and_gradient):
     r = jnp.asarray(0.2)
-    grad = jax.jit(jax.grad(drag))(r)
+    _, grad = drag_and_gradient(r)
     h = 1e-5
-    fd = (drag(r + h) - drag(r - h)) / (2 * h)
+    (plus, _), _ = drag_and_gradient(r + h)
+    (minus, _), _ = drag_and_gradient(r - h)
+    fd = (plus - minus) / (2 * h)
     assert float(grad) > 0  # a bigger cylinder feels more drag
     np.testing.assert_allclose(grad, fd, rtol=1e-5)
 
