@@ -14,7 +14,10 @@ if "--xla_backend_optimization_level" not in _flags:
     _flags += " --xla_backend_optimization_level=1"
 os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-if os.environ.get("HYBRAX_TEST_COMPILE_CACHE", "1") == "1" and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+if (
+    os.environ.get("HYBRAX_TEST_COMPILE_CACHE", "1") == "1"
+    and "JAX_COMPILATION_CACHE_DIR" not in os.environ
+):
     # One persistent compilation cache for the whole run, shared by the xdist workers, the
     # notebook kernels and the subprocesses tests start (they inherit the environment): a
     # program compiled once (same HLO, same flags) is read back instead of compiled again.
