@@ -74,7 +74,7 @@ def _constants(grid: Grid, dtype: np.dtype):
     return tuple(np.asarray(a, dtype) for a in (dx_kx, dy_ky, k2, excess4, mask))
 
 
-def _times_i(k: Array, x: Array) -> Array:
+def _times_i(k: ArrayLike, x: Array) -> Array:
     """``1j * k * x`` for real ``k`` and complex ``x`` without promoting ``k``."""
     return jax.lax.complex(-k * x.imag, k * x.real)
 
