@@ -128,12 +128,12 @@ def test_nonpositive_dt_is_rejected():
         hybrax.ETDRK4(model, 0)
 
 
-def test_etdrk4_needs_semilinear_dynamics():
+def test_etdrk4_needs_semilinear_dynamics(wrong_type):
     class Plain(hybrax.AbstractDynamics):
         def tendency(self, state, t):
             return state
 
-    with pytest.raises(hybrax.ConfigurationError, match="AbstractSemilinearDynamics"):
+    with wrong_type("dynamics", hybrax.ConfigurationError, "AbstractSemilinearDynamics"):
         hybrax.ETDRK4(Plain(), 0.1)
 
 

@@ -140,20 +140,25 @@ def test_check_finite_reports_the_exact_step():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "message", "typed"),
     [
-        ({"n_steps": 10, "save_every": 3}, "does not divide n_steps=10"),
-        ({"n_steps": -1}, "non-negative Python int"),
-        ({"n_steps": 2.5}, "non-negative Python int"),
-        ({"n_steps": 10, "save_every": 0}, "save_every must be a positive int"),
-        ({"n_steps": 10, "checkpoint": "log"}, 'checkpoint must be None, "sqrt"'),
-        ({"n_steps": 10, "checkpoint": 0}, 'checkpoint must be None, "sqrt"'),
+        ({"n_steps": 10, "save_every": 3}, "does not divide n_steps=10", None),
+        ({"n_steps": -1}, "non-negative Python int", None),
+        ({"n_steps": 2.5}, "non-negative Python int", "n_steps"),
+        ({"n_steps": 10, "save_every": 0}, "save_every must be a positive int", None),
+        ({"n_steps": 10, "checkpoint": "log"}, 'checkpoint must be None, "sqrt"', "checkpoint"),
+        ({"n_steps": 10, "checkpoint": 0}, 'checkpoint must be None, "sqrt"', None),
     ],
 )
-def test_bad_rollout_arguments(lorenz96, kwargs, message):
+def test_bad_rollout_arguments(lorenz96, kwargs, message, typed, wrong_type):
+    """``typed``: the argument's annotation already rejects it (jaxtyping's checks, when on)."""
     _, stepper, state = lorenz96
     n = kwargs.pop("n_steps")
-    with pytest.raises(hybrax.ConfigurationError, match=message):
+    if typed is None:
+        raises = pytest.raises(hybrax.ConfigurationError, match=message)
+    else:
+        raises = wrong_type(typed, hybrax.ConfigurationError, message)
+    with raises:
         hybrax.rollout(stepper, state, n, **kwargs)
 
 

@@ -86,12 +86,12 @@ def test_no_steady_state_under_jit_raises_at_run_time():
         jax.block_until_ready(solve(NoRoot(), hybrax.ODEState(jnp.full(2, 0.3))))
 
 
-def test_bad_arguments_are_configuration_errors():
+def test_bad_arguments_are_configuration_errors(wrong_type):
     model = Relaxation(jnp.asarray(3.0), jnp.asarray([2.0]), jnp.asarray(0.0))
     guess = hybrax.ODEState(jnp.zeros(1))
     with pytest.raises(hybrax.ConfigurationError, match="max_steps"):
         hybrax.steady_state(model, guess, max_steps=0)
-    with pytest.raises(hybrax.ConfigurationError, match="solver"):
+    with wrong_type("solver", hybrax.ConfigurationError, "solver"):
         hybrax.steady_state(model, guess, solver="newton")
     with pytest.raises(hybrax.ConfigurationError, match="rtol"):
         hybrax.steady_state(model, guess, rtol=-1.0)
