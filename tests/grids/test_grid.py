@@ -252,10 +252,10 @@ def test_bad_domain_and_fields(wrong_type):
         grid.check_spectral("w_hat", jnp.zeros((4, 16, 9), jnp.complex64), model="M")
 
 
-def test_spectral_state_and_courant_number_arguments():
+def test_spectral_state_and_courant_number_arguments(wrong_type):
     from hybrax.grids import SpectralState, courant_number
 
-    with pytest.raises(ConfigurationError, match="field_hat must be an array"):
+    with wrong_type("field_hat", ConfigurationError, "field_hat must be an array"):
         SpectralState("x")
     grid = Grid((8, 8))
     with pytest.raises(ConfigurationError, match="dt must be positive and finite"):
