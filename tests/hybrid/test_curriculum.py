@@ -89,9 +89,26 @@ def test_curriculum_checkpoints_each_stage_and_resumes(tmp_path):
     )
 
 
-@pytest.mark.parametrize("stages", [[], [(0, 5)], [(2, -1)], [(2.5, 3)], [(2,)], 7, [(True, 3)]])
-def test_curriculum_rejects_bad_stages(stages):
-    with pytest.raises(hybrax.ConfigurationError, match=r"Curriculum: .*stage"):
+@pytest.mark.parametrize(
+    ("stages", "typed"),
+    [
+        ([], 0),
+        ([(0, 5)], 0),
+        ([(2, -1)], 0),
+        ([(2.5, 3)], 1),
+        ([(2,)], 1),
+        (7, 1),
+        ([(True, 3)], 0),
+    ],
+)
+def test_curriculum_rejects_bad_stages(stages, typed, wrong_type):
+    """``typed``: the annotation ``Sequence[tuple[int, int]]`` already rejects it (jaxtyping)."""
+    message = r"Curriculum: .*stage"
+    if typed:
+        raises = wrong_type("stages", hybrax.ConfigurationError, message)
+    else:
+        raises = pytest.raises(hybrax.ConfigurationError, match=message)
+    with raises:
         Curriculum(stages)
 
 
