@@ -11,7 +11,7 @@ from hybrax.core import ConfigurationError
 
 from ._fit_checks import check_int
 
-__all__ = ["Batches", "num_examples"]
+__all__ = ["Batches", "check_key", "num_examples"]
 
 
 class Batches(eqx.Module):
@@ -70,7 +70,7 @@ class Batches(eqx.Module):
         if batch_size is not None:
             check_int("batch_size", batch_size, 1, "Batches")
         self.data, self.batch_size = data, batch_size
-        self.key = jax.random.key(0) if key is None else _check_key(key)
+        self.key = jax.random.key(0) if key is None else check_key(key, "Batches")
 
     @property
     def steps_per_epoch(self) -> int:
@@ -109,13 +109,15 @@ def num_examples(data: PyTree, where: str = "fit") -> int:
     return n
 
 
-def _check_key(key):
+def check_key(key, owner: str):
+    """``key`` itself if it is a PRNG key (typed, or a legacy ``uint32[2]``), else a
+    `ConfigurationError` naming ``owner``."""
     is_key = isinstance(key, jax.Array) and (
         jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
         or (key.dtype == jnp.uint32 and key.shape == (2,))
     )
     if not is_key:
         raise ConfigurationError(
-            f"Batches: key must be a PRNG key such as jax.random.key(0), got {key!r}"
+            f"{owner}: key must be a PRNG key such as jax.random.key(0), got {key!r}"
         )
     return key

@@ -11,6 +11,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from hybrax.core import AbstractStepper, ConfigurationError, rollout
 
+from ._batches import check_key
 from ._maps import check_part
 
 __all__ = ["block_average", "generate_trajectories", "sliding_windows"]
@@ -84,12 +85,7 @@ def generate_trajectories(
         raise ConfigurationError(
             f"generate_trajectories: observe must be None or a function, got {observe!r}"
         )
-    if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)):
-        if not (isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,)):
-            raise ConfigurationError(
-                f"generate_trajectories: key must be a PRNG key such as jax.random.key(0), "
-                f"got {key!r}"
-            )
+    check_key(key, "generate_trajectories")
     for name, value, minimum in (
         ("n", n, 1),
         ("n_steps", n_steps, 0),
