@@ -18,7 +18,7 @@
 True
 """
 
-from .core._errors import (
+from .core import (
     CheckpointError,
     ConfigurationError,
     CorruptedDataError,
