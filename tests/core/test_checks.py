@@ -1,6 +1,8 @@
 """Configuration errors and run-time checks of the contract, rollout and lyapunov_spectrum
 (probe rows 7-11, 20-24, 41, 91 of the reliability probe)."""
 
+import warnings
+
 import diffrax
 import equinox as eqx
 import jax
@@ -188,6 +190,29 @@ def test_fresh_lambda_capturing_fresh_arrays_warns_once(model):
         for _ in range(3):
             weights = jnp.ones(8)
             hybrax.rollout(stepper, state, 2, observe=lambda s: weights @ s.u)  # noqa: B023
+
+
+def test_rollout_inside_jit_does_not_warn_about_fresh_captures(model, monkeypatch):
+    """Inside an enclosing jit the rollout is compiled with the outer program: a fresh
+    captured array costs no compilation of its own, so there is nothing to warn about."""
+    from hybrax.core import _function_cache
+
+    monkeypatch.setattr(_function_cache, "_WARNED", False)
+    monkeypatch.setattr(_function_cache, "_IDENTITY_SEEN", {})
+    stepper = hybrax.RK4(model, 0.01)
+
+    def run(weights, state):
+        return hybrax.rollout(stepper, state, 2, observe=lambda s: weights @ s.u)[1]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for _ in range(3):
+            weights = jnp.ones(8)  # a concrete array captured by the traced function
+            jax.jit(lambda state: run(weights, state))(model.initial_state())  # noqa: B023
+    # the same loop run eagerly does warn (the check above is not vacuous)
+    with pytest.warns(RuntimeWarning, match="Define the function once"):
+        for _ in range(3):
+            run(jnp.ones(8), model.initial_state())
 
 
 def test_etdrk4_contour_arguments(wrong_type):

@@ -68,6 +68,11 @@ class _NonFiniteMessages(Sequence):
         return "NonFiniteStateError: " + text
 
 
+def _inside_a_trace(state: PyTree) -> bool:
+    """Whether ``state`` is being traced by an enclosing transformation."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(state))
+
+
 def rollout(
     stepper: AbstractStepper,
     state: PyTree,
@@ -167,12 +172,16 @@ def rollout(
         raise ConfigurationError(
             f"observe must be a function of the state (or None), got {type(observe).__name__}"
         )
+    if observe is not None and not _inside_a_trace(state):
+        # Inside an enclosing jit/vmap/grad this rollout is traced into the outer program and
+        # compiled with it: there is no compilation of its own to save (nor to warn about).
+        observe = cached_function(observe)
     final, saved, code = _rollout(
         stepper,
         state,
         n_steps=n_steps,
         save_every=save_every,
-        observe=None if observe is None else cached_function(observe),
+        observe=observe,
         checkpoint=checkpoint,
         check_finite=check_finite,
         unroll=unroll,
