@@ -88,3 +88,20 @@ def test_guide_examples_run(full_size, tmp_path, monkeypatch):
             exec(compile(block, f"{page.name}, block {index}", "exec"), {})
             ran += 1
     assert ran >= 5, f"only {ran} guide examples found"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_notebooks_are_stored_executed(path):
+    """The docs site shows the notebooks as stored (mkdocs-jupyter never runs them): each one
+    is stored executed top to bottom, in order, without an error (``docs/execute_notebooks.py``
+    writes them; the suite runs every notebook again, so a stale output cannot hide a break)."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
+    counts = [cell.execution_count for cell in code]
+    assert None not in counts, f"{path.name}: run python docs/execute_notebooks.py {path.stem}"
+    assert counts == sorted(counts), f"{path.name}: cells were run out of order: {counts}"
+    errors = [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    assert not errors, f"{path.name}: stored with an error: {errors[0].ename}"
+    assert any(o.output_type == "display_data" for cell in code for o in cell.outputs), path.name
