@@ -3,7 +3,9 @@
 XLA_FLAGS must be set before jax is first imported, so this file does it at import time.
 """
 
+import contextlib
 import os
+import re
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if "--xla_backend_optimization_level" not in _flags:
@@ -91,18 +93,30 @@ def full_size(request) -> bool:
 def wrong_type(request):
     """``wrong_type(parameter, error, match)``: ``pytest.raises`` for an argument of the wrong type.
 
-    Under jaxtyping's runtime checks (``--jaxtyping-packages=hybrax,beartype.beartype``) the
-    annotation check runs first: ``jaxtyping.TypeCheckError`` naming ``parameter``. Without them
-    the library's own check runs: ``error`` with a message matching ``match``.
+    Without jaxtyping's runtime checks the library's own check runs: ``error`` with a message
+    matching ``match``. Under them (``--jaxtyping-packages=hybrax,...``, as in pyproject's addopts)
+    the annotation check runs first and raises ``jaxtyping.TypeCheckError`` naming
+    ``parameter``, unless the annotation admits the value (an ``int`` or ``bool`` where a
+    ``float`` is annotated, under the PEP 484 numeric tower): then the library's own error, with
+    its message, is still required.
     """
     from jaxtyping import TypeCheckError
 
     checked = bool(request.config.getoption("--jaxtyping-packages", default=None))
 
+    @contextlib.contextmanager
     def raises(parameter: str, error: type[Exception], match: str):
-        if checked:
-            return pytest.raises(TypeCheckError, match=f"parameter '{parameter}'")
-        return pytest.raises(error, match=match)
+        if not checked:
+            with pytest.raises(error, match=match):
+                yield
+            return
+        with pytest.raises((TypeCheckError, error)) as caught:
+            yield
+        message = str(caught.value)
+        if isinstance(caught.value, TypeCheckError):
+            assert f"parameter '{parameter}'" in message, message
+        else:
+            assert re.search(match, message), f"{match!r} not in {message!r}"
 
     return raises
 

@@ -104,7 +104,7 @@ def tree_lincomb(base: PyTree, coeffs: tuple, trees: tuple, scale: ArrayLike = 1
     return jax.tree.map(leaf, base, *(t for _, t in pairs))
 
 
-def mul(coefficient: Array, x: Array) -> Array:
+def mul(coefficient: ArrayLike, x: Array) -> Array:
     """``coefficient * x`` in ``x``'s precision, with a real coefficient times a complex ``x``
     done as two real products (no promotion of the coefficient to complex)."""
     coefficient = jnp.asarray(coefficient)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -59,7 +61,10 @@ class AdvectionDiffusion(AbstractSpectralFieldDynamics):
     )
 
     def __init__(
-        self, grid: Grid | int, velocity: ArrayLike | None = None, diffusivity: ArrayLike = 0.01
+        self,
+        grid: Grid | int,
+        velocity: ArrayLike | Sequence[float] | None = None,
+        diffusivity: ArrayLike = 0.01,
     ):
         self.grid = as_grid(grid, None, "AdvectionDiffusion")
         self.velocity = jnp.ones(self.grid.ndim) if velocity is None else velocity

@@ -6,6 +6,8 @@ All take the `IncompressibleNavierStokes` model (for its grid and boundaries) an
 are kinematic (per unit density), as in the solver.
 """
 
+from collections.abc import Sequence
+
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
@@ -187,7 +189,9 @@ def pressure_at(model, state, x: ArrayLike, y: ArrayLike) -> Array:
     )
 
 
-def pressure_difference(model, state, first: ArrayLike, second: ArrayLike) -> Array:
+def pressure_difference(
+    model, state, first: Sequence[float] | ArrayLike, second: Sequence[float] | ArrayLike
+) -> Array:
     """``p(first) - p(second)`` (kinematic, length^2/time^2) between two points ``(x, y)``,
     each by `pressure_at`. DFG 2D-1/2D-2 report ``p(0.15, 0.2) - p(0.25, 0.2)``, the
     pressure drop between the cylinder's front and back.

@@ -143,7 +143,7 @@ class IncompressibleNavierStokes(AbstractDynamics):
         reynolds_number: ArrayLike = 100.0,
         *,
         lid_velocity=1.0,
-        scheme: str = "central",
+        scheme: str | AbstractInterpolation = "central",
     ) -> "IncompressibleNavierStokes":
         """The unit square with a lid sliding along +x at ``lid_velocity`` (top wall) and
         fixed walls elsewhere; ``viscosity = lid_velocity / reynolds_number`` (Ghia, Ghia &
@@ -160,7 +160,7 @@ class IncompressibleNavierStokes(AbstractDynamics):
         *,
         viscosity=1.0,
         forcing=8.0,
-        scheme: str = "central",
+        scheme: str | AbstractInterpolation = "central",
     ) -> "IncompressibleNavierStokes":
         """Plane Poiseuille channel: periodic in x, no-slip walls at ``y = 0, Ly``, driven by
         the body force ``forcing``. Steady state ``u = forcing y (Ly - y) / (2 viscosity)``
@@ -177,7 +177,7 @@ class IncompressibleNavierStokes(AbstractDynamics):
         case: str = "2D-1",
         max_inflow=None,
         viscosity=1e-3,
-        scheme: str = "van_leer",
+        scheme: str | AbstractInterpolation = "van_leer",
         permeability=1e-4,
     ) -> "IncompressibleNavierStokes":
         """Flow around a cylinder, the DFG benchmarks of Schafer & Turek (1996): channel

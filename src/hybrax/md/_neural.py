@@ -16,7 +16,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from hybrax.core import ConfigurationError, check_parameter
 from hybrax.nn import (
@@ -344,7 +344,7 @@ class NeuralPairPotential(AbstractPairEnergy):
         )
 
     def pair_potential(
-        self, r: Float[Array, "*shape"], species_i: int = 0, species_j: int = 0
+        self, r: Float[ArrayLike, "*shape"], species_i: int = 0, species_j: int = 0
     ) -> Float[Array, "*shape"]:
         """``phi_ab(r)`` (epsilon) at distances ``r`` (sigma; zero beyond the cut-off), for
         plotting and comparing with an analytic potential."""
