@@ -201,9 +201,9 @@ def test_box_too_small_for_the_cutoff_is_an_error():
         coulomb.energy(positions, None, box)
 
 
-def test_other_bad_inputs():
+def test_other_bad_inputs(wrong_type):
     positions, charges, box = crystal(*ROCK_SALT, 1, 2.0)
-    with pytest.raises(hybrax.ConfigurationError, match="PeriodicBox"):
+    with wrong_type("box", hybrax.ConfigurationError, "PeriodicBox"):
         md.EwaldCoulomb(charges, md.FreeSpace())
     with pytest.raises(hybrax.ConfigurationError, match="charges"):
         md.EwaldCoulomb(charges[:, None], box)
