@@ -61,18 +61,26 @@ def test_lattice_bad_input():
 
 
 @pytest.mark.parametrize("count", [0, -3, 2.0, True])
-def test_random_packing_needs_a_positive_int_count(count):
+def test_random_packing_needs_a_positive_int_count(count, wrong_type):
     """Probe row 60: random_packing(N=0) raised ZeroDivisionError."""
-    with pytest.raises(hybrax.ConfigurationError, match="num_atoms"):
+    if isinstance(count, int):
+        raises = pytest.raises(hybrax.ConfigurationError, match="num_atoms")
+    else:
+        raises = wrong_type("num_atoms", hybrax.ConfigurationError, "num_atoms")
+    with raises:
         md.random_packing(jax.random.key(0), count, md.PeriodicBox(6.0))
     with pytest.raises(hybrax.ConfigurationError, match="min_distance"):
         md.random_packing(jax.random.key(0), 10, md.PeriodicBox(6.0), min_distance=-0.9)
 
 
 @pytest.mark.parametrize("temperature", [-1.0, float("nan"), float("inf"), 1j, "1"])
-def test_maxwell_boltzmann_rejects_bad_temperatures(temperature):
+def test_maxwell_boltzmann_rejects_bad_temperatures(temperature, wrong_type):
     """Probe row 55: maxwell_boltzmann(temperature=-1) gave NaN velocities."""
-    with pytest.raises(hybrax.ConfigurationError, match="temperature"):
+    if isinstance(temperature, str):
+        raises = wrong_type("temperature", hybrax.ConfigurationError, "temperature")
+    else:
+        raises = pytest.raises(hybrax.ConfigurationError, match="temperature")
+    with raises:
         md.maxwell_boltzmann(jax.random.key(0), 8, temperature)
 
 
