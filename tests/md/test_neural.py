@@ -259,10 +259,12 @@ def test_core_repulsion_keeps_an_attractive_network_repulsive_at_short_range(num
     np.testing.assert_allclose(bare.core_repulsion(r * r), 0.0)
 
 
-def test_core_radius_is_checked():
-    for bad in (-0.5, 0.0, float("nan"), "0.9"):
+def test_core_radius_is_checked(wrong_type):
+    for bad in (-0.5, 0.0, float("nan")):
         with pytest.raises(hybrax.ConfigurationError, match="core_radius"):
             NeuralPairPotential(CUTOFF, key=key(0), core_radius=bad)
+    with wrong_type("core_radius", hybrax.ConfigurationError, "core_radius"):
+        NeuralPairPotential(CUTOFF, key=key(0), core_radius="0.9")
     with pytest.raises(hybrax.ConfigurationError, match=r"core_radius must lie below the cutoff"):
         NeuralPairPotential(CUTOFF, key=key(0), core_radius=CUTOFF)
 
