@@ -42,8 +42,12 @@ def test_bad_box(lengths):
 @pytest.mark.parametrize(
     "lengths", [float("inf"), float("nan"), -5.0, 0.0, 10.0 + 1.0j, True, "10", None]
 )
-def test_box_sides_must_be_positive_finite_reals(lengths):
+def test_box_sides_must_be_positive_finite_reals(lengths, wrong_type):
     """Probe row 57: PeriodicBox(inf) was accepted and neighbor_list then failed with
     "cannot convert float NaN to integer"."""
-    with pytest.raises(hybrax.ConfigurationError, match="PeriodicBox lengths"):
+    if lengths is None or isinstance(lengths, str):
+        raises = wrong_type("lengths", hybrax.ConfigurationError, "PeriodicBox lengths")
+    else:
+        raises = pytest.raises(hybrax.ConfigurationError, match="PeriodicBox lengths")
+    with raises:
         md.PeriodicBox(lengths)
