@@ -197,7 +197,7 @@ def test_stable_run_is_not_flagged_and_limit_can_be_changed():
             _cold_crystal(0.005, max_displacement=bad)
 
 
-def test_simulate_argument_errors():
+def test_simulate_argument_errors(wrong_type):
     stepper, state = _cold_crystal(0.005)
     with pytest.raises(hybrax.ConfigurationError, match="n_steps"):
         md.simulate(stepper, state, -1, progress=False)
@@ -205,7 +205,7 @@ def test_simulate_argument_errors():
         md.simulate(stepper, state, 10, chunk_size=0, progress=False)
     with pytest.raises(hybrax.ConfigurationError, match="save_every"):
         md.simulate(stepper, state, 10, chunk_size=10, save_every=3, progress=False)
-    with pytest.raises(hybrax.ConfigurationError, match="MD stepper"):
+    with wrong_type("stepper", hybrax.ConfigurationError, "MD stepper"):
         md.simulate(hybrax.RK4(hybrax.climate.Lorenz63(), dt=0.01), state, 10)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
