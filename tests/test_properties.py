@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jaxtyping import TypeCheckError
 
 import hybrax
 from hybrax import climate, fluids, grids, hybrid, md
@@ -208,14 +209,42 @@ def _assert_names(error: BaseException, name: str) -> None:
     assert name.lower() in str(error).lower(), f"message does not name {name!r}: {error}"
 
 
+@pytest.fixture(scope="module")
+def checked(request) -> bool:
+    """True under jaxtyping's runtime checks (as the ``wrong_type`` fixture decides)."""
+    return bool(request.config.getoption("--jaxtyping-packages", default=None))
+
+
+# Parameters documented as "a float or a tuple" (annotated ``float | Sequence[float]``): an
+# array there is of the wrong type too.
+NO_ARRAYS = {"Grid.domain_length"}
+
+
+def _is_wrong_type(value, case_id: str) -> bool:
+    """A value no numeric annotation of a physical parameter admits, or admits only in part:
+    a str, None, a complex or a bool (a parameter annotated ``float`` rejects these)."""
+    if case_id in NO_ARRAYS and isinstance(value, np.ndarray):
+        return True
+    return value is None or isinstance(value, (str, bool, complex))
+
+
+def _rejected(checked: bool, wrong_type: bool):
+    """``pytest.raises`` for a bad value: under jaxtyping's checks a value of the wrong type
+    may be rejected by the annotation first (`TypeCheckError` naming the parameter); a value
+    of the right type but a bad value is always hybrax's own `ConfigurationError`."""
+    if checked and wrong_type:
+        return pytest.raises((hybrax.ConfigurationError, TypeCheckError))
+    return pytest.raises(hybrax.ConfigurationError)
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_bad_parameter_is_rejected_naming_it(case):
-    _, factory, name, kind = case
+def test_bad_parameter_is_rejected_naming_it(case, checked):
+    case_id, factory, name, kind = case
 
     @SETTINGS
     @given(value=_bad_values(kind))
     def check(value):
-        with pytest.raises(hybrax.ConfigurationError) as info:
+        with _rejected(checked, _is_wrong_type(value, case_id)) as info:
             factory(value)
         _assert_names(info.value, name)
 
@@ -310,15 +339,36 @@ ROLLOUT_ARGS = st.fixed_dictionaries(
 )
 
 
+def _rollout_wrong_types(args) -> set[str]:
+    """The arguments whose type does not fit rollout's annotations (``n_steps: int``,
+    ``save_every: int | None``, ``checkpoint: None | Literal["sqrt"] | int``)."""
+    wrong = set()
+    if not isinstance(args["n_steps"], int):
+        wrong.add("n_steps")
+    if args["save_every"] is not None and not isinstance(args["save_every"], int):
+        wrong.add("save_every")
+    if args["checkpoint"] not in (None, "sqrt") and not isinstance(args["checkpoint"], int):
+        wrong.add("checkpoint")
+    return wrong
+
+
 @SETTINGS
 @given(args=ROLLOUT_ARGS)
-def test_rollout_arguments_run_or_raise_configuration_error(args):
+def test_rollout_arguments_run_or_raise_configuration_error(args, checked):
     model = climate.Lorenz96(num_variables=8)
     stepper = hybrax.RK4(model, dt=0.01)
+    wrong = _rollout_wrong_types(args)
     try:
         final, saved = hybrax.rollout(stepper, model.initial_state(), **args)
     except hybrax.ConfigurationError:
         return
+    except Exception as error:
+        # under jaxtyping's checks an argument of the wrong type fails its annotation first
+        if not (checked and wrong and isinstance(error, TypeCheckError)):
+            raise
+        assert any(f"parameter '{name}'" in str(error) for name in wrong), str(error)
+        return
+    assert not wrong, f"rollout accepted arguments of the wrong type: {args}"
     assert bool(jnp.all(jnp.isfinite(final.u)))
     if args["save_every"] is not None:
         assert jax.tree.leaves(saved)[0].shape[0] == args["n_steps"] // args["save_every"]
@@ -335,18 +385,18 @@ NOT_A_DYNAMICS = st.sampled_from(
 
 @SETTINGS
 @given(thing=NOT_A_STEPPER)
-def test_rollout_of_something_that_is_not_a_stepper(thing):
+def test_rollout_of_something_that_is_not_a_stepper(thing, wrong_type):
     """A model, a class, a function or an array where a stepper belongs is a
     ConfigurationError naming the argument, not an AttributeError deep inside."""
     state = climate.Lorenz96().initial_state()
-    with pytest.raises(hybrax.ConfigurationError, match="stepper"):
+    with wrong_type("stepper", hybrax.ConfigurationError, "stepper"):
         hybrax.rollout(thing, state, 3)
-    with pytest.raises(hybrax.ConfigurationError, match="stepper"):
+    with wrong_type("stepper", hybrax.ConfigurationError, "stepper"):
         hybrax.lyapunov_spectrum(thing, state, 10)
 
 
 @SETTINGS
 @given(thing=NOT_A_DYNAMICS)
-def test_integrator_of_something_that_is_not_a_dynamics(thing):
-    with pytest.raises(hybrax.ConfigurationError, match="dynamics"):
+def test_integrator_of_something_that_is_not_a_dynamics(thing, wrong_type):
+    with wrong_type("dynamics", hybrax.ConfigurationError, "dynamics"):
         hybrax.RK4(thing, dt=0.01)
