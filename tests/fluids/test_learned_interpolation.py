@@ -163,13 +163,13 @@ def test_model_accepts_names_and_modules():
         _periodic_model(3)
 
 
-def test_bad_configuration():
+def test_bad_configuration(wrong_type):
     net = _network()
     with pytest.raises(hybrax.ConfigurationError, match="stencil_size"):
         LearnedInterpolation(net, stencil_size=6)
     with pytest.raises(hybrax.ConfigurationError, match="base"):
         LearnedInterpolation(net, base="quick")
-    with pytest.raises(hybrax.ConfigurationError, match="network must be callable"):
+    with wrong_type("network", hybrax.ConfigurationError, "network must be callable"):
         LearnedInterpolation(3.0)
     one_channel = hybrax.nn.PeriodicCNN(2, 5, 1, 4, 1, key=jax.random.key(0))
     wrong = LearnedInterpolation(one_channel, stencil_size=4)  # needs 3 output channels
