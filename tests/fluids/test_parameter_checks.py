@@ -37,9 +37,13 @@ CASES = [
 
 
 @pytest.mark.parametrize(("make", "name", "values"), CASES, ids=[c[1] for c in CASES])
-def test_bad_parameters_name_the_parameter(make, name, values):
+def test_bad_parameters_name_the_parameter(make, name, values, wrong_type):
     for value in values:
-        with pytest.raises(ConfigurationError, match=name):
+        if isinstance(value, str | None) or (name == "domain_length" and isinstance(value, bool)):
+            raises = wrong_type(name, ConfigurationError, name)  # not the annotated type
+        else:
+            raises = pytest.raises(ConfigurationError, match=name)
+        with raises:
             make(value)
 
 
