@@ -203,7 +203,7 @@ def test_courant_number_and_check_time_step():
         hybrax.check_time_step(hybrax.ETDRK4(model, 1.0), state)
 
 
-def test_bad_input_names_the_problem():
+def test_bad_input_names_the_problem(wrong_type):
     with pytest.raises(ConfigurationError, match="viscosity"):
         NavierStokes3D(8, viscosity=-1.0)
     with pytest.raises(ConfigurationError, match="forcing_power"):
@@ -211,7 +211,7 @@ def test_bad_input_names_the_problem():
     with pytest.raises(ConfigurationError, match="3D grid"):
         NavierStokes3D(hybrax.grids.Grid((8, 8)))
     model = NavierStokes3D(8)
-    with pytest.raises(ConfigurationError, match="velocity must have shape"):
+    with wrong_type("velocity", ConfigurationError, "velocity must have shape"):
         model.state_from_velocity(jnp.zeros((3, 8, 8)))
     with pytest.raises(ConfigurationError, match="field_hat must have shape"):
         hybrax.rollout(hybrax.ETDRK4(model, 0.1), SpectralState(jnp.zeros((8, 8, 5), complex)), 1)
