@@ -183,7 +183,12 @@ def test_fresh_equal_lambdas_compile_once(model):
     assert counts[3] > counts[2]  # a different default value is a different function
 
 
-def test_fresh_lambda_capturing_fresh_arrays_warns_once(model):
+def test_fresh_lambda_capturing_fresh_arrays_warns_once(model, monkeypatch):
+    from hybrax.core import _function_cache
+
+    # the warning is given once per process: start from a process that has not given it yet
+    monkeypatch.setattr(_function_cache, "_WARNED", False)
+    monkeypatch.setattr(_function_cache, "_IDENTITY_SEEN", {})
     stepper = hybrax.RK4(model, 0.01)
     state = model.initial_state()
     with pytest.warns(RuntimeWarning, match="Define the function once"):
