@@ -245,7 +245,7 @@ def test_albedo_is_smooth_and_bounded():
 
 
 # --------------------------------------------------------------------------- bad input
-def test_bad_input_messages():
+def test_bad_input_messages(wrong_type):
     model = BudykoSellers(num_points=24)
     with pytest.raises(
         ConfigurationError, match=r"shape \(24,\), got \(3, 24\); for an ensemble use jax"
@@ -259,9 +259,9 @@ def test_bad_input_messages():
         BudykoSellers(diffusivity=-0.1)
     with pytest.raises(ConfigurationError, match="transition_width must be positive"):
         IceAlbedo(transition_width=0.0)
-    with pytest.raises(ConfigurationError, match="expects an EBMState"):
+    with wrong_type("state", ConfigurationError, "expects an EBMState"):
         EnergyBalance0D().tendency(hybrax.ODEState(jnp.zeros(1)), 0.0)
-    with pytest.raises(ConfigurationError, match="1-D array of increasing values"):
+    with wrong_type("solar_constants", ConfigurationError, "1-D array of increasing values"):
         hysteresis_sweep(model, jnp.zeros((2, 3)))
 
 
