@@ -407,14 +407,14 @@ def test_jit_and_vmap_ensemble():
 
 
 # ------------------------------------------------------------------------- bad input
-def test_bad_input_messages():
+def test_bad_input_messages(wrong_type):
     model = TwoLayerQG.eddy(32)
     q = jnp.zeros((2, 32, 32))
     with pytest.raises(ConfigurationError, match=r"physical field: use model\.state_from_pv"):
         model.tendency(SpectralState(q.astype(jnp.complex64)), 0.0)
-    with pytest.raises(ConfigurationError, match=r"for an ensemble use jax\.vmap"):
+    with wrong_type("q", ConfigurationError, r"for an ensemble use jax\.vmap"):
         model.state_from_pv(jnp.zeros((4, 2, 32, 32)))
-    with pytest.raises(ConfigurationError, match=r"wrap the model state with stepper\.init"):
+    with wrong_type("state", ConfigurationError, r"wrap the model state with stepper\.init"):
         model.pyqg_stepper(HOUR).step(model.state_from_pv(q))
     with pytest.raises(ConfigurationError, match="deformation_radius must be positive"):
         TwoLayerQG(32, deformation_radius=-1.0)
