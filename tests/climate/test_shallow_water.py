@@ -268,7 +268,7 @@ def test_jit_vmap_ensemble_and_float32():
 
 
 # -------------------------------------------------------------------------- bad input
-def test_bad_input_messages():
+def test_bad_input_messages(wrong_type):
     model = ShallowWater.f_plane(32)
     rest = model.rest_state()
     with pytest.raises(ConfigurationError, match=r"Courant number .* use dt <= "):
@@ -289,9 +289,11 @@ def test_bad_input_messages():
         model.tendency(ShallowWaterState(zeros.astype(jnp.float32), zeros, zeros), 0.0)
     with pytest.raises(ConfigurationError, match="mean_depth must be positive"):
         ShallowWater(32, mean_depth=-10.0)
-    with pytest.raises(ConfigurationError, match="forcing must be an AbstractShallowWaterForcing"):
+    with wrong_type(
+        "forcing", ConfigurationError, "forcing must be an AbstractShallowWaterForcing"
+    ):
         ShallowWater(32, forcing=lambda s, m, t: s)
     with pytest.raises(ConfigurationError, match="relaxation_time must be positive"):
         HeightRelaxation(zeros, 0.0)
-    with pytest.raises(ConfigurationError, match="expects a ShallowWaterState"):
+    with wrong_type("state", ConfigurationError, "expects a ShallowWaterState"):
         model.tendency(hybrax.ODEState(zeros), 0.0)
