@@ -52,12 +52,12 @@ def test_metrics_without_writer_logs(caplog):
     assert [m.split(":")[0] for m in messages] == ["fit step 2", "fit step 4"]
 
 
-def test_metrics_errors():
+def test_metrics_errors(wrong_type):
     with pytest.raises(hybrax.ConfigurationError, match="every"):
         Metrics(every=0)
-    with pytest.raises(hybrax.ConfigurationError, match="write"):
+    with wrong_type("write", hybrax.ConfigurationError, "write"):
         Metrics(write="metrics.jsonl")
-    with pytest.raises(hybrax.ConfigurationError, match="path"):
+    with wrong_type("path", hybrax.ConfigurationError, "path"):
         JsonLines(3)
 
 
