@@ -86,28 +86,28 @@ def test_block_average():
         block_average(jnp.asarray(field), (3, 3))
 
 
-def test_arguments_are_checked_by_name(setup):
+def test_arguments_are_checked_by_name(setup, wrong_type):
     model, stepper, sample = setup
     key = jax.random.key(0)
     error = hybrax.ConfigurationError
-    with pytest.raises(error, match=r"stepper must be a hybrax\.AbstractStepper.*RK4"):
+    with wrong_type("stepper", error, r"stepper must be a hybrax\.AbstractStepper.*RK4"):
         generate_trajectories(model, sample, key, 2, 10)
-    with pytest.raises(error, match="sample_initial_state must be a function"):
+    with wrong_type("sample_initial_state", error, "sample_initial_state must be a function"):
         generate_trajectories(stepper, None, key, 2, 10)
-    with pytest.raises(error, match="key must be a PRNG key"):
+    with wrong_type("key", error, "key must be a PRNG key"):
         generate_trajectories(stepper, sample, 0, 2, 10)
-    with pytest.raises(error, match="observe must be None or a function"):
+    with wrong_type("observe", error, "observe must be None or a function"):
         generate_trajectories(stepper, sample, key, 2, 10, observe="u")
     with pytest.raises(error, match="batch_size must be None or >= 1"):
         generate_trajectories(stepper, sample, key, 2, 10, batch_size=True)
-    with pytest.raises(error, match="n_steps must be an int >= 0"):
+    with wrong_type("n_steps", error, "n_steps must be an int >= 0"):
         generate_trajectories(stepper, sample, key, 2, 10.0)
     traj = jnp.zeros((2, 10))
     with pytest.raises(error, match="length must be an int between 1 and T=10"):
         sliding_windows(traj, length=True)
     with pytest.raises(error, match="stride must be a positive int"):
         sliding_windows(traj, length=2, stride=0)
-    with pytest.raises(error, match="factors must be an int or a sequence of ints"):
+    with wrong_type("factors", error, "factors must be an int or a sequence of ints"):
         block_average(jnp.zeros((4, 4)), None)
     with pytest.raises(error, match="must be positive ints dividing"):
         block_average(jnp.zeros((4, 4)), (True, 2))
