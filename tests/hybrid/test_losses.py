@@ -163,11 +163,11 @@ def test_fine_truth_saved_at_the_coarse_dt_is_accepted():
     assert float(UnrolledLoss(2)(stepper(20.0), windows)) < 1e-6
 
 
-def test_loss_constructor_errors():
+def test_loss_constructor_errors(wrong_type):
     error = hybrax.ConfigurationError
-    with pytest.raises(error, match="observe must be a function"):
+    with wrong_type("observe", error, "observe must be a function"):
         UnrolledLoss(2, observe="u")
-    with pytest.raises(error, match="checkpoint must be None, 'sqrt' or an int >= 1"):
+    with wrong_type("checkpoint", error, "checkpoint must be None, 'sqrt' or an int >= 1"):
         UnrolledLoss(2, checkpoint="full")
     with pytest.raises(error, match="checkpoint must be None"):
         PushforwardLoss(1, 1, checkpoint=0)
@@ -175,6 +175,9 @@ def test_loss_constructor_errors():
         PushforwardLoss(-1)
     with pytest.raises(error, match="num_steps must be an int >= 1"):
         UnrolledLoss(True)
-    for scale in (0.0, -1.0, float("nan"), "1", None):
+    for scale in (0.0, -1.0, float("nan")):
         with pytest.raises(error, match="scale must be a positive, finite number"):
+            RegressionLoss(scale=scale)
+    for scale in ("1", None):
+        with wrong_type("scale", error, "scale must be a positive, finite number"):
             RegressionLoss(scale=scale)
