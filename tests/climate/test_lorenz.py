@@ -156,7 +156,7 @@ def test_float32_stays_float32():
     assert traj.u.dtype == jnp.float32
 
 
-def test_initial_states_share_one_signature():
+def test_initial_states_share_one_signature(wrong_type):
     """initial_state(key=None, dtype=None) on every Lorenz model; a dtype passed where the
     key goes is a ConfigurationError that says to name it."""
     key = jax.random.key(1)
@@ -165,6 +165,6 @@ def test_initial_states_share_one_signature():
         noisy = model.initial_state(key, dtype=jnp.float64)
         assert jax.tree.leaves(plain)[0].dtype == jnp.float64
         assert not jnp.array_equal(jax.tree.leaves(plain)[0], jax.tree.leaves(noisy)[0])
-        with pytest.raises(ConfigurationError, match="pass the dtype by name"):
+        with wrong_type("key", ConfigurationError, "pass the dtype by name"):
             model.initial_state(jnp.float64)
     assert jnp.array_equal(Lorenz63().initial_state().u, jnp.ones(3))
