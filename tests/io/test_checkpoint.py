@@ -95,14 +95,19 @@ def test_dtype_mismatch_is_an_error_not_a_silent_cast(tmp_path):
 
 
 @pytest.mark.parametrize("step", [-1, 1.5, True, "3", None])
-def test_bad_steps_are_rejected(tmp_path, step):
+def test_bad_steps_are_rejected(tmp_path, step, wrong_type):
     """Probe rows 80-81: step=-1 was written invisibly, step=1.5 stored as 1."""
-    with pytest.raises(hybrax.ConfigurationError, match="step must be an int >= 0"):
+    match = "step must be an int >= 0"
+    if isinstance(step, int):  # the right type (bool is an int), a bad value
+        raises = pytest.raises(hybrax.ConfigurationError, match=match)
+    else:  # 1.5, "3", None: not an int, as ``step: int`` is annotated
+        raises = wrong_type("step", hybrax.ConfigurationError, match)
+    with raises:
         save_checkpoint(tmp_path, net(0), step=step)
     assert not any(tmp_path.iterdir())
 
 
-def test_bad_directories_and_arguments(tmp_path):
+def test_bad_directories_and_arguments(tmp_path, wrong_type):
     """Probe row 69: a file or an unwritable place as the directory."""
     afile = tmp_path / "file"
     afile.write_text("user data")
@@ -111,7 +116,7 @@ def test_bad_directories_and_arguments(tmp_path):
     assert afile.read_text() == "user data"
     with pytest.raises(hybrax.ConfigurationError, match=r"directory=.*cannot be created"):
         Checkpointer("/proc/hybrax-checkpoints")
-    with pytest.raises(hybrax.ConfigurationError, match="directory must be a path"):
+    with wrong_type("directory", hybrax.ConfigurationError, "directory must be a path"):
         Checkpointer(3)
     with pytest.raises(hybrax.ConfigurationError, match="max_to_keep must be None"):
         Checkpointer(tmp_path / "c", max_to_keep=0)
