@@ -62,7 +62,7 @@ def test_model_attrs_skip_network_weights():
     assert not any("weight" in key for key in attrs)  # 128 numbers: left out
 
 
-def test_dataset_errors(tmp_path):
+def test_dataset_errors(tmp_path, wrong_type):
     error = hybrax.ConfigurationError
     with pytest.raises(error, match="empty dataset"):
         to_xarray({})
@@ -79,7 +79,7 @@ def test_dataset_errors(tmp_path):
         from_xarray({"a": jnp.zeros((2, 3))}, {"a": jnp.zeros(3)})
     with pytest.raises(error, match="leading_dims must be a sequence of names"):
         to_xarray({"a": jnp.zeros((2, 3))}, leading_dims="time")
-    with pytest.raises(error, match=r"path must be a str or pathlib\.Path"):
+    with wrong_type("path", error, r"path must be a str or pathlib\.Path"):
         save_dataset(3, {"a": jnp.zeros((2, 3))})
 
 
