@@ -103,11 +103,11 @@ def test_refuses_to_overwrite(tmp_path, kolmogorov):
     assert precious.read_text() == "keep me"
 
 
-def test_bad_arguments(tmp_path, kolmogorov):
+def test_bad_arguments(tmp_path, kolmogorov, wrong_type):
     model, stepper, trajectory = kolmogorov
     with pytest.raises(hybrax.ConfigurationError, match="format must be"):
         save_states(tmp_path / "x", stepper, trajectory, format="hdf")
-    with pytest.raises(hybrax.ConfigurationError, match="path must be"):
+    with wrong_type("path", hybrax.ConfigurationError, "path must be"):
         save_states(3, stepper, trajectory)
     with pytest.raises(hybrax.ConfigurationError, match="does not exist"):
         load_states(tmp_path / "missing.nc", stepper)
