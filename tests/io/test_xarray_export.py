@@ -226,7 +226,7 @@ class _Unknown(hybrax.AbstractDynamics):
         return state
 
 
-def test_user_models_by_methods_or_registration():
+def test_user_models_by_methods_or_registration(wrong_type):
     state = hybrax.ODEState(jnp.arange(3.0))
     ds = to_dataset(hybrax.RK4(_Decay(), 0.1), state)
     assert ds["mass"].attrs["units"] == "kg" and ds.attrs["model.dynamics.rate"] == 1.0
@@ -243,7 +243,7 @@ def test_user_models_by_methods_or_registration():
         lambda model, fields, time: hybrax.ODEState(fields["u"], time),
     )
     _assert_same_state(from_dataset(_Unknown(), to_dataset(_Unknown(), state)), state)
-    with pytest.raises(hybrax.ConfigurationError, match="to_fields must be callable"):
+    with wrong_type("to_fields", hybrax.ConfigurationError, "to_fields must be callable"):
         register_fields(_Unknown, lambda model: None, None, lambda *a: None)
 
 
