@@ -306,7 +306,7 @@ def test_evaluation_callback_and_history_file(tmp_path):
     assert json.loads((tmp_path / "h.json").read_text()) == result.history
 
 
-def test_fit_errors(tmp_path):
+def test_fit_errors(tmp_path, wrong_type):
     net = small_net(4)
     x = jnp.zeros((10, 8))
     loss = RegressionLoss()
@@ -325,11 +325,11 @@ def test_fit_errors(tmp_path):
     # probe row 68: a string for the optimizer
     with pytest.raises(error, match=r"optimizer must be an optax.GradientTransformation"):
         fit(net, loss, (x, x), "adam", steps=1)
-    with pytest.raises(error, match="loss must be a callable"):
+    with wrong_type("loss", error, "loss must be a callable"):
         fit(net, None, (x, x), sgd, steps=1)
-    with pytest.raises(error, match="key must be a PRNG key"):
+    with wrong_type("key", error, "key must be a PRNG key"):
         Batches((x, x), key=0)
-    with pytest.raises(error, match="steps must be an int >= 0"):
+    with wrong_type("steps", error, "steps must be an int >= 0"):
         fit(net, loss, (x, x), sgd, steps=2.5)
     with pytest.raises(error, match="steps is required"):
         fit(net, loss, (x, x), sgd)
@@ -340,24 +340,24 @@ def test_fit_errors(tmp_path):
         Checkpoints(tmp_path, keep=0)
     with pytest.raises(error, match="Checkpoints: every must be None or an int >= 1"):
         Checkpoints(tmp_path, every=0)
-    with pytest.raises(error, match="Checkpoints: resume must be True or False"):
+    with wrong_type("resume", error, "Checkpoints: resume must be True or False"):
         Checkpoints(tmp_path, resume="yes")
-    with pytest.raises(error, match="Checkpoints: directory must be a path"):
+    with wrong_type("directory", error, "Checkpoints: directory must be a path"):
         Checkpoints(3)
-    with pytest.raises(error, match="Evaluate: fn must be a callable"):
+    with wrong_type("fn", error, "Evaluate: fn must be a callable"):
         Evaluate(None, every=1)
     with pytest.raises(error, match="Evaluate: every must be None or an int >= 1"):
         Evaluate(lambda model, step: {}, every=0)
-    with pytest.raises(error, match="History: path must be a path"):
+    with wrong_type("path", error, "History: path must be a path"):
         History(None)
-    with pytest.raises(error, match=r"DataParallel: mesh must be a jax\.sharding\.Mesh"):
+    with wrong_type("mesh", error, r"DataParallel: mesh must be a jax\.sharding\.Mesh"):
         DataParallel("cpu")
     # ... and fit checks it got objects, not the old flags' values
-    with pytest.raises(error, match=r"checkpoints must be a hybrax\.hybrid\.Checkpoints"):
+    with wrong_type("checkpoints", error, r"checkpoints must be a hybrax\.hybrid\.Checkpoints"):
         fit(net, loss, (x, x), sgd, steps=1, checkpoints=str(tmp_path))
-    with pytest.raises(error, match=r"sharding must be a hybrax\.hybrid\.DataParallel"):
+    with wrong_type("sharding", error, r"sharding must be a hybrax\.hybrid\.DataParallel"):
         fit(net, loss, (x, x), sgd, steps=1, sharding="data")
-    with pytest.raises(error, match=r"callbacks must be hybrax\.hybrid callbacks"):
+    with wrong_type("callbacks", error, r"callbacks must be hybrax\.hybrid callbacks"):
         fit(net, loss, (x, x), sgd, steps=1, callbacks=[print])
     # probe row 69: a checkpoint directory that is a file or cannot be created
     afile = tmp_path / "afile"
