@@ -90,7 +90,14 @@ def full_size(request) -> bool:
 
 
 @pytest.fixture(scope="session")
-def wrong_type(request):
+def type_checked(request) -> bool:
+    """True when the suite runs under jaxtyping's runtime checks (pyproject's addopts;
+    ``--jaxtyping-packages=``, empty, turns them off)."""
+    return bool(request.config.getoption("--jaxtyping-packages", default=None))
+
+
+@pytest.fixture(scope="session")
+def wrong_type(type_checked):
     """``wrong_type(parameter, error, match)``: ``pytest.raises`` for an argument of the wrong type.
 
     Without jaxtyping's runtime checks the library's own check runs: ``error`` with a message
@@ -102,11 +109,9 @@ def wrong_type(request):
     """
     from jaxtyping import TypeCheckError
 
-    checked = bool(request.config.getoption("--jaxtyping-packages", default=None))
-
     @contextlib.contextmanager
     def raises(parameter: str, error: type[Exception], match: str):
-        if not checked:
+        if not type_checked:
             with pytest.raises(error, match=match):
                 yield
             return

@@ -209,12 +209,6 @@ def _assert_names(error: BaseException, name: str) -> None:
     assert name.lower() in str(error).lower(), f"message does not name {name!r}: {error}"
 
 
-@pytest.fixture(scope="module")
-def checked(request) -> bool:
-    """True under jaxtyping's runtime checks (as the ``wrong_type`` fixture decides)."""
-    return bool(request.config.getoption("--jaxtyping-packages", default=None))
-
-
 # Parameters documented as "a float or a tuple" (annotated ``float | Sequence[float]``): an
 # array there is of the wrong type too.
 NO_ARRAYS = {"Grid.domain_length"}
@@ -228,23 +222,23 @@ def _is_wrong_type(value, case_id: str) -> bool:
     return value is None or isinstance(value, (str, bool, complex))
 
 
-def _rejected(checked: bool, wrong_type: bool):
+def _rejected(type_checked: bool, wrong_type: bool):
     """``pytest.raises`` for a bad value: under jaxtyping's checks a value of the wrong type
     may be rejected by the annotation first (`TypeCheckError` naming the parameter); a value
     of the right type but a bad value is always hybrax's own `ConfigurationError`."""
-    if checked and wrong_type:
+    if type_checked and wrong_type:
         return pytest.raises((hybrax.ConfigurationError, TypeCheckError))
     return pytest.raises(hybrax.ConfigurationError)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_bad_parameter_is_rejected_naming_it(case, checked):
+def test_bad_parameter_is_rejected_naming_it(case, type_checked):
     case_id, factory, name, kind = case
 
     @SETTINGS
     @given(value=_bad_values(kind))
     def check(value):
-        with _rejected(checked, _is_wrong_type(value, case_id)) as info:
+        with _rejected(type_checked, _is_wrong_type(value, case_id)) as info:
             factory(value)
         _assert_names(info.value, name)
 
@@ -255,7 +249,7 @@ def test_bad_parameter_is_rejected_naming_it(case, checked):
 # ConfigurationError, tested eagerly above.
 TRACED_CASES = [c for c in CASES if c[0] not in ("PeriodicBox.lengths", "Grid.domain_length")]
 
-# A stepper's dt is checked where it is used: run one step of each through rollout.
+# A stepper's dt is type_checked where it is used: run one step of each through rollout.
 _L63 = climate.Lorenz63()
 STEPPER_STATES = {
     "RK4.dt": lambda: climate.Lorenz96().initial_state(),
@@ -354,7 +348,7 @@ def _rollout_wrong_types(args) -> set[str]:
 
 @SETTINGS
 @given(args=ROLLOUT_ARGS)
-def test_rollout_arguments_run_or_raise_configuration_error(args, checked):
+def test_rollout_arguments_run_or_raise_configuration_error(args, type_checked):
     model = climate.Lorenz96(num_variables=8)
     stepper = hybrax.RK4(model, dt=0.01)
     wrong = _rollout_wrong_types(args)
@@ -364,7 +358,7 @@ def test_rollout_arguments_run_or_raise_configuration_error(args, checked):
         return
     except Exception as error:
         # under jaxtyping's checks an argument of the wrong type fails its annotation first
-        if not (checked and wrong and isinstance(error, TypeCheckError)):
+        if not (type_checked and wrong and isinstance(error, TypeCheckError)):
             raise
         assert any(f"parameter '{name}'" in str(error) for name in wrong), str(error)
         return

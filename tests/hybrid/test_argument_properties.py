@@ -66,73 +66,67 @@ def fits_float(value):  # RegressionLoss documents scale "default 1": an int is 
     return isinstance(value, (int, float))
 
 
-@pytest.fixture(scope="module")
-def checked(request) -> bool:
-    """True under jaxtyping's runtime checks (as the ``wrong_type`` fixture decides)."""
-    return bool(request.config.getoption("--jaxtyping-packages", default=None))
-
-
-def rejected(checked: bool, match: str, **wrong_types: bool):
+def rejected(type_checked: bool, match: str, **wrong_types: bool):
     """``pytest.raises`` for bad arguments. ``wrong_types`` maps each annotated parameter to
     whether its value's type does not fit the annotation: under jaxtyping's checks any such
     parameter fails its annotation first (`TypeCheckError` naming one of them); otherwise
     (and always without the checks) hybrax's own `ConfigurationError` matching ``match``."""
     names = [name for name, wrong in wrong_types.items() if wrong]
-    if checked and names:
+    if type_checked and names:
         return pytest.raises(TypeCheckError, match="parameter '(" + "|".join(names) + ")'")
     return pytest.raises(hybrax.ConfigurationError, match=match)
 
 
 @SETTINGS
 @given(num_steps=ANYTHING, checkpoint=st.one_of(ANYTHING, st.just("sqrt")))
-def test_unrolled_loss_arguments(num_steps, checkpoint, checked):
+def test_unrolled_loss_arguments(num_steps, checkpoint, type_checked):
     valid_checkpoint = checkpoint is None or checkpoint == "sqrt" or is_int_at_least(checkpoint, 1)
     if is_int_at_least(num_steps, 1) and valid_checkpoint:
         assert UnrolledLoss(num_steps, checkpoint=checkpoint).num_steps == num_steps
         return
     wrong = {"num_steps": not fits_int(num_steps), "checkpoint": not fits_checkpoint(checkpoint)}
-    with rejected(checked, r"num_steps|checkpoint", **wrong):
+    with rejected(type_checked, r"num_steps|checkpoint", **wrong):
         UnrolledLoss(num_steps, checkpoint=checkpoint)
 
 
 @SETTINGS
 @given(num_warmup=ANYTHING, num_steps=ANYTHING)
-def test_pushforward_loss_arguments(num_warmup, num_steps, checked):
+def test_pushforward_loss_arguments(num_warmup, num_steps, type_checked):
     if is_int_at_least(num_warmup, 0) and is_int_at_least(num_steps, 1):
         PushforwardLoss(num_warmup, num_steps)
         return
     wrong = {"num_warmup": not fits_int(num_warmup), "num_steps": not fits_int(num_steps)}
-    with rejected(checked, r"num_warmup|num_steps", **wrong):
+    with rejected(type_checked, r"num_warmup|num_steps", **wrong):
         PushforwardLoss(num_warmup, num_steps)
 
 
 @SETTINGS
 @given(scale=ANYTHING)
-def test_regression_loss_scale(scale, checked):
+def test_regression_loss_scale(scale, type_checked):
     ok = isinstance(scale, (int, float)) and not isinstance(scale, bool)
     if ok and scale == scale and abs(scale) != float("inf") and scale > 0:
         RegressionLoss(scale=scale)
         return
-    with rejected(checked, "scale", scale=not fits_float(scale)):
+    with rejected(type_checked, "scale", scale=not fits_float(scale)):
         RegressionLoss(scale=scale)
 
 
 @SETTINGS
 @given(length=ANYTHING, stride=ANYTHING)
-def test_sliding_windows_arguments(length, stride, checked):
+def test_sliding_windows_arguments(length, stride, type_checked):
     trajectories = jnp.zeros((2, 6, 3))
     if is_int_at_least(length, 1) and length <= 6 and is_int_at_least(stride, 1):
         windows = sliding_windows(trajectories, length, stride)
         assert windows.shape[1:] == (length, 3)
         return
     wrong = {"length": not fits_int(length), "stride": not fits_int(stride)}
-    with rejected(checked, r"length|stride", **wrong):
+    with rejected(type_checked, r"length|stride", **wrong):
         sliding_windows(trajectories, length, stride)
 
 
 @SETTINGS
 @given(n=ANYTHING, n_steps=ANYTHING, save_every=ANYTHING)
-def test_generate_trajectories_arguments(n, n_steps, save_every, checked):
+def test_generate_trajectories_arguments(n, n_steps, save_every, type_checked):
     model = hybrax.climate.Lorenz96(8)
     stepper = hybrax.RK4(model, 0.01)
     args = (stepper, model.initial_state, jax.random.key(0), n, n_steps, save_every)
@@ -142,7 +136,7 @@ def test_generate_trajectories_arguments(n, n_steps, save_every, checked):
         return  # the valid runs are covered in test_data.py (each compiles)
     wrong = {"n": not fits_int(n), "n_steps": not fits_int(n_steps)}
     wrong["save_every"] = not fits_int(save_every)
-    with rejected(checked, r": n must|n_steps|save_every", **wrong):
+    with rejected(type_checked, r": n must|n_steps|save_every", **wrong):
         generate_trajectories(*args)
 
 
@@ -153,7 +147,7 @@ def test_generate_trajectories_arguments(n, n_steps, save_every, checked):
     ),
     value=ANYTHING,
 )
-def test_fit_arguments(tmp_path, name, value, checked):
+def test_fit_arguments(tmp_path, name, value, type_checked):
     """Bad values of fit's integer arguments (and of its option objects') are rejected
     before anything compiles."""
     minimum = {"steps": 0}.get(name, 1)
@@ -177,18 +171,18 @@ def test_fit_arguments(tmp_path, name, value, checked):
 
     # steps, batch_size, every and keep are all annotated ``int | None``
     match = rf"{owner}.*{field}" if owner else name
-    with rejected(checked, match, **{field: not fits_int_or_none(value)}):
+    with rejected(type_checked, match, **{field: not fits_int_or_none(value)}):
         run()
 
 
 @SETTINGS
 @given(step=ANYTHING)
-def test_checkpoint_step(tmp_path_factory, step, checked):
+def test_checkpoint_step(tmp_path_factory, step, type_checked):
     directory = tmp_path_factory.mktemp("ckpt")
     tree = {"w": jnp.ones(3)}
     if is_int_at_least(step, 0):
         hybrax.io.save_checkpoint(directory, tree, step=step)
         assert hybrax.io.Checkpointer(directory).all_steps() == [step]
         return
-    with rejected(checked, "step", step=not fits_int(step)):
+    with rejected(type_checked, "step", step=not fits_int(step)):
         hybrax.io.save_checkpoint(directory, tree, step=step)
