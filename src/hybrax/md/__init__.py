@@ -16,6 +16,7 @@ Everything is an `equinox.Module`: the box, the neighbour list, the energies (wh
 
 from ._ase import AtomicSystem, from_ase, to_ase
 from ._ase_calculator import ase_calculator
+from ._barostats import MartynaTobiasKlein
 from ._bonded import HarmonicAngles, HarmonicBonds
 from ._cell_list import CellNeighborList
 from ._dense_list import DenseNeighborList
@@ -57,7 +58,7 @@ from ._pair import (
 from ._pme import ParticleMeshEwald
 from ._simulate import NeighborListOverflowWarning, simulate
 from ._space import AbstractBox, FreeSpace, PeriodicBox
-from ._state import MDState, NoseHooverChainState
+from ._state import BarostatState, MDState, NoseHooverChainState
 from ._stillinger_weber import StillingerWeber
 from ._tersoff import Tersoff
 from ._thermostats import BrownianDynamics, LangevinBAOAB, NoseHooverChain
@@ -74,6 +75,7 @@ __all__ = [
     "AbstractNeighborList",
     "AbstractPairEnergy",
     "AtomicSystem",
+    "BarostatState",
     "BrownianDynamics",
     "CellNeighborList",
     "DenseNeighborList",
@@ -88,6 +90,7 @@ __all__ = [
     "LangevinBAOAB",
     "LennardJones",
     "MDState",
+    "MartynaTobiasKlein",
     "MinimizeResult",
     "Morse",
     "NeighborListOverflowWarning",

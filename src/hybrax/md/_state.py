@@ -8,7 +8,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._neighbors import AbstractNeighborList
 
-__all__ = ["MDState", "NoseHooverChainState"]
+__all__ = ["BarostatState", "MDState", "NoseHooverChainState"]
 
 
 class NoseHooverChainState(eqx.Module):
@@ -17,6 +17,20 @@ class NoseHooverChainState(eqx.Module):
 
     positions: Float[Array, " M"]
     velocities: Float[Array, " M"]
+
+
+class BarostatState(eqx.Module):
+    """Barostat variables of an NPT run (`hybrax.md.MartynaTobiasKlein`): the evolving box
+    ``lengths`` (sigma), the strain rates ``velocities`` ``d ln L / dt`` (1/tau; one value
+    when isotropic, three for independent axes), the diagonal ``virial`` ``-dU/d strain``
+    at the current positions (epsilon), the box ``reference_lengths`` of the last
+    neighbour-list build (sigma) and the barostat's own Nosé–Hoover ``chain``."""
+
+    lengths: Float[Array, "3"]
+    velocities: Float[Array, " A"]
+    virial: Float[Array, "3"]
+    reference_lengths: Float[Array, "3"]
+    chain: NoseHooverChainState
 
 
 class MDState(eqx.Module):
@@ -40,6 +54,8 @@ class MDState(eqx.Module):
         Simulation time (tau), scalar of the positions' dtype.
     thermostat
         Thermostat variables (`NoseHooverChainState`) or None.
+    barostat
+        Barostat variables and the evolving box (`BarostatState`, NPT runs) or None.
 
     Notes
     -----
@@ -55,6 +71,7 @@ class MDState(eqx.Module):
     key: PRNGKeyArray | None
     time: Float[Array, ""]
     thermostat: NoseHooverChainState | None = None
+    barostat: BarostatState | None = None
 
     def __init__(
         self,
@@ -66,6 +83,7 @@ class MDState(eqx.Module):
         key: PRNGKeyArray | None = None,
         time: ArrayLike | None = None,
         thermostat: NoseHooverChainState | None = None,
+        barostat: BarostatState | None = None,
     ):
         self.positions = jnp.asarray(positions)
         dtype = self.positions.dtype
@@ -76,3 +94,4 @@ class MDState(eqx.Module):
         self.key = key
         self.time = jnp.asarray(0 if time is None else time, dtype)
         self.thermostat = thermostat
+        self.barostat = barostat

@@ -1,0 +1,406 @@
+"""NPT molecular dynamics: the Martyna–Tobias–Klein barostat with Nosé–Hoover chains
+(Martyna, Tobias & Klein 1994), integrated with the measure-preserving Trotter
+factorisation of Tuckerman, Alejandre, López-Rendón, Jochim & Martyna (2006), in Cartesian
+coordinates, for orthorhombic periodic boxes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from hybrax.core import ConfigurationError, concrete_or_none, time_step
+
+from ._energy import AbstractEnergy
+from ._integrators import (
+    AbstractMDStepper,
+    OnOverflow,
+    _checked,
+    _is_int,
+    _max_displacement,
+    _on_overflow,
+    _scalar,
+)
+from ._neighbors import AbstractNeighborList
+from ._space import PeriodicBox
+from ._state import BarostatState, MDState, NoseHooverChainState
+
+__all__ = ["MartynaTobiasKlein"]
+
+Couple = Literal["iso", "aniso"]
+
+
+def _couple(value) -> str:
+    if value not in ("iso", "aniso"):
+        raise ConfigurationError(
+            f'couple must be "iso" (one volume, cubic scaling) or "aniso" (independent '
+            f"orthorhombic axes), got {value!r}"
+        )
+    return value
+
+
+def _sinhc(x: Array) -> Array:
+    """``sinh(x) / x``, smooth through 0 (Taylor series below ``|x| = 0.1``)."""
+    small = jnp.abs(x) < 0.1
+    safe = jnp.where(small, 1.0, x)
+    x2 = x * x
+    series = 1.0 + x2 / 6.0 * (1.0 + x2 / 20.0 * (1.0 + x2 / 42.0 * (1.0 + x2 / 72.0)))
+    return jnp.where(small, series, jnp.sinh(safe) / safe)
+
+
+def chain_half_step(
+    kinetic2: Array, chain: NoseHooverChainState, masses: Array, dof, kT: Array, dt: Array
+) -> tuple[Array, NoseHooverChainState]:
+    """Propagate a Nosé–Hoover chain over ``dt / 2`` (the Suzuki–Yoshida-free Trotter
+    splitting of Martyna et al. 1996) for the degrees of freedom whose kinetic energy is
+    ``kinetic2 / 2`` (``kinetic2 = sum m v^2``, ``dof`` of them). Returns the factor by which
+    those velocities are scaled and the new chain."""
+    m = masses.shape[0]
+    xi, vxi = chain.positions, chain.velocities
+    quarter, eighth = 0.25 * dt, 0.125 * dt
+
+    def force(k, vxi, kinetic2):
+        if k == 0:
+            return (kinetic2 - dof * kT) / masses[0]
+        return (masses[k - 1] * vxi[k - 1] ** 2 - kT) / masses[k]
+
+    def link(k, vxi, kinetic2):
+        scale = jnp.exp(-eighth * vxi[k + 1])
+        return vxi.at[k].set((vxi[k] * scale + quarter * force(k, vxi, kinetic2)) * scale)
+
+    vxi = vxi.at[m - 1].add(quarter * force(m - 1, vxi, kinetic2))
+    for k in range(m - 2, -1, -1):
+        vxi = link(k, vxi, kinetic2)
+    xi = xi + 0.5 * dt * vxi
+    scale = jnp.exp(-0.5 * dt * vxi[0])
+    kinetic2 = kinetic2 * scale * scale
+    for k in range(m - 1):
+        vxi = link(k, vxi, kinetic2)
+    vxi = vxi.at[m - 1].add(quarter * force(m - 1, vxi, kinetic2))
+    return scale, NoseHooverChainState(xi, vxi)
+
+
+def _chain_energy(chain: NoseHooverChainState, masses: Array, dof, kT: Array) -> Array:
+    energy = 0.5 * jnp.sum(masses * chain.velocities**2)
+    return energy + dof * kT * chain.positions[0] + kT * jnp.sum(chain.positions[1:])
+
+
+class MartynaTobiasKlein(AbstractMDStepper):
+    """NPT molecular dynamics: the Martyna–Tobias–Klein (MTK) barostat with Nosé–Hoover
+    chains on the particles and on the barostat, in Cartesian coordinates (orthorhombic
+    periodic boxes; positions, velocities and forces in the lab frame).
+
+    Equations of motion (MTK 1994; per box axis ``a``, strain rate ``v_g,a = d ln L_a / dt``,
+    ``N_f`` degrees of freedom, chain velocities ``v_xi`` and ``v_eta``):
+
+    .. math::
+        \\dot r_{ia} = v_{ia} + v_{g,a} r_{ia}, \\qquad
+        \\dot v_{ia} = F_{ia}/m_i - (v_{g,a} + \\mathrm{tr}\\, v_g / N_f) v_{ia}
+            - v_{\\xi_1} v_{ia},
+
+        W \\dot v_{g,a} = V (P_{aa} - P) + \\frac{1}{N_f} \\sum_i m_i |v_i|^2
+            - W v_{\\eta_1} v_{g,a},
+
+    with ``V P_aa = sum_i m_i v_ia^2 + W_aa`` (the virial ``W_aa = -dU/d strain_aa`` comes
+    from `jax.grad` of the energy of the strained system, so it is right for any energy).
+    With ``couple="iso"`` the three axes share one ``v_g`` (cubic volume moves, driven by
+    the trace); with ``"aniso"`` each axis moves with its own diagonal stress. Integrated
+    with the reversible, measure-preserving Trotter factorisation of Tuckerman et al. (2006,
+    J. Phys. A 39, 5629): chain half steps, barostat half kick, particle half kick, exact
+    box and position drift, forces and virial, then the mirror image. The conserved
+    quantity is `extended_energy`; the time averages of the kinetic temperature and of the
+    pressure are ``temperature`` and ``pressure``.
+
+    The box lives in the state (``state.barostat.lengths``; `state_box`). The neighbour list
+    is rebuilt whenever atoms moved, in the box's scaled coordinates, far enough that a
+    pair within the cut-off could have been missed, counting the box's shrinkage since the
+    last build, and a box that its list no longer covers (e.g. shorter than twice the
+    cut-off) raises a `hybrax.NeighborListError` at that step, never a stale list. Run it with
+    `hybrax.rollout`: `hybrax.md.simulate` rebuilds overflowing lists for the stepper's
+    initial ``box``, not the state's.
+
+    Parameters
+    ----------
+    energy, dt, masses, on_overflow, max_displacement
+        As in `VelocityVerlet`.
+    box
+        The initial `PeriodicBox` (sigma); each side at least twice the energy's cut-off.
+    temperature
+        Target ``k_B T`` (epsilon), > 0; differentiable.
+    pressure
+        Target pressure ``P`` (epsilon / sigma^3), >= 0; differentiable.
+    tau
+        Particle thermostat period (tau), > 0, default 0.5 (100 steps of 0.005; LAMMPS's
+        ``Tdamp`` advice); chain masses ``Q_1 = N_f kT tau^2``, ``Q_k = kT tau^2``.
+    tau_barostat
+        Barostat period (tau), > 0, default 5 (1000 steps of 0.005; LAMMPS's ``Pdamp``
+        advice): barostat mass ``W = (N_f + 3) kT tau_barostat^2`` (divided by 3 per axis
+        with ``couple="aniso"``), barostat chain masses ``n kT tau_barostat^2`` then
+        ``kT tau_barostat^2`` (``n`` = 1 or 3 barostat degrees of freedom).
+    chain_length
+        Links per chain ``M`` (static), default 3, for both chains.
+    couple
+        ``"iso"`` (default: isotropic volume fluctuations) or ``"aniso"`` (independent
+        orthorhombic axes); static.
+    degrees_of_freedom
+        ``N_f`` (static); default ``3 N - 3`` (momentum conserved).
+
+    Examples
+    --------
+    >>> import jax, hybrax, hybrax.md as md
+    >>> positions, box = md.lattice("fcc", 3, density=0.8)
+    >>> v = md.maxwell_boltzmann(jax.random.key(0), positions.shape[0], temperature=1.5)
+    >>> stepper = md.MartynaTobiasKlein(md.LennardJones(cutoff=2.4), box, dt=0.005,
+    ...     temperature=1.5, pressure=1.0, tau_barostat=1.0)
+    >>> state = stepper.init(positions, v, md.neighbor_list(positions, box, 2.4))
+    >>> final, volumes = hybrax.rollout(stepper, state, 20,
+    ...     observe=lambda s: stepper.state_box(s).volume)
+    >>> volumes.shape
+    (20,)
+    """
+
+    energy: AbstractEnergy
+    box: PeriodicBox
+    dt: Array = eqx.field(converter=time_step)
+    temperature: Array = eqx.field(
+        converter=_checked("temperature", positive=True, scalar=True, example="temperature=1.5")
+    )
+    pressure: Array = eqx.field(
+        converter=_checked("pressure", nonnegative=True, scalar=True, example="pressure=1.0")
+    )
+    tau: Array = eqx.field(
+        default=0.5, converter=_checked("tau", positive=True, scalar=True, example="tau=0.5")
+    )
+    tau_barostat: Array = eqx.field(
+        default=5.0,
+        converter=_checked("tau_barostat", positive=True, scalar=True, example="tau_barostat=5.0"),
+    )
+    chain_length: int = eqx.field(static=True, default=3)
+    couple: Couple = eqx.field(static=True, default="iso", converter=_couple)
+    degrees_of_freedom: int | None = eqx.field(static=True, default=None)
+    masses: Array = eqx.field(
+        default=1.0, converter=_checked("masses", positive=True, example="masses=1.0")
+    )
+    on_overflow: OnOverflow = eqx.field(static=True, default="raise", converter=_on_overflow)
+    max_displacement: float | None = eqx.field(
+        static=True, default=None, converter=_max_displacement
+    )
+
+    def __check_init__(self):
+        if not isinstance(self.box, PeriodicBox):
+            raise ConfigurationError(
+                f"MartynaTobiasKlein: box must be a hybrax.md.PeriodicBox (NPT needs a "
+                f"volume), got {self.box!r}"
+            )
+        cutoff = self.energy.required_cutoff if isinstance(self.energy, AbstractEnergy) else None
+        lengths = concrete_or_none(self.box.lengths)
+        if cutoff is not None and lengths is not None and np.any(lengths < 2.0 * cutoff):
+            raise ConfigurationError(
+                f"MartynaTobiasKlein: box sides {np.asarray(lengths).tolist()} are shorter "
+                f"than twice the energy's cut-off {cutoff} (minimum image would miss periodic "
+                "images); use a larger box (more atoms) or a shorter cut-off"
+            )
+        if not _is_int(self.chain_length) or self.chain_length < 1:
+            raise ConfigurationError(
+                f"chain_length must be an int >= 1, got {self.chain_length!r}; pass e.g. "
+                "chain_length=3"
+            )
+        if self.degrees_of_freedom is not None and (
+            not _is_int(self.degrees_of_freedom) or self.degrees_of_freedom < 1
+        ):
+            raise ConfigurationError(
+                "degrees_of_freedom must be None (3N - 3) or an int >= 1, got "
+                f"{self.degrees_of_freedom!r}"
+            )
+
+    # ------------------------------------------------------------------ set-up
+    @property
+    def _axes(self) -> int:
+        """Barostat degrees of freedom: 1 (iso) or 3 (aniso)."""
+        return 1 if self.couple == "iso" else 3
+
+    def _dof(self, positions) -> int:
+        if self.degrees_of_freedom is not None:
+            return self.degrees_of_freedom
+        return 3 * positions.shape[0] - 3
+
+    def _chain_masses(self, tau, dof, like: Array) -> Array:
+        kT = _scalar(self.temperature, like)
+        tau = _scalar(tau, like)
+        q = jnp.full(self.chain_length, 1.0, like.dtype) * kT * tau * tau
+        return q.at[0].multiply(dof)
+
+    def barostat_mass(self, positions: Float[Array, "N 3"]) -> Array:
+        """``W = (N_f + 3) kT tau_barostat^2`` (iso), a third of it per axis (aniso)
+        (epsilon tau^2)."""
+        kT = _scalar(self.temperature, positions)
+        tau = _scalar(self.tau_barostat, positions)
+        return (self._dof(positions) + 3) * kT * tau * tau / self._axes
+
+    def state_box(self, state: MDState) -> PeriodicBox:
+        """The current box of an NPT state."""
+        return PeriodicBox(self._barostat(state).lengths)
+
+    def init(
+        self,
+        positions: Float[Array, "N 3"] | MDState,
+        velocities: Float[Array, "N 3"] | None = None,
+        neighbors: AbstractNeighborList | None = None,
+        key: PRNGKeyArray | None = None,
+    ) -> MDState:
+        """As `AbstractMDStepper.init` (same checks), plus the barostat variables: the box
+        (the stepper's ``box``), zero strain rate and chains, and the virial at
+        ``positions``. Idempotent; a state from another stepper (NVE, NVT) gets the
+        thermostat and barostat variables it lacks, in the stepper's ``box``."""
+        state = super().init(positions, velocities, neighbors, key)
+        x = state.positions
+        if state.thermostat is None:
+            zeros = jnp.zeros(self.chain_length, x.dtype)
+            state = eqx.tree_at(
+                lambda s: s.thermostat,
+                state,
+                NoseHooverChainState(zeros, zeros),
+                is_leaf=lambda t: t is None,
+            )
+        if state.barostat is not None:
+            return state
+        lengths = self.box.lengths.astype(x.dtype)
+        virial = _virial(self.energy, x, state.neighbors, lengths)
+        zeros = jnp.zeros(self.chain_length, x.dtype)
+        barostat = BarostatState(
+            lengths,
+            jnp.zeros(self._axes, x.dtype),
+            virial,
+            lengths,
+            NoseHooverChainState(zeros, zeros),
+        )
+        return eqx.tree_at(lambda s: s.barostat, state, barostat, is_leaf=lambda t: t is None)
+
+    def _barostat(self, state: MDState) -> BarostatState:
+        if state.barostat is None or state.thermostat is None:
+            raise ConfigurationError(
+                "MartynaTobiasKlein needs thermostat and barostat variables in the state: "
+                "create it with this stepper's init(...)"
+            )
+        return state.barostat
+
+    # ------------------------------------------------------------------ stepping
+    def _barostat_force(self, v, inv_m, virial, lengths, dof) -> Array:
+        """``W dv_g/dt`` without the chain: per axis, or summed over axes (iso)."""
+        mv2 = jnp.sum(v * v / inv_m, axis=0)  # (3,) sum_i m v_ia^2
+        volume = jnp.prod(lengths)
+        force = mv2 + virial - _scalar(self.pressure, v) * volume + jnp.sum(mv2) / dof
+        return jnp.sum(force, keepdims=True) if self.couple == "iso" else force
+
+    def _kick(self, v, forces, inv_m, vg3, dof, h) -> Array:
+        """Exact ``dv/dt = F/m - gamma v`` over ``h``, ``gamma_a = v_g,a + tr v_g / N_f``."""
+        gamma = vg3 + jnp.sum(vg3) / dof
+        decay = jnp.exp(-0.5 * gamma * h)
+        return v * decay * decay + h * forces * inv_m * decay * _sinhc(0.5 * gamma * h)
+
+    def _rebuild_needed(self, neighbors, x, lengths, reference_lengths) -> Array:
+        """Whether a pair within the cut-off may be missing from the list: atoms moved, in
+        scaled coordinates measured in the current box, by ``D`` with ``2 D`` more than
+        ``s (cutoff + skin) - cutoff`` (``s``: smallest ratio of a side to its length at the
+        last build; ``skin`` at a fixed box)."""
+        reference = neighbors.reference_positions.astype(x.dtype) / reference_lengths
+        d = x / lengths - reference
+        d = (d - jnp.rint(d)) * lengths
+        moved = jnp.sqrt(jnp.max(jnp.sum(d * d, axis=-1)))
+        shrink = jnp.min(lengths / reference_lengths)
+        return 2.0 * moved > shrink * neighbors.list_radius - neighbors.cutoff
+
+    def step(self, state: MDState) -> MDState:
+        baro = self._barostat(state)
+        x, v = state.positions, state.velocities
+        dt = _scalar(self.dt, x)
+        half = 0.5 * dt
+        inv_m = self._inverse_mass(x)
+        kT = _scalar(self.temperature, x)
+        dof = self._dof(x)
+        w = self.barostat_mass(x)
+        q_particles = self._chain_masses(self.tau, dof, x)
+        q_barostat = self._chain_masses(self.tau_barostat, self._axes, x)
+
+        def thermostats(v, chain, vg, baro_chain):
+            scale, baro_chain = chain_half_step(
+                w * jnp.sum(vg * vg), baro_chain, q_barostat, self._axes, kT, dt
+            )
+            vg = vg * scale
+            scale, chain = chain_half_step(jnp.sum(v * v / inv_m), chain, q_particles, dof, kT, dt)
+            return v * scale, chain, vg, baro_chain
+
+        v, chain, vg, baro_chain = thermostats(v, state.thermostat, baro.velocities, baro.chain)
+        vg = vg + half * self._barostat_force(v, inv_m, baro.virial, baro.lengths, dof) / w
+        vg3 = jnp.broadcast_to(vg, (3,))
+        v = self._kick(v, state.forces, inv_m, vg3, dof, half)
+        # exact drift of the box and of r' = v + v_g r over dt
+        growth = jnp.exp(dt * vg3)
+        lengths = baro.lengths * growth
+        box = PeriodicBox(lengths)
+        x = box.shift(x * growth, dt * v * jnp.exp(0.5 * dt * vg3) * _sinhc(0.5 * dt * vg3))
+        neighbors, reference_lengths = state.neighbors, baro.reference_lengths
+        if neighbors is not None:
+            rebuild = self._rebuild_needed(neighbors, x, lengths, reference_lengths)
+            neighbors = lax.cond(rebuild, lambda n: n.update(x, box), lambda n: n, neighbors)
+            reference_lengths = jnp.where(rebuild, lengths, reference_lengths)
+            # a box the list no longer covers is an overflow (NaN energies, NeighborListError)
+            lost = neighbors.overflow | ~neighbors.covers(box)
+            neighbors = eqx.tree_at(lambda n: n.overflow, neighbors, lost)
+        energy, forces, virial = _energy_forces_virial(self.energy, x, neighbors, lengths)
+        v = self._kick(v, forces, inv_m, vg3, dof, half)
+        vg = vg + half * self._barostat_force(v, inv_m, virial, lengths, dof) / w
+        v, chain, vg, baro_chain = thermostats(v, chain, vg, baro_chain)
+        barostat = BarostatState(lengths, vg, virial, reference_lengths, baro_chain)
+        new = MDState(x, v, forces, energy, neighbors, state.key, state.time + dt, chain, barostat)
+        return self._guard(new)
+
+    # ------------------------------------------------------------------ observables
+    def extended_energy(self, state: MDState) -> Array:
+        """The conserved quantity (epsilon): kinetic + potential energy + ``P V`` + barostat
+        kinetic energy ``W |v_g|^2 / 2`` + the energies of both chains."""
+        baro = self._barostat(state)
+        x, v = state.positions, state.velocities
+        kT = _scalar(self.temperature, x)
+        dof = self._dof(x)
+        kinetic = 0.5 * jnp.sum(v * v / self._inverse_mass(x))
+        barostat = 0.5 * self.barostat_mass(x) * jnp.sum(baro.velocities**2)
+        pv = _scalar(self.pressure, x) * jnp.prod(baro.lengths)
+        chains = _chain_energy(state.thermostat, self._chain_masses(self.tau, dof, x), dof, kT)
+        q_barostat = self._chain_masses(self.tau_barostat, self._axes, x)
+        chains = chains + _chain_energy(baro.chain, q_barostat, self._axes, kT)
+        return kinetic + state.potential_energy + pv + barostat + chains
+
+    def instantaneous_pressure(self, state: MDState) -> Array:
+        """Virial pressure ``(2 KE + W) / (3 V)`` of the state (epsilon / sigma^3), from the
+        virial the step already computed (equal to `hybrax.md.pressure` in `state_box`)."""
+        baro = self._barostat(state)
+        v = state.velocities
+        mv2 = jnp.sum(v * v / self._inverse_mass(v))
+        return (mv2 + jnp.sum(baro.virial)) / (3.0 * jnp.prod(baro.lengths))
+
+
+def _strained_energy(energy, positions, neighbors, lengths):
+    def strained(x, strain):
+        scale = 1.0 + strain
+        return energy.energy(x * scale, neighbors, PeriodicBox(lengths * scale))
+
+    return strained
+
+
+def _energy_forces_virial(energy, positions, neighbors, lengths):
+    """Energy, forces and the diagonal virial ``-dU/d strain_aa`` in one reverse pass."""
+    strained = _strained_energy(energy, positions, neighbors, lengths)
+    zero = jnp.zeros(3, positions.dtype)
+    value, (gx, gs) = jax.value_and_grad(strained, argnums=(0, 1))(positions, zero)
+    return value, -gx, -gs
+
+
+@eqx.filter_jit
+def _virial(energy, positions, neighbors, lengths):
+    return _energy_forces_virial(energy, positions, neighbors, lengths)[2]
