@@ -17,6 +17,8 @@ Everything is an `equinox.Module`: the box, the neighbour list, the energies (wh
 from ._ase import AtomicSystem, from_ase, to_ase
 from ._ase_calculator import ase_calculator
 from ._barostats import MartynaTobiasKlein
+from ._batch import MaskedNeighborList, SystemBatch, batch_energy_and_forces, batch_neighbor_list
+from ._batch_simulate import simulate_batch
 from ._bonded import HarmonicAngles, HarmonicBonds
 from ._cell_list import CellNeighborList
 from ._dense_list import DenseNeighborList
@@ -91,6 +93,7 @@ __all__ = [
     "LennardJones",
     "MDState",
     "MartynaTobiasKlein",
+    "MaskedNeighborList",
     "MinimizeResult",
     "Morse",
     "NeighborListOverflowWarning",
@@ -105,10 +108,13 @@ __all__ = [
     "SoftSphere",
     "StillingerWeber",
     "SumEnergy",
+    "SystemBatch",
     "Tersoff",
     "Units",
     "VelocityVerlet",
     "ase_calculator",
+    "batch_energy_and_forces",
+    "batch_neighbor_list",
     "ewald_parameters",
     "from_ase",
     "kinetic_energy",
@@ -124,6 +130,7 @@ __all__ = [
     "random_packing",
     "read_extxyz",
     "simulate",
+    "simulate_batch",
     "temperature",
     "to_ase",
     "total_energy",

@@ -1,0 +1,304 @@
+"""`simulate_batch`: `simulate` for a `SystemBatch`, every system stepped at once under
+`jax.vmap`, with batch-wide neighbour-list regrowth."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, PyTree
+
+from hybrax.core import ConfigurationError, InstabilityError, NonFiniteStateError
+
+from ._batch import (
+    MaskedNeighborList,
+    SystemBatch,
+    _box,
+    _update_all,
+    bind_species,
+    check_batch_energy,
+    grown_template,
+)
+from ._integrators import AbstractMDStepper, VelocityVerlet, _initial_evaluation
+from ._neighbors import retry_with_grown_list
+from ._simulate import NeighborListOverflowWarning, _run_chunk
+from ._space import PeriodicBox
+from ._state import MDState
+
+__all__ = ["simulate_batch"]
+
+StepperFactory = Callable[[PeriodicBox, Array], AbstractMDStepper]
+
+
+def simulate_batch(
+    make_stepper: StepperFactory,
+    batch: SystemBatch,
+    neighbors: MaskedNeighborList,
+    n_steps: int,
+    *,
+    state: MDState | None = None,
+    chunk_size: int = 1000,
+    save_every: int | None = None,
+    observe: Callable[[MDState], PyTree] | None = None,
+    check_finite: bool = True,
+    max_regrowths: int = 8,
+) -> tuple[MDState, PyTree]:
+    """Run ``n_steps`` MD steps of every system of ``batch`` at once (one `jax.vmap` over
+    systems inside each compiled chunk), as `hybrax.md.simulate` runs one system.
+
+    Each system has its own box and masses, so the integrator is made per system by
+    ``make_stepper(box, masses)`` (a function, not a stepper: the box and masses are the
+    batch's, and a stepper built once for one box would carry the wrong ones); any
+    parameters it closes over (the energy's epsilon, ``dt``) are shared and differentiable.
+    Only `VelocityVerlet` (NVE) is accepted for now: the thermostats would count the
+    padding atoms' degrees of freedom.
+
+    Neighbour lists: when any system's list overflows during a chunk, the lists of the
+    whole batch are rebuilt with more room (the capacity is shared because the shapes of a
+    vmapped batch must match) from the chunk's starting positions, and the chunk is re-run
+    for every system; results equal an overflow-free run (a `NeighborListOverflowWarning`
+    is issued once). A blow-up or a NaN in any system raises, naming the system and step.
+
+    Parameters
+    ----------
+    make_stepper
+        ``(box: PeriodicBox, masses: (N,) array) -> AbstractMDStepper`` for one system,
+        e.g. ``lambda box, m: md.VelocityVerlet(md.LennardJones(), box, dt=0.005,
+        masses=m)``. Called under `jax.vmap`.
+    batch
+        The systems (`SystemBatch`); their positions and velocities start the run unless
+        ``state`` is given.
+    neighbors
+        Their lists, from `hybrax.md.batch_neighbor_list`.
+    n_steps
+        Steps to run.
+    state
+        Continue from this stacked state (the first output of an earlier call) instead of
+        starting from ``batch``.
+    chunk_size, save_every, observe, check_finite, max_regrowths
+        As in `hybrax.md.simulate`; ``observe`` sees one system's `MDState` (padded).
+
+    Returns
+    -------
+    final, trajectory
+        The final states stacked along a leading system axis (``final.positions`` is
+        ``(B, N, 3)``; `SystemBatch.replace` puts them back in a batch) and the saved
+        observables with leading axes ``(B, n_steps // save_every)`` (None if nothing is
+        saved).
+
+    Raises
+    ------
+    hybrax.InstabilityError, hybrax.NonFiniteStateError
+        A system blew up (the message names the system and the step).
+    hybrax.NeighborListError
+        The lists kept overflowing after ``max_regrowths`` rebuilds.
+
+    Examples
+    --------
+    >>> import jax, hybrax.md as md
+    >>> a, box_a = md.lattice("fcc", 2, density=0.8442)
+    >>> b, box_b = md.lattice("fcc", 3, density=0.8442)
+    >>> va = md.maxwell_boltzmann(jax.random.key(0), 32, temperature=1.0)
+    >>> vb = md.maxwell_boltzmann(jax.random.key(1), 108, temperature=1.0)
+    >>> batch = md.SystemBatch.from_systems([(a, box_a, va), (b, box_b, vb)])
+    >>> nbrs = md.batch_neighbor_list(batch, cutoff=1.5)
+    >>> lj = md.LennardJones(cutoff=1.5)
+    >>> final, energies = md.simulate_batch(
+    ...     lambda box, m: md.VelocityVerlet(lj, box, dt=0.005, masses=m), batch, nbrs, 20,
+    ...     chunk_size=20, save_every=10, observe=lambda s: s.potential_energy)
+    >>> energies.shape
+    (2, 2)
+    """
+    if not callable(make_stepper) or isinstance(make_stepper, AbstractMDStepper):
+        raise ConfigurationError(
+            "simulate_batch: make_stepper must be a function (box, masses) -> stepper, e.g. "
+            "lambda box, m: hybrax.md.VelocityVerlet(energy, box, dt=0.005, masses=m) (each "
+            f"system has its own box and masses), got {type(make_stepper).__name__}"
+        )
+    if not isinstance(batch, SystemBatch):
+        raise ConfigurationError(
+            f"simulate_batch needs a hybrax.md.SystemBatch, got {type(batch).__name__}"
+        )
+    if not isinstance(neighbors, MaskedNeighborList):
+        raise ConfigurationError(
+            "simulate_batch needs the batch's lists from hybrax.md.batch_neighbor_list(batch, "
+            f"cutoff), got {type(neighbors).__name__}"
+        )
+    for name, value, low in (
+        ("n_steps", n_steps, 0),
+        ("chunk_size", chunk_size, 1),
+        ("max_regrowths", max_regrowths, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigurationError(
+                f"simulate_batch: {name} must be an int >= {low}, got {value!r}"
+            )
+    if save_every is not None and (
+        isinstance(save_every, bool)
+        or not isinstance(save_every, int)
+        or save_every < 1
+        or chunk_size % save_every
+        or n_steps % save_every
+    ):
+        raise ConfigurationError(
+            f"simulate_batch: save_every={save_every!r} must be a positive int that divides "
+            f"both chunk_size={chunk_size} and n_steps={n_steps}"
+        )
+    if observe is not None and not callable(observe):
+        raise ConfigurationError(f"observe must be a function of the state, got {observe!r}")
+    steppers = _make_steppers(make_stepper, batch.lengths, batch.masses, batch.species)
+    if state is None:
+        state = _init_states(steppers, batch.positions, batch.velocities, neighbors)
+    elif not isinstance(state, MDState) or state.positions.shape != batch.positions.shape:
+        raise ConfigurationError(
+            "simulate_batch: state must be the stacked MDState returned by an earlier "
+            f"simulate_batch on this batch (positions {batch.positions.shape})"
+        )
+    warned = False
+
+    def rebuild(start: MDState, lists: MaskedNeighborList) -> MDState:
+        nonlocal warned
+        template = grown_template(lists, start.positions[0], batch.lengths[0])
+        grown = MaskedNeighborList(
+            _update_all(template, start.positions, batch.lengths), batch.mask
+        )
+        if not warned:
+            warnings.warn(
+                "hybrax.md.simulate_batch: a system's neighbour list overflowed; rebuilt the "
+                f"lists of the whole batch ({grown.slots_per_atom} slots per atom, shared) and "
+                "re-ran the chunk. Further rebuilds happen silently.",
+                NeighborListOverflowWarning,
+                stacklevel=4,
+            )
+            warned = True
+        return _refresh(steppers, start, grown)
+
+    if bool(jnp.any(state.neighbors.overflow)):
+        state = rebuild(state, state.neighbors)
+    saved = []
+    done = 0
+    while done < n_steps:
+        length = min(chunk_size, n_steps - done)
+
+        def attempt(start: MDState, length=length):
+            final, trajectory, events = _batch_chunk(
+                steppers, start, length=length, save_every=save_every, observe=observe
+            )
+            overflow, unstable, nonfinite = (np.asarray(x) for x in events[:3])
+            if not check_finite:
+                nonfinite = np.zeros_like(nonfinite)
+            # per system: the first event; the batch re-runs if any system overflowed first
+            firsts = np.where(
+                (overflow > 0)
+                & ((unstable == 0) | (overflow <= unstable))
+                & ((nonfinite == 0) | (overflow <= nonfinite)),
+                1,
+                0,
+            )
+            outcome = (final, trajectory, unstable, nonfinite, np.asarray(events[3]))
+            return outcome, bool(np.any(firsts))
+
+        state, outcome = retry_with_grown_list(
+            attempt,
+            lambda start, outcome: rebuild(start, outcome[0].neighbors),
+            state,
+            max_regrowths=max_regrowths,
+            message=(
+                f"hybrax.md.simulate_batch: the neighbour lists still overflowed after "
+                f"{max_regrowths} rebuilds in steps {done + 1} to {done + length}; some system "
+                "may be collapsing or exploding (check dt and the initial states)"
+            ),
+        )
+        final, trajectory, unstable, nonfinite, moved = outcome
+        _raise_first_event(unstable, nonfinite, moved, done, n_steps)
+        state = final
+        if trajectory is not None:
+            saved.append(trajectory)
+        done += length
+    if not saved:
+        return state, None
+    return state, jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *saved)
+
+
+def _raise_first_event(unstable, nonfinite, moved, done: int, n_steps: int) -> None:
+    big = np.iinfo(np.int64).max
+    unstable, nonfinite = np.asarray(unstable, np.int64), np.asarray(nonfinite, np.int64)
+    u = np.where(unstable > 0, unstable, big)
+    f = np.where(nonfinite > 0, nonfinite, big)
+    if np.min(u) == big and np.min(f) == big:
+        return
+    if np.min(u) <= np.min(f):
+        b = int(np.argmin(u))
+        raise InstabilityError(
+            f"hybrax.md.simulate_batch: system {b} blew up at step {done + int(u[b])} of "
+            f"{n_steps}: an atom moved {float(moved[b]):.3g} sigma in one step, more than the "
+            "instability limit, although the state is still finite. The time step is too "
+            "large for these forces: try a smaller dt (0.005 is usual for Lennard-Jones), or "
+            "start closer to equilibrium (hybrax.md.minimize)."
+        )
+    b = int(np.argmin(f))
+    raise NonFiniteStateError(
+        f"hybrax.md.simulate_batch: system {b} became NaN or inf at step "
+        f"{done + int(f[b])} of {n_steps}. Usually the time step is too large for the forces "
+        "(try a smaller dt) or particles started too close; minimise first "
+        "(hybrax.md.minimize)."
+    )
+
+
+def _make_steppers(make_stepper, lengths, masses, species):
+    def one(lengths, masses, species):
+        stepper = make_stepper(_box(lengths), masses)
+        if not isinstance(stepper, AbstractMDStepper):
+            raise ConfigurationError(
+                "simulate_batch: make_stepper(box, masses) must return a hybrax.md stepper, got "
+                f"{type(stepper).__name__}"
+            )
+        if not isinstance(stepper, VelocityVerlet):
+            raise ConfigurationError(
+                f"simulate_batch: {type(stepper).__name__} is not supported yet (thermostats "
+                "would count the padding atoms' degrees of freedom); use "
+                "hybrax.md.VelocityVerlet"
+            )
+        check_batch_energy(stepper.energy, "simulate_batch")
+        stepper = dataclasses.replace(stepper, on_overflow="flag")
+        energy = bind_species(stepper.energy, species)
+        return eqx.tree_at(lambda s: s.energy, stepper, energy)
+
+    return eqx.filter_vmap(one)(lengths, masses, species)
+
+
+@eqx.filter_jit
+def _init_states(steppers, positions, velocities, neighbors) -> MDState:
+    return eqx.filter_vmap(lambda st, p, v, nb: st.init(p, v, nb))(
+        steppers, positions, velocities, neighbors
+    )
+
+
+@eqx.filter_jit
+def _refresh(steppers, start: MDState, grown: MaskedNeighborList) -> MDState:
+    """``start`` with the grown lists; energies and forces recomputed for the systems whose
+    starting list had overflowed (their values were NaN), kept for the others."""
+
+    def one(stepper, s, nbrs):
+        nbrs, energy, forces = _initial_evaluation(stepper.energy, stepper.box, s.positions, nbrs)
+        bad = s.neighbors.overflow
+        return dataclasses.replace(
+            s,
+            neighbors=nbrs,
+            potential_energy=jnp.where(bad, energy, s.potential_energy),
+            forces=jnp.where(bad, forces, s.forces),
+        )
+
+    return eqx.filter_vmap(one)(steppers, start, grown)
+
+
+@eqx.filter_jit
+def _batch_chunk(steppers, states, *, length, save_every, observe):
+    return eqx.filter_vmap(
+        lambda st, s: _run_chunk(st, s, length=length, save_every=save_every, observe=observe)
+    )(steppers, states)
