@@ -66,7 +66,7 @@ class MaskedNeighborList(AbstractNeighborList):
     """
 
     inner: AbstractNeighborList
-    mask: Bool[Array, " N"]
+    mask: Bool[Array, "*batch N"]
 
     def __check_init__(self):
         if not isinstance(self.inner, AbstractNeighborList):
@@ -570,6 +570,11 @@ def batch_energy_and_forces(
             f"hybrax.md.batch_neighbor_list(batch, cutoff), got {type(neighbors).__name__}"
         )
 
+    return _batch_energy_and_forces(energy, batch, neighbors)
+
+
+@eqx.filter_jit
+def _batch_energy_and_forces(energy, batch: SystemBatch, neighbors: MaskedNeighborList):
     def one(positions, lengths, species, nbrs):
         return bind_species(energy, species).energy_and_forces(positions, nbrs, _box(lengths))
 
