@@ -16,7 +16,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from hybrax.core import ConfigurationError, concrete_or_none, time_step
 
-from ._energy import AbstractEnergy
+from ._energy import AbstractEnergy, SumEnergy
 from ._integrators import (
     AbstractMDStepper,
     OnOverflow,
@@ -27,7 +27,8 @@ from ._integrators import (
     _scalar,
 )
 from ._neighbors import AbstractNeighborList
-from ._space import PeriodicBox
+from ._pair import AbstractPairEnergy
+from ._space import AbstractBox, PeriodicBox
 from ._state import BarostatState, MDState, NoseHooverChainState
 
 __all__ = ["MartynaTobiasKlein"]
@@ -165,7 +166,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
     """
 
     energy: AbstractEnergy
-    box: PeriodicBox
+    box: AbstractBox
     dt: Array = eqx.field(converter=time_step)
     temperature: Array = eqx.field(
         converter=_checked("temperature", positive=True, scalar=True, example="temperature=1.5")
@@ -270,7 +271,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
         if state.barostat is not None:
             return state
         lengths = self.box.lengths.astype(x.dtype)
-        virial = _virial(self.energy, x, state.neighbors, lengths)
+        virial = _virial(self.energy, x, state.neighbors, lengths, self._axes)
         zeros = jnp.zeros(self.chain_length, x.dtype)
         barostat = BarostatState(
             lengths,
@@ -291,11 +292,14 @@ class MartynaTobiasKlein(AbstractMDStepper):
 
     # ------------------------------------------------------------------ stepping
     def _barostat_force(self, v, inv_m, virial, lengths, dof) -> Array:
-        """``W dv_g/dt`` without the chain: per axis, or summed over axes (iso)."""
+        """``W dv_g/dt`` without the chain, per barostat degree of freedom: per axis
+        ``sum_i m v_ia^2 + W_aa - P V + sum_i m |v_i|^2 / N_f``, or its sum over the axes
+        (iso)."""
         mv2 = jnp.sum(v * v / inv_m, axis=0)  # (3,) sum_i m v_ia^2
-        volume = jnp.prod(lengths)
-        force = mv2 + virial - _scalar(self.pressure, v) * volume + jnp.sum(mv2) / dof
-        return jnp.sum(force, keepdims=True) if self.couple == "iso" else force
+        per_dof = 3 // self._axes  # axes summed into one barostat degree of freedom
+        kinetic = jnp.sum(mv2, keepdims=True) if self._axes == 1 else mv2
+        pv = _scalar(self.pressure, v) * jnp.prod(lengths)
+        return kinetic + virial + per_dof * (jnp.sum(mv2) / dof - pv)
 
     def _kick(self, v, forces, inv_m, vg3, dof, h) -> Array:
         """Exact ``dv/dt = F/m - gamma v`` over ``h``, ``gamma_a = v_g,a + tr v_g / N_f``."""
@@ -352,7 +356,9 @@ class MartynaTobiasKlein(AbstractMDStepper):
             # a box the list no longer covers is an overflow (NaN energies, NeighborListError)
             lost = neighbors.overflow | ~neighbors.covers(box)
             neighbors = eqx.tree_at(lambda n: n.overflow, neighbors, lost)
-        energy, forces, virial = _energy_forces_virial(self.energy, x, neighbors, lengths)
+        energy, forces, virial = _energy_forces_virial(
+            self.energy, x, neighbors, lengths, self._axes
+        )
         v = self._kick(v, forces, inv_m, vg3, dof, half)
         vg = vg + half * self._barostat_force(v, inv_m, virial, lengths, dof) / w
         v, chain, vg, baro_chain = thermostats(v, chain, vg, baro_chain)
@@ -384,23 +390,64 @@ class MartynaTobiasKlein(AbstractMDStepper):
         mv2 = jnp.sum(v * v / self._inverse_mass(v))
         return (mv2 + jnp.sum(baro.virial)) / (3.0 * jnp.prod(baro.lengths))
 
+    def pressure_tensor(self, state: MDState) -> Float[Array, "3"]:
+        """Diagonal of the pressure tensor ``(sum_i m v_ia^2 + W_aa) / V`` (epsilon /
+        sigma^3); needs per-axis virials (``couple="aniso"``)."""
+        baro = self._barostat(state)
+        if self._axes == 1:
+            raise ConfigurationError(
+                'pressure_tensor needs couple="aniso" (isotropic coupling keeps only the '
+                "trace of the virial); use instantaneous_pressure"
+            )
+        v = state.velocities
+        mv2 = jnp.sum(v * v / self._inverse_mass(v), axis=0)
+        return (mv2 + baro.virial) / jnp.prod(baro.lengths)
 
-def _strained_energy(energy, positions, neighbors, lengths):
-    def strained(x, strain):
-        scale = 1.0 + strain
-        return energy.energy(x * scale, neighbors, PeriodicBox(lengths * scale))
 
-    return strained
+def _energy_forces_virial(energy, positions, neighbors, lengths, axes: int):
+    """Energy, forces and the virial ``-dU/d strain``: summed over the axes (uniform
+    strain, ``axes=1``, shape ``(1,)``) or per axis (``axes=3``). Pair terms under uniform
+    strain take it from their force pass (``sum_pairs r.f``, no extra cost); other terms
+    (and per-axis strains) by forward-mode differentiation of the strained energy."""
+    terms = energy.terms if isinstance(energy, SumEnergy) else (energy,)
+    box = PeriodicBox(lengths)
+    total, forces, virial = 0.0, jnp.zeros_like(positions), jnp.zeros(axes, positions.dtype)
+    for term in terms:
+        if axes == 1 and _fast_pair_term(term):
+
+            def pair_terms(r2, species_i, species_j, term=term):
+                (phi,), (weight,) = term._force_terms(r2, species_i, species_j)
+                return (phi, r2 * weight), (weight,)
+
+            (e, w), (f,) = term._neighbors(neighbors).pair_sums(
+                positions,
+                box,
+                pair_terms,
+                cutoff=term.cutoff,
+                species=term.species,
+                per_atom_scalars=False,
+            )
+            w = w[None]
+        else:
+            e, f = term.energy_and_forces(positions, neighbors, box)
+
+            def strained(strain, term=term):
+                scale = 1.0 + jnp.broadcast_to(strain, (3,))
+                return term.energy(positions * scale, neighbors, PeriodicBox(lengths * scale))
+
+            w = -jax.jacfwd(strained)(jnp.zeros(axes, positions.dtype))
+        total, forces, virial = total + e, forces + f, virial + w
+    return total, forces, virial
 
 
-def _energy_forces_virial(energy, positions, neighbors, lengths):
-    """Energy, forces and the diagonal virial ``-dU/d strain_aa`` in one reverse pass."""
-    strained = _strained_energy(energy, positions, neighbors, lengths)
-    zero = jnp.zeros(3, positions.dtype)
-    value, (gx, gs) = jax.value_and_grad(strained, argnums=(0, 1))(positions, zero)
-    return value, -gx, -gs
+def _fast_pair_term(term) -> bool:
+    """A pair energy whose forces come from the shared pair pass (not overridden)."""
+    return (
+        isinstance(term, AbstractPairEnergy)
+        and type(term).energy_and_forces is AbstractPairEnergy.energy_and_forces
+    )
 
 
 @eqx.filter_jit
-def _virial(energy, positions, neighbors, lengths):
-    return _energy_forces_virial(energy, positions, neighbors, lengths)[2]
+def _virial(energy, positions, neighbors, lengths, axes: int):
+    return _energy_forces_virial(energy, positions, neighbors, lengths, axes)[2]

@@ -22,13 +22,14 @@ class NoseHooverChainState(eqx.Module):
 class BarostatState(eqx.Module):
     """Barostat variables of an NPT run (`hybrax.md.MartynaTobiasKlein`): the evolving box
     ``lengths`` (sigma), the strain rates ``velocities`` ``d ln L / dt`` (1/tau; one value
-    when isotropic, three for independent axes), the diagonal ``virial`` ``-dU/d strain``
-    at the current positions (epsilon), the box ``reference_lengths`` of the last
-    neighbour-list build (sigma) and the barostat's own Nosé–Hoover ``chain``."""
+    when isotropic, three for independent axes), the ``virial`` ``-dU/d strain`` at the
+    current positions (epsilon; under uniform strain when isotropic, else per axis), the
+    box ``reference_lengths`` of the last neighbour-list build (sigma) and the barostat's
+    own Nosé–Hoover ``chain``."""
 
     lengths: Float[Array, "3"]
     velocities: Float[Array, " A"]
-    virial: Float[Array, "3"]
+    virial: Float[Array, " A"]
     reference_lengths: Float[Array, "3"]
     chain: NoseHooverChainState
 
