@@ -271,7 +271,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
         if state.barostat is not None:
             return state
         lengths = self.box.lengths.astype(x.dtype)
-        virial = _virial(self.energy, x, state.neighbors, lengths, self._axes)
+        virial = _virial(self.energy, x, state.neighbors, PeriodicBox(lengths), self._axes)
         zeros = jnp.zeros(self.chain_length, x.dtype)
         barostat = BarostatState(
             lengths,
@@ -357,7 +357,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
             lost = neighbors.overflow | ~neighbors.covers(box)
             neighbors = eqx.tree_at(lambda n: n.overflow, neighbors, lost)
         energy, forces, virial = _energy_forces_virial(
-            self.energy, x, neighbors, lengths, self._axes
+            self.energy, x, neighbors, box, self._axes
         )
         v = self._kick(v, forces, inv_m, vg3, dof, half)
         vg = vg + half * self._barostat_force(v, inv_m, virial, lengths, dof) / w
@@ -404,13 +404,13 @@ class MartynaTobiasKlein(AbstractMDStepper):
         return (mv2 + baro.virial) / jnp.prod(baro.lengths)
 
 
-def _energy_forces_virial(energy, positions, neighbors, lengths, axes: int):
+def _energy_forces_virial(energy, positions, neighbors, box: PeriodicBox, axes: int):
     """Energy, forces and the virial ``-dU/d strain``: summed over the axes (uniform
     strain, ``axes=1``, shape ``(1,)``) or per axis (``axes=3``). Pair terms under uniform
     strain take it from their force pass (``sum_pairs r.f``, no extra cost); other terms
     (and per-axis strains) by forward-mode differentiation of the strained energy."""
     terms = energy.terms if isinstance(energy, SumEnergy) else (energy,)
-    box = PeriodicBox(lengths)
+    lengths = box.lengths
     total, forces, virial = 0.0, jnp.zeros_like(positions), jnp.zeros(axes, positions.dtype)
     for term in terms:
         if axes == 1 and _fast_pair_term(term):
@@ -449,5 +449,5 @@ def _fast_pair_term(term) -> bool:
 
 
 @eqx.filter_jit
-def _virial(energy, positions, neighbors, lengths, axes: int):
-    return _energy_forces_virial(energy, positions, neighbors, lengths, axes)[2]
+def _virial(energy, positions, neighbors, box, axes: int):
+    return _energy_forces_virial(energy, positions, neighbors, box, axes)[2]
