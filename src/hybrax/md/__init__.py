@@ -17,7 +17,8 @@ Everything is an `equinox.Module`: the box, the neighbour list, the energies (wh
 from ._ase import AtomicSystem, from_ase, to_ase
 from ._ase_calculator import ase_calculator
 from ._barostats import MartynaTobiasKlein
-from ._batch import MaskedNeighborList, SystemBatch, batch_energy_and_forces, batch_neighbor_list
+from ._batch import SystemBatch
+from ._batch_forces import batch_energy_and_forces, batch_neighbor_list
 from ._batch_simulate import simulate_batch
 from ._bonded import HarmonicAngles, HarmonicBonds
 from ._cell_list import CellNeighborList
@@ -34,6 +35,7 @@ from ._integrators import AbstractMDStepper, VelocityVerlet
 from ._io import read_extxyz, write_extxyz
 from ._lattice import lattice, maxwell_boltzmann, random_packing
 from ._manybody import AbstractManyBodyEnergy
+from ._masked_list import MaskedNeighborList
 from ._minimize import FIRE, FIREState, MinimizeResult, minimize
 from ._neighbor_list import neighbor_list
 from ._neighbors import AbstractNeighborList

@@ -15,16 +15,10 @@ from jaxtyping import Array, PyTree
 
 from hybrax.core import ConfigurationError, InstabilityError, NonFiniteStateError
 
-from ._batch import (
-    MaskedNeighborList,
-    SystemBatch,
-    _box,
-    _update_all,
-    bind_species,
-    check_batch_energy,
-    grown_template,
-)
+from ._batch import SystemBatch, _box
+from ._batch_forces import _update_all, bind_species, check_batch_energy, grown_template
 from ._integrators import AbstractMDStepper, VelocityVerlet, _initial_evaluation
+from ._masked_list import MaskedNeighborList
 from ._neighbors import retry_with_grown_list
 from ._simulate import NeighborListOverflowWarning, _run_chunk
 from ._space import PeriodicBox
