@@ -239,6 +239,23 @@ def test_instantaneous_pressure_equals_md_pressure_in_the_state_box():
     assert started.barostat is not None and started.thermostat is not None
 
 
+def test_a_frozen_barostat_follows_the_nose_hoover_chain():
+    # an enormous barostat mass keeps the box (to 1e-12 over the run): the particles and
+    # their chain must then follow md.NoseHooverChain step for step
+    positions, v, box, lj = lj_system(3, 0.6, 1.5)
+    nbrs = md.neighbor_list(positions, box, CUTOFF)
+    npt = md.MartynaTobiasKlein(
+        lj, box, dt=0.002, temperature=1.5, pressure=1.0, tau=0.5, tau_barostat=1e9
+    )
+    final, _ = run(npt, npt.init(positions, v, nbrs), 250)
+    nvt = md.NoseHooverChain(lj, box, dt=0.002, temperature=1.5, tau=0.5)
+    reference, _ = hybrax.rollout(nvt, nvt.init(positions, v, nbrs), 250)
+    assert np.allclose(final.barostat.lengths, box.lengths, rtol=1e-12, atol=0)
+    assert np.allclose(final.positions, reference.positions, rtol=0, atol=1e-9)
+    assert np.allclose(final.velocities, reference.velocities, rtol=0, atol=1e-9)
+    assert np.allclose(final.thermostat.positions, reference.thermostat.positions, atol=1e-9)
+
+
 def test_anisotropic_axes_move_independently_and_conserve_energy():
     positions, v, box, lj = lj_system(3, 0.6, 1.5)
     stepper = md.MartynaTobiasKlein(
