@@ -167,6 +167,24 @@ def check_batch_energy(energy: AbstractEnergy, owner: str) -> None:
         )
 
 
+def check_batch_inputs(batch, neighbors, owner: str) -> None:
+    """A `SystemBatch` and its stacked lists from `batch_neighbor_list`, or an error."""
+    if not isinstance(batch, SystemBatch):
+        raise ConfigurationError(
+            f"{owner} needs a hybrax.md.SystemBatch, got {type(batch).__name__}"
+        )
+    if not isinstance(neighbors, MaskedNeighborList):
+        raise ConfigurationError(
+            f"{owner} needs the batch's lists from hybrax.md.batch_neighbor_list(batch, "
+            f"cutoff), got {type(neighbors).__name__}"
+        )
+    if neighbors.mask.shape != batch.mask.shape:
+        raise ConfigurationError(
+            f"{owner}: the lists were built for mask shape {neighbors.mask.shape}, the batch "
+            f"has {batch.mask.shape}; build them with hybrax.md.batch_neighbor_list(batch, ...)"
+        )
+
+
 def bind_species(energy: AbstractEnergy, species: Array | None) -> AbstractEnergy:
     """``energy`` with each species-aware pair term reading ``species`` (one system's)."""
     if species is None:
@@ -205,16 +223,7 @@ def batch_energy_and_forces(
     ((2,), (2, 108, 3))
     """
     check_batch_energy(energy, "batch_energy_and_forces")
-    if not isinstance(batch, SystemBatch):
-        raise ConfigurationError(
-            f"batch_energy_and_forces needs a hybrax.md.SystemBatch, got {type(batch).__name__}"
-        )
-    if not isinstance(neighbors, MaskedNeighborList):
-        raise ConfigurationError(
-            "batch_energy_and_forces needs the batch's lists from "
-            f"hybrax.md.batch_neighbor_list(batch, cutoff), got {type(neighbors).__name__}"
-        )
-
+    check_batch_inputs(batch, neighbors, "batch_energy_and_forces")
     return _batch_energy_and_forces(energy, batch, neighbors)
 
 

@@ -16,11 +16,17 @@ from jaxtyping import Array, PyTree
 from hybrax.core import ConfigurationError, InstabilityError, NonFiniteStateError
 
 from ._batch import SystemBatch, _box
-from ._batch_forces import _update_all, bind_species, check_batch_energy, grown_template
+from ._batch_forces import (
+    _update_all,
+    bind_species,
+    check_batch_energy,
+    check_batch_inputs,
+    grown_template,
+)
 from ._integrators import AbstractMDStepper, VelocityVerlet, _initial_evaluation
 from ._masked_list import MaskedNeighborList
 from ._neighbors import retry_with_grown_list
-from ._simulate import NeighborListOverflowWarning, _run_chunk
+from ._simulate import NeighborListOverflowWarning, _run_chunk, check_run_arguments
 from ._space import PeriodicBox
 from ._state import MDState
 
@@ -114,37 +120,8 @@ def simulate_batch(
             "lambda box, m: hybrax.md.VelocityVerlet(energy, box, dt=0.005, masses=m) (each "
             f"system has its own box and masses), got {type(make_stepper).__name__}"
         )
-    if not isinstance(batch, SystemBatch):
-        raise ConfigurationError(
-            f"simulate_batch needs a hybrax.md.SystemBatch, got {type(batch).__name__}"
-        )
-    if not isinstance(neighbors, MaskedNeighborList):
-        raise ConfigurationError(
-            "simulate_batch needs the batch's lists from hybrax.md.batch_neighbor_list(batch, "
-            f"cutoff), got {type(neighbors).__name__}"
-        )
-    for name, value, low in (
-        ("n_steps", n_steps, 0),
-        ("chunk_size", chunk_size, 1),
-        ("max_regrowths", max_regrowths, 0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigurationError(
-                f"simulate_batch: {name} must be an int >= {low}, got {value!r}"
-            )
-    if save_every is not None and (
-        isinstance(save_every, bool)
-        or not isinstance(save_every, int)
-        or save_every < 1
-        or chunk_size % save_every
-        or n_steps % save_every
-    ):
-        raise ConfigurationError(
-            f"simulate_batch: save_every={save_every!r} must be a positive int that divides "
-            f"both chunk_size={chunk_size} and n_steps={n_steps}"
-        )
-    if observe is not None and not callable(observe):
-        raise ConfigurationError(f"observe must be a function of the state, got {observe!r}")
+    check_batch_inputs(batch, neighbors, "simulate_batch")
+    check_run_arguments(n_steps, chunk_size, save_every, observe, max_regrowths)
     steppers = _make_steppers(make_stepper, batch.lengths, batch.masses, batch.species)
     if state is None:
         state = _init_states(steppers, batch.positions, batch.velocities, neighbors)

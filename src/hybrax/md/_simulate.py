@@ -125,26 +125,7 @@ def simulate(
         raise ConfigurationError(
             f"simulate needs an MDState (from stepper.init(...)), got {type(state).__name__}"
         )
-    for name, value, low in (
-        ("n_steps", n_steps, 0),
-        ("chunk_size", chunk_size, 1),
-        ("max_regrowths", max_regrowths, 0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigurationError(f"{name} must be an int >= {low}, got {value!r}")
-    if save_every is not None and (
-        isinstance(save_every, bool)
-        or not isinstance(save_every, int)
-        or save_every < 1
-        or chunk_size % save_every
-        or n_steps % save_every
-    ):
-        raise ConfigurationError(
-            f"save_every={save_every!r} must be a positive int that divides both "
-            f"chunk_size={chunk_size} and n_steps={n_steps}"
-        )
-    if observe is not None and not callable(observe):
-        raise ConfigurationError(f"observe must be a function of the state, got {observe!r}")
+    check_run_arguments(n_steps, chunk_size, save_every, observe, max_regrowths)
     flagging = dataclasses.replace(stepper, on_overflow="flag")
     saved = []
     warned = False
@@ -234,6 +215,30 @@ def simulate(
         return state, None
     stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *saved)
     return state, stacked
+
+
+def check_run_arguments(n_steps, chunk_size, save_every, observe, max_regrowths) -> None:
+    """The checks of `simulate`'s (and `simulate_batch`'s) loop arguments."""
+    for name, value, low in (
+        ("n_steps", n_steps, 0),
+        ("chunk_size", chunk_size, 1),
+        ("max_regrowths", max_regrowths, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigurationError(f"{name} must be an int >= {low}, got {value!r}")
+    if save_every is not None and (
+        isinstance(save_every, bool)
+        or not isinstance(save_every, int)
+        or save_every < 1
+        or chunk_size % save_every
+        or n_steps % save_every
+    ):
+        raise ConfigurationError(
+            f"save_every={save_every!r} must be a positive int that divides both "
+            f"chunk_size={chunk_size} and n_steps={n_steps}"
+        )
+    if observe is not None and not callable(observe):
+        raise ConfigurationError(f"observe must be a function of the state, got {observe!r}")
 
 
 def _flag(value) -> bool:
