@@ -288,6 +288,12 @@ class MartynaTobiasKlein(AbstractMDStepper):
                 "MartynaTobiasKlein needs thermostat and barostat variables in the state: "
                 "create it with this stepper's init(...)"
             )
+        if state.barostat.velocities.shape != (self._axes,):
+            raise ConfigurationError(
+                f"the state's barostat has {state.barostat.velocities.shape[0]} strain rates but "
+                f'couple="{self.couple}" needs {self._axes}; start from positions with this '
+                "stepper's init(...)"
+            )
         return state.barostat
 
     # ------------------------------------------------------------------ stepping
@@ -356,9 +362,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
             # a box the list no longer covers is an overflow (NaN energies, NeighborListError)
             lost = neighbors.overflow | ~neighbors.covers(box)
             neighbors = eqx.tree_at(lambda n: n.overflow, neighbors, lost)
-        energy, forces, virial = _energy_forces_virial(
-            self.energy, x, neighbors, box, self._axes
-        )
+        energy, forces, virial = _energy_forces_virial(self.energy, x, neighbors, box, self._axes)
         v = self._kick(v, forces, inv_m, vg3, dof, half)
         vg = vg + half * self._barostat_force(v, inv_m, virial, lengths, dof) / w
         v, chain, vg, baro_chain = thermostats(v, chain, vg, baro_chain)
