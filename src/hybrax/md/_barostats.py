@@ -54,7 +54,7 @@ def _sinhc(x: Array) -> Array:
     return jnp.where(small, series, jnp.sinh(safe) / safe)
 
 
-def chain_half_step(
+def _chain_half_step(
     kinetic2: Array, chain: NoseHooverChainState, masses: Array, dof, kT: Array, dt: Array
 ) -> tuple[Array, NoseHooverChainState]:
     """Propagate a Nosé–Hoover chain over ``dt / 2`` (the Suzuki–Yoshida-free Trotter
@@ -338,11 +338,11 @@ class MartynaTobiasKlein(AbstractMDStepper):
         q_barostat = self._chain_masses(self.tau_barostat, self._axes, x)
 
         def thermostats(v, chain, vg, baro_chain):
-            scale, baro_chain = chain_half_step(
+            scale, baro_chain = _chain_half_step(
                 w * jnp.sum(vg * vg), baro_chain, q_barostat, self._axes, kT, dt
             )
             vg = vg * scale
-            scale, chain = chain_half_step(jnp.sum(v * v / inv_m), chain, q_particles, dof, kT, dt)
+            scale, chain = _chain_half_step(jnp.sum(v * v / inv_m), chain, q_particles, dof, kT, dt)
             return v * scale, chain, vg, baro_chain
 
         v, chain, vg, baro_chain = thermostats(v, state.thermostat, baro.velocities, baro.chain)
