@@ -35,6 +35,26 @@ def test_pointwise_conv_matches_conv():
 
 
 @pytest.mark.parametrize(
+    "spatial, kernel_size", [((11,), 3), ((7,), 5), ((6, 10), 3), ((9, 8), 5), ((4, 4), 5)]
+)
+def test_conv_on_cpu_equals_the_library_convolution(spatial, kernel_size):
+    """On CPU the layer sums shifted matrix products (XLA's CPU convolution is slow beyond
+    8 channels); values and gradients equal equinox's circular convolution's, including a
+    kernel as wide as the grid."""
+    conv = PeriodicConv(len(spatial), 3, 12, kernel_size=kernel_size, key=key(0))
+    x = normal(1, (3, *spatial))
+    np.testing.assert_allclose(conv(x), conv.conv(x), rtol=1e-12, atol=1e-12)
+
+    def loss(apply, layer):
+        return jnp.sum(jnp.sin(apply(layer, x)))
+
+    ours = jax.grad(lambda c: loss(lambda layer, x: layer(x), c))(conv)
+    theirs = jax.grad(lambda c: loss(lambda layer, x: layer.conv(x), c))(conv)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize(
     "make, shape",
     [
         (lambda k, d: PeriodicCNN(1, 2, 3, 8, 3, key=k, dtype=d), (2, 16)),
