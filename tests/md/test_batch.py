@@ -167,8 +167,8 @@ def _cell_systems():
 
 def test_overflow_in_one_system_regrows_the_lists():
     """The crowded system overflows lists sized for the lattice: the whole batch's lists are
-    rebuilt with more room (shared capacity) and every system's energy and forces equal its
-    own single run."""
+    rebuilt with more room (shared capacity) and every system's energy and forces equal
+    those of all-pairs lists."""
     systems = _cell_systems()
     batch = md.SystemBatch.from_systems(systems)
     tight = md.CellNeighborList.build(
@@ -178,13 +178,14 @@ def test_overflow_in_one_system_regrows_the_lists():
     assert isinstance(nbrs.inner, md.CellNeighborList)
     assert nbrs.inner.slots_per_atom > tight.slots_per_atom  # regrown
     assert not bool(jnp.any(nbrs.overflow))
+    # all-pairs lists of the same batch (equal to single runs: see the tests above)
     lj = md.LennardJones(cutoff=CUTOFF)
     energies, forces = md.batch_energy_and_forces(lj, batch, nbrs)
-    for b, (p, box, _) in enumerate(systems):
-        e1, f1 = lj.energy_and_forces(p, md.neighbor_list(p, box, CUTOFF), box)
-        np.testing.assert_allclose(energies[b], e1, rtol=1e-12)
-        scale = max(float(jnp.max(jnp.abs(f1))), 1.0)
-        np.testing.assert_allclose(forces[b, : p.shape[0]], f1, rtol=0, atol=1e-13 * scale)
+    dense = md.batch_neighbor_list(batch, CUTOFF, cells=False)
+    expected_e, expected_f = md.batch_energy_and_forces(lj, batch, dense)
+    np.testing.assert_allclose(energies, expected_e, rtol=1e-12)
+    scale = float(jnp.max(jnp.abs(expected_f)))
+    np.testing.assert_allclose(forces, expected_f, rtol=0, atol=1e-13 * scale)
 
 
 @pytest.mark.slow
@@ -274,3 +275,23 @@ def test_bad_input(systems, batch, wrong_type):
         md.batch_energy_and_forces(lj, batch, nbrs.inner)
     with wrong_type("make_stepper", hybrax.ConfigurationError, "must be a function"):
         md.simulate_batch(md.VelocityVerlet(lj, systems[0][1], dt=0.005), batch, nbrs, 10)
+
+
+def test_training_loss_is_the_mean_of_single_system_losses(systems, batch):
+    """BatchEnergyForceLoss on labelled systems of different sizes equals the mean of the
+    single-system losses (EnergyForceLoss's formula); a neural pair potential trains on it."""
+    reference = md.LennardJones(cutoff=CUTOFF)
+    data = md.label_systems(reference, batch, md.batch_neighbor_list(batch, CUTOFF))
+    assert float(md.BatchEnergyForceLoss()(reference, data)) == 0.0
+    model = md.LennardJones(sigma=1.03, epsilon=0.9, cutoff=CUTOFF)
+    singles = []
+    for p, box, _ in systems:
+        nbrs = md.neighbor_list(p, box, CUTOFF)
+        (e, f), (e_ref, f_ref) = (u.energy_and_forces(p, nbrs, box) for u in (model, reference))
+        n = p.shape[0]
+        singles.append(2.0 * ((e - e_ref) / n) ** 2 + 0.5 * jnp.mean((f - f_ref) ** 2))
+    loss = md.BatchEnergyForceLoss(energy_weight=2.0, force_weight=0.5)
+    np.testing.assert_allclose(loss(model, data), np.mean(singles), rtol=1e-12)
+    net = md.NeuralPairPotential(CUTOFF, key=jax.random.key(0))
+    assert np.isfinite(float(loss(net, data))) and float(loss(net, data)) > 0
+    assert data[1:].num_systems == 2

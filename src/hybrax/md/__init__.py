@@ -20,6 +20,7 @@ from ._barostats import MartynaTobiasKlein
 from ._batch import SystemBatch
 from ._batch_forces import batch_energy_and_forces, batch_neighbor_list
 from ._batch_simulate import simulate_batch
+from ._batch_training import BatchEnergyForceLoss, LabelledSystems, label_systems
 from ._bonded import HarmonicAngles, HarmonicBonds
 from ._cell_list import CellNeighborList
 from ._dense_list import DenseNeighborList
@@ -80,6 +81,7 @@ __all__ = [
     "AbstractPairEnergy",
     "AtomicSystem",
     "BarostatState",
+    "BatchEnergyForceLoss",
     "BrownianDynamics",
     "CellNeighborList",
     "DenseNeighborList",
@@ -91,6 +93,7 @@ __all__ = [
     "HarmonicAngles",
     "HarmonicBonds",
     "LabelledFrames",
+    "LabelledSystems",
     "LangevinBAOAB",
     "LennardJones",
     "MDState",
@@ -121,6 +124,7 @@ __all__ = [
     "from_ase",
     "kinetic_energy",
     "label_frames",
+    "label_systems",
     "lattice",
     "maxwell_boltzmann",
     "mean_squared_displacement",
