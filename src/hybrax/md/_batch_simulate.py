@@ -64,6 +64,12 @@ def simulate_batch(
     for every system; results equal an overflow-free run (a `NeighborListOverflowWarning`
     is issued once). A blow-up or a NaN in any system raises, naming the system and step.
 
+    Padding costs: every system does the pair work of ``N`` (the largest) atoms, so for
+    systems of very different sizes several batches of similar sizes run faster (256
+    systems of 32-108 atoms on one CPU core, ``benchmarks/md_batch.py``: one padded batch
+    0.93 s for 50 steps, one batch per size 0.30 s, a Python loop of `simulate` 0.55 s,
+    jax-md vmapped per size 2.4 s).
+
     Parameters
     ----------
     make_stepper
