@@ -245,7 +245,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
 
     def state_box(self, state: MDState) -> PeriodicBox:
         """The current box of an NPT state."""
-        return PeriodicBox(self._barostat(state).lengths)
+        return _resized(self.box, self._barostat(state).lengths)
 
     def init(
         self,
@@ -352,7 +352,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
         # exact drift of the box and of r' = v + v_g r over dt
         growth = jnp.exp(dt * vg3)
         lengths = baro.lengths * growth
-        box = PeriodicBox(lengths)
+        box = _resized(self.box, lengths)
         x = box.shift(x * growth, dt * v * jnp.exp(0.5 * dt * vg3) * _sinhc(0.5 * dt * vg3))
         neighbors, reference_lengths = state.neighbors, baro.reference_lengths
         if neighbors is not None:
@@ -408,6 +408,13 @@ class MartynaTobiasKlein(AbstractMDStepper):
         return (mv2 + baro.virial) / jnp.prod(baro.lengths)
 
 
+def _resized(box: PeriodicBox, lengths: Array) -> PeriodicBox:
+    """``box`` with other side lengths, without the constructor's run-time check (it would
+    fire on the NaN of an overflowed list before ``on_overflow="flag"`` reports it): the
+    lengths are positive ones scaled by exponentials."""
+    return eqx.tree_at(lambda b: b.lengths, box, lengths)
+
+
 def _energy_forces_virial(energy, positions, neighbors, box: PeriodicBox, axes: int):
     """Energy, forces and the virial ``-dU/d strain``: summed over the axes (uniform
     strain, ``axes=1``, shape ``(1,)``) or per axis (``axes=3``). Pair terms under uniform
@@ -437,7 +444,7 @@ def _energy_forces_virial(energy, positions, neighbors, box: PeriodicBox, axes: 
 
             def strained(strain, term=term):
                 scale = 1.0 + jnp.broadcast_to(strain, (3,))
-                return term.energy(positions * scale, neighbors, PeriodicBox(lengths * scale))
+                return term.energy(positions * scale, neighbors, _resized(box, lengths * scale))
 
             w = -jax.jacfwd(strained)(jnp.zeros(axes, positions.dtype))
         total, forces, virial = total + e, forces + f, virial + w
