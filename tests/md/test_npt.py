@@ -123,6 +123,11 @@ _pressure = eqx.filter_jit(md.pressure)  # one compilation for the checks below
 
 
 @eqx.filter_jit
+def _energy_and_forces(energy, positions, neighbors, box):
+    return energy.energy_and_forces(positions, neighbors, box)
+
+
+@eqx.filter_jit
 def _extended_energy(stepper, state):
     return stepper.extended_energy(state)
 
@@ -150,6 +155,11 @@ def test_extended_energy_is_conserved_and_its_error_falls_like_dt_squared():
     expected = _pressure(lj, final.positions, current, final.neighbors, final.velocities)
     assert float(stepper.instantaneous_pressure(final)) == pytest.approx(float(expected), 1e-12)
     assert stepper.init(final) is final  # idempotent
+    # the list kept up with the moving box: energy and forces equal a fresh list's
+    fresh = md.neighbor_list(final.positions, current, CUTOFF)
+    energy, forces = _energy_and_forces(lj, final.positions, fresh, current)
+    assert float(final.potential_energy) == pytest.approx(float(energy), rel=1e-12)
+    assert np.allclose(final.forces, forces, rtol=0, atol=1e-10)
 
 
 def _equilibrium_run(cells, steps, tau_barostat):
