@@ -107,8 +107,11 @@ class MartynaTobiasKlein(AbstractMDStepper):
         W \\dot v_{g,a} = V (P_{aa} - P) + \\frac{1}{N_f} \\sum_i m_i |v_i|^2
             - W v_{\\eta_1} v_{g,a},
 
-    with ``V P_aa = sum_i m_i v_ia^2 + W_aa`` (the virial ``W_aa = -dU/d strain_aa`` comes
-    from `jax.grad` of the energy of the strained system, so it is right for any energy).
+    with ``V P_aa = sum_i m_i v_ia^2 + W_aa``. The virial ``W_aa = -dU/d strain_aa`` is the
+    derivative of the energy of the strained system (positions and box scaled), so it is
+    right for any energy; pair energies under ``couple="iso"`` give its trace from their
+    force pass at no extra cost, other terms (and per-axis strains) by forward-mode
+    differentiation (``"aniso"`` costs about three times a force evaluation more).
     With ``couple="iso"`` the three axes share one ``v_g`` (cubic volume moves, driven by
     the trace); with ``"aniso"`` each axis moves with its own diagonal stress. Integrated
     with the reversible, measure-preserving Trotter factorisation of Tuckerman et al. (2006,
@@ -116,6 +119,9 @@ class MartynaTobiasKlein(AbstractMDStepper):
     box and position drift, forces and virial, then the mirror image. The conserved
     quantity is `extended_energy`; the time averages of the kinetic temperature and of the
     pressure are ``temperature`` and ``pressure``.
+
+    Observables of a state: `extended_energy` (conserved), `instantaneous_pressure` and
+    `pressure_tensor` (from the step's virial), `state_box` (its ``volume``).
 
     The box lives in the state (``state.barostat.lengths``; `state_box`). The neighbour list
     is rebuilt whenever atoms moved, in the box's scaled coordinates, far enough that a
