@@ -265,6 +265,23 @@ def test_a_frozen_barostat_follows_the_nose_hoover_chain():
     assert np.allclose(final.thermostat.positions, reference.thermostat.positions, atol=1e-9)
 
 
+def test_a_list_replaced_from_outside_is_rebuilt_in_the_state_box():
+    # what hybrax.md.simulate's regrowth does: a new list built for the stepper's initial
+    # box at the state's positions; the next step rebuilds it in the state's box
+    positions, v, box, lj = lj_system(3, 0.6, 1.5)
+    stepper = md.MartynaTobiasKlein(lj, box, dt=0.002, temperature=1.5, pressure=2.0)
+    state = stepper.init(positions, v, md.neighbor_list(positions, box, CUTOFF))
+    middle, _ = run(stepper, state, 100)
+    assert not np.allclose(stepper.state_box(middle).lengths, box.lengths)
+    swapped = eqx.tree_at(
+        lambda s: s.neighbors, middle, md.neighbor_list(middle.positions, box, CUTOFF)
+    )
+    final, _ = run(stepper, swapped, 100)
+    reference, _ = run(stepper, middle, 100)
+    assert int(final.neighbors.num_builds) > 1
+    assert np.allclose(final.positions, reference.positions, rtol=0, atol=1e-9)
+
+
 def test_anisotropic_axes_move_independently_and_conserve_energy():
     positions, v, box, lj = lj_system(3, 0.6, 1.5)
     stepper = md.MartynaTobiasKlein(

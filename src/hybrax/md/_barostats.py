@@ -127,9 +127,12 @@ class MartynaTobiasKlein(AbstractMDStepper):
     is rebuilt whenever atoms moved, in the box's scaled coordinates, far enough that a
     pair within the cut-off could have been missed, counting the box's shrinkage since the
     last build, and a box that its list no longer covers (e.g. shorter than twice the
-    cut-off) raises a `hybrax.NeighborListError` at that step, never a stale list. Run it with
-    `hybrax.rollout`: `hybrax.md.simulate` rebuilds overflowing lists for the stepper's
-    initial ``box``, not the state's.
+    cut-off) raises a `hybrax.NeighborListError` at that step, never a stale list. A list
+    replaced from outside (by hand, or regrown by `hybrax.md.simulate`, which builds it for
+    the stepper's initial ``box``) is rebuilt in the state's box at the next step; if that
+    box needs another cell grid than the one the list was grown for, the run stops with a
+    `hybrax.NeighborListError` (rebuild it with ``neighbors.grow(positions, state_box(state))``).
+    `hybrax.rollout` is the plain way to run it.
 
     Parameters
     ----------
@@ -284,6 +287,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
             jnp.zeros(self._axes, x.dtype),
             virial,
             lengths,
+            _fingerprint(state.neighbors, x),
             NoseHooverChainState(zeros, zeros),
         )
         return eqx.tree_at(lambda s: s.barostat, state, barostat, is_leaf=lambda t: t is None)
@@ -361,10 +365,15 @@ class MartynaTobiasKlein(AbstractMDStepper):
         box = _resized(self.box, lengths)
         x = box.shift(x * growth, dt * v * jnp.exp(0.5 * dt * vg3) * _sinhc(0.5 * dt * vg3))
         neighbors, reference_lengths = state.neighbors, baro.reference_lengths
+        fingerprint = baro.reference_fingerprint
         if neighbors is not None:
-            rebuild = self._rebuild_needed(neighbors, x, lengths, reference_lengths)
+            # a list replaced since the last build here (hybrax.md.simulate's regrowth, or
+            # by hand) was built in a box we do not know: rebuild it in this one
+            replaced = _fingerprint(neighbors, x) != fingerprint
+            rebuild = replaced | self._rebuild_needed(neighbors, x, lengths, reference_lengths)
             neighbors = lax.cond(rebuild, lambda n: n.update(x, box), lambda n: n, neighbors)
             reference_lengths = jnp.where(rebuild, lengths, reference_lengths)
+            fingerprint = _fingerprint(neighbors, x)
             # a box the list no longer covers is an overflow (NaN energies, NeighborListError)
             lost = neighbors.overflow | ~neighbors.covers(box)
             neighbors = eqx.tree_at(lambda n: n.overflow, neighbors, lost)
@@ -372,7 +381,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
         v = self._kick(v, forces, inv_m, vg3, dof, half)
         vg = vg + half * self._barostat_force(v, inv_m, virial, lengths, dof) / w
         v, chain, vg, baro_chain = thermostats(v, chain, vg, baro_chain)
-        barostat = BarostatState(lengths, vg, virial, reference_lengths, baro_chain)
+        barostat = BarostatState(lengths, vg, virial, reference_lengths, fingerprint, baro_chain)
         new = MDState(x, v, forces, energy, neighbors, state.key, state.time + dt, chain, barostat)
         return self._guard(new)
 
@@ -412,6 +421,13 @@ class MartynaTobiasKlein(AbstractMDStepper):
         v = state.velocities
         mv2 = jnp.sum(v * v / self._inverse_mass(v), axis=0)
         return (mv2 + baro.virial) / jnp.prod(baro.lengths)
+
+
+def _fingerprint(neighbors: AbstractNeighborList | None, like: Array) -> Array:
+    """Sum of the list's reference positions: changes when the list is rebuilt."""
+    if neighbors is None:
+        return jnp.zeros((), like.dtype)
+    return jnp.sum(neighbors.reference_positions).astype(like.dtype)
 
 
 def _resized(box: PeriodicBox, lengths: Array) -> PeriodicBox:

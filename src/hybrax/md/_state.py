@@ -24,13 +24,15 @@ class BarostatState(eqx.Module):
     ``lengths`` (sigma), the strain rates ``velocities`` ``d ln L / dt`` (1/tau; one value
     when isotropic, three for independent axes), the ``virial`` ``-dU/d strain`` at the
     current positions (epsilon; under uniform strain when isotropic, else per axis), the
-    box ``reference_lengths`` of the last neighbour-list build (sigma) and the barostat's
-    own Nosé–Hoover ``chain``."""
+    box ``reference_lengths`` of the last neighbour-list build (sigma) with the
+    ``reference_fingerprint`` (sum of the list's reference positions) that tells whether
+    the list was replaced since, and the barostat's own Nosé–Hoover ``chain``."""
 
     lengths: Float[Array, "3"]
     velocities: Float[Array, " A"]
     virial: Float[Array, " A"]
     reference_lengths: Float[Array, "3"]
+    reference_fingerprint: Float[Array, ""]
     chain: NoseHooverChainState
 
 
