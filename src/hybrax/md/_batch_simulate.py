@@ -85,7 +85,8 @@ def simulate_batch(
         Steps to run.
     state
         Continue from this stacked state (the first output of an earlier call) instead of
-        starting from ``batch``.
+        starting from ``batch`` (its own lists are then used; ``neighbors`` is only
+        checked).
     chunk_size, save_every, observe, check_finite, max_regrowths
         As in `hybrax.md.simulate`; ``observe`` sees one system's `MDState` (padded).
 
