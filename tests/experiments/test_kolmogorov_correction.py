@@ -203,6 +203,7 @@ def test_quick_run_orders_the_models(tmp_path):
         "correlation.png",
         "vorticity.png",
         "spectrum.png",
+        "accuracy_cost.png",
         "run_info.json",
         "correction.eqx",
         "reference_data.npz",

@@ -49,7 +49,7 @@ def make_training_data(key: PRNGKeyArray, settings: CorrectionSettings = FULL) -
 
     ``num_train_trajectories`` random starts (`hybrax.fluids.random_vorticity`, peak
     wavenumber 4, speed 7) are spun up for ``spin_up_time`` at the reference resolution,
-    then run for ``train_time``; every ``reference_factor`` fine steps (one coarse ``dt``)
+    then run for ``train_time``; every ``reference_substeps`` fine steps (one coarse ``dt``)
     the state is coarse-grained (`hybrax.grids.coarse_grain`) and kept. All members run at
     once (`hybrax.hybrid.generate_trajectories`).
 
@@ -58,7 +58,7 @@ def make_training_data(key: PRNGKeyArray, settings: CorrectionSettings = FULL) -
     A `SpectralState` whose ``field_hat`` has shape ``(members, times, N, N // 2 + 1)`` and
     ``time`` ``(members, times)``.
     """
-    f = settings.reference_factor
+    f = settings.reference_substeps
     return generate_trajectories(
         reference_stepper(settings),
         _random_start(settings),
@@ -67,7 +67,7 @@ def make_training_data(key: PRNGKeyArray, settings: CorrectionSettings = FULL) -
         n_steps=settings.steps(settings.train_time) * f,
         save_every=f,
         spin_up_steps=settings.steps(settings.spin_up_time) * f,
-        observe=band_observer(settings, f),
+        observe=band_observer(settings, settings.reference_factor),
     )
 
 
@@ -103,10 +103,10 @@ def make_forecast_data(key: PRNGKeyArray, settings: CorrectionSettings = FULL) -
 
 @eqx.filter_jit
 def _forecast_data(key, settings, spacing: int, horizon: int, count: int) -> ForecastData:
-    f = settings.reference_factor
+    f = settings.reference_substeps
     stepper = reference_stepper(settings)
-    band = band_observer(settings, f)
-    fine_grid, start_grid = settings.grid(f), settings.grid(FINEST)
+    band = band_observer(settings, settings.reference_factor)
+    fine_grid, start_grid = settings.grid(settings.reference_factor), settings.grid(FINEST)
     sample = _random_start(settings)
 
     def segment(state, _):

@@ -98,18 +98,20 @@ def seconds_per_time_unit(
 ) -> dict[str, float]:
     """Wall time per simulated time unit of one trajectory of each model.
 
-    Each model runs ``timing_time`` from ``start`` (a single state on the 4x band,
-    coarse-grained to the model's grid) in one jitted `hybrax.rollout` without saving;
-    compilation is excluded, and the minimum over ``rounds`` interleaved rounds is kept
-    (every model timed once per round, so load from other processes hits all alike).
+    Each model runs ``timing_time`` (in steps of its own ``dt``) from ``start`` (a single
+    state on the 4x band, coarse-grained to the model's grid) in one jitted
+    `hybrax.rollout` without saving; compilation is excluded, and the minimum over
+    ``rounds`` interleaved rounds is kept (every model timed once per round, so load from
+    other processes hits all alike).
     """
     calls = {}
     for name, (stepper, factor) in models.items():
-        n_steps = max(1, round(settings.timing_time / settings.time_step(factor)))
+        dt = float(stepper.dt)
+        n_steps = max(1, round(settings.timing_time / dt))
         state = start_on(start, settings, factor)
         run_it = eqx.filter_jit(lambda s, x, n=n_steps: hybrax.rollout(s, x, n, save_every=None)[0])
         jax.block_until_ready(run_it(stepper, state))
-        calls[name] = (run_it, stepper, state, n_steps * settings.time_step(factor))
+        calls[name] = (run_it, stepper, state, n_steps * dt)
     best = {name: math.inf for name in calls}
     for _ in range(rounds):
         for name, (run_it, stepper, state, simulated) in calls.items():

@@ -194,8 +194,8 @@ def plain_stepper(settings: CorrectionSettings, factor: int = 1) -> hybrax.ETDRK
 
 
 def reference_stepper(settings: CorrectionSettings) -> hybrax.ETDRK4:
-    """The plain solver at the reference resolution."""
-    return plain_stepper(settings, settings.reference_factor)
+    """The solver at the reference resolution, stepping ``settings.reference_time_step()``."""
+    return hybrax.ETDRK4(settings.model(settings.reference_factor), settings.reference_time_step())
 
 
 def hybrid_stepper(net: Any, settings: CorrectionSettings) -> Corrected:

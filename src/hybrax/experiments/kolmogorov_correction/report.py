@@ -13,7 +13,7 @@ from .. import _plotting
 from .data import ForecastData
 from .settings import MODEL_NAMES
 
-__all__ = ["comparison_table", "plot"]
+__all__ = ["comparison_table", "plot", "plot_accuracy_cost"]
 
 
 def comparison_table(metrics: dict, censored: tuple[str, ...] = ()) -> str:
@@ -92,3 +92,39 @@ def plot(run, settings, times, correlations, test: ForecastData, trajectories) -
     ax.set_title(f"energy spectra at t = {times[-1]:.1f} (coarse band)")
     ax.legend()
     run.save_figure(fig, "spectrum.png")
+
+
+def plot_accuracy_cost(run, settings, decorrelation: dict, cost: dict, censored=()) -> None:
+    """``accuracy_cost.png``: each model's decorrelation time against its wall time per
+    simulated time unit (log axes); the plain solvers are joined by a line, so a hybrid
+    above and to the left of that line beats resolution at equal cost."""
+    fig, ax = _plotting.figure(figsize=(6, 4))
+    plain = [name for name in MODEL_NAMES if name.startswith("plain")]
+    ax.plot([cost[n] for n in plain], [decorrelation[n] for n in plain], "k-", lw=0.8, zorder=1)
+    for name in MODEL_NAMES:
+        marker = "o" if name.startswith("plain") else "*"
+        ax.scatter(cost[name], decorrelation[name], marker=marker, s=80, zorder=2, label=name)
+        bound = " (>=)" if name in censored else ""
+        ax.annotate(
+            name + bound,
+            (cost[name], decorrelation[name]),
+            textcoords="offset points",
+            xytext=(6, -4),
+            fontsize=8,
+        )
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.25, y=0.15)
+    ax.set_xlabel("wall time per simulated time unit (s, one trajectory, this CPU)")
+    ax.set_ylabel("decorrelation time (model time units)")
+    ax.set_title(
+        f"accuracy against cost, {settings.coarse_points}² coarse grid "
+        f"(correlation > {settings.threshold})"
+    )
+    ax.legend(fontsize=8)
+    run.save_figure(fig, "accuracy_cost.png")

@@ -82,6 +82,7 @@ def run(
         )["reference"]
     with run.phase("plots"):
         report.plot(run, s, times, correlations, test, trajectories)
+        report.plot_accuracy_cost(run, s, decorrelation, cost, tuple(censored))
         eqx.tree_serialise_leaves(run.file("correction.eqx"), hybrid.net)
         _save_reference(run.file("reference_data.npz"), train, test)
 
@@ -94,7 +95,8 @@ def run(
         "dtype": str(s.real_dtype()),
         "grids": {name: s.coarse_points * FACTORS[name] for name in MODEL_NAMES},
         "reference_grid": s.coarse_points * s.reference_factor,
-        "time_steps": {name: s.time_step(FACTORS[name]) for name in MODEL_NAMES},
+        "time_steps": {name: float(models[name][0].dt) for name in MODEL_NAMES},
+        "reference_time_step": s.reference_time_step(),
         "training_wall_time_s": round(trained.wall_time, 2),
         "optimizer_steps": trained.step,
         "num_training_windows": {
