@@ -16,12 +16,12 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from hybrax.core import ConfigurationError, concrete_or_none, time_step
 
+from . import _nose_hoover as nhc
 from ._energy import AbstractEnergy, SumEnergy
 from ._integrators import (
     AbstractMDStepper,
     OnOverflow,
     _checked,
-    _is_int,
     _max_displacement,
     _on_overflow,
     _scalar,
@@ -29,7 +29,7 @@ from ._integrators import (
 from ._neighbors import AbstractNeighborList
 from ._pair import AbstractPairEnergy
 from ._space import AbstractBox, PeriodicBox
-from ._state import BarostatState, MDState, NoseHooverChainState
+from ._state import BarostatState, MDState
 
 __all__ = ["MartynaTobiasKlein"]
 
@@ -52,43 +52,6 @@ def _sinhc(x: Array) -> Array:
     x2 = x * x
     series = 1.0 + x2 / 6.0 * (1.0 + x2 / 20.0 * (1.0 + x2 / 42.0 * (1.0 + x2 / 72.0)))
     return jnp.where(small, series, jnp.sinh(safe) / safe)
-
-
-def _chain_half_step(
-    kinetic2: Array, chain: NoseHooverChainState, masses: Array, dof, kT: Array, dt: Array
-) -> tuple[Array, NoseHooverChainState]:
-    """Propagate a Nosé–Hoover chain over ``dt / 2`` (the Suzuki–Yoshida-free Trotter
-    splitting of Martyna et al. 1996) for the degrees of freedom whose kinetic energy is
-    ``kinetic2 / 2`` (``kinetic2 = sum m v^2``, ``dof`` of them). Returns the factor by which
-    those velocities are scaled and the new chain."""
-    m = masses.shape[0]
-    xi, vxi = chain.positions, chain.velocities
-    quarter, eighth = 0.25 * dt, 0.125 * dt
-
-    def force(k, vxi, kinetic2):
-        if k == 0:
-            return (kinetic2 - dof * kT) / masses[0]
-        return (masses[k - 1] * vxi[k - 1] ** 2 - kT) / masses[k]
-
-    def link(k, vxi, kinetic2):
-        scale = jnp.exp(-eighth * vxi[k + 1])
-        return vxi.at[k].set((vxi[k] * scale + quarter * force(k, vxi, kinetic2)) * scale)
-
-    vxi = vxi.at[m - 1].add(quarter * force(m - 1, vxi, kinetic2))
-    for k in range(m - 2, -1, -1):
-        vxi = link(k, vxi, kinetic2)
-    xi = xi + 0.5 * dt * vxi
-    scale = jnp.exp(-0.5 * dt * vxi[0])
-    kinetic2 = kinetic2 * scale * scale
-    for k in range(m - 1):
-        vxi = link(k, vxi, kinetic2)
-    vxi = vxi.at[m - 1].add(quarter * force(m - 1, vxi, kinetic2))
-    return scale, NoseHooverChainState(xi, vxi)
-
-
-def _chain_energy(chain: NoseHooverChainState, masses: Array, dof, kT: Array) -> Array:
-    energy = 0.5 * jnp.sum(masses * chain.velocities**2)
-    return energy + dof * kT * chain.positions[0] + kT * jnp.sum(chain.positions[1:])
 
 
 class MartynaTobiasKlein(AbstractMDStepper):
@@ -215,18 +178,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
                 f"than twice the energy's cut-off {cutoff} (minimum image would miss periodic "
                 "images); use a larger box (more atoms) or a shorter cut-off"
             )
-        if not _is_int(self.chain_length) or self.chain_length < 1:
-            raise ConfigurationError(
-                f"chain_length must be an int >= 1, got {self.chain_length!r}; pass e.g. "
-                "chain_length=3"
-            )
-        if self.degrees_of_freedom is not None and (
-            not _is_int(self.degrees_of_freedom) or self.degrees_of_freedom < 1
-        ):
-            raise ConfigurationError(
-                "degrees_of_freedom must be None (3N - 3) or an int >= 1, got "
-                f"{self.degrees_of_freedom!r}"
-            )
+        nhc.check_chain(self.chain_length, self.degrees_of_freedom)
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -235,15 +187,10 @@ class MartynaTobiasKlein(AbstractMDStepper):
         return 1 if self.couple == "iso" else 3
 
     def _dof(self, positions) -> int:
-        if self.degrees_of_freedom is not None:
-            return self.degrees_of_freedom
-        return 3 * positions.shape[0] - 3
+        return nhc.particle_dof(self.degrees_of_freedom, positions)
 
     def _chain_masses(self, tau, dof, like: Array) -> Array:
-        kT = _scalar(self.temperature, like)
-        tau = _scalar(tau, like)
-        q = jnp.full(self.chain_length, 1.0, like.dtype) * kT * tau * tau
-        return q.at[0].multiply(dof)
+        return nhc.chain_masses(self.temperature, tau, self.chain_length, dof, like)
 
     def barostat_mass(self, positions: Float[Array, "N 3"]) -> Array:
         """``W = (N_f + 3) kT tau_barostat^2`` (iso), a third of it per axis (aniso)
@@ -270,25 +217,23 @@ class MartynaTobiasKlein(AbstractMDStepper):
         state = super().init(positions, velocities, neighbors, key)
         x = state.positions
         if state.thermostat is None:
-            zeros = jnp.zeros(self.chain_length, x.dtype)
             state = eqx.tree_at(
                 lambda s: s.thermostat,
                 state,
-                NoseHooverChainState(zeros, zeros),
+                nhc.zero_chain(self.chain_length, x),
                 is_leaf=lambda t: t is None,
             )
         if state.barostat is not None:
             return state
         lengths = self.box.lengths.astype(x.dtype)
         virial = _virial(self.energy, x, state.neighbors, PeriodicBox(lengths), self._axes)
-        zeros = jnp.zeros(self.chain_length, x.dtype)
         barostat = BarostatState(
             lengths,
             jnp.zeros(self._axes, x.dtype),
             virial,
             lengths,
             _fingerprint(state.neighbors, x),
-            NoseHooverChainState(zeros, zeros),
+            nhc.zero_chain(self.chain_length, x),
         )
         return eqx.tree_at(lambda s: s.barostat, state, barostat, is_leaf=lambda t: t is None)
 
@@ -348,11 +293,13 @@ class MartynaTobiasKlein(AbstractMDStepper):
         q_barostat = self._chain_masses(self.tau_barostat, self._axes, x)
 
         def thermostats(v, chain, vg, baro_chain):
-            scale, baro_chain = _chain_half_step(
+            scale, baro_chain = nhc.chain_half_step(
                 w * jnp.sum(vg * vg), baro_chain, q_barostat, self._axes, kT, dt
             )
             vg = vg * scale
-            scale, chain = _chain_half_step(jnp.sum(v * v / inv_m), chain, q_particles, dof, kT, dt)
+            scale, chain = nhc.chain_half_step(
+                jnp.sum(v * v / inv_m), chain, q_particles, dof, kT, dt
+            )
             return v * scale, chain, vg, baro_chain
 
         v, chain, vg, baro_chain = thermostats(v, state.thermostat, baro.velocities, baro.chain)
@@ -396,9 +343,9 @@ class MartynaTobiasKlein(AbstractMDStepper):
         kinetic = 0.5 * jnp.sum(v * v / self._inverse_mass(x))
         barostat = 0.5 * self.barostat_mass(x) * jnp.sum(baro.velocities**2)
         pv = _scalar(self.pressure, x) * jnp.prod(baro.lengths)
-        chains = _chain_energy(state.thermostat, self._chain_masses(self.tau, dof, x), dof, kT)
+        chains = nhc.chain_energy(state.thermostat, self._chain_masses(self.tau, dof, x), dof, kT)
         q_barostat = self._chain_masses(self.tau_barostat, self._axes, x)
-        chains = chains + _chain_energy(baro.chain, q_barostat, self._axes, kT)
+        chains = chains + nhc.chain_energy(baro.chain, q_barostat, self._axes, kT)
         return kinetic + state.potential_energy + pv + barostat + chains
 
     def instantaneous_pressure(self, state: MDState) -> Array:

@@ -7,12 +7,12 @@ from jaxtyping import Array
 
 from hybrax.core import ConfigurationError, time_step
 
+from . import _nose_hoover as nhc
 from ._energy import AbstractEnergy
 from ._integrators import (
     AbstractMDStepper,
     OnOverflow,
     _checked,
-    _is_int,
     _max_displacement,
     _on_overflow,
     _scalar,
@@ -138,67 +138,28 @@ class NoseHooverChain(AbstractMDStepper):
     )
 
     def __check_init__(self):
-        if not _is_int(self.chain_length) or self.chain_length < 1:
-            raise ConfigurationError(
-                f"chain_length must be an int >= 1, got {self.chain_length!r}; pass e.g. "
-                "chain_length=3"
-            )
-        if self.degrees_of_freedom is not None and (
-            not _is_int(self.degrees_of_freedom) or self.degrees_of_freedom < 1
-        ):
-            raise ConfigurationError(
-                "degrees_of_freedom must be None (3N - 3) or an int >= 1, got "
-                f"{self.degrees_of_freedom!r}"
-            )
+        nhc.check_chain(self.chain_length, self.degrees_of_freedom)
 
     def _init_thermostat(self, positions):
-        zeros = jnp.zeros(self.chain_length, positions.dtype)
-        return NoseHooverChainState(zeros, zeros)
+        return nhc.zero_chain(self.chain_length, positions)
 
     def _dof(self, positions) -> int:
-        if self.degrees_of_freedom is not None:
-            return self.degrees_of_freedom
-        return 3 * positions.shape[0] - 3
+        return nhc.particle_dof(self.degrees_of_freedom, positions)
 
     def chain_masses(self, positions: Array) -> Array:
         """Thermostat masses ``Q_1 = N_f kT tau^2``, ``Q_k = kT tau^2``."""
-        kT = _scalar(self.temperature, positions)
-        tau = _scalar(self.tau, positions)
-        q = jnp.full(self.chain_length, 1.0, positions.dtype) * kT * tau * tau
-        return q.at[0].multiply(self._dof(positions))
+        return nhc.chain_masses(
+            self.temperature, self.tau, self.chain_length, self._dof(positions), positions
+        )
 
     def _half_step(self, v, chain: NoseHooverChainState, inv_m, dt):
         """Propagate the chain and scale velocities over ``dt / 2``."""
-        m = self.chain_length
         kT = _scalar(self.temperature, v)
-        q = self.chain_masses(v)
-        dof = self._dof(v)
-        xi, vxi = chain.positions, chain.velocities
         kinetic2 = jnp.sum(v * v / inv_m)  # sum m v^2
-        quarter, eighth = 0.25 * dt, 0.125 * dt
-
-        def force(k, vxi, kinetic2):
-            if k == 0:
-                return (kinetic2 - dof * kT) / q[0]
-            return (q[k - 1] * vxi[k - 1] ** 2 - kT) / q[k]
-
-        vxi = vxi.at[m - 1].add(quarter * force(m - 1, vxi, kinetic2))
-        for k in range(m - 2, -1, -1):
-            scale = jnp.exp(-eighth * vxi[k + 1])
-            vxi = vxi.at[k].set(vxi[k] * scale)
-            vxi = vxi.at[k].add(quarter * force(k, vxi, kinetic2))
-            vxi = vxi.at[k].set(vxi[k] * scale)
-        xi = xi + 0.5 * dt * vxi
-        scale = jnp.exp(-0.5 * dt * vxi[0])
-        v = v * scale
-        kinetic2 = kinetic2 * scale * scale
-        for k in range(m - 1):
-            scale = jnp.exp(-eighth * vxi[k + 1])
-            vxi = vxi.at[k].set(vxi[k] * scale)
-            vxi = vxi.at[k].add(quarter * force(k, vxi, kinetic2))
-            vxi = vxi.at[k].set(vxi[k] * scale)
-        vxi = vxi.at[m - 1].add(quarter * force(m - 1, vxi, kinetic2))
-        return v, NoseHooverChainState(xi, vxi)
+        scale, chain = nhc.chain_half_step(
+            kinetic2, chain, self.chain_masses(v), self._dof(v), kT, dt
+        )
+        return v * scale, chain
 
     def step(self, state: MDState) -> MDState:
         if state.thermostat is None:
@@ -225,10 +186,7 @@ class NoseHooverChain(AbstractMDStepper):
         q = self.chain_masses(x)
         inv_m = self._inverse_mass(x)
         kinetic = 0.5 * jnp.sum(state.velocities**2 / inv_m)
-        chain = state.thermostat
-        thermo = 0.5 * jnp.sum(q * chain.velocities**2)
-        thermo = thermo + self._dof(x) * kT * chain.positions[0]
-        thermo = thermo + kT * jnp.sum(chain.positions[1:])
+        thermo = nhc.chain_energy(state.thermostat, q, self._dof(x), kT)
         return kinetic + state.potential_energy + thermo
 
 
