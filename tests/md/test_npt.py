@@ -266,8 +266,8 @@ def test_a_frozen_barostat_follows_the_nose_hoover_chain():
 
 
 def test_a_list_replaced_from_outside_is_rebuilt_in_the_state_box():
-    # what hybrax.md.simulate's regrowth does: a new list built for the stepper's initial
-    # box at the state's positions; the next step rebuilds it in the state's box
+    # a list replaced by hand, built for the stepper's initial box at the state's
+    # positions: the next step rebuilds it in the state's box
     positions, v, box, lj = lj_system(3, 0.6, 1.5)
     stepper = md.MartynaTobiasKlein(lj, box, dt=0.002, temperature=1.5, pressure=2.0)
     state = stepper.init(positions, v, md.neighbor_list(positions, box, CUTOFF))
@@ -280,6 +280,44 @@ def test_a_list_replaced_from_outside_is_rebuilt_in_the_state_box():
     reference, _ = run(stepper, middle, 100)
     assert int(final.neighbors.num_builds) > 1
     assert np.allclose(final.positions, reference.positions, rtol=0, atol=1e-9)
+
+
+def test_simulate_regrows_an_overflowed_list_in_the_state_box():
+    # an NPT state compressed by 5% whose cell list, built for the initial box, has
+    # overflowed (flagged as a step does: its grid no longer covers the state's box; energy,
+    # forces and virial NaN). simulate must regrow the list, and recompute the forces and
+    # the virial, in the state's box, not in the stepper's initial one
+    positions, box = md.lattice("fcc", 3, density=0.8, dtype=jnp.float64)
+    noise = np.random.default_rng(0).normal(scale=0.05, size=positions.shape)
+    positions = jnp.asarray(np.mod(positions + noise, np.asarray(box.lengths)))
+    lj = md.LennardJones(cutoff=1.5)
+    stepper = md.MartynaTobiasKlein(lj, box, dt=0.005, temperature=1.0, pressure=5.0)
+    state = stepper.init(positions, None, md.neighbor_list(positions, box, 1.5, skin=0.2))
+    x, lengths = 0.95 * state.positions, 0.95 * state.barostat.lengths
+    current = md.PeriodicBox(lengths)
+    cells = md.CellNeighborList.build(x, box, 1.5, skin=0.2)
+    covers = eqx.filter_jit(md.CellNeighborList.covers)(cells, current)
+    cells = eqx.tree_at(lambda n: n.overflow, cells, ~covers)
+    assert bool(cells.overflow)
+    nan = jnp.asarray(jnp.nan, x.dtype)
+    compressed = eqx.tree_at(
+        lambda s: (s.positions, s.neighbors, s.forces, s.potential_energy, s.barostat.lengths,
+                   s.barostat.virial),
+        state,
+        (x, cells, nan * state.forces, nan, lengths, nan * state.barostat.virial),
+    )  # fmt: skip
+    with pytest.warns(md.NeighborListOverflowWarning):
+        regrown, _ = md.simulate(stepper, compressed, 0, progress=False)
+    assert not bool(regrown.neighbors.overflow)
+    assert bool(regrown.neighbors.covers(current))
+    # the same evaluation from a fresh list, by a stepper whose initial box is that one
+    fresh = md.MartynaTobiasKlein(lj, current, dt=0.005, temperature=1.0, pressure=5.0).init(
+        x, None, md.neighbor_list(x, current, 1.5, skin=0.2)
+    )
+    assert np.max(np.abs(fresh.forces)) > 1.0  # not a perfect lattice
+    assert np.allclose(regrown.forces, fresh.forces, rtol=0, atol=1e-12)
+    assert float(regrown.potential_energy) == pytest.approx(float(fresh.potential_energy), 1e-12)
+    assert np.allclose(regrown.barostat.virial, fresh.barostat.virial, rtol=1e-12, atol=0)
 
 
 def test_anisotropic_axes_move_independently_and_conserve_energy():

@@ -5,6 +5,7 @@ coordinates, for orthorhombic periodic boxes."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 import equinox as eqx
@@ -90,10 +91,10 @@ class MartynaTobiasKlein(AbstractMDStepper):
     is rebuilt whenever atoms moved, in the box's scaled coordinates, far enough that a
     pair within the cut-off could have been missed, counting the box's shrinkage since the
     last build, and a box that its list no longer covers (e.g. shorter than twice the
-    cut-off) raises a `hybrax.NeighborListError` at that step, never a stale list. A list
-    replaced from outside (by hand, or regrown by `hybrax.md.simulate`, which builds it for
-    the stepper's initial ``box``) is rebuilt in the state's box at the next step; if that
-    box needs another cell grid than the one the list was grown for, the run stops with a
+    cut-off) raises a `hybrax.NeighborListError` at that step, never a stale list.
+    `hybrax.md.simulate` regrows an overflowed list in the state's box (`state_box`). A list
+    replaced from outside by hand is rebuilt in the state's box at the next step; if that
+    box needs another cell grid than the one the list was built for, the run stops with a
     `hybrax.NeighborListError` (rebuild it with ``neighbors.grow(positions, state_box(state))``).
     `hybrax.rollout` is the plain way to run it.
 
@@ -202,6 +203,13 @@ class MartynaTobiasKlein(AbstractMDStepper):
     def state_box(self, state: MDState) -> PeriodicBox:
         """The current box of an NPT state."""
         return _resized(self.box, self._barostat(state).lengths)
+
+    def _reevaluated(self, state: MDState, neighbors: AbstractNeighborList | None) -> MDState:
+        """``state`` with ``neighbors`` updated in its box and its energy, forces and virial
+        recomputed (`hybrax.md.simulate`'s regrowth of an overflowed list): the list counts
+        as built here, in this box."""
+        self._barostat(state)
+        return _refreshed(self, state, neighbors)
 
     def init(
         self,
@@ -368,6 +376,24 @@ class MartynaTobiasKlein(AbstractMDStepper):
         v = state.velocities
         mv2 = jnp.sum(v * v / self._inverse_mass(v), axis=0)
         return (mv2 + baro.virial) / jnp.prod(baro.lengths)
+
+
+@eqx.filter_jit
+def _refreshed(stepper: MartynaTobiasKlein, state: MDState, neighbors) -> MDState:
+    x, baro = state.positions, state.barostat
+    box = stepper.state_box(state)
+    if neighbors is not None:
+        neighbors = neighbors.update(x, box)
+    energy, forces, virial = _energy_forces_virial(stepper.energy, x, neighbors, box, stepper._axes)
+    barostat = dataclasses.replace(
+        baro,
+        virial=virial,
+        reference_lengths=baro.lengths,
+        reference_fingerprint=_fingerprint(neighbors, x),
+    )
+    return dataclasses.replace(
+        state, neighbors=neighbors, potential_energy=energy, forces=forces, barostat=barostat
+    )
 
 
 def _fingerprint(neighbors: AbstractNeighborList | None, like: Array) -> Array:

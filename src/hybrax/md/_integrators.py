@@ -309,6 +309,33 @@ class AbstractMDStepper(AbstractStepper):
     def _init_thermostat(self, positions) -> NoseHooverChainState | None:
         return None
 
+    def state_box(self, state: MDState) -> AbstractBox:
+        """The box ``state`` lives in (sigma): the stepper's ``box``; steppers whose box
+        evolves with the state (`MartynaTobiasKlein`) return the state's. Neighbour lists
+        for ``state`` are built, and its forces computed, in this box.
+
+        Examples
+        --------
+        >>> import hybrax.md as md
+        >>> positions, box = md.lattice("fcc", 3, density=0.8442)
+        >>> stepper = md.VelocityVerlet(md.LennardJones(), box, dt=0.005)
+        >>> state = stepper.init(positions, None, md.neighbor_list(positions, box, 2.5))
+        >>> stepper.state_box(state) is box
+        True
+        """
+        return self.box
+
+    def _reevaluated(self, state: MDState, neighbors: AbstractNeighborList | None) -> MDState:
+        """``state`` with ``neighbors`` (updated at its positions in `state_box`) and its
+        energy and forces recomputed with them (`hybrax.md.simulate`'s regrowth of a list
+        that has overflowed; a barostat also recomputes its virial)."""
+        neighbors, energy, forces = _initial_evaluation(
+            self.energy, self.state_box(state), state.positions, neighbors
+        )
+        return dataclasses.replace(
+            state, neighbors=neighbors, potential_energy=energy, forces=forces
+        )
+
     # helpers ------------------------------------------------------------------
     def _inverse_mass(self, like: Array) -> Array:
         m = jnp.asarray(self.masses).astype(like.dtype)

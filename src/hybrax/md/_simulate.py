@@ -21,7 +21,7 @@ from hybrax.core import (
     progress_bar,
 )
 
-from ._integrators import AbstractMDStepper, _initial_evaluation
+from ._integrators import AbstractMDStepper
 from ._neighbors import retry_with_grown_list
 from ._state import MDState
 
@@ -57,7 +57,8 @@ def simulate(
     - an overflow (the list needed more room, or the box is one its cell grid no longer
       covers): it rebuilds the list (`AbstractNeighborList.grow`, sized from the largest need seen
       during the chunk, with a new grid if the box needs one) at the chunk's starting
-      positions, re-runs that chunk and warns once (`NeighborListOverflowWarning`). Results
+      positions, in the state's box (`AbstractMDStepper.state_box`: an NPT run's current
+      box), re-runs that chunk and warns once (`NeighborListOverflowWarning`). Results
       are those of an overflow-free run. A starting state whose list is already flagged
       (``stepper.init`` with ``on_overflow="flag"`` and a list built for another box) is
       rebuilt before the first step;
@@ -132,7 +133,7 @@ def simulate(
 
     def rebuild(start: MDState, neighbors) -> MDState:
         nonlocal warned
-        grown = neighbors.grow(start.positions, stepper.box)
+        grown = neighbors.grow(start.positions, stepper.state_box(start))
         if not warned:
             warnings.warn(
                 "hybrax.md.simulate: the neighbour list overflowed (it needed more than its "
@@ -145,10 +146,7 @@ def simulate(
             warned = True
         if not _flag(start.neighbors.overflow):  # its forces are right: keep them
             return dataclasses.replace(start, neighbors=grown)
-        grown, energy, forces = _initial_evaluation(
-            stepper.energy, stepper.box, start.positions, grown
-        )
-        return dataclasses.replace(start, neighbors=grown, potential_energy=energy, forces=forces)
+        return stepper._reevaluated(start, grown)
 
     if state.neighbors is not None and _flag(state.neighbors.overflow):
         state = rebuild(state, state.neighbors)
