@@ -11,9 +11,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, PyTree
+from jaxtyping import Array, Key, PyTree, UInt32
 
-from hybrax.core import ConfigurationError, InstabilityError, NonFiniteStateError
+from hybrax.core import (
+    ConfigurationError,
+    InstabilityError,
+    NonFiniteStateError,
+    concrete_or_none,
+)
 
 from ._batch import SystemBatch, _box
 from ._batch_forces import (
@@ -23,12 +28,14 @@ from ._batch_forces import (
     check_batch_inputs,
     grown_template,
 )
-from ._integrators import AbstractMDStepper, VelocityVerlet, _initial_evaluation
+from ._batch_thermostats import SUPPORTED, PaddedLangevinBAOAB, pad_stepper
+from ._integrators import AbstractMDStepper
 from ._masked_list import MaskedNeighborList
 from ._neighbors import retry_with_grown_list
 from ._simulate import NeighborListOverflowWarning, _run_chunk, check_run_arguments
 from ._space import PeriodicBox
 from ._state import MDState
+from ._thermostats import NoseHooverChain
 
 __all__ = ["simulate_batch"]
 
@@ -42,6 +49,7 @@ def simulate_batch(
     n_steps: int,
     *,
     state: MDState | None = None,
+    key: Key[Array, "*systems"] | UInt32[Array, "*systems 2"] | None = None,
     chunk_size: int = 1000,
     save_every: int | None = None,
     observe: Callable[[MDState], PyTree] | None = None,
@@ -55,8 +63,16 @@ def simulate_batch(
     ``make_stepper(box, masses)`` (a function, not a stepper: the box and masses are the
     batch's, and a stepper built once for one box would carry the wrong ones); any
     parameters it closes over (the energy's epsilon, ``dt``) are shared and differentiable.
-    Only `VelocityVerlet` (NVE) is accepted for now: the thermostats would count the
-    padding atoms' degrees of freedom.
+
+    Ensembles: `VelocityVerlet` (NVE), `LangevinBAOAB` and `NoseHooverChain` (NVT). Padding
+    atoms never move and keep zero velocity: they feel no force, Langevin's noise is
+    switched off for them, and a chain's velocity scaling leaves them at rest. A
+    `NoseHooverChain` counts each system's own ``3 n_b - 3`` degrees of freedom (``n_b``
+    real atoms; leave its ``degrees_of_freedom`` None: that field is one static number per
+    stepper, so the per-system count is taken from ``batch.mask``), so each system follows
+    the trajectory it has alone under ``NoseHooverChain`` with the default count. Each
+    Langevin system draws its noise from its own key (``key``), the same numbers it draws
+    alone with ``stepper.init(..., key=keys[b])``.
 
     Neighbour lists: when any system's list overflows during a chunk, the lists of the
     whole batch are rebuilt with more room (the capacity is shared because the shapes of a
@@ -75,7 +91,9 @@ def simulate_batch(
     make_stepper
         ``(box: PeriodicBox, masses: (N,) array) -> AbstractMDStepper`` for one system,
         e.g. ``lambda box, m: md.VelocityVerlet(md.LennardJones(), box, dt=0.005,
-        masses=m)``. Called under `jax.vmap`.
+        masses=m)`` or ``lambda box, m: md.NoseHooverChain(lj, box, dt=0.005,
+        temperature=1.0, masses=m)``. Called under `jax.vmap`; it must return a
+        `VelocityVerlet`, `LangevinBAOAB` or `NoseHooverChain`.
     batch
         The systems (`SystemBatch`); their positions and velocities start the run unless
         ``state`` is given.
@@ -87,6 +105,10 @@ def simulate_batch(
         Continue from this stacked state (the first output of an earlier call) instead of
         starting from ``batch`` (its own lists are then used; ``neighbors`` is only
         checked).
+    key
+        PRNG keys for `LangevinBAOAB` (required then, unless ``state`` is given): one key
+        (``jax.random.key(0)``, split into one per system with ``jax.random.split(key,
+        B)``) or ``B`` keys, one per system. Other steppers keep it in the state unused.
     chunk_size, save_every, observe, check_finite, max_regrowths
         As in `hybrax.md.simulate`; ``observe`` sees one system's `MDState` (padded).
 
@@ -100,6 +122,10 @@ def simulate_batch(
 
     Raises
     ------
+    hybrax.ConfigurationError
+        A stepper of another kind (the message lists the supported ones), a
+        `NoseHooverChain` with ``degrees_of_freedom`` set or a system of one atom under it,
+        Langevin without ``key``, keys of the wrong shape, ``key`` together with ``state``.
     hybrax.InstabilityError, hybrax.NonFiniteStateError
         A system blew up (the message names the system and the step).
     hybrax.NeighborListError
@@ -120,6 +146,11 @@ def simulate_batch(
     ...     chunk_size=20, save_every=10, observe=lambda s: s.potential_energy)
     >>> energies.shape
     (2, 2)
+    >>> final, _ = md.simulate_batch(
+    ...     lambda box, m: md.LangevinBAOAB(lj, box, dt=0.005, temperature=1.0, masses=m),
+    ...     batch, nbrs, 20, chunk_size=20, key=jax.random.key(2))
+    >>> bool((final.positions[0, 32:] == batch.positions[0, 32:]).all())  # padding stays put
+    True
     """
     if not callable(make_stepper) or isinstance(make_stepper, AbstractMDStepper):
         raise ConfigurationError(
@@ -129,9 +160,21 @@ def simulate_batch(
         )
     check_batch_inputs(batch, neighbors, "simulate_batch")
     check_run_arguments(n_steps, chunk_size, save_every, observe, max_regrowths)
-    steppers = _make_steppers(make_stepper, batch.lengths, batch.masses, batch.species)
+    steppers = _make_steppers(make_stepper, batch)
     if state is None:
-        state = _init_states(steppers, batch.positions, batch.velocities, neighbors)
+        keys = _system_keys(key, batch.num_systems)
+        if keys is None and isinstance(steppers, PaddedLangevinBAOAB):
+            raise ConfigurationError(
+                "simulate_batch: LangevinBAOAB is stochastic and needs key=: one key "
+                "(jax.random.key(0), split into one per system) or one key per system "
+                f"(jax.random.split(jax.random.key(0), {batch.num_systems}))"
+            )
+        state = _init_states(steppers, batch.positions, batch.velocities, neighbors, keys)
+    elif key is not None:
+        raise ConfigurationError(
+            "simulate_batch: got both state and key; a continued state carries its own keys "
+            "(pass key only when starting from the batch, state=None)"
+        )
     elif not isinstance(state, MDState) or state.positions.shape != batch.positions.shape:
         raise ConfigurationError(
             "simulate_batch: state must be the stacked MDState returned by an earlier "
@@ -228,49 +271,79 @@ def _raise_first_event(unstable, nonfinite, moved, done: int, n_steps: int) -> N
     )
 
 
-def _make_steppers(make_stepper, lengths, masses, species):
-    def one(lengths, masses, species):
+def _make_steppers(make_stepper, batch: SystemBatch):
+    num_atoms = concrete_or_none(jnp.sum(batch.mask, axis=1))
+
+    def one(lengths, masses, species, mask):
         stepper = make_stepper(_box(lengths), masses)
         if not isinstance(stepper, AbstractMDStepper):
             raise ConfigurationError(
-                "simulate_batch: make_stepper(box, masses) must return a hybrax.md stepper, got "
-                f"{type(stepper).__name__}"
+                "simulate_batch: make_stepper(box, masses) must return a hybrax.md stepper "
+                f"({SUPPORTED}), got {type(stepper).__name__}"
             )
-        if not isinstance(stepper, VelocityVerlet):
+        if isinstance(stepper, NoseHooverChain) and num_atoms is not None and min(num_atoms) < 2:
+            b = int(np.argmin(num_atoms))
             raise ConfigurationError(
-                f"simulate_batch: {type(stepper).__name__} is not supported yet (thermostats "
-                "would count the padding atoms' degrees of freedom); use "
-                "hybrax.md.VelocityVerlet"
+                f"simulate_batch: system {b} has {int(num_atoms[b])} atom; a NoseHooverChain "
+                "needs at least 2 (3 n - 3 >= 1 degrees of freedom): run it with "
+                "VelocityVerlet or LangevinBAOAB, or leave it out of the batch"
             )
         check_batch_energy(stepper.energy, "simulate_batch")
         stepper = dataclasses.replace(stepper, on_overflow="flag")
         energy = bind_species(stepper.energy, species)
-        return eqx.tree_at(lambda s: s.energy, stepper, energy)
+        return pad_stepper(eqx.tree_at(lambda s: s.energy, stepper, energy), mask)
 
-    return eqx.filter_vmap(one)(lengths, masses, species)
+    return eqx.filter_vmap(one)(batch.lengths, batch.masses, batch.species, batch.mask)
+
+
+def _system_keys(key, num_systems: int):
+    """``key`` as ``(B,)`` typed keys: one key split into ``B``, or ``B`` keys as given."""
+    if key is None:
+        return None
+    legacy = isinstance(key, (jax.Array, np.ndarray)) and key.dtype == np.uint32
+    if legacy and key.shape[-1:] == (2,):
+        key = jax.random.wrap_key_data(jnp.asarray(key))
+    if not isinstance(key, jax.Array) or not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        raise ConfigurationError(
+            "simulate_batch: key must be a jax.random.key(...) or one key per system "
+            f"(jax.random.split(key, {num_systems})), got {type(key).__name__}"
+            + (f" of dtype {key.dtype}" if hasattr(key, "dtype") else "")
+        )
+    if key.ndim == 0:
+        return jax.random.split(key, num_systems)
+    if key.shape != (num_systems,):
+        raise ConfigurationError(
+            f"simulate_batch: key must be one key or {num_systems} keys (one per system), got "
+            f"keys of shape {key.shape}"
+        )
+    return key
 
 
 @eqx.filter_jit
-def _init_states(steppers, positions, velocities, neighbors) -> MDState:
-    return eqx.filter_vmap(lambda st, p, v, nb: st.init(p, v, nb))(
-        steppers, positions, velocities, neighbors
+def _init_states(steppers, positions, velocities, neighbors, keys) -> MDState:
+    return eqx.filter_vmap(lambda st, p, v, nb, k: st.init(p, v, nb, k))(
+        steppers, positions, velocities, neighbors, keys
     )
 
 
 @eqx.filter_jit
 def _refresh(steppers, start: MDState, grown: MaskedNeighborList) -> MDState:
-    """``start`` with the grown lists; energies and forces recomputed for the systems whose
-    starting list had overflowed (their values were NaN), kept for the others."""
+    """``start`` with the grown lists (updated at its positions); what the stepper
+    recomputes with a new list (energy and forces, in the state's box:
+    `AbstractMDStepper._reevaluated`) is taken for the systems whose starting list had
+    overflowed (their values were NaN) and kept for the others."""
 
     def one(stepper, s, nbrs):
-        nbrs, energy, forces = _initial_evaluation(stepper.energy, stepper.box, s.positions, nbrs)
+        fresh = stepper._reevaluated(s, nbrs)
         bad = s.neighbors.overflow
-        return dataclasses.replace(
-            s,
-            neighbors=nbrs,
-            potential_energy=jnp.where(bad, energy, s.potential_energy),
-            forces=jnp.where(bad, forces, s.forces),
+
+        def pick(new, old):
+            return jnp.where(bad, new, old) if eqx.is_inexact_array(new) else new
+
+        kept = jax.tree.map(
+            pick, dataclasses.replace(fresh, neighbors=None), dataclasses.replace(s, neighbors=None)
         )
+        return dataclasses.replace(kept, neighbors=fresh.neighbors)
 
     return eqx.filter_vmap(one)(steppers, start, grown)
 

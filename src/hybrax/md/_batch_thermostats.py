@@ -1,0 +1,153 @@
+"""Thermostats inside a padded batch (`hybrax.md.simulate_batch`): a system's
+`LangevinBAOAB` or `NoseHooverChain` wrapped with its padding mask, so that padding atoms
+feel no noise and never move, and the chain counts the system's own ``3 n_b - 3`` degrees of
+freedom instead of the padded ``3 N - 3``.
+
+Why wrappers: a batch's steppers are built under `jax.vmap`, so they share one static
+structure, while `NoseHooverChain.degrees_of_freedom` is static (one value per stepper). The
+per-system count therefore travels here as an array leaf computed from the batch's mask,
+next to the user's stepper (whose parameters stay the leaves that `jax.grad` reaches)."""
+
+import jax
+import jax.numpy as jnp
+from equinox import AbstractVar
+from jaxtyping import Array, Bool, Int
+
+from hybrax.core import ConfigurationError
+
+from . import _nose_hoover as nhc
+from ._energy import AbstractEnergy
+from ._integrators import AbstractMDStepper, VelocityVerlet, _scalar
+from ._space import AbstractBox
+from ._state import MDState, NoseHooverChainState
+from ._thermostats import LangevinBAOAB, NoseHooverChain
+
+SUPPORTED = "VelocityVerlet (NVE), LangevinBAOAB or NoseHooverChain (NVT)"
+
+
+class _AbstractPaddedStepper(AbstractMDStepper):
+    """One system's ``stepper`` with its padding ``mask`` (True for real atoms); the
+    energy, box, masses, time step and checks are the wrapped stepper's."""
+
+    stepper: AbstractVar[AbstractMDStepper]
+    mask: AbstractVar[Bool[Array, " N"]]
+
+    @property
+    def energy(self) -> AbstractEnergy:
+        return self.stepper.energy
+
+    @property
+    def box(self) -> AbstractBox:
+        return self.stepper.box
+
+    @property
+    def masses(self) -> Array:
+        return self.stepper.masses
+
+    @property
+    def dt(self) -> Array:
+        return self.stepper.dt
+
+    @property
+    def on_overflow(self) -> str:
+        return self.stepper.on_overflow
+
+    @property
+    def max_displacement(self) -> float | None:
+        return self.stepper.max_displacement
+
+
+class PaddedLangevinBAOAB(_AbstractPaddedStepper):
+    """`LangevinBAOAB`'s step with the noise switched off for padding atoms: they keep zero
+    velocity (no force, no noise, friction scales zero) and stay exactly where they are.
+    The real atoms draw the same numbers as the system alone (``normal(key, (N, 3))``
+    starts with ``normal(key, (n, 3))`` under JAX's partitionable threefry)."""
+
+    stepper: LangevinBAOAB
+    mask: Bool[Array, " N"]
+
+    def step(self, state: MDState) -> MDState:
+        langevin = self.stepper
+        x, v = state.positions, state.velocities
+        key, noise_key = self._key(state)
+        dt = _scalar(langevin.dt, x)
+        inv_m = self._inverse_mass(x)
+        kT = _scalar(langevin.temperature, x)
+        c = jnp.exp(-_scalar(langevin.friction, x) * dt)
+        v = v + 0.5 * dt * state.forces * inv_m
+        x = self.box.shift(x, 0.5 * dt * v)
+        noise = jnp.where(self.mask[:, None], jax.random.normal(noise_key, v.shape, v.dtype), 0)
+        v = c * v + jnp.sqrt((1.0 - c * c) * kT * inv_m) * noise
+        x = self.box.shift(x, 0.5 * dt * v)
+        neighbors, energy, forces = self._evaluate(x, state.neighbors)
+        v = v + 0.5 * dt * forces * inv_m
+        new = MDState(x, v, forces, energy, neighbors, key, state.time + dt, state.thermostat)
+        return self._guard(new)
+
+
+class PaddedNoseHooverChain(_AbstractPaddedStepper):
+    """`NoseHooverChain`'s step with the chain driven by the real atoms' kinetic energy
+    and ``degrees_of_freedom`` (``3 n_b - 3``, an array leaf: it differs between the
+    systems of one vmapped batch). Padding atoms have zero velocity and feel no force, so
+    the chain's scaling leaves them at rest."""
+
+    stepper: NoseHooverChain
+    mask: Bool[Array, " N"]
+    degrees_of_freedom: Int[Array, ""]
+
+    def _init_thermostat(self, positions) -> NoseHooverChainState:
+        return nhc.zero_chain(self.stepper.chain_length, positions)
+
+    def _half_step(self, v, chain: NoseHooverChainState, inv_m, dt):
+        thermostat = self.stepper
+        kT = _scalar(thermostat.temperature, v)
+        dof = _scalar(self.degrees_of_freedom, v)
+        masses = nhc.chain_masses(
+            thermostat.temperature, thermostat.tau, thermostat.chain_length, dof, v
+        )
+        kinetic2 = jnp.sum(jnp.where(self.mask[:, None], v * v / inv_m, 0))  # sum m v^2
+        scale, chain = nhc.chain_half_step(kinetic2, chain, masses, dof, kT, dt)
+        return v * scale, chain
+
+    def step(self, state: MDState) -> MDState:
+        if state.thermostat is None:
+            raise ConfigurationError(
+                "simulate_batch: a NoseHooverChain run needs thermostat variables in the "
+                "state; continue only from a state returned by a NoseHooverChain "
+                "simulate_batch, or start from the batch (state=None)"
+            )
+        x = state.positions
+        dt = _scalar(self.dt, x)
+        inv_m = self._inverse_mass(x)
+        v, chain = self._half_step(state.velocities, state.thermostat, inv_m, dt)
+        v = v + 0.5 * dt * state.forces * inv_m
+        x = self.box.shift(x, dt * v)
+        neighbors, energy, forces = self._evaluate(x, state.neighbors)
+        v = v + 0.5 * dt * forces * inv_m
+        v, chain = self._half_step(v, chain, inv_m, dt)
+        new = MDState(x, v, forces, energy, neighbors, state.key, state.time + dt, chain)
+        return self._guard(new)
+
+
+def pad_stepper(stepper: AbstractMDStepper, mask: Array) -> AbstractMDStepper:
+    """One system's stepper ready for its padded batch (called under `jax.vmap`):
+    `VelocityVerlet` as it is (padding atoms have no force and zero velocity, so they stay
+    put), `LangevinBAOAB` and `NoseHooverChain` wrapped with the mask; any other kind is a
+    `ConfigurationError` listing the supported ones."""
+    if isinstance(stepper, VelocityVerlet):
+        return stepper
+    if isinstance(stepper, LangevinBAOAB):
+        return PaddedLangevinBAOAB(stepper, mask)
+    if isinstance(stepper, NoseHooverChain):
+        if stepper.degrees_of_freedom is not None:
+            raise ConfigurationError(
+                "simulate_batch: NoseHooverChain(degrees_of_freedom="
+                f"{stepper.degrees_of_freedom}) would give every system of the batch the same "
+                "count; leave degrees_of_freedom=None: each system's chain counts its own "
+                "3 n_b - 3 (n_b real atoms, from batch.mask)"
+            )
+        return PaddedNoseHooverChain(stepper, mask, 3 * jnp.sum(mask) - 3)
+    raise ConfigurationError(
+        f"simulate_batch: {type(stepper).__name__} is not supported yet in padded batches; "
+        f"make_stepper must return {SUPPORTED}"
+    )
