@@ -262,7 +262,7 @@ def test_bad_input(systems, batch, wrong_type):
     lj = md.LennardJones(cutoff=CUTOFF)
     with pytest.raises(hybrax.ConfigurationError, match="not supported yet"):
         md.simulate_batch(
-            lambda box, m: md.LangevinBAOAB(lj, box, dt=0.005, temperature=1.0, masses=m),
+            lambda box, m: md.BrownianDynamics(lj, box, dt=0.005, temperature=1.0, masses=m),
             batch,
             nbrs,
             10,
