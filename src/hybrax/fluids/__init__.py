@@ -9,6 +9,7 @@ is a `hybrax.grids.SpectralState`; step it with `hybrax.ETDRK4` or
 from ._advection_diffusion import AdvectionDiffusion
 from ._boundaries import AbstractBoundary, Boundaries, FreeSlip, Inflow, Outflow, Periodic, Wall
 from ._burgers import Burgers
+from ._dealiasing import AbstractDealiasing, SmoothFilter, TwoThirdsRule
 from ._decorrelation import decorrelation_time
 from ._forcing import AbstractForcing, FieldForcing, KolmogorovForcing
 from ._fv_advection import (
@@ -42,9 +43,11 @@ from ._observables import (
 from ._obstacles import AbstractObstacle, Cylinder, Rectangle, penalization_force
 from ._poisson import solve_poisson, solve_poisson_krylov
 from ._shedding import dominant_frequency, strouhal_number
+from ._vorticity import vorticity_from_velocity
 
 __all__ = [
     "AbstractBoundary",
+    "AbstractDealiasing",
     "AbstractForcing",
     "AbstractInterpolation",
     "AbstractObstacle",
@@ -68,6 +71,8 @@ __all__ = [
     "Periodic",
     "ProjectedRK",
     "Rectangle",
+    "SmoothFilter",
+    "TwoThirdsRule",
     "UpwindInterpolation",
     "VanLeerInterpolation",
     "Wall",
@@ -90,5 +95,6 @@ __all__ = [
     "taylor_green_vorticity",
     "velocity_from_vorticity",
     "vorticity_correlation",
+    "vorticity_from_velocity",
     "wall_shear_stress",
 ]

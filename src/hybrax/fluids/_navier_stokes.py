@@ -8,30 +8,38 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, DTypeLike, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Complex, DTypeLike, Float, PRNGKeyArray
 
 from hybrax.core import (
     AbstractSemilinearDynamics,
     ConfigurationError,
     check_dtype,
+    check_parameter,
     mul,
     parameter,
 )
 from hybrax.grids import Grid, SpectralState
 
 from ._common import ADVECTIVE_LIMITS, advective_courant_number, as_grid, check_spectral_state
+from ._dealiasing import AbstractDealiasing, TwoThirdsRule, dealiasing_factor, nyquist_free
 from ._forcing import AbstractForcing, KolmogorovForcing
 from ._initial_conditions import random_vorticity
 from ._observables import velocity_from_vorticity
+from ._vorticity import curl_hat
 
 __all__ = ["NavierStokes2D"]
 
+_TWO_THIRDS = TwoThirdsRule()  # the default dealiasing (a field-less, immutable module)
+
 
 @functools.lru_cache(maxsize=32)
-def _advection_coefficients(grid: Grid, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def _advection_coefficients(
+    grid: Grid, dealias: AbstractDealiasing | None, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
     """Constant per-mode factors of the advection term, with the FFT scalings folded in.
 
-    ``velocity``: shape (2, ...), ``(k_y, -k_x) / |k|^2`` times the 2/3 mask times ``N``
+    ``velocity``: shape (2, ...), ``(k_y, -k_x) / |k|^2`` times the dealiasing factor
+    (the 2/3 mask by default) times ``N``
     (so that an unnormalised inverse FFT of ``i velocity * w_hat`` gives ``u, v``).
     ``products``: shape (2, ...), ``(k_x^2 - k_y^2, k_x k_y)`` times the mask over ``N``
     (so that they turn unnormalised FFTs of ``u v`` and ``v^2 - u^2`` into the advection
@@ -39,7 +47,7 @@ def _advection_coefficients(grid: Grid, dtype: np.dtype) -> tuple[np.ndarray, np
     """
     kx, ky = (np.broadcast_to(k, grid.spectral_shape) for k in grid.numpy_wavenumbers())
     inverse_k2 = grid.numpy_inverse_wavenumber_squared()
-    mask = grid.numpy_dealias_mask()
+    mask = dealiasing_factor(dealias, grid)
     n = grid.num_points
     velocity = np.stack([ky * inverse_k2, -kx * inverse_k2]) * (mask * n)
     products = np.stack([kx**2 - ky**2, kx * ky]) * (mask / n)
@@ -50,7 +58,7 @@ class NavierStokes2D(AbstractSemilinearDynamics):
     """Incompressible 2D Navier–Stokes equations in vorticity form on a periodic box.
 
     .. math::
-        \\partial_t \\omega + \\mathbf u \\cdot \\nabla \\omega
+        \\partial_t \\omega + (\\mathbf U + \\mathbf u) \\cdot \\nabla \\omega
             = \\nu \\nabla^2 \\omega - \\alpha \\omega + F(\\mathbf x, t),
         \\qquad \\mathbf u = (\\partial_y \\psi, -\\partial_x \\psi),
         \\qquad \\nabla^2 \\psi = -\\omega
@@ -59,21 +67,28 @@ class NavierStokes2D(AbstractSemilinearDynamics):
     ``drag`` ``alpha`` (from a ``-alpha u`` friction on the velocity) and a vorticity
     ``forcing`` ``F`` (the curl of a body force; see `KolmogorovForcing`). Units are the
     domain's length and the model's time; ``nu`` is in length^2 / time, ``alpha`` in
-    1 / time.
+    1 / time. ``U = (U, V)`` is an optional uniform background (mean) flow
+    (``mean_flow``, length / time): the flow is ``U + u``, and a run with it is the run
+    without it translated by ``U t`` (Galilean invariance; unforced).
 
     **State**: a `hybrax.grids.SpectralState` whose ``field_hat`` holds the vorticity's
     forward-normalised real-FFT coefficients, shape ``grid.spectral_shape`` (use
-    `state_from_vorticity` / `vorticity` to convert). Arrays index ``[x, y]``.
+    `from_velocity` / `to_velocity`, or `state_from_vorticity` / `vorticity`, to
+    convert). Arrays index ``[x, y]``.
 
     **Discretisation**: pseudo-spectral, as a semilinear system ``L omega + N(omega)``
-    with ``L = -nu |k|^2 - alpha`` (diagonal, integrated exactly by `hybrax.ETDRK4` or
-    implicitly by `hybrax.CrankNicolsonRK4`) and ``N`` the advection plus forcing. The
+    with ``L = -nu |k|^2 - alpha - i (U k_x + V k_y)`` (diagonal, complex when there is a
+    mean flow; integrated exactly by `hybrax.ETDRK4` or implicitly by
+    `hybrax.CrankNicolsonRK4`, so the mean flow adds no advective time-step limit of its
+    own; the Nyquist modes, which a real field cannot translate, are not advected) and
+    ``N`` the advection by ``u`` plus forcing. The
     advection is evaluated in Basdevant's form
     ``u . grad omega = d_x d_y (v^2 - u^2) + (d_x^2 - d_y^2)(u v)``, which needs only two
     inverse and two forward real FFTs (one batched pair each) instead of the usual four
     and one; with the 2/3-rule applied to the velocity and to the result it equals the
     usual form to round-off, and the truncated inviscid system conserves energy and
-    enstrophy exactly. The mean vorticity is zero and stays zero.
+    enstrophy exactly. ``dealias`` chooses the rule (the factor multiplies the velocity
+    and the product). The mean vorticity is zero and stays zero.
 
     Parameters
     ----------
@@ -86,6 +101,12 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         Linear drag coefficient ``alpha`` >= 0 (differentiable leaf), default 0.
     forcing
         An `AbstractForcing` or ``None`` (unforced).
+    mean_flow
+        ``(U, V)``, a uniform background velocity (differentiable leaf, shape ``(2,)``),
+        or ``None`` (default: none; the linear operator stays real).
+    dealias
+        An `AbstractDealiasing`: `TwoThirdsRule()` (default), `SmoothFilter()` (Hou & Li's
+        36th-order filter), or ``None`` for no dealiasing (Nyquist modes still dropped).
 
     Examples
     --------
@@ -107,6 +128,8 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         "NavierStokes2D: drag", nonnegative=True, scalar=True, example="drag=0.1"
     )
     forcing: AbstractForcing | None
+    mean_flow: Float[Array, "2"] | None
+    dealias: AbstractDealiasing | None
 
     def __init__(
         self,
@@ -114,6 +137,9 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         viscosity: ArrayLike = 1e-3,
         drag: ArrayLike = 0.0,
         forcing: AbstractForcing | None = None,
+        *,
+        mean_flow: ArrayLike | tuple[ArrayLike, ArrayLike] | None = None,
+        dealias: AbstractDealiasing | None = _TWO_THIRDS,
     ):
         self.grid = as_grid(grid, 2, "NavierStokes2D")
         self.viscosity = viscosity
@@ -124,19 +150,41 @@ class NavierStokes2D(AbstractSemilinearDynamics):
                 f"or None, got {type(forcing).__name__}"
             )
         self.forcing = forcing
+        self.mean_flow = None if mean_flow is None else _check_mean_flow(mean_flow)
+        if dealias is not None and not isinstance(dealias, AbstractDealiasing):
+            raise ConfigurationError(
+                f"NavierStokes2D: dealias must be hybrax.fluids.TwoThirdsRule() (the 2/3 rule), "
+                f"hybrax.fluids.SmoothFilter() (Hou & Li's filter) or None (no dealiasing), got "
+                f"{dealias!r}"
+            )
+        self.dealias = dealias
 
     # ------------------------------------------------------------ the equations
     def linear_operator(self) -> SpectralState:
-        dtype = jnp.result_type(self.viscosity, self.drag)
+        if self.mean_flow is None:
+            dtype = jnp.result_type(self.viscosity, self.drag)
+            k2 = self.grid.wavenumber_squared(dtype)
+            damping = -self.viscosity.astype(dtype) * k2 - self.drag.astype(dtype)
+            return SpectralState(damping, 0.0)
+        dtype = jnp.result_type(self.viscosity, self.drag, self.mean_flow)
         k2 = self.grid.wavenumber_squared(dtype)
-        return SpectralState(-self.viscosity.astype(dtype) * k2 - self.drag.astype(dtype), 0.0)
+        damping = -self.viscosity.astype(dtype) * k2 - self.drag.astype(dtype)
+        # -(U d/dx + V d/dy) = -i (U k_x + V k_y), without the Nyquist modes (as
+        # Grid.derivative): their translate is not a real field.
+        free = nyquist_free(self.grid)
+        kx, ky = (
+            jnp.asarray(np.broadcast_to(k, free.shape) * free, dtype)
+            for k in self.grid.numpy_wavenumbers()
+        )
+        u, v = self.mean_flow.astype(dtype)
+        return SpectralState(jax.lax.complex(damping, -(u * kx + v * ky)), 0.0)
 
     def nonlinear(self, state: SpectralState, t: ArrayLike) -> SpectralState:
         return SpectralState(self._advection_and_forcing(state.field_hat, t), state.time)
 
     def _advection_and_forcing(self, w_hat: Array, t: ArrayLike) -> Array:
         real = w_hat.real.dtype
-        velocity, products = _advection_coefficients(self.grid, np.dtype(real))
+        velocity, products = _advection_coefficients(self.grid, self.dealias, np.dtype(real))
         # i (k_y, -k_x) / |k|^2 * w_hat, dealiased: the velocity (u, v), both in one batch.
         # Built as a stack of two products rather than one broadcast product: the
         # transpose of a broadcast is a reduction, which made the gradient 2x slower.
@@ -156,26 +204,96 @@ class NavierStokes2D(AbstractSemilinearDynamics):
 
     # -------------------------------------------------------------- conversions
     def state_from_vorticity(
-        self, vorticity: Float[ArrayLike, "nx ny"], time: ArrayLike = 0.0
+        self,
+        vorticity: Float[ArrayLike, "nx ny"] | Complex[ArrayLike, "nx ny_half"],
+        time: ArrayLike = 0.0,
     ) -> SpectralState:
-        """The state holding a physical vorticity field (shape ``grid.shape``; its mean is
-        removed, as periodic incompressible flow has zero mean vorticity)."""
+        """The state holding a vorticity field (1 / time) at ``time``.
+
+        ``vorticity`` is either physical (real, shape ``grid.shape``) or spectral (complex
+        forward-normalised real-FFT coefficients, shape ``grid.spectral_shape``, e.g.
+        ``grid.to_spectral(w)`` or `vorticity_from_velocity` of a spectral velocity),
+        told apart by dtype. Its mean is removed, as periodic incompressible flow has zero
+        mean vorticity.
+
+        Examples
+        --------
+        >>> from hybrax.fluids import NavierStokes2D
+        >>> model = NavierStokes2D(16)
+        >>> w = model.vorticity(model.initial_state())
+        >>> a = model.state_from_vorticity(w)
+        >>> b = model.state_from_vorticity(model.grid.to_spectral(w))
+        >>> bool((a.field_hat == b.field_hat).all())
+        True
+        """
         vorticity = jnp.asarray(vorticity)
-        if vorticity.shape != self.grid.shape:
+        dtype, shape = vorticity.dtype, vorticity.shape
+        if jnp.issubdtype(dtype, jnp.complexfloating) and shape == self.grid.spectral_shape:
+            w_hat = vorticity
+        elif jnp.issubdtype(dtype, jnp.floating) and shape == self.grid.shape:
+            w_hat = self.grid.to_spectral(vorticity)
+        else:
             raise ConfigurationError(
-                f"NavierStokes2D: vorticity must have the grid's shape {self.grid.shape}, got "
-                f"{vorticity.shape}"
+                f"NavierStokes2D.state_from_vorticity: vorticity must be a real physical "
+                f"field of shape {self.grid.shape} or complex spectral coefficients of shape "
+                f"{self.grid.spectral_shape} (grid.to_spectral(field)), got {dtype}{shape}"
+                + ("; for an ensemble use jax.vmap" if len(shape) > 2 else "")
             )
-        w_hat = self.grid.to_spectral(vorticity)
         return SpectralState(w_hat.at[0, 0].set(0), time)
+
+    def from_velocity(
+        self,
+        velocity: Float[ArrayLike, "2 nx ny"] | Complex[ArrayLike, "2 nx ny_half"],
+        time: ArrayLike = 0.0,
+    ) -> SpectralState:
+        """The state of the flow with velocity ``(u, v)`` (length / time) at ``time``.
+
+        ``velocity`` is stacked as ``(2, *grid.shape)`` (real, on the grid points) or
+        ``(2, *grid.spectral_shape)`` (complex coefficients). The state holds its
+        vorticity (`vorticity_from_velocity`): the mean velocity is not part of it (the
+        model's ``mean_flow`` is), nor are the divergent part and the Nyquist modes, so
+        ``to_velocity(from_velocity(u))`` is ``mean_flow + u - mean(u)`` for a
+        divergence-free, Nyquist-free ``u``.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> from hybrax.fluids import NavierStokes2D
+        >>> model = NavierStokes2D(32)
+        >>> x, y = model.grid.coordinates(jnp.float32)
+        >>> u = jnp.stack([jnp.sin(y), jnp.sin(x)])  # a divergence-free shear pair
+        >>> state = model.from_velocity(u)
+        >>> bool(jnp.allclose(model.to_velocity(state), u, atol=1e-5))
+        True
+        """
+        w_hat = curl_hat(self.grid, velocity, "NavierStokes2D.from_velocity")
+        return self.state_from_vorticity(w_hat, time)
+
+    def to_velocity(self, state: SpectralState) -> Float[Array, "2 nx ny"]:
+        """The physical velocity ``U + (u, v)`` (length / time) of ``state``, stacked,
+        shape ``(2, *grid.shape)``: `velocity` under the name that pairs with
+        `from_velocity`.
+
+        Examples
+        --------
+        >>> from hybrax.fluids import NavierStokes2D
+        >>> model = NavierStokes2D(16, mean_flow=(1.0, 0.0))
+        >>> model.to_velocity(model.initial_state()).shape
+        (2, 16, 16)
+        """
+        return self.velocity(state)
 
     def vorticity(self, state: SpectralState) -> Float[Array, "nx ny"]:
         """The physical vorticity field, shape ``grid.shape``."""
         return self.grid.to_physical(state.field_hat)
 
     def velocity(self, state: SpectralState) -> Float[Array, "2 nx ny"]:
-        """The physical velocity ``(u, v)``, stacked, shape ``(2, *grid.shape)``."""
-        return velocity_from_vorticity(self.grid, state.field_hat)
+        """The physical velocity ``U + (u, v)``, the mean flow included, stacked, shape
+        ``(2, *grid.shape)``."""
+        velocity = velocity_from_vorticity(self.grid, state.field_hat)
+        if self.mean_flow is None:
+            return velocity
+        return velocity + self.mean_flow.astype(velocity.dtype)[:, None, None]
 
     def max_velocity(self, state: SpectralState) -> Float[Array, ""]:
         """The largest flow speed on the grid (for CFL checks)."""
@@ -288,3 +406,18 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         (True, 0.0)
         """
         return cls(Grid((num_points, num_points), 2 * math.pi), viscosity=viscosity)
+
+
+def _check_mean_flow(mean_flow) -> Array:
+    """``(U, V)`` as a checked float array of shape ``(2,)``."""
+    if isinstance(mean_flow, (tuple, list)):
+        mean_flow = jnp.stack(
+            [check_parameter(m, "NavierStokes2D: mean_flow", scalar=True) for m in mean_flow]
+        )
+    flow = check_parameter(mean_flow, "NavierStokes2D: mean_flow", example="mean_flow=(1.0, 0.0)")
+    if flow.shape != (2,):
+        raise ConfigurationError(
+            f"NavierStokes2D: mean_flow must be (U, V), shape (2,), got shape {flow.shape}; "
+            "pass e.g. mean_flow=(1.0, 0.0) (length / time)"
+        )
+    return flow
