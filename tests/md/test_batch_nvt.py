@@ -1,6 +1,7 @@
 """Thermostats in padded batches (hybrax.md.simulate_batch with LangevinBAOAB and
 NoseHooverChain): each system follows its own trajectory alone, padding atoms never move."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -127,6 +128,31 @@ def test_langevin_batch_equals_single_run_with_the_same_key(systems, langevin_ru
     _assert_matches_alone(langevin_run, b, alone)
     np.testing.assert_array_equal(
         jax.random.key_data(langevin_run.key[b]), jax.random.key_data(alone.key)
+    )
+
+
+def test_overflowed_list_is_rebuilt_and_forces_recomputed(batch, nbrs, nose_hoover_run):
+    """A continued state whose list overflowed in system 1 (forces NaN): simulate_batch
+    rebuilds the lists and recomputes that system's energy and forces in its box
+    (`_reevaluated` through the thermostat wrapper), keeping the others' values."""
+    inner = nose_hoover_run.neighbors.inner
+    flagged = inner.overflow.at[1].set(True)
+    broken = eqx.tree_at(
+        lambda s: (s.neighbors.inner.overflow, s.forces, s.potential_energy),
+        nose_hoover_run,
+        (
+            flagged,
+            nose_hoover_run.forces.at[1].set(jnp.nan),
+            nose_hoover_run.potential_energy.at[1].set(jnp.nan),
+        ),
+    )
+    run = dict(chunk_size=STEPS, save_every=STEPS, observe=_kinetic)
+    expected, _ = md.simulate_batch(_nose_hoover, batch, nbrs, STEPS, state=nose_hoover_run, **run)
+    with pytest.warns(md.NeighborListOverflowWarning):
+        final, _ = md.simulate_batch(_nose_hoover, batch, nbrs, STEPS, state=broken, **run)
+    np.testing.assert_allclose(final.positions, expected.positions, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        final.thermostat.velocities, expected.thermostat.velocities, atol=1e-12
     )
 
 
