@@ -19,15 +19,20 @@ def _kinetic(state):
     return 0.5 * jnp.sum(state.velocities**2)
 
 
+# every batch run uses these, so its chunk compiles once per stepper kind
+RUN = dict(chunk_size=STEPS, save_every=STEPS, observe=_kinetic)
+
+
 @pytest.fixture(scope="module")
 def systems():
     """Three perturbed fcc systems of 32, 28 and 24 atoms in three different boxes."""
     rng = np.random.default_rng(0)
     out = []
-    for k, (density, count) in enumerate([(0.8442, 32), (0.8, 28), (0.9, 24)]):
+    for density, count in [(0.8442, 32), (0.8, 28), (0.9, 24)]:
         positions, box = md.lattice("fcc", 2, density=density)
         positions = box.wrap(positions + jnp.asarray(rng.normal(0.0, 0.04, positions.shape)))
-        v = md.maxwell_boltzmann(jax.random.key(10 + k), count, temperature=1.0)
+        v = rng.normal(0.0, 1.0, (count, 3))  # kT = 1, host-side (no compile per size)
+        v = jnp.asarray(v - v.mean(axis=0))
         out.append((positions[:count], box, v))
     return out
 
@@ -80,9 +85,7 @@ KEYS = jax.random.split(jax.random.key(7), 3)
 
 @pytest.fixture(scope="module")
 def nose_hoover_run(batch, nbrs):
-    final, kinetic = md.simulate_batch(
-        _nose_hoover, batch, nbrs, STEPS, chunk_size=STEPS, save_every=STEPS, observe=_kinetic
-    )
+    final, kinetic = md.simulate_batch(_nose_hoover, batch, nbrs, STEPS, **RUN)
     assert kinetic.shape == (3, 1)
     _assert_padding_still(final, batch)
     return final
@@ -95,9 +98,7 @@ def langevin_run(batch, nbrs):
         batch,
         nbrs,
         STEPS,
-        chunk_size=STEPS,
-        save_every=STEPS,
-        observe=_kinetic,
+        **RUN,
         key=KEYS,
     )
     _assert_padding_still(final, batch)
@@ -146,10 +147,9 @@ def test_overflowed_list_is_rebuilt_and_forces_recomputed(batch, nbrs, nose_hoov
             nose_hoover_run.potential_energy.at[1].set(jnp.nan),
         ),
     )
-    run = dict(chunk_size=STEPS, save_every=STEPS, observe=_kinetic)
-    expected, _ = md.simulate_batch(_nose_hoover, batch, nbrs, STEPS, state=nose_hoover_run, **run)
+    expected, _ = md.simulate_batch(_nose_hoover, batch, nbrs, STEPS, state=nose_hoover_run, **RUN)
     with pytest.warns(md.NeighborListOverflowWarning):
-        final, _ = md.simulate_batch(_nose_hoover, batch, nbrs, STEPS, state=broken, **run)
+        final, _ = md.simulate_batch(_nose_hoover, batch, nbrs, STEPS, state=broken, **RUN)
     np.testing.assert_allclose(final.positions, expected.positions, rtol=0, atol=1e-12)
     np.testing.assert_allclose(
         final.thermostat.velocities, expected.thermostat.velocities, atol=1e-12
@@ -162,9 +162,7 @@ def test_langevin_one_key_is_split_per_system(batch, nbrs, langevin_run):
         batch,
         nbrs,
         STEPS,
-        chunk_size=STEPS,
-        save_every=STEPS,
-        observe=_kinetic,
+        **RUN,
         key=jax.random.key(7),  # KEYS is its split into 3
     )
     np.testing.assert_array_equal(split.velocities, langevin_run.velocities)
@@ -189,9 +187,7 @@ def test_langevin_heats_every_system_to_the_target(batch, nbrs):
         still,
         nbrs,
         10 * STEPS,
-        chunk_size=STEPS,
-        save_every=STEPS,
-        observe=_kinetic,
+        **RUN,
         key=jax.random.key(3),
     )
     _assert_padding_still(final, still)

@@ -110,23 +110,10 @@ class PaddedNoseHooverChain(_AbstractPaddedStepper):
         return v * scale, chain
 
     def step(self, state: MDState) -> MDState:
-        if state.thermostat is None:
-            raise ConfigurationError(
-                "simulate_batch: a NoseHooverChain run needs thermostat variables in the "
-                "state; continue only from a state returned by a NoseHooverChain "
-                "simulate_batch, or start from the batch (state=None)"
-            )
-        x = state.positions
-        dt = _scalar(self.dt, x)
-        inv_m = self._inverse_mass(x)
-        v, chain = self._half_step(state.velocities, state.thermostat, inv_m, dt)
-        v = v + 0.5 * dt * state.forces * inv_m
-        x = self.box.shift(x, dt * v)
-        neighbors, energy, forces = self._evaluate(x, state.neighbors)
-        v = v + 0.5 * dt * forces * inv_m
-        v, chain = self._half_step(v, chain, inv_m, dt)
-        new = MDState(x, v, forces, energy, neighbors, state.key, state.time + dt, chain)
-        return self._guard(new)
+        # NoseHooverChain's own Trotter step (one implementation of the splitting), run on
+        # this wrapper: it reads dt, masses, box and the guards from here, and calls the
+        # masked, per-system-count `_half_step` above
+        return NoseHooverChain.step(self, state)
 
 
 def pad_stepper(stepper: AbstractMDStepper, mask: Array) -> AbstractMDStepper:
