@@ -235,9 +235,9 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         else:
             raise ConfigurationError(
                 f"NavierStokes2D.state_from_vorticity: vorticity must be a real physical "
-                f"field of shape {self.grid.shape} or complex spectral coefficients of shape "
-                f"{self.grid.spectral_shape} (grid.to_spectral(field)), got {dtype}{shape}"
-                + ("; for an ensemble use jax.vmap" if len(shape) > 2 else "")
+                f"field of the grid's shape {self.grid.shape} or complex spectral coefficients "
+                f"of shape {self.grid.spectral_shape} (grid.to_spectral(field)), got "
+                f"{dtype}{shape}" + ("; for an ensemble use jax.vmap" if len(shape) > 2 else "")
             )
         return SpectralState(w_hat.at[0, 0].set(0), time)
 
