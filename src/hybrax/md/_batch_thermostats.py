@@ -67,6 +67,8 @@ class PaddedLangevinBAOAB(_AbstractPaddedStepper):
     mask: Bool[Array, " N"]
 
     def step(self, state: MDState) -> MDState:
+        # LangevinBAOAB.step line for line but for the masked noise (keep the two in step;
+        # tests/md/test_batch_nvt.py checks they agree to 1e-12)
         langevin = self.stepper
         x, v = state.positions, state.velocities
         key, noise_key = self._key(state)
