@@ -183,7 +183,7 @@ def test_mean_flow_gradient_matches_finite_differences():
 
 def test_mean_flow_bad_input():
     with pytest.raises(hybrax.ConfigurationError, match=r"mean_flow must be \(U, V\).*\(3,\)"):
-        NavierStokes2D(16, mean_flow=jnp.array([1.0, 0.0, 0.0]))
+        NavierStokes2D(16, mean_flow=(1.0, 0.0, 0.0))
     with pytest.raises(hybrax.ConfigurationError, match="mean_flow must be finite"):
         NavierStokes2D(16, mean_flow=(float("nan"), 0.0))
 

@@ -138,7 +138,7 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         drag: ArrayLike = 0.0,
         forcing: AbstractForcing | None = None,
         *,
-        mean_flow: ArrayLike | tuple[ArrayLike, ArrayLike] | None = None,
+        mean_flow: ArrayLike | tuple[ArrayLike, ...] | None = None,
         dealias: AbstractDealiasing | None = _TWO_THIRDS,
     ):
         self.grid = as_grid(grid, 2, "NavierStokes2D")
@@ -296,7 +296,9 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         return velocity + self.mean_flow.astype(velocity.dtype)[:, None, None]
 
     def max_velocity(self, state: SpectralState) -> Float[Array, ""]:
-        """The largest flow speed on the grid (for CFL checks)."""
+        """The largest flow speed ``|U + u|`` on the grid (for CFL checks; the mean flow
+        is included, which is conservative: in the linear operator it limits accuracy, not
+        stability)."""
         u, v = self.velocity(state)
         return jnp.sqrt(jnp.max(u * u + v * v))
 
