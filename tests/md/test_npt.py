@@ -382,7 +382,7 @@ def test_a_box_shrinking_below_twice_the_cutoff_raises():
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"pressure": -1.0}, "pressure"),
+        ({"pressure": float("nan")}, "pressure"),
         ({"tau": -0.5}, "tau"),
         ({"tau_barostat": 0.0}, "tau_barostat"),
         ({"temperature": 0.0}, "temperature"),
@@ -425,3 +425,12 @@ def test_step_needs_the_barostat_state():
                                   couple="aniso")  # fmt: skip
     with pytest.raises(hybrax.ConfigurationError, match="couple"):
         stepper.step(aniso.init(nve_state))
+
+
+def test_a_negative_target_pressure_is_accepted():
+    """Tension (a stretched solid, a liquid below its vapour pressure) is physical; LAMMPS's
+    fix npt accepts it too."""
+    stepper = md.MartynaTobiasKlein(
+        md.LennardJones(cutoff=2.5), md.PeriodicBox(6.0), dt=0.005, temperature=1.5, pressure=-0.5
+    )
+    assert float(stepper.pressure) == -0.5

@@ -107,7 +107,9 @@ class MartynaTobiasKlein(AbstractMDStepper):
     temperature
         Target ``k_B T`` (epsilon), > 0; differentiable.
     pressure
-        Target pressure ``P`` (epsilon / sigma^3), >= 0; differentiable.
+        Target pressure ``P`` (epsilon / sigma^3), finite; differentiable. A negative
+        target (tension: a stretched solid, a liquid below its vapour pressure) is allowed,
+        as in LAMMPS's ``fix npt``.
     tau
         Particle thermostat period (tau), > 0, default 0.5 (100 steps of 0.005; LAMMPS's
         ``Tdamp`` advice); chain masses ``Q_1 = N_f kT tau^2``, ``Q_k = kT tau^2``.
@@ -145,7 +147,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
         converter=_checked("temperature", positive=True, scalar=True, example="temperature=1.5")
     )
     pressure: Array = eqx.field(
-        converter=_checked("pressure", nonnegative=True, scalar=True, example="pressure=1.0")
+        converter=_checked("pressure", scalar=True, example="pressure=1.0")
     )
     tau: Array = eqx.field(
         default=0.5, converter=_checked("tau", positive=True, scalar=True, example="tau=0.5")
