@@ -65,8 +65,10 @@ from ._simulate import NeighborListOverflowWarning, simulate
 from ._space import AbstractBox, FreeSpace, PeriodicBox
 from ._state import BarostatState, MDState, NoseHooverChainState
 from ._stillinger_weber import StillingerWeber
+from ._stress import stress
 from ._tersoff import Tersoff
 from ._thermostats import BrownianDynamics, LangevinBAOAB, NoseHooverChain
+from ._triclinic import TriclinicBox
 from ._units import Units
 
 __all__ = [
@@ -115,6 +117,7 @@ __all__ = [
     "SumEnergy",
     "SystemBatch",
     "Tersoff",
+    "TriclinicBox",
     "Units",
     "VelocityVerlet",
     "ase_calculator",
@@ -137,6 +140,7 @@ __all__ = [
     "read_extxyz",
     "simulate",
     "simulate_batch",
+    "stress",
     "temperature",
     "to_ase",
     "total_energy",

@@ -58,6 +58,14 @@ from ._neighbors import (
     _window_scatter_add,
 )
 from ._space import AbstractBox, PeriodicBox
+from ._triclinic import TriclinicBox, _StrainedCell
+from ._triclinic_cells import (
+    triclinic_coverage_lost,
+    triclinic_grid,
+    triclinic_needs,
+    triclinic_pass,
+    triclinic_tables,
+)
 
 __all__ = ["CellNeighborList"]
 
@@ -67,6 +75,15 @@ class CellNeighborList(AbstractNeighborList):
     (Newton's third law). Needs a `PeriodicBox` at least 2.5 list radii (``cutoff + skin``)
     wide in y and z and a bit more than 2 in x; `hybrax.md.neighbor_list` picks it for
     such boxes with more than 256 atoms.
+
+    In a `TriclinicBox` the list bins atoms in fractional coordinates instead, with at
+    least one list radius per cell across each pair of cell faces (so the box must be at
+    least 3 list radii wide in every direction), and keeps a half Verlet table gathered
+    from the 27 surrounding cells: ``grid`` is then the cells per lattice direction,
+    ``columns`` is empty, ``widths`` holds the one table width and ``column_capacity`` the
+    atoms per cell. If the cell then changes (a barostat, a strain scan) so that a cell
+    gets thinner than the list radius, `update` flags an overflow, as for a shrinking
+    orthorhombic box.
 
     Attributes (besides those of `AbstractNeighborList`)
     ----------------------------------------------------
@@ -104,6 +121,7 @@ class CellNeighborList(AbstractNeighborList):
     widths: tuple[int, ...] = eqx.field(static=True)
     column_capacity: int = eqx.field(static=True)
     block_size: int = eqx.field(static=True)
+    triclinic: bool = eqx.field(static=True, default=False)
 
     @classmethod
     def build(
@@ -123,6 +141,10 @@ class CellNeighborList(AbstractNeighborList):
         positions, cutoff, skin, lengths = _checked_build_inputs(positions, box, cutoff, skin)
         capacity_multiplier = _multiplier(capacity_multiplier, "capacity_multiplier")
         radius = cutoff + skin
+        if isinstance(box, TriclinicBox):
+            return _build_triclinic(
+                positions, box, cutoff, skin, capacity_multiplier, minimum_capacity
+            )
         grid, columns, cells_ok = (
             (None, None, False) if lengths is None else grid_for(lengths, radius)
         )
@@ -173,7 +195,16 @@ class CellNeighborList(AbstractNeighborList):
         """Candidate slots per atom in the force pass (sum of window widths)."""
         return int(sum(self.widths))
 
-    def _check_box(self, box: AbstractBox) -> None:
+    def _check_box(self, box: AbstractBox, *, strained_ok: bool = False) -> None:
+        if self.triclinic:
+            if not isinstance(box, TriclinicBox):
+                raise ConfigurationError(
+                    "a cell neighbour list built for a TriclinicBox needs a TriclinicBox, got "
+                    f"{type(box).__name__}"
+                )
+            return
+        if strained_ok and isinstance(box, _StrainedCell):
+            return  # hybrax.md.stress: this list's box under an infinitesimal strain
         if not isinstance(box, PeriodicBox):
             raise ConfigurationError(
                 "a cell neighbour list needs the PeriodicBox it was built for, got "
@@ -190,6 +221,10 @@ class CellNeighborList(AbstractNeighborList):
         `update` flags such a box as an overflow rather than miss them.
         """
         self._check_box(box)
+        if self.triclinic:
+            return ~triclinic_coverage_lost(
+                box, grid=self.grid, cutoff=self.cutoff, list_radius=self.list_radius
+            )
         return ~coverage_lost(
             box.lengths,
             grid=self.grid,
@@ -208,6 +243,8 @@ class CellNeighborList(AbstractNeighborList):
         """
         _check_positions_shape(positions, self.num_atoms)
         lost = ~self.covers(box)
+        if self.triclinic:
+            return self._update_triclinic(positions, box, lost)
         tables = build_tables(
             positions,
             box,
@@ -244,6 +281,40 @@ class CellNeighborList(AbstractNeighborList):
             ),
         )
 
+    def _update_triclinic(self, positions, box, lost) -> CellNeighborList:
+        n, width = self.num_atoms, self.widths[0]
+        table, count, overflow, count_needed, occupancy_needed = triclinic_tables(
+            positions,
+            box,
+            grid=self.grid,
+            cell_capacity=self.column_capacity,
+            width=width,
+            list_radius=self.list_radius,
+        )
+        return eqx.tree_at(
+            lambda n: (
+                n.reference_positions,
+                n.ext_ids,
+                n.window_start,
+                n.window_count,
+                n.overflow,
+                n.max_counts,
+                n.max_column_length,
+                n.num_builds,
+            ),
+            self,
+            (
+                positions,
+                table.reshape(-1),
+                (jnp.arange(n, dtype=jnp.int32) * width)[:, None],
+                count[:, None],
+                self.overflow | overflow | lost,
+                jnp.maximum(self.max_counts, count_needed[None]),
+                jnp.maximum(self.max_column_length, occupancy_needed),
+                self.num_builds + 1,
+            ),
+        )
+
     def maybe_update(self, positions: Float[Array, "N 3"], box: AbstractBox) -> CellNeighborList:
         """`update` if `needs_update`, else ``self`` (one `jax.lax.cond`)."""
         return lax.cond(
@@ -268,7 +339,17 @@ class CellNeighborList(AbstractNeighborList):
         factor = _multiplier(factor, "factor")
         lengths = concrete_or_none(getattr(box, "lengths", None))
         same_grid = False
-        if lengths is not None and lengths.shape == (3,) and np.all(np.isfinite(lengths)):
+        if self.triclinic and isinstance(box, TriclinicBox):
+            cell = concrete_or_none(box.cell)
+            if cell is not None and np.all(np.isfinite(cell)):
+                widths = np.asarray(concrete_or_none(box.perpendicular_widths), np.float64)
+                same_grid = triclinic_grid(widths, self.list_radius)[0] == self.grid
+        elif (
+            not self.triclinic
+            and lengths is not None
+            and lengths.shape == (3,)
+            and np.all(np.isfinite(lengths))
+        ):
             grid, columns, _ = grid_for(np.asarray(lengths, np.float64), self.list_radius)
             same_grid = grid == self.grid and columns == self.columns
         if not same_grid:  # another box: new grid (or all pairs), sized from these positions
@@ -302,7 +383,11 @@ class CellNeighborList(AbstractNeighborList):
         )
 
     def _pass(self, positions, box, pair_fn, cutoff, species, sums: Sums):
-        self._check_box(box)
+        self._check_box(box, strained_ok=True)
+        if self.triclinic:
+            table = self.ext_ids.reshape(self.num_atoms, self.widths[0])
+            count = self.window_count[:, 0]
+            return triclinic_pass(table, count, positions, box, pair_fn, cutoff, species, sums)
         return _cells_pass(self, positions, box, pair_fn, cutoff, species, sums)
 
 
@@ -312,12 +397,58 @@ def _choose_and_build(positions, box, cutoff, skin, capacity_multiplier) -> Abst
     pairs."""
     positions, cutoff, skin, lengths = _checked_build_inputs(positions, box, cutoff, skin)
     cells_ok = lengths is not None and grid_for(lengths, cutoff + skin)[2]
+    if isinstance(box, TriclinicBox):
+        widths = np.asarray(box.perpendicular_widths, np.float64)
+        cells_ok = triclinic_grid(widths, cutoff + skin)[1]
     if cells_ok and positions.shape[0] > 256:
         return CellNeighborList.build(
             positions, box, cutoff, skin=skin, capacity_multiplier=capacity_multiplier
         )
     _multiplier(capacity_multiplier, "capacity_multiplier")
     return DenseNeighborList.build(positions, box, cutoff, skin=skin)
+
+
+def _build_triclinic(positions, box, cutoff, skin, capacity_multiplier, minimum_capacity):
+    """`CellNeighborList.build` in a `TriclinicBox` (see the class notes)."""
+    radius = cutoff + skin
+    widths = np.asarray(box.perpendicular_widths, np.float64)
+    grid, cells_ok = triclinic_grid(widths, radius)
+    if not cells_ok:
+        raise ConfigurationError(
+            "cell lists in a TriclinicBox need it at least 3 * (cutoff + skin) = "
+            f"{3 * radius:.3f} wide in every direction (perpendicular widths "
+            f"{np.round(widths, 4).tolist()}); use hybrax.md.DenseNeighborList.build for "
+            "small systems"
+        )
+    n = positions.shape[0]
+    occupancy, count = triclinic_needs(positions, box, grid, radius)
+    cell_capacity = min(n, math.ceil(occupancy * capacity_multiplier) + 2)
+    width = min(n, math.ceil(count * capacity_multiplier) + 2)
+    if minimum_capacity is not None:
+        min_cell, (min_width,) = _minimum_capacity(minimum_capacity, 1)
+        cell_capacity = min(n, max(cell_capacity, int(min_cell)))
+        width = min(n, max(width, int(min_width)))
+    zeros = jnp.zeros((), jnp.int32)
+    nl = CellNeighborList(
+        reference_positions=positions,
+        ext_ids=jnp.zeros(n * width, jnp.int32),
+        atom_slots=jnp.zeros((n, 2), jnp.int32),
+        window_start=jnp.zeros((n, 1), jnp.int32),
+        window_count=jnp.zeros((n, 1), jnp.int32),
+        overflow=jnp.zeros((), bool),
+        max_counts=jnp.zeros(1, jnp.int32),
+        max_column_length=zeros,
+        num_builds=zeros,
+        cutoff=cutoff,
+        skin=skin,
+        grid=grid,
+        columns=(),
+        widths=(width,),
+        column_capacity=cell_capacity,
+        block_size=_block_size(width, n),
+        triclinic=True,
+    )
+    return _update_jit(nl, positions, box)
 
 
 @eqx.filter_jit
@@ -329,11 +460,15 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, sums: Sums):
     """Half-shell pass over the column windows (each pair once)."""
     n = nl.num_atoms
     dtype = positions.dtype
-    lengths = box.lengths.astype(dtype)
+    strained = isinstance(box, _StrainedCell)  # hybrax.md.stress: general cell, same pairs
+    if strained:
+        cell, reciprocal = box.cell.astype(dtype), box.reciprocal.astype(dtype)
+    else:
+        lengths = box.lengths.astype(dtype)
+        inverse = 1.0 / lengths
     widths = nl.widths
     num_ext = nl.ext_ids.shape[0]
     ext_coords = [positions[:, k][nl.ext_ids] for k in range(3)]
-    inverse = 1.0 / lengths
     ext_species = None if species is None else species[nl.ext_ids]
     block, num_blocks, pad = _blocks(n, nl.block_size)
     slot_k = jnp.asarray(np.concatenate([np.arange(w) for w in widths]), jnp.int32)
@@ -350,7 +485,12 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, sums: Sums):
         )
         valid = slot_k[None, :] < count_slots
         d = []
-        for k in range(3):
+        if strained:
+            d = [x[:, k : k + 1] - gather_all(ext_coords[k], start) for k in range(3)]
+            f = [sum(d[m] * reciprocal[m, k] for m in range(3)) for k in range(3)]
+            f = [fk - jnp.rint(fk) for fk in f]
+            d = [sum(f[m] * cell[m, k] for m in range(3)) for k in range(3)]
+        for k in range(0 if strained else 3):
             dk = x[:, k : k + 1] - gather_all(ext_coords[k], start)
             d.append(dk - lengths[k] * jnp.rint(dk * inverse[k]))  # minimum image
         r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]

@@ -18,6 +18,7 @@ from ._neighbors import (
     _split,
 )
 from ._space import AbstractBox, PeriodicBox
+from ._triclinic import TriclinicBox
 
 __all__ = ["DenseNeighborList"]
 
@@ -56,9 +57,9 @@ class DenseNeighborList(AbstractNeighborList):
         *,
         skin: float = 0.3,
     ) -> DenseNeighborList:
-        """An all-pairs list for ``positions`` in ``box`` (a `PeriodicBox` at least twice
-        the cutoff wide, or `FreeSpace`); ``cutoff`` and ``skin`` in sigma, as for
-        `hybrax.md.neighbor_list`."""
+        """An all-pairs list for ``positions`` in ``box`` (a `PeriodicBox` or `TriclinicBox`
+        at least twice the cutoff wide in every direction, or `FreeSpace`); ``cutoff`` and
+        ``skin`` in sigma, as for `hybrax.md.neighbor_list`."""
         positions, cutoff, skin, _ = _checked_build_inputs(positions, box, cutoff, skin)
         n = positions.shape[0]
         return cls(
@@ -75,7 +76,10 @@ class DenseNeighborList(AbstractNeighborList):
         return self.num_atoms
 
     def covers(self, box: AbstractBox) -> Bool[Array, ""]:
-        """True in free space and in a periodic box at least twice the cutoff wide."""
+        """True in free space and in a periodic box at least twice the cutoff wide (for a
+        `TriclinicBox`: its perpendicular widths)."""
+        if isinstance(box, TriclinicBox):
+            return ~jnp.any(box.perpendicular_widths < 2.0 * self.cutoff)
         if not isinstance(box, PeriodicBox):
             return jnp.ones((), bool)
         return ~jnp.any(jnp.asarray(box.lengths) < 2.0 * self.cutoff)
@@ -108,6 +112,9 @@ class DenseNeighborList(AbstractNeighborList):
         dtype = positions.dtype
         periodic = isinstance(box, PeriodicBox)
         lengths = box.lengths.astype(dtype) if periodic else None
+        triclinic = isinstance(box, TriclinicBox)
+        if triclinic:  # minimum image in fractional coordinates
+            cell, reciprocal = box.cell.astype(dtype), box.reciprocal.astype(dtype)
         block, num_blocks, pad = _blocks(n, self.block_size)
         cutoff_sq = cutoff * cutoff
         others = jnp.arange(n, dtype=jnp.int32)
@@ -120,6 +127,10 @@ class DenseNeighborList(AbstractNeighborList):
                 if periodic:
                     dk = dk - lengths[k] * jnp.rint(dk / lengths[k])
                 d.append(dk)
+            if triclinic:
+                s = [sum(d[m] * reciprocal[m, k] for m in range(3)) for k in range(3)]
+                s = [sk - jnp.rint(sk) for sk in s]
+                d = [sum(s[m] * cell[m, k] for m in range(3)) for k in range(3)]
             r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
             mask = (rows[:, None] != others[None, :]) & (rows[:, None] < n) & (r2 < cutoff_sq)
             r2_safe = jnp.where(mask, r2, cutoff_sq)

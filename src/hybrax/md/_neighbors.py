@@ -28,6 +28,7 @@ from jaxtyping import Array, Bool, Float, Int
 from hybrax.core import ConfigurationError, NeighborListError, check_float, concrete_or_none
 
 from ._space import AbstractBox, PeriodicBox
+from ._triclinic import TriclinicBox, check_cutoff_fits
 
 __all__ = ["AbstractNeighborList"]
 
@@ -333,31 +334,72 @@ def _check_inside(positions, lengths) -> None:
 
 def _checked_build_inputs(positions, box, cutoff, skin):
     """The checked inputs of a list build (host side): ``(positions, cutoff, skin,
-    lengths)``, with ``lengths`` the box sides as float64 NumPy (None in free space)."""
+    lengths)``, with ``lengths`` the box sides as float64 NumPy (None in free space and
+    in a `TriclinicBox`, whose width along each direction is checked here too)."""
     _check_positions_shape(positions)
     positions = jnp.asarray(positions)
     if positions.shape[0] < 1:
         raise ConfigurationError("neighbor_list: positions hold no atoms (shape (0, 3))")
     if not isinstance(box, AbstractBox):
         raise ConfigurationError(
-            f"neighbor_list: box must be a hybrax.md.PeriodicBox or FreeSpace, got {box!r}"
+            "neighbor_list: box must be a hybrax.md.PeriodicBox, TriclinicBox or FreeSpace, "
+            f"got {box!r}"
         )
     cutoff = _static_length(cutoff, "cutoff", positive=True, example="cutoff=2.5")
     skin = _static_length(skin, "skin", positive=False, example="skin=0.3")
+    if isinstance(box, TriclinicBox):
+        cell = _concrete_box(box.cell)
+        widths = 1.0 / np.sqrt(np.sum(np.linalg.inv(cell) ** 2, axis=0))
+        check_cutoff_fits(widths, cutoff, "neighbor_list", TRICLINIC_DIRECTIONS)
+        _check_inside_cell(positions, cell)
+        return positions, cutoff, skin, None
     if not isinstance(box, PeriodicBox):
         return positions, cutoff, skin, None
-    lengths = concrete_or_none(box.lengths)
-    if lengths is None:
-        raise ConfigurationError(
-            "neighbor_list sizes its static capacities from the box, so it must be called "
-            "outside jax.jit with a concrete box; inside jit use the list's update method"
-        )
-    lengths = np.asarray(lengths, dtype=np.float64)
+    lengths = _concrete_box(box.lengths)
     if np.any(lengths < 2 * cutoff):
+        k = int(np.argmax(lengths < 2 * cutoff))
         raise ConfigurationError(
-            f"box sides {lengths} are shorter than twice the cutoff {cutoff}: the "
+            f"box sides {lengths} are shorter than twice the cutoff {cutoff}: the box is too "
+            f"small for the cutoff in direction {'xyz'[k]} (L{'xyz'[k]} = {lengths[k]:g}); the "
             "minimum-image convention would miss periodic images. Use a larger box "
             "(more cells) or a shorter cutoff"
         )
     _check_inside(positions, lengths)
     return positions, cutoff, skin, lengths
+
+
+TRICLINIC_DIRECTIONS = (
+    "a (across the faces spanned by b and c)",
+    "b (across the faces spanned by c and a)",
+    "c (across the faces spanned by a and b)",
+)
+
+
+def _concrete_box(leaf) -> np.ndarray:
+    value = concrete_or_none(leaf)
+    if value is None:
+        raise ConfigurationError(
+            "neighbor_list sizes its static capacities from the box, so it must be called "
+            "outside jax.jit with a concrete box; inside jit use the list's update method"
+        )
+    return np.asarray(value, dtype=np.float64)
+
+
+def _check_inside_cell(positions, cell: np.ndarray) -> None:
+    """`_check_inside` for a triclinic cell: fractional coordinates in ``[0, 1)``."""
+    p = concrete_or_none(positions)
+    if p is None:
+        return
+    p = np.asarray(p, np.float64)
+    if not np.all(np.isfinite(p)):
+        bad = int(np.argmax(~np.all(np.isfinite(p), axis=-1)))
+        raise ConfigurationError(f"positions contain NaN or inf (first: atom {bad})")
+    s = p @ np.linalg.inv(cell)
+    outside = np.any((s < -1e-9) | (s >= 1.0 + 1e-9), axis=1)
+    if np.any(outside):
+        i = int(np.argmax(outside))
+        raise ConfigurationError(
+            f"{int(outside.sum())} positions lie outside the periodic TriclinicBox (first: atom "
+            f"{i} at {p[i].tolist()}, fractional {s[i].tolist()}); wrap them with "
+            "box.wrap(positions)"
+        )

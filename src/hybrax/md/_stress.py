@@ -1,0 +1,107 @@
+"""`stress`: the full virial stress tensor from the derivative with respect to a strain."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from hybrax.core import ConfigurationError
+
+from ._energy import AbstractEnergy
+from ._neighbors import AbstractNeighborList
+from ._space import AbstractBox, PeriodicBox
+from ._triclinic import TriclinicBox, _StrainedCell
+
+__all__ = ["stress"]
+
+
+def stress(
+    energy: AbstractEnergy,
+    positions: Float[Array, "N 3"],
+    box: AbstractBox,
+    neighbors: AbstractNeighborList | None = None,
+    *,
+    velocities: Float[Array, "N 3"] | None = None,
+    masses: ArrayLike = 1.0,
+) -> Float[Array, "3 3"]:
+    """The symmetric 3x3 stress tensor of a periodic system (energy / length^3).
+
+    ``sigma = (1 / V) (dU/d(epsilon) - sum_i m_i v_i (x) v_i)``, with ``dU/d(epsilon)`` the
+    derivative of the energy of the homogeneously strained system (positions ``r @ F`` and
+    cell ``cell @ F``, ``F = 1 + epsilon``) at zero strain, symmetrised. For a pair energy
+    this is ``-(1 / V) sum_{i<j} r_ij (x) f_ij``; for many-body energies it is their
+    virial likewise, from ``jax.grad``, so it is right for any energy that sees the box
+    only through minimum-image displacements (pair, many-body, bonded, neural). The sign is
+    ASE's (and the continuum's): positive under tension, ``-trace(sigma) / 3`` is the
+    pressure of `hybrax.md.pressure`; ``-sigma`` is LAMMPS's pressure tensor. Reduced
+    units: epsilon / sigma^3; metal units: eV / Å^3 (times ``Units("metal").pressure`` for
+    bar).
+
+    Works for a `PeriodicBox` (its shear components too: the derivative is taken with the
+    box as a general cell) and a `TriclinicBox`, with the list built for that box (the
+    pairs do not change under an infinitesimal strain). Energies that read the box's side
+    lengths directly (Ewald, PME) are not supported here; use `hybrax.md.pressure`.
+
+    Parameters
+    ----------
+    energy
+        Any `hybrax.md` energy.
+    positions
+        ``(N, 3)`` positions (length unit).
+    box
+        A `PeriodicBox` or `TriclinicBox`.
+    neighbors
+        The neighbour list the energy needs (None for energies without a cut-off).
+    velocities, masses
+        Optional: with velocities, the kinetic part ``- sum m v (x) v / V`` is included.
+
+    Returns
+    -------
+    Array
+        ``(3, 3)`` symmetric stress (Voigt order for ASE: xx, yy, zz, yz, xz, xy).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> import hybrax.md as md
+    >>> positions, box = md.lattice("fcc", 3, density=0.8442)
+    >>> nbrs = md.neighbor_list(positions, box, cutoff=2.5)
+    >>> sigma = md.stress(md.LennardJones(), positions, box, nbrs)
+    >>> bool(jnp.allclose(-jnp.trace(sigma) / 3,
+    ...                   md.pressure(md.LennardJones(), positions, box, nbrs), rtol=1e-5))
+    True
+    >>> bool(jnp.allclose(sigma - jnp.diag(jnp.diag(sigma)), 0.0, atol=1e-5))  # cubic
+    True
+    """
+    if isinstance(box, PeriodicBox):
+        cell = jnp.diag(box.lengths)
+    elif isinstance(box, TriclinicBox):
+        cell = box.cell
+    else:
+        raise ConfigurationError(
+            f"stress needs a periodic box (PeriodicBox or TriclinicBox: a volume), got "
+            f"{type(box).__name__}"
+        )
+    dtype = positions.dtype
+    cell = cell.astype(dtype)
+    identity = jnp.eye(3, dtype=dtype)
+
+    def strained(deformation):
+        return energy.energy(positions @ deformation, neighbors, _StrainedCell(cell @ deformation))
+
+    try:
+        gradient = jax.grad(strained)(identity)
+    except AttributeError as error:
+        raise ConfigurationError(
+            f"stress: {type(energy).__name__} reads the box's side lengths directly (e.g. "
+            "Ewald sums), which a general cell does not have; use hybrax.md.pressure for its "
+            f"pressure ({error})"
+        ) from error
+    volume = jnp.linalg.det(cell)
+    sigma = 0.5 * (gradient + gradient.T)
+    if velocities is not None:
+        m = jnp.asarray(masses, dtype)
+        m = m[:, None] if m.ndim == 1 else m
+        sigma = sigma - jnp.einsum("na,nb->ab", m * velocities, velocities)
+    return sigma / volume

@@ -1,0 +1,138 @@
+"""The cell list in a `TriclinicBox`: atoms binned in fractional coordinates, a half Verlet
+table gathered from the 27 surrounding cells, and its pair pass.
+
+Cells are the parallelepipeds of a ``(n_a, n_b, n_c)`` grid of the cell in fractional
+coordinates, with ``n_k = floor(w_k / (cutoff + skin))`` for the perpendicular widths ``w_k``,
+so every cell is at least one list radius wide across each pair of faces: an atom within
+the list radius of atom ``i`` differs from it by less than one cell in every fractional
+coordinate, so it lies in one of the 27 cells around ``i``'s (distinct when every
+``n_k >= 3``). The table keeps, for every atom ``i``, the atoms ``j > i`` within the list
+radius (each pair once). The orthorhombic `PeriodicBox` keeps its own, tuned, column-window
+layout (`_cell_geometry`); this module is used only for triclinic boxes.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ._neighbors import Sums, _split
+
+_OFFSETS = np.asarray(list(itertools.product((-1, 0, 1), repeat=3)), np.int32)
+
+
+def triclinic_grid(widths: np.ndarray, list_radius: float) -> tuple[tuple[int, int, int], bool]:
+    """Cells per lattice direction and whether a cell list works (3 or more cells each)."""
+    grid = tuple(max(1, int(float(w) // list_radius)) for w in widths)
+    return grid, min(grid) >= 3
+
+
+def triclinic_coverage_lost(box, *, grid, cutoff, list_radius):
+    """True when the static ``grid`` no longer gives every pair within the list radius in
+    ``box`` (traced or concrete): a cell thinner than the list radius across some pair of
+    faces, or a width below twice the cutoff."""
+    widths = box.perpendicular_widths
+    lost = jnp.any(widths < 2.0 * cutoff)
+    return lost | jnp.any(widths / jnp.asarray(grid, widths.dtype) < list_radius)
+
+
+def _cells(positions, box, grid):
+    s = box.fractional(positions)
+    s = s - jnp.floor(s)
+    g = jnp.asarray(grid, jnp.int32)
+    index = jnp.clip(jnp.floor(s * g.astype(s.dtype)).astype(jnp.int32), 0, g - 1)
+    flat = (index[:, 0] * grid[1] + index[:, 1]) * grid[2] + index[:, 2]
+    order = jnp.argsort(flat).astype(jnp.int32)
+    num_cells = grid[0] * grid[1] * grid[2]
+    start = jnp.searchsorted(flat[order], jnp.arange(num_cells + 1, dtype=jnp.int32)).astype(
+        jnp.int32
+    )
+    return index, order, start
+
+
+def triclinic_tables(positions, box, *, grid, cell_capacity, width, list_radius):
+    """Half Verlet table ``(N, width)`` (padded with 0), its row counts, the overflow flag
+    and the needs (largest row count, largest cell occupancy). jit-compatible."""
+    n = positions.shape[0]
+    positions = lax.stop_gradient(positions)
+    index, order, start = _cells(positions, box, grid)
+    occupancy = start[1:] - start[:-1]
+    slot = jnp.arange(cell_capacity, dtype=jnp.int32)
+    members = jnp.where(
+        slot[None, :] < occupancy[:, None],
+        order[jnp.clip(start[:-1, None] + slot[None, :], 0, n - 1)],
+        n,
+    )
+    g = jnp.asarray(grid, jnp.int32)
+    around = jnp.mod(index[:, None, :] + jnp.asarray(_OFFSETS)[None], g)  # (N, 27, 3)
+    around = (around[..., 0] * grid[1] + around[..., 1]) * grid[2] + around[..., 2]
+    candidates = members[around].reshape(n, -1)  # (N, 27 * C)
+    rows = jnp.arange(n, dtype=jnp.int32)[:, None]
+    safe = jnp.minimum(candidates, n - 1)
+    d = box.displacement(positions[:, None, :], positions[safe])
+    keep = (candidates < n) & (candidates > rows) & (jnp.sum(d * d, axis=-1) < list_radius**2)
+    rank = jnp.cumsum(keep, axis=1, dtype=jnp.int32) - 1
+    count = jnp.sum(keep, axis=1, dtype=jnp.int32)
+    column = jnp.where(keep & (rank < width), rank, width)
+    table = jnp.zeros((n, width), jnp.int32)
+    table = table.at[jnp.broadcast_to(rows, column.shape), column].set(candidates, mode="drop")
+    count_needed, occupancy_needed = jnp.max(count), jnp.max(occupancy)
+    overflow = (count_needed > width) | (occupancy_needed > cell_capacity)
+    return table, jnp.minimum(count, width), overflow, count_needed, occupancy_needed
+
+
+def triclinic_pass(table, count, positions, box, pair_fn, cutoff, species, sums: Sums):
+    """Pair sums over the half table (each pair once; reactions scattered to ``j``)."""
+    n, width = table.shape
+    dtype = positions.dtype
+    cutoff_sq = cutoff * cutoff
+    valid = jnp.arange(width, dtype=jnp.int32)[None, :] < count[:, None]
+    d = box.displacement(positions[:, None, :], positions[table])  # r_i - r_j
+    r2 = jnp.sum(d * d, axis=-1)
+    mask = valid & (r2 < cutoff_sq)
+    r2_safe = jnp.where(mask, r2, jnp.asarray(cutoff_sq, dtype))
+    si = None if species is None else species[:, None]
+    sj = None if species is None else species[table]
+    scalars, weights = _split(pair_fn(r2_safe, si, sj), "pair_fn")
+    scalars = [jnp.where(mask, s, 0) for s in scalars]
+    if sums is Sums.TOTALS:
+        return tuple(jnp.sum(s) for s in scalars)
+    flat = table.reshape(-1)
+
+    def to_atoms(own, pairs):  # own rows plus the reactions scattered onto j
+        return own + jax.ops.segment_sum(pairs.reshape(-1, *pairs.shape[2:]), flat, n)
+
+    vectors = []
+    for w in weights:
+        wd = jnp.where(mask, w, 0)[..., None] * d
+        vectors.append(to_atoms(jnp.sum(wd, axis=1), -wd))
+    if sums is Sums.PER_ATOM:
+        scalars = tuple(to_atoms(jnp.sum(s, axis=1), s) for s in scalars)
+    else:
+        scalars = tuple(jnp.sum(s) for s in scalars)
+    return scalars, tuple(vectors)
+
+
+_cells_jit = jax.jit(_cells, static_argnums=2)
+_tables_jit = jax.jit(
+    triclinic_tables, static_argnames=("grid", "cell_capacity", "width", "list_radius")
+)
+
+
+def triclinic_needs(positions, box, grid, list_radius) -> tuple[int, int]:
+    """Largest cell occupancy and largest half-table row of a configuration (host side)."""
+    _, _, start = _cells_jit(positions, box, grid)
+    occupancy = int(np.max(np.diff(np.asarray(start))))
+    *_, count_needed, _ = _tables_jit(
+        positions,
+        box,
+        grid=grid,
+        cell_capacity=occupancy,
+        width=27 * occupancy,
+        list_radius=list_radius,
+    )
+    return occupancy, int(count_needed)
