@@ -111,10 +111,22 @@ def test_state_from_vorticity_wrong_type(model, wrong_type):
 def test_velocity_form_round_trip_with_mean_flow(state):
     model = NavierStokes2D(N, viscosity=1e-2, mean_flow=(0.5, -0.25))
     u = velocity_from_vorticity(model.grid, state.field_hat)  # zero mean, band-limited
-    back = model.to_velocity(model.from_velocity(u + 2.0))  # the field's own mean is dropped
     expected = u + jnp.array([0.5, -0.25])[:, None, None]
+    back = model.to_velocity(model.from_velocity(expected))  # the mean is the model's
     np.testing.assert_allclose(back, expected, atol=1e-12)
-    spectral = model.from_velocity(model.grid.to_spectral(u))
+    # a mean the vorticity state cannot hold is an error, not silently dropped
+    with pytest.raises(
+        hybrax.ConfigurationError,
+        match=r"mean \(U, V\) = \(2\.0, 2\.0\).*"
+        r"mean_flow is \(0\.5, -0\.25\).*mean_flow=\(2\.0, 2\.0\)",
+    ):
+        model.from_velocity(u + 2.0)
+    with pytest.raises(hybrax.ConfigurationError, match="spatial mean"):  # spectral input too
+        model.from_velocity(model.grid.to_spectral(u + 2.0))
+    with pytest.raises(hybrax.ConfigurationError, match=r"mean_flow is \(0\.0, 0\.0\)"):
+        NavierStokes2D(N).from_velocity(u + 1.0)
+    jax.jit(lambda v: model.from_velocity(v))(u + 2.0)  # traced: check skipped, no crash
+    spectral = NavierStokes2D(N, viscosity=1e-2).from_velocity(model.grid.to_spectral(u))
     np.testing.assert_allclose(spectral.field_hat, state.field_hat, atol=1e-13)
     assert float(model.max_velocity(state)) == pytest.approx(
         float(jnp.max(jnp.linalg.norm(expected, axis=0)))

@@ -15,6 +15,7 @@ from hybrax.core import (
     ConfigurationError,
     check_dtype,
     check_parameter,
+    concrete_or_none,
     mul,
     parameter,
 )
@@ -250,10 +251,13 @@ class NavierStokes2D(AbstractSemilinearDynamics):
 
         ``velocity`` is stacked as ``(2, *grid.shape)`` (real, on the grid points) or
         ``(2, *grid.spectral_shape)`` (complex coefficients). The state holds its
-        vorticity (`vorticity_from_velocity`): the mean velocity is not part of it (the
-        model's ``mean_flow`` is), nor are the divergent part and the Nyquist modes, so
-        ``to_velocity(from_velocity(u))`` is ``mean_flow + u - mean(u)`` for a
-        divergence-free, Nyquist-free ``u``.
+        vorticity (`vorticity_from_velocity`), so the divergent part and the Nyquist modes
+        are projected out, and the mean velocity is the model's ``mean_flow`` (zero
+        without one): ``to_velocity(from_velocity(u)) == u`` for a divergence-free,
+        Nyquist-free ``u``. A ``velocity`` whose spatial mean differs from ``mean_flow``
+        (by more than 1e-6 of its largest speed) raises `hybrax.ConfigurationError`
+        rather than losing that mean: build the model with ``mean_flow=`` that mean, or
+        subtract it. (The check needs concrete values; under ``jit`` it is skipped.)
 
         Examples
         --------
@@ -267,7 +271,29 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         True
         """
         w_hat = curl_hat(self.grid, velocity, "NavierStokes2D.from_velocity")
+        self._check_velocity_mean(velocity)
         return self.state_from_vorticity(w_hat, time)
+
+    def _check_velocity_mean(self, velocity) -> None:
+        """Raise if ``velocity``'s mean is not the model's ``mean_flow`` (when concrete)."""
+        values = concrete_or_none(velocity)
+        target = np.zeros(2) if self.mean_flow is None else concrete_or_none(self.mean_flow)
+        if values is None or target is None:
+            return
+        if np.iscomplexobj(values):
+            values = np.asarray(self.grid.to_physical(jnp.asarray(values)))
+        mean = values.mean(axis=(-2, -1))  # (..., 2)
+        scale = max(float(np.max(np.abs(values))), float(np.max(np.abs(target))), 1e-30)
+        if np.max(np.abs(mean - target)) <= 1e-6 * scale:
+            return
+        shown = np.round(mean.reshape(-1, 2)[0], 6).tolist()
+        raise ConfigurationError(
+            f"NavierStokes2D.from_velocity: velocity has the spatial mean (U, V) = "
+            f"{tuple(shown)}, but the model's mean_flow is {tuple(np.round(target, 6).tolist())}"
+            f"; the state holds vorticity, which has no mean velocity, so that mean would be "
+            f"lost. Build the model with NavierStokes2D(..., mean_flow={tuple(shown)}) or "
+            f"subtract the mean: velocity - velocity.mean(axis=(-2, -1), keepdims=True)"
+        )
 
     def to_velocity(self, state: SpectralState) -> Float[Array, "2 nx ny"]:
         """The physical velocity ``U + (u, v)`` (length / time) of ``state``, stacked,
