@@ -19,7 +19,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(num_processes: int, out: Path) -> None:
+def _run(num_processes: int, out: Path, attempts: int = 3) -> None:
+    """Run the workers; a port taken by another process between `_free_port` and the
+    coordinator's bind (a race no free-port probe can close) is retried on a new port."""
+    for attempt in range(attempts):
+        try:
+            return _run_once(num_processes, out)
+        except _PortTaken:
+            if attempt == attempts - 1:
+                raise
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _run_once(num_processes: int, out: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
     procs = [
@@ -41,6 +56,8 @@ def _run(num_processes: int, out: Path) -> None:
                 q.kill()
             pytest.fail("multi-process run timed out:\n" + "\n".join(outputs))
     for p, text in zip(procs, outputs, strict=True):
+        if p.returncode != 0 and "address already in use" in text.lower():
+            raise _PortTaken(text[-3000:])
         assert p.returncode == 0, text[-3000:]
 
 
