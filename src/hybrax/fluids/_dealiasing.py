@@ -101,6 +101,18 @@ def nyquist_free(grid: Grid) -> np.ndarray:
     return keep
 
 
+def check_dealias(dealias, owner: str) -> AbstractDealiasing | None:
+    """``dealias`` if it is an `AbstractDealiasing` or ``None``; else a
+    `hybrax.ConfigurationError` that names ``owner`` and the three choices."""
+    if dealias is not None and not isinstance(dealias, AbstractDealiasing):
+        raise ConfigurationError(
+            f"{owner}: dealias must be hybrax.fluids.TwoThirdsRule() (the 2/3 rule), "
+            f"hybrax.fluids.SmoothFilter() (Hou & Li's filter) or None (no dealiasing), got "
+            f"{dealias!r}"
+        )
+    return dealias
+
+
 def dealiasing_factor(dealias: AbstractDealiasing | None, grid: Grid) -> np.ndarray:
     """The factor of ``dealias`` on ``grid`` (Nyquist-free ones for ``None``)."""
     return nyquist_free(grid) if dealias is None else dealias.numpy_factor(grid)

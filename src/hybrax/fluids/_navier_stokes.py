@@ -22,7 +22,13 @@ from hybrax.core import (
 from hybrax.grids import Grid, SpectralState
 
 from ._common import ADVECTIVE_LIMITS, advective_courant_number, as_grid, check_spectral_state
-from ._dealiasing import AbstractDealiasing, TwoThirdsRule, dealiasing_factor, nyquist_free
+from ._dealiasing import (
+    AbstractDealiasing,
+    TwoThirdsRule,
+    check_dealias,
+    dealiasing_factor,
+    nyquist_free,
+)
 from ._forcing import AbstractForcing, KolmogorovForcing
 from ._initial_conditions import random_vorticity
 from ._observables import velocity_from_vorticity
@@ -152,13 +158,7 @@ class NavierStokes2D(AbstractSemilinearDynamics):
             )
         self.forcing = forcing
         self.mean_flow = None if mean_flow is None else _check_mean_flow(mean_flow)
-        if dealias is not None and not isinstance(dealias, AbstractDealiasing):
-            raise ConfigurationError(
-                f"NavierStokes2D: dealias must be hybrax.fluids.TwoThirdsRule() (the 2/3 rule), "
-                f"hybrax.fluids.SmoothFilter() (Hou & Li's filter) or None (no dealiasing), got "
-                f"{dealias!r}"
-            )
-        self.dealias = dealias
+        self.dealias = check_dealias(dealias, "NavierStokes2D")
 
     # ------------------------------------------------------------ the equations
     def linear_operator(self) -> SpectralState:

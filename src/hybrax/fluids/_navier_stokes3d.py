@@ -21,22 +21,31 @@ from hybrax.core import (
 from hybrax.grids import Grid, SpectralState
 
 from ._common import as_grid
+from ._dealiasing import AbstractDealiasing, TwoThirdsRule, check_dealias, dealiasing_factor
+from ._dealiasing import nyquist_free as _nyquist_free
 
 __all__ = ["NavierStokes3D"]
 
 
+_TWO_THIRDS = TwoThirdsRule()  # the default dealiasing (a field-less, immutable module)
+
+
 @functools.lru_cache(maxsize=32)
-def _tables(grid: Grid, dtype: np.dtype) -> dict[str, np.ndarray]:
-    """Host-side constant tables: wavenumbers (dealiased, Nyquist-free), the 2/3 mask,
-    ``1/|k|^2`` (0 at k = 0), Hermitian weights and integer shell indices."""
+def _tables(
+    grid: Grid, dealias: AbstractDealiasing | None, dtype: np.dtype
+) -> dict[str, np.ndarray]:
+    """Host-side constant tables: wavenumbers (Nyquist-free), the dealiasing factor
+    (``mask``), ``1/|k|^2`` (0 at k = 0), Hermitian weights and integer shell indices."""
     ks = [np.broadcast_to(k, grid.spectral_shape) for k in grid.numpy_wavenumbers()]
-    mask = grid.numpy_dealias_mask().astype(float)
+    mask = np.asarray(dealiasing_factor(dealias, grid), dtype=float)
+    nyquist_free = _nyquist_free(grid)
     k2 = grid.numpy_wavenumber_squared()
     inverse_k2 = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
     shells = np.rint(np.sqrt(k2) * (grid.domain_length[0] / (2 * math.pi))).astype(np.int32)
     return {
-        "k": np.stack([k * mask for k in ks]).astype(dtype),
+        "k": np.stack([k * nyquist_free for k in ks]).astype(dtype),
         "mask": mask.astype(dtype),
+        "nyquist_free": nyquist_free.astype(dtype),
         "inverse_k2": inverse_k2.astype(dtype),
         "k2": k2.astype(dtype),
         "weights": grid.numpy_hermitian_weights().astype(dtype),
@@ -72,11 +81,11 @@ class NavierStokes3D(AbstractSemilinearDynamics):
 
     **Discretisation**: pseudo-spectral, semilinear ``L u + N(u)`` with ``L = -nu |k|^2``
     (integrated exactly by `hybrax.ETDRK4`, implicitly by `hybrax.CrankNicolsonRK4`) and
-    ``N = P[u x omega] + f``, the product evaluated on the grid from 2/3-rule-truncated
-    fields and truncated again (6 inverse + 3 forward real FFTs per evaluation). The
-    truncated inviscid, unforced system conserves kinetic energy exactly
+    ``N = P[u x omega] + f``, the product evaluated on the grid from dealiased fields and
+    dealiased again (6 inverse + 3 forward real FFTs per evaluation). With the 2/3 rule
+    (the default) the truncated inviscid, unforced system conserves kinetic energy exactly
     (``u . (u x omega) = 0`` pointwise, no aliasing on the kept modes); the mean flow
-    is constant.
+    is constant. ``dealias`` makes the rule a choice, as in `NavierStokes2D`.
 
     **Forcing** (optional, ``forcing_power > 0``): constant-power band forcing
     ``f_hat = (epsilon / 2 E_f) u_hat`` on the shells ``0 < |k| <= forcing_wavenumber``
@@ -98,6 +107,11 @@ class NavierStokes3D(AbstractSemilinearDynamics):
         ``None`` (jax.numpy FFTs) or a plan with ``rfftn(x, norm)`` / ``irfftn(x, norm)``
         over the last three axes, e.g. `hybrax.parallel.SlabFFT3D` to split the fields
         over devices.
+    dealias
+        An `AbstractDealiasing`: `TwoThirdsRule()` (default), `SmoothFilter()` (Hou & Li's
+        36th-order filter: keeps more of the spectrum, at the price of a small aliasing
+        error near its top and of exact energy conservation), or ``None`` (no dealiasing;
+        Nyquist modes still dropped). Static.
 
     Examples
     --------
@@ -119,6 +133,7 @@ class NavierStokes3D(AbstractSemilinearDynamics):
     )
     forcing_wavenumber: float = eqx.field(static=True)
     transform: Any = eqx.field(static=True)
+    dealias: AbstractDealiasing | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -127,6 +142,7 @@ class NavierStokes3D(AbstractSemilinearDynamics):
         forcing_power: ArrayLike = 0.0,
         forcing_wavenumber: float = 2.5,
         transform: Any = None,
+        dealias: AbstractDealiasing | None = _TWO_THIRDS,
     ):
         self.grid = as_grid(grid, 3, "NavierStokes3D")
         self.viscosity = viscosity
@@ -145,6 +161,7 @@ class NavierStokes3D(AbstractSemilinearDynamics):
                 f"hybrax.parallel.SlabFFT3D), got {type(transform).__name__}"
             )
         self.transform = transform
+        self.dealias = check_dealias(dealias, "NavierStokes3D")
 
     # ---------------------------------------------------------------- presets
     @classmethod
@@ -191,7 +208,7 @@ class NavierStokes3D(AbstractSemilinearDynamics):
         return jnp.fft.irfftn(x_hat, s=self.grid.shape, axes=(-3, -2, -1), norm="forward")
 
     def _table(self, name: str, dtype) -> Array:
-        return jnp.asarray(_tables(self.grid, np.dtype(dtype))[name])
+        return jnp.asarray(_tables(self.grid, self.dealias, np.dtype(dtype))[name])
 
     # --------------------------------------------------------- the equations
     def linear_operator(self) -> SpectralState:
@@ -203,7 +220,7 @@ class NavierStokes3D(AbstractSemilinearDynamics):
         return SpectralState(self._tendency(state.field_hat), state.time)
 
     def _curl_hat(self, u_hat: Array) -> Array:
-        """``i k x u_hat`` with the dealiased (Nyquist-free) wavenumbers."""
+        """``i k x u_hat`` with the Nyquist-free wavenumbers."""
         kx, ky, kz = self._table("k", u_hat.real.dtype)
         ux, uy, uz = u_hat
         wx = _i_times(ky, uz) - _i_times(kz, uy)
@@ -221,7 +238,8 @@ class NavierStokes3D(AbstractSemilinearDynamics):
     def _tendency(self, u_hat: Array) -> Array:
         real = u_hat.real.dtype
         mask = self._table("mask", real)
-        fields = self._irfft(jnp.concatenate([_scale(mask, u_hat), self._curl_hat(u_hat)]))
+        dealiased = _scale(mask, u_hat)
+        fields = self._irfft(jnp.concatenate([dealiased, self._curl_hat(dealiased)]))
         u, w = fields[:3], fields[3:]
         product = jnp.stack(
             [u[1] * w[2] - u[2] * w[1], u[2] * w[0] - u[0] * w[2], u[0] * w[1] - u[1] * w[0]]
@@ -272,14 +290,17 @@ class NavierStokes3D(AbstractSemilinearDynamics):
         self, velocity: Float[ArrayLike, "3 nx ny nz"], time: ArrayLike = 0.0
     ) -> SpectralState:
         """The state holding a physical velocity (shape ``(3, *grid.shape)``), projected
-        onto divergence-free fields."""
+        onto divergence-free fields (every mode; the Nyquist modes, whose derivatives a
+        real field cannot hold, are dropped)."""
         velocity = jnp.asarray(velocity)
         if velocity.shape != (3, *self.grid.shape):
             raise ConfigurationError(
                 f"NavierStokes3D: velocity must have shape {(3, *self.grid.shape)}, got "
                 f"{velocity.shape}"
             )
-        return SpectralState(self._project(self._rfft(velocity)), time)
+        u_hat = self._project(self._rfft(velocity))
+        keep = self._table("nyquist_free", u_hat.real.dtype)
+        return SpectralState(_scale(keep, u_hat), time)
 
     def velocity(self, state: SpectralState) -> Float[Array, "3 nx ny nz"]:
         """The physical velocity ``(u, v, w)``, shape ``(3, *grid.shape)``."""
@@ -346,7 +367,7 @@ class NavierStokes3D(AbstractSemilinearDynamics):
         """Shell-summed energy spectrum ``E(n)``, ``n = round(|k| L / 2 pi)``, for
         ``n = 0 ... max``; ``sum(E) = kinetic_energy``."""
         u_hat = state.field_hat
-        tables = _tables(self.grid, np.dtype(u_hat.real.dtype))
+        tables = _tables(self.grid, self.dealias, np.dtype(u_hat.real.dtype))
         density = (
             0.5 * jnp.asarray(tables["weights"]) * jnp.sum(u_hat.real**2 + u_hat.imag**2, axis=0)
         )
