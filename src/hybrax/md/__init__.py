@@ -26,6 +26,7 @@ from ._cell_list import CellNeighborList
 from ._dense_list import DenseNeighborList
 from ._eam import EmbeddedAtom
 from ._energy import AbstractEnergy, SumEnergy
+from ._equivariant import EquivariantPotential
 from ._ewald import (
     METAL_COULOMB_CONSTANT,
     AbstractEwald,
@@ -89,6 +90,7 @@ __all__ = [
     "DenseNeighborList",
     "EmbeddedAtom",
     "EnergyForceLoss",
+    "EquivariantPotential",
     "EwaldCoulomb",
     "FIREState",
     "FreeSpace",
