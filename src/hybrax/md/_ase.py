@@ -18,6 +18,7 @@ from hybrax.core import ConfigurationError
 
 from ._space import AbstractBox, FreeSpace, PeriodicBox
 from ._state import MDState
+from ._triclinic import TriclinicBox
 from ._units import Units, as_units
 
 __all__ = ["AtomicSystem", "from_ase", "to_ase"]
@@ -110,7 +111,8 @@ class AtomicSystem(eqx.Module):
     species
         ``(N,)`` integer species, indices into ``symbols``.
     box
-        `PeriodicBox` (all directions periodic, orthorhombic cell) or `FreeSpace`.
+        `PeriodicBox` (all directions periodic, orthorhombic cell), `TriclinicBox` (all
+        periodic, any other cell) or `FreeSpace`.
     symbols
         The chemical symbol of each species (static).
     units
@@ -178,8 +180,9 @@ class AtomicSystem(eqx.Module):
 
 
 def box_from_atoms(atoms, units: Units, dtype, owner: str) -> AbstractBox:
-    """`PeriodicBox` for an all-periodic orthorhombic cell, `FreeSpace` for no pbc; any
-    other cell is a `ConfigurationError` saying what is supported."""
+    """`PeriodicBox` for an all-periodic orthorhombic cell, `TriclinicBox` for any other
+    all-periodic cell, `FreeSpace` for no pbc; mixed pbc, a singular or left-handed cell is a
+    `ConfigurationError` saying what is supported."""
     pbc = np.asarray(atoms.get_pbc(), bool)
     if not pbc.any():
         return FreeSpace()
@@ -191,20 +194,19 @@ def box_from_atoms(atoms, units: Units, dtype, owner: str) -> AbstractBox:
         )
     cell = np.asarray(atoms.cell[:], np.float64)
     if not np.all(np.isfinite(cell)):
-        raise ConfigurationError(
-            f"{owner}: the cell {cell.tolist()} is not finite; if an ASE cell filter made it, "
-            "note that hybrax's shear stress is NaN (an orthorhombic box cannot shear): relax "
-            "the cell with FrechetCellFilter(atoms, hydrostatic_strain=True)"
-        )
+        raise ConfigurationError(f"{owner}: the cell {cell.tolist()} is not finite")
     lengths = np.diag(cell).copy()
     off_diagonal = np.abs(cell - np.diag(lengths)).max()
-    if off_diagonal > 1e-10 * lengths.max():
-        raise ConfigurationError(
-            f"{owner}: the cell {np.round(cell, 6).tolist()} (Å) is not orthorhombic; "
-            "hybrax.md.PeriodicBox supports orthorhombic cells only today (a diagonal cell "
-            "matrix, e.g. ase.build.bulk('Cu', 'fcc', a=3.615, cubic=True)); build an "
-            "orthorhombic supercell first (ase.build.make_supercell)"
-        )
+    if off_diagonal > 1e-10 * np.abs(cell).max():
+        volume = float(np.linalg.det(cell))
+        if not volume > 1e-12 * np.abs(cell).max() ** 3:
+            raise ConfigurationError(
+                f"{owner}: the cell {np.round(cell, 6).tolist()} (Å) has volume {volume:g}; a "
+                "periodic cell needs three independent, right-handed lattice vectors "
+                "(det(cell) > 0): swap two of them for a left-handed cell, or set "
+                "atoms.pbc = False"
+            )
+        return TriclinicBox(jnp.asarray(cell / units.length, dtype))
     if not np.all(lengths > 0):
         raise ConfigurationError(
             f"{owner}: a periodic cell needs three positive side lengths, got cell "
@@ -267,9 +269,10 @@ def from_ase(
     Parameters
     ----------
     atoms
-        An `ase.Atoms`. Its cell must be orthorhombic (a diagonal cell matrix) and its
-        ``pbc`` all True (`PeriodicBox`) or all False (`FreeSpace`, the cell is ignored);
-        anything else is a `hybrax.ConfigurationError` saying what is supported.
+        An `ase.Atoms`. Its ``pbc`` must be all True (a `PeriodicBox` for a diagonal cell
+        matrix, else a `TriclinicBox` with ASE's cell rows as lattice vectors) or all False
+        (`FreeSpace`, the cell is ignored); anything else is a `hybrax.ConfigurationError`
+        saying what is supported.
     units
         ``"metal"``, ``"reduced"`` or a `Units`: what the hybrax numbers will mean
         (required). Atoms written by hybrax carry a units label; a different ``units`` is
@@ -392,7 +395,8 @@ def to_ase(
         ``(N, 3)`` positions (length unit), or an `MDState` (its positions, velocities,
         forces and potential energy are used; do not pass those separately).
     box
-        `PeriodicBox` (periodic cell) or `FreeSpace` (no cell, ``pbc`` False).
+        `PeriodicBox` or `TriclinicBox` (periodic cell) or `FreeSpace` (no cell, ``pbc``
+        False).
     units
         ``"metal"``, ``"reduced"`` or a `Units`.
     symbols
@@ -447,11 +451,14 @@ def to_ase(
     if isinstance(box, PeriodicBox):
         cell = np.asarray(box.lengths, np.float64) * units.length
         atoms = ase.Atoms(names, positions=p * units.length, cell=cell, pbc=True)
+    elif isinstance(box, TriclinicBox):
+        cell = np.asarray(box.cell, np.float64) * units.length
+        atoms = ase.Atoms(names, positions=p * units.length, cell=cell, pbc=True)
     elif isinstance(box, FreeSpace):
         atoms = ase.Atoms(names, positions=p * units.length, pbc=False)
     else:
         raise ConfigurationError(
-            f"to_ase: box must be a hybrax.md.PeriodicBox or FreeSpace, got {box!r}"
+            f"to_ase: box must be a hybrax.md.PeriodicBox, TriclinicBox or FreeSpace, got {box!r}"
         )
     atoms.set_masses(per_atom(1.0 if masses is None else masses, n, "masses") * units.mass)
     if velocities is not None:

@@ -1,11 +1,10 @@
-"""Any hybrax energy as an ASE `Calculator` (energy, forces, normal stress)."""
+"""Any hybrax energy as an ASE `Calculator` (energy, forces, full stress)."""
 
 from __future__ import annotations
 
 import functools
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -15,23 +14,18 @@ from ._ase import ase_module, box_from_atoms, default_float, positions_from_atom
 from ._energy import AbstractEnergy
 from ._integrators import _initial_evaluation
 from ._neighbor_list import neighbor_list
-from ._space import PeriodicBox
+from ._space import FreeSpace
+from ._stress import stress
 from ._units import Units, as_units
 
 __all__ = ["ase_calculator"]
 
 
 @eqx.filter_jit
-def _normal_stress(energy, positions, neighbors, box):
-    """``(1 / V) dU / d(strain_aa)``: the derivative of the energy of the system
-    stretched along each axis (positions and box side together) at zero strain."""
-
-    def stretched(strain):
-        scale = 1.0 + strain
-        return energy.energy(positions * scale, neighbors, PeriodicBox(box.lengths * scale))
-
-    gradient = jax.grad(stretched)(jnp.zeros(3, positions.dtype))
-    return gradient / box.volume.astype(positions.dtype)
+def _voigt_stress(energy, positions, neighbors, box):
+    """`hybrax.md.stress` in ASE's Voigt order ``(xx, yy, zz, yz, xz, xy)``."""
+    sigma = stress(energy, positions, box, neighbors)
+    return jnp.stack([sigma[0, 0], sigma[1, 1], sigma[2, 2], sigma[1, 2], sigma[0, 2], sigma[0, 1]])
 
 
 @functools.cache
@@ -55,7 +49,7 @@ def _calculator_class():
             self.skin = skin
             self.dtype = dtype
             self.neighbors = None
-            self._periodic = False
+            self._box_type = None
 
         def _neighbors(self, positions, box):
             cutoff = self.energy.required_cutoff
@@ -63,10 +57,9 @@ def _calculator_class():
                 return None
             old = self.neighbors
             same_kind = old is not None and (
-                old.num_atoms == positions.shape[0]
-                and isinstance(box, PeriodicBox) == self._periodic
+                old.num_atoms == positions.shape[0] and type(box) is self._box_type
             )
-            self._periodic = isinstance(box, PeriodicBox)
+            self._box_type = type(box)
             if not same_kind:
                 return neighbor_list(positions, box, cutoff, skin=self.skin)
             return old
@@ -93,13 +86,12 @@ def _calculator_class():
             self.results["energy"] = self.results["free_energy"] = energy * units.energy
             self.results["forces"] = np.asarray(forces, np.float64) * units.force
             if "stress" in properties:
-                if not isinstance(box, PeriodicBox):
+                if isinstance(box, FreeSpace):
                     raise PropertyNotImplementedError(
                         f"{owner}: stress needs a periodic cell (atoms.pbc = True)"
                     )
-                normal = np.asarray(_normal_stress(self.energy, positions, updated, box))
-                shear = np.full(3, np.nan)  # an orthorhombic box cannot shear
-                self.results["stress"] = np.concatenate([normal, shear]) * units.stress
+                voigt = np.asarray(_voigt_stress(self.energy, positions, updated, box))
+                self.results["stress"] = voigt * units.stress
 
     return HybraxCalculator
 
@@ -121,12 +113,12 @@ def ase_calculator(
     list (for energies with a cut-off) is built on the first call with ``skin``, rebuilt
     on every call after, and regrown when atoms crowd or the cell changes.
 
-    Stress: the three normal components come from the derivative of the energy with
-    respect to stretching the box along each axis (positions with it), so they are right
-    for any energy; an orthorhombic `PeriodicBox` cannot be sheared, so the three shear
-    components are NaN (never a silent zero). ASE's hydrostatic cell filters
-    (``FrechetCellFilter(atoms, hydrostatic_strain=True)``) use the trace only. Without a
-    periodic cell, stress raises ASE's ``PropertyNotImplementedError``.
+    Stress: all six components come from `hybrax.md.stress`, the derivative of the energy
+    with respect to a homogeneous strain of the cell and positions, so they are right for
+    any energy that sees the box through minimum-image displacements, in orthorhombic and
+    triclinic cells alike; ASE's cell filters (``FrechetCellFilter(atoms)``) can relax the
+    full cell (a sheared cell becomes a `TriclinicBox`). Without a periodic cell, stress
+    raises ASE's ``PropertyNotImplementedError``.
 
     Parameters
     ----------

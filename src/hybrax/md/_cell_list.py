@@ -127,7 +127,7 @@ class CellNeighborList(AbstractNeighborList):
     def build(
         cls,
         positions: Float[Array, "N 3"],
-        box: PeriodicBox,
+        box: PeriodicBox | TriclinicBox,
         cutoff: float,
         *,
         skin: float = 0.3,

@@ -14,6 +14,7 @@ from ._energy import AbstractEnergy
 from ._neighbors import AbstractNeighborList, _static_length
 from ._space import AbstractBox, PeriodicBox
 from ._state import MDState
+from ._triclinic import TriclinicBox
 
 __all__ = [
     "kinetic_energy",
@@ -59,7 +60,7 @@ def total_energy(state: MDState, masses: ArrayLike = 1.0) -> Array:
 def pressure(
     energy: AbstractEnergy,
     positions: Float[Array, "N 3"],
-    box: PeriodicBox,
+    box: PeriodicBox | TriclinicBox,
     neighbors: AbstractNeighborList | None = None,
     velocities: Float[Array, "N 3"] | None = None,
     masses: ArrayLike = 1.0,
@@ -69,7 +70,8 @@ def pressure(
     The virial ``W = -dU/d(epsilon)`` comes from differentiating the energy of the
     uniformly strained system (positions and box scaled by ``1 + epsilon``) at zero strain,
     i.e. from ``jax.grad`` with respect to the box, so it is right for any energy (pair,
-    bonded, neural). Without velocities the kinetic term is left out.
+    bonded, neural). Without velocities the kinetic term is left out. For the full tensor
+    (shear components too) see `hybrax.md.stress`; ``P = -trace(stress) / 3``.
 
     Examples
     --------
@@ -78,8 +80,10 @@ def pressure(
     >>> nbrs = md.neighbor_list(positions, box, cutoff=2.5)
     >>> p = md.pressure(md.LennardJones(), positions, box, nbrs)
     """
-    if not isinstance(box, PeriodicBox):
-        raise ConfigurationError("pressure needs a PeriodicBox (a volume)")
+    if not isinstance(box, PeriodicBox | TriclinicBox):
+        raise ConfigurationError(
+            f"pressure needs a PeriodicBox or TriclinicBox (a volume), got {type(box).__name__}"
+        )
     dtype = positions.dtype
 
     def strained(strain):

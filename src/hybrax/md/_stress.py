@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
@@ -83,6 +84,18 @@ def stress(
             f"stress needs a periodic box (PeriodicBox or TriclinicBox: a volume), got "
             f"{type(box).__name__}"
         )
+    try:
+        return _stress(energy, positions, cell, neighbors, velocities, masses)
+    except AttributeError as error:
+        raise ConfigurationError(
+            f"stress: {type(energy).__name__} reads the box's side lengths directly (e.g. "
+            "Ewald sums), which a general cell does not have; use hybrax.md.pressure for its "
+            f"pressure ({error})"
+        ) from error
+
+
+@eqx.filter_jit
+def _stress(energy, positions, cell, neighbors, velocities, masses):
     dtype = positions.dtype
     cell = cell.astype(dtype)
     identity = jnp.eye(3, dtype=dtype)
@@ -90,18 +103,10 @@ def stress(
     def strained(deformation):
         return energy.energy(positions @ deformation, neighbors, _StrainedCell(cell @ deformation))
 
-    try:
-        gradient = jax.grad(strained)(identity)
-    except AttributeError as error:
-        raise ConfigurationError(
-            f"stress: {type(energy).__name__} reads the box's side lengths directly (e.g. "
-            "Ewald sums), which a general cell does not have; use hybrax.md.pressure for its "
-            f"pressure ({error})"
-        ) from error
-    volume = jnp.linalg.det(cell)
-    sigma = 0.5 * (gradient + gradient.T)
+    sigma = jax.grad(strained)(identity)
+    sigma = 0.5 * (sigma + sigma.T)
     if velocities is not None:
         m = jnp.asarray(masses, dtype)
         m = m[:, None] if m.ndim == 1 else m
         sigma = sigma - jnp.einsum("na,nb->ab", m * velocities, velocities)
-    return sigma / volume
+    return sigma / jnp.linalg.det(cell)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
@@ -48,7 +50,7 @@ class TriclinicBox(AbstractBox):
 
     cell: Float[Array, "3 3"]
 
-    def __init__(self, cell: ArrayLike):
+    def __init__(self, cell: ArrayLike | Sequence):
         example = "TriclinicBox([[10, 0, 0], [2, 10, 0], [0, 0, 10]])"
         cell = check_parameter(cell, "TriclinicBox cell (lattice vectors as rows)", example=example)
         if cell.shape != (3, 3):
@@ -145,7 +147,7 @@ class _StrainedCell(TriclinicBox):
     pairs do not change under an infinitesimal strain)."""
 
 
-def check_cutoff_fits(widths: np.ndarray, cutoff: float, owner: str, what: str) -> None:
+def check_cutoff_fits(widths: np.ndarray, cutoff: float, owner: str, what: Sequence[str]) -> None:
     """Raise when a periodic box is narrower than twice ``cutoff`` along some direction,
     naming the direction (host side)."""
     for k, width in enumerate(np.asarray(widths, np.float64)):
