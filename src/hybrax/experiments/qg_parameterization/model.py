@@ -77,9 +77,11 @@ class CNNParameterization(eqx.Module):
         kernel_size: int,
         velocity_inputs: bool,
         key: PRNGKeyArray,
+        dtype=jnp.float32,
     ) -> CNNParameterization:
-        """A fresh network (first layer ``kernel_size`` wide, the others 3), its last layer
-        scaled down by 10 so that the untrained closure starts near zero."""
+        """A fresh network (first layer ``kernel_size`` wide, the others 3; parameters in
+        ``dtype``), its last layer scaled down by 10 so that the untrained closure starts
+        near zero."""
         expected = 6 if velocity_inputs else 2
         if len(input_scales) != expected or len(output_scales) != 2:
             raise ConfigurationError(
@@ -87,7 +89,9 @@ class CNNParameterization(eqx.Module):
                 f"output_scales 2, got {len(input_scales)} and {len(output_scales)}"
             )
         kernels = (kernel_size,) + (3,) * (num_layers - 1)
-        net = PeriodicCNN(2, expected, 2, hidden_channels, num_layers, kernels, key=key)
+        net = PeriodicCNN(
+            2, expected, 2, hidden_channels, num_layers, kernels, key=key, dtype=dtype
+        )
         last = net.layers[-1].conv
         net = eqx.tree_at(
             lambda n: (n.layers[-1].conv.weight, n.layers[-1].conv.bias),

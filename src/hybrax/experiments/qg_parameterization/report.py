@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import equinox as eqx
 import jax
 import numpy as np
 
@@ -36,8 +37,7 @@ def metric_table(metrics: dict) -> str:
         lines.append(f"\n### {configuration}\n")
         lines.append("| model | " + " | ".join(label for _, label in _COLUMNS) + " |")
         lines.append("|---" * (len(_COLUMNS) + 1) + "|")
-        for name in MODEL_NAMES:
-            row = results[name]
+        for name, row in results.items():
             cells = []
             for key, _ in _COLUMNS:
                 value = row.get(key, row.get("distances", {}).get(key))
@@ -48,14 +48,25 @@ def metric_table(metrics: dict) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-def _mean_spectrum(model, field_hat):
+@eqx.filter_jit
+def _spectra(model, field_hat):
     flat = field_hat.reshape(-1, *field_hat.shape[-3:])
-    k, spectra = jax.vmap(lambda f: model.kinetic_energy_spectrum(SpectralState(f, 0.0)))(flat)
+    return jax.vmap(lambda f: model.kinetic_energy_spectrum(SpectralState(f, 0.0)))(flat)
+
+
+@eqx.filter_jit
+def _energies(model, field_hat):
+    return jax.vmap(jax.vmap(lambda f: model.kinetic_energy(SpectralState(f, 0.0))))(field_hat)
+
+
+def _mean_spectrum(model, field_hat):
+    k, spectra = _spectra(model, field_hat)
     return np.asarray(k[0]), np.asarray(spectra.mean(axis=0))
 
 
-def _ke_series(model, field_hat):
-    energy = jax.vmap(jax.vmap(lambda f: model.kinetic_energy(SpectralState(f, 0.0))))(field_hat)
+def ke_series(model, field_hat):
+    """Member-mean depth-averaged KE of each snapshot, m^2/s^2."""
+    energy = _energies(model, field_hat)
     depths = np.asarray(model.layer_depths)
     return (np.asarray(energy) * depths / depths.sum()).sum(axis=-1).mean(axis=0)
 
@@ -84,10 +95,10 @@ def plot(run, settings, configuration: str, reference, runs: dict) -> None:
     snapshots = reference.field_hat.shape[1]
     per = settings.steps(settings.eval_days) // settings.eval_snapshots
     days = np.arange(1, snapshots + 1) * per * settings.time_step / DAYS
-    ax.plot(days, _ke_series(model, reference.field_hat), "k", lw=2.5, label="filtered reference")
+    ax.plot(days, ke_series(model, reference.field_hat), "k", lw=2.5, label="filtered reference")
     for name, model_run in runs.items():
         if model_run.blow_up_day is None:
-            ax.plot(days, _ke_series(model, model_run.states.field_hat), label=name)
+            ax.plot(days, ke_series(model, model_run.states.field_hat), label=name)
     ax.set_xlabel("days since the start of the evaluation runs")
     ax.set_ylabel("depth-averaged KE (m²/s²)")
     ax.set_title(f"{configuration}: kinetic energy, member mean")
@@ -101,8 +112,8 @@ def plot_accuracy_cost(run, settings, metrics: dict) -> None:
     fig, ax = _plotting.figure(figsize=(6.5, 4.5))
     configurations = metrics["configurations"].items()
     for marker, (configuration, results) in zip("os^", configurations, strict=False):
-        for i, name in enumerate(MODEL_NAMES):
-            row = results[name]
+        for name, row in results.items():
+            i = MODEL_NAMES.index(name)
             score = row["spectral_score"]
             if score is None or not math.isfinite(score):
                 continue

@@ -40,6 +40,9 @@ class QGParameterizationSettings(WorkflowSettings):
     ----------
     configurations
         `hybrax.climate.TwoLayerQG` presets to run (``"eddy"``, ``"jet"``).
+    models
+        The models evaluated (a subset of `MODEL_NAMES` holding ``"none"``, the baseline
+        of the spectral score); the CNN is trained in any case.
     reference_points, coarse_points
         Points per axis of the high-resolution reference and of the coarse model.
     time_step
@@ -75,6 +78,7 @@ class QGParameterizationSettings(WorkflowSettings):
     """
 
     configurations: tuple[str, ...] = CONFIGURATIONS
+    models: tuple[str, ...] = MODEL_NAMES
     reference_points: int = 128
     coarse_points: int = 64
     time_step: float = 3600.0
@@ -104,6 +108,11 @@ class QGParameterizationSettings(WorkflowSettings):
             "configurations",
             len(self.configurations) > 0 and set(self.configurations) <= set(CONFIGURATIONS),
             f"a non-empty tuple of {CONFIGURATIONS}",
+        )
+        self.require(
+            "models",
+            "none" in self.models and set(self.models) <= set(MODEL_NAMES),
+            f"a tuple of {MODEL_NAMES} holding 'none'",
         )
         self.require(
             "coarse_points",

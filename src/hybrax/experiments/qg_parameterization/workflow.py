@@ -7,10 +7,8 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import numpy as np
 
 from hybrax.core import NonFiniteLossError
-from hybrax.grids import SpectralState
 
 from .._registry import register_workflow
 from .._workflow import Run, finite_or_none, thin
@@ -18,7 +16,7 @@ from . import report
 from .data import make_reference_data
 from .evaluate import evaluate_model, seconds_per_simulated_day, spectral_score
 from .model import CNNParameterization, baselines, cnn_of
-from .settings import FULL, MODEL_NAMES, QUICK, QGParameterizationSettings
+from .settings import FULL, QUICK, QGParameterizationSettings
 from .train import network_scales, train_offline, train_online
 
 __all__ = ["run"]
@@ -27,9 +25,8 @@ BASELINES = ("none", "smagorinsky", "zanna_bolton")
 
 
 def _mean_ke(model, field_hat) -> float:
-    energy = jax.vmap(jax.vmap(lambda f: model.kinetic_energy(SpectralState(f, 0.0))))(field_hat)
-    depths = np.asarray(model.layer_depths)
-    return float((np.asarray(energy) * depths / depths.sum()).sum(axis=-1).mean())
+    """Depth-averaged KE over runs and snapshots, m^2/s^2."""
+    return float(report.ke_series(model, field_hat).mean())
 
 
 def _train(run, s, configuration, data, key, info):
@@ -72,6 +69,8 @@ def _train(run, s, configuration, data, key, info):
 
 
 def _goals(results: dict) -> dict[str, bool]:
+    if not {*BASELINES, "cnn_online", "cnn_offline"} <= set(results):
+        return {}
     online = results["cnn_online"]
     score = online["spectral_score"]
     beats = score is not None and all(
@@ -126,7 +125,7 @@ def run(
         offline_cnn, online_cnn = _train(run, s, configuration, data, k_train, conf_info)
         parameterizations = baselines() | {"cnn_offline": offline_cnn, "cnn_online": online_cnn}
         steppers = {
-            name: s.coarse_stepper(configuration, p) for name, p in parameterizations.items()
+            name: s.coarse_stepper(configuration, parameterizations[name]) for name in s.models
         }
         with run.phase(f"{configuration}_evaluation"):
             runs = {
@@ -139,7 +138,7 @@ def run(
         reference_ke = _mean_ke(model, data.eval_states.field_hat)
         base = runs["none"].distances
         results = {}
-        for name in MODEL_NAMES:
+        for name in s.models:
             r = runs[name]
             ok = r.blow_up_day is None
             results[name] = {
