@@ -465,10 +465,10 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, sums: Sums):
         cell, reciprocal = box.cell.astype(dtype), box.reciprocal.astype(dtype)
     else:
         lengths = box.lengths.astype(dtype)
-        inverse = 1.0 / lengths
     widths = nl.widths
     num_ext = nl.ext_ids.shape[0]
     ext_coords = [positions[:, k][nl.ext_ids] for k in range(3)]
+    inverse = None if strained else 1.0 / lengths
     ext_species = None if species is None else species[nl.ext_ids]
     block, num_blocks, pad = _blocks(n, nl.block_size)
     slot_k = jnp.asarray(np.concatenate([np.arange(w) for w in widths]), jnp.int32)
