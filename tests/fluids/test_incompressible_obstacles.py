@@ -95,3 +95,94 @@ def test_vorticity_of_solid_body_rotation_is_twice_the_rate():
     state = model.initial_state()
     state = state.__class__(-(yu - 0.5), xv - 0.5, state.pressure, state.time)
     np.testing.assert_allclose(staggered_vorticity(model, state), 2.0, rtol=1e-12)
+
+
+def test_mask_obstacle_equals_the_rectangle_it_draws_along_straight_edges():
+    """A block of cells as a `MaskObstacle` has the signed distance of the same rectangle
+    on every face except near its corners (where a cell mask cannot know the corner)."""
+    from hybrax.fluids import MaskObstacle
+
+    grid = StaggeredGrid((24, 16), (1.5, 1.0))
+    solid = np.zeros(grid.cell_shape, bool)
+    solid[8:12, 4:10] = True  # x in [0.5, 0.75], y in [0.25, 0.625]
+    body = MaskObstacle(solid, grid)
+    box = Rectangle((0.625, 0.4375), (0.25, 0.375), body.width)
+    for points in (grid.u_points(jnp.float64), grid.v_points(jnp.float64)):
+        x, y = points
+        away = (jnp.abs(x - 0.625) < 0.125 - 0.0625) | (jnp.abs(y - 0.4375) < 0.1875 - 0.0625)
+        near = jnp.abs(box.signed_distance(x, y)) < 0.0625  # within one cell of the surface
+        keep = away & near
+        assert int(keep.sum()) > 10
+        np.testing.assert_allclose(
+            jnp.where(keep, body.mask(x, y), 0), jnp.where(keep, box.mask(x, y), 0), atol=1e-12
+        )
+    # in a channel the drawn block acts exactly as the rectangle
+    profile = jnp.ones(grid.num_points[1])
+    sides = Boundaries(Inflow(profile), Outflow(), Wall(), Wall())
+    finals = []
+    for obstacle in (body, box):
+        model = IncompressibleNavierStokes(grid, sides, 0.05, obstacle=obstacle)
+        finals.append(hybrax.rollout(ProjectedRK(model, 0.01), model.initial_state(), 8)[0])
+    assert float(jnp.max(jnp.abs(finals[1].u))) > 1.5  # accelerated around the body
+    np.testing.assert_allclose(finals[0].u, finals[1].u, atol=1e-10)
+    np.testing.assert_allclose(finals[0].v, finals[1].v, atol=1e-10)
+
+
+def test_bad_obstacles_are_rejected_naming_the_problem():
+    from hybrax.fluids import MaskObstacle
+
+    grid = StaggeredGrid((16, 8), (2.0, 1.0))
+    solid = np.zeros((16, 8), bool)
+    solid[6:8, 3:5] = True
+    with pytest.raises(
+        hybrax.ConfigurationError,
+        match=r"solid must have the grid's cell shape "
+        r"\(16, 8\).*got shape \(8, 16\)",
+    ):
+        MaskObstacle(solid.T, grid)
+    with pytest.raises(hybrax.ConfigurationError, match="boolean"):
+        MaskObstacle(solid * 0.5, grid)
+    with pytest.raises(hybrax.ConfigurationError, match="no cell"):
+        MaskObstacle(np.zeros((16, 8)), grid)
+    sides = Boundaries(Inflow(1.0), Outflow(), Wall(), Wall())
+    other = StaggeredGrid((32, 16), (2.0, 1.0))
+    with pytest.raises(hybrax.ConfigurationError, match=r"drawn on \(16, 8\) cells.*\(32, 16\)"):
+        IncompressibleNavierStokes(other, sides, 0.01, obstacle=MaskObstacle(solid, grid))
+    # a body across the inflow side would swallow the prescribed inflow
+    with pytest.raises(hybrax.ConfigurationError, match="cuts the inflow on the left side"):
+        IncompressibleNavierStokes(grid, sides, 0.01, obstacle=Cylinder((0.05, 0.5), 0.2, 0.06))
+    top = Boundaries(Wall(), Wall(), Wall(), Inflow(-1.0))
+    with pytest.raises(hybrax.ConfigurationError, match="cuts the inflow on the top side"):
+        IncompressibleNavierStokes(
+            grid, top, 0.01, obstacle=Rectangle((1.0, 0.9), (0.2, 0.3), 0.06)
+        )
+
+    # a traced position (optimising the body) is not checked at construction, and works
+    def drag_free_build(cx):
+        body = Cylinder(jnp.stack([cx, 0.5]), 0.1, 0.06)
+        return IncompressibleNavierStokes(grid, sides, 0.01, obstacle=body).obstacle.centre[0]
+
+    assert float(jax.jit(drag_free_build)(0.05)) == pytest.approx(0.05)
+
+
+def test_stability_number_counts_boundary_speeds_and_diffusion():
+    """At rest the lid drives the cavity: its speed counts; a viscous flow is limited by
+    diffusion; rollout's blow-up message names the number and a stable dt."""
+    model = IncompressibleNavierStokes.lid_driven_cavity(16, 10.0)  # nu = 0.1
+    state = model.initial_state()
+    dx = 1 / 16
+    advective = 0.001 * 1.0 / dx
+    diffusive = 0.001 * 0.1 * 4 / dx**2
+    np.testing.assert_allclose(model.courant_number(state, 0.001), max(advective, diffusive))
+    inflow = IncompressibleNavierStokes(
+        StaggeredGrid((16, 8), (2.0, 1.0)), Boundaries(Inflow(3.0), Outflow(), Wall(), Wall()), 0.0
+    )
+    np.testing.assert_allclose(
+        inflow.courant_number(inflow.initial_state(), 0.01), 0.01 * 3 / 0.125
+    )
+    with pytest.raises(
+        hybrax.NonFiniteStateError,
+        match=r"stability number .* at dt = 0\.05 is "
+        r"5\.12.*reaches at dt = 0\.00977",
+    ):
+        hybrax.rollout(ProjectedRK(model, 0.05), state, 10)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jaxtyping import Array, PyTree
 
@@ -18,6 +19,7 @@ from ._errors import ConfigurationError, NonFiniteStateError
 from ._function_cache import cached_function
 from ._parameters import concrete_or_none
 from ._progress import ProgressCallback
+from ._time_step import courant_number as _courant_number
 
 __all__ = ["Checkpoint", "rollout"]
 
@@ -198,8 +200,32 @@ def rollout(
         floating = eqx.branched_error_if(floating, code >= 0, jnp.maximum(code, 0), messages)
         return eqx.combine(floating, other)
     if concrete >= 0:
-        raise NonFiniteStateError(messages[int(concrete)].removeprefix("NonFiniteStateError: "))
+        text = messages[int(concrete)].removeprefix("NonFiniteStateError: ")
+        if 0 < int(concrete) <= n_steps:
+            text += _stability_hint(stepper, state)
+        raise NonFiniteStateError(text)
     return final, saved
+
+
+def _stability_hint(stepper: AbstractStepper, state: PyTree) -> str:
+    """The initial state's stability (Courant) number at the stepper's ``dt`` and the
+    ``dt`` that would make it 1, when the model declares one (else nothing)."""
+    try:
+        number = concrete_or_none(_courant_number(stepper, state))
+    except (ConfigurationError, NotImplementedError, TypeError, ValueError, AttributeError):
+        return ""
+    dt = concrete_or_none(stepper.dt)
+    if number is None or dt is None or np.ndim(number) or not np.isfinite(number):
+        return ""
+    number, dt = float(number), float(np.max(dt))
+    hint = (
+        f" The initial state's stability number (hybrax.courant_number) at dt = {dt:.4g} is "
+        f"{number:.3g}; explicit steppers need about 1 or less (the model's courant_number "
+        "docstring gives its limits)"
+    )
+    if number > 0:
+        hint += f", which this state reaches at dt = {dt / number:.3g} (hybrax.max_time_step)"
+    return hint + "."
 
 
 @eqx.filter_jit

@@ -40,7 +40,13 @@ from ._observables import (
     velocity_from_vorticity,
     vorticity_correlation,
 )
-from ._obstacles import AbstractObstacle, Cylinder, Rectangle, penalization_force
+from ._obstacles import (
+    AbstractObstacle,
+    Cylinder,
+    MaskObstacle,
+    Rectangle,
+    penalization_force,
+)
 from ._poisson import solve_poisson, solve_poisson_krylov
 from ._shedding import dominant_frequency, strouhal_number
 from ._vorticity import vorticity_from_velocity
@@ -65,6 +71,7 @@ __all__ = [
     "KuramotoSivashinsky",
     "KuramotoSivashinsky2D",
     "LearnedInterpolation",
+    "MaskObstacle",
     "NavierStokes2D",
     "NavierStokes3D",
     "Outflow",

@@ -3,7 +3,9 @@
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float
 
@@ -135,6 +137,9 @@ class IncompressibleNavierStokes(AbstractDynamics):
                 f"pressure_solver must be one of {PRESSURE_SOLVERS}, got {self.pressure_solver!r}"
             )
         self.boundaries.check_grid(self.grid)
+        if self.obstacle is not None:
+            self.obstacle.check_grid(self.grid)
+            _check_obstacle_clear_of_inflow(self.obstacle, self.grid, self.boundaries)
 
     @classmethod
     def lid_driven_cavity(
@@ -339,15 +344,70 @@ class IncompressibleNavierStokes(AbstractDynamics):
         return divergence(state.u, state.v, self.grid)
 
     def courant_number(self, state: FlowState, dt: ArrayLike) -> Array:
-        """Advective Courant number ``dt (max|u|/dx + max|v|/dy)``; `ProjectedRK` with
-        three stages is stable with central advection up to about 1 when viscosity does
-        not limit (diffusion needs ``dt nu (2/dx^2 + 2/dy^2) <~ 1`` as well)."""
+        """The stability number of an explicit step: the larger of the advective Courant
+        number ``dt (U/dx + V/dy)`` and the diffusion number ``dt nu (2/dx^2 + 2/dy^2)``.
+        ``U`` and ``V`` are the largest speeds along x and y in the state or imposed by
+        the boundaries (a sliding lid, an inflow profile), so a flow started at rest is
+        judged by the speeds that will drive it. `ProjectedRK` with three stages is stable
+        up to about 1 on both (central advection; upwind and van Leer alike)."""
         dx, dy = self.grid.spacing
-        return dt * (jnp.max(jnp.abs(state.u)) / dx + jnp.max(jnp.abs(state.v)) / dy)
+        speed_x, speed_y = jnp.max(jnp.abs(state.u)), jnp.max(jnp.abs(state.v))
+        b = self.boundaries
+        for side, along_x in ((b.bottom, True), (b.top, True), (b.left, False), (b.right, False)):
+            if isinstance(side, Wall):  # tangential speed: along x on bottom/top
+                wall = jnp.abs(jnp.asarray(side.velocity, state.u.dtype))
+                speed_x, speed_y = (
+                    (jnp.maximum(speed_x, wall), speed_y)
+                    if along_x
+                    else (speed_x, jnp.maximum(speed_y, wall))
+                )
+            if isinstance(side, Inflow):  # normal speed: along x on left/right
+                inflow = jnp.max(jnp.abs(jnp.asarray(side.profile, state.u.dtype)))
+                speed_x, speed_y = (
+                    (speed_x, jnp.maximum(speed_y, inflow))
+                    if along_x
+                    else (jnp.maximum(speed_x, inflow), speed_y)
+                )
+        advective = dt * (speed_x / dx + speed_y / dy)
+        diffusive = dt * scalar_like(self.viscosity, state.u) * (2 / dx**2 + 2 / dy**2)
+        return jnp.maximum(advective, diffusive)
 
 
 def _periodic(side) -> bool:
     return isinstance(side, Periodic)
+
+
+def _check_obstacle_clear_of_inflow(obstacle, grid: StaggeredGrid, boundaries) -> None:
+    """An obstacle whose solid fraction reaches an inflow side's faces (or the first cell
+    behind them) would swallow the prescribed inflow; checked when the body is concrete."""
+    (nx, ny), (dx, dy) = grid.cell_shape, grid.spacing
+    (lx, ly) = grid.domain_length
+    sides = {
+        "left": (np.zeros(ny), grid.centres_1d(1), dx, 0),
+        "right": (np.full(ny, lx), grid.centres_1d(1), -dx, 0),
+        "bottom": (grid.centres_1d(0), np.zeros(nx), dy, 1),
+        "top": (grid.centres_1d(0), np.full(nx, ly), -dy, 1),
+    }
+    for name, (x, y, step, axis) in sides.items():
+        if not isinstance(getattr(boundaries, name), Inflow):
+            continue
+        inward = (x + step, y) if axis == 0 else (x, y + step)
+        try:
+            solid = np.maximum(
+                np.asarray(obstacle.mask(jnp.asarray(x), jnp.asarray(y))),
+                np.asarray(obstacle.mask(*(jnp.asarray(c) for c in inward))),
+            )
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+            return  # traced (inside jit / grad): the body's position is not known now
+        if np.max(solid) > 0:
+            where = int(np.argmax(solid))
+            along = ("y", y[where]) if axis == 0 else ("x", x[where])
+            raise ConfigurationError(
+                f"obstacle: the body cuts the inflow on the {name} side (solid fraction "
+                f"{float(solid[where]):.2f} within one cell of it at {along[0]} = "
+                f"{float(along[1]):.4g}); an inflow must enter fluid: move the body at "
+                f"least one cell plus half its mask width (width / 2) away from that side"
+            )
 
 
 class ProjectedRK(AbstractStepper):

@@ -4,11 +4,14 @@ import abc
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array
+import numpy as np
+from jaxtyping import Array, ArrayLike
+from scipy import ndimage
 
-from hybrax.core import ConfigurationError, parameter
+from hybrax.core import ConfigurationError, check_float, parameter
+from hybrax.grids import StaggeredGrid
 
-__all__ = ["AbstractObstacle", "Cylinder", "Rectangle", "penalization_force"]
+__all__ = ["AbstractObstacle", "Cylinder", "MaskObstacle", "Rectangle", "penalization_force"]
 
 
 class AbstractObstacle(eqx.Module):
@@ -37,6 +40,10 @@ class AbstractObstacle(eqx.Module):
         width = jnp.asarray(self.width, x.dtype)
         s = jnp.clip(0.5 - self.signed_distance(x, y) / width, 0, 1)
         return s * s * (3 - 2 * s)
+
+    def check_grid(self, grid: StaggeredGrid) -> None:
+        """Raise `hybrax.ConfigurationError` if the body cannot live on ``grid`` (a body
+        given on another grid's cells); parametric shapes fit any grid."""
 
 
 class Cylinder(AbstractObstacle):
@@ -83,6 +90,103 @@ class Rectangle(AbstractObstacle):
         dx, dy = jnp.abs(x - cx) - hx, jnp.abs(y - cy) - hy
         outside = jnp.sqrt(jnp.maximum(dx, 0) ** 2 + jnp.maximum(dy, 0) ** 2 + 1e-30)
         return jnp.where((dx > 0) | (dy > 0), outside, jnp.maximum(dx, dy))
+
+
+class MaskObstacle(AbstractObstacle):
+    """A body of any shape, given as a solid/fluid mask on the grid's cells.
+
+    The mask becomes a signed distance at the cell centres (Euclidean distance
+    transforms, computed once on the host: distance to the nearest cell of the other kind,
+    less half a cell, so the surface runs along the cell edges of the mask), interpolated
+    bilinearly in between; the solid fraction is then smoothed like every obstacle's. The
+    mask itself is data, not a parameter: for gradients with respect to a body's position
+    or shape, use a parametric body (`Cylinder`, `Rectangle`, or a subclass of
+    `AbstractObstacle` with its own ``signed_distance``).
+
+    Parameters
+    ----------
+    solid
+        Boolean (or 0/1) array of shape ``grid.cell_shape``, true in the body's cells.
+    grid
+        The `hybrax.grids.StaggeredGrid` the mask is drawn on; a model on another grid
+        rejects the body.
+    width
+        Smoothing width (length units), positive; default half a cell, ``min(dx, dy) / 2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybrax.grids import StaggeredGrid
+    >>> grid = StaggeredGrid((8, 8))
+    >>> solid = np.zeros((8, 8), bool)
+    >>> solid[3:5, 3:5] = True  # a square of 2 x 2 cells in the middle
+    >>> body = MaskObstacle(solid, grid)
+    >>> import jax.numpy as jnp
+    >>> [float(body.mask(jnp.array(p), jnp.array(p))) for p in (0.5, 0.0625)]  # in, out
+    [1.0, 0.0]
+    """
+
+    distance: Array
+    width: Array = parameter("width", positive=True, scalar=True)
+    spacing: tuple[float, float] = eqx.field(static=True)
+    num_points: tuple[int, int] = eqx.field(static=True)
+
+    def __init__(self, solid: ArrayLike, grid: StaggeredGrid, width: ArrayLike | None = None):
+        if not isinstance(grid, StaggeredGrid):
+            raise ConfigurationError(
+                f"MaskObstacle: grid must be the hybrax.grids.StaggeredGrid the mask is drawn "
+                f"on, got {type(grid).__name__}"
+            )
+        solid = np.asarray(solid)
+        if solid.shape != grid.cell_shape:
+            raise ConfigurationError(
+                f"MaskObstacle: solid must have the grid's cell shape {grid.cell_shape} (one "
+                f"value per cell, x first), got shape {solid.shape}"
+            )
+        if solid.dtype != bool and not np.all(np.isin(solid, (0, 1))):
+            raise ConfigurationError(
+                "MaskObstacle: solid must be boolean (or 0/1) per cell, got values other "
+                f"than 0 and 1 (dtype {solid.dtype})"
+            )
+        solid = solid.astype(bool)
+        if not solid.any():
+            raise ConfigurationError("MaskObstacle: solid marks no cell; there is no body")
+        if solid.all():
+            raise ConfigurationError("MaskObstacle: solid marks every cell; there is no fluid")
+        dx, dy = grid.spacing
+        outside = ndimage.distance_transform_edt(~solid, sampling=(dx, dy))
+        inside = ndimage.distance_transform_edt(solid, sampling=(dx, dy))
+        half = 0.5 * min(dx, dy)
+        self.distance = jnp.asarray(np.where(solid, half - inside, outside - half))
+        self.width = half if width is None else check_float(width, "width", positive=True)
+        self.spacing = (float(dx), float(dy))
+        self.num_points = tuple(grid.cell_shape)
+
+    def signed_distance(self, x, y):
+        dx, dy = self.spacing
+        d = self.distance.astype(jnp.result_type(x))
+        fx = jnp.clip(x / dx - 0.5, 0, self.num_points[0] - 1)  # cell-centre index space
+        fy = jnp.clip(y / dy - 0.5, 0, self.num_points[1] - 1)
+        i0 = jnp.clip(jnp.floor(fx).astype(jnp.int32), 0, self.num_points[0] - 2)
+        j0 = jnp.clip(jnp.floor(fy).astype(jnp.int32), 0, self.num_points[1] - 2)
+        tx, ty = fx - i0.astype(fx.dtype), fy - j0.astype(fy.dtype)
+        return (
+            (1 - tx) * (1 - ty) * d[i0, j0]
+            + tx * (1 - ty) * d[i0 + 1, j0]
+            + (1 - tx) * ty * d[i0, j0 + 1]
+            + tx * ty * d[i0 + 1, j0 + 1]
+        )
+
+    def check_grid(self, grid: StaggeredGrid) -> None:
+        same = tuple(grid.cell_shape) == self.num_points and np.allclose(
+            grid.spacing, self.spacing, rtol=1e-12
+        )
+        if not same:
+            raise ConfigurationError(
+                f"obstacle: the MaskObstacle was drawn on {self.num_points} cells of size "
+                f"{self.spacing}, but the model's grid has {tuple(grid.cell_shape)} cells of "
+                f"size {tuple(grid.spacing)}; draw the mask on the model's grid"
+            )
 
 
 def penalization_force(model, state, dt, previous=None, margin: float = 4.0) -> tuple[Array, Array]:
