@@ -173,20 +173,7 @@ def pressure_at(model, state, x: ArrayLike, y: ArrayLike) -> Array:
     >>> round(float(pressure_at(model, state, 0.3, 0.6)), 12)
     1.5
     """
-    p = state.pressure
-    (nx, ny), (dx, dy) = model.grid.num_points, model.grid.spacing
-    x, y = jnp.asarray(x, p.dtype), jnp.asarray(y, p.dtype)
-    fx = jnp.clip(x / dx - 0.5, 0.0, nx - 1.0)
-    fy = jnp.clip(y / dy - 0.5, 0.0, ny - 1.0)
-    i = jnp.clip(jnp.floor(fx).astype(int), 0, nx - 2)
-    j = jnp.clip(jnp.floor(fy).astype(int), 0, ny - 2)
-    a, b = fx - i.astype(p.dtype), fy - j.astype(p.dtype)
-    return (
-        (1 - a) * (1 - b) * p[i, j]
-        + a * (1 - b) * p[i + 1, j]
-        + (1 - a) * b * p[i, j + 1]
-        + a * b * p[i + 1, j + 1]
-    )
+    return model.grid.interpolate_cells(state.pressure, x, y)
 
 
 def pressure_difference(

@@ -128,8 +128,7 @@ class MaskObstacle(AbstractObstacle):
 
     distance: Array
     width: Array = parameter("width", positive=True, scalar=True)
-    spacing: tuple[float, float] = eqx.field(static=True)
-    num_points: tuple[int, int] = eqx.field(static=True)
+    grid: StaggeredGrid
 
     def __init__(self, solid: ArrayLike, grid: StaggeredGrid, width: ArrayLike | None = None):
         if not isinstance(grid, StaggeredGrid):
@@ -159,33 +158,17 @@ class MaskObstacle(AbstractObstacle):
         half = 0.5 * min(dx, dy)
         self.distance = jnp.asarray(np.where(solid, half - inside, outside - half))
         self.width = half if width is None else check_float(width, "width", positive=True)
-        self.spacing = (float(dx), float(dy))
-        self.num_points = tuple(grid.cell_shape)
+        self.grid = grid
 
     def signed_distance(self, x, y):
-        dx, dy = self.spacing
-        d = self.distance.astype(jnp.result_type(x))
-        fx = jnp.clip(x / dx - 0.5, 0, self.num_points[0] - 1)  # cell-centre index space
-        fy = jnp.clip(y / dy - 0.5, 0, self.num_points[1] - 1)
-        i0 = jnp.clip(jnp.floor(fx).astype(jnp.int32), 0, self.num_points[0] - 2)
-        j0 = jnp.clip(jnp.floor(fy).astype(jnp.int32), 0, self.num_points[1] - 2)
-        tx, ty = fx - i0.astype(fx.dtype), fy - j0.astype(fy.dtype)
-        return (
-            (1 - tx) * (1 - ty) * d[i0, j0]
-            + tx * (1 - ty) * d[i0 + 1, j0]
-            + (1 - tx) * ty * d[i0, j0 + 1]
-            + tx * ty * d[i0 + 1, j0 + 1]
-        )
+        return self.grid.interpolate_cells(self.distance.astype(jnp.result_type(x)), x, y)
 
     def check_grid(self, grid: StaggeredGrid) -> None:
-        same = tuple(grid.cell_shape) == self.num_points and np.allclose(
-            grid.spacing, self.spacing, rtol=1e-12
-        )
-        if not same:
+        if grid != self.grid:
             raise ConfigurationError(
-                f"obstacle: the MaskObstacle was drawn on {self.num_points} cells of size "
-                f"{self.spacing}, but the model's grid has {tuple(grid.cell_shape)} cells of "
-                f"size {tuple(grid.spacing)}; draw the mask on the model's grid"
+                f"obstacle: the MaskObstacle was drawn on {self.grid.cell_shape} cells of "
+                f"size {self.grid.spacing}, but the model's grid has {grid.cell_shape} cells "
+                f"of size {grid.spacing}; draw the mask on the model's grid"
             )
 
 

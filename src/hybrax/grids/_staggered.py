@@ -3,7 +3,7 @@
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from hybrax.core import ConfigurationError
 
@@ -97,6 +97,33 @@ class StaggeredGrid(eqx.Module):
         """Coordinates ``(x, y)`` of the y-faces (where ``v`` lives), shape ``(nx, ny+1)``."""
         x, y = np.meshgrid(self.centres_1d(0), self.faces_1d(1), indexing="ij")
         return jnp.asarray(x, dtype), jnp.asarray(y, dtype)
+
+    def interpolate_cells(self, values: Array, x: ArrayLike, y: ArrayLike) -> Array:
+        """Bilinear interpolation of a cell-centred field ``values`` (shape ``cell_shape``)
+        at points ``(x, y)`` (broadcast together); points beyond the outermost cell centres
+        take the nearest edge value along that axis. Exact for fields linear in x and y.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> grid = StaggeredGrid((4, 4))
+        >>> x, y = grid.cell_centres(jnp.float64)
+        >>> float(grid.interpolate_cells(x + 2 * y, 0.3, 0.6))
+        1.5
+        """
+        (nx, ny), (dx, dy) = self.num_points, self.spacing
+        x, y = jnp.asarray(x, values.dtype), jnp.asarray(y, values.dtype)
+        fx = jnp.clip(x / dx - 0.5, 0.0, nx - 1.0)  # in cell-centre index space
+        fy = jnp.clip(y / dy - 0.5, 0.0, ny - 1.0)
+        i = jnp.clip(jnp.floor(fx).astype(jnp.int32), 0, nx - 2)
+        j = jnp.clip(jnp.floor(fy).astype(jnp.int32), 0, ny - 2)
+        a, b = fx - i.astype(values.dtype), fy - j.astype(values.dtype)
+        return (
+            (1 - a) * (1 - b) * values[i, j]
+            + a * (1 - b) * values[i + 1, j]
+            + (1 - a) * b * values[i, j + 1]
+            + a * b * values[i + 1, j + 1]
+        )
 
     def corner_points(self, dtype=None) -> tuple[Array, Array]:
         """Coordinates of the cell corners (where vorticity lives), shape ``(nx+1, ny+1)``."""
