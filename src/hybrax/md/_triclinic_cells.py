@@ -22,6 +22,7 @@ from jax import lax
 
 from ._neighbors import Sums, _split
 
+_BLOCK_CANDIDATES = 1 << 18  # candidate pairs per block of the table build
 _OFFSETS = np.asarray(list(itertools.product((-1, 0, 1), repeat=3)), np.int32)
 
 
@@ -70,16 +71,28 @@ def triclinic_tables(positions, box, *, grid, cell_capacity, width, list_radius)
     g = jnp.asarray(grid, jnp.int32)
     around = jnp.mod(index[:, None, :] + jnp.asarray(_OFFSETS)[None], g)  # (N, 27, 3)
     around = (around[..., 0] * grid[1] + around[..., 1]) * grid[2] + around[..., 2]
-    candidates = members[around].reshape(n, -1)  # (N, 27 * C)
-    rows = jnp.arange(n, dtype=jnp.int32)[:, None]
-    safe = jnp.minimum(candidates, n - 1)
-    d = box.displacement(positions[:, None, :], positions[safe])
-    keep = (candidates < n) & (candidates > rows) & (jnp.sum(d * d, axis=-1) < list_radius**2)
-    rank = jnp.cumsum(keep, axis=1, dtype=jnp.int32) - 1
-    count = jnp.sum(keep, axis=1, dtype=jnp.int32)
-    column = jnp.where(keep & (rank < width), rank, width)
-    table = jnp.zeros((n, width), jnp.int32)
-    table = table.at[jnp.broadcast_to(rows, column.shape), column].set(candidates, mode="drop")
+    # blocks of atoms, so the (block, 27 * C) candidate temporaries stay small
+    block = max(1, min(n, _BLOCK_CANDIDATES // (27 * cell_capacity)))
+    num_blocks = -(-n // block)
+    pad = num_blocks * block - n
+    rows = jnp.arange(num_blocks * block, dtype=jnp.int32).reshape(num_blocks, block)
+    around = jnp.pad(around, ((0, pad), (0, 0))).reshape(num_blocks, block, 27)
+
+    def per_block(args):
+        i, cells = args
+        candidates = members[cells].reshape(block, -1)  # (B, 27 * C)
+        xi = positions[jnp.minimum(i, n - 1)]
+        d = box.displacement(xi[:, None, :], positions[jnp.minimum(candidates, n - 1)])
+        keep = (candidates < n) & (candidates > i[:, None]) & (i[:, None] < n)
+        keep = keep & (jnp.sum(d * d, axis=-1) < list_radius**2)
+        rank = jnp.cumsum(keep, axis=1, dtype=jnp.int32) - 1
+        column = jnp.where(keep & (rank < width), rank, width)
+        local = jnp.broadcast_to(jnp.arange(block, dtype=jnp.int32)[:, None], column.shape)
+        table = jnp.zeros((block, width), jnp.int32).at[local, column].set(candidates, mode="drop")
+        return table, jnp.sum(keep, axis=1, dtype=jnp.int32)
+
+    table, count = lax.map(per_block, (rows, around))
+    table, count = table.reshape(-1, width)[:n], count.reshape(-1)[:n]
     count_needed, occupancy_needed = jnp.max(count), jnp.max(occupancy)
     overflow = (count_needed > width) | (occupancy_needed > cell_capacity)
     return table, jnp.minimum(count, width), overflow, count_needed, occupancy_needed
@@ -117,22 +130,35 @@ def triclinic_pass(table, count, positions, box, pair_fn, cutoff, species, sums:
     return scalars, tuple(vectors)
 
 
-_cells_jit = jax.jit(_cells, static_argnums=2)
-_tables_jit = jax.jit(
-    triclinic_tables, static_argnames=("grid", "cell_capacity", "width", "list_radius")
-)
-
-
 def triclinic_needs(positions, box, grid, list_radius) -> tuple[int, int]:
-    """Largest cell occupancy and largest half-table row of a configuration (host side)."""
-    _, _, start = _cells_jit(positions, box, grid)
-    occupancy = int(np.max(np.diff(np.asarray(start))))
-    *_, count_needed, _ = _tables_jit(
-        positions,
-        box,
-        grid=grid,
-        cell_capacity=occupancy,
-        width=27 * occupancy,
-        list_radius=list_radius,
+    """Largest cell occupancy and largest half-table row of a configuration (host side,
+    NumPy: no compilation for sizing)."""
+    x = np.asarray(positions, np.float64)
+    cell = np.asarray(box.cell, np.float64)
+    n = x.shape[0]
+    s = x @ np.linalg.inv(cell)
+    s -= np.floor(s)
+    g = np.asarray(grid)
+    index = np.clip(np.floor(s * g).astype(np.int64), 0, g - 1)
+    flat = (index[:, 0] * grid[1] + index[:, 1]) * grid[2] + index[:, 2]
+    occupancy = np.bincount(flat, minlength=int(np.prod(g)))
+    order = np.argsort(flat, kind="stable")
+    start = np.concatenate([[0], np.cumsum(occupancy)])
+    capacity = int(occupancy.max())
+    slot = np.arange(capacity)
+    members = np.where(
+        slot[None, :] < occupancy[:, None],
+        order[np.minimum(start[:-1, None] + slot[None, :], n - 1)],
+        n,
     )
-    return occupancy, int(count_needed)
+    count = np.zeros(n, np.int64)
+    for offset in _OFFSETS:  # 27 cells, vectorised over atoms
+        other = np.mod(index + offset, g)
+        other = (other[:, 0] * grid[1] + other[:, 1]) * grid[2] + other[:, 2]
+        candidates = members[other]  # (N, C)
+        d = x[:, None, :] - x[np.minimum(candidates, n - 1)]
+        f = d @ np.linalg.inv(cell)
+        d = (f - np.rint(f)) @ cell
+        keep = (candidates < n) & (candidates > np.arange(n)[:, None])
+        count += np.sum(keep & (np.sum(d * d, axis=-1) < list_radius**2), axis=1)
+    return capacity, int(count.max())
