@@ -85,6 +85,7 @@ def plot(run, settings, configuration: str, reference, runs: dict) -> None:
         for name, model_run in runs.items():
             if model_run.blow_up_day is None:
                 ax.loglog(k, _mean_spectrum(model, model_run.states.field_hat)[1][z], label=name)
+        ax.set_ylim(bottom=1e-4 * float(ref[z].max()))  # the filter's cliff would hide the rest
         ax.set_xlabel("wavenumber (1/m)")
         ax.set_ylabel("KE spectrum (m³/s²)")
         ax.set_title(f"{configuration}, layer {z + 1}, {settings.coarse_points}²")
