@@ -75,6 +75,81 @@ class _Interaction(eqx.Module):
     irreps_out: object = eqx.field(static=True)
 
 
+@eqx.filter_jit
+def _build_networks(
+    key,
+    *,
+    num_species,
+    num_features,
+    num_vectors,
+    l_max,
+    num_interactions,
+    num_basis,
+    radial_width,
+    activation,
+    dtype,
+):
+    """Species embedding, interaction layers and readout with their initial weights."""
+    keys = jax.random.split(key, 2 + num_interactions)
+    embedding = jax.random.normal(keys[0], (num_species, num_features), dtype)
+    hidden = _hidden_irreps(num_features, num_vectors, l_max)
+    irreps_in = _e3nn().Irreps(f"{num_features}x0e")
+    layers = []
+    for k in range(num_interactions):
+        layers.append(
+            _layer(
+                irreps_in,
+                hidden,
+                l_max,
+                num_species,
+                num_basis,
+                radial_width,
+                activation,
+                keys[2 + k],
+                dtype,
+            )
+        )
+        irreps_in = hidden
+    readout = MLP(num_features, 1, radial_width, 1, activation, key=keys[1], dtype=dtype)
+    return embedding, tuple(layers), readout
+
+
+def _layer(
+    irreps_in, hidden, l_max, num_species, num_basis, radial_width, activation, key, dtype
+) -> _Interaction:
+    e3nn = _e3nn()
+    from e3nn_jax.equinox import Linear
+
+    keys = jax.random.split(key, 4)
+    sh = e3nn.Irreps.spherical_harmonics(l_max)
+    message = jax.eval_shape(  # the product's irreps, without computing it
+        lambda: e3nn.tensor_product(
+            e3nn.zeros(irreps_in, dtype=dtype), e3nn.zeros(sh, dtype=dtype), filter_ir_out=hidden
+        )
+    ).irreps
+    num_gates = hidden.num_irreps - hidden.count("0e")
+    gate_in = e3nn.Irreps(f"{hidden.count('0e') + num_gates}x0e") + hidden.filter(drop="0e")
+    linear = dict(input_dtype=dtype, force_irreps_out=True)
+    return _Interaction(
+        radial=MLP(
+            num_basis, message.num_irreps, radial_width, 1, activation, key=keys[0], dtype=dtype
+        ),
+        linear_in=Linear(irreps_in=irreps_in, irreps_out=irreps_in, key=keys[1], **linear),
+        linear_out=Linear(irreps_in=message.regroup(), irreps_out=gate_in, key=keys[2], **linear),
+        self_interaction=Linear(
+            irreps_in=irreps_in,
+            irreps_out=gate_in,
+            linear_type="mixed",  # weights: one-hot species (strict dtype promotion)
+            weights_dim=num_species,
+            key=keys[3],
+            **linear,
+        ),
+        irreps_in=irreps_in,
+        irreps_message=message,
+        irreps_out=hidden,
+    )
+
+
 class EquivariantPotential(AbstractManyBodyEnergy):
     """A NequIP-style E(3)-equivariant neural potential (Batzner et al. 2022) on e3nn-jax.
 
@@ -154,10 +229,10 @@ class EquivariantPotential(AbstractManyBodyEnergy):
     --------
     >>> import jax
     >>> import hybrax.md as md
-    >>> positions, box = md.lattice("fcc", 3, lattice_constant=3.6)
-    >>> nbrs = md.neighbor_list(positions, box, cutoff=4.0)
-    >>> model = md.EquivariantPotential(4.0, key=jax.random.key(0), num_features=8,
-    ...                                 num_vectors=4, max_neighbors=24)
+    >>> positions, box = md.lattice("fcc", 2, lattice_constant=3.6)  # 32 Cu atoms
+    >>> nbrs = md.neighbor_list(positions, box, cutoff=3.0)
+    >>> model = md.EquivariantPotential(3.0, key=jax.random.key(0), num_features=8,
+    ...                                 num_vectors=4, num_interactions=1, max_neighbors=16)
     >>> energy, forces = model.energy_and_forces(positions, nbrs, box)
     >>> bool(jax.numpy.max(jax.numpy.abs(forces)) < 1e-4)  # a perfect crystal: no force
     True
@@ -224,16 +299,20 @@ class EquivariantPotential(AbstractManyBodyEnergy):
         self.shift = self._per_species("energy_shift", energy_shift, dtype)
         self.scale = self._per_species("energy_scale", energy_scale, dtype)
 
-        keys = jax.random.split(key, 2 + num_interactions)
-        self.embedding = jax.random.normal(keys[0], (self.num_species, num_features), dtype)
-        hidden = _hidden_irreps(num_features, num_vectors, l_max)
-        irreps_in = _e3nn().Irreps(f"{num_features}x0e")
-        layers = []
-        for k in range(num_interactions):
-            layers.append(self._layer(irreps_in, hidden, radial_width, keys[2 + k], dtype))
-            irreps_in = hidden
-        self.interactions = tuple(layers)
-        self.readout = MLP(num_features, 1, radial_width, 1, activation, key=keys[1], dtype=dtype)
+        # every weight drawn in one compiled program (eagerly, each random draw of a new
+        # shape would compile on its own: seconds for a small model)
+        self.embedding, self.interactions, self.readout = _build_networks(
+            key,
+            num_species=self.num_species,
+            num_features=num_features,
+            num_vectors=num_vectors,
+            l_max=l_max,
+            num_interactions=num_interactions,
+            num_basis=self.basis.num_basis,
+            radial_width=radial_width,
+            activation=activation,
+            dtype=dtype,
+        )
 
     def _per_species(self, argument: str, value, dtype) -> Array:
         values = np.asarray(value, dtype=float)
@@ -245,45 +324,6 @@ class EquivariantPotential(AbstractManyBodyEnergy):
                 f"({self.num_species}), got {value!r}"
             )
         return jnp.asarray(values, dtype)
-
-    def _layer(self, irreps_in, hidden, radial_width, key, dtype) -> _Interaction:
-        e3nn = _e3nn()
-        from e3nn_jax.equinox import Linear
-
-        keys = jax.random.split(key, 4)
-        sh = e3nn.Irreps.spherical_harmonics(self.l_max)
-        message = e3nn.tensor_product(
-            e3nn.zeros(irreps_in, dtype=dtype), e3nn.zeros(sh, dtype=dtype), filter_ir_out=hidden
-        ).irreps
-        num_gates = hidden.num_irreps - hidden.count("0e")
-        gate_in = e3nn.Irreps(f"{hidden.count('0e') + num_gates}x0e") + hidden.filter(drop="0e")
-        linear = dict(input_dtype=dtype, force_irreps_out=True)
-        return _Interaction(
-            radial=MLP(
-                self.basis.num_basis,
-                message.num_irreps,
-                radial_width,
-                1,
-                self.activation,
-                key=keys[0],
-                dtype=dtype,
-            ),
-            linear_in=Linear(irreps_in=irreps_in, irreps_out=irreps_in, key=keys[1], **linear),
-            linear_out=Linear(
-                irreps_in=message.regroup(), irreps_out=gate_in, key=keys[2], **linear
-            ),
-            self_interaction=Linear(
-                irreps_in=irreps_in,
-                irreps_out=gate_in,
-                linear_type="mixed",  # weights: one-hot species (strict dtype promotion)
-                weights_dim=self.num_species,
-                key=keys[3],
-                **linear,
-            ),
-            irreps_in=irreps_in,
-            irreps_message=message,
-            irreps_out=hidden,
-        )
 
     def local_energy(
         self,
