@@ -390,12 +390,13 @@ def _check_inside_cell(positions, cell: np.ndarray) -> None:
     p = concrete_or_none(positions)
     if p is None:
         return
+    tolerance = 16 * float(np.finfo(np.asarray(p).dtype).eps)  # round-off of box.wrap
     p = np.asarray(p, np.float64)
     if not np.all(np.isfinite(p)):
         bad = int(np.argmax(~np.all(np.isfinite(p), axis=-1)))
         raise ConfigurationError(f"positions contain NaN or inf (first: atom {bad})")
     s = p @ np.linalg.inv(cell)
-    outside = np.any((s < -1e-9) | (s >= 1.0 + 1e-9), axis=1)
+    outside = np.any((s < -tolerance) | (s >= 1.0 + tolerance), axis=1)
     if np.any(outside):
         i = int(np.argmax(outside))
         raise ConfigurationError(
