@@ -198,7 +198,7 @@ class EquivariantPotential(AbstractManyBodyEnergy):
         Channels of each higher irrep (``1o``, ``2e``) (static), default 8.
     l_max
         Highest degree of the spherical harmonics and features (static, 1 or 2), default 1
-        (on a CPU, ``l_max=2`` costs about twice as much per step).
+        (on a CPU, ``l_max=2`` costs about three times as much per step).
     num_interactions
         Number of convolution layers (static), default 2.
     max_neighbors
