@@ -26,6 +26,21 @@ _BLOCK_CANDIDATES = 1 << 18  # candidate pairs per block of the table build
 _OFFSETS = np.asarray(list(itertools.product((-1, 0, 1), repeat=3)), np.int32)
 
 
+def minimum_image(box, xi, xj):
+    """``r_i - r_j`` by the minimum image in ``box``'s cell, as three component arrays
+    (elementwise products and sums: XLA fuses them, where a 3x3 matmul over many pairs
+    runs as a slow small-contraction dot on CPU)."""
+    dtype = xi[0].dtype
+    cell, reciprocal = box.cell.astype(dtype), box.reciprocal.astype(dtype)
+    d = [xi[k] - xj[k] for k in range(3)]
+    f = [
+        d[0] * reciprocal[0, k] + d[1] * reciprocal[1, k] + d[2] * reciprocal[2, k]
+        for k in range(3)
+    ]
+    f = [fk - jnp.rint(fk) for fk in f]
+    return [f[0] * cell[0, k] + f[1] * cell[1, k] + f[2] * cell[2, k] for k in range(3)]
+
+
 def triclinic_grid(widths: np.ndarray, list_radius: float) -> tuple[tuple[int, int, int], bool]:
     """Cells per lattice direction and whether a cell list works (3 or more cells each)."""
     grid = tuple(max(1, int(float(w) // list_radius)) for w in widths)
@@ -82,9 +97,10 @@ def triclinic_tables(positions, box, *, grid, cell_capacity, width, list_radius)
         i, cells = args
         candidates = members[cells].reshape(block, -1)  # (B, 27 * C)
         xi = positions[jnp.minimum(i, n - 1)]
-        d = box.displacement(xi[:, None, :], positions[jnp.minimum(candidates, n - 1)])
+        xj = positions[jnp.minimum(candidates, n - 1)]
+        d = minimum_image(box, [xi[:, None, k] for k in range(3)], [xj[..., k] for k in range(3)])
         keep = (candidates < n) & (candidates > i[:, None]) & (i[:, None] < n)
-        keep = keep & (jnp.sum(d * d, axis=-1) < list_radius**2)
+        keep = keep & (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < list_radius**2)
         rank = jnp.cumsum(keep, axis=1, dtype=jnp.int32) - 1
         column = jnp.where(keep & (rank < width), rank, width)
         local = jnp.broadcast_to(jnp.arange(block, dtype=jnp.int32)[:, None], column.shape)
@@ -104,8 +120,11 @@ def triclinic_pass(table, count, positions, box, pair_fn, cutoff, species, sums:
     dtype = positions.dtype
     cutoff_sq = cutoff * cutoff
     valid = jnp.arange(width, dtype=jnp.int32)[None, :] < count[:, None]
-    d = box.displacement(positions[:, None, :], positions[table])  # r_i - r_j
-    r2 = jnp.sum(d * d, axis=-1)
+    xj = positions[table]
+    d = minimum_image(
+        box, [positions[:, None, k] for k in range(3)], [xj[..., k] for k in range(3)]
+    )
+    r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
     mask = valid & (r2 < cutoff_sq)
     r2_safe = jnp.where(mask, r2, jnp.asarray(cutoff_sq, dtype))
     si = None if species is None else species[:, None]
@@ -121,7 +140,8 @@ def triclinic_pass(table, count, positions, box, pair_fn, cutoff, species, sums:
 
     vectors = []
     for w in weights:
-        wd = jnp.where(mask, w, 0)[..., None] * d
+        w = jnp.where(mask, w, 0)
+        wd = jnp.stack([w * dk for dk in d], axis=-1)
         vectors.append(to_atoms(jnp.sum(wd, axis=1), -wd))
     if sums is Sums.PER_ATOM:
         scalars = tuple(to_atoms(jnp.sum(s, axis=1), s) for s in scalars)
