@@ -77,9 +77,9 @@ class CellNeighborList(AbstractNeighborList):
     such boxes with more than 256 atoms.
 
     In a `TriclinicBox` the list bins atoms in fractional coordinates instead, with at
-    least one list radius per cell across each pair of cell faces (so the box must be at
-    least 3 list radii wide in every direction), and keeps a half Verlet table gathered
-    from the 27 surrounding cells: ``grid`` is then the cells per lattice direction,
+    least half a list radius per cell across each pair of cell faces (so the box must be at
+    least 2.5 list radii wide in every direction), and keeps a half Verlet table gathered
+    from the 125 surrounding cells: ``grid`` is then the cells per lattice direction,
     ``columns`` is empty, ``widths`` holds the one table width and ``column_capacity`` the
     atoms per cell. If the cell then changes (a barostat, a strain scan) so that a cell
     gets thinner than the list radius, `update` flags an overflow, as for a shrinking
@@ -415,8 +415,8 @@ def _build_triclinic(positions, box, cutoff, skin, capacity_multiplier, minimum_
     grid, cells_ok = triclinic_grid(widths, radius)
     if not cells_ok:
         raise ConfigurationError(
-            "cell lists in a TriclinicBox need it at least 3 * (cutoff + skin) = "
-            f"{3 * radius:.3f} wide in every direction (perpendicular widths "
+            "cell lists in a TriclinicBox need it at least 2.5 * (cutoff + skin) = "
+            f"{2.5 * radius:.3f} wide in every direction (perpendicular widths "
             f"{np.round(widths, 4).tolist()}); use hybrax.md.DenseNeighborList.build for "
             "small systems"
         )

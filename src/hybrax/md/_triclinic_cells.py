@@ -1,13 +1,15 @@
 """The cell list in a `TriclinicBox`: atoms binned in fractional coordinates, a half Verlet
-table gathered from the 27 surrounding cells, and its pair pass.
+table gathered from the 125 surrounding cells, and its pair pass.
 
 Cells are the parallelepipeds of a ``(n_a, n_b, n_c)`` grid of the cell in fractional
-coordinates, with ``n_k = floor(w_k / (cutoff + skin))`` for the perpendicular widths ``w_k``,
-so every cell is at least one list radius wide across each pair of faces: an atom within
-the list radius of atom ``i`` differs from it by less than one cell in every fractional
-coordinate, so it lies in one of the 27 cells around ``i``'s (distinct when every
-``n_k >= 3``). The table keeps, for every atom ``i``, the atoms ``j > i`` within the list
-radius (each pair once). The orthorhombic `PeriodicBox` keeps its own, tuned, column-window
+coordinates, with ``n_k = floor(2 w_k / (cutoff + skin))`` for the perpendicular widths
+``w_k``, so every cell is at least half a list radius wide across each pair of faces: an atom
+within the list radius of atom ``i`` differs from it by less than two cells in every
+fractional coordinate, so it lies in one of the 5^3 = 125 cells around ``i``'s (distinct when
+every ``n_k >= 5``, i.e. the box is 2.5 list radii wide; half-radius cells hold 8 times fewer
+atoms, so the 125 cells give 0.58 times the candidates of 27 full-radius cells). The table
+keeps, for every atom ``i``, the atoms ``j > i`` within the list radius (each pair once). The
+orthorhombic `PeriodicBox` keeps its own, tuned, column-window
 layout (`_cell_geometry`); this module is used only for triclinic boxes.
 """
 
@@ -23,7 +25,10 @@ from jax import lax
 from ._neighbors import Sums, _split
 
 _BLOCK_CANDIDATES = 1 << 18  # candidate pairs per block of the table build
-_OFFSETS = np.asarray(list(itertools.product((-1, 0, 1), repeat=3)), np.int32)
+CELLS_PER_RADIUS = 2  # cells per list radius across each pair of faces; also their reach
+_OFFSETS = np.asarray(
+    list(itertools.product(range(-CELLS_PER_RADIUS, CELLS_PER_RADIUS + 1), repeat=3)), np.int32
+)
 
 
 def minimum_image(box, xi, xj):
@@ -42,9 +47,9 @@ def minimum_image(box, xi, xj):
 
 
 def triclinic_grid(widths: np.ndarray, list_radius: float) -> tuple[tuple[int, int, int], bool]:
-    """Cells per lattice direction and whether a cell list works (3 or more cells each)."""
-    grid = tuple(max(1, int(float(w) // list_radius)) for w in widths)
-    return grid, min(grid) >= 3
+    """Cells per lattice direction and whether a cell list works (5 or more cells each)."""
+    grid = tuple(max(1, int(CELLS_PER_RADIUS * float(w) // list_radius)) for w in widths)
+    return grid, min(grid) >= 2 * CELLS_PER_RADIUS + 1
 
 
 def triclinic_coverage_lost(box, *, grid, cutoff, list_radius):
@@ -53,7 +58,8 @@ def triclinic_coverage_lost(box, *, grid, cutoff, list_radius):
     faces, or a width below twice the cutoff."""
     widths = box.perpendicular_widths
     lost = jnp.any(widths < 2.0 * cutoff)
-    return lost | jnp.any(widths / jnp.asarray(grid, widths.dtype) < list_radius)
+    thinnest = widths / jnp.asarray(grid, widths.dtype)
+    return lost | jnp.any(CELLS_PER_RADIUS * thinnest < list_radius)
 
 
 def _cells(positions, box, grid):
@@ -84,18 +90,19 @@ def triclinic_tables(positions, box, *, grid, cell_capacity, width, list_radius)
         n,
     )
     g = jnp.asarray(grid, jnp.int32)
-    around = jnp.mod(index[:, None, :] + jnp.asarray(_OFFSETS)[None], g)  # (N, 27, 3)
+    around = jnp.mod(index[:, None, :] + jnp.asarray(_OFFSETS)[None], g)  # (N, 125, 3)
     around = (around[..., 0] * grid[1] + around[..., 1]) * grid[2] + around[..., 2]
-    # blocks of atoms, so the (block, 27 * C) candidate temporaries stay small
-    block = max(1, min(n, _BLOCK_CANDIDATES // (27 * cell_capacity)))
+    # blocks of atoms, so the (block, 125 * C) candidate temporaries stay small
+    num_offsets = len(_OFFSETS)
+    block = max(1, min(n, _BLOCK_CANDIDATES // (num_offsets * cell_capacity)))
     num_blocks = -(-n // block)
     pad = num_blocks * block - n
     rows = jnp.arange(num_blocks * block, dtype=jnp.int32).reshape(num_blocks, block)
-    around = jnp.pad(around, ((0, pad), (0, 0))).reshape(num_blocks, block, 27)
+    around = jnp.pad(around, ((0, pad), (0, 0))).reshape(num_blocks, block, num_offsets)
 
     def per_block(args):
         i, cells = args
-        candidates = members[cells].reshape(block, -1)  # (B, 27 * C)
+        candidates = members[cells].reshape(block, -1)  # (B, 125 * C)
         xi = positions[jnp.minimum(i, n - 1)]
         xj = positions[jnp.minimum(candidates, n - 1)]
         d = minimum_image(box, [xi[:, None, k] for k in range(3)], [xj[..., k] for k in range(3)])
@@ -172,7 +179,7 @@ def triclinic_needs(positions, box, grid, list_radius) -> tuple[int, int]:
         n,
     )
     count = np.zeros(n, np.int64)
-    for offset in _OFFSETS:  # 27 cells, vectorised over atoms
+    for offset in _OFFSETS:  # 125 cells, vectorised over atoms
         other = np.mod(index + offset, g)
         other = (other[:, 0] * grid[1] + other[:, 1]) * grid[2] + other[:, 2]
         candidates = members[other]  # (N, C)
