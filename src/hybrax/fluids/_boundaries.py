@@ -1,9 +1,9 @@
 """Per-side boundary conditions of the staggered-grid incompressible solver.
 
-Each side of the rectangle gets one condition object. The normal velocity component sits on
-the boundary faces (set by `apply_normal`); the tangential component is cell-centred along
-the side and is extended into two ghost layers (`pad_tangential`); the normal component is
-extended with `pad_normal`. The pressure Poisson problem reads `pressure_kind`.
+Each side of the rectangle (or box, in 3-D) gets one condition object. The normal velocity
+component sits on the boundary faces (set by `apply_normal`); the tangential components are
+cell-centred along the side and are extended into two ghost layers (`pad_tangential`); the
+normal component is extended with `pad_normal`. The pressure Poisson problem reads `pressure_kind`.
 """
 
 import equinox as eqx
@@ -38,8 +38,9 @@ class Wall(AbstractBoundary):
     Parameters
     ----------
     velocity
-        Tangential wall velocity (length/time; along +x on bottom/top walls, along +y on
-        left/right walls); a differentiable leaf. Default 0 (a fixed wall).
+        Tangential wall velocity (length/time) along the wall's first tangential axis:
+        +x on bottom/top (and, in 3-D, front/back) walls, +y on left/right walls; a
+        differentiable leaf. Default 0 (a fixed wall).
     """
 
     velocity: Array = parameter("velocity", default=0.0, scalar=True)
@@ -101,30 +102,46 @@ def _convective(side: AbstractBoundary) -> bool:
     return isinstance(side, Outflow) and side.convective_velocity is not None
 
 
+_SIDE_NAMES = ("left", "right", "bottom", "top", "front", "back")
+
+
 class Boundaries(eqx.Module):
-    """The four sides' conditions: ``left`` (x=0), ``right`` (x=Lx), ``bottom`` (y=0),
-    ``top`` (y=Ly).
+    """The sides' conditions: ``left`` (x=0), ``right`` (x=Lx), ``bottom`` (y=0),
+    ``top`` (y=Ly), and on 3-D grids ``front`` (z=0) and ``back`` (z=Lz).
 
     Examples
     --------
     >>> cavity = Boundaries(Wall(), Wall(), Wall(), Wall(velocity=1.0))
     >>> cavity.axis_kinds(0)
     ('neumann', 'neumann')
+    >>> duct = Boundaries(Periodic(), Periodic(), Wall(), Wall(), Wall(), Wall())
+    >>> duct.ndim
+    3
     """
 
     left: AbstractBoundary
     right: AbstractBoundary
     bottom: AbstractBoundary
     top: AbstractBoundary
+    front: AbstractBoundary | None = None
+    back: AbstractBoundary | None = None
 
     def __check_init__(self):
-        for name in ("left", "right", "bottom", "top"):
+        if (self.front is None) != (self.back is None):
+            raise ConfigurationError(
+                "boundaries: front and back (the z sides of a 3-D box) must both be given or "
+                f"both be None (2-D), got {type(self.front).__name__} and "
+                f"{type(self.back).__name__}"
+            )
+        for name in _SIDE_NAMES[: 2 * self.ndim]:
             if not isinstance(getattr(self, name), AbstractBoundary):
                 raise ConfigurationError(
                     f"boundaries: {name} must be a boundary condition such as "
                     f"hybrax.fluids.Wall(), got {type(getattr(self, name)).__name__}"
                 )
-        for lo, hi in (("left", "right"), ("bottom", "top")):
+        count = 2 * self.ndim
+        pairs = zip(_SIDE_NAMES[:count:2], _SIDE_NAMES[1:count:2], strict=True)
+        for lo, hi in pairs:
             a, b = isinstance(getattr(self, lo), Periodic), isinstance(getattr(self, hi), Periodic)
             if a != b:
                 raise ConfigurationError(
@@ -132,14 +149,21 @@ class Boundaries(eqx.Module):
                     f"{type(getattr(self, lo)).__name__} and {type(getattr(self, hi)).__name__}"
                 )
 
+    @property
+    def ndim(self) -> int:
+        """2, or 3 when the front and back sides are given."""
+        return 2 if self.front is None else 3
+
     @classmethod
-    def periodic(cls) -> "Boundaries":
-        """All four sides periodic."""
-        return cls(Periodic(), Periodic(), Periodic(), Periodic())
+    def periodic(cls, ndim: int = 2) -> "Boundaries":
+        """All sides periodic (``ndim`` 2 or 3)."""
+        if ndim not in (2, 3):
+            raise ConfigurationError(f"Boundaries.periodic: ndim must be 2 or 3, got {ndim!r}")
+        return cls(*(Periodic() for _ in range(2 * ndim)))
 
     def sides(self, axis: int) -> tuple[AbstractBoundary, AbstractBoundary]:
         """The (low, high) sides normal to ``axis``."""
-        return (self.left, self.right) if axis == 0 else (self.bottom, self.top)
+        return getattr(self, _SIDE_NAMES[2 * axis]), getattr(self, _SIDE_NAMES[2 * axis + 1])
 
     def axis_kinds(self, axis: int) -> tuple[str, str]:
         """Pressure conditions on the two sides normal to ``axis``: 'periodic', 'neumann' or
@@ -147,17 +171,29 @@ class Boundaries(eqx.Module):
         return tuple(pressure_kind(side) for side in self.sides(axis))
 
     def check_grid(self, grid) -> None:
-        """Reject inflow profiles whose length does not fit ``grid``."""
-        for axis in (0, 1):
-            count = grid.num_points[1 - axis]
-            for side in self.sides(axis):
+        """Reject sides that do not match ``grid``'s axes and inflow profiles whose shape
+        does not fit it."""
+        if grid.ndim != self.ndim:
+            raise ConfigurationError(
+                f"boundaries: a {grid.ndim}-D grid needs {2 * grid.ndim} sides ("
+                f"{', '.join(_SIDE_NAMES[: 2 * grid.ndim])}), got {2 * self.ndim}"
+            )
+        for axis in range(grid.ndim):
+            count = tuple(n for a, n in enumerate(grid.num_points) if a != axis)
+            names = _SIDE_NAMES[2 * axis : 2 * axis + 2]
+            for name, side in zip(names, self.sides(axis), strict=True):
                 if isinstance(side, Inflow) and jnp.ndim(side.profile) not in (0,):
-                    if jnp.shape(side.profile) != (count,):
+                    if jnp.shape(side.profile) != count:
                         raise ConfigurationError(
-                            f"boundaries: an Inflow profile on a side normal to axis {axis} "
-                            f"needs shape ({count},) (one value per face), got "
+                            f"boundaries: the Inflow profile on the {name} side (normal to axis "
+                            f"{axis}) needs shape {count} (one value per face), got "
                             f"{jnp.shape(side.profile)}"
                         )
+
+
+def first_tangential_axis(normal_axis: int) -> int:
+    """The axis a `Wall`'s scalar velocity moves along: x, or y for walls normal to x."""
+    return 1 if normal_axis == 0 else 0
 
 
 def pressure_kind(side: AbstractBoundary) -> str:
@@ -172,16 +208,20 @@ def _move(q: Array, axis: int) -> Array:
     return jnp.moveaxis(q, axis, 0)
 
 
-def pad_tangential(q: Array, axis: int, lo: AbstractBoundary, hi: AbstractBoundary) -> Array:
-    """``q`` (cell-centred along ``axis``) with two ghost layers on each side of ``axis``."""
+def pad_tangential(
+    q: Array, axis: int, lo: AbstractBoundary, hi: AbstractBoundary, component: int
+) -> Array:
+    """``q`` (the velocity ``component``, cell-centred along ``axis``) with two ghost layers
+    on each side of ``axis``."""
     x = _move(q, axis)
     if isinstance(lo, Periodic):
         out = jnp.concatenate([x[-2:], x, x[:2]])
         return jnp.moveaxis(out, 0, axis)
+    moving = component == first_tangential_axis(axis)
 
     def ghosts(side, first_two):  # first_two: the two cells nearest the side, nearest first
         if isinstance(side, Wall):
-            g = jnp.asarray(side.velocity, x.dtype)
+            g = jnp.asarray(side.velocity, x.dtype) if moving else jnp.zeros((), x.dtype)
             return 2 * g - first_two
         if isinstance(side, Inflow):
             return -first_two

@@ -1,4 +1,4 @@
-"""Incompressible Navier–Stokes by finite volumes on a 2-D staggered (MAC) grid."""
+"""Incompressible Navier–Stokes by finite volumes on a 2-D or 3-D staggered (MAC) grid."""
 
 from typing import ClassVar
 
@@ -28,6 +28,7 @@ from ._boundaries import (
     Wall,
     apply_normal,
     convective_rate,
+    first_tangential_axis,
     fixed_normal_mask,
     pad_normal,
     pad_tangential,
@@ -47,20 +48,40 @@ class FlowState(eqx.Module):
     Attributes
     ----------
     u
-        x-velocity on the x-faces, shape ``(nx + 1, ny)`` (length/time).
+        x-velocity on the x-faces, shape ``(nx + 1, ny(, nz))`` (length/time).
     v
-        y-velocity on the y-faces, shape ``(nx, ny + 1)``.
+        y-velocity on the y-faces, shape ``(nx, ny + 1(, nz))``.
     pressure
-        Kinematic pressure ``p / rho`` at cell centres, shape ``(nx, ny)``, from the last
-        projection.
+        Kinematic pressure ``p / rho`` at cell centres, shape ``(nx, ny(, nz))``, from the
+        last projection.
     time
         Model time, shape ``()``.
+    w
+        z-velocity on the z-faces, shape ``(nx, ny, nz + 1)``, on 3-D grids; ``None`` in 2-D.
     """
 
-    u: Float[Array, "nxp1 ny"]
-    v: Float[Array, "nx nyp1"]
-    pressure: Float[Array, "nx ny"]
+    u: Float[Array, "..."]
+    v: Float[Array, "..."]
+    pressure: Float[Array, "..."]
     time: Float[Array, ""]
+    w: Float[Array, "..."] | None = None
+
+    @property
+    def velocity(self) -> tuple[Array, ...]:
+        """The face velocities ``(u, v)`` or ``(u, v, w)``."""
+        return (self.u, self.v) if self.w is None else (self.u, self.v, self.w)
+
+    def with_velocity(self, velocity, pressure=None, time=None) -> "FlowState":
+        """A state with the face velocities ``velocity`` (2 or 3 components) and, if given,
+        a new pressure and time."""
+        w = velocity[2] if len(velocity) == 3 else None
+        return FlowState(
+            velocity[0],
+            velocity[1],
+            self.pressure if pressure is None else pressure,
+            self.time if time is None else time,
+            w,
+        )
 
 
 class IncompressibleNavierStokes(AbstractDynamics):
@@ -137,6 +158,11 @@ class IncompressibleNavierStokes(AbstractDynamics):
                 f"pressure_solver must be one of {PRESSURE_SOLVERS}, got {self.pressure_solver!r}"
             )
         self.boundaries.check_grid(self.grid)
+        if self.obstacle is not None and self.grid.ndim != 2:
+            raise ConfigurationError(
+                "obstacle: immersed obstacles are 2-D (their masks take (x, y)); got a 3-D "
+                f"grid {self.grid.num_points}"
+            )
         if self.obstacle is not None:
             self.obstacle.check_grid(self.grid)
             _check_obstacle_clear_of_inflow(self.obstacle, self.grid, self.boundaries)
@@ -161,18 +187,69 @@ class IncompressibleNavierStokes(AbstractDynamics):
     def channel(
         cls,
         num_points=(8, 32),
-        domain_length=(1.0, 1.0),
+        domain_length=None,
         *,
         viscosity=1.0,
         forcing=8.0,
         scheme: str | AbstractInterpolation = "central",
     ) -> "IncompressibleNavierStokes":
-        """Plane Poiseuille channel: periodic in x, no-slip walls at ``y = 0, Ly``, driven by
-        the body force ``forcing``. Steady state ``u = forcing y (Ly - y) / (2 viscosity)``
-        (see `poiseuille_profile`)."""
+        """Plane Poiseuille channel: periodic in x (and z, given three ``num_points``),
+        no-slip walls at ``y = 0, Ly``, driven by the body force ``forcing``. Steady state
+        ``u = forcing y (Ly - y) / (2 viscosity)`` (see `poiseuille_profile`). The domain
+        is the unit square (cube) unless ``domain_length`` says otherwise."""
         grid = StaggeredGrid(num_points, domain_length)
-        sides = Boundaries(Periodic(), Periodic(), Wall(), Wall())
+        spanwise = (Periodic(), Periodic()) if grid.ndim == 3 else ()
+        sides = Boundaries(Periodic(), Periodic(), Wall(), Wall(), *spanwise)
         return cls(grid, sides, viscosity, scheme, forcing)
+
+    @classmethod
+    def taylor_green(
+        cls,
+        num_points: int = 32,
+        reynolds_number: ArrayLike = 100.0,
+        *,
+        ndim: int = 3,
+        scheme: str | AbstractInterpolation = "central",
+    ) -> "IncompressibleNavierStokes":
+        """The periodic box ``[0, 2 pi]^ndim`` with ``viscosity = 1 / reynolds_number``
+        (``U = L = 1``) for the Taylor–Green vortex (Brachet et al. 1983; 3-D at Re 1600
+        is the high-order CFD workshop case) and, from any divergence-free start, decaying
+        periodic turbulence. Start from `taylor_green_state`."""
+        if ndim not in (2, 3):
+            raise ConfigurationError(f"taylor_green: ndim must be 2 or 3, got {ndim!r}")
+        grid = StaggeredGrid((num_points,) * ndim, (2 * np.pi,) * ndim)
+        viscosity = 1.0 / jnp.asarray(reynolds_number)
+        return cls(grid, Boundaries.periodic(ndim), viscosity, scheme)
+
+    def taylor_green_state(self, dtype=None) -> FlowState:
+        """The Taylor–Green vortex sampled on the faces: 2-D ``u = sin x cos y``,
+        ``v = -cos x sin y``; 3-D ``u = sin x cos y cos z``, ``v = -cos x sin y cos z``,
+        ``w = 0`` (needs a periodic box of side ``2 pi``, as `taylor_green` builds)."""
+        box = all(isinstance(side, Periodic) for a in range(self.grid.ndim)
+                  for side in self.boundaries.sides(a))  # fmt: skip
+        if not box or not np.allclose(self.grid.domain_length, 2 * np.pi):
+            raise ConfigurationError(
+                "taylor_green_state: needs a periodic box of side 2 pi "
+                "(IncompressibleNavierStokes.taylor_green)"
+            )
+        dtype = dtype or jnp.result_type(float)
+        x, y, *z = self.grid.face_points(0, dtype)
+        u = jnp.sin(x) * jnp.cos(y) * (jnp.cos(z[0]) if z else 1.0)
+        x, y, *z = self.grid.face_points(1, dtype)
+        v = -jnp.cos(x) * jnp.sin(y) * (jnp.cos(z[0]) if z else 1.0)
+        w = jnp.zeros(self.grid.face_shape(2), dtype) if z else None
+        return self.initial_state(u, v, dtype, w=w)
+
+    def kinetic_energy(self, state: FlowState) -> Float[Array, ""]:
+        """Mean kinetic energy per unit mass ``<|u|^2> / 2`` (length^2/time^2): each
+        component's square averaged over its faces (a periodic axis's duplicate last face
+        left out), summed."""
+        total = jnp.zeros((), state.u.dtype)
+        for axis, q in enumerate(state.velocity):
+            if _periodic(self.boundaries.sides(axis)[0]):
+                q = lax.slice_in_dim(q, 0, q.shape[axis] - 1, axis=axis)
+            total = total + 0.5 * jnp.mean(q * q)
+        return total
 
     @classmethod
     def dfg_cylinder(
@@ -228,33 +305,46 @@ class IncompressibleNavierStokes(AbstractDynamics):
             raise ConfigurationError(
                 f"state must be a hybrax.fluids.FlowState, got {type(state).__name__}"
             )
-        shapes = (self.grid.u_shape, self.grid.v_shape, self.grid.cell_shape)
-        got = (jnp.shape(state.u), jnp.shape(state.v), jnp.shape(state.pressure))
-        if got != shapes:
+        ndim = self.grid.ndim
+        if (state.w is None) != (ndim == 2):
             raise ConfigurationError(
-                f"state: (u, v, pressure) must have shapes {shapes} on this grid, got {got}"
+                f"state: a {ndim}-D grid needs "
+                + ("w, the z-velocity" if ndim == 3 else "no w (w=None)")
+                + f", got w={'None' if state.w is None else jnp.shape(state.w)}"
+            )
+        shapes = (*(self.grid.face_shape(a) for a in range(ndim)), self.grid.cell_shape)
+        got = tuple(jnp.shape(q) for q in (*state.velocity, state.pressure))
+        if got != shapes:
+            names = "(u, v, pressure)" if ndim == 2 else "(u, v, w, pressure)"
+            raise ConfigurationError(
+                f"state: {names} must have shapes {shapes} on this grid, got {got}"
             )
 
-    def initial_state(self, u=None, v=None, dtype=None) -> FlowState:
-        """A state from face velocities (default: at rest), with boundary faces set and the
-        divergence projected out."""
+    def initial_state(self, u=None, v=None, dtype=None, *, w=None) -> FlowState:
+        """A state from face velocities (default: at rest; ``w`` on 3-D grids), with
+        boundary faces set and the divergence projected out."""
         dtype = dtype or jnp.result_type(float)
-        u = jnp.zeros(self.grid.u_shape, dtype) if u is None else jnp.asarray(u, dtype)
-        v = jnp.zeros(self.grid.v_shape, dtype) if v is None else jnp.asarray(v, dtype)
-        state = FlowState(u, v, jnp.zeros(self.grid.cell_shape, dtype), jnp.zeros((), dtype))
+        given = (u, v, w)[: self.grid.ndim]
+        velocity = tuple(
+            jnp.zeros(self.grid.face_shape(a), dtype) if q is None else jnp.asarray(q, dtype)
+            for a, q in enumerate(given)
+        )
+        pressure = jnp.zeros(self.grid.cell_shape, dtype)
+        w_state = velocity[2] if self.grid.ndim == 3 else None
+        if self.grid.ndim == 2 and w is not None:
+            raise ConfigurationError("initial_state: w is the z-velocity of a 3-D grid")
+        state = FlowState(velocity[0], velocity[1], pressure, jnp.zeros((), dtype), w_state)
         self.check_state(state)
         return self.project(state, 1.0)
 
     # -- operators -----------------------------------------------------------------------
-    def _momentum(self, along: Array, across: Array, axis: int) -> Array:
-        """Advection + diffusion tendency of the velocity component normal to ``axis``
-        (``along`` lives on faces along ``axis``; ``across`` is the other component)."""
-        other = 1 - axis
-        h, k = self.grid.spacing[axis], self.grid.spacing[other]
+    def _momentum(self, velocity: tuple[Array, ...], axis: int) -> Array:
+        """Advection + diffusion tendency of the velocity component along ``axis`` (on the
+        faces normal to ``axis``), from all components ``velocity``."""
+        along = velocity[axis]
+        h = self.grid.spacing[axis]
         lo, hi = self.boundaries.sides(axis)
-        tlo, thi = self.boundaries.sides(other)
         q_n = pad_normal(along, axis, lo, hi)  # along its own axis
-        q_t = pad_tangential(along, other, tlo, thi)  # along the other axis
         n = along.shape[axis]
 
         def take(x, ax, start, stop):
@@ -263,56 +353,62 @@ class IncompressibleNavierStokes(AbstractDynamics):
         # flux along own axis at cell centres -1..n-1 (n + 1 interfaces)
         carrier = 0.5 * (take(q_n, axis, 1, -2) + take(q_n, axis, 2, -1))
         flux = carrier * self.scheme(q_n, carrier, axis)
-        # flux across at corners: the other component averaged onto this component's nodes
-        c_pad = pad_tangential(across, axis, lo, hi)
-        carrier_t = 0.5 * (take(c_pad, axis, 1, -2) + take(c_pad, axis, 2, -1))
-        flux_t = carrier_t * self.scheme(q_t, carrier_t, other)
-        advection = (take(flux, axis, 1, 0) - take(flux, axis, 0, -1)) / h + (
-            take(flux_t, other, 1, 0) - take(flux_t, other, 0, -1)
-        ) / k
-        second = (take(q_n, axis, 1, -3) - 2 * along + take(q_n, axis, 3, -1)) / h**2 + (
-            take(q_t, other, 1, -3) - 2 * along + take(q_t, other, 3, -1)
-        ) / k**2
+        advection = (take(flux, axis, 1, 0) - take(flux, axis, 0, -1)) / h
+        second = (take(q_n, axis, 1, -3) - 2 * along + take(q_n, axis, 3, -1)) / h**2
+        for other in range(self.grid.ndim):
+            if other == axis:
+                continue
+            k = self.grid.spacing[other]
+            q_t = pad_tangential(along, other, *self.boundaries.sides(other), component=axis)
+            # flux across at edges: the other component averaged onto this component's nodes
+            c_pad = pad_tangential(velocity[other], axis, lo, hi, component=other)
+            carrier_t = 0.5 * (take(c_pad, axis, 1, -2) + take(c_pad, axis, 2, -1))
+            flux_t = carrier_t * self.scheme(q_t, carrier_t, other)
+            advection = advection + (take(flux_t, other, 1, 0) - take(flux_t, other, 0, -1)) / k
+            second = second + (take(q_t, other, 1, -3) - 2 * along + take(q_t, other, 3, -1)) / k**2
         nu = scalar_like(self.viscosity, along)
         rate = nu * second - advection
         if axis == 0:
             rate = rate + scalar_like(self.forcing, along)
         mask = fixed_normal_mask(n, lo, hi).astype(along.dtype)
-        return rate * jnp.expand_dims(mask, other) + convective_rate(along, axis, h, lo, hi)
+        shape = [1] * along.ndim
+        shape[axis] = n
+        return rate * mask.reshape(shape) + convective_rate(along, axis, h, lo, hi)
 
     def tendency(self, state: FlowState, t: ArrayLike) -> FlowState:
         """Advection and diffusion of the face velocities (pressure excluded; zero on
         boundary faces that the boundary conditions set, the convective condition's rate on
         convective outflow faces)."""
-        du = self._momentum(state.u, state.v, 0)
-        dv = self._momentum(state.v, state.u, 1)
+        velocity = state.velocity
+        rates = tuple(self._momentum(velocity, axis) for axis in range(len(velocity)))
         zero = jnp.zeros_like(state.pressure)
-        return FlowState(du, dv, zero, jnp.zeros_like(state.time))
+        return state.with_velocity(rates, zero, jnp.zeros_like(state.time))
 
     def apply_boundaries(self, state: FlowState) -> FlowState:
         """``state`` with the boundary faces' normal velocities set (walls 0, inflow profile,
         zero-gradient outflow copies the adjacent face, convective outflow keeps its advanced
         value, periodic copies)."""
-        b = self.boundaries
-        u = apply_normal(state.u, 0, b.left, b.right)
-        v = apply_normal(state.v, 1, b.bottom, b.top)
-        return FlowState(u, v, state.pressure, state.time)
+        velocity = tuple(
+            apply_normal(q, axis, *self.boundaries.sides(axis))
+            for axis, q in enumerate(state.velocity)
+        )
+        return state.with_velocity(velocity)
 
     def project(self, state: FlowState, dt: ArrayLike) -> FlowState:
         """Set the boundary faces, then remove the divergence: solve ``lap phi = div u``
         (pressure Poisson problem; Neumann on walls and inflow, zero on outflow, periodic)
         and subtract ``grad phi``. The stored pressure is ``phi / dt``."""
         state = self.apply_boundaries(state)
-        phi = self.solve_pressure(divergence(state.u, state.v, self.grid))
-        gx, gy = pressure_gradient(phi, self.grid, self.boundaries)
-        u = state.u - gx
-        v = state.v - gy
-        b = self.boundaries
-        u = apply_normal(u, 0, b.left, b.right) if _periodic(b.left) else u
-        v = apply_normal(v, 1, b.bottom, b.top) if _periodic(b.bottom) else v
-        return FlowState(u, v, phi / scalar_like(dt, phi), state.time)
+        phi = self.solve_pressure(divergence(*state.velocity, grid=self.grid))
+        gradients = pressure_gradient(phi, self.grid, self.boundaries)
+        velocity = []
+        for axis, (q, g) in enumerate(zip(state.velocity, gradients, strict=True)):
+            lo, hi = self.boundaries.sides(axis)
+            q = q - g
+            velocity.append(apply_normal(q, axis, lo, hi) if _periodic(lo) else q)
+        return state.with_velocity(tuple(velocity), phi / scalar_like(dt, phi))
 
-    def solve_pressure(self, rhs: Float[Array, "nx ny"]) -> Float[Array, "nx ny"]:
+    def solve_pressure(self, rhs: Float[Array, "..."]) -> Float[Array, "..."]:
         """``phi`` with ``laplacian(phi) = rhs`` (the projection's Poisson problem) by the
         model's ``pressure_solver``."""
         if self.pressure_solver == "krylov":
@@ -320,10 +416,10 @@ class IncompressibleNavierStokes(AbstractDynamics):
             return solve_poisson_krylov(rhs, self.grid, self.boundaries, rtol=rtol)
         return solve_poisson(rhs, self.grid, self.boundaries)
 
-    def obstacle_masks(self, dtype) -> tuple[Array, Array]:
-        """Smoothed solid fractions on the x-faces and y-faces (zeros without obstacle)."""
+    def obstacle_masks(self, dtype) -> tuple[Array, ...]:
+        """Smoothed solid fractions on the faces of each axis (zeros without obstacle)."""
         if self.obstacle is None:
-            return jnp.zeros(self.grid.u_shape, dtype), jnp.zeros(self.grid.v_shape, dtype)
+            return tuple(jnp.zeros(self.grid.face_shape(a), dtype) for a in range(self.grid.ndim))
         return self.obstacle.mask(*self.grid.u_points(dtype)), self.obstacle.mask(
             *self.grid.v_points(dtype)
         )
@@ -339,37 +435,32 @@ class IncompressibleNavierStokes(AbstractDynamics):
             state.u / (1 + rate * chi_u), state.v / (1 + rate * chi_v), state.pressure, state.time
         )
 
-    def divergence(self, state: FlowState) -> Float[Array, "nx ny"]:
+    def divergence(self, state: FlowState) -> Float[Array, "..."]:
         """Cell-centred divergence of the velocity (1/time)."""
-        return divergence(state.u, state.v, self.grid)
+        return divergence(*state.velocity, grid=self.grid)
 
     def courant_number(self, state: FlowState, dt: ArrayLike) -> Array:
         """The stability number of an explicit step: the larger of the advective Courant
-        number ``dt (U/dx + V/dy)`` and the diffusion number ``dt nu (2/dx^2 + 2/dy^2)``.
-        ``U`` and ``V`` are the largest speeds along x and y in the state or imposed by
-        the boundaries (a sliding lid, an inflow profile), so a flow started at rest is
-        judged by the speeds that will drive it. `ProjectedRK` with three stages is stable
-        up to about 1 on both (central advection; upwind and van Leer alike)."""
-        dx, dy = self.grid.spacing
-        speed_x, speed_y = jnp.max(jnp.abs(state.u)), jnp.max(jnp.abs(state.v))
-        b = self.boundaries
-        for side, along_x in ((b.bottom, True), (b.top, True), (b.left, False), (b.right, False)):
-            if isinstance(side, Wall):  # tangential speed: along x on bottom/top
-                wall = jnp.abs(jnp.asarray(side.velocity, state.u.dtype))
-                speed_x, speed_y = (
-                    (jnp.maximum(speed_x, wall), speed_y)
-                    if along_x
-                    else (speed_x, jnp.maximum(speed_y, wall))
-                )
-            if isinstance(side, Inflow):  # normal speed: along x on left/right
-                inflow = jnp.max(jnp.abs(jnp.asarray(side.profile, state.u.dtype)))
-                speed_x, speed_y = (
-                    (speed_x, jnp.maximum(speed_y, inflow))
-                    if along_x
-                    else (jnp.maximum(speed_x, inflow), speed_y)
-                )
-        advective = dt * (speed_x / dx + speed_y / dy)
-        diffusive = dt * scalar_like(self.viscosity, state.u) * (2 / dx**2 + 2 / dy**2)
+        number ``dt (U/dx + V/dy (+ W/dz))`` and the diffusion number
+        ``dt nu (2/dx^2 + 2/dy^2 (+ 2/dz^2))``. ``U``, ``V``, ``W`` are the largest speeds
+        along each axis in the state or imposed by the boundaries (a sliding lid, an inflow
+        profile), so a flow started at rest is judged by the speeds that will drive it.
+        `ProjectedRK` with three stages is stable up to about 1 on both (central
+        advection; upwind and van Leer alike)."""
+        dtype = state.u.dtype
+        speeds = [jnp.max(jnp.abs(q)) for q in state.velocity]
+        for normal in range(self.grid.ndim):
+            for side in self.boundaries.sides(normal):
+                if isinstance(side, Wall):  # tangential speed, along the first tangential axis
+                    axis = first_tangential_axis(normal)
+                    wall = jnp.abs(jnp.asarray(side.velocity, dtype))
+                    speeds[axis] = jnp.maximum(speeds[axis], wall)
+                if isinstance(side, Inflow):  # normal speed
+                    inflow = jnp.max(jnp.abs(jnp.asarray(side.profile, dtype)))
+                    speeds[normal] = jnp.maximum(speeds[normal], inflow)
+        spacing = self.grid.spacing
+        advective = dt * sum(speed / h for speed, h in zip(speeds, spacing, strict=True))
+        diffusive = dt * scalar_like(self.viscosity, state.u) * sum(2 / h**2 for h in spacing)
         return jnp.maximum(advective, diffusive)
 
 
@@ -452,12 +543,15 @@ class ProjectedRK(AbstractStepper):
 
         def euler(s, t):
             k = model.tendency(s, t)
-            return model.penalize(FlowState(s.u + h * k.u, s.v + h * k.v, s.pressure, s.time), h)
+            advanced = tuple(q + h * r for q, r in zip(s.velocity, k.velocity, strict=True))
+            return model.penalize(s.with_velocity(advanced), h)
 
         y = model.project(euler(state, t0), h)
         offsets = {2: (1.0,), 3: (1.0, 0.5)}.get(self.stages, ())
         for (a, b), c in zip(self._weights[self.stages], offsets, strict=True):
             e = euler(y, t0 + c * h)
-            combo = FlowState(a * state.u + b * e.u, a * state.v + b * e.v, e.pressure, state.time)
-            y = model.project(combo, b * h)
-        return FlowState(y.u, y.v, y.pressure, (t0 + h).astype(state.time.dtype))
+            combo = tuple(
+                a * q0 + b * q1 for q0, q1 in zip(state.velocity, e.velocity, strict=True)
+            )
+            y = model.project(state.with_velocity(combo, e.pressure), b * h)
+        return y.with_velocity(y.velocity, time=(t0 + h).astype(state.time.dtype))

@@ -22,7 +22,7 @@ from ._poisson_transforms import transform_solve
 __all__ = ["laplacian", "solve_poisson", "solve_poisson_krylov"]
 
 
-def solve_poisson(rhs: Float[Array, "nx ny"], grid, boundaries) -> Float[Array, "nx ny"]:
+def solve_poisson(rhs: Float[Array, "..."], grid, boundaries) -> Float[Array, "..."]:
     """Solve ``laplacian(phi) = rhs`` on the rectangle by fast transforms.
 
     The discrete Laplacian is a Kronecker sum of 1-D second differences, each diagonalised
@@ -46,7 +46,7 @@ def solve_poisson(rhs: Float[Array, "nx ny"], grid, boundaries) -> Float[Array, 
     >>> bool(jnp.allclose(laplacian(phi, grid, bc), rhs, atol=1e-4))
     True
     """
-    kinds = (boundaries.axis_kinds(0), boundaries.axis_kinds(1))
+    kinds = tuple(boundaries.axis_kinds(axis) for axis in range(grid.ndim))
     return _direct_solve(rhs, grid.num_points, grid.spacing, kinds)
 
 
@@ -75,13 +75,12 @@ def _face_gradient(phi: Array, axis: int, h: float, kinds: tuple[str, str]) -> A
     return jnp.moveaxis(jnp.concatenate([low, inner, high]), 0, axis)
 
 
-def pressure_gradient(phi: Array, grid, boundaries) -> tuple[Array, Array]:
-    """``grad phi`` on the x-faces and y-faces, with the boundary conditions of the
-    projection (zero on Neumann sides)."""
-    dx, dy = grid.spacing
-    return (
-        _face_gradient(phi, 0, dx, boundaries.axis_kinds(0)),
-        _face_gradient(phi, 1, dy, boundaries.axis_kinds(1)),
+def pressure_gradient(phi: Array, grid, boundaries) -> tuple[Array, ...]:
+    """``grad phi`` on the x-faces, y-faces (and z-faces), with the boundary conditions of
+    the projection (zero on Neumann sides)."""
+    return tuple(
+        _face_gradient(phi, axis, h, boundaries.axis_kinds(axis))
+        for axis, h in enumerate(grid.spacing)
     )
 
 
@@ -95,29 +94,29 @@ def _divergence(components, spacing) -> Array:
     return total
 
 
-def divergence(u: Array, v: Array, grid) -> Array:
-    """Cell-centred divergence ``du/dx + dv/dy`` of face velocities."""
-    return _divergence((u, v), grid.spacing)
+def divergence(*components: Array, grid) -> Array:
+    """Cell-centred divergence ``du/dx + dv/dy (+ dw/dz)`` of face velocities."""
+    return _divergence(components, grid.spacing)
 
 
-def laplacian(phi: Float[Array, "nx ny"], grid, boundaries, weights=None) -> Array:
+def laplacian(phi: Float[Array, "..."], grid, boundaries, weights=None) -> Array:
     """``div(w grad phi)`` at cell centres, ``w`` the optional face weights ``(wu, wv)``
     (1 in fluid, 0 on faces blocked by a solid)."""
-    gx, gy = pressure_gradient(phi, grid, boundaries)
+    gradients = pressure_gradient(phi, grid, boundaries)
     if weights is not None:
-        gx, gy = gx * weights[0], gy * weights[1]
-    return divergence(gx, gy, grid)
+        gradients = tuple(g * w for g, w in zip(gradients, weights, strict=True))
+    return divergence(*gradients, grid=grid)
 
 
 def solve_poisson_krylov(
-    rhs: Float[Array, "nx ny"],
+    rhs: Float[Array, "..."],
     grid,
     boundaries,
     weights=None,
     *,
     rtol: float = 1e-6,
     max_steps: int = 2000,
-) -> Float[Array, "nx ny"]:
+) -> Float[Array, "..."]:
     """Solve ``div(w grad phi) = rhs`` by conjugate gradients (`lineax.CG`), preconditioned
     with the rectangle's direct solve (exact when ``weights`` is ``None``).
 
@@ -128,13 +127,15 @@ def solve_poisson_krylov(
     within ``max_steps`` raises (lineax's run-time error, with its iteration count).
     """
     if weights is not None:
-        shapes = (grid.u_shape, grid.v_shape)
+        shapes = tuple(grid.face_shape(axis) for axis in range(grid.ndim))
         got = tuple(jnp.shape(w) for w in weights)
         if got != shapes:
             raise ConfigurationError(
-                f"weights must be face weights of shapes {shapes} (x-faces, y-faces), got {got}"
+                f"weights must be face weights of shapes {shapes} (x-faces, y-faces, ...), "
+                f"got {got}"
             )
-    singular = "dirichlet" not in boundaries.axis_kinds(0) + boundaries.axis_kinds(1)
+    kinds = sum((boundaries.axis_kinds(axis) for axis in range(grid.ndim)), ())
+    singular = "dirichlet" not in kinds
     b = rhs - jnp.mean(rhs) if singular and weights is None else rhs
     structure = jnp.zeros_like(rhs)
 
