@@ -139,7 +139,7 @@ class EnergyForceLoss(eqx.Module):
     --------
     >>> import jax, jax.numpy as jnp
     >>> import hybrax.md as md
-        >>> positions, box = md.lattice("fcc", 3, density=0.8442)
+    >>> positions, box = md.lattice("fcc", 3, density=0.8442)
     >>> nbrs = md.neighbor_list(positions, box, cutoff=2.5)
     >>> data = md.label_frames(md.LennardJones(), positions[None], box, nbrs)
     >>> net = md.NeuralPairPotential(2.5, key=jax.random.key(0))
