@@ -57,6 +57,7 @@ SLOW: dict[str, float] = {
     "hybrax.climate._ebm_equilibrium.hysteresis_sweep": 6.4,
     "hybrax.md._simulate.simulate": 5.79,
     "hybrax.md._batch_simulate.simulate_batch": 5.84,
+    "hybrax.md._equivariant.EquivariantPotential": 4.8,  # e3nn-jax import and model build
     "hybrax.core._imex.CrankNicolsonRK4": 5.6,
     "hybrax.fluids._incompressible.IncompressibleNavierStokes": 5.47,
     "hybrax.parallel._fft3d.SlabFFT3D": 5.29,
