@@ -30,8 +30,8 @@ def _run(model, state, dt, steps):
 
 def test_taylor_green_energy_follows_the_spectral_solver():
     """Re 100 Taylor–Green vortex to t = 1 at 16^3: the kinetic energy of the FV solver
-    (second order) tracks the pseudo-spectral NavierStokes3D's within 1%, and the
-    divergence stays at round-off."""
+    tracks the pseudo-spectral NavierStokes3D's (measured: +1.2e-3 at 16^3, +3.1e-4 at 32^3,
+    second order), and the divergence stays at round-off."""
     n, re, dt, steps = 16, 100.0, 0.05, 20
     fv = IncompressibleNavierStokes.taylor_green(n, re)
     state = fv.taylor_green_state(jnp.float64)
@@ -43,7 +43,7 @@ def test_taylor_green_energy_follows_the_spectral_solver():
     )
     e_fv, e_ref = float(fv.kinetic_energy(final)), float(spectral.kinetic_energy(reference))
     assert e_ref < 0.125 * 0.99  # it did decay
-    assert e_fv == pytest.approx(e_ref, rel=1e-2)
+    assert e_fv == pytest.approx(e_ref, rel=3e-3)
     assert float(jnp.max(jnp.abs(fv.divergence(final)))) < 1e-11
     assert float(final.time) == pytest.approx(1.0)
 
