@@ -33,6 +33,7 @@ PACKAGES = {
     "hybrax.experiments.lorenz96_closure": "Workflow lorenz96-closure",
     "hybrax.experiments.kolmogorov_correction": "Workflow kolmogorov-correction",
     "hybrax.experiments.lj_neural_potential": "Workflow lj-neural-potential",
+    "hybrax.experiments.qg_parameterization": "Workflow qg-parameterization",
 }
 API = Path(__file__).parent / "api"
 

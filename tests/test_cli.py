@@ -11,7 +11,13 @@ from hybrax import cli
 def test_list_shows_the_workflows(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("lorenz96", "lorenz96-closure", "kolmogorov-correction", "lj-neural-potential"):
+    for name in (
+        "lorenz96",
+        "lorenz96-closure",
+        "kolmogorov-correction",
+        "lj-neural-potential",
+        "qg-parameterization",
+    ):
         assert name in out
 
 

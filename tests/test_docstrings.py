@@ -35,6 +35,7 @@ PACKAGES = (
     "hybrax.experiments.lorenz96_closure",
     "hybrax.experiments.kolmogorov_correction",
     "hybrax.experiments.lj_neural_potential",
+    "hybrax.experiments.qg_parameterization",
 )
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
