@@ -146,9 +146,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
     temperature: Array = eqx.field(
         converter=_checked("temperature", positive=True, scalar=True, example="temperature=1.5")
     )
-    pressure: Array = eqx.field(
-        converter=_checked("pressure", scalar=True, example="pressure=1.0")
-    )
+    pressure: Array = eqx.field(converter=_checked("pressure", scalar=True, example="pressure=1.0"))
     tau: Array = eqx.field(
         default=0.5, converter=_checked("tau", positive=True, scalar=True, example="tau=0.5")
     )
