@@ -55,12 +55,11 @@ def initial_velocity(n: int) -> tuple[np.ndarray, np.ndarray]:
     return u.astype(np.float32), v.astype(np.float32)
 
 
-def hybrax_runs(n: int, dt: float, steps: int) -> dict:
-    model = IncompressibleNavierStokes.channel(
-        (n, n), (1.0, 1.0), viscosity=VISCOSITY, forcing=FORCING
-    )
-    u, v = initial_velocity(n)
-    state = model.initial_state(u=u, v=v, dtype=jnp.float32)
+def hybrax_runs(n: int, dt: float, steps: int, ndim: int = 2) -> dict:
+    model = IncompressibleNavierStokes.channel((n,) * ndim, viscosity=VISCOSITY, forcing=FORCING)
+    velocity = initial_velocity(n) if ndim == 2 else initial_velocity_3d(n)
+    w = velocity[2] if ndim == 3 else None
+    state = model.initial_state(velocity[0], velocity[1], jnp.float32, w=w)
     runs = {}
     for stages in (1, 3):
         stepper = ProjectedRK(model, dt, stages=stages)
@@ -138,12 +137,22 @@ def phiflow_runs(n: int, dt: float, steps: int) -> dict:
         y=n,
         bounds=bounds,
     )
+    return _phiflow_loops(velocity_field(), force, pressure0, dt, steps, ("CG", "auto"))
+
+
+def _phiflow_loops(velocity, force, pressure0, dt: float, steps: int, solvers) -> dict:
+    """PhiFlow's step as its examples write it (advect, explicit diffusion, body force,
+    `make_incompressible` warm-started from the last pressure), `jit_compile`d and looped in
+    Python, for both advection schemes and each pressure ``solvers`` entry."""
+    from phi.jax import flow as pf
+
+    axes = list(velocity.shape.spatial.names)
     runs = {}
     for adv_name, advect in (
         ("semi-lagrangian", lambda w: pf.advect.semi_lagrangian(w, w, dt)),
         ("central", lambda w: w + dt * pf.advect.differential(w, w, order=2)),
     ):
-        for solver in ("CG", "auto"):
+        for solver in solvers:
 
             @pf.jit_compile
             def step(w, p, advect=advect, solver=solver):
@@ -157,9 +166,9 @@ def phiflow_runs(n: int, dt: float, steps: int) -> dict:
                 w, p = start
                 for _ in range(steps):
                     w, p = step(w, p)
-                return p.values.native(["x", "y"])  # the last step's pressure: all done
+                return p.values.native(axes)  # the last step's pressure: all done
 
-            runs[f"phiflow {adv_name} {solver}"] = (run, (velocity_field(), pressure0))
+            runs[f"phiflow {adv_name} {solver}"] = (run, (velocity, pressure0))
     return runs
 
 
@@ -169,7 +178,7 @@ def channel(n: int, steps: int, records: list, rounds: int, ndim: int = 2) -> No
     dt = min(0.2 / n, 0.2 / (VISCOSITY * n * n))
     case = f"channel {n}^{ndim} float32, {steps} steps"
     if ndim == 3:
-        runs, peers = hybrax_runs_3d(n, dt, steps), (("phiflow", phiflow_runs_3d),)
+        runs, peers = hybrax_runs(n, dt, steps, ndim=3), (("phiflow", phiflow_runs_3d),)
     else:
         runs, peers = (
             hybrax_runs(n, dt, steps),
@@ -238,22 +247,6 @@ def initial_velocity_3d(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (spread(u), spread(v), spread(w, 1).astype(np.float32))
 
 
-def hybrax_runs_3d(n: int, dt: float, steps: int) -> dict:
-    model = IncompressibleNavierStokes.channel((n, n, n), viscosity=VISCOSITY, forcing=FORCING)
-    u, v, w = initial_velocity_3d(n)
-    state = model.initial_state(u=u, v=v, w=w, dtype=jnp.float32)
-    runs = {}
-    for stages in (1, 3):
-        stepper = ProjectedRK(model, dt, stages=stages)
-
-        @jax.jit
-        def run(s, stepper=stepper):
-            return hybrax.rollout(stepper, s, steps, save_every=None)[0].u
-
-        runs[f"hybrax ProjectedRK{stages}"] = (run, state)
-    return runs
-
-
 def phiflow_runs_3d(n: int, dt: float, steps: int) -> dict:
     from phi import math as pmath
     from phi.jax import flow as pf
@@ -275,31 +268,9 @@ def phiflow_runs_3d(n: int, dt: float, steps: int) -> dict:
     )
     p_ext = pf.extrapolation.combine_sides(x=periodic, y=pf.extrapolation.ZERO_GRADIENT, z=periodic)
     pressure0 = pf.CenteredGrid(0, p_ext, x=n, y=n, z=n, bounds=bounds)
-    runs = {}
-    for adv_name, advect in (
-        ("semi-lagrangian", lambda w: pf.advect.semi_lagrangian(w, w, dt)),
-        ("central", lambda w: w + dt * pf.advect.differential(w, w, order=2)),
-    ):
-        # 'auto' picks a sparse direct solve in 3-D: 6.4x slower than 'CG' at 16^3 (10.4 vs
-        # 67 steps/s, `--sizes=-16 --quick`) and minutes per round at 32^3, so 3-D tries CG
-        for solver in ("CG",):
-
-            @pf.jit_compile
-            def step(w, p, advect=advect, solver=solver):
-                w = advect(w)
-                w = pf.diffuse.explicit(w, VISCOSITY, dt)
-                w = w + force
-                w, p = pf.fluid.make_incompressible(w, (), pf.Solve(solver, 1e-5, 0, x0=p))
-                return w, p
-
-            def run(start, step=step):
-                w, p = start
-                for _ in range(steps):
-                    w, p = step(w, p)
-                return p.values.native(["x", "y", "z"])
-
-            runs[f"phiflow {adv_name} {solver}"] = (run, (velocity, pressure0))
-    return runs
+    # 'auto' picks a sparse direct solve in 3-D: 6.4x slower than 'CG' at 16^3 (10.4 vs
+    # 67 steps/s, `--sizes=-16 --quick`) and minutes per round at 32^3, so 3-D tries CG
+    return _phiflow_loops(velocity, force, pressure0, dt, steps, ("CG",))
 
 
 def main(argv=None) -> None:
