@@ -107,8 +107,10 @@ class IncompressibleNavierStokes(AbstractDynamics):
         trainable `hybrax.fluids.LearnedInterpolation` (a pytree node: its leaves are
         differentiable). Stored as the module.
     forcing
-        Uniform body force along +x (length/time^2; a mean pressure gradient ``-dp/dx``),
-        a differentiable leaf, default 0.
+        Body force along +x (length/time^2), a differentiable leaf, default 0: a number
+        (uniform, e.g. a mean pressure gradient ``-dp/dx``) or a field on the x-faces,
+        shape ``grid.face_shape(0)`` (e.g. the Kolmogorov force ``sin(4 y)`` of
+        `kolmogorov`).
     obstacle
         An immersed `hybrax.fluids.AbstractObstacle` (e.g. `Cylinder`), or ``None``. It is
         imposed by Brinkman penalisation ``-chi u / permeability``, integrated implicitly by
@@ -122,6 +124,9 @@ class IncompressibleNavierStokes(AbstractDynamics):
         `hybrax.fluids.solve_poisson_krylov`, relative tolerance 1e-5 in float32 and 1e-10
         in float64; raises when it misses the tolerance). Both are differentiated
         implicitly (an adjoint solve).
+    drag
+        Linear drag ``-drag u`` on every velocity component (1/time), non-negative, a
+        differentiable leaf, default 0 (bottom friction of 2-D turbulence).
 
     Examples
     --------
@@ -138,10 +143,11 @@ class IncompressibleNavierStokes(AbstractDynamics):
     boundaries: Boundaries
     viscosity: Array = parameter("viscosity", nonnegative=True, scalar=True)
     scheme: AbstractInterpolation = eqx.field(default="central", converter=as_interpolation)
-    forcing: Array = parameter("forcing", default=0.0, scalar=True)
+    forcing: Array = parameter("forcing", default=0.0)
     obstacle: AbstractObstacle | None = None
     permeability: Array = parameter("permeability", default=1e-3, positive=True, scalar=True)
     pressure_solver: str = eqx.field(static=True, default="direct")
+    drag: Array = parameter("drag", default=0.0, nonnegative=True, scalar=True)
 
     def __check_init__(self):
         if not isinstance(self.grid, StaggeredGrid):
@@ -158,6 +164,11 @@ class IncompressibleNavierStokes(AbstractDynamics):
                 f"pressure_solver must be one of {PRESSURE_SOLVERS}, got {self.pressure_solver!r}"
             )
         self.boundaries.check_grid(self.grid)
+        if jnp.ndim(self.forcing) != 0 and jnp.shape(self.forcing) != self.grid.face_shape(0):
+            raise ConfigurationError(
+                f"forcing must be a number or a field on the x-faces of shape "
+                f"{self.grid.face_shape(0)}, got shape {jnp.shape(self.forcing)}"
+            )
         if self.obstacle is not None and self.grid.ndim != 2:
             raise ConfigurationError(
                 "obstacle: immersed obstacles are 2-D (their masks take (x, y)); got a 3-D "
@@ -220,6 +231,32 @@ class IncompressibleNavierStokes(AbstractDynamics):
         grid = StaggeredGrid((num_points,) * ndim, (2 * np.pi,) * ndim)
         viscosity = 1.0 / jnp.asarray(reynolds_number)
         return cls(grid, Boundaries.periodic(ndim), viscosity, scheme)
+
+    @classmethod
+    def kolmogorov(
+        cls,
+        num_points: int = 32,
+        *,
+        viscosity=1e-3,
+        drag=0.1,
+        forcing_amplitude=1.0,
+        forcing_wavenumber: int = 4,
+        scheme: str | AbstractInterpolation = "central",
+    ) -> "IncompressibleNavierStokes":
+        """Kolmogorov flow (forced 2-D turbulence) in the periodic box ``[0, 2 pi]^2``:
+        body force ``forcing_amplitude sin(forcing_wavenumber y)`` along x on the x-faces,
+        linear ``drag``, ``viscosity`` (defaults: Re 1000, drag 0.1, ``sin(4 y)``: Kochkov
+        et al. 2021, the same flow as `hybrax.fluids.NavierStokes2D.kolmogorov`). Laminar
+        steady state ``u = A sin(k y) / (viscosity k^2 + drag)``. ``forcing_amplitude``,
+        ``viscosity`` and ``drag`` are differentiable leaves."""
+        k = forcing_wavenumber
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigurationError(f"forcing_wavenumber must be an int >= 1, got {k!r}")
+        grid = StaggeredGrid((num_points, num_points), (2 * np.pi, 2 * np.pi))
+        _, y = grid.face_points(0)
+        forcing = jnp.asarray(forcing_amplitude) * jnp.sin(k * y)
+        periodic = Boundaries.periodic(2)
+        return cls(grid, periodic, viscosity, scheme, forcing, drag=drag)
 
     def taylor_green_state(self, dtype=None) -> FlowState:
         """The Taylor–Green vortex sampled on the faces: 2-D ``u = sin x cos y``,
@@ -367,7 +404,7 @@ class IncompressibleNavierStokes(AbstractDynamics):
             advection = advection + (take(flux_t, other, 1, 0) - take(flux_t, other, 0, -1)) / k
             second = second + (take(q_t, other, 1, -3) - 2 * along + take(q_t, other, 3, -1)) / k**2
         nu = scalar_like(self.viscosity, along)
-        rate = nu * second - advection
+        rate = nu * second - advection - scalar_like(self.drag, along) * along
         if axis == 0:
             rate = rate + scalar_like(self.forcing, along)
         mask = fixed_normal_mask(n, lo, hi).astype(along.dtype)
