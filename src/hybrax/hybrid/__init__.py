@@ -4,7 +4,8 @@ Wrappers that fill the Dynamics and Stepper roles, so `hybrax.rollout`, `jax.gra
 `jax.vmap` and checkpoints work on them unchanged:
 
 - `Corrected(stepper, net)`: a solver step followed by a learned correction;
-- `Closure(dynamics, net)` / `SemilinearClosure`: physics tendency plus a learned term;
+- `Closure(dynamics, net)` / `SemilinearClosure`: physics tendency plus a learned term
+  (`FrozenClosure`: that term evaluated once per step, held over the stages);
 - `Emulator(net, dt)`: a purely neural stepper.
 
 Data (`generate_trajectories`, `sliding_windows`, `block_average`), losses (`OneStepLoss`,
@@ -29,7 +30,7 @@ from ._fit_options import (
 )
 from ._losses import OneStepLoss, PushforwardLoss, RegressionLoss, UnrolledLoss, without_time
 from ._train import NonFiniteLossError, fit, trainable_filter
-from ._wrappers import Closure, Corrected, Emulator, SemilinearClosure
+from ._wrappers import Closure, Corrected, Emulator, FrozenClosure, SemilinearClosure
 
 __all__ = [
     "AbstractCallback",
@@ -42,6 +43,7 @@ __all__ = [
     "Emulator",
     "Evaluate",
     "FitResult",
+    "FrozenClosure",
     "History",
     "JsonLines",
     "Metrics",

@@ -32,7 +32,7 @@ from ._maps import (
     replace_output,
 )
 
-__all__ = ["Closure", "Corrected", "Emulator", "SemilinearClosure"]
+__all__ = ["Closure", "Corrected", "Emulator", "FrozenClosure", "SemilinearClosure"]
 
 
 def _emulator_dt(dt):
@@ -235,6 +235,81 @@ class SemilinearClosure(AbstractSemilinearDynamics):
 
     def check_state(self, state: PyTree) -> None:
         self.dynamics.check_state(state)
+
+
+class _HeldOutput(eqx.Module):
+    """A stand-in network that returns one output computed earlier (`FrozenClosure`)."""
+
+    output: Any
+
+    def __call__(self, x: Any) -> Any:
+        return self.output
+
+
+def _no_input(state: PyTree) -> None:
+    """``to_input`` of a held closure term: the stages' states are not looked at."""
+    return None
+
+
+class FrozenClosure(AbstractStepperWrapper):
+    """A closure's learned term evaluated once per step and held over the stepper's stages.
+
+    ``stepper`` integrates a `Closure` or `SemilinearClosure` (its ``dynamics``). A
+    multi-stage integrator evaluates the tendency, and so the network, at every stage
+    (four times per step for `hybrax.ETDRK4` and `hybrax.RK4`); here the network sees only
+    the state at the start of the step, and its output ``net(to_input(u_n))`` is added (by
+    the closure's ``from_output``) to the physics term at every stage. For ETDRK4 this
+    integrates ``du/dt = L u + N(u) + c_n`` with the learned forcing ``c_n`` constant over
+    the step, i.e. it adds ``dt * phi_1(L dt) c_n`` to the physics step: one network
+    evaluation per step instead of one per stage, a first-order-in-time closure. ``dt``,
+    `prepare` and the carry are the wrapped stepper's.
+
+    Parameters
+    ----------
+    stepper
+        A stepper whose ``dynamics`` is a `Closure` or `SemilinearClosure`, e.g.
+        ``hybrax.ETDRK4(SemilinearClosure(model, net, to_input, from_output), dt)``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, hybrax
+    >>> from hybrax.hybrid import Closure, FrozenClosure
+    >>> model = hybrax.climate.Lorenz96(num_variables=8, forcing=8.0)
+    >>> net = hybrax.nn.MLP(8, 8, width_size=16, depth=1, key=jax.random.key(0))
+    >>> hybrid = FrozenClosure(hybrax.RK4(Closure(model, net), dt=0.01))
+    >>> final, _ = hybrax.rollout(hybrid, model.initial_state(dtype=net.dtype), 10)
+    >>> final.u.shape
+    (8,)
+    """
+
+    stepper: AbstractStepper
+
+    def __check_init__(self):
+        check_part("FrozenClosure", "stepper", self.stepper, AbstractStepper)
+        closure = getattr(self.stepper, "dynamics", None)
+        if not isinstance(closure, (Closure, SemilinearClosure)):
+            raise ConfigurationError(
+                "FrozenClosure: stepper.dynamics must be a hybrax.hybrid.Closure or "
+                f"SemilinearClosure, got {type(closure).__name__}; build the stepper around "
+                "the closure, e.g. hybrax.ETDRK4(SemilinearClosure(model, net), dt)"
+            )
+
+    @property
+    def closure(self) -> Closure | SemilinearClosure:
+        """The wrapped stepper's closure model."""
+        return self.stepper.dynamics
+
+    def step(self, state: PyTree) -> PyTree:
+        closure = self.closure
+        who = f"FrozenClosure({type(closure).__name__})"
+        x = network_input(self.stepper.state_of(state), closure.to_input, closure.net, who)
+        held = type(closure)(
+            closure.dynamics, _HeldOutput(closure.net(x)), _no_input, closure.from_output
+        )
+        return eqx.tree_at(lambda s: s.dynamics, self.stepper, held).step(state)
+
+    def prepare(self) -> FrozenClosure:
+        return eqx.tree_at(lambda c: c.stepper, self, self.stepper.prepare())
 
 
 class Emulator(AbstractStepper):
