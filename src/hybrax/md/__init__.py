@@ -16,7 +16,7 @@ Everything is an `equinox.Module`: the box, the neighbour list, the energies (wh
 
 from ._ase import AtomicSystem, from_ase, to_ase
 from ._ase_calculator import ase_calculator
-from ._barostats import MartynaTobiasKlein
+from ._barostats import MartynaTobiasKlein, TriclinicBarostatState
 from ._batch import SystemBatch
 from ._batch_forces import batch_energy_and_forces, batch_neighbor_list
 from ._batch_simulate import simulate_batch
@@ -119,6 +119,7 @@ __all__ = [
     "SumEnergy",
     "SystemBatch",
     "Tersoff",
+    "TriclinicBarostatState",
     "TriclinicBox",
     "Units",
     "VelocityVerlet",

@@ -1,7 +1,8 @@
 """NPT molecular dynamics: the Martyna–Tobias–Klein barostat with Nosé–Hoover chains
 (Martyna, Tobias & Klein 1994), integrated with the measure-preserving Trotter
 factorisation of Tuckerman, Alejandre, López-Rendón, Jochim & Martyna (2006), in Cartesian
-coordinates, for orthorhombic periodic boxes."""
+coordinates, for orthorhombic periodic boxes (isotropic or independent axes) and for triclinic
+boxes with a fully flexible cell."""
 
 from __future__ import annotations
 
@@ -31,19 +32,82 @@ from ._neighbors import AbstractNeighborList
 from ._pair import AbstractPairEnergy
 from ._space import AbstractBox, PeriodicBox
 from ._state import BarostatState, MDState
+from ._stress import strain_gradients
+from ._triclinic import TriclinicBox
 
-__all__ = ["MartynaTobiasKlein"]
+__all__ = ["MartynaTobiasKlein", "TriclinicBarostatState"]
 
-Couple = Literal["iso", "aniso"]
+Couple = Literal["iso", "aniso", "full"]
+
+# Voigt order of the six strain rates and virials of a fully flexible cell, and the
+# (row, column) of each in the lower-triangular row-vector matrices used here
+_VOIGT = ((0, 0), (1, 1), (2, 2), (2, 1), (2, 0), (1, 0))  # xx, yy, zz, yz, xz, xy
+_ROWS = np.asarray([i for i, _ in _VOIGT])
+_COLUMNS = np.asarray([j for _, j in _VOIGT])
 
 
 def _couple(value) -> str:
-    if value not in ("iso", "aniso"):
+    if value not in ("iso", "aniso", "full"):
         raise ConfigurationError(
-            f'couple must be "iso" (one volume, cubic scaling) or "aniso" (independent '
-            f"orthorhombic axes), got {value!r}"
+            f'couple must be "iso" (one volume, cubic scaling), "aniso" (independent '
+            f'orthorhombic axes) or "full" (a fully flexible triclinic cell), got {value!r}'
         )
     return value
+
+
+class TriclinicBarostatState(BarostatState):
+    """Barostat variables of a fully flexible NPT run (``couple="full"``): the evolving
+    cell is LAMMPS's restricted triclinic box, rows ``a = (lx, 0, 0)``, ``b = (xy, ly, 0)``,
+    ``c = (xz, yz, lz)`` (`hybrax.md.TriclinicBox.from_lammps`), held as the side
+    ``lengths`` ``(lx, ly, lz)`` and the ``tilts`` ``(xy, xz, yz)`` (sigma), with the same
+    for the cell of the last neighbour-list build (``reference_lengths``,
+    ``reference_tilts``). The six strain rates ``velocities`` (1/tau) and the six
+    components of the ``virial`` ``-dU/d strain`` (epsilon) are in Voigt order ``xx, yy,
+    zz, yz, xz, xy``; the other fields are those of `BarostatState`."""
+
+    tilts: Float[Array, "3"]
+    reference_tilts: Float[Array, "3"]
+
+    @property
+    def cell(self) -> Float[Array, "3 3"]:
+        """The cell matrix, lattice vectors as rows (lower triangular)."""
+        return _cell(self.lengths, self.tilts)
+
+
+def _cell(lengths: Array, tilts: Array) -> Array:
+    """Lower-triangular cell (rows ``a, b, c``) from ``(lx, ly, lz)`` and ``(xy, xz, yz)``."""
+    zero = jnp.zeros_like(lengths[0])
+    lx, ly, lz = lengths
+    xy, xz, yz = tilts
+    return jnp.stack(
+        [jnp.stack([lx, zero, zero]), jnp.stack([xy, ly, zero]), jnp.stack([xz, yz, lz])]
+    )
+
+
+def _lower(voigt: Array) -> Array:
+    """The lower-triangular 3x3 matrix of six Voigt components (``xx, yy, zz, yz, xz, xy``
+    at ``[0,0], [1,1], [2,2], [2,1], [2,0], [1,0]``)."""
+    return jnp.zeros((3, 3), voigt.dtype).at[_ROWS, _COLUMNS].set(voigt)
+
+
+def _voigt(matrix: Array) -> Array:
+    """Six Voigt components of a (symmetric or lower-triangular) 3x3 matrix."""
+    return matrix[_ROWS, _COLUMNS]
+
+
+def _propagators(a: Array) -> tuple[Array, Array]:
+    """``exp(a)`` and ``phi_1(a) = sum_k a^k / (k + 1)!`` of a 3x3 matrix, from one
+    exponential of the block matrix ``[[a, 1], [0, 0]]``: over a time ``h``, ``dx/dt = x A
+    + b`` (rows) takes ``x`` to ``x exp(A h) + h b phi_1(A h)`` exactly."""
+    block = jnp.zeros((6, 6), a.dtype).at[:3, :3].set(a).at[:3, 3:].set(jnp.eye(3, dtype=a.dtype))
+    e = jax.scipy.linalg.expm(block)
+    return e[:3, :3], e[:3, 3:]
+
+
+def _tilted(box: TriclinicBox, cell: Array) -> TriclinicBox:
+    """``box`` with another cell, without the constructor's run-time check (as
+    `_resized`)."""
+    return eqx.tree_at(lambda b: b.cell, box, cell)
 
 
 def _sinhc(x: Array) -> Array:
@@ -84,6 +148,28 @@ class MartynaTobiasKlein(AbstractMDStepper):
     quantity is `extended_energy`; the time averages of the kinetic temperature and of the
     pressure are ``temperature`` and ``pressure``.
 
+    With ``couple="full"`` the cell is fully flexible (MTK 1994; LAMMPS ``fix npt ... tri``):
+    a `TriclinicBox` in LAMMPS's restricted (lower-triangular) form, whose six strain
+    rates (a lower-triangular ``v_g``, rows acting on row vectors) follow the full pressure
+    tensor,
+
+    .. math::
+        \\dot r_i = v_i + r_i v_g, \\qquad \\dot h = h\\, v_g, \\qquad
+        \\dot v_i = F_i/m_i - v_i (v_g + \\mathrm{tr}\\, v_g / N_f) - v_{\\xi_1} v_i,
+
+        W \\dot v_{g,ab} = V (P_{ab} - P \\delta_{ab}) + \\delta_{ab} \\frac{1}{N_f}
+            \\sum_i m_i |v_i|^2 - W v_{\\eta_1} v_{g,ab} \\quad (a \\ge b),
+
+    with ``V P_ab = sum_i m_i v_ia v_ib + W_ab`` and the virial tensor ``W_ab`` from the
+    derivative of the energy under a homogeneous deformation (`hybrax.md.stress`'s, one
+    reverse pass with the forces). Keeping ``v_g`` and the cell lower triangular removes
+    the cell's rotation, as LAMMPS does; the exact drifts and kicks of the same Trotter
+    factorisation use 3x3 matrix exponentials. Forces, velocities and positions stay
+    Cartesian (the lab frame). A fluid has no restoring force on the cell's shape: its
+    tilts wander (the mean shear stress is zero), and a run long enough to squash the
+    cell to less than twice the cut-off (plus skin, for a cell list) across some direction
+    stops with a `hybrax.NeighborListError`.
+
     Observables of a state: `extended_energy` (conserved), `instantaneous_pressure` and
     `pressure_tensor` (from the step's virial), `state_box` (its ``volume``).
 
@@ -103,7 +189,10 @@ class MartynaTobiasKlein(AbstractMDStepper):
     energy, dt, masses, on_overflow, max_displacement
         As in `VelocityVerlet`.
     box
-        The initial `PeriodicBox` (sigma); each side at least twice the energy's cut-off.
+        The initial box (sigma): a `PeriodicBox` (``couple="iso"`` or ``"aniso"``), each
+        side at least twice the energy's cut-off, or a lower-triangular `TriclinicBox`
+        (``couple="full"``; `TriclinicBox.from_lammps`), as wide as twice the cut-off in
+        every direction. Build the neighbour list in this box.
     temperature
         Target ``k_B T`` (epsilon), > 0; differentiable.
     pressure
@@ -116,13 +205,15 @@ class MartynaTobiasKlein(AbstractMDStepper):
     tau_barostat
         Barostat period (tau), > 0, default 5 (1000 steps of 0.005; LAMMPS's ``Pdamp``
         advice): barostat mass ``W = (N_f + 3) kT tau_barostat^2`` (divided by 3 per axis
-        with ``couple="aniso"``), barostat chain masses ``n kT tau_barostat^2`` then
-        ``kT tau_barostat^2`` (``n`` = 1 or 3 barostat degrees of freedom).
+        with ``couple="aniso"`` and per strain rate with ``"full"``), barostat chain
+        masses ``n kT tau_barostat^2`` then ``kT tau_barostat^2`` (``n`` = 1, 3 or 6
+        barostat degrees of freedom).
     chain_length
         Links per chain ``M`` (static), default 3, for both chains.
     couple
-        ``"iso"`` (default: isotropic volume fluctuations) or ``"aniso"`` (independent
-        orthorhombic axes); static.
+        ``"iso"`` (default: isotropic volume fluctuations), ``"aniso"`` (independent
+        orthorhombic axes) or ``"full"`` (a fully flexible triclinic cell: six strain
+        rates, the state's barostat a `TriclinicBarostatState`); static.
     degrees_of_freedom
         ``N_f`` (static); default ``3 N - 3`` (momentum conserved).
 
@@ -138,6 +229,17 @@ class MartynaTobiasKlein(AbstractMDStepper):
     ...     observe=lambda s: stepper.state_box(s).volume)
     >>> volumes.shape
     (20,)
+
+    A fully flexible cell, started sheared:
+
+    >>> tilted = md.TriclinicBox.from_lammps(*box.lengths, xy=0.5)
+    >>> x = tilted.wrap(positions)
+    >>> stepper = md.MartynaTobiasKlein(md.LennardJones(cutoff=2.4), tilted, dt=0.005,
+    ...     temperature=1.5, pressure=1.0, tau_barostat=1.0, couple="full")
+    >>> state = stepper.init(x, v, md.neighbor_list(x, tilted, 2.4))
+    >>> final = hybrax.rollout(stepper, state, 20)[0]
+    >>> stepper.state_box(final).cell.shape, final.barostat.velocities.shape
+    ((3, 3), (6,))
     """
 
     energy: AbstractEnergy
@@ -166,12 +268,17 @@ class MartynaTobiasKlein(AbstractMDStepper):
     )
 
     def __check_init__(self):
+        cutoff = self.energy.required_cutoff if isinstance(self.energy, AbstractEnergy) else None
+        if self.couple == "full":
+            self._check_triclinic(cutoff)
+            nhc.check_chain(self.chain_length, self.degrees_of_freedom)
+            return
         if not isinstance(self.box, PeriodicBox):
             raise ConfigurationError(
-                f"MartynaTobiasKlein: box must be a hybrax.md.PeriodicBox (NPT needs a "
-                f"volume), got {self.box!r}"
+                f'MartynaTobiasKlein: box must be a hybrax.md.PeriodicBox with couple="'
+                f'{self.couple}" (NPT needs a volume; a TriclinicBox needs couple="full"), '
+                f"got {type(self.box).__name__}"
             )
-        cutoff = self.energy.required_cutoff if isinstance(self.energy, AbstractEnergy) else None
         lengths = concrete_or_none(self.box.lengths)
         if cutoff is not None and lengths is not None and np.any(lengths < 2.0 * cutoff):
             raise ConfigurationError(
@@ -181,11 +288,40 @@ class MartynaTobiasKlein(AbstractMDStepper):
             )
         nhc.check_chain(self.chain_length, self.degrees_of_freedom)
 
+    def _check_triclinic(self, cutoff) -> None:
+        if not isinstance(self.box, TriclinicBox):
+            raise ConfigurationError(
+                'MartynaTobiasKlein: couple="full" (a fully flexible cell) needs box to be a '
+                f"hybrax.md.TriclinicBox, got {type(self.box).__name__}; for an orthorhombic "
+                "start use TriclinicBox.from_lammps(lx, ly, lz) (and build the neighbour list "
+                "in it)"
+            )
+        cell = concrete_or_none(self.box.cell)
+        if cell is None:
+            return
+        cell = np.asarray(cell, np.float64)
+        upper = cell[np.triu_indices(3, 1)]
+        if np.any(np.abs(upper) > 1e-12 * np.max(np.abs(cell))):
+            raise ConfigurationError(
+                'MartynaTobiasKlein: couple="full" needs the box\'s cell lower triangular '
+                "(LAMMPS's restricted triclinic form: rows a = (lx, 0, 0), b = (xy, ly, 0), "
+                f"c = (xz, yz, lz); TriclinicBox.from_lammps), got cell {cell.tolist()}; "
+                "rotate the cell (and the positions and velocities) into that form first"
+            )
+        widths = np.asarray(concrete_or_none(self.box.perpendicular_widths), np.float64)
+        if cutoff is not None and np.any(widths < 2.0 * cutoff):
+            raise ConfigurationError(
+                f"MartynaTobiasKlein: the box's perpendicular widths {widths.tolist()} are "
+                f"smaller than twice the energy's cut-off {cutoff} (minimum image would miss "
+                "periodic images); use a larger box (more atoms), less tilt or a shorter "
+                "cut-off"
+            )
+
     # ------------------------------------------------------------------ set-up
     @property
     def _axes(self) -> int:
-        """Barostat degrees of freedom: 1 (iso) or 3 (aniso)."""
-        return 1 if self.couple == "iso" else 3
+        """Barostat degrees of freedom: 1 (iso), 3 (aniso) or 6 (full)."""
+        return {"iso": 1, "aniso": 3, "full": 6}[self.couple]
 
     def _dof(self, positions) -> int:
         return nhc.particle_dof(self.degrees_of_freedom, positions)
@@ -194,15 +330,18 @@ class MartynaTobiasKlein(AbstractMDStepper):
         return nhc.chain_masses(self.temperature, tau, self.chain_length, dof, like)
 
     def barostat_mass(self, positions: Float[Array, "N 3"]) -> Array:
-        """``W = (N_f + 3) kT tau_barostat^2`` (iso), a third of it per axis (aniso)
-        (epsilon tau^2)."""
+        """``W = (N_f + 3) kT tau_barostat^2`` (iso), a third of it per axis (aniso) and
+        per strain rate (full) (epsilon tau^2)."""
         kT = _scalar(self.temperature, positions)
         tau = _scalar(self.tau_barostat, positions)
-        return (self._dof(positions) + 3) * kT * tau * tau / self._axes
+        return (self._dof(positions) + 3) * kT * tau * tau / min(self._axes, 3)
 
-    def state_box(self, state: MDState) -> PeriodicBox:
-        """The current box of an NPT state."""
-        return _resized(self.box, self._barostat(state).lengths)
+    def state_box(self, state: MDState) -> PeriodicBox | TriclinicBox:
+        """The current box of an NPT state (a `TriclinicBox` with ``couple="full"``)."""
+        baro = self._barostat(state)
+        if self.couple == "full":
+            return _tilted(self.box, baro.cell)
+        return _resized(self.box, baro.lengths)
 
     def _reevaluated(self, state: MDState, neighbors: AbstractNeighborList | None) -> MDState:
         """``state`` with ``neighbors`` updated in its box and its energy, forces and virial
@@ -233,6 +372,21 @@ class MartynaTobiasKlein(AbstractMDStepper):
             )
         if state.barostat is not None:
             return state
+        if self.couple == "full":
+            cell = self.box.cell.astype(x.dtype)
+            virial = _virial(self.energy, x, state.neighbors, TriclinicBox(cell), 6)
+            lengths, tilts = jnp.diagonal(cell), cell[(1, 2, 2), (0, 0, 1)]
+            barostat = TriclinicBarostatState(
+                lengths=lengths,
+                velocities=jnp.zeros(6, x.dtype),
+                virial=virial,
+                reference_lengths=lengths,
+                reference_fingerprint=_fingerprint(state.neighbors, x),
+                chain=nhc.zero_chain(self.chain_length, x),
+                tilts=tilts,
+                reference_tilts=tilts,
+            )
+            return eqx.tree_at(lambda s: s.barostat, state, barostat, is_leaf=lambda t: t is None)
         lengths = self.box.lengths.astype(x.dtype)
         virial = _virial(self.energy, x, state.neighbors, PeriodicBox(lengths), self._axes)
         barostat = BarostatState(
@@ -251,7 +405,8 @@ class MartynaTobiasKlein(AbstractMDStepper):
                 "MartynaTobiasKlein needs thermostat and barostat variables in the state: "
                 "create it with this stepper's init(...)"
             )
-        if state.barostat.velocities.shape != (self._axes,):
+        full = isinstance(state.barostat, TriclinicBarostatState)
+        if state.barostat.velocities.shape != (self._axes,) or full != (self.couple == "full"):
             raise ConfigurationError(
                 f"the state's barostat has {state.barostat.velocities.shape[0]} strain rates but "
                 f'couple="{self.couple}" needs {self._axes}; start from positions with this '
@@ -263,18 +418,61 @@ class MartynaTobiasKlein(AbstractMDStepper):
     def _barostat_force(self, v, inv_m, virial, lengths, dof) -> Array:
         """``W dv_g/dt`` without the chain, per barostat degree of freedom: per axis
         ``sum_i m v_ia^2 + W_aa - P V + sum_i m |v_i|^2 / N_f``, or its sum over the axes
-        (iso)."""
+        (iso); per Voigt component ``sum_i m v_ia v_ib + W_ab`` plus that diagonal term
+        (full)."""
+        if self.couple == "full":
+            kinetic = jnp.einsum("na,nb->ab", v / inv_m, v)
+            pv = _scalar(self.pressure, v) * jnp.prod(lengths)
+            isotropic = jnp.trace(kinetic) / dof - pv
+            return _voigt(kinetic) + virial + jnp.where(np.arange(6) < 3, isotropic, 0.0)
         mv2 = jnp.sum(v * v / inv_m, axis=0)  # (3,) sum_i m v_ia^2
         per_dof = 3 // self._axes  # axes summed into one barostat degree of freedom
         kinetic = jnp.sum(mv2, keepdims=True) if self._axes == 1 else mv2
         pv = _scalar(self.pressure, v) * jnp.prod(lengths)
         return kinetic + virial + per_dof * (jnp.sum(mv2) / dof - pv)
 
-    def _kick(self, v, forces, inv_m, vg3, dof, h) -> Array:
-        """Exact ``dv/dt = F/m - gamma v`` over ``h``, ``gamma_a = v_g,a + tr v_g / N_f``."""
+    def _kick(self, v, forces, inv_m, vg, dof, h) -> Array:
+        """Exact ``dv/dt = F/m - v gamma`` over ``h``, ``gamma = v_g + tr v_g / N_f``
+        (diagonal, or a lower-triangular matrix with ``couple="full"``)."""
+        if self.couple == "full":
+            rates = _lower(vg)
+            gamma = rates + jnp.trace(rates) / dof * jnp.eye(3, dtype=v.dtype)
+            decay, phi = _propagators(-h * gamma)
+            return v @ decay + h * (forces * inv_m) @ phi
+        vg3 = jnp.broadcast_to(vg, (3,))
         gamma = vg3 + jnp.sum(vg3) / dof
         decay = jnp.exp(-0.5 * gamma * h)
         return v * decay * decay + h * forces * inv_m * decay * _sinhc(0.5 * gamma * h)
+
+    def _drift(self, baro, x, v, vg, dt):
+        """Exact drift of the box and of ``dr/dt = v + r v_g`` over ``dt``: the new box, its
+        lengths and tilts (None unless ``couple="full"``), the positions wrapped into it."""
+        if self.couple == "full":
+            growth, phi = _propagators(dt * _lower(vg))
+            cell = baro.cell @ growth
+            box = _tilted(self.box, cell)
+            shape = jnp.diagonal(cell), cell[(1, 2, 2), (0, 0, 1)]
+            return box, shape, box.shift(x @ growth, dt * v @ phi)
+        vg3 = jnp.broadcast_to(vg, (3,))
+        growth = jnp.exp(dt * vg3)
+        lengths = baro.lengths * growth
+        box = _resized(self.box, lengths)
+        x = box.shift(x * growth, dt * v * jnp.exp(0.5 * dt * vg3) * _sinhc(0.5 * dt * vg3))
+        return box, (lengths, None), x
+
+    def _rebuild_needed_cell(self, neighbors, x, cell, reference_cell) -> Array:
+        """`_rebuild_needed` in a triclinic cell: atoms moved by ``D`` relative to the
+        affine deformation since the last build (in fractional coordinates, measured in
+        the current cell) with ``2 D`` more than ``s (cutoff + skin) - cutoff``, ``s`` the
+        smallest singular value of ``inv(reference_cell) cell`` (the most a distance
+        shrank under the deformation)."""
+        reference = neighbors.reference_positions.astype(x.dtype) @ jnp.linalg.inv(reference_cell)
+        d = x @ jnp.linalg.inv(cell) - reference
+        d = (d - jnp.rint(d)) @ cell
+        moved = jnp.sqrt(jnp.max(jnp.sum(d * d, axis=-1)))
+        deformation = jnp.linalg.solve(reference_cell, cell)
+        shrink = jnp.sqrt(jnp.min(jnp.linalg.eigvalsh(deformation @ deformation.T)))
+        return 2.0 * moved > shrink * neighbors.list_radius - neighbors.cutoff
 
     def _rebuild_needed(self, neighbors, x, lengths, reference_lengths) -> Array:
         """Whether a pair within the cut-off may be missing from the list: atoms moved, in
@@ -299,6 +497,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
         w = self.barostat_mass(x)
         q_particles = self._chain_masses(self.tau, dof, x)
         q_barostat = self._chain_masses(self.tau_barostat, self._axes, x)
+        full = self.couple == "full"
 
         def thermostats(v, chain, vg, baro_chain):
             scale, baro_chain = nhc.chain_half_step(
@@ -312,31 +511,41 @@ class MartynaTobiasKlein(AbstractMDStepper):
 
         v, chain, vg, baro_chain = thermostats(v, state.thermostat, baro.velocities, baro.chain)
         vg = vg + half * self._barostat_force(v, inv_m, baro.virial, baro.lengths, dof) / w
-        vg3 = jnp.broadcast_to(vg, (3,))
-        v = self._kick(v, state.forces, inv_m, vg3, dof, half)
+        v = self._kick(v, state.forces, inv_m, vg, dof, half)
         # exact drift of the box and of r' = v + v_g r over dt
-        growth = jnp.exp(dt * vg3)
-        lengths = baro.lengths * growth
-        box = _resized(self.box, lengths)
-        x = box.shift(x * growth, dt * v * jnp.exp(0.5 * dt * vg3) * _sinhc(0.5 * dt * vg3))
+        box, (lengths, tilts), x = self._drift(baro, x, v, vg, dt)
         neighbors, reference_lengths = state.neighbors, baro.reference_lengths
+        reference_tilts = baro.reference_tilts if full else None
         fingerprint = baro.reference_fingerprint
         if neighbors is not None:
             # a list replaced since the last build here (hybrax.md.simulate's regrowth, or
             # by hand) was built in a box we do not know: rebuild it in this one
             replaced = _fingerprint(neighbors, x) != fingerprint
-            rebuild = replaced | self._rebuild_needed(neighbors, x, lengths, reference_lengths)
+            if full:
+                reference_cell = _cell(reference_lengths, reference_tilts)
+                moved = self._rebuild_needed_cell(neighbors, x, box.cell, reference_cell)
+            else:
+                moved = self._rebuild_needed(neighbors, x, lengths, reference_lengths)
+            rebuild = replaced | moved
             neighbors = lax.cond(rebuild, lambda n: n.update(x, box), lambda n: n, neighbors)
             reference_lengths = jnp.where(rebuild, lengths, reference_lengths)
+            if full:
+                reference_tilts = jnp.where(rebuild, tilts, reference_tilts)
             fingerprint = _fingerprint(neighbors, x)
             # a box the list no longer covers is an overflow (NaN energies, NeighborListError)
             lost = neighbors.overflow | ~neighbors.covers(box)
             neighbors = eqx.tree_at(lambda n: n.overflow, neighbors, lost)
         energy, forces, virial = _energy_forces_virial(self.energy, x, neighbors, box, self._axes)
-        v = self._kick(v, forces, inv_m, vg3, dof, half)
+        v = self._kick(v, forces, inv_m, vg, dof, half)
         vg = vg + half * self._barostat_force(v, inv_m, virial, lengths, dof) / w
         v, chain, vg, baro_chain = thermostats(v, chain, vg, baro_chain)
         barostat = BarostatState(lengths, vg, virial, reference_lengths, fingerprint, baro_chain)
+        if full:
+            barostat = TriclinicBarostatState(
+                **{f.name: getattr(barostat, f.name) for f in dataclasses.fields(barostat)},
+                tilts=tilts,
+                reference_tilts=reference_tilts,
+            )
         new = MDState(x, v, forces, energy, neighbors, state.key, state.time + dt, chain, barostat)
         return self._guard(new)
 
@@ -362,18 +571,26 @@ class MartynaTobiasKlein(AbstractMDStepper):
         baro = self._barostat(state)
         v = state.velocities
         mv2 = jnp.sum(v * v / self._inverse_mass(v))
-        return (mv2 + jnp.sum(baro.virial)) / (3.0 * jnp.prod(baro.lengths))
+        trace = jnp.sum(baro.virial[:3] if self.couple == "full" else baro.virial)
+        return (mv2 + trace) / (3.0 * jnp.prod(baro.lengths))
 
-    def pressure_tensor(self, state: MDState) -> Float[Array, "3"]:
-        """Diagonal of the pressure tensor ``(sum_i m v_ia^2 + W_aa) / V`` (epsilon /
-        sigma^3); needs per-axis virials (``couple="aniso"``)."""
+    def pressure_tensor(self, state: MDState) -> Float[Array, "3"] | Float[Array, "3 3"]:
+        """The pressure tensor ``(sum_i m v_ia v_ib + W_ab) / V`` (epsilon / sigma^3): its
+        diagonal with ``couple="aniso"``, the symmetric 3x3 tensor with ``"full"`` (minus
+        `hybrax.md.stress` with velocities; LAMMPS's pressure tensor); isotropic coupling
+        keeps only the trace of the virial."""
         baro = self._barostat(state)
         if self._axes == 1:
             raise ConfigurationError(
-                'pressure_tensor needs couple="aniso" (isotropic coupling keeps only the '
-                "trace of the virial); use instantaneous_pressure"
+                'pressure_tensor needs couple="aniso" or "full" (isotropic coupling keeps only '
+                "the trace of the virial); use instantaneous_pressure"
             )
         v = state.velocities
+        if self.couple == "full":
+            kinetic = jnp.einsum("na,nb->ab", v / self._inverse_mass(v), v)
+            virial = _lower(baro.virial)
+            virial = virial + virial.T - jnp.diag(jnp.diagonal(virial))
+            return (kinetic + virial) / jnp.prod(baro.lengths)
         mv2 = jnp.sum(v * v / self._inverse_mass(v), axis=0)
         return (mv2 + baro.virial) / jnp.prod(baro.lengths)
 
@@ -385,11 +602,13 @@ def _refreshed(stepper: MartynaTobiasKlein, state: MDState, neighbors) -> MDStat
     if neighbors is not None:
         neighbors = neighbors.update(x, box)
     energy, forces, virial = _energy_forces_virial(stepper.energy, x, neighbors, box, stepper._axes)
+    refreshed = {"reference_tilts": baro.tilts} if stepper.couple == "full" else {}
     barostat = dataclasses.replace(
         baro,
         virial=virial,
         reference_lengths=baro.lengths,
         reference_fingerprint=_fingerprint(neighbors, x),
+        **refreshed,
     )
     return dataclasses.replace(
         state, neighbors=neighbors, potential_energy=energy, forces=forces, barostat=barostat
@@ -410,11 +629,16 @@ def _resized(box: PeriodicBox, lengths: Array) -> PeriodicBox:
     return eqx.tree_at(lambda b: b.lengths, box, lengths)
 
 
-def _energy_forces_virial(energy, positions, neighbors, box: PeriodicBox, axes: int):
+def _energy_forces_virial(energy, positions, neighbors, box, axes: int):
     """Energy, forces and the virial ``-dU/d strain``: summed over the axes (uniform
-    strain, ``axes=1``, shape ``(1,)``) or per axis (``axes=3``). Pair terms under uniform
-    strain take it from their force pass (``sum_pairs r.f``, no extra cost); other terms
-    (and per-axis strains) by forward-mode differentiation of the strained energy."""
+    strain, ``axes=1``, shape ``(1,)``), per axis (``axes=3``) or its six Voigt components
+    (``axes=6``, a `TriclinicBox`). Pair terms under uniform strain take it from their
+    force pass (``sum_pairs r.f``, no extra cost); other terms (and per-axis strains) by
+    forward-mode differentiation of the strained energy; the full tensor by one reverse
+    pass through the deformed energy with the forces (`hybrax.md.stress`'s derivative)."""
+    if axes == 6:
+        value, gradient, derivative = strain_gradients(energy, positions, box.cell, neighbors)
+        return value, -gradient, -_voigt(derivative)
     terms = energy.terms if isinstance(energy, SumEnergy) else (energy,)
     lengths = box.lengths
     total, forces, virial = 0.0, jnp.zeros_like(positions), jnp.zeros(axes, positions.dtype)

@@ -1,4 +1,4 @@
-"""Long-range electrostatics by Ewald summation in an orthorhombic periodic box."""
+"""Long-range electrostatics by Ewald summation in a periodic box (orthorhombic or triclinic)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from hybrax.core import (
 
 from ._energy import AbstractEnergy
 from ._space import PeriodicBox
+from ._triclinic import TriclinicBox
 
 __all__ = ["METAL_COULOMB_CONSTANT", "AbstractEwald", "EwaldCoulomb", "ewald_parameters"]
 
@@ -31,19 +32,42 @@ METAL_COULOMB_CONSTANT = 14.399645
 ``coulomb_constant`` with positions in Å and charges in e to get energies in eV)."""
 
 
-def _box_lengths(box, owner: str) -> np.ndarray:
-    if not isinstance(box, PeriodicBox):
+def _box_cell(box, owner: str) -> np.ndarray:
+    """The concrete cell matrix (lattice vectors as rows) of a periodic box."""
+    if not isinstance(box, (PeriodicBox, TriclinicBox)):
         raise ConfigurationError(
-            f"{owner}: box must be a hybrax.md.PeriodicBox (Ewald sums are periodic), got "
-            f"{type(box).__name__}"
+            f"{owner}: box must be a hybrax.md.PeriodicBox or TriclinicBox (Ewald sums are "
+            f"periodic), got {type(box).__name__}"
         )
-    lengths = concrete_or_none(box.lengths)
-    if lengths is None:
+    leaf = box.lengths if isinstance(box, PeriodicBox) else box.cell
+    concrete = concrete_or_none(leaf)
+    if concrete is None:
         raise ConfigurationError(
-            f"{owner}: box lengths are traced; build the energy outside jit from a concrete "
-            "box (it fixes the number of k-vectors)"
+            f"{owner}: the box is traced; build the energy outside jit from a concrete box "
+            "(it fixes the number of k-vectors)"
         )
-    return np.asarray(lengths, np.float64)
+    concrete = np.asarray(concrete, np.float64)
+    return np.diag(np.broadcast_to(concrete, (3,))) if isinstance(box, PeriodicBox) else concrete
+
+
+def _widths(cell: np.ndarray) -> np.ndarray:
+    """Perpendicular widths of a cell (its side lengths when orthorhombic)."""
+    return 1.0 / np.sqrt(np.sum(np.linalg.inv(cell) ** 2, axis=0))
+
+
+def _box_widths(box, dtype) -> Array:
+    """Perpendicular widths of a (possibly traced) periodic box."""
+    if isinstance(box, PeriodicBox):
+        return jnp.broadcast_to(box.lengths.astype(dtype), (3,))
+    return box.perpendicular_widths.astype(dtype)
+
+
+def _reciprocal(box, dtype) -> Array:
+    """``inv(cell)`` of a periodic box: its columns are the reciprocal vectors (without the
+    ``2 pi``); diagonal ``1 / lengths`` for a `PeriodicBox`."""
+    if isinstance(box, PeriodicBox):
+        return jnp.diag(1.0 / jnp.broadcast_to(box.lengths.astype(dtype), (3,)))
+    return jnp.linalg.inv(box.cell.astype(dtype))
 
 
 def _real_error(s: float, cutoff: float, volume: float, spacing: float) -> float:
@@ -64,7 +88,7 @@ def _reciprocal_error(k: int, alpha: float, length: float, spacing: float) -> fl
 
 
 def ewald_parameters(
-    box: PeriodicBox,
+    box: PeriodicBox | TriclinicBox,
     num_atoms: int,
     accuracy: float = 1e-8,
     cutoff: float | None = None,
@@ -80,18 +104,21 @@ def ewald_parameters(
 
     ``alpha`` is chosen so that ``delta_r = accuracy`` at ``cutoff`` (default: half the
     shortest box side, the largest a minimum-image sum allows), then the smallest ``K``
-    along each axis with ``delta_k <= accuracy``.
+    along each axis with ``delta_k <= accuracy``. In a `TriclinicBox` the side lengths
+    ``L`` are its perpendicular widths, and ``2 pi K / L`` is the wave number to keep along
+    each reciprocal vector.
 
     Parameters
     ----------
     box
-        The `PeriodicBox` (concrete lengths).
+        The `PeriodicBox` or `TriclinicBox` (concrete).
     num_atoms
         Number of charges ``N``.
     accuracy
         Relative RMS energy error, in ``(0, 1)``; default ``1e-8``.
     cutoff
-        Real-space cut-off (length units), at most half the shortest box side.
+        Real-space cut-off (length units), at most half the shortest box side (smallest
+        perpendicular width).
 
     Returns
     -------
@@ -112,13 +139,14 @@ def ewald_parameters(
             f"accuracy is a relative error and must lie in (0, 1), got {accuracy!r}; pass e.g. "
             "accuracy=1e-8"
         )
-    lengths = _box_lengths(box, "ewald_parameters")
+    cell = _box_cell(box, "ewald_parameters")
+    lengths = _widths(cell)
     half = 0.5 * float(lengths.min())
     if cutoff is None:
         cutoff = half
     cutoff = check_float(cutoff, "cutoff", positive=True, example=f"cutoff={half:.4g}")
     _check_cutoff(cutoff, half)
-    volume = float(np.prod(lengths))
+    volume = float(abs(np.linalg.det(cell)))
     spacing = (volume / max(int(num_atoms), 1)) ** (1.0 / 3.0)
     low, high = 0.1, 30.0  # bisection on s = alpha * cutoff (delta_r decreases with s)
     for _ in range(200):
@@ -159,12 +187,21 @@ def _k_max(value) -> tuple[int, int, int]:
     return tuple(int(v) for v in values)
 
 
-def _half_space_indices(k_max: tuple[int, int, int]) -> np.ndarray:
-    """Integer wave-vector indices ``n`` inside the ellipsoid ``sum (n_d / K_d)^2 <= 1``,
-    one of each ``+-n`` pair, zero left out, shape ``(M, 3)``."""
+def _half_space_indices(
+    k_max: tuple[int, int, int], sphere: tuple[float, ...] | None = None
+) -> np.ndarray:
+    """Integer wave-vector indices ``n`` inside the ellipsoid ``sum (n_d / K_d)^2 <= 1``
+    (or, given ``sphere`` = the reciprocal metric ``G`` (9 numbers, ``(2 pi)^2 inv(cell)^T
+    inv(cell)`` of a triclinic cell) and a wave number ``k_c``, the sphere
+    ``n G n <= k_c^2`` within ``|n_d| <= K_d``), one of each ``+-n`` pair, zero left out,
+    shape ``(M, 3)``."""
     axes = [np.arange(-k, k + 1) for k in k_max]
     n = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    inside = np.sum((n / np.asarray(k_max, np.float64)) ** 2, axis=-1) <= 1.0 + 1e-12
+    if sphere is None:
+        inside = np.sum((n / np.asarray(k_max, np.float64)) ** 2, axis=-1) <= 1.0 + 1e-12
+    else:
+        metric, k_cut = np.asarray(sphere[:9]).reshape(3, 3), sphere[9]
+        inside = np.einsum("mi,ij,mj->m", n, metric, n) <= k_cut**2 * (1.0 + 1e-12)
     half = (n[:, 0] > 0) | ((n[:, 0] == 0) & (n[:, 1] > 0))
     half |= (n[:, 0] == 0) & (n[:, 1] == 0) & (n[:, 2] > 0)
     return n[inside & half]
@@ -179,8 +216,12 @@ def _blocks(count: int, width: int) -> Array:
 
 
 def _ewald_split(charges, box, accuracy, cutoff, alpha, owner: str):
-    """Checked ``(charges, alpha, cutoff, k_max)`` for an Ewald-type energy: 1-D charges
-    summing to zero, and the splitting from `ewald_parameters` (``alpha`` overridable)."""
+    """Checked ``(charges, alpha, cutoff, k_max, sphere)`` for an Ewald-type energy: 1-D
+    charges summing to zero, and the splitting from `ewald_parameters` (``alpha``
+    overridable). ``sphere`` is None in an orthorhombic box (``k_max`` the ellipsoid's
+    semi-axes); in a triclinic one it is the reciprocal metric and the wave number ``k_c``
+    (the largest ``2 pi K / L`` of `ewald_parameters`) of a sphere of wave vectors, and
+    ``k_max`` the index ranges that hold it (``|n_d| <= k_c |a_d| / 2 pi``)."""
     charges = check_parameter(charges, "charges")
     if charges.ndim != 1:
         raise ConfigurationError(
@@ -200,12 +241,21 @@ def _ewald_split(charges, box, accuracy, cutoff, alpha, owner: str):
     auto_alpha, cutoff, k_max = ewald_parameters(box, charges.shape[0], accuracy, cutoff)
     if alpha is not None:
         alpha = check_float(alpha, "alpha", positive=True, example="alpha=3.0")
-    return charges, auto_alpha if alpha is None else alpha, cutoff, k_max
+    sphere = None
+    cell = _box_cell(box, owner)
+    if np.any(cell != np.diag(np.diagonal(cell))):  # triclinic: a sphere of wave vectors
+        reciprocal = np.linalg.inv(cell)
+        k_cut = max(2.0 * np.pi * k / w for k, w in zip(k_max, _widths(cell), strict=True))
+        sides = np.linalg.norm(cell, axis=1)
+        k_max = tuple(math.floor(k_cut * a / (2.0 * np.pi) + 1e-9) for a in sides)
+        metric = (2.0 * np.pi) ** 2 * reciprocal.T @ reciprocal
+        sphere = (*(float(g) for g in metric.ravel()), float(k_cut))
+    return charges, auto_alpha if alpha is None else alpha, cutoff, k_max, sphere
 
 
 class AbstractEwald(AbstractEnergy):
     """Ewald-split Coulomb energy ``U = U_real + U_reciprocal + U_self`` of point charges in
-    an orthorhombic `PeriodicBox` (tin-foil boundary conditions).
+    a periodic box, a `PeriodicBox` or a `TriclinicBox` (tin-foil boundary conditions).
 
     Holds the real-space part (all minimum-image pairs within ``cutoff``, dense) and the
     self term; subclasses implement ``reciprocal_energy(positions, box)`` (a direct k-sum in
@@ -218,26 +268,31 @@ class AbstractEwald(AbstractEnergy):
     cutoff: eqx.AbstractVar[float]
 
     @abc.abstractmethod
-    def reciprocal_energy(self, positions: Float[Array, "N 3"], box: PeriodicBox) -> Array:
+    def reciprocal_energy(
+        self, positions: Float[Array, "N 3"], box: PeriodicBox | TriclinicBox
+    ) -> Array:
         """The smooth long-range part (times k_e)."""
 
     def _check(self, positions: Array, box) -> Array:
+        """Check the box and the positions' shape; return ``inv(cell)``."""
         name = type(self).__name__
-        if not isinstance(box, PeriodicBox):
+        if not isinstance(box, (PeriodicBox, TriclinicBox)):
             raise ConfigurationError(
-                f"{name} needs a hybrax.md.PeriodicBox, got {type(box).__name__}"
+                f"{name} needs a hybrax.md.PeriodicBox or TriclinicBox, got {type(box).__name__}"
             )
         if positions.ndim != 2 or positions.shape != (self.charges.shape[0], 3):
             raise ConfigurationError(
                 f"{name}: positions must have shape ({self.charges.shape[0]}, 3) (one row "
                 f"per charge), got {positions.shape}"
             )
-        lengths = concrete_or_none(box.lengths)
-        if lengths is not None:
-            _check_cutoff(self.cutoff, 0.5 * float(np.min(lengths)))
-        return box.lengths.astype(positions.dtype)
+        widths = concrete_or_none(_box_widths(box, positions.dtype))
+        if widths is not None:
+            _check_cutoff(self.cutoff, 0.5 * float(np.min(widths)))
+        return _reciprocal(box, positions.dtype)
 
-    def real_space_energy(self, positions: Float[Array, "N 3"], box: PeriodicBox) -> Array:
+    def real_space_energy(
+        self, positions: Float[Array, "N 3"], box: PeriodicBox | TriclinicBox
+    ) -> Array:
         """Screened short-range part ``sum_{i<j} q_i q_j erfc(alpha r) / r`` (times k_e)."""
         self._check(positions, box)
         dtype = positions.dtype
@@ -274,7 +329,7 @@ class AbstractEwald(AbstractEnergy):
 
 
 @eqx.filter_jit
-def _total_energy(ewald: AbstractEwald, positions: Array, box: PeriodicBox) -> Array:
+def _total_energy(ewald: AbstractEwald, positions: Array, box) -> Array:
     return (
         ewald.real_space_energy(positions, box)
         + ewald.reciprocal_energy(positions, box)
@@ -283,7 +338,8 @@ def _total_energy(ewald: AbstractEwald, positions: Array, box: PeriodicBox) -> A
 
 
 class EwaldCoulomb(AbstractEwald):
-    """Coulomb energy of point charges in an orthorhombic periodic box by Ewald summation.
+    """Coulomb energy of point charges in a periodic box (orthorhombic `PeriodicBox` or
+    triclinic `TriclinicBox`) by Ewald summation.
 
     .. math::
         U = k_e \\Big[\\sum_{i<j,\\, r_{ij} < r_c} q_i q_j \\frac{\\mathrm{erfc}(\\alpha
@@ -298,14 +354,17 @@ class EwaldCoulomb(AbstractEwald):
     may not exceed half the shortest box side.
     The reciprocal sum runs over wave vectors ``k = 2 pi n / L`` with integer ``n`` in the
     ellipsoid ``sum_d (n_d / k_max_d)^2 <= 1`` (half of them, by ``S(-k) = S(k)^*``),
-    ``O(N M)`` time for ``M`` wave vectors. Forces are ``-jax.grad`` of the energy; the
-    virial (`hybrax.md.pressure`) comes from the box gradient, since the wave vectors
-    follow the box lengths.
+    ``O(N M)`` time for ``M`` wave vectors. In a `TriclinicBox` the wave vectors are
+    ``k = 2 pi n inv(cell)^T`` (integer combinations of the reciprocal vectors) in the
+    sphere ``|k| <= k_c`` of the box given here, ``k_c`` the largest ``2 pi K / w`` of
+    `ewald_parameters` over the perpendicular widths ``w``. Forces are ``-jax.grad`` of the
+    energy; the virial (`hybrax.md.pressure`) and the stress tensor (`hybrax.md.stress`)
+    come from the box gradient, since the wave vectors follow the cell.
 
     ``alpha``, ``cutoff`` and ``k_max`` are chosen from ``accuracy`` for the ``box`` given
     here by `ewald_parameters` (Kolafa–Perram estimates); each may be overridden. They are
-    static; the energy is then evaluated in whatever `PeriodicBox` it is called with (the
-    cut-off is re-checked against it when its lengths are concrete).
+    static; the energy is then evaluated in whatever box of the same kind it is called
+    with (the cut-off is re-checked against it when it is concrete).
 
     Units: energies are ``coulomb_constant * charge^2 / length``. The default
     ``coulomb_constant = 1`` is reduced (Gaussian) units; with positions in Å and charges
@@ -319,7 +378,7 @@ class EwaldCoulomb(AbstractEwald):
         `hybrax.ConfigurationError` naming ``charges`` and the sum); traced charges are not
         checked.
     box
-        The `PeriodicBox` used to choose the parameters.
+        The `PeriodicBox` or `TriclinicBox` used to choose the parameters.
     accuracy
         Relative RMS energy error for the automatic parameters, in ``(0, 1)``; default 1e-8.
     cutoff
@@ -327,7 +386,8 @@ class EwaldCoulomb(AbstractEwald):
     alpha
         Splitting parameter (1 / length); default from ``accuracy``.
     k_max
-        Largest wave-vector index, an int or one per axis; default from ``accuracy``.
+        Largest wave-vector index, an int or one per axis; default from ``accuracy``
+        (orthorhombic boxes only: in a triclinic one the sphere follows ``accuracy``).
     coulomb_constant
         ``k_e = 1 / (4 pi epsilon_0)`` in the chosen units; a differentiable leaf, default 1.
 
@@ -353,11 +413,12 @@ class EwaldCoulomb(AbstractEwald):
     alpha: float = eqx.field(static=True)
     cutoff: float = eqx.field(static=True)
     k_max: tuple[int, int, int] = eqx.field(static=True)
+    sphere: tuple[float, ...] | None = eqx.field(static=True)
 
     def __init__(
         self,
         charges: ArrayLike,
-        box: PeriodicBox,
+        box: PeriodicBox | TriclinicBox,
         *,
         accuracy: float = 1e-8,
         cutoff: float | None = None,
@@ -365,26 +426,34 @@ class EwaldCoulomb(AbstractEwald):
         k_max: int | tuple[int, int, int] | None = None,
         coulomb_constant: ArrayLike = 1.0,
     ):
-        self.charges, self.alpha, self.cutoff, auto_k = _ewald_split(
+        self.charges, self.alpha, self.cutoff, auto_k, self.sphere = _ewald_split(
             charges, box, accuracy, cutoff, alpha, "EwaldCoulomb"
         )
         self.coulomb_constant = coulomb_constant
+        if k_max is not None and self.sphere is not None:
+            raise ConfigurationError(
+                "EwaldCoulomb: k_max applies to orthorhombic boxes; in a TriclinicBox the "
+                "wave vectors fill a sphere chosen from accuracy (pass accuracy=..., not "
+                f"k_max={k_max!r})"
+            )
         self.k_max = auto_k if k_max is None else _k_max(k_max)
 
-    def reciprocal_energy(self, positions: Float[Array, "N 3"], box: PeriodicBox) -> Array:
+    def reciprocal_energy(
+        self, positions: Float[Array, "N 3"], box: PeriodicBox | TriclinicBox
+    ) -> Array:
         """Smooth long-range part ``(2 pi / V) sum_k exp(-k^2 / 4 alpha^2) |S(k)|^2 / k^2``
         (times k_e)."""
-        lengths = self._check(positions, box)
+        reciprocal = self._check(positions, box)
         dtype = positions.dtype
         q = self.charges.astype(dtype)
-        indices = _half_space_indices(self.k_max)
+        indices = _half_space_indices(self.k_max, self.sphere)
         table = jnp.asarray(indices, dtype)
-        volume = jnp.prod(lengths)
+        volume = 1.0 / jnp.abs(jnp.linalg.det(reciprocal))
 
         @jax.checkpoint  # blocks of wave vectors: O(block * N) memory
         def shells(index):
             n = table[jnp.minimum(index, table.shape[0] - 1)]
-            k = 2.0 * jnp.pi * n / lengths
+            k = 2.0 * jnp.pi * n @ reciprocal.T
             k2 = jnp.sum(k * k, axis=-1)
             phase = k @ positions.T
             structure2 = (jnp.cos(phase) @ q) ** 2 + (jnp.sin(phase) @ q) ** 2

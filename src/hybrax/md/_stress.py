@@ -41,8 +41,9 @@ def stress(
 
     Works for a `PeriodicBox` (its shear components too: the derivative is taken with the
     box as a general cell) and a `TriclinicBox`, with the list built for that box (the
-    pairs do not change under an infinitesimal strain). Energies that read the box's side
-    lengths directly (Ewald, PME) are not supported here; use `hybrax.md.pressure`.
+    pairs do not change under an infinitesimal strain). Ewald and PME energies work too
+    (their wave vectors follow the cell); energies that read the box's side lengths
+    directly are not supported here: use `hybrax.md.pressure`.
 
     Parameters
     ----------
@@ -87,23 +88,34 @@ def stress(
         return _stress(energy, positions, cell, neighbors, velocities, masses)
     except AttributeError as error:
         raise ConfigurationError(
-            f"stress: {type(energy).__name__} reads the box's side lengths directly (e.g. "
-            "Ewald sums), which a general cell does not have; use hybrax.md.pressure for its "
-            f"pressure ({error})"
+            f"stress: {type(energy).__name__} reads the box's side lengths directly, which "
+            "a general cell does not have; use hybrax.md.pressure for its pressure "
+            f"({error})"
         ) from error
+
+
+def strain_gradients(energy, positions, cell, neighbors):
+    """The energy, its gradient with respect to the positions and the symmetrised
+    derivative ``dU/dF`` with respect to a homogeneous deformation (positions ``r @ F``,
+    cell ``cell @ F``) at ``F = 1``, in one reverse pass (the virial tensor is ``-dU/dF``).
+    Used by `stress` and by the fully flexible barostat."""
+    dtype = positions.dtype
+    cell = cell.astype(dtype)
+
+    def strained(x, deformation):
+        return energy.energy(x @ deformation, neighbors, _StrainedCell(cell @ deformation))
+
+    value, (gradient, derivative) = jax.value_and_grad(strained, argnums=(0, 1))(
+        positions, jnp.eye(3, dtype=dtype)
+    )
+    return value, gradient, 0.5 * (derivative + derivative.T)
 
 
 @eqx.filter_jit
 def _stress(energy, positions, cell, neighbors, velocities, masses):
     dtype = positions.dtype
     cell = cell.astype(dtype)
-    identity = jnp.eye(3, dtype=dtype)
-
-    def strained(deformation):
-        return energy.energy(positions @ deformation, neighbors, _StrainedCell(cell @ deformation))
-
-    sigma = jax.grad(strained)(identity)
-    sigma = 0.5 * (sigma + sigma.T)
+    sigma = strain_gradients(energy, positions, cell, neighbors)[2]
     if velocities is not None:
         m = jnp.asarray(masses, dtype)
         m = m[:, None] if m.ndim == 1 else m
