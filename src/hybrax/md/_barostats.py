@@ -232,7 +232,8 @@ class MartynaTobiasKlein(AbstractMDStepper):
 
     A fully flexible cell, started sheared:
 
-    >>> tilted = md.TriclinicBox.from_lammps(*box.lengths, xy=0.5)
+    >>> side = float(box.lengths[0])
+    >>> tilted = md.TriclinicBox.from_lammps(side, side, side, xy=0.5)
     >>> x = tilted.wrap(positions)
     >>> stepper = md.MartynaTobiasKlein(md.LennardJones(cutoff=2.4), tilted, dt=0.005,
     ...     temperature=1.5, pressure=1.0, tau_barostat=1.0, couple="full")
