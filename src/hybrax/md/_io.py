@@ -29,6 +29,7 @@ from ._ase import (
     unit_labels,
 )
 from ._space import AbstractBox, FreeSpace, PeriodicBox
+from ._triclinic import TriclinicBox
 from ._units import Units, as_units
 
 __all__ = ["read_extxyz", "write_extxyz"]
@@ -56,11 +57,11 @@ def _text(value) -> str:
 
 
 def _header(cell: np.ndarray | None, columns: list[tuple[str, str, int]], info: dict) -> str:
-    """The comment line: Lattice (diagonal ``cell``, Å), Properties, then ``info``."""
+    """The comment line: Lattice (the ``(3, 3)`` ``cell``, lattice vectors as rows, Å),
+    Properties, then ``info``."""
     parts = []
     if cell is not None:
-        lx, ly, lz = cell.tolist()
-        lattice = [lx, 0.0, 0.0, 0.0, ly, 0.0, 0.0, 0.0, lz]
+        lattice = np.asarray(cell, np.float64).ravel().tolist()
         parts.append('Lattice="' + " ".join(map(_text, lattice)) + '"')
     parts.append("Properties=" + ":".join(f"{n}:{t}:{c}" for n, t, c in columns))
     for key, value in info.items():
@@ -107,7 +108,8 @@ def write_extxyz(
     trajectory
         ``(T, N, 3)`` or ``(N, 3)`` positions (length unit).
     box
-        `PeriodicBox` or `FreeSpace` (the same for every frame).
+        `PeriodicBox`, `TriclinicBox` (``Lattice`` holds its nine numbers, rows ``a b c``)
+        or `FreeSpace` (the same for every frame).
     units
         ``"metal"``, ``"reduced"`` or a `Units` (required).
     symbols, species
@@ -146,9 +148,10 @@ def write_extxyz(
             raise ConfigurationError(
                 f"got {energies.shape[0]} energies for {num_frames} frames: pass one per frame"
             )
-    if not isinstance(box, PeriodicBox | FreeSpace):
+    if not isinstance(box, PeriodicBox | TriclinicBox | FreeSpace):
         raise ConfigurationError(
-            f"write_extxyz: box must be a hybrax.md.PeriodicBox or FreeSpace, got {box!r}"
+            "write_extxyz: box must be a hybrax.md.PeriodicBox, TriclinicBox or FreeSpace, "
+            f"got {box!r}"
         )
     names = symbol_names(symbols, species, n)
     m = per_atom(1.0 if masses is None else masses, n, "masses") * units.mass
@@ -160,13 +163,18 @@ def write_extxyz(
         q = per_atom(charges, n, "charges") * units.charge
     if forces is not None:
         columns.append(("forces", "R", 3))
-    periodic = isinstance(box, PeriodicBox)
+    periodic = isinstance(box, PeriodicBox | TriclinicBox)
     info = unit_labels(units)
     if species is not None:
         info[SPECIES_KEY] = " ".join(symbols)
     info["pbc"] = "T T T" if periodic else "F F F"
 
-    cell = np.asarray(box.lengths, np.float64) * units.length if periodic else None
+    cell = None
+    if isinstance(box, PeriodicBox):
+        cell = np.diag(np.broadcast_to(np.asarray(box.lengths, np.float64), (3,)))
+    elif isinstance(box, TriclinicBox):
+        cell = np.asarray(box.cell, np.float64)
+    cell = None if cell is None else cell * units.length
     lines = []
     for t in range(num_frames):
         frame_info = dict(info)
@@ -269,6 +277,10 @@ def _stack(systems: list[AtomicSystem], path: str) -> AtomicSystem:
             and (
                 not isinstance(first.box, PeriodicBox)
                 or np.array_equal(np.asarray(other.box.lengths), np.asarray(first.box.lengths))
+            )
+            and (
+                not isinstance(first.box, TriclinicBox)
+                or np.array_equal(np.asarray(other.box.cell), np.asarray(first.box.cell))
             )
         )
         if not same:
