@@ -49,12 +49,13 @@ def test_a_tilted_description_of_a_cubic_crystal_gives_its_energy_and_forces():
     # the same lattice spanned by a, b + a, c + b: a sheared cell, the same crystal
     tilted = md.TriclinicBox.from_lammps(side, side, side, xy=side, yz=side)
     rattled = positions + 0.05 * jnp.sin(jnp.arange(positions.size)).reshape(positions.shape)
-    reference = md.EwaldCoulomb(charges, cubic, accuracy=1e-10)
+    reference = md.EwaldCoulomb(charges, cubic, accuracy=1e-8)
     energy, forces = reference.energy_and_forces(cubic.wrap(rattled), None, cubic)
-    ewald = md.EwaldCoulomb(charges, tilted, accuracy=1e-10)
+    ewald = md.EwaldCoulomb(charges, tilted, accuracy=1e-8)
     tilted_energy, tilted_forces = ewald.energy_and_forces(tilted.wrap(rattled), None, tilted)
-    assert float(tilted_energy) == pytest.approx(float(energy), rel=1e-9)
-    assert np.allclose(tilted_forces, forces, rtol=0, atol=1e-8)
+    # measured: energy 1.6e-10 relative, forces 5.7e-9 apart (both sums to accuracy 1e-8)
+    assert float(tilted_energy) == pytest.approx(float(energy), rel=1e-8)
+    assert np.allclose(tilted_forces, forces, rtol=0, atol=1e-7)
 
 
 @pytest.mark.parametrize("accuracy", [1e-3, 1e-4])
@@ -74,7 +75,7 @@ def test_stress_of_the_coulomb_energy_in_a_triclinic_cell():
     positions, charges, box = tilted_ions()
     for coulomb, tolerance in (
         (md.EwaldCoulomb(charges, box, accuracy=1e-10), 1e-8),
-        (md.ParticleMeshEwald(charges, box, accuracy=1e-5), 1e-5),  # measured 1.5e-6
+        (md.ParticleMeshEwald(charges, box, accuracy=1e-4), 1e-4),
     ):
         energy = float(coulomb.energy(positions, None, box))
         sigma = np.asarray(md.stress(coulomb, positions, box))
