@@ -32,6 +32,7 @@ PACKAGES = {
     "hybrax.experiments.lorenz96": "Workflow lorenz96",
     "hybrax.experiments.lorenz96_closure": "Workflow lorenz96-closure",
     "hybrax.experiments.kolmogorov_correction": "Workflow kolmogorov-correction",
+    "hybrax.experiments.fv_learned_interpolation": "Workflow fv-learned-interpolation",
     "hybrax.experiments.lj_neural_potential": "Workflow lj-neural-potential",
     "hybrax.experiments.qg_parameterization": "Workflow qg-parameterization",
 }

@@ -15,6 +15,7 @@ def test_list_shows_the_workflows(capsys):
         "lorenz96",
         "lorenz96-closure",
         "kolmogorov-correction",
+        "fv-learned-interpolation",
         "lj-neural-potential",
         "qg-parameterization",
     ):

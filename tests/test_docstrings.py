@@ -34,6 +34,7 @@ PACKAGES = (
     "hybrax.experiments.lorenz96",
     "hybrax.experiments.lorenz96_closure",
     "hybrax.experiments.kolmogorov_correction",
+    "hybrax.experiments.fv_learned_interpolation",
     "hybrax.experiments.lj_neural_potential",
     "hybrax.experiments.qg_parameterization",
 )
