@@ -114,6 +114,29 @@ def _propagators(a: Array) -> tuple[Array, Array]:
     return exp, phi
 
 
+_FLIP = 0.6  # a tilt beyond this fraction of its side is flipped (LAMMPS: 0.5, "flip yes")
+
+
+def _flipped(cell: Array) -> tuple[Array, Array]:
+    """The same lattice with its tilts brought back within ``_FLIP`` of their sides (as
+    LAMMPS's ``fix npt ... flip yes``): ``c -= round(yz / ly) b``, then ``c -= round(xz /
+    lx) a`` and ``b -= round(xy / lx) a``, each only when the tilt exceeds ``_FLIP`` times
+    the side (hysteresis: a flipped tilt lands near ``1 - _FLIP``, so it does not flip back
+    at once). The strain rate ``v_g`` is unchanged (``d(M h)/dt = M h v_g`` for an integer
+    ``M``), positions are re-wrapped, and the neighbour list rebuilt. Also whether it
+    flipped."""
+
+    def reduce(cell, row, column):
+        ratio = cell[row, column] / cell[column, column]
+        k = jnp.where(jnp.abs(ratio) > _FLIP, jnp.rint(ratio), 0.0)
+        return cell.at[row].add(-k * cell[column]), k != 0
+
+    cell, yz = reduce(cell, 2, 1)
+    cell, xz = reduce(cell, 2, 0)
+    cell, xy = reduce(cell, 1, 0)
+    return cell, yz | xz | xy
+
+
 def _tilted(box: TriclinicBox, cell: Array) -> TriclinicBox:
     """``box`` with another cell, without the constructor's run-time check (as
     `_resized`)."""
@@ -175,8 +198,10 @@ class MartynaTobiasKlein(AbstractMDStepper):
     reverse pass with the forces). Keeping ``v_g`` and the cell lower triangular removes
     the cell's rotation, as LAMMPS does; the exact drifts and kicks of the same Trotter
     factorisation use 3x3 matrix exponentials. Forces, velocities and positions stay
-    Cartesian (the lab frame). A fluid has no restoring force on the cell's shape: its
-    tilts wander (the mean shear stress is zero), and a run long enough to squash the
+    Cartesian (the lab frame). A tilt beyond 0.6 of its side is flipped to the same
+    lattice's other cell (``b - a`` and so on, as LAMMPS's ``flip yes``; the list is
+    rebuilt). A fluid has no restoring force on the cell's shape: its tilts and side
+    ratios wander (the mean shear stress is zero), and a run long enough to squash the
     cell to less than twice the cut-off (plus skin, for a cell list) across some direction
     stops with a `hybrax.NeighborListError`.
 
@@ -457,19 +482,20 @@ class MartynaTobiasKlein(AbstractMDStepper):
 
     def _drift(self, baro, x, v, vg, dt):
         """Exact drift of the box and of ``dr/dt = v + r v_g`` over ``dt``: the new box, its
-        lengths and tilts (None unless ``couple="full"``), the positions wrapped into it."""
+        lengths and tilts (None unless ``couple="full"``), the positions wrapped into it,
+        and whether the cell was flipped (`_flipped`)."""
         if self.couple == "full":
             growth, phi = _propagators(dt * _lower(vg))
-            cell = baro.cell @ growth
+            cell, flipped = _flipped(baro.cell @ growth)
             box = _tilted(self.box, cell)
             shape = jnp.diagonal(cell), cell[(1, 2, 2), (0, 0, 1)]
-            return box, shape, box.shift(x @ growth, dt * v @ phi)
+            return box, shape, box.shift(x @ growth, dt * v @ phi), flipped
         vg3 = jnp.broadcast_to(vg, (3,))
         growth = jnp.exp(dt * vg3)
         lengths = baro.lengths * growth
         box = _resized(self.box, lengths)
         x = box.shift(x * growth, dt * v * jnp.exp(0.5 * dt * vg3) * _sinhc(0.5 * dt * vg3))
-        return box, (lengths, None), x
+        return box, (lengths, None), x, False
 
     def _rebuild_needed_cell(self, neighbors, x, cell, reference_cell) -> Array:
         """`_rebuild_needed` in a triclinic cell: atoms moved by ``D`` relative to the
@@ -524,7 +550,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
         vg = vg + half * self._barostat_force(v, inv_m, baro.virial, baro.lengths, dof) / w
         v = self._kick(v, state.forces, inv_m, vg, dof, half)
         # exact drift of the box and of r' = v + v_g r over dt
-        box, (lengths, tilts), x = self._drift(baro, x, v, vg, dt)
+        box, (lengths, tilts), x, flipped = self._drift(baro, x, v, vg, dt)
         neighbors, reference_lengths = state.neighbors, baro.reference_lengths
         reference_tilts = baro.reference_tilts if full else None
         fingerprint = baro.reference_fingerprint
@@ -537,7 +563,7 @@ class MartynaTobiasKlein(AbstractMDStepper):
                 moved = self._rebuild_needed_cell(neighbors, x, box.cell, reference_cell)
             else:
                 moved = self._rebuild_needed(neighbors, x, lengths, reference_lengths)
-            rebuild = replaced | moved
+            rebuild = replaced | moved | flipped
             neighbors = lax.cond(rebuild, lambda n: n.update(x, box), lambda n: n, neighbors)
             reference_lengths = jnp.where(rebuild, lengths, reference_lengths)
             if full:
