@@ -200,10 +200,18 @@ def pressure_difference(
 
 
 def drag_lift_coefficients(
-    model, state, dt: ArrayLike, velocity: ArrayLike, length: ArrayLike
+    model, state, dt: ArrayLike, velocity: ArrayLike, length: ArrayLike, previous=None
 ) -> tuple[Array, Array]:
     """``(c_D, c_L) = 2 (F_x, F_y) / (velocity^2 length)`` from `penalization_force`
     (``velocity``: the reference speed, e.g. the mean inflow; ``length``: the body size).
+
+    In unsteady flow (vortex shedding) pass ``previous``, the state one step of ``dt``
+    before ``state``: the control-volume force then counts the momentum change of the fluid
+    around the body. Without it the flow is taken as steady, and in the DFG 2D-2 street the
+    lift's range comes out 13% too wide at 96 cells across and 41% at 48. Inside
+    `hybrax.rollout`, observe
+    ``lambda s: drag_lift_coefficients(model, stepper.step(s), dt, U, D, previous=s)``
+    (one extra step per observation; the forces at ``t + dt``).
 
     Examples
     --------
@@ -213,6 +221,6 @@ def drag_lift_coefficients(
     >>> c_drag.shape
     ()
     """
-    fx, fy = penalization_force(model, state, dt)
+    fx, fy = penalization_force(model, state, dt, previous=previous)
     scale = 2 / (jnp.asarray(velocity, fx.dtype) ** 2 * jnp.asarray(length, fx.dtype))
     return fx * scale, fy * scale

@@ -16,16 +16,19 @@ __all__ = ["AbstractObstacle", "Cylinder", "MaskObstacle", "Rectangle", "penaliz
 
 class AbstractObstacle(eqx.Module):
     """A solid body given by its signed distance ``sdf`` (negative inside, length units),
-    smoothed over a band of thickness ``width`` centred on the surface into the mask
-    ``chi = s^2 (3 - 2 s)``, ``s = clip(1/2 - sdf / width, 0, 1)``: 1 deeper inside than
-    ``width / 2``, 1/2 on the surface, exactly 0 beyond ``width / 2`` outside. It is
-    continuously differentiable, so position and shape parameters have useful gradients.
+    smoothed over a band of thickness ``width`` just inside the surface into the mask
+    ``chi = s^2 (3 - 2 s)``, ``s = clip(-sdf / width, 0, 1)``: 1 deeper inside than
+    ``width``, exactly 0 on and outside the surface. It is continuously differentiable, so
+    position and shape parameters have useful gradients.
 
-    Why compact: the implicit Brinkman step ``u / (1 + dt chi / eta)`` with the usual
-    ``eta << dt`` stops the flow wherever ``chi`` exceeds about ``eta / dt`` (~1%), so the
-    body acts as far out as its mask reaches. The ``(1 - tanh(sdf / width)) / 2`` mask used
-    before reached a cell beyond the surface and DFG 2D-1's drag came out 2x too high at
-    24 cells across and 1.3x at 48 (the old force estimate hid part of this).
+    Why inside: the implicit Brinkman step ``u / (1 + dt chi / eta)`` with the usual
+    ``eta << dt`` stops the flow wherever ``chi`` exceeds about ``eta / dt`` (a few per
+    cent), so the body acts as far out as its mask reaches. A mask that reaches past the
+    surface makes the body larger by part of a cell: the ``(1 - tanh(sdf / width)) / 2``
+    mask used first (a cell beyond) gave DFG 2D-1's drag 2x too high at 24 cells across,
+    and a band centred on the surface (half a band beyond) gave DFG 2D-2's max c_D 5.5%
+    too high at 96 cells (central advection) against 1.4% with the band inside
+    (tests/fluids/test_dfg.py).
     """
 
     width: eqx.AbstractVar[Array]
@@ -35,10 +38,10 @@ class AbstractObstacle(eqx.Module):
         """Signed distance to the surface at points ``(x, y)`` (negative inside)."""
 
     def mask(self, x: Array, y: Array) -> Array:
-        """Smoothed solid fraction in [0, 1] at points ``(x, y)``: 0 beyond ``width / 2``
-        outside the surface, 1 deeper than ``width / 2`` inside."""
+        """Smoothed solid fraction in [0, 1] at points ``(x, y)``: 0 on and outside the
+        surface, 1 deeper than ``width`` inside."""
         width = jnp.asarray(self.width, x.dtype)
-        s = jnp.clip(0.5 - self.signed_distance(x, y) / width, 0, 1)
+        s = jnp.clip(-self.signed_distance(x, y) / width, 0, 1)
         return s * s * (3 - 2 * s)
 
     def check_grid(self, grid: StaggeredGrid) -> None:
