@@ -186,3 +186,6 @@ def test_stability_number_counts_boundary_speeds_and_diffusion():
         r"5\.12.*reaches at dt = 0\.00977",
     ):
         hybrax.rollout(ProjectedRK(model, 0.05), state, 10)
+    # under an outer jit the number is known only at run time: it comes rounded (12% steps)
+    with pytest.raises(Exception, match=r"at dt = 0\.05 is about 5\.01.*reaches at dt = 0\.00998"):
+        jax.jit(lambda s: hybrax.rollout(ProjectedRK(model, 0.05), s, 10))(state)

@@ -195,9 +195,14 @@ def rollout(
     concrete = concrete_or_none(code)
     if concrete is None:  # under an outer jit / vmap / grad: raise when it runs
         # Threaded onto the final state and the trajectory, so using either keeps the check
-        # (floating leaves only: the error cannot carry typed PRNG keys).
+        # (floating leaves only: the error cannot carry typed PRNG keys). The initial
+        # state's stability number is only known when the program runs: it travels in the
+        # error's index, rounded to one of _BUCKETS values (see _TracedHintMessages).
         floating, other = eqx.partition((final, saved), _is_inexact)
-        floating = eqx.branched_error_if(floating, code >= 0, jnp.maximum(code, 0), messages)
+        bucket = _stability_bucket(stepper, state)
+        index = jnp.maximum(code, 0) * _BUCKETS + bucket
+        hinted = _TracedHintMessages(messages, n_steps, _scalar_or_none(stepper.dt))
+        floating = eqx.branched_error_if(floating, code >= 0, index, hinted)
         return eqx.combine(floating, other)
     if concrete >= 0:
         text = messages[int(concrete)].removeprefix("NonFiniteStateError: ")
@@ -205,6 +210,69 @@ def rollout(
             text += _stability_hint(stepper, state)
         raise NonFiniteStateError(text)
     return final, saved
+
+
+#: Stability numbers travel in a traced error's index as 10 ** (k / 20), k in 0 .. 200
+#: (1e-5 .. 1e5, 12% apart); bucket 0 means unknown (no courant_number, or not finite).
+_BUCKETS = 202
+
+
+def _stability_bucket(stepper: AbstractStepper, state: PyTree) -> Array:
+    """The initial state's stability number as a bucket index (traced; 0 when unknown)."""
+    try:
+        number = _courant_number(stepper, state)
+    except (ConfigurationError, NotImplementedError, TypeError, ValueError, AttributeError):
+        return jnp.zeros((), jnp.int32)
+    if jnp.ndim(number):
+        return jnp.zeros((), jnp.int32)
+    k = jnp.clip(jnp.round(20 * jnp.log10(number)) + 100, 0, 200)
+    ok = jnp.isfinite(number) & (number > 0)
+    return jnp.where(ok, k.astype(jnp.int32) + 1, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class _TracedHintMessages(Sequence):
+    """``messages`` (of `_NonFiniteMessages`) times the stability buckets: a blow-up at a
+    step gets the stability hint, with the number rounded to its bucket."""
+
+    messages: Sequence
+    total: int
+    dt: float | None
+
+    def __len__(self) -> int:
+        return len(self.messages) * _BUCKETS
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        code, bucket = divmod(int(index), _BUCKETS)
+        text = self.messages[code]
+        if not 0 < code <= self.total or bucket == 0:
+            return text
+        number = 10 ** ((bucket - 1 - 100) / 20)
+        if self.dt is None:
+            return text + (
+                f" The initial state's stability number (hybrax.courant_number) is about "
+                f"{number:.2g}; explicit steppers need about 1 or less."
+            )
+        return text + _hint_text(number, self.dt, about=True)
+
+
+def _scalar_or_none(value) -> float | None:
+    """A concrete scalar as a float (hashable, for the static messages), else None."""
+    value = concrete_or_none(value)
+    return None if value is None or np.ndim(value) else float(value)
+
+
+def _hint_text(number: float, dt: float, about: bool = False) -> str:
+    hint = (
+        f" The initial state's stability number (hybrax.courant_number) at dt = {dt:.4g} is "
+        f"{'about ' if about else ''}{number:.3g}; explicit steppers need about 1 or less "
+        "(the model's courant_number docstring gives its limits)"
+    )
+    if number > 0:
+        hint += f", which this state reaches at dt = {dt / number:.3g} (hybrax.max_time_step)"
+    return hint + "."
 
 
 def _stability_hint(stepper: AbstractStepper, state: PyTree) -> str:
@@ -217,15 +285,7 @@ def _stability_hint(stepper: AbstractStepper, state: PyTree) -> str:
     dt = concrete_or_none(stepper.dt)
     if number is None or dt is None or np.ndim(number) or not np.isfinite(number):
         return ""
-    number, dt = float(number), float(np.max(dt))
-    hint = (
-        f" The initial state's stability number (hybrax.courant_number) at dt = {dt:.4g} is "
-        f"{number:.3g}; explicit steppers need about 1 or less (the model's courant_number "
-        "docstring gives its limits)"
-    )
-    if number > 0:
-        hint += f", which this state reaches at dt = {dt / number:.3g} (hybrax.max_time_step)"
-    return hint + "."
+    return _hint_text(float(number), float(np.max(dt)))
 
 
 @eqx.filter_jit
