@@ -21,7 +21,9 @@ from hybrax.experiments.kolmogorov_correction import (
     load_run,
     plain_stepper,
     run,
+    tendency_stepper,
 )
+from hybrax.experiments.kolmogorov_correction.model import _evaluate
 from hybrax.fluids import random_vorticity
 from hybrax.grids import Grid, SpectralState, coarse_grain
 from hybrax.hybrid import UnrolledLoss
@@ -37,17 +39,53 @@ def _random_field_hat(grid, seed, dtype=jnp.float64):
     return grid.to_spectral(random_vorticity(grid, jax.random.key(seed), dtype=dtype))
 
 
-def test_zero_correction_is_the_plain_solver():
-    settings = dataclasses.replace(QUICK, dtype="float64")
+@pytest.mark.parametrize("per_stage", [False, True])
+def test_zero_correction_is_the_plain_solver(per_stage):
+    settings = dataclasses.replace(QUICK, dtype="float64", tendency_per_stage=per_stage)
     net = _network(settings)
-    hybrid, plain = hybrid_stepper(net, settings), plain_stepper(settings)
+    plain = plain_stepper(settings)
     grid = settings.grid(1)
     state = SpectralState(coarse_grain(_random_field_hat(grid, 2), grid, grid))
     step = eqx.filter_jit(lambda stepper, s: stepper.step(s))
+    for hybrid in (hybrid_stepper(net, settings), tendency_stepper(net, settings)):
+        np.testing.assert_allclose(
+            step(hybrid, state).field_hat, step(plain, state).field_hat, rtol=0, atol=1e-14
+        )
+        assert hybrid.dt == plain.dt
+
+
+def test_tendency_correction_is_filtered_and_held_over_the_step():
+    """A constant learned tendency c gives the same step once per step or per stage (as
+    Dresdner et al.); from rest without forcing, the step is then ``dt phi_1(L dt) P c`` to
+    first order in c (P: the 2/3-rule band without the mean; ETDRK4 integrates a constant
+    forcing exactly), and nothing outside the band."""
+
+    class Constant(eqx.Module):
+        field: jax.Array
+
+        def __call__(self, x):
+            return self.field
+
+    settings = dataclasses.replace(QUICK, dtype="float64")
+    grid = settings.grid(1)
+    c = 0.3 + jax.random.normal(jax.random.key(8), grid.shape, jnp.float64)
+    state = SpectralState(coarse_grain(_random_field_hat(grid, 9), grid, grid))
+    frozen = tendency_stepper(Constant(c), settings)
+    per_stage = tendency_stepper(Constant(c), settings.replace(tendency_per_stage=True))
     np.testing.assert_allclose(
-        step(hybrid, state).field_hat, step(plain, state).field_hat, rtol=0, atol=1e-14
+        frozen.step(state).field_hat, per_stage.step(state).field_hat, rtol=0, atol=1e-13
     )
-    assert hybrid.dt == plain.dt
+
+    still = settings.replace(forcing_amplitude=0.0)
+    rest = SpectralState(jnp.zeros(grid.spectral_shape, jnp.complex128))
+    added = tendency_stepper(Constant(1e-6 * c), still).step(rest).field_hat
+    mask = np.array(grid.dealias_mask(jnp.float64))
+    mask[0, 0] = 0
+    np.testing.assert_array_equal(np.asarray(added)[mask == 0], 0)
+    dt = settings.time_step(1)
+    z = np.asarray(still.model(1).linear_operator().field_hat) * dt
+    expected = dt * np.expm1(z) / z * np.asarray(grid.to_spectral(1e-6 * c)) * mask
+    np.testing.assert_allclose(np.asarray(added), expected, rtol=1e-5, atol=1e-12)
 
 
 def test_flow_features():
@@ -89,6 +127,10 @@ def test_network_is_translation_equivariant_along_x_and_checks_input():
     w = FlowFeatures(grid, settings.velocity_inputs)(SpectralState(w_hat))
     out = net(w)
     assert out.shape == grid.shape and float(jnp.abs(out).max()) > 0
+    # the CPU evaluation (one matrix product per layer) is the CNN's own function
+    x = jax.random.normal(jax.random.key(1), (5, *grid.shape), jnp.float64)
+    cnn = eqx.tree_at(lambda c: c.layers[0].conv.bias, net.cnn, replace_fn=lambda b: b + 0.2)
+    np.testing.assert_allclose(_evaluate(cnn, x), cnn(x), rtol=1e-12, atol=1e-12)
     # periodic convolutions: a shift along x (the forcing is a function of y only) commutes
     np.testing.assert_allclose(
         net(jnp.roll(w, 5, axis=1)), jnp.roll(out, 5, axis=0), rtol=1e-10, atol=1e-12
@@ -103,7 +145,8 @@ def test_network_is_translation_equivariant_along_x_and_checks_input():
         VorticityCorrection.build(settings, (1.0,), 1.0, jax.random.key(0))
 
 
-def test_unrolled_gradient_matches_finite_differences(finite_difference):
+@pytest.mark.parametrize("build", [hybrid_stepper, tendency_stepper])
+def test_unrolled_gradient_matches_finite_differences(finite_difference, build):
     """The gradient through the hybrid (solver + correction) along a random direction of the
     weights, against a 4th-order central difference."""
     settings = dataclasses.replace(QUICK, dtype="float64")
@@ -125,7 +168,7 @@ def test_unrolled_gradient_matches_finite_differences(finite_difference):
 
     @jax.jit
     def f(p):
-        return loss(hybrid_stepper(eqx.combine(p, static), settings), batch)
+        return loss(build(eqx.combine(p, static), settings), batch)
 
     grad = jax.jit(jax.grad(f))(params)
     analytic = sum(
@@ -196,6 +239,7 @@ def test_quick_run_orders_the_models(tmp_path):
         assert all(isinstance(v, float) and v > 0 for v in metrics[key].values())
     decor, cost = metrics["decorrelation_time"], metrics["seconds_per_time_unit"]
     assert decor["hybrid_1x"] > decor["plain_1x"]
+    assert decor["tendency_1x"] > decor["plain_1x"]
     assert decor["plain_1x"] < decor["plain_2x"] <= decor["plain_4x"]
     # finer plain solvers cost more per simulated time
     assert cost["plain_1x"] < cost["plain_2x"] < cost["plain_4x"]
@@ -206,12 +250,14 @@ def test_quick_run_orders_the_models(tmp_path):
         "accuracy_cost.png",
         "run_info.json",
         "correction.eqx",
+        "tendency_correction.eqx",
         "reference_data.npz",
     ):
         assert (tmp_path / name).stat().st_size > 0
     info = json.loads((tmp_path / "run_info.json").read_text())
     assert info["preset"] == "custom" and info["quick"] is False
-    assert info["training_history"] and info["optimizer_steps"] == 400
+    assert info["optimizer_steps"] == {"hybrid_1x": 400, "tendency_1x": 400}
+    assert all(info["training_history"][name] for name in ("hybrid_1x", "tendency_1x"))
     assert info["num_forecasts"] == CI.num_test_trajectories * CI.test_starts
     assert info["reference_grid"] == 4 * info["grids"]["plain_1x"]
     horizon = CI.steps(CI.horizon) * CI.time_step(1)
@@ -220,8 +266,9 @@ def test_quick_run_orders_the_models(tmp_path):
         assert len(info["decorrelation_time_per_forecast"][name]) == info["num_forecasts"]
 
     loaded = load_run(tmp_path)  # the trained weights, in the dtype the run used
-    weights = jax.tree.leaves(eqx.filter(loaded.net, eqx.is_inexact_array))
+    weights = jax.tree.leaves(eqx.filter((loaded.net, loaded.tendency_net), eqx.is_inexact_array))
     assert {w.dtype.name for w in weights} == {info["dtype"]}
+    assert loaded.tendency_net.cnn.layers[0].conv.weight.shape[0] == CI.tendency_hidden_channels
     assert loaded.metrics == metrics
     assert loaded.settings == CI and info["dtype"] == "float32"
     assert loaded.forecast_data.targets.field_hat.shape[0] == info["num_forecasts"]

@@ -21,6 +21,12 @@ Models
     (`hybrax.hybrid.Corrected`, see ``model.py``), trained through the solver on windows
     of reference trajectories with a curriculum of growing unroll lengths
     (`hybrax.hybrid.Curriculum`, ``CorrectionSettings.stages``).
+    ``tendency_1x``: the learned correction of the nonlinear term in spectral space
+    (Dresdner et al. 2022; `tendency_stepper`): the same kind of CNN adds a vorticity
+    tendency, filtered to the 2/3-rule band, to ``N(w)`` inside ETDRK4
+    (`hybrax.hybrid.SemilinearClosure`), evaluated once per step and held over the four
+    stages (`hybrax.hybrid.FrozenClosure`) so it costs one network call per step; trained
+    the same way.
 
 Metrics (``OUT/metrics.json``)::
 
@@ -39,7 +45,7 @@ of one jitted trajectory (compilation excluded), the minimum over interleaved ro
 history, the number of training windows and held-out forecasts, per-forecast decorrelation
 times and the mean correlation curves. Plots: ``correlation.png``, ``vorticity.png``,
 ``spectrum.png``, ``accuracy_cost.png`` (decorrelation time against cost, every model).
-``OUT/correction.eqx`` holds the trained network's weights and
+``OUT/correction.eqx`` and ``OUT/tendency_correction.eqx`` hold the trained networks' weights and
 ``OUT/reference_data.npz`` the reference data; `load_run` reads them back.
 
 Layout: ``settings.py``, ``model.py``, ``data.py``, ``train.py``, ``evaluate.py``,
@@ -53,15 +59,18 @@ from .model import (
     FlowFeatures,
     VorticityCorrection,
     hybrid_stepper,
+    network_of,
     plain_stepper,
+    tendency_stepper,
 )
 from .report import comparison_table
-from .settings import FULL, MODEL_NAMES, QUICK, CorrectionSettings
+from .settings import FULL, HYBRIDS, MODEL_NAMES, QUICK, CorrectionSettings
 from .train import network_scales, train_correction
 from .workflow import SavedRun, load_run, run
 
 __all__ = [
     "FULL",
+    "HYBRIDS",
     "MODEL_NAMES",
     "QUICK",
     "AddVorticityCorrection",
@@ -77,10 +86,12 @@ __all__ = [
     "load_run",
     "make_forecast_data",
     "make_training_data",
+    "network_of",
     "network_scales",
     "plain_stepper",
     "run",
     "seconds_per_time_unit",
     "start_on",
+    "tendency_stepper",
     "train_correction",
 ]

@@ -21,7 +21,7 @@ import hybrax
 from hybrax.core import ConfigurationError
 from hybrax.fluids import velocity_from_vorticity
 from hybrax.grids import Grid, SpectralState
-from hybrax.hybrid import Corrected
+from hybrax.hybrid import Corrected, FrozenClosure, SemilinearClosure
 from hybrax.nn import PeriodicCNN
 
 from .settings import CorrectionSettings
@@ -31,7 +31,9 @@ __all__ = [
     "FlowFeatures",
     "VorticityCorrection",
     "hybrid_stepper",
+    "network_of",
     "plain_stepper",
+    "tendency_stepper",
 ]
 
 
@@ -141,10 +143,14 @@ class VorticityCorrection(eqx.Module):
         input_scales: tuple[float, ...],
         output_scale: float,
         key: PRNGKeyArray,
+        *,
+        hidden_channels: int | None = None,
+        num_layers: int | None = None,
     ) -> VorticityCorrection:
         """A fresh network for ``settings`` whose last layer is zero (so the hybrid starts
         as the plain solver). ``input_scales`` has one entry per field of `FlowFeatures`
-        (1, or 3 with ``settings.velocity_inputs``)."""
+        (1, or 3 with ``settings.velocity_inputs``); ``hidden_channels`` and
+        ``num_layers`` default to the settings' (the post-step correction's)."""
         input_scales = tuple(float(v) for v in input_scales)
         fields = 3 if settings.velocity_inputs else 1
         if len(input_scales) != fields:
@@ -157,8 +163,8 @@ class VorticityCorrection(eqx.Module):
             2,
             len(input_scales) + (2 if settings.phase_channels else 0),
             1,
-            settings.hidden_channels,
-            settings.num_layers,
+            hidden_channels or settings.hidden_channels,
+            num_layers or settings.num_layers,
             settings.kernel_size,
             key=key,
             dtype=settings.real_dtype(),
@@ -185,7 +191,31 @@ class VorticityCorrection(eqx.Module):
             phase = 2 * math.pi * self.forcing_wavenumber * np.arange(ny) / ny
             waves = np.stack([np.cos(phase), np.sin(phase)])[:, None, :]
             channels.append(jnp.asarray(np.broadcast_to(waves, (2, nx, ny)), fields.dtype))
-        return self.output_scale * self.cnn(jnp.concatenate(channels))[0]
+        return self.output_scale * _evaluate(self.cnn, jnp.concatenate(channels))[0]
+
+
+def _evaluate(cnn: PeriodicCNN, x: Float[Array, "channels nx ny"]) -> Array:
+    """``cnn(x)``; on a CPU each layer as one matrix product with the stacked shifts of its
+    input (im2col: ``(out, k*k*in) @ (k*k*in, nx*ny)``).
+
+    `hybrax.nn.PeriodicConv` sums ``k*k`` small products on a CPU; stacking the shifts
+    first makes one larger product, which inside a rollout made the 8-channel, 4-layer
+    correction 1.2-1.7x faster on 32² (``tendency_1x``: 240 against 285 us per hybrid
+    step, the plain step 50 us). Same weights and the same function as ``cnn(x)``.
+    """
+    if jax.default_backend() != "cpu":
+        return cnn(x)
+    for index, layer in enumerate(cnn.layers):
+        weight, bias = layer.conv.weight, layer.conv.bias
+        k = weight.shape[-1]
+        shifted = [
+            jnp.roll(x, (k // 2 - i, k // 2 - j), (1, 2)) for i in range(k) for j in range(k)
+        ]
+        matrix = jnp.transpose(weight, (0, 2, 3, 1)).reshape(weight.shape[0], -1)
+        x = jnp.tensordot(matrix, jnp.concatenate(shifted), 1) + bias
+        if index < len(cnn.layers) - 1:
+            x = cnn.activation(x)
+    return x
 
 
 def plain_stepper(settings: CorrectionSettings, factor: int = 1) -> hybrax.ETDRK4:
@@ -207,3 +237,34 @@ def hybrid_stepper(net: Any, settings: CorrectionSettings) -> Corrected:
         to_input=FlowFeatures(grid, settings.velocity_inputs),
         from_output=AddVorticityCorrection(grid),
     )
+
+
+def tendency_stepper(net: Any, settings: CorrectionSettings) -> FrozenClosure | hybrax.ETDRK4:
+    """The coarse solver with ``net`` correcting its nonlinear term in spectral space.
+
+    Dresdner et al. (2022): ``dw/dt = L w + N(w) + P c(w)`` with ``c`` the network's
+    vorticity tendency (`FlowFeatures` in, one physical field out) and ``P`` the projection
+    onto the 2/3-rule band without the mean (`AddVorticityCorrection`), so the learned term
+    is filtered to the modes the solver resolves (`hybrax.hybrid.SemilinearClosure`: ETDRK4
+    still integrates ``L`` exactly). With ``settings.tendency_per_stage`` the network is
+    evaluated at each of ETDRK4's four stages, as in the paper; otherwise once per step
+    at the step's start and held over the stages (`hybrax.hybrid.FrozenClosure`), a
+    quarter of the network cost.
+    """
+    grid = settings.grid(1)
+    closure = SemilinearClosure(
+        settings.model(1),
+        net,
+        to_input=FlowFeatures(grid, settings.velocity_inputs),
+        from_output=AddVorticityCorrection(grid),
+    )
+    stepper = hybrax.ETDRK4(closure, settings.time_step(1))
+    return stepper if settings.tendency_per_stage else FrozenClosure(stepper)
+
+
+def network_of(hybrid: Corrected | FrozenClosure | hybrax.ETDRK4) -> Any:
+    """The network inside a hybrid built by `hybrid_stepper` or `tendency_stepper`."""
+    if isinstance(hybrid, Corrected):
+        return hybrid.net
+    stepper = hybrid.stepper if isinstance(hybrid, FrozenClosure) else hybrid
+    return stepper.dynamics.net

@@ -12,10 +12,11 @@ from hybrax.grids import Grid, cfl_time_step
 
 from .._settings import WorkflowSettings
 
-__all__ = ["FACTORS", "FULL", "MODEL_NAMES", "QUICK", "CorrectionSettings"]
+__all__ = ["FACTORS", "FULL", "HYBRIDS", "MODEL_NAMES", "QUICK", "CorrectionSettings"]
 
-MODEL_NAMES = ("plain_1x", "plain_2x", "plain_4x", "hybrid_1x")
-FACTORS = {"plain_1x": 1, "plain_2x": 2, "plain_4x": 4, "hybrid_1x": 1}  # grid vs coarse
+MODEL_NAMES = ("plain_1x", "plain_2x", "plain_4x", "hybrid_1x", "tendency_1x")
+FACTORS = {"plain_1x": 1, "plain_2x": 2, "plain_4x": 4, "hybrid_1x": 1, "tendency_1x": 1}
+HYBRIDS = ("hybrid_1x", "tendency_1x")  # the learned models (grid vs coarse above)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,12 @@ class CorrectionSettings(WorkflowSettings):
         The CNN: channels, convolutions, kernel width; with ``phase_channels`` it also sees
         ``cos`` and ``sin`` of the forcing phase ``4 y`` (the flow is not homogeneous in
         ``y``); with ``velocity_inputs`` it sees ``u`` and ``v`` besides the vorticity.
+        ``hidden_channels`` and ``num_layers`` are the post-step correction's
+        (``hybrid_1x``).
+    tendency_hidden_channels, tendency_num_layers, tendency_per_stage
+        The spectral correction of the nonlinear term (``tendency_1x``): the same CNN
+        with these channels and convolutions, evaluated at every ETDRK4 stage with
+        ``tendency_per_stage``, otherwise once per step (`hybrax.hybrid.FrozenClosure`).
     stages
         Training curriculum: ``(unroll_steps, optimizer_steps)`` pairs, run in order
         (`hybrax.hybrid.Curriculum`).
@@ -92,7 +99,10 @@ class CorrectionSettings(WorkflowSettings):
     kernel_size: int = 3
     phase_channels: bool = True
     velocity_inputs: bool = True
-    stages: tuple[tuple[int, int], ...] = ((4, 500), (16, 1000), (32, 600))
+    tendency_hidden_channels: int = 8
+    tendency_num_layers: int = 4
+    tendency_per_stage: bool = False
+    stages: tuple[tuple[int, int], ...] = ((4, 400), (16, 800), (32, 500))
     batch_size: int = 8
     learning_rate: float = 2e-3
     window_stride: int = 1
@@ -123,6 +133,7 @@ class CorrectionSettings(WorkflowSettings):
         )
         self.require_positive("num_train_trajectories", "num_test_trajectories", "test_starts")
         self.require_positive("test_spacing", "hidden_channels", "num_layers", "batch_size")
+        self.require_positive("tendency_hidden_channels", "tendency_num_layers")
         self.require_positive("learning_rate", "window_stride", "timing_time", "forcing_wavenumber")
         self.require_nonnegative("drag", "spin_up_time")
         self.require("kernel_size", self.kernel_size % 2 == 1, "odd, e.g. 3")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -18,7 +21,7 @@ from hybrax.hybrid import (
     trainable_filter,
 )
 
-from .model import FlowFeatures, VorticityCorrection, hybrid_stepper, plain_stepper
+from .model import FlowFeatures, VorticityCorrection, hybrid_stepper, network_of, plain_stepper
 from .settings import CorrectionSettings
 
 __all__ = ["network_scales", "train_correction"]
@@ -56,6 +59,7 @@ def train_correction(
     *,
     progress: bool = False,
     checkpoints: Checkpoints | None = None,
+    stepper: Callable[[Any, CorrectionSettings], Any] = hybrid_stepper,
 ) -> FitResult:
     """Train the correction through the coarse solver, one curriculum stage at a time.
 
@@ -79,13 +83,13 @@ def train_correction(
         schedule = optax.cosine_decay_schedule(settings.learning_rate, max(num_steps, 1), 0.1)
         return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
 
-    model = hybrid_stepper(net, settings)
+    model = stepper(net, settings)
     return fit(
         model,
         Curriculum(settings.stages, window_stride=settings.window_stride),
         Batches(data, settings.batch_size, key=key),
         optimizer,
-        trainable=trainable_filter(model, lambda m: m.net),
+        trainable=trainable_filter(model, network_of),
         checkpoints=checkpoints,
         callbacks=[Progress()] if progress else [],
     )

@@ -20,18 +20,27 @@ from .._workflow import Run, read_run, thin
 from . import report
 from .data import ForecastData, make_forecast_data, make_training_data
 from .evaluate import correlation_curves, decorrelation_times, seconds_per_time_unit
-from .model import VorticityCorrection, plain_stepper, reference_stepper
-from .settings import FACTORS, FULL, MODEL_NAMES, QUICK, CorrectionSettings
+from .model import (
+    VorticityCorrection,
+    hybrid_stepper,
+    network_of,
+    plain_stepper,
+    reference_stepper,
+    tendency_stepper,
+)
+from .settings import FACTORS, FULL, HYBRIDS, MODEL_NAMES, QUICK, CorrectionSettings
 from .train import network_scales, train_correction
 
 __all__ = ["SavedRun", "load_run", "run"]
 
-_SAVED = ("correction.eqx", "reference_data.npz")
+_TENDENCY = "tendency_correction.eqx"
+_SAVED = ("correction.eqx", _TENDENCY, "reference_data.npz")
 
 
 @register_workflow(
     "kolmogorov-correction",
-    "Kolmogorov flow (Re 1000): CNN-corrected coarse solver vs plain solvers at 1x, 2x, 4x",
+    "Kolmogorov flow (Re 1000): coarse solver with a CNN correction after each step or of "
+    "its nonlinear term, vs plain solvers at 1x, 2x, 4x",
     full=FULL,
     quick=QUICK,
 )
@@ -42,10 +51,12 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the whole comparison; write ``metrics.json``, ``run_info.json``, the plots, the
-    trained weights (``correction.eqx``) and the reference data (``reference_data.npz``)
-    into the run folder ``out`` (default: a fresh ``runs/kolmogorov-correction-NNN``).
-    Training checkpoints go to ``out/checkpoints``: running again into the same folder with
-    the same settings resumes from them. Returns the metrics."""
+    trained weights (``correction.eqx``: the post-step correction, ``hybrid_1x``;
+    ``tendency_correction.eqx``: the correction of the nonlinear term, ``tendency_1x``) and
+    the reference data (``reference_data.npz``) into the run folder ``out`` (default: a
+    fresh ``runs/kolmogorov-correction-NNN``). Training checkpoints go to
+    ``out/checkpoints`` and ``out/checkpoints_tendency``: running again into the same folder
+    with the same settings resumes from them. Returns the metrics."""
     presets = {"full": FULL, "quick": QUICK}
     run = Run("kolmogorov-correction", settings, out, progress=progress, presets=presets)
     s = settings
@@ -56,19 +67,29 @@ def run(
         test = jax.block_until_ready(make_forecast_data(keys[1], s))
     with run.phase("training"):
         input_scales, output_scale = network_scales(train, s)
-        net = VorticityCorrection.build(s, input_scales, output_scale, keys[2])
-        checkpoints = Checkpoints(run.folder("checkpoints"))
-        trained = train_correction(
-            net, train, s, keys[3], progress=progress, checkpoints=checkpoints
-        )
-        hybrid = trained.model
+        nets = _networks(s, input_scales, output_scale, keys[2])
+        trained = {}
+        for name, folder, stepper in (
+            ("hybrid_1x", "checkpoints", hybrid_stepper),
+            ("tendency_1x", "checkpoints_tendency", tendency_stepper),
+        ):
+            with run.phase(f"training_{name}"):
+                trained[name] = train_correction(
+                    nets[name],
+                    train,
+                    s,
+                    keys[3],
+                    progress=progress,
+                    checkpoints=Checkpoints(run.folder(folder)),
+                    stepper=stepper,
+                )
     with run.phase("evaluation"):
         models = {
             name: (plain_stepper(s, FACTORS[name]), FACTORS[name])
             for name in MODEL_NAMES
-            if name != "hybrid_1x"
+            if name not in HYBRIDS
         }
-        models["hybrid_1x"] = (hybrid, 1)
+        models.update({name: (trained[name].model, 1) for name in HYBRIDS})
         correlations, trajectories = correlation_curves(models, test, s)
         times, decorrelation, censored, per_forecast = decorrelation_times(correlations, s)
     with run.phase("timing"):
@@ -83,7 +104,8 @@ def run(
     with run.phase("plots"):
         report.plot(run, s, times, correlations, test, trajectories)
         report.plot_accuracy_cost(run, s, decorrelation, cost, tuple(censored))
-        eqx.tree_serialise_leaves(run.file("correction.eqx"), hybrid.net)
+        for name, file in (("hybrid_1x", "correction.eqx"), ("tendency_1x", _TENDENCY)):
+            eqx.tree_serialise_leaves(run.file(file), network_of(trained[name].model))
         _save_reference(run.file("reference_data.npz"), train, test)
 
     metrics = {
@@ -97,8 +119,8 @@ def run(
         "reference_grid": s.coarse_points * s.reference_factor,
         "time_steps": {name: float(models[name][0].dt) for name in MODEL_NAMES},
         "reference_time_step": s.reference_time_step(),
-        "training_wall_time_s": round(trained.wall_time, 2),
-        "optimizer_steps": trained.step,
+        "training_wall_time_s": {n: round(trained[n].wall_time, 2) for n in HYBRIDS},
+        "optimizer_steps": {n: trained[n].step for n in HYBRIDS},
         "num_training_windows": {
             str(k): int(sliding_windows(train, k + 1, s.window_stride).time.shape[0])
             for k, _ in s.stages
@@ -107,22 +129,49 @@ def run(
         "censored": censored,
         "decorrelation_time_per_forecast": per_forecast,
         "reference_seconds_per_time_unit": reference_cost,
-        "network_scales": {"inputs": input_scales, "output": output_scale},
-        "network_parameters": int(
-            sum(x.size for x in jax.tree.leaves(eqx.filter(hybrid.net, eqx.is_array)))
-        ),
+        "network_scales": {
+            "inputs": input_scales,
+            "output": output_scale,
+            "tendency_output": output_scale / s.time_step(1),
+        },
+        "network_parameters": {
+            n: int(sum(x.size for x in jax.tree.leaves(eqx.filter(nets[n], eqx.is_array))))
+            for n in HYBRIDS
+        },
         "mean_correlation": {
             "times": times[::thinned].tolist(),
             **{name: c.mean(axis=0)[::thinned].tolist() for name, c in correlations.items()},
         },
-        "training_history": thin(trained.history["train"], keep=300),
+        "training_history": {n: thin(trained[n].history["train"], keep=300) for n in HYBRIDS},
     }
     summary = report.comparison_table(metrics, tuple(censored)) + (
-        f"\n({info['num_forecasts']} held-out forecasts; training {trained.step} steps in "
-        f"{trained.wall_time:.0f} s; reference {s.reference_factor}x costs "
-        f"{reference_cost:.3g} s per time unit)"
+        f"\n({info['num_forecasts']} held-out forecasts; training "
+        + ", ".join(f"{n} {trained[n].step} steps in {trained[n].wall_time:.0f} s" for n in HYBRIDS)
+        + f"; reference {s.reference_factor}x costs {reference_cost:.3g} s per time unit)"
     )
     return run.finish(metrics, info, summary)
+
+
+def _networks(
+    settings: CorrectionSettings,
+    input_scales: tuple[float, ...],
+    output_scale: float,
+    key,
+) -> dict[str, VorticityCorrection]:
+    """Fresh networks of both hybrids: the post-step correction scaled by one plain step's
+    error, the tendency correction by that error per unit time (``/ dt``)."""
+    s = settings
+    return {
+        "hybrid_1x": VorticityCorrection.build(s, input_scales, output_scale, key),
+        "tendency_1x": VorticityCorrection.build(
+            s,
+            input_scales,
+            output_scale / s.time_step(1),
+            key,
+            hidden_channels=s.tendency_hidden_channels,
+            num_layers=s.tendency_num_layers,
+        ),
+    }
 
 
 def _save_reference(path: Path, train: SpectralState, test: ForecastData) -> None:
@@ -146,7 +195,9 @@ class SavedRun:
     settings
         The run's `CorrectionSettings` (``dtype`` filled in with the one the run used).
     net
-        The trained `VorticityCorrection` (build the hybrid with `hybrid_stepper`).
+        The trained post-step `VorticityCorrection` (build the hybrid with `hybrid_stepper`).
+    tendency_net
+        The trained correction of the nonlinear term (build it with `tendency_stepper`).
     training_data
         The reference training trajectories (as from `make_training_data`).
     forecast_data
@@ -159,6 +210,7 @@ class SavedRun:
 
     settings: CorrectionSettings
     net: VorticityCorrection
+    tendency_net: VorticityCorrection
     training_data: SpectralState
     forecast_data: ForecastData
     metrics: dict[str, Any]
@@ -177,10 +229,9 @@ def load_run(out: str | os.PathLike) -> SavedRun:
         fields["dtype"] = info["dtype"]
     settings = CorrectionSettings.from_dict(fields)
     scales = info["network_scales"]
-    like = VorticityCorrection.build(
-        settings, tuple(scales["inputs"]), scales["output"], jax.random.key(0)
-    )
-    net = eqx.tree_deserialise_leaves(out / "correction.eqx", like)
+    like = _networks(settings, tuple(scales["inputs"]), scales["output"], jax.random.key(0))
+    net = eqx.tree_deserialise_leaves(out / "correction.eqx", like["hybrid_1x"])
+    tendency_net = eqx.tree_deserialise_leaves(out / _TENDENCY, like["tendency_1x"])
     with np.load(out / "reference_data.npz") as data:
         arrays = {name: jnp.asarray(data[name]) for name in data.files}
 
@@ -188,4 +239,4 @@ def load_run(out: str | os.PathLike) -> SavedRun:
         return SpectralState(arrays[f"{prefix}_field_hat"], arrays[f"{prefix}_time"])
 
     forecasts = ForecastData(state("starts"), state("targets"))
-    return SavedRun(settings, net, state("train"), forecasts, saved["metrics"], info)
+    return SavedRun(settings, net, tendency_net, state("train"), forecasts, saved["metrics"], info)
