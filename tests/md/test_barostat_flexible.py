@@ -219,3 +219,16 @@ def test_a_tilt_beyond_its_limit_flips_to_the_same_lattice():
     energy, forces = _energy_and_forces(lj, final.positions, fresh, current)
     assert float(final.potential_energy) == pytest.approx(float(energy), rel=1e-12)
     assert np.allclose(final.forces, forces, rtol=0, atol=1e-10)
+    # md.simulate regrows an overflowed list in the state's (flipped, tilted) cell and
+    # recomputes forces and the virial tensor there
+    nan = jnp.asarray(jnp.nan, x.dtype)
+    broken = eqx.tree_at(
+        lambda s: (s.neighbors.overflow, s.forces, s.barostat.virial),
+        final,
+        (jnp.asarray(True), nan * final.forces, nan * final.barostat.virial),
+    )
+    with pytest.warns(md.NeighborListOverflowWarning):
+        regrown, _ = md.simulate(stepper, broken, 0, progress=False)
+    assert np.allclose(regrown.barostat.virial, final.barostat.virial, rtol=1e-12, atol=1e-12)
+    assert np.allclose(regrown.forces, final.forces, rtol=0, atol=1e-10)
+    assert np.array_equal(regrown.barostat.reference_tilts, regrown.barostat.tilts)
