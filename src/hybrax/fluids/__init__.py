@@ -45,6 +45,7 @@ from ._obstacles import (
     Cylinder,
     MaskObstacle,
     Rectangle,
+    Sphere,
     penalization_force,
 )
 from ._poisson import solve_poisson, solve_poisson_krylov
@@ -79,6 +80,7 @@ __all__ = [
     "ProjectedRK",
     "Rectangle",
     "SmoothFilter",
+    "Sphere",
     "TwoThirdsRule",
     "UpwindInterpolation",
     "VanLeerInterpolation",

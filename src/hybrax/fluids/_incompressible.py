@@ -112,9 +112,9 @@ class IncompressibleNavierStokes(AbstractDynamics):
         shape ``grid.face_shape(0)`` (e.g. the Kolmogorov force ``sin(4 y)`` of
         `kolmogorov`).
     obstacle
-        An immersed `hybrax.fluids.AbstractObstacle` (e.g. `Cylinder`), or ``None``. It is
-        imposed by Brinkman penalisation ``-chi u / permeability``, integrated implicitly by
-        `ProjectedRK` after every stage.
+        An immersed `hybrax.fluids.AbstractObstacle` (e.g. `Cylinder`, `Sphere` in 3-D), or
+        ``None``. It is imposed by Brinkman penalisation ``-chi u / permeability``,
+        integrated implicitly by `ProjectedRK` after every stage.
     permeability
         Penalisation time scale ``eta`` (time units), positive, default 1e-3.
     pressure_solver
@@ -168,11 +168,6 @@ class IncompressibleNavierStokes(AbstractDynamics):
             raise ConfigurationError(
                 f"forcing must be a number or a field on the x-faces of shape "
                 f"{self.grid.face_shape(0)}, got shape {jnp.shape(self.forcing)}"
-            )
-        if self.obstacle is not None and self.grid.ndim != 2:
-            raise ConfigurationError(
-                "obstacle: immersed obstacles are 2-D (their masks take (x, y)); got a 3-D "
-                f"grid {self.grid.num_points}"
             )
         if self.obstacle is not None:
             self.obstacle.check_grid(self.grid)
@@ -467,22 +462,20 @@ class IncompressibleNavierStokes(AbstractDynamics):
 
     def obstacle_masks(self, dtype) -> tuple[Array, ...]:
         """Smoothed solid fractions on the faces of each axis (zeros without obstacle)."""
+        axes = range(self.grid.ndim)
         if self.obstacle is None:
-            return tuple(jnp.zeros(self.grid.face_shape(a), dtype) for a in range(self.grid.ndim))
-        return self.obstacle.mask(*self.grid.u_points(dtype)), self.obstacle.mask(
-            *self.grid.v_points(dtype)
-        )
+            return tuple(jnp.zeros(self.grid.face_shape(a), dtype) for a in axes)
+        return tuple(self.obstacle.mask(*self.grid.face_points(a, dtype)) for a in axes)
 
     def penalize(self, state: FlowState, dt: ArrayLike) -> FlowState:
         """Implicit Brinkman step ``u <- u / (1 + dt chi / eta)`` (identity without
         obstacle)."""
         if self.obstacle is None:
             return state
-        chi_u, chi_v = self.obstacle_masks(state.u.dtype)
         rate = scalar_like(dt, state.u) / jnp.asarray(self.permeability, state.u.dtype)
-        return FlowState(
-            state.u / (1 + rate * chi_u), state.v / (1 + rate * chi_v), state.pressure, state.time
-        )
+        chis = self.obstacle_masks(state.u.dtype)
+        velocity = tuple(q / (1 + rate * chi) for q, chi in zip(state.velocity, chis, strict=True))
+        return state.with_velocity(velocity)
 
     def divergence(self, state: FlowState) -> Float[Array, "..."]:
         """Cell-centred divergence of the velocity (1/time)."""
@@ -517,37 +510,39 @@ def _periodic(side) -> bool:
     return isinstance(side, Periodic)
 
 
+_SIDE_NAMES = (("left", "right"), ("bottom", "top"), ("front", "back"))
+
+
 def _check_obstacle_clear_of_inflow(obstacle, grid: StaggeredGrid, boundaries) -> None:
-    """An obstacle whose solid fraction reaches an inflow side's faces (or the first cell
-    behind them) would swallow the prescribed inflow; checked when the body is concrete."""
-    (nx, ny), (dx, dy) = grid.cell_shape, grid.spacing
-    (lx, ly) = grid.domain_length
-    sides = {
-        "left": (np.zeros(ny), grid.centres_1d(1), dx, 0),
-        "right": (np.full(ny, lx), grid.centres_1d(1), -dx, 0),
-        "bottom": (grid.centres_1d(0), np.zeros(nx), dy, 1),
-        "top": (grid.centres_1d(0), np.full(nx, ly), -dy, 1),
-    }
-    for name, (x, y, step, axis) in sides.items():
-        if not isinstance(getattr(boundaries, name), Inflow):
-            continue
-        inward = (x + step, y) if axis == 0 else (x, y + step)
-        try:
-            solid = np.maximum(
-                np.asarray(obstacle.mask(jnp.asarray(x), jnp.asarray(y))),
-                np.asarray(obstacle.mask(*(jnp.asarray(c) for c in inward))),
-            )
-        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-            return  # traced (inside jit / grad): the body's position is not known now
-        if np.max(solid) > 0:
-            where = int(np.argmax(solid))
-            along = ("y", y[where]) if axis == 0 else ("x", x[where])
-            raise ConfigurationError(
-                f"obstacle: the body cuts the inflow on the {name} side (solid fraction "
-                f"{float(solid[where]):.2f} within one cell of it at {along[0]} = "
-                f"{float(along[1]):.4g}); an inflow must enter fluid: move the body at "
-                f"least one cell plus half its mask width (width / 2) away from that side"
-            )
+    """An obstacle whose solid fraction reaches an inflow side's faces (or the next faces
+    inward) would swallow the prescribed inflow; checked when the body is concrete."""
+    for axis in range(grid.ndim):
+        points = grid.face_points(axis)
+        for end, side in enumerate(boundaries.sides(axis)):
+            if not isinstance(side, Inflow):
+                continue
+            rows = (0, 1) if end == 0 else (-1, -2)  # the side's faces and the next inward
+            try:
+                solid = np.maximum(
+                    *(np.asarray(obstacle.mask(*(jnp.take(c, r, axis) for c in points)))
+                      for r in rows)
+                )  # fmt: skip
+            except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+                return  # traced (inside jit / grad): the body's position is not known now
+            if np.max(solid) > 0:
+                where = np.unravel_index(int(np.argmax(solid)), solid.shape)
+                numpy_points = [np.asarray(c) for c in points]
+                at = ", ".join(
+                    f"{'xyz'[a]} = {float(np.take(numpy_points[a], rows[0], axis)[where]):.4g}"
+                    for a in range(grid.ndim)
+                    if a != axis
+                )
+                raise ConfigurationError(
+                    f"obstacle: the body cuts the inflow on the {_SIDE_NAMES[axis][end]} side "
+                    f"(solid fraction {float(solid[where]):.2f} within one cell of it at {at}); "
+                    "an inflow must enter fluid: move the body at least one cell away from "
+                    "that side"
+                )
 
 
 class ProjectedRK(AbstractStepper):

@@ -11,7 +11,14 @@ from scipy import ndimage
 from hybrax.core import ConfigurationError, check_float, parameter
 from hybrax.grids import StaggeredGrid
 
-__all__ = ["AbstractObstacle", "Cylinder", "MaskObstacle", "Rectangle", "penalization_force"]
+__all__ = [
+    "AbstractObstacle",
+    "Cylinder",
+    "MaskObstacle",
+    "Rectangle",
+    "Sphere",
+    "penalization_force",
+]
 
 
 class AbstractObstacle(eqx.Module):
@@ -34,28 +41,37 @@ class AbstractObstacle(eqx.Module):
     width: eqx.AbstractVar[Array]
 
     @abc.abstractmethod
-    def signed_distance(self, x: Array, y: Array) -> Array:
-        """Signed distance to the surface at points ``(x, y)`` (negative inside)."""
+    def signed_distance(self, *points: Array) -> Array:
+        """Signed distance to the surface at points ``(x, y)`` or ``(x, y, z)`` (negative
+        inside)."""
 
-    def mask(self, x: Array, y: Array) -> Array:
-        """Smoothed solid fraction in [0, 1] at points ``(x, y)``: 0 on and outside the
-        surface, 1 deeper than ``width`` inside."""
-        width = jnp.asarray(self.width, x.dtype)
-        s = jnp.clip(-self.signed_distance(x, y) / width, 0, 1)
+    def mask(self, *points: Array) -> Array:
+        """Smoothed solid fraction in [0, 1] at points ``(x, y(, z))``: 0 on and outside
+        the surface, 1 deeper than ``width`` inside."""
+        width = jnp.asarray(self.width, points[0].dtype)
+        s = jnp.clip(-self.signed_distance(*points) / width, 0, 1)
         return s * s * (3 - 2 * s)
 
     def check_grid(self, grid: StaggeredGrid) -> None:
         """Raise `hybrax.ConfigurationError` if the body cannot live on ``grid`` (a body
-        given on another grid's cells); parametric shapes fit any grid."""
+        of another dimension, or given on another grid's cells)."""
+
+
+def _check_dimension(body: AbstractObstacle, entries: int, grid: StaggeredGrid) -> None:
+    if entries != grid.ndim:
+        raise ConfigurationError(
+            f"obstacle: the {type(body).__name__}'s centre has {entries} coordinates but the "
+            f"grid is {grid.ndim}-D {grid.num_points}; give one coordinate per axis"
+        )
 
 
 class Cylinder(AbstractObstacle):
-    """A circular cylinder.
+    """A circular cylinder; on a 3-D grid its axis runs along z, through the whole domain.
 
     Parameters
     ----------
     centre
-        Centre ``(x, y)`` (length units), a differentiable leaf.
+        Centre ``(x, y)`` of its cross-section (length units), a differentiable leaf.
     radius
         Radius (length units), positive, a differentiable leaf.
     width
@@ -73,26 +89,87 @@ class Cylinder(AbstractObstacle):
     radius: Array = parameter("radius", positive=True, scalar=True)
     width: Array = parameter("width", positive=True, scalar=True)
 
-    def signed_distance(self, x, y):
-        cx, cy = (jnp.asarray(c, x.dtype) for c in (self.centre[0], self.centre[1]))
-        r = jnp.sqrt((x - cx) ** 2 + (y - cy) ** 2 + jnp.finfo(x.dtype).tiny)
-        return r - jnp.asarray(self.radius, x.dtype)
+    def __check_init__(self):
+        if jnp.shape(self.centre) != (2,):
+            raise ConfigurationError(
+                f"Cylinder: centre must be (x, y) of the cross-section, got shape "
+                f"{jnp.shape(self.centre)}"
+            )
+
+    def signed_distance(self, *points):
+        return _ball_distance(points[:2], self.centre, self.radius)
+
+
+def _ball_distance(points, centre, radius) -> Array:
+    dtype = points[0].dtype
+    squared = sum((x - jnp.asarray(centre[a], dtype)) ** 2 for a, x in enumerate(points))
+    return jnp.sqrt(squared + jnp.finfo(dtype).tiny) - jnp.asarray(radius, dtype)
+
+
+class Sphere(AbstractObstacle):
+    """A sphere (3-D grids; on a 2-D grid, a disc: the same body as a `Cylinder`).
+
+    Parameters
+    ----------
+    centre
+        Centre, one coordinate per axis of the grid (length units), a differentiable leaf.
+    radius
+        Radius (length units), positive, a differentiable leaf.
+    width
+        Smoothing width of the mask (length units), positive; about half a cell.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> body = Sphere((0.5, 0.5, 0.5), 0.2, 0.02)
+    >>> [float(body.mask(*(jnp.array(v) for v in p))) for p in ((0.5,) * 3, (0.5, 0.5, 0.9))]
+    [1.0, 0.0]
+    """
+
+    centre: Array = parameter("centre")
+    radius: Array = parameter("radius", positive=True, scalar=True)
+    width: Array = parameter("width", positive=True, scalar=True)
+
+    def signed_distance(self, *points):
+        return _ball_distance(points, self.centre, self.radius)
+
+    def check_grid(self, grid: StaggeredGrid) -> None:
+        _check_dimension(self, jnp.shape(self.centre)[0], grid)
 
 
 class Rectangle(AbstractObstacle):
-    """An axis-aligned rectangle with centre ``centre`` and side lengths ``size`` (both
-    differentiable leaves, length units) and mask smoothing ``width``."""
+    """An axis-aligned rectangle (a box on a 3-D grid) with centre ``centre`` and side
+    lengths ``size`` (both differentiable leaves, length units, one entry per axis) and
+    mask smoothing ``width``."""
 
     centre: Array = parameter("centre")
     size: Array = parameter("size", positive=True)
     width: Array = parameter("width", positive=True, scalar=True)
 
-    def signed_distance(self, x, y):
-        cx, cy = (jnp.asarray(c, x.dtype) for c in (self.centre[0], self.centre[1]))
-        hx, hy = (jnp.asarray(s, x.dtype) / 2 for s in (self.size[0], self.size[1]))
-        dx, dy = jnp.abs(x - cx) - hx, jnp.abs(y - cy) - hy
-        outside = jnp.sqrt(jnp.maximum(dx, 0) ** 2 + jnp.maximum(dy, 0) ** 2 + 1e-30)
-        return jnp.where((dx > 0) | (dy > 0), outside, jnp.maximum(dx, dy))
+    def __check_init__(self):
+        if jnp.shape(self.centre) != jnp.shape(self.size):
+            raise ConfigurationError(
+                f"Rectangle: centre and size need one entry per axis each, got shapes "
+                f"{jnp.shape(self.centre)} and {jnp.shape(self.size)}"
+            )
+
+    def signed_distance(self, *points):
+        dtype = points[0].dtype
+        gaps = [
+            jnp.abs(x - jnp.asarray(self.centre[a], dtype)) - jnp.asarray(self.size[a], dtype) / 2
+            for a, x in enumerate(points)
+        ]
+        outside = jnp.sqrt(sum(jnp.maximum(g, 0) ** 2 for g in gaps) + 1e-30)
+        beyond = gaps[0] > 0
+        for g in gaps[1:]:
+            beyond = beyond | (g > 0)
+        deepest = gaps[0]
+        for g in gaps[1:]:
+            deepest = jnp.maximum(deepest, g)
+        return jnp.where(beyond, outside, deepest)
+
+    def check_grid(self, grid: StaggeredGrid) -> None:
+        _check_dimension(self, jnp.shape(self.centre)[0], grid)
 
 
 class MaskObstacle(AbstractObstacle):
@@ -114,7 +191,7 @@ class MaskObstacle(AbstractObstacle):
         The `hybrax.grids.StaggeredGrid` the mask is drawn on; a model on another grid
         rejects the body.
     width
-        Smoothing width (length units), positive; default half a cell, ``min(dx, dy) / 2``.
+        Smoothing width (length units), positive; default half of the smallest cell side.
 
     Examples
     --------
@@ -155,16 +232,16 @@ class MaskObstacle(AbstractObstacle):
             raise ConfigurationError("MaskObstacle: solid marks no cell; there is no body")
         if solid.all():
             raise ConfigurationError("MaskObstacle: solid marks every cell; there is no fluid")
-        dx, dy = grid.spacing
-        outside = ndimage.distance_transform_edt(~solid, sampling=(dx, dy))
-        inside = ndimage.distance_transform_edt(solid, sampling=(dx, dy))
-        half = 0.5 * min(dx, dy)
+        outside = ndimage.distance_transform_edt(~solid, sampling=grid.spacing)
+        inside = ndimage.distance_transform_edt(solid, sampling=grid.spacing)
+        half = 0.5 * min(grid.spacing)
         self.distance = jnp.asarray(np.where(solid, half - inside, outside - half))
         self.width = half if width is None else check_float(width, "width", positive=True)
         self.grid = grid
 
-    def signed_distance(self, x, y):
-        return self.grid.interpolate_cells(self.distance.astype(jnp.result_type(x)), x, y)
+    def signed_distance(self, *points):
+        distance = self.distance.astype(jnp.result_type(points[0]))
+        return self.grid.interpolate_cells(distance, *points)
 
     def check_grid(self, grid: StaggeredGrid) -> None:
         if grid != self.grid:
@@ -175,12 +252,13 @@ class MaskObstacle(AbstractObstacle):
             )
 
 
-def penalization_force(model, state, dt, previous=None, margin: float = 4.0) -> tuple[Array, Array]:
-    """Force per unit depth (and density) that the fluid exerts on the model's obstacle, as
-    ``(F_x, F_y)`` (length^3/time^2; times the density for a force per unit depth).
+def penalization_force(model, state, dt, previous=None, margin: float = 4.0) -> tuple[Array, ...]:
+    """Force (per unit depth in 2-D, and per unit density) that the fluid exerts on the
+    model's obstacle, as ``(F_x, F_y(, F_z))`` (length^3/time^2 in 2-D, length^4/time^2 in
+    3-D; times the density for a force).
 
     A control-volume momentum balance: over the faces ``B`` within ``margin`` cells of the
-    body's surface, ``F = sum_B (k - grad p - du/dt) dx dy``, with ``k`` the advective and
+    body's surface, ``F = sum_B (k - grad p - du/dt) dV``, with ``k`` the advective and
     viscous tendency (`IncompressibleNavierStokes.tendency`, in flux form) and ``p`` the
     pressure of the state's last projection. The sum telescopes to the momentum flux,
     viscous stress and pressure on the boundary of ``B``, where the flow is plain fluid: the
@@ -188,21 +266,23 @@ def penalization_force(model, state, dt, previous=None, margin: float = 4.0) -> 
     the momentum a penalisation step removes does, by tens of per cent at DFG resolutions).
     ``du/dt`` is ``(state.u - previous.u) / dt`` when the state one step earlier is given
     (unsteady flow: shedding), else zero (steady flow). The drag coefficient is
-    ``2 F_x / (U^2 D)``.
+    ``2 F_x / (U^2 D)`` in 2-D, ``2 F_x / (U^2 A)`` (frontal area ``A``) in 3-D.
     """
     if model.obstacle is None:
         raise ConfigurationError("penalization_force: the model has no obstacle")
-    (dx, dy), p = model.grid.spacing, state.pressure
+    grid, p = model.grid, state.pressure
     h = jnp.asarray(dt, state.u.dtype)
     k = model.tendency(state, state.time)
-    zero_x, zero_y = jnp.zeros_like(p[:1]), jnp.zeros_like(p[:, :1])
-    gx = jnp.concatenate([zero_x, (p[1:] - p[:-1]) / dx, zero_x])  # boundary faces: unused
-    gy = jnp.concatenate([zero_y, (p[:, 1:] - p[:, :-1]) / dy, zero_y], axis=1)
-    fx, fy = k.u - gx, k.v - gy
-    if previous is not None:
-        fx, fy = fx - (state.u - previous.u) / h, fy - (state.v - previous.v) / h
-    reach = margin * max(dx, dy)
-    in_u = model.obstacle.signed_distance(*model.grid.u_points(p.dtype)) < reach
-    in_v = model.obstacle.signed_distance(*model.grid.v_points(p.dtype)) < reach
-    area = dx * dy
-    return jnp.sum(jnp.where(in_u, fx, 0)) * area, jnp.sum(jnp.where(in_v, fy, 0)) * area
+    reach = margin * max(grid.spacing)
+    volume = float(np.prod(grid.spacing))
+    forces = []
+    for axis, spacing in enumerate(grid.spacing):
+        zero = jnp.zeros_like(jnp.take(p, jnp.arange(1), axis=axis))
+        inner = jnp.diff(p, axis=axis) / spacing
+        gradient = jnp.concatenate([zero, inner, zero], axis=axis)  # boundary faces: unused
+        density = k.velocity[axis] - gradient
+        if previous is not None:
+            density = density - (state.velocity[axis] - previous.velocity[axis]) / h
+        near = model.obstacle.signed_distance(*grid.face_points(axis, p.dtype)) < reach
+        forces.append(jnp.sum(jnp.where(near, density, 0)) * volume)
+    return tuple(forces)

@@ -139,10 +139,11 @@ class StaggeredGrid(eqx.Module):
         """Coordinates of the z-faces (where ``w`` lives), shape ``w_shape`` (3-D grids)."""
         return self.face_points(self._z(), dtype)
 
-    def interpolate_cells(self, values: Array, x: ArrayLike, y: ArrayLike) -> Array:
-        """Bilinear interpolation of a cell-centred field ``values`` (shape ``cell_shape``)
-        at points ``(x, y)`` (broadcast together); points beyond the outermost cell centres
-        take the nearest edge value along that axis. Exact for fields linear in x and y.
+    def interpolate_cells(self, values: Array, *points: ArrayLike) -> Array:
+        """Bilinear (trilinear in 3-D) interpolation of a cell-centred field ``values``
+        (shape ``cell_shape``) at points ``(x, y(, z))`` (broadcast together); points
+        beyond the outermost cell centres take the nearest edge value along that axis.
+        Exact for fields linear in the coordinates.
 
         Examples
         --------
@@ -152,21 +153,22 @@ class StaggeredGrid(eqx.Module):
         >>> round(float(grid.interpolate_cells(x + 2 * y, 0.3, 0.6)), 12)
         1.5
         """
-        if self.ndim != 2:
-            raise ConfigurationError("interpolate_cells: a 2-D grid only")
-        (nx, ny), (dx, dy) = self.num_points, self.spacing
-        x, y = jnp.asarray(x, values.dtype), jnp.asarray(y, values.dtype)
-        fx = jnp.clip(x / dx - 0.5, 0.0, nx - 1.0)  # in cell-centre index space
-        fy = jnp.clip(y / dy - 0.5, 0.0, ny - 1.0)
-        i = jnp.clip(jnp.floor(fx).astype(jnp.int32), 0, nx - 2)
-        j = jnp.clip(jnp.floor(fy).astype(jnp.int32), 0, ny - 2)
-        a, b = fx - i.astype(values.dtype), fy - j.astype(values.dtype)
-        return (
-            (1 - a) * (1 - b) * values[i, j]
-            + a * (1 - b) * values[i + 1, j]
-            + (1 - a) * b * values[i, j + 1]
-            + a * b * values[i + 1, j + 1]
-        )
+        if len(points) != self.ndim:
+            raise ConfigurationError(
+                f"interpolate_cells: needs {self.ndim} coordinates on this {self.ndim}-D grid, "
+                f"got {len(points)}"
+            )
+        corners = [(values.dtype.type(1), ())]  # (weight, index per axis) of each corner
+        for axis, (n, h) in enumerate(zip(self.num_points, self.spacing, strict=True)):
+            f = jnp.clip(jnp.asarray(points[axis], values.dtype) / h - 0.5, 0.0, n - 1.0)
+            i = jnp.clip(jnp.floor(f).astype(jnp.int32), 0, max(n - 2, 0))
+            a = f - i.astype(values.dtype)
+            corners = [
+                (w * weight, (*index, i + shift))
+                for w, index in corners
+                for shift, weight in ((0, 1 - a), (1, a))
+            ]
+        return sum(w * values[index] for w, index in corners)
 
     def corner_points(self, dtype=None) -> tuple[Array, ...]:
         """Coordinates of the cell corners (where 2-D vorticity lives), shape
