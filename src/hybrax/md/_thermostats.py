@@ -79,13 +79,17 @@ class LangevinBAOAB(AbstractMDStepper):
         c = jnp.exp(-_scalar(self.friction, x) * dt)
         v = v + 0.5 * dt * state.forces * inv_m
         x = self.box.shift(x, 0.5 * dt * v)
-        noise = jax.random.normal(noise_key, v.shape, v.dtype)
-        v = c * v + jnp.sqrt((1.0 - c * c) * kT * inv_m) * noise
+        v = c * v + jnp.sqrt((1.0 - c * c) * kT * inv_m) * self._noise(noise_key, v)
         x = self.box.shift(x, 0.5 * dt * v)
         neighbors, energy, forces = self._evaluate(x, state.neighbors)
         v = v + 0.5 * dt * forces * inv_m
         new = MDState(x, v, forces, energy, neighbors, key, state.time + dt, state.thermostat)
         return self._guard(new)
+
+    def _noise(self, key, v: Array) -> Array:
+        """The O step's standard normal numbers, shaped like ``v`` (padded batches switch
+        them off for padding atoms)."""
+        return jax.random.normal(key, v.shape, v.dtype)
 
 
 class NoseHooverChain(AbstractMDStepper):
