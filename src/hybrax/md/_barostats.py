@@ -203,7 +203,21 @@ class MartynaTobiasKlein(AbstractMDStepper):
     rebuilt). A fluid has no restoring force on the cell's shape: its tilts and side
     ratios wander (the mean shear stress is zero), and a run long enough to squash the
     cell to less than twice the cut-off (plus skin, for a cell list) across some direction
-    stops with a `hybrax.NeighborListError`.
+    stops with a `hybrax.NeighborListError` (256 LJ atoms at T* 1.5, P* 1,
+    ``tau_barostat=1``: half of eight runs within 30 tau).
+
+    Sampled distribution (the Jacobian of a step, tests/md/test_barostat_measure.py): with
+    ``couple="iso"`` MTK's, uniform in the volume; with ``"full"`` the measure on the cell
+    is ``d lx d ly d lz d xy d xz d yz / (lx^2 ly)``, of degree 3 in the cell like ``dV``,
+    so the volume distribution is the isotropic one whenever the configurational integral
+    depends on the volume only (a dilute 27-atom gas, T* 1, P* 0.05: mean volume 557.4 +-
+    0.8 full, 555.8 +- 1.2 iso, 556.8 from the second virial coefficient). The shapes are
+    weighted as by LAMMPS's ``fix npt ... tri`` (the same equations), not as MTK's
+    rotation-invariant ``d^9h det(h)^-2`` (``d^6h / (ly lz^2)`` on this cell), and
+    uniformly in the logarithms of the side ratios (tilts held by the flips): hence the
+    wandering. No finite-size effect of the shape on the density is resolved: 256 LJ atoms
+    at T* 1.5, P* 1 (cut-off 2.5, shifted) give 0.5772 +- 0.0015 (full, four runs of 30 to
+    80 tau) against 0.5758 +- 0.0010 (iso, three runs of 80 tau).
 
     Observables of a state: `extended_energy` (conserved), `instantaneous_pressure` and
     `pressure_tensor` (from the step's virial), `state_box` (its ``volume``).
