@@ -136,9 +136,10 @@ def test_liquid_density_equals_isotropic_and_mean_pressure_tensor_is_p(full_size
     off-diagonal within 0.002 of 0 (+- 0.01 to 0.016); initial shear stress -0.24; with
     seed 2 and tau_barostat 2 over 8000 steps 0.5733 +- 0.0034 against 0.5801 +- 0.0023.
     Ten blocks of 20 to 40 tau understate the error (a sample's density scatters by 0.018,
-    the barostat oscillates over a few tau: about 0.005 per run); longer runs agree, 0.5772
-    +- 0.0015 (full, four runs of 30 to 80 tau) against 0.5758 +- 0.0010 (iso, three of 80
-    tau), and the step's invariant measure gives the isotropic volume distribution
+    the barostat oscillates over a few tau: about 0.005 per run); more and longer runs
+    agree, 0.5772 +- 0.0016 (full, four runs of 30 to 80 tau) against 0.5759 +- 0.0012
+    (iso, seven runs; 500 atoms: 0.5760 +- 0.0018 against 0.5786 +- 0.0026), and the step's
+    invariant measure gives the isotropic volume distribution
     (tests/md/test_barostat_measure.py).
     A liquid's cell shape wanders (no restoring force on it): tilts flip, but the side
     ratios drift too (8000 steps: 9.3 x 7.0 x 6.9 from a 7.4 cube)."""

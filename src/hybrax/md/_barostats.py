@@ -215,9 +215,10 @@ class MartynaTobiasKlein(AbstractMDStepper):
     weighted as by LAMMPS's ``fix npt ... tri`` (the same equations), not as MTK's
     rotation-invariant ``d^9h det(h)^-2`` (``d^6h / (ly lz^2)`` on this cell), and
     uniformly in the logarithms of the side ratios (tilts held by the flips): hence the
-    wandering. No finite-size effect of the shape on the density is resolved: 256 LJ atoms
-    at T* 1.5, P* 1 (cut-off 2.5, shifted) give 0.5772 +- 0.0015 (full, four runs of 30 to
-    80 tau) against 0.5758 +- 0.0010 (iso, three runs of 80 tau).
+    wandering. No finite-size effect of the shape on the density is resolved: LJ at T* 1.5,
+    P* 1 (cut-off 2.5, shifted), 256 atoms: 0.5772 +- 0.0016 (full, four runs of 30 to 80
+    tau) against 0.5759 +- 0.0012 (iso, seven runs); 500 atoms: 0.5760 +- 0.0018 against
+    0.5786 +- 0.0026 (two runs of 30 tau each).
 
     Observables of a state: `extended_energy` (conserved), `instantaneous_pressure` and
     `pressure_tensor` (from the step's virial), `state_box` (its ``volume``).
