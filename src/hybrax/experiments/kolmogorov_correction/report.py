@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
 import numpy as np
 
 from hybrax.fluids import energy_spectrum
 
 from .. import _plotting
+from .._resolution_report import accuracy_cost_figure, resolution_table
 from .data import ForecastData
 from .settings import MODEL_NAMES
 
@@ -17,27 +16,10 @@ __all__ = ["comparison_table", "plot", "plot_accuracy_cost"]
 
 
 def comparison_table(metrics: dict, censored: tuple[str, ...] = ()) -> str:
-    """The metrics as a text table: decorrelation time, cost, and both relative to
-    ``plain_1x`` / ``plain_2x``.
-
-    ``censored`` names the models whose decorrelation time is only a lower bound (shown as
-    ``>= t``).
-    """
-    decor, cost = metrics["decorrelation_time"], metrics["seconds_per_time_unit"]
-    header = (
-        f"{'model':<11}{'decorrelation':>15}{'vs plain_1x':>13}{'s / time unit':>15}"
-        f"{'vs plain_2x':>13}"
-    )
-    lines = [header, "-" * len(header)]
-    for name in decor:
-        bound = ">=" if name in censored else ""
-        ratio = decor[name] / decor["plain_1x"] if decor.get("plain_1x") else math.nan
-        cost_ratio = cost[name] / cost["plain_2x"] if cost.get("plain_2x") else math.nan
-        lines.append(
-            f"{name:<11}{bound + f'{decor[name]:.3f}':>15}{ratio:>12.2f}x"
-            f"{cost[name]:>15.4g}{cost_ratio:>12.2f}x"
-        )
-    return "\n".join(lines)
+    """The metrics as a text table: decorrelation time, cost (and network parameters when
+    recorded), with the ratios to ``plain_1x`` (time) and ``plain_2x`` (cost); ``censored``
+    models, whose decorrelation time is only a lower bound, show ``>= t``."""
+    return resolution_table(metrics, censored)
 
 
 def plot(run, settings, times, correlations, test: ForecastData, trajectories) -> None:
@@ -95,41 +77,12 @@ def plot(run, settings, times, correlations, test: ForecastData, trajectories) -
 
 
 def plot_accuracy_cost(run, settings, decorrelation: dict, cost: dict, censored=()) -> None:
-    """``accuracy_cost.png``: each model's decorrelation time against its wall time per
-    simulated time unit (log axes); the plain solvers are joined by a line, so a hybrid
-    above and to the left of that line beats resolution at equal cost. Dotted lines mark
-    plain_2x's decorrelation time and cost: the goal is the upper-left quadrant."""
-    fig, ax = _plotting.figure(figsize=(6, 4))
-    plain = [name for name in MODEL_NAMES if name.startswith("plain")]
-    ax.plot([cost[n] for n in plain], [decorrelation[n] for n in plain], "k-", lw=0.8, zorder=1)
-    # the goal: a coarse hybrid up and to the left of plain_2x (as accurate, no dearer)
-    goal = dict(color="grey", lw=0.8, ls=":", zorder=0)
-    ax.axhline(decorrelation["plain_2x"], **goal)
-    ax.axvline(cost["plain_2x"], **goal)
-    for index, name in enumerate(MODEL_NAMES):
-        marker = "o" if name.startswith("plain") else "*"
-        ax.scatter(cost[name], decorrelation[name], marker=marker, s=80, zorder=2, label=name)
-        bound = " (>=)" if name in censored else ""
-        ax.annotate(
-            name + bound,
-            (cost[name], decorrelation[name]),
-            textcoords="offset points",
-            xytext=(6, -4 if index % 2 else 6),  # alternate, so neighbours do not overlap
-            fontsize=8,
-        )
-    from matplotlib.ticker import LogLocator, NullFormatter
-
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        axis.set_minor_formatter(NullFormatter())
-    ax.margins(x=0.25, y=0.15)
-    ax.set_xlabel("wall time per simulated time unit (s, one trajectory, this CPU)")
-    ax.set_ylabel("decorrelation time (model time units)")
-    ax.set_title(
+    """``accuracy_cost.png``: decorrelation time against wall time per simulated time unit
+    (log axes); the plain solvers are joined by a line, so a learned model above and to the
+    left of it beats resolution at equal cost; dotted lines mark plain_2x's accuracy and
+    cost."""
+    title = (
         f"accuracy against cost, {settings.coarse_points}² coarse grid "
         f"(correlation > {settings.threshold})"
     )
-    ax.legend(fontsize=8)
-    run.save_figure(fig, "accuracy_cost.png")
+    accuracy_cost_figure(run, MODEL_NAMES, decorrelation, cost, title, censored)
