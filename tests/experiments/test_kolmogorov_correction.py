@@ -237,12 +237,12 @@ def test_quick_run_orders_the_models(tmp_path):
     for key in metrics:
         assert tuple(metrics[key]) == MODEL_NAMES
         assert all(isinstance(v, float) and v > 0 for v in metrics[key].values())
-    decor, cost = metrics["decorrelation_time"], metrics["seconds_per_time_unit"]
+    # the costs are timings: recorded and plotted, never asserted (noise on a shared CPU
+    # reorders 16² and 32² steps; a CI run measured plain_1x at twice plain_2x's cost)
+    decor = metrics["decorrelation_time"]
     assert decor["hybrid_1x"] > decor["plain_1x"]
     assert decor["tendency_1x"] > decor["plain_1x"]
     assert decor["plain_1x"] < decor["plain_2x"] <= decor["plain_4x"]
-    # finer plain solvers cost more per simulated time
-    assert cost["plain_1x"] < cost["plain_2x"] < cost["plain_4x"]
     for name in (
         "correlation.png",
         "vorticity.png",

@@ -110,7 +110,7 @@ def test_drawn_block_acts_as_the_box_it_draws():
         np.testing.assert_allclose(a, b, atol=1e-10)
 
 
-@pytest.mark.slow  # the compile of a 3-D gradient; the 2-D one runs by default
+@pytest.mark.slow  # a 3-D gradient: about 20 s of compile, same size under --runslow
 def test_drag_gradient_wrt_sphere_radius_matches_finite_differences():
     """On cells of 0.25 the mask's band is widened to 0.2 so that faces fall inside it
     (a band thinner than the cells would leave every face fully solid or fluid: no
