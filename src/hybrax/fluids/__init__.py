@@ -30,7 +30,11 @@ from ._fv_diagnostics import (
 from ._incompressible import FlowState, IncompressibleNavierStokes, ProjectedRK
 from ._initial_conditions import random_vorticity, taylor_green_vorticity
 from ._kuramoto_sivashinsky import KuramotoSivashinsky, KuramotoSivashinsky2D
-from ._learned_interpolation import LearnedInterpolation
+from ._learned_interpolation import (
+    BoundInterpolation,
+    FusedLearnedInterpolation,
+    LearnedInterpolation,
+)
 from ._navier_stokes import NavierStokes2D
 from ._navier_stokes3d import NavierStokes3D
 from ._observables import (
@@ -59,6 +63,7 @@ __all__ = [
     "AbstractInterpolation",
     "AbstractObstacle",
     "AdvectionDiffusion",
+    "BoundInterpolation",
     "Boundaries",
     "Burgers",
     "CentralInterpolation",
@@ -66,6 +71,7 @@ __all__ = [
     "FieldForcing",
     "FlowState",
     "FreeSlip",
+    "FusedLearnedInterpolation",
     "IncompressibleNavierStokes",
     "Inflow",
     "KolmogorovForcing",

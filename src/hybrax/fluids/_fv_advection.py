@@ -2,6 +2,7 @@
 the built-in central, upwind and van Leer (TVD) schemes."""
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -66,9 +67,27 @@ class AbstractInterpolation(eqx.Module):
     [1.5, 2.5, 3.5]
     """
 
+    periodic_only: ClassVar[bool] = False
+    """Whether the scheme needs every side of the domain periodic (checked by the model)."""
+
     @abc.abstractmethod
     def __call__(self, q: Array, velocity: Array, axis: int) -> Array:
         """Face values of ``q`` on the interfaces along ``axis`` (shape of ``velocity``)."""
+
+    def bind(self, velocity: tuple[Array, ...]) -> "AbstractInterpolation":
+        """The scheme for one evaluation of the tendency at the face velocities
+        ``velocity`` (one array per component). The default returns the scheme itself; a
+        scheme that evaluates a network once for all fluxes (`FusedLearnedInterpolation`)
+        returns a copy holding that evaluation, so the model calls its network once per
+        tendency, or once per step when the stepper binds it at the step's start."""
+        del velocity
+        return self
+
+    def interpolate(self, q: Array, velocity: Array, axis: int, component: int) -> Array:
+        """Face values of velocity component ``component`` along ``axis``: the model's
+        entry point. The default ignores ``component`` and calls the scheme."""
+        del component
+        return self(q, velocity, axis)
 
 
 class CentralInterpolation(AbstractInterpolation):

@@ -169,6 +169,13 @@ class IncompressibleNavierStokes(AbstractDynamics):
                 f"forcing must be a number or a field on the x-faces of shape "
                 f"{self.grid.face_shape(0)}, got shape {jnp.shape(self.forcing)}"
             )
+        sides = [side for axis in range(self.grid.ndim) for side in self.boundaries.sides(axis)]
+        if self.scheme.periodic_only and not all(_periodic(side) for side in sides):
+            kinds = ", ".join(type(side).__name__ for side in sides)
+            raise ConfigurationError(
+                f"scheme: {type(self.scheme).__name__} needs every side periodic, got "
+                f"({kinds}); use LearnedInterpolation (one network call per flux) with walls"
+            )
         if self.obstacle is not None:
             self.obstacle.check_grid(self.grid)
             _check_obstacle_clear_of_inflow(self.obstacle, self.grid, self.boundaries)
@@ -382,9 +389,12 @@ class IncompressibleNavierStokes(AbstractDynamics):
         return self.project(state, 1.0)
 
     # -- operators -----------------------------------------------------------------------
-    def _momentum(self, velocity: tuple[Array, ...], axis: int) -> Array:
+    def _momentum(
+        self, velocity: tuple[Array, ...], axis: int, scheme: AbstractInterpolation
+    ) -> Array:
         """Advection + diffusion tendency of the velocity component along ``axis`` (on the
-        faces normal to ``axis``), from all components ``velocity``."""
+        faces normal to ``axis``), from all components ``velocity``, with the face
+        reconstruction ``scheme`` (``self.scheme`` bound to ``velocity``)."""
         along = velocity[axis]
         h = self.grid.spacing[axis]
         lo, hi = self.boundaries.sides(axis)
@@ -396,7 +406,7 @@ class IncompressibleNavierStokes(AbstractDynamics):
 
         # flux along own axis at cell centres -1..n-1 (n + 1 interfaces)
         carrier = 0.5 * (take(q_n, axis, 1, -2) + take(q_n, axis, 2, -1))
-        flux = carrier * self.scheme(q_n, carrier, axis)
+        flux = carrier * scheme.interpolate(q_n, carrier, axis, axis)
         advection = (take(flux, axis, 1, 0) - take(flux, axis, 0, -1)) / h
         second = (take(q_n, axis, 1, -3) - 2 * along + take(q_n, axis, 3, -1)) / h**2
         for other in range(self.grid.ndim):
@@ -407,7 +417,7 @@ class IncompressibleNavierStokes(AbstractDynamics):
             # flux across at edges: the other component averaged onto this component's nodes
             c_pad = pad_tangential(velocity[other], axis, lo, hi, component=other)
             carrier_t = 0.5 * (take(c_pad, axis, 1, -2) + take(c_pad, axis, 2, -1))
-            flux_t = carrier_t * self.scheme(q_t, carrier_t, other)
+            flux_t = carrier_t * scheme.interpolate(q_t, carrier_t, other, axis)
             advection = advection + (take(flux_t, other, 1, 0) - take(flux_t, other, 0, -1)) / k
             second = second + (take(q_t, other, 1, -3) - 2 * along + take(q_t, other, 3, -1)) / k**2
         nu = scalar_like(self.viscosity, along)
@@ -424,7 +434,8 @@ class IncompressibleNavierStokes(AbstractDynamics):
         boundary faces that the boundary conditions set, the convective condition's rate on
         convective outflow faces)."""
         velocity = state.velocity
-        rates = tuple(self._momentum(velocity, axis) for axis in range(len(velocity)))
+        scheme = self.scheme.bind(velocity)
+        rates = tuple(self._momentum(velocity, axis, scheme) for axis in range(len(velocity)))
         zero = jnp.zeros_like(state.pressure)
         return state.with_velocity(rates, zero, jnp.zeros_like(state.time))
 
@@ -558,11 +569,19 @@ class ProjectedRK(AbstractStepper):
         Time step (model time units), positive.
     stages
         Number of stages and order (static), 1, 2 or 3.
+    freeze_scheme
+        Bind the model's face reconstruction (`AbstractInterpolation.bind`) once per step,
+        at the step's initial state, and hold it over the stages (static; default False:
+        bound at every stage). For `FusedLearnedInterpolation` this evaluates the network
+        once per step instead of once per stage; the stencil weights then lag the stages'
+        velocity by up to one step (a first-order-in-time error in the weights, which
+        training through the stepper absorbs). Built-in schemes are unaffected.
     """
 
     dynamics: IncompressibleNavierStokes
     dt: ArrayLike
     stages: int = eqx.field(static=True, default=3)
+    freeze_scheme: bool = eqx.field(static=True, default=False)
     _weights: ClassVar = {1: (), 2: ((0.5, 0.5),), 3: ((0.75, 0.25), (1 / 3, 2 / 3))}
 
     def __check_init__(self):
@@ -582,6 +601,9 @@ class ProjectedRK(AbstractStepper):
     def step(self, state: FlowState) -> FlowState:
         model = self.dynamics
         model.check_state(state)
+        if self.freeze_scheme:
+            bound = model.scheme.bind(state.velocity)
+            model = eqx.tree_at(lambda m: m.scheme, model, bound)
         t0 = time_or_zero(state)
         h = scalar_like(self.dt, state.u)
 
