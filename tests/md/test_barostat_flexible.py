@@ -1,5 +1,9 @@
 """Fully flexible NPT: md.MartynaTobiasKlein(couple="full") on a triclinic cell."""
 
+import importlib.util
+import pathlib
+import shutil
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -238,3 +242,80 @@ def test_a_tilt_beyond_its_limit_flips_to_the_same_lattice():
     assert np.allclose(regrown.barostat.virial, final.barostat.virial, rtol=1e-12, atol=1e-12)
     assert np.allclose(regrown.forces, final.forces, rtol=0, atol=1e-10)
     assert np.array_equal(regrown.barostat.reference_tilts, regrown.barostat.tilts)
+
+
+def _npt_lammps():
+    """benchmarks/md_npt_lammps.py, the LAMMPS side of the comparison (the data file of a
+    triclinic start, ``fix npt ... tri``, its thermo table) and its parameter matching."""
+    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "md_npt_lammps.py"
+    spec = importlib.util.spec_from_file_location("md_npt_lammps", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _solid_statistics(density, pressure_diagonal, tilts):
+    """Means after the first fifth: density, mean diagonal pressure, rms tilt (sigma)."""
+    keep = slice(len(density) // 5, None)
+    return np.array(
+        [
+            np.mean(density[keep]),
+            np.mean(pressure_diagonal[keep]),
+            np.sqrt(np.mean(np.asarray(tilts)[keep] ** 2)),
+        ]
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("lmp") is None, reason="LAMMPS (lmp) is not on PATH")
+def test_flexible_npt_matches_lammps_fix_npt_tri(full_size):
+    """``couple="full"`` against LAMMPS ``fix npt ... tri`` (29 Sep 2021) from the same
+    sheared starts, matched parameters (benchmarks/md_npt_lammps.py: Tdamp = tau, the same
+    barostat mass per strain rate; both barostat chains target 6 kT; they differ in the
+    first barostat-chain mass and by O(1/N) in the MTK terms). Errors from the scatter
+    between independent seeds.
+    Reduced: fcc solid, 108 atoms, T* 0.5, P* 1, cut-off 2.2, sheared xy = 0.05 lx, three
+    hybrax and eight LAMMPS runs of 8 tau: the mean density, mean diagonal pressure and rms
+    tilt (the cell's shape fluctuations, set by the shear compliance and the sampled
+    measure). Full: benchmarks/md_npt_lammps.py's comparison at 256 atoms, the solid and
+    the liquid (T* 1.5, P* 1, cut-off 2.5), four seeds of 20 tau each."""
+    npt = _npt_lammps()
+    if full_size:
+        for name in ("solid", "liquid"):
+            result = npt.compare(name, cells=4, seeds=4, steps=4000)
+            columns = ["density", "pxx", "pyy", "pzz"]
+            if name == "solid":
+                columns += ["rms_txy", "rms_txz", "rms_tyz"]
+            for column in columns:
+                assert abs(result["table"][column]["z"]) < 4.0, (name, column, result)
+        return
+    config = npt.STATES["solid"]
+    temperature, pressure, pdamp = (config[k] for k in ("temperature", "pressure", "pdamp"))
+    lj = md.LennardJones(cutoff=2.2)
+    hybrax_runs, lammps_runs = [], []
+    for seed in range(1, 9):
+        x, v, _, cell = sheared_system(3, config["density"], temperature, xy=config["xy"],
+                                       seed=seed)  # fmt: skip
+        n = x.shape[0]
+        if seed <= 3:
+            stepper = flexible(lj, cell, temperature=temperature,
+                               tau_barostat=pdamp * np.sqrt((n + 1) / n))  # fmt: skip
+            state = stepper.init(x, v, md.neighbor_list(x, cell, 2.2))
+            _, (_, volume, tilts, _, tensor) = run(stepper, state, 1600, 10)  # one compilation
+            diagonal = np.trace(np.asarray(tensor), axis1=1, axis2=2) / 3
+            hybrax_runs.append(_solid_statistics(n / np.asarray(volume), diagonal, tilts))
+        table = npt.run_lammps(
+            np.asarray(x), np.asarray(v), np.asarray(cell.cell), temperature=temperature,
+            pressure=pressure, pdamp=pdamp, cutoff=2.2, steps=1600,
+            thermo="density pxx pyy pzz xy xz yz",
+        )  # fmt: skip
+        lammps_runs.append(_solid_statistics(table[:, 0], table[:, 1:4].mean(1), table[:, 4:]))
+    means, errors = [], []
+    for runs in (np.asarray(hybrax_runs), np.asarray(lammps_runs)):
+        means.append(runs.mean(0))
+        errors.append(runs.std(0, ddof=1) / np.sqrt(len(runs)))
+    difference, combined = means[0] - means[1], np.hypot(*errors)
+    # measured (hybrax, LAMMPS): density 0.9931 +- 0.0005, 0.9934 +- 0.0003; mean pressure
+    # 1.0075 +- 0.0008, 1.0016 +- 0.0023; rms tilt 0.063 +- 0.004, 0.057 +- 0.003 sigma
+    tolerance = 4 * combined + np.array([2e-4, 5e-3, 2e-3])
+    assert np.all(np.abs(difference) < tolerance), (means, errors)
