@@ -6,8 +6,9 @@ All run the finite-volume Kolmogorov flow (`hybrax.fluids.IncompressibleNavierSt
 - ``plain_{1,2,4}x``: the plain solver (``settings.scheme``) at 1, 2, 4 times the coarse
   resolution;
 - ``interpolation_1x``: learned interpolation (Kochkov et al. 2021): the advective face
-  values come from `hybrax.fluids.LearnedInterpolation`, a CNN correcting a polynomial
-  stencil with weights that sum to one, called inside every Runge–Kutta stage;
+  values come from a CNN correcting a polynomial stencil with weights that sum to one; by
+  default one call of `hybrax.fluids.FusedLearnedInterpolation` gives every flux's stencil
+  and is held over the step's Runge–Kutta stages (``settings.interpolation_calls``);
 - ``correction_1x``: learned correction (`hybrax.hybrid.Corrected`): after every plain
   coarse step a CNN (`StreamCorrection`) sees the cell-centred velocity
   (`CentredVelocity`) and returns a stream-function increment at the cell corners, whose
@@ -30,7 +31,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 import hybrax
 from hybrax.core import ConfigurationError
-from hybrax.fluids import FlowState, LearnedInterpolation, ProjectedRK
+from hybrax.fluids import FlowState, FusedLearnedInterpolation, LearnedInterpolation, ProjectedRK
 from hybrax.hybrid import Corrected
 from hybrax.nn import PeriodicCNN
 
@@ -65,26 +66,41 @@ def _zero_last(cnn: PeriodicCNN) -> PeriodicCNN:
     )
 
 
-def interpolation_network(settings: FVSettings, key: PRNGKeyArray) -> LearnedInterpolation:
-    """A fresh `hybrax.fluids.LearnedInterpolation` for ``settings`` (zero correction: the
-    scheme starts as the plain ``settings.scheme``)."""
+def interpolation_network(
+    settings: FVSettings, key: PRNGKeyArray, velocity_scale: float = 1.0
+) -> LearnedInterpolation | FusedLearnedInterpolation:
+    """A fresh learned interpolation for ``settings`` (zero correction: the scheme starts as
+    the plain ``settings.scheme``): `hybrax.fluids.FusedLearnedInterpolation` (one network
+    for all fluxes, its input the face velocities divided by ``velocity_scale``) unless
+    ``settings.interpolation_calls`` is ``"per_flux"`` (`hybrax.fluids.LearnedInterpolation`)."""
     s = settings.stencil_size
+    fused = settings.interpolation_calls != "per_flux"
     cnn = PeriodicCNN(
         2,
-        s + 1,
-        s - 1,
+        2 if fused else s + 1,
+        4 * (s - 1) if fused else s - 1,
         settings.hidden_channels,
         settings.num_layers,
         settings.kernel_size,
         key=key,
         dtype=settings.real_dtype(),
     )
+    if fused:
+        return FusedLearnedInterpolation(_zero_last(cnn), s, settings.scheme, float(velocity_scale))
     return LearnedInterpolation(_zero_last(cnn), s, settings.scheme)
 
 
-def interpolation_stepper(scheme: LearnedInterpolation, settings: FVSettings) -> ProjectedRK:
-    """The coarse solver with the learned interpolation ``scheme`` as its face reconstruction."""
-    return plain_stepper(settings, 1, scheme)
+def interpolation_stepper(
+    scheme: LearnedInterpolation | FusedLearnedInterpolation, settings: FVSettings
+) -> ProjectedRK:
+    """The coarse solver with the learned interpolation ``scheme`` as its face
+    reconstruction; the scheme is bound once per step when ``settings.interpolation_calls``
+    is ``"per_step"``."""
+    return ProjectedRK(
+        settings.model(1, scheme),
+        settings.time_step(1),
+        freeze_scheme=settings.interpolation_calls == "per_step",
+    )
 
 
 def _periodic_velocity(state: FlowState) -> tuple[Array, Array]:

@@ -16,6 +16,7 @@ __all__ = ["FACTORS", "FULL", "LEARNED", "MODEL_NAMES", "QUICK", "FVSettings"]
 
 MODEL_NAMES = ("plain_1x", "plain_2x", "plain_4x", "interpolation_1x", "correction_1x")
 LEARNED = ("interpolation_1x", "correction_1x")
+INTERPOLATION_CALLS = ("per_step", "per_stage", "per_flux")
 FACTORS = {name: int(name[-2]) for name in MODEL_NAMES}  # grid vs coarse
 
 
@@ -61,6 +62,12 @@ class FVSettings(WorkflowSettings):
         The CNNs of both learned models (`hybrax.nn.PeriodicCNN`; similar parameter counts).
     stencil_size
         Points of the learned interpolation stencil (2 or 4).
+    interpolation_calls
+        How often the learned interpolation's network runs: ``"per_step"`` (default: one
+        `hybrax.fluids.FusedLearnedInterpolation` call for all fluxes per time step, held
+        over the Runge–Kutta stages, ``ProjectedRK(freeze_scheme=True)``),
+        ``"per_stage"`` (the fused network once per stage) or ``"per_flux"``
+        (`hybrax.fluids.LearnedInterpolation`: one call per flux and stage, 12 per step).
     stages
         Training curriculum, ``(unroll_steps, optimizer_steps)`` pairs, the same for both
         learned models (`hybrax.hybrid.Curriculum`).
@@ -97,6 +104,7 @@ class FVSettings(WorkflowSettings):
     num_layers: int = 3
     kernel_size: int = 3
     stencil_size: int = 4
+    interpolation_calls: str = "per_step"
     stages: tuple[tuple[int, int], ...] = ((4, 300), (8, 250))
     batch_size: int = 4
     learning_rate: float = 2e-3
@@ -132,6 +140,11 @@ class FVSettings(WorkflowSettings):
         self.require_nonnegative("drag", "spin_up_time")
         self.require("scheme", self.scheme in ("central", "upwind"), "'central' or 'upwind'")
         self.require("stencil_size", self.stencil_size in (2, 4), "2 or 4")
+        self.require(
+            "interpolation_calls",
+            self.interpolation_calls in INTERPOLATION_CALLS,
+            " or ".join(repr(c) for c in INTERPOLATION_CALLS),
+        )
         self.require("kernel_size", self.kernel_size % 2 == 1, "odd, e.g. 3")
         self.require("threshold", 0 < self.threshold < 1, "between 0 and 1, e.g. 0.95")
         dtypes = (None, "float32", "float64")

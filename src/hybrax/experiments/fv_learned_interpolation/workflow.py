@@ -57,7 +57,8 @@ def run(
     velocity_scale, output_scale = network_scales(train, s)
     trained = {}
     with run.phase("training_interpolation"):
-        model = interpolation_stepper(interpolation_network(s, keys[2]), s)
+        scheme = interpolation_network(s, keys[2], velocity_scale)
+        model = interpolation_stepper(scheme, s)
         result = train_model(
             model,
             lambda m: m.dynamics.scheme.network,
