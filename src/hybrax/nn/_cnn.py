@@ -94,30 +94,25 @@ class PeriodicConv(eqx.Module):
 
 
 def _shifted_products(conv: eqx.nn.Conv, x: Array) -> Array:
-    """``conv(x)`` with circular padding as one matrix product with the stacked shifts of
-    the input (im2col): ``out = bias + W_flat @ stack_offsets(roll(x, centre - offset))``,
-    ``W_flat`` of shape ``(out, k**d * in)``.
+    """``conv(x)`` with circular padding as a sum of ``kernel_size**d`` matrix products.
 
-    The same cross-correlation as `eqx.nn.Conv` with ``padding_mode="CIRCULAR"``. Inside a
-    loop body (a rollout's or an unrolled loss's `jax.lax.scan`, where hybrid models run)
-    XLA's CPU convolution falls off its fast path beyond 8 channels: a 3 x 3, 16-channel
-    layer on 32² took 1.9 ms there against 0.19 ms as a sum of ``k**d`` products
-    (`benchmarks/periodic_conv.py`); one product over the stacked shifts is faster again
-    for few channels (1.2-1.7x for the 8-channel networks of the Kolmogorov and
-    finite-volume hybrids). Called alone, outside any loop, XLA's is about 1.5x faster;
-    this form costs the same in both places.
+    ``out = bias + sum_offsets W[:, :, offset] @ roll(x, centre - offset)``: the same
+    cross-correlation as `eqx.nn.Conv` with ``padding_mode="CIRCULAR"``. Inside a loop
+    body (a rollout's or an unrolled loss's `jax.lax.scan`, where hybrid models run) XLA's
+    CPU convolution falls off its fast path beyond 8 channels: a 3 x 3, 16-channel layer on
+    32² took 1.9 ms there against 0.19 ms this way, 32 channels on 64² 36 ms against 4 ms
+    (`benchmarks/periodic_conv.py`). Called alone, outside any loop, XLA's is about 1.5x
+    faster; this form costs the same in both places.
     """
     weight = conv.weight
     kernel = weight.shape[2:]
     axes = tuple(range(1, x.ndim))
-    shifted = [
-        jnp.roll(x, tuple(k // 2 - i for k, i in zip(kernel, offset, strict=True)), axes)
-        for offset in itertools.product(*(range(k) for k in kernel))
-    ]
-    # (out, in, *kernel) -> (out, *kernel, in) -> (out, prod(kernel) * in): matches the stack
-    order = (0, *range(2, weight.ndim), 1)
-    matrix = jnp.transpose(weight, order).reshape(weight.shape[0], -1)
-    out = jnp.tensordot(matrix, jnp.concatenate(shifted), 1)
+    out = None
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        shifts = tuple(k // 2 - i for k, i in zip(kernel, offset, strict=True))
+        tap = weight[(slice(None), slice(None), *offset)]
+        term = jnp.tensordot(tap, jnp.roll(x, shifts, axes), 1)
+        out = term if out is None else out + term
     return out + conv.bias if conv.use_bias else out
 
 
