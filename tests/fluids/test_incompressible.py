@@ -161,6 +161,15 @@ def test_bad_input_is_rejected_naming_the_argument():
     with pytest.raises(hybrax.ConfigurationError, match="Inflow profile"):
         sides = Boundaries(Inflow(jnp.ones(3)), Outflow(), Wall(), Wall())
         IncompressibleNavierStokes(grid, sides, 0.1)
+    # a closed box cannot take in fluid: the net inflow must be zero without an Outflow
+    with pytest.raises(hybrax.ConfigurationError, match=r"net volume flux of \+1 .*left \+1"):
+        IncompressibleNavierStokes(grid, Boundaries(Inflow(1.0), Wall(), Wall(), Wall()), 0.1)
+    profile = jnp.array([0.5, 1.0, 1.0, 0.5])
+    with pytest.raises(hybrax.ConfigurationError, match="no side lets fluid out"):
+        sides = Boundaries(Inflow(profile), Inflow(0.5), FreeSlip(), FreeSlip())
+        IncompressibleNavierStokes(grid, sides, 0.1)
+    balanced = Boundaries(Inflow(profile), Inflow(profile), Wall(), Wall())  # in = out
+    IncompressibleNavierStokes(grid, balanced, 0.1)
     model = IncompressibleNavierStokes(grid, Boundaries.periodic(), 0.1)
     with pytest.raises(hybrax.ConfigurationError, match="shapes"):
         model.initial_state(u=jnp.zeros((4, 4)))

@@ -151,11 +151,18 @@ def test_bad_obstacles_are_rejected_naming_the_problem():
     # a body across the inflow side would swallow the prescribed inflow
     with pytest.raises(hybrax.ConfigurationError, match="cuts the inflow on the left side"):
         IncompressibleNavierStokes(grid, sides, 0.01, obstacle=Cylinder((0.05, 0.5), 0.2, 0.06))
-    top = Boundaries(Wall(), Wall(), Wall(), Inflow(-1.0))
+    top = Boundaries(Wall(), Outflow(), Wall(), Inflow(-1.0))
     with pytest.raises(hybrax.ConfigurationError, match="cuts the inflow on the top side"):
         IncompressibleNavierStokes(
             grid, top, 0.01, obstacle=Rectangle((1.0, 0.9), (0.2, 0.3), 0.06)
         )
+    # a body the grid cannot see (outside the domain, or far thinner than a cell) would
+    # leave the flow without it
+    for body in (Cylinder((5.0, 0.5), 0.1, 0.06), Cylinder((1.0, 0.5), 1e-3, 0.06)):
+        with pytest.raises(hybrax.ConfigurationError, match="covers no face of the grid"):
+            IncompressibleNavierStokes(grid, sides, 0.01, obstacle=body)
+    with pytest.raises(hybrax.ConfigurationError, match="covers no face of the grid"):
+        IncompressibleNavierStokes.dfg_cylinder(3)  # 16 x 3 cells: the body falls between
 
     # a traced position (optimising the body) is not checked at construction, and works
     def drag_free_build(cx):

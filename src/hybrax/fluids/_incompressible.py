@@ -176,8 +176,10 @@ class IncompressibleNavierStokes(AbstractDynamics):
                 f"scheme: {type(self.scheme).__name__} needs every side periodic, got "
                 f"({kinds}); use LearnedInterpolation (one network call per flux) with walls"
             )
+        _check_net_inflow(self.grid, self.boundaries)
         if self.obstacle is not None:
             self.obstacle.check_grid(self.grid)
+            _check_obstacle_seen(self.obstacle, self.grid)
             _check_obstacle_clear_of_inflow(self.obstacle, self.grid, self.boundaries)
 
     @classmethod
@@ -524,6 +526,62 @@ def _periodic(side) -> bool:
 _SIDE_NAMES = (("left", "right"), ("bottom", "top"), ("front", "back"))
 
 
+_TRACED = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError)
+
+
+def _check_net_inflow(grid: StaggeredGrid, boundaries) -> None:
+    """Without an `Outflow` side the prescribed inflow profiles must carry zero net volume
+    flux (an incompressible flow in a closed box cannot gain volume; the pressure
+    problem has no solution). Checked when the profiles are concrete."""
+    sides = [
+        (axis, end, side)
+        for axis in range(grid.ndim)
+        for end, side in enumerate(boundaries.sides(axis))
+    ]
+    if any(isinstance(side, Outflow) for _, _, side in sides):
+        return
+    fluxes = {}
+    for axis, end, side in sides:
+        if not isinstance(side, Inflow):
+            continue
+        area = float(np.prod([h for a, h in enumerate(grid.spacing) if a != axis]))
+        count = int(np.prod([n for a, n in enumerate(grid.num_points) if a != axis]))
+        try:
+            profile = np.broadcast_to(np.asarray(side.profile, np.float64), (count,))
+        except _TRACED:
+            return  # traced (inside jit / grad): checked where the profile is concrete
+        sign = 1 if end == 0 else -1  # into the domain
+        fluxes[_SIDE_NAMES[axis][end]] = sign * float(np.sum(profile)) * area
+    net = sum(fluxes.values())
+    if fluxes and abs(net) > 1e-6 * max(sum(abs(f) for f in fluxes.values()), 1e-300):
+        listed = ", ".join(f"{name} {flux:+.4g}" for name, flux in fluxes.items())
+        raise ConfigurationError(
+            f"boundaries: the Inflow sides bring a net volume flux of {net:+.4g} per unit time "
+            f"into the domain ({listed}) and no side lets fluid out; an incompressible flow "
+            "needs zero net flux: add an Outflow side or balance the profiles"
+        )
+
+
+def _check_obstacle_seen(obstacle, grid: StaggeredGrid) -> None:
+    """A body whose solid fraction is zero on every face (outside the domain, or thinner
+    than the band the mask needs between faces) would silently leave the flow without
+    it. Checked when the body is concrete."""
+    try:
+        largest = max(
+            float(np.max(np.asarray(obstacle.mask(*grid.face_points(axis)))))
+            for axis in range(grid.ndim)
+        )
+    except _TRACED:
+        return
+    if largest == 0.0:
+        raise ConfigurationError(
+            f"obstacle: the {type(obstacle).__name__} covers no face of the grid (solid "
+            f"fraction 0 everywhere): it lies outside the domain {tuple(grid.domain_length)} or "
+            f"is too small for cells of size {tuple(float(h) for h in grid.spacing)}; move it "
+            "inside or refine the grid"
+        )
+
+
 def _check_obstacle_clear_of_inflow(obstacle, grid: StaggeredGrid, boundaries) -> None:
     """An obstacle whose solid fraction reaches an inflow side's faces (or the next faces
     inward) would swallow the prescribed inflow; checked when the body is concrete."""
@@ -538,7 +596,7 @@ def _check_obstacle_clear_of_inflow(obstacle, grid: StaggeredGrid, boundaries) -
                     *(np.asarray(obstacle.mask(*(jnp.take(c, r, axis) for c in points)))
                       for r in rows)
                 )  # fmt: skip
-            except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+            except _TRACED:
                 return  # traced (inside jit / grad): the body's position is not known now
             if np.max(solid) > 0:
                 where = np.unravel_index(int(np.argmax(solid)), solid.shape)
