@@ -11,6 +11,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
@@ -73,7 +74,7 @@ def _header(cell: np.ndarray | None, columns: list[tuple[str, str, int]], info: 
 def write_extxyz(
     path: str | os.PathLike,
     trajectory: Float[Array, "T N 3"] | Float[Array, "N 3"],
-    box: AbstractBox,
+    box: AbstractBox | Sequence[AbstractBox],
     *,
     units: str | Units,
     symbols: str | Sequence[str] = "Ar",
@@ -109,7 +110,10 @@ def write_extxyz(
         ``(T, N, 3)`` or ``(N, 3)`` positions (length unit).
     box
         `PeriodicBox`, `TriclinicBox` (``Lattice`` holds its nine numbers, rows ``a b c``)
-        or `FreeSpace` (the same for every frame).
+        or `FreeSpace`, the same for every frame; or, for a cell that changes (an NPT
+        run), one box per frame: a sequence of ``T`` boxes of one type, or one box whose
+        leaves carry a leading frame axis (``lengths`` ``(T, 3)``, ``cell`` ``(T, 3, 3)``,
+        e.g. boxes stacked with ``jax.tree.map(jnp.stack, ...)``).
     units
         ``"metal"``, ``"reduced"`` or a `Units` (required).
     symbols, species
@@ -148,11 +152,7 @@ def write_extxyz(
             raise ConfigurationError(
                 f"got {energies.shape[0]} energies for {num_frames} frames: pass one per frame"
             )
-    if not isinstance(box, PeriodicBox | TriclinicBox | FreeSpace):
-        raise ConfigurationError(
-            "write_extxyz: box must be a hybrax.md.PeriodicBox, TriclinicBox or FreeSpace, "
-            f"got {box!r}"
-        )
+    cells, periodic = _frame_cells(box, num_frames)
     names = symbol_names(symbols, species, n)
     m = per_atom(1.0 if masses is None else masses, n, "masses") * units.mass
     columns = [("species", "S", 1), ("pos", "R", 3), ("masses", "R", 1)]
@@ -163,18 +163,11 @@ def write_extxyz(
         q = per_atom(charges, n, "charges") * units.charge
     if forces is not None:
         columns.append(("forces", "R", 3))
-    periodic = isinstance(box, PeriodicBox | TriclinicBox)
     info = unit_labels(units)
     if species is not None:
         info[SPECIES_KEY] = " ".join(symbols)
     info["pbc"] = "T T T" if periodic else "F F F"
 
-    cell = None
-    if isinstance(box, PeriodicBox):
-        cell = np.diag(np.broadcast_to(np.asarray(box.lengths, np.float64), (3,)))
-    elif isinstance(box, TriclinicBox):
-        cell = np.asarray(box.cell, np.float64)
-    cell = None if cell is None else cell * units.length
     lines = []
     for t in range(num_frames):
         frame_info = dict(info)
@@ -190,6 +183,7 @@ def write_extxyz(
             blocks.append(forces[t] * units.force)
         table = np.concatenate(blocks, axis=1).tolist()
         lines.append(str(n))
+        cell = None if cells[t] is None else cells[t] * units.length
         lines.append(_header(cell, columns, frame_info))
         lines.extend(
             name + " " + " ".join(map(repr, row)) for name, row in zip(names, table, strict=True)
@@ -202,6 +196,48 @@ def write_extxyz(
             f"write_extxyz: {os.fspath(path)!r} exists; pass overwrite=True to replace it or "
             "choose another path"
         ) from None
+
+
+_BOX_TYPES = "a hybrax.md.PeriodicBox, TriclinicBox or FreeSpace"
+
+
+def _frame_cells(box, num_frames: int) -> tuple[list[np.ndarray | None], bool]:
+    """One ``(3, 3)`` cell (rows the lattice vectors, length unit) per frame, or None per
+    frame in free space, and whether the box is periodic."""
+    if isinstance(box, list | tuple):
+        if len(box) != num_frames:
+            raise ConfigurationError(
+                f"write_extxyz: got {len(box)} boxes for {num_frames} frames; pass one box "
+                "for all frames or one per frame"
+            )
+        kinds = {type(b) for b in box}
+        if len(kinds) != 1:
+            raise ConfigurationError(
+                "write_extxyz: the per-frame boxes must all be of one type, got "
+                + ", ".join(sorted(k.__name__ for k in kinds))
+            )
+        cells = []
+        for b in box:
+            one, periodic = _frame_cells(b, 1)
+            cells += one
+        return cells, periodic
+    if isinstance(box, FreeSpace):
+        return [None] * num_frames, False
+    if isinstance(box, PeriodicBox):
+        lengths = np.asarray(box.lengths, np.float64)
+        cells = np.stack([np.diag(row) for row in lengths.reshape(-1, 3)])
+    elif isinstance(box, TriclinicBox):
+        cells = np.asarray(box.cell, np.float64).reshape(-1, 3, 3)
+    else:
+        raise ConfigurationError(f"write_extxyz: box must be {_BOX_TYPES}, got {box!r}")
+    if cells.shape[0] == 1:
+        return [cells[0]] * num_frames, True
+    if cells.shape[0] != num_frames:
+        raise ConfigurationError(
+            f"write_extxyz: the box holds {cells.shape[0]} frames' cells but the trajectory "
+            f"has {num_frames} frames; pass one cell per frame"
+        )
+    return list(cells), True
 
 
 def read_extxyz(
@@ -227,7 +263,9 @@ def read_extxyz(
         ``"metal"``, ``"reduced"``, a `Units`, or None (the file's own label).
     index
         ASE's frame selection: ``":"`` (all frames, stacked along a leading axis; they
-        must share atoms and cell), or an integer (one frame, no frame axis).
+        must share atoms and the kind of box; where the cell changes from frame to frame,
+        as in an NPT run, the returned ``box`` holds one cell per frame along a leading
+        axis), or an integer (one frame, no frame axis).
     symbols, dtype
         As in `from_ase`.
 
@@ -264,6 +302,14 @@ def _replace(system: AtomicSystem, **fields) -> AtomicSystem:
     return dataclasses.replace(system, **fields)
 
 
+def _same_cell(box: AbstractBox, other: AbstractBox) -> bool:
+    if isinstance(box, PeriodicBox):
+        return np.array_equal(np.asarray(box.lengths), np.asarray(other.lengths))
+    if isinstance(box, TriclinicBox):
+        return np.array_equal(np.asarray(box.cell), np.asarray(other.cell))
+    return True
+
+
 def _stack(systems: list[AtomicSystem], path: str) -> AtomicSystem:
     first = systems[0]
     for t, other in enumerate(systems[1:], start=1):
@@ -274,28 +320,25 @@ def _stack(systems: list[AtomicSystem], path: str) -> AtomicSystem:
             and np.array_equal(np.asarray(other.species), np.asarray(first.species))
             and np.array_equal(np.asarray(other.masses), np.asarray(first.masses))
             and np.array_equal(np.asarray(other.charges), np.asarray(first.charges))
-            and (
-                not isinstance(first.box, PeriodicBox)
-                or np.array_equal(np.asarray(other.box.lengths), np.asarray(first.box.lengths))
-            )
-            and (
-                not isinstance(first.box, TriclinicBox)
-                or np.array_equal(np.asarray(other.box.cell), np.asarray(first.box.cell))
-            )
         )
         if not same:
             raise ConfigurationError(
                 f"read_extxyz: frame {t} of {path!r} differs from frame 0 in its atoms, "
-                "masses, charges or cell, so the frames cannot be stacked; read one frame at "
-                "a time with index=t"
+                "masses, charges or kind of box, so the frames cannot be stacked; read one "
+                "frame at a time with index=t"
             )
 
     def stacked(name):
         values = [getattr(s, name) for s in systems]
         return None if any(v is None for v in values) else jnp.stack(values)
 
+    boxes = [s.box for s in systems]
+    box = first.box
+    if not all(_same_cell(b, box) for b in boxes):  # an NPT trajectory: one box per frame
+        box = jax.tree.map(lambda *leaves: jnp.stack(leaves), *boxes)
     return _replace(
         first,
+        box=box,
         positions=stacked("positions"),
         velocities=stacked("velocities"),
         forces=stacked("forces"),
