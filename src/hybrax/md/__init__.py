@@ -18,7 +18,7 @@ from ._ase import AtomicSystem, from_ase, to_ase
 from ._ase_calculator import ase_calculator
 from ._barostats import MartynaTobiasKlein, TriclinicBarostatState
 from ._batch import SystemBatch
-from ._batch_forces import batch_energy_and_forces, batch_neighbor_list
+from ._batch_forces import batch_energy_and_forces, batch_neighbor_list, batch_stress
 from ._batch_simulate import simulate_batch
 from ._batch_training import BatchEnergyForceLoss, LabelledSystems, label_systems
 from ._bonded import HarmonicAngles, HarmonicBonds
@@ -126,6 +126,7 @@ __all__ = [
     "ase_calculator",
     "batch_energy_and_forces",
     "batch_neighbor_list",
+    "batch_stress",
     "ewald_parameters",
     "from_ase",
     "kinetic_energy",

@@ -1,5 +1,6 @@
 """Batches of MD systems of different sizes: padded to a common atom count with a mask,
-each with its own periodic box; kinetic observables over the real atoms."""
+each with its own periodic box (all orthorhombic or all triclinic); kinetic observables over
+the real atoms."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from jaxtyping import Array, Bool, Float, Int
 from hybrax.core import ConfigurationError, concrete_or_none
 
 from ._space import PeriodicBox
+from ._triclinic import TriclinicBox
 
 __all__ = ["SystemBatch"]
 
@@ -29,6 +31,9 @@ class SystemBatch(eqx.Module):
     velocity and unit mass, never interact (`MaskedNeighborList`), feel no force and are left
     out of the kinetic energy, the temperature and the degrees of freedom.
 
+    The boxes are all `PeriodicBox` (orthorhombic) or all `TriclinicBox` (general periodic
+    cells, ``cells`` set); one batch does not mix the two.
+
     Attributes
     ----------
     positions, velocities
@@ -39,8 +44,13 @@ class SystemBatch(eqx.Module):
         ``(B, N)`` booleans, True for real atoms.
     lengths
         ``(B, 3)`` box sides (sigma): system ``b`` lives in ``PeriodicBox(lengths[b])``.
+        For triclinic systems the perpendicular widths of each cell (the distances between
+        opposite faces, what the cut-off must fit in twice).
     species
         ``(B, N)`` integer species (0 for padding), or None.
+    cells
+        ``(B, 3, 3)`` cell matrices, lattice vectors as rows (sigma), of triclinic systems:
+        system ``b`` lives in ``TriclinicBox(cells[b])``; None for orthorhombic ones.
 
     Examples
     --------
@@ -52,6 +62,16 @@ class SystemBatch(eqx.Module):
     ((2, 108, 3), (32, 108))
     >>> [p.shape for p in batch.unpad(batch.positions)]
     [(32, 3), (108, 3)]
+
+    Triclinic cells (the cubic box as a `TriclinicBox`, and a sheared one):
+
+    >>> import jax.numpy as jnp
+    >>> side = float(large_box.lengths[0])
+    >>> tilted = md.TriclinicBox.from_lammps(side, side, side, xy=0.3 * side)
+    >>> cube = md.TriclinicBox(small_box.lengths * jnp.eye(3))
+    >>> triclinic = md.SystemBatch.from_systems([(small, cube), (large, tilted)])
+    >>> triclinic.cells.shape, type(triclinic.boxes()[1]).__name__
+    ((2, 3, 3), 'TriclinicBox')
     """
 
     positions: Float[Array, "B N 3"]
@@ -60,6 +80,7 @@ class SystemBatch(eqx.Module):
     mask: Bool[Array, "B N"]
     lengths: Float[Array, "B 3"]
     species: Int[Array, "B N"] | None = None
+    cells: Float[Array, "B 3 3"] | None = None
 
     @classmethod
     def from_systems(cls, systems: Sequence[tuple]) -> SystemBatch:
@@ -69,17 +90,19 @@ class SystemBatch(eqx.Module):
         ----------
         systems
             A non-empty sequence of tuples ``(positions, box[, velocities[, masses[,
-            species]]])``: ``(n_b, 3)`` positions (sigma), a `PeriodicBox`, ``(n_b, 3)``
-            velocities (default 0), masses (scalar or ``(n_b,)``, default 1) and ``(n_b,)``
-            integer species (give them for every system or for none). All positions share
-            one floating dtype; they are wrapped into their box.
+            species]]])``: ``(n_b, 3)`` positions (sigma), a `PeriodicBox` or a
+            `TriclinicBox` (one kind for every system), ``(n_b, 3)`` velocities (default
+            0), masses (scalar or ``(n_b,)``, default 1) and ``(n_b,)`` integer species
+            (give them for every system or for none). All positions share one floating
+            dtype; they are wrapped into their box.
 
         Raises
         ------
         hybrax.ConfigurationError
             An empty list, a system that is not such a tuple, positions that are not
-            ``(n, 3)`` floats, a box that is not a `PeriodicBox`, mismatched shapes or
-            dtypes; the message names the system's index.
+            ``(n, 3)`` floats, a box that is neither a `PeriodicBox` nor a `TriclinicBox`,
+            orthorhombic and triclinic boxes in one batch, mismatched shapes or dtypes; the
+            message names the system's index.
         """
         if not isinstance(systems, Sequence) or isinstance(systems, (str, bytes)):
             raise ConfigurationError(
@@ -105,14 +128,31 @@ class SystemBatch(eqx.Module):
                 f"SystemBatch.from_systems: system {missing} has no species but others do; "
                 "give species for every system or for none"
             )
+        triclinic = [isinstance(p[1], TriclinicBox) for p in parsed]
+        if any(triclinic) and not all(triclinic):
+            odd = triclinic.index(not triclinic[0])
+            raise ConfigurationError(
+                f"SystemBatch.from_systems: system 0 has a {type(parsed[0][1]).__name__} but "
+                f"system {odd} a {type(parsed[odd][1]).__name__}; one batch holds boxes of one "
+                "kind (give an orthorhombic system as TriclinicBox(lengths * jnp.eye(3)), or "
+                "batch the two kinds separately)"
+            )
         dtype = parsed[0][0].dtype
         n_max = max(p[0].shape[0] for p in parsed)
         positions, velocities, masses, mask, lengths, species = [], [], [], [], [], []
+        cells = []
         for p, box, v, m, s in parsed:
             n, pad = p.shape[0], n_max - p.shape[0]
-            box_lengths = jnp.asarray(box.lengths).astype(dtype)
             ghosts = jnp.asarray(((np.arange(pad)[:, None] + 1) * _R3) % 1.0, dtype)
-            positions.append(jnp.concatenate([box.wrap(p), ghosts * box_lengths]))
+            if triclinic[0]:
+                cell = jnp.asarray(box.cell).astype(dtype)
+                cells.append(cell)
+                box_lengths = TriclinicBox(cell).perpendicular_widths
+                ghosts = ghosts @ cell
+            else:
+                box_lengths = jnp.asarray(box.lengths).astype(dtype)
+                ghosts = ghosts * box_lengths
+            positions.append(jnp.concatenate([box.wrap(p), ghosts]))
             velocities.append(jnp.concatenate([v, jnp.zeros((pad, 3), dtype)]))
             masses.append(jnp.concatenate([m, jnp.ones((pad,), dtype)]))
             mask.append(jnp.arange(n_max) < n)
@@ -126,6 +166,7 @@ class SystemBatch(eqx.Module):
             jnp.stack(mask),
             jnp.stack(lengths),
             jnp.stack(species) if species else None,
+            jnp.stack(cells) if cells else None,
         )
 
     # ------------------------------------------------------------------ structure
@@ -139,12 +180,21 @@ class SystemBatch(eqx.Module):
         return tuple(int(k) for k in np.sum(np.asarray(self.mask), axis=1))
 
     @property
-    def box(self) -> PeriodicBox:
-        """The ``B`` boxes as one `PeriodicBox` with ``(B, 3)`` lengths (for `jax.vmap`)."""
-        return _stacked_box(self.lengths)
+    def geometry(self) -> Float[Array, "B 3"] | Float[Array, "B 3 3"]:
+        """What `jax.vmap` maps over to give each system its box: ``cells`` for triclinic
+        systems, else ``lengths``."""
+        return self.lengths if self.cells is None else self.cells
 
-    def boxes(self) -> list[PeriodicBox]:
-        """Each system's `PeriodicBox`."""
+    @property
+    def box(self) -> PeriodicBox | TriclinicBox:
+        """The ``B`` boxes as one `PeriodicBox` with ``(B, 3)`` lengths, or one
+        `TriclinicBox` with ``(B, 3, 3)`` cells (for `jax.vmap`)."""
+        return _stacked_box(self.geometry)
+
+    def boxes(self) -> list[PeriodicBox | TriclinicBox]:
+        """Each system's `PeriodicBox` or `TriclinicBox`."""
+        if self.cells is not None:
+            return [TriclinicBox(self.cells[b]) for b in range(self.num_systems)]
         return [PeriodicBox(self.lengths[b]) for b in range(self.num_systems)]
 
     def unpad(self, values: Array) -> list[Array]:
@@ -183,10 +233,13 @@ class SystemBatch(eqx.Module):
         return 2.0 * ke / dof.astype(ke.dtype)
 
 
-def _stacked_box(lengths: Array) -> PeriodicBox:
-    # a PeriodicBox whose leaf has a leading batch axis (what jax.vmap maps over)
-    template = PeriodicBox(jnp.ones(3, lengths.dtype))
-    return eqx.tree_at(lambda b: b.lengths, template, lengths)
+def _stacked_box(geometry: Array) -> PeriodicBox | TriclinicBox:
+    # a box whose leaf has a leading batch axis (what jax.vmap maps over)
+    if geometry.ndim == 3:
+        template = TriclinicBox(jnp.eye(3, dtype=geometry.dtype))
+        return eqx.tree_at(lambda b: b.cell, template, geometry)
+    template = PeriodicBox(jnp.ones(3, geometry.dtype))
+    return eqx.tree_at(lambda b: b.lengths, template, geometry)
 
 
 def _parse_system(index: int, system):
@@ -211,9 +264,10 @@ def _parse_system(index: int, system):
         raise ConfigurationError(
             f"{where}: positions must be floating point, got dtype {positions.dtype}"
         )
-    if not isinstance(box, PeriodicBox):
+    if not isinstance(box, (PeriodicBox, TriclinicBox)):
         raise ConfigurationError(
-            f"{where}: box must be a hybrax.md.PeriodicBox, got {type(box).__name__}"
+            f"{where}: box must be a hybrax.md.PeriodicBox or TriclinicBox, got "
+            f"{type(box).__name__}"
         )
     n, dtype = positions.shape[0], positions.dtype
     concrete = concrete_or_none(positions)
@@ -246,6 +300,10 @@ def _parse_system(index: int, system):
     return positions, box, velocities.astype(dtype), masses.astype(dtype), species
 
 
-def _box(lengths: Array) -> PeriodicBox:
-    # inside vmap: the lengths were checked when the batch was built
-    return eqx.tree_at(lambda b: b.lengths, PeriodicBox(1.0), lengths)
+def _box(geometry: Array) -> PeriodicBox | TriclinicBox:
+    # inside vmap, one system's SystemBatch.geometry: (3,) lengths or a (3, 3) cell (checked
+    # when the batch was built)
+    if geometry.ndim == 2:
+        template = TriclinicBox(jnp.eye(3, dtype=geometry.dtype))
+        return eqx.tree_at(lambda b: b.cell, template, geometry)
+    return eqx.tree_at(lambda b: b.lengths, PeriodicBox(1.0), geometry)

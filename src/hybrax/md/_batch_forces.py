@@ -25,9 +25,9 @@ from ._neighbors import (
     retry_with_grown_list,
 )
 from ._pair import AbstractPairEnergy
-from ._space import PeriodicBox
+from ._stress import stress
 
-__all__ = ["batch_energy_and_forces", "batch_neighbor_list"]
+__all__ = ["batch_energy_and_forces", "batch_neighbor_list", "batch_stress"]
 
 
 # ---------------------------------------------------------------------- neighbour lists
@@ -45,8 +45,9 @@ def batch_neighbor_list(
     kind of list with the same static capacities: the largest any system needs. A
     `CellNeighborList` when every box gives the same cell grid and (by default) the
     systems hold more than 256 atoms; otherwise all pairs (`DenseNeighborList`, the right
-    list for small systems). If any system's list overflows, the lists of the whole batch
-    are rebuilt with more room (shared capacity), so no system is ever silently wrong.
+    list for small systems, and the list of triclinic batches). If any system's list
+    overflows, the lists of the whole batch are rebuilt with more room (shared capacity), so
+    no system is ever silently wrong.
 
     Parameters
     ----------
@@ -58,12 +59,13 @@ def batch_neighbor_list(
         Head room of cell-list capacities (>= 1).
     cells
         None: choose as above; True: cell lists (a `hybrax.ConfigurationError` if the boxes
-        do not allow one common grid); False: all pairs.
+        do not allow one common grid, or are triclinic); False: all pairs.
 
     Raises
     ------
     hybrax.ConfigurationError
-        A box shorter than twice the cut-off (the message names the system).
+        A box shorter than twice the cut-off, for a triclinic cell a perpendicular width
+        (the message names the system).
 
     Examples
     --------
@@ -89,25 +91,31 @@ def batch_neighbor_list(
             "jax.jit; inside jit use the lists' update method"
         )
     lengths = np.asarray(lengths, np.float64)
+    triclinic = batch.cells is not None
     short = np.any(lengths < 2 * cutoff, axis=1)
     if np.any(short):
         b = int(np.argmax(short))
+        what = "a cell of perpendicular widths" if triclinic else "box sides"
         raise ConfigurationError(
-            f"batch_neighbor_list: system {b} has box sides {lengths[b].tolist()}, shorter "
+            f"batch_neighbor_list: system {b} has {what} {lengths[b].tolist()}, shorter "
             f"than twice the cutoff {cutoff}: the minimum-image convention would miss "
-            "periodic images. Use a larger box for that system or a shorter cutoff"
+            "periodic images. Use a larger box (or a less tilted cell) for that system or a "
+            "shorter cutoff"
         )
-    grids = {grid_for(row, cutoff + skin) for row in lengths}
-    common = len(grids) == 1 and next(iter(grids))[2]
+    if triclinic:
+        common = False  # one cell grid for different cells: not yet
+    else:
+        grids = {grid_for(row, cutoff + skin) for row in lengths}
+        common = len(grids) == 1 and next(iter(grids))[2]
     if cells is None:
         cells = common and batch.positions.shape[1] > 256
     elif cells and not common:
         raise ConfigurationError(
             "batch_neighbor_list(cells=True): the boxes need different cell grids (or are "
-            "too small for cell lists), so their lists cannot share one shape; use "
-            "cells=False (all pairs) or boxes of similar size"
+            "too small for cell lists, or triclinic), so their lists cannot share one shape; "
+            "use cells=False (all pairs) or orthorhombic boxes of similar size"
         )
-    box0 = PeriodicBox(batch.lengths[0])
+    box0 = _box(batch.geometry[0])
     if cells:
         template = CellNeighborList.build(
             batch.positions[0],
@@ -119,8 +127,8 @@ def batch_neighbor_list(
     else:
         template = DenseNeighborList.build(batch.positions[0], box0, cutoff, skin=skin)
     _, lists = retry_with_grown_list(
-        lambda t: _overflowed(_update_all(t, batch.positions, batch.lengths)),
-        lambda t, lists: grown_template(lists, batch.positions[0], batch.lengths[0]),
+        lambda t: _overflowed(_update_all(t, batch.positions, batch.geometry)),
+        lambda t, lists: grown_template(lists, batch.positions[0], batch.geometry[0]),
         template,
         max_regrowths=5,
         message=(
@@ -131,12 +139,13 @@ def batch_neighbor_list(
     return MaskedNeighborList(lists, batch.mask)
 
 
-def grown_template(lists: AbstractNeighborList, positions, lengths) -> AbstractNeighborList:
+def grown_template(lists: AbstractNeighborList, positions, geometry) -> AbstractNeighborList:
     """A single (unmasked) list with room for everything any system of the stacked
-    ``lists`` needed, built for ``positions`` in ``PeriodicBox(lengths)`` (host side)."""
+    ``lists`` needed, built for ``positions`` in the box of ``geometry`` (one system's
+    `SystemBatch.geometry`; host side)."""
     inner = lists.inner if isinstance(lists, MaskedNeighborList) else lists
     first = jax.tree.map(lambda x: x[0], inner)
-    return first.with_needs_of(inner).grow(positions, PeriodicBox(lengths))
+    return first.with_needs_of(inner).grow(positions, _box(geometry))
 
 
 def _overflowed(lists: AbstractNeighborList) -> tuple[AbstractNeighborList, bool]:
@@ -144,8 +153,8 @@ def _overflowed(lists: AbstractNeighborList) -> tuple[AbstractNeighborList, bool
 
 
 @eqx.filter_jit
-def _update_all(template: AbstractNeighborList, positions, lengths) -> AbstractNeighborList:
-    return jax.vmap(lambda p, L: template.update(p, _box(L)))(positions, lengths)
+def _update_all(template: AbstractNeighborList, positions, geometry) -> AbstractNeighborList:
+    return jax.vmap(lambda p, g: template.update(p, _box(g)))(positions, geometry)
 
 
 # ---------------------------------------------------------------------- energies
@@ -229,8 +238,57 @@ def batch_energy_and_forces(
 
 @eqx.filter_jit
 def _batch_energy_and_forces(energy, batch: SystemBatch, neighbors: MaskedNeighborList):
-    def one(positions, lengths, species, nbrs):
-        return bind_species(energy, species).energy_and_forces(positions, nbrs, _box(lengths))
+    def one(positions, geometry, species, nbrs):
+        return bind_species(energy, species).energy_and_forces(positions, nbrs, _box(geometry))
 
-    energies, forces = jax.vmap(one)(batch.positions, batch.lengths, batch.species, neighbors)
+    energies, forces = jax.vmap(one)(batch.positions, batch.geometry, batch.species, neighbors)
     return energies, jnp.where(batch.mask[..., None], forces, 0)
+
+
+def batch_stress(
+    energy: AbstractEnergy,
+    batch: SystemBatch,
+    neighbors: MaskedNeighborList,
+    *,
+    velocities: Float[Array, "B N 3"] | None = None,
+) -> Float[Array, "B 3 3"]:
+    """The ``(B, 3, 3)`` stress tensors (epsilon / sigma^3) of every system of ``batch``,
+    each `hybrax.md.stress` of the system alone in its own box (orthorhombic or
+    triclinic): ``sigma = (1 / V) (dU/d epsilon - sum_i m_i v_i (x) v_i)``, padding atoms
+    adding nothing. Without ``velocities`` the configurational part only (what a potential
+    is trained on); pass ``batch.velocities`` for the full stress (minus the pressure
+    tensor). Energies and bad input as `batch_energy_and_forces`.
+
+    Examples
+    --------
+    >>> import hybrax.md as md
+    >>> a, box_a = md.lattice("fcc", 2, density=0.8442)
+    >>> b, box_b = md.lattice("fcc", 3, density=0.8442)
+    >>> batch = md.SystemBatch.from_systems([(a, box_a), (b, box_b)])
+    >>> nbrs = md.batch_neighbor_list(batch, cutoff=1.5)
+    >>> md.batch_stress(md.LennardJones(cutoff=1.5), batch, nbrs).shape
+    (2, 3, 3)
+    """
+    check_batch_energy(energy, "batch_stress")
+    check_batch_inputs(batch, neighbors, "batch_stress")
+    if velocities is not None and jnp.shape(velocities) != batch.positions.shape:
+        raise ConfigurationError(
+            f"batch_stress: velocities must have the batch's shape {batch.positions.shape} "
+            f"(e.g. batch.velocities), got {jnp.shape(velocities)}"
+        )
+    return _batch_stress(energy, batch, neighbors, velocities)
+
+
+@eqx.filter_jit
+def _batch_stress(energy, batch: SystemBatch, neighbors: MaskedNeighborList, velocities):
+    # padding atoms: zero velocity (their own, or the caller's masked out) and no pairs
+    if velocities is not None:
+        velocities = jnp.where(batch.mask[..., None], velocities, 0)
+
+    def one(positions, geometry, species, nbrs, masses, v):
+        system = bind_species(energy, species)
+        return stress(system, positions, _box(geometry), nbrs, velocities=v, masses=masses)
+
+    return jax.vmap(one)(
+        batch.positions, batch.geometry, batch.species, neighbors, batch.masses, velocities
+    )

@@ -36,10 +36,11 @@ from ._simulate import NeighborListOverflowWarning, _run_chunk, check_run_argume
 from ._space import PeriodicBox
 from ._state import MDState
 from ._thermostats import NoseHooverChain
+from ._triclinic import TriclinicBox
 
 __all__ = ["simulate_batch"]
 
-StepperFactory = Callable[[PeriodicBox, Array], AbstractMDStepper]
+StepperFactory = Callable[[PeriodicBox | TriclinicBox, Array], AbstractMDStepper]
 
 
 def simulate_batch(
@@ -89,7 +90,8 @@ def simulate_batch(
     Parameters
     ----------
     make_stepper
-        ``(box: PeriodicBox, masses: (N,) array) -> AbstractMDStepper`` for one system,
+        ``(box, masses: (N,) array) -> AbstractMDStepper`` for one system (``box`` a
+        `PeriodicBox`, or a `TriclinicBox` in a triclinic batch),
         e.g. ``lambda box, m: md.VelocityVerlet(md.LennardJones(), box, dt=0.005,
         masses=m)`` or ``lambda box, m: md.NoseHooverChain(lj, box, dt=0.005,
         temperature=1.0, masses=m)``. Called under `jax.vmap`; it must return a
@@ -184,9 +186,9 @@ def simulate_batch(
 
     def rebuild(start: MDState, lists: MaskedNeighborList) -> MDState:
         nonlocal warned
-        template = grown_template(lists, start.positions[0], batch.lengths[0])
+        template = grown_template(lists, start.positions[0], batch.geometry[0])
         grown = MaskedNeighborList(
-            _update_all(template, start.positions, batch.lengths), batch.mask
+            _update_all(template, start.positions, batch.geometry), batch.mask
         )
         if not warned:
             warnings.warn(
@@ -274,8 +276,8 @@ def _raise_first_event(unstable, nonfinite, moved, done: int, n_steps: int) -> N
 def _make_steppers(make_stepper, batch: SystemBatch):
     num_atoms = concrete_or_none(jnp.sum(batch.mask, axis=1))
 
-    def one(lengths, masses, species, mask):
-        stepper = make_stepper(_box(lengths), masses)
+    def one(geometry, masses, species, mask):
+        stepper = make_stepper(_box(geometry), masses)
         if not isinstance(stepper, AbstractMDStepper):
             raise ConfigurationError(
                 "simulate_batch: make_stepper(box, masses) must return a hybrax.md stepper "
@@ -293,7 +295,7 @@ def _make_steppers(make_stepper, batch: SystemBatch):
         energy = bind_species(stepper.energy, species)
         return pad_stepper(eqx.tree_at(lambda s: s.energy, stepper, energy), mask)
 
-    return eqx.filter_vmap(one)(batch.lengths, batch.masses, batch.species, batch.mask)
+    return eqx.filter_vmap(one)(batch.geometry, batch.masses, batch.species, batch.mask)
 
 
 def _system_keys(key, num_systems: int):
