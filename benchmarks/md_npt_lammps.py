@@ -196,10 +196,17 @@ def run_hybrax(positions, velocities, cell, *, temperature, pressure, pdamp, cut
     return np.concatenate(segments), stopped
 
 
+DERIVED = ("rms_txy", "rms_txz", "rms_tyz", "p_mean", "rms_tilt")
+
+
 def run_means(series: np.ndarray) -> np.ndarray:
-    """Means of the columns over the run after its first fifth, plus the rms tilt fractions."""
+    """Means of the `COLUMNS` over the run after its first fifth, then the `DERIVED`: the
+    rms of each tilt fraction, the mean of the diagonal pressures and the rms of all three
+    tilt fractions."""
     kept = series[len(series) // 5 :]
-    return np.concatenate([kept.mean(0), np.sqrt(np.mean(kept[:, 7:10] ** 2, 0))])
+    squares = kept[:, 7:10] ** 2
+    derived = [*np.sqrt(squares.mean(0)), kept[:, 1:4].mean(), np.sqrt(squares.mean())]
+    return np.concatenate([kept.mean(0), derived])
 
 
 def compare(name: str, cells: int, seeds: int, steps: int, cutoff: float = 2.5) -> dict:
@@ -225,7 +232,7 @@ def compare(name: str, cells: int, seeds: int, steps: int, cutoff: float = 2.5) 
             run_means(run_lammps(*start, **params, cutoff=cutoff, steps=steps))
         )
         seconds["lammps"] += time.perf_counter() - begin
-    names = (*COLUMNS, "rms_txy", "rms_txz", "rms_tyz")
+    names = COLUMNS + DERIVED
     result = {"state": name, "atoms": 4 * cells**3, "seeds": seeds, "steps": steps}
     result |= {"config": config, "notes": notes, "seconds": seconds}
     stats = {}

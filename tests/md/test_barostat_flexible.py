@@ -278,16 +278,15 @@ def test_flexible_npt_matches_lammps_fix_npt_tri(full_size):
     hybrax and eight LAMMPS runs of 8 tau: the mean density, mean diagonal pressure and rms
     tilt (the cell's shape fluctuations, set by the shear compliance and the sampled
     measure). Full: benchmarks/md_npt_lammps.py's comparison at 256 atoms, the solid and
-    the liquid (T* 1.5, P* 1, cut-off 2.5), four seeds of 20 tau each."""
+    the liquid (T* 1.5, P* 1, cut-off 2.5), six seeds of 20 tau each: the density and the
+    mean diagonal pressure, for the solid also the rms tilt."""
     npt = _npt_lammps()
     if full_size:
         for name in ("solid", "liquid"):
-            result = npt.compare(name, cells=4, seeds=4, steps=4000)
-            columns = ["density", "pxx", "pyy", "pzz"]
-            if name == "solid":
-                columns += ["rms_txy", "rms_txz", "rms_tyz"]
-            for column in columns:
-                assert abs(result["table"][column]["z"]) < 4.0, (name, column, result)
+            result = npt.compare(name, cells=4, seeds=6, steps=4000)
+            columns = ("density", "p_mean", "rms_tilt")[: 3 if name == "solid" else 2]
+            for column in columns:  # six seeds (five degrees of freedom): 5 sigma
+                assert abs(result["table"][column]["z"]) < 5.0, (name, column, result)
         return
     config = npt.STATES["solid"]
     temperature, pressure, pdamp = (config[k] for k in ("temperature", "pressure", "pdamp"))
