@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import hybrax
 from hybrax.core import ConfigurationError
 from hybrax.experiments.fv_learned_interpolation import (
     LEARNED,
@@ -23,12 +24,14 @@ from hybrax.experiments.fv_learned_interpolation import (
     face_average,
     interpolation_network,
     interpolation_stepper,
+    load_run,
+    parameter_count,
     plain_stepper,
     restrict,
     run,
 )
 from hybrax.experiments.fv_learned_interpolation.train import velocity_only
-from hybrax.fluids import FlowState, NavierStokes2D
+from hybrax.fluids import FlowState, FusedLearnedInterpolation, NavierStokes2D
 from hybrax.grids import Grid
 
 F64 = QUICK.replace(dtype="float64")
@@ -169,3 +172,11 @@ def test_quick_run_orders_the_models(tmp_path, full_size):
     info = json.loads((tmp_path / "run_info.json").read_text())
     assert info["preset"] == ("quick" if settings == QUICK else "custom")
     assert info["num_forecasts"] == settings.num_test_trajectories * settings.test_starts
+    # the trained networks read back: the same sizes, a model that steps
+    saved = load_run(tmp_path)
+    assert saved.metrics == metrics and saved.settings == settings
+    assert isinstance(saved.interpolation, FusedLearnedInterpolation)
+    assert parameter_count(saved.interpolation) == params["interpolation_1x"]
+    assert parameter_count(saved.correction) == params["correction_1x"]
+    with pytest.raises(hybrax.CheckpointError, match="not a finished fv-learned-interpolation"):
+        load_run(tmp_path / "checkpoints_correction")

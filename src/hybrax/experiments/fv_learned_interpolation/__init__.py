@@ -15,10 +15,13 @@ Reference
 Models
     ``plain_1x``, ``plain_2x``, ``plain_4x``: the finite-volume solver at 1, 2, 4 x the
     coarse resolution, started from the reference face-averaged onto its grid.
-    ``interpolation_1x``: learned interpolation, `hybrax.fluids.LearnedInterpolation`
-    (a CNN correcting the polynomial stencil, weights summing to one) in every advective
-    flux of every Runge–Kutta stage. ``correction_1x``: a learned correction after every
-    coarse step (`hybrax.hybrid.Corrected`): a CNN of the same width and depth returns a
+    ``interpolation_1x``: learned interpolation (a CNN correcting the polynomial stencil,
+    weights summing to one) in every advective flux: by default
+    `hybrax.fluids.FusedLearnedInterpolation`, one network call per time step for all
+    fluxes, held over the Runge–Kutta stages (``interpolation_calls="per_step"``);
+    ``"per_flux"`` is `hybrax.fluids.LearnedInterpolation`, one call per flux and stage.
+    ``correction_1x``: a learned correction after every coarse step
+    (`hybrax.hybrid.Corrected`): a CNN of the same width and depth returns a
     stream-function increment whose staggered curl is added (divergence-free). Both are
     trained the same way: `hybrax.hybrid.fit` with a `hybrax.hybrid.Curriculum` of
     `hybrax.hybrid.UnrolledLoss` (``checkpoint="sqrt"``) on the face velocities.
@@ -33,10 +36,11 @@ Metrics (``OUT/metrics.json``)::
 vorticity correlation with the reference, the vorticity taken at the coarse grid's corners
 from every model's velocity face-averaged onto the coarse grid. ``run_info.json`` holds the
 settings, wall times, training histories, per-forecast times and the correlation curves.
-Plots: ``correlation.png``, ``vorticity.png``, ``accuracy_cost.png``.
+Plots: ``correlation.png``, ``vorticity.png``, ``accuracy_cost.png``. The trained networks
+are ``OUT/interpolation.eqx`` and ``OUT/correction.eqx``; `load_run` reads them back.
 
 Layout: ``settings.py``, ``model.py``, ``data.py``, ``train.py``, ``evaluate.py``,
-``report.py``, ``workflow.py`` (`run`).
+``report.py``, ``workflow.py`` (`run`, `load_run`).
 """
 
 from .data import (
@@ -62,7 +66,7 @@ from .model import (
 from .report import comparison_table
 from .settings import FULL, LEARNED, MODEL_NAMES, QUICK, FVSettings
 from .train import network_scales, train_model, velocity_only
-from .workflow import run
+from .workflow import SavedRun, load_run, run
 
 __all__ = [
     "FULL",
@@ -73,6 +77,7 @@ __all__ = [
     "CentredVelocity",
     "FVSettings",
     "ForecastData",
+    "SavedRun",
     "StreamCorrection",
     "coarse_vorticity",
     "comparison_table",
@@ -82,6 +87,7 @@ __all__ = [
     "face_average",
     "interpolation_network",
     "interpolation_stepper",
+    "load_run",
     "make_forecast_data",
     "make_training_data",
     "network_scales",

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 import jax
 
+from hybrax.fluids import FusedLearnedInterpolation, LearnedInterpolation
 from hybrax.hybrid import Checkpoints, sliding_windows
 
 from .._registry import register_workflow
-from .._workflow import Run, thin
+from .._workflow import Run, read_run, thin
 from . import report
 from .data import make_forecast_data, make_training_data
 from .evaluate import correlation_curves, decorrelation_times, seconds_per_time_unit
@@ -26,7 +29,9 @@ from .model import (
 from .settings import FACTORS, FULL, LEARNED, MODEL_NAMES, QUICK, FVSettings
 from .train import network_scales, train_model
 
-__all__ = ["run"]
+__all__ = ["SavedRun", "load_run", "run"]
+
+_SAVED = ("interpolation.eqx", "correction.eqx")
 
 
 @register_workflow(
@@ -145,3 +150,63 @@ def run(
         + ")"
     )
     return run.finish(metrics, info, summary)
+
+
+@dataclasses.dataclass
+class SavedRun:
+    """A finished run read back by `load_run`.
+
+    Attributes
+    ----------
+    settings
+        The run's `FVSettings` (``dtype`` filled in with the one the run used).
+    interpolation
+        The trained learned interpolation (build the model with `interpolation_stepper`).
+    correction
+        The trained `StreamCorrection` (build the hybrid with `correction_stepper`, passing
+        ``velocity_scale``).
+    velocity_scale
+        The correction's input velocity scale.
+    metrics
+        The run's ``metrics.json``.
+    run_info
+        The run's ``run_info.json``.
+    """
+
+    settings: FVSettings
+    interpolation: LearnedInterpolation | FusedLearnedInterpolation
+    correction: StreamCorrection
+    velocity_scale: float
+    metrics: dict[str, Any]
+    run_info: dict[str, Any]
+
+
+def load_run(out: str | os.PathLike) -> SavedRun:
+    """Read a finished run's settings and both trained networks from its run folder, e.g.
+    to run the learned models on new initial conditions. `hybrax.CheckpointError` if
+    ``out`` is not a finished fv-learned-interpolation run.
+
+    Examples
+    --------
+    >>> from hybrax.experiments import fv_learned_interpolation as fvli
+    >>> saved = fvli.load_run("benchmarks/results/workflows/fv-learned-interpolation")
+    ... # doctest: +SKIP
+    >>> stepper = fvli.interpolation_stepper(saved.interpolation, saved.settings)
+    ... # doctest: +SKIP
+    """
+    out = Path(out)
+    saved = read_run(out, "fv-learned-interpolation", needs=_SAVED)
+    info = saved["run_info"]
+    fields = dict(info["settings"])
+    if fields.get("dtype") is None:  # the run used the default dtype: say which it was
+        fields["dtype"] = info["dtype"]
+    # runs made before ``interpolation_calls`` existed used one network call per flux
+    fields.setdefault("interpolation_calls", "per_flux")
+    settings = FVSettings.from_dict(fields)
+    scales = info["network_scales"]
+    key = jax.random.key(0)
+    like = interpolation_network(settings, key, scales["velocity"])
+    interpolation = eqx.tree_deserialise_leaves(out / "interpolation.eqx", like)
+    like = StreamCorrection.build(settings, scales["stream_output"], key)
+    correction = eqx.tree_deserialise_leaves(out / "correction.eqx", like)
+    return SavedRun(settings, interpolation, correction, scales["velocity"], saved["metrics"], info)
