@@ -135,6 +135,16 @@ def read_run(path: str | os.PathLike, workflow: str, needs: tuple[str, ...] = ()
     }
 
 
+def saved_settings(info: dict, settings_class, **defaults):
+    """The settings a finished run used, from its ``run_info`` (as `read_run` returns it):
+    ``dtype`` filled in with the dtype the run resolved, and ``defaults`` for fields the
+    run predates."""
+    fields = {**defaults, **info["settings"]}
+    if fields.get("dtype") is None:  # the run used the default dtype: say which it was
+        fields["dtype"] = info["dtype"]
+    return settings_class.from_dict(fields)
+
+
 def _check_precision(settings) -> None:
     """A ``dtype="float64"`` setting needs JAX's 64-bit mode, or JAX would silently compute
     in float32."""

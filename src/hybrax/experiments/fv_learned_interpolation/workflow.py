@@ -14,7 +14,7 @@ from hybrax.fluids import FusedLearnedInterpolation, LearnedInterpolation
 from hybrax.hybrid import Checkpoints, sliding_windows
 
 from .._registry import register_workflow
-from .._workflow import Run, read_run, thin
+from .._workflow import Run, read_run, saved_settings, thin
 from . import report
 from .data import make_forecast_data, make_training_data
 from .evaluate import correlation_curves, decorrelation_times, seconds_per_time_unit
@@ -197,12 +197,8 @@ def load_run(out: str | os.PathLike) -> SavedRun:
     out = Path(out)
     saved = read_run(out, "fv-learned-interpolation", needs=_SAVED)
     info = saved["run_info"]
-    fields = dict(info["settings"])
-    if fields.get("dtype") is None:  # the run used the default dtype: say which it was
-        fields["dtype"] = info["dtype"]
     # runs made before ``interpolation_calls`` existed used one network call per flux
-    fields.setdefault("interpolation_calls", "per_flux")
-    settings = FVSettings.from_dict(fields)
+    settings = saved_settings(info, FVSettings, interpolation_calls="per_flux")
     scales = info["network_scales"]
     key = jax.random.key(0)
     like = interpolation_network(settings, key, scales["velocity"])
