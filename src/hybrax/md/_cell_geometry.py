@@ -8,6 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jaxtyping import Array
 
 # Cells per list radius (cutoff + skin) along each axis. Along x, the fast axis of the sort,
@@ -79,8 +80,16 @@ def coverage_lost(lengths, *, grid, columns, cutoff, list_radius) -> Array:
     return lost
 
 
-def _cell_windows(positions, box, *, grid, columns, list_radius):
-    """Sort atoms into cells and find every atom's window in each half-shell column."""
+def full_shell(columns) -> tuple[tuple[int, int], ...]:
+    """The half shell of column offsets (own column first) plus its mirror image: every
+    column within reach, for the Verlet table's candidates (`build_verlet_table`)."""
+    return (*columns, *((-dy, -dz) for dy, dz in columns[1:]))
+
+
+def _cell_windows(positions, box, *, grid, columns, list_radius, full=False):
+    """Sort atoms into cells and find every atom's window in each column of ``columns``:
+    the half shell (own column read forward from the atom) or, with ``full``, the full
+    shell (own column read over the whole chord, the atom itself included)."""
     n = positions.shape[0]
     nx, ny, nz = grid
     num_cols = ny * nz
@@ -109,7 +118,12 @@ def _cell_windows(positions, box, *, grid, columns, list_radius):
         below = inside + (-offset - 1).astype(dtype) * h
         return jnp.where(offset > 0, above, jnp.where(offset < 0, below, 0.0))
 
-    gy, gz = gap(dy[None], y_in, hy), gap(dz[None], z_in, hz)
+    dy, dz = dy[None], dz[None]
+    if full:  # the full shell is symmetric: read it in the frame of the atom's nearer faces,
+        # so that each column slot holds similar windows for every atom (tighter capacities)
+        dy = jnp.where(y_in < 0.5 * hy, -dy, dy)
+        dz = jnp.where(z_in < 0.5 * hz, -dz, dz)
+    gy, gz = gap(dy, y_in, hy), gap(dz, z_in, hz)
     lateral_sq = gy * gy + gz * gz
     reachable = lateral_sq < list_radius**2
     half_chord = jnp.sqrt(jnp.maximum(list_radius**2 - lateral_sq, 0.0))
@@ -124,8 +138,10 @@ def _cell_windows(positions, box, *, grid, columns, list_radius):
     e = start[base + hi_c + 1] - row_start
     # other columns: the cells lo..hi; own column (index 0): forward from the atom itself
     s = start[base + lo_c] - row_start
-    s = s.at[:, 0].set(rank - row_start[:, 0] + 1)
-    wraps = (lo_c > hi_c).at[:, 0].set(hi[:, 0] >= nx)
+    wraps = lo_c > hi_c
+    if not full:
+        s = s.at[:, 0].set(rank - row_start[:, 0] + 1)
+        wraps = wraps.at[:, 0].set(hi[:, 0] >= nx)
     count = jnp.where(wraps, e - s + row_length, e - s)
     count = jnp.where(reachable, count, 0)
     col_start = start[jnp.arange(num_cols + 1, dtype=jnp.int32) * nx]
@@ -134,7 +150,6 @@ def _cell_windows(positions, box, *, grid, columns, list_radius):
 
 def build_tables(positions, box, *, grid, columns, widths, column_capacity, list_radius):
     """The list's index tables for ``positions`` (jit-compatible, static capacities)."""
-    n = positions.shape[0]
     stride = column_capacity + max(widths)
     num_cols = grid[1] * grid[2]
     num_ext = num_cols * stride
@@ -149,10 +164,7 @@ def build_tables(positions, box, *, grid, columns, widths, column_capacity, list
     count = jnp.minimum(count, width_arr[None, :])
     window_start = column * stride + jnp.clip(s, 0, column_capacity)
 
-    slot = jnp.arange(stride, dtype=jnp.int32)
-    length = jnp.maximum(col_length, 1)[:, None]
-    ext_sorted = jnp.clip(col_start[:-1, None] + jnp.mod(slot[None, :], length), 0, n - 1)
-    ext_ids = order[ext_sorted].reshape(-1)
+    ext_ids = _column_major(order, col_start, stride)
 
     own = column[:, 0]
     offset = rank - col_start[own]
@@ -163,12 +175,158 @@ def build_tables(positions, box, *, grid, columns, widths, column_capacity, list
     return ext_ids, atom_slots, window_start, count, overflow, counts_needed, column_needed
 
 
-def _requirements(positions, box, grid, columns, list_radius):
+def _column_major(order, col_start, stride):
+    """Atom ids column by column, each column padded to ``stride`` slots with a copy of its
+    first atoms (so windows that wrap around the column stay contiguous)."""
+    n = order.shape[0]
+    col_length = col_start[1:] - col_start[:-1]
+    slot = jnp.arange(stride, dtype=jnp.int32)
+    length = jnp.maximum(col_length, 1)[:, None]
+    ext_sorted = jnp.clip(col_start[:-1, None] + jnp.mod(slot[None, :], length), 0, n - 1)
+    return order[ext_sorted].reshape(-1)
+
+
+_TABLE_BLOCK = 1 << 15  # candidate slots per block of the Verlet-table build
+
+
+def build_verlet_table(
+    positions, box, *, grid, columns, widths, column_capacity, list_radius, width
+):
+    """A full Verlet table: for every atom, every other atom within ``list_radius``
+    (minimum image), gathered from its windows in the full shell of columns ``columns``
+    (`full_shell`) with static window ``widths`` and compacted into ``width`` slots.
+
+    Each row holds the neighbours ``j > i`` first (``upper`` of them), then those with
+    ``j < i`` (``count`` in all); unused slots hold ``i`` itself. Returns ``(table (N,
+    width), upper, count, overflow, window_needs, column_need, row_need)`` (jit-compatible;
+    integer work only, no gradient flows through it).
+    """
+    n = positions.shape[0]
+    positions = jax.lax.stop_gradient(positions)
+    dtype = positions.dtype
+    stride = column_capacity + max(widths)
+    order, rank, column, s, count, col_start = _cell_windows(
+        positions, box, grid=grid, columns=columns, list_radius=list_radius, full=True
+    )
+    del rank
+    width_arr = jnp.asarray(widths, jnp.int32)
+    col_length = col_start[1:] - col_start[:-1]
+    window_needs = jnp.max(count, axis=0)
+    column_need = jnp.max(col_length)
+    count = jnp.minimum(count, width_arr[None, :])
+    window_start = column * stride + jnp.clip(s, 0, column_capacity)
+    ext_ids = _column_major(order, col_start, stride)
+    lengths = box.lengths.astype(dtype)
+    inverse = 1.0 / lengths
+    coords = [positions[:, k] for k in range(3)]
+    slot_k = jnp.asarray(np.concatenate([np.arange(w) for w in widths]), jnp.int32)
+    col_of = np.concatenate([np.full(w, q) for q, w in enumerate(widths)]).astype(np.int32)
+    num_slots = int(slot_k.shape[0])
+    block = max(8, min(n, _TABLE_BLOCK // num_slots))
+    num_blocks = -(-n // block)
+    pad = num_blocks * block - n
+    rows = jnp.arange(num_blocks * block, dtype=jnp.int32)
+    starts = jnp.pad(window_start, ((0, pad), (0, 0))).reshape(num_blocks, block, -1)
+    counts = jnp.pad(count, ((0, pad), (0, 0))).reshape(num_blocks, block, -1)
+    rows = rows.reshape(num_blocks, block)
+    radius_sq = jnp.asarray(list_radius**2, dtype)
+
+    def candidates(args):  # materialised (a loop output), not fused into the compaction
+        i, start, cnt = args
+        ids = ext_ids[start[:, col_of] + slot_k[None, :]]
+        valid = slot_k[None, :] < cnt[:, col_of]
+        own = jnp.minimum(i, n - 1)
+        r2 = 0.0
+        for k in range(3):
+            dk = coords[k][own][:, None] - coords[k][ids]
+            dk = dk - lengths[k] * jnp.rint(dk * inverse[k])
+            r2 = r2 + dk * dk
+        keep = valid & (r2 < radius_sq) & (ids != i[:, None])
+        return ids, jnp.where(keep, jnp.where(ids > i[:, None], 1, 2), 0).astype(jnp.int8)
+
+    ids, code = jax.lax.map(candidates, (rows, starts, counts))
+    ids, code = ids.reshape(-1, num_slots)[:n], code.reshape(-1, num_slots)[:n]
+    # compaction on the whole table at once (inside a loop XLA compiles it far slower)
+    table, upper, full = _compact(ids, code, width, jnp.arange(n, dtype=jnp.int32))
+    row_need = jnp.max(full)
+    overflow = (
+        jnp.any(window_needs > width_arr) | (column_need > column_capacity) | (row_need > width)
+    )
+    upper = jnp.minimum(upper, width)
+    return table, upper, jnp.minimum(full, width), overflow, window_needs, column_need, row_need
+
+
+def _select_bit(mask, n):
+    """The position of the ``n``-th (0-based) set bit of each 16-bit ``mask`` (uint32)."""
+    pos = jnp.zeros(mask.shape, jnp.uint32)
+    n = n.astype(jnp.uint32)
+    for half in (8, 4, 2, 1):
+        low = lax.population_count((mask >> pos) & jnp.uint32((1 << half) - 1))
+        skip = n >= low
+        pos = jnp.where(skip, pos + jnp.uint32(half), pos)
+        n = jnp.where(skip, n - low, n)
+    return pos.astype(jnp.int32)
+
+
+def _compact(ids, code, width, own):
+    """Rows of ``width`` slots holding the ``ids`` whose ``code`` is 1, then those whose
+    code is 2, in order (the rest of the row ``own``), with the counts: a bit-packed
+    stream compaction (16 candidates per word, one word each for codes 1 and 2, population
+    counts, a search over the words and a binary search inside the word), without the
+    scatters and long prefix sums that cost XLA on a CPU several times more. Each
+    candidate's code is read once (one reduction), so XLA may fuse its computation in.
+    Returns ``(table, num_first, num)``."""
+    rows, num_slots = ids.shape
+    words = -(-num_slots // 16)
+    pad = words * 16 - num_slots
+    j = jnp.arange(16, dtype=jnp.uint32)
+    one, two = jnp.left_shift(jnp.uint32(1), j), jnp.left_shift(jnp.uint32(1), j + 16)
+    code = jnp.pad(code, ((0, 0), (0, pad))).reshape(rows, words, 16)
+    packed = jnp.sum(
+        jnp.where(code == 1, one, jnp.where(code == 2, two, jnp.uint32(0))),
+        axis=-1,
+        dtype=jnp.uint32,
+    )
+    masks = jnp.concatenate([packed & jnp.uint32(0xFFFF), packed >> 16], axis=1)
+    sizes = lax.population_count(masks).astype(jnp.int32)
+    before = jnp.cumsum(sizes, axis=1, dtype=jnp.int32) - sizes
+    num_first = jnp.sum(sizes[:, :words], axis=1, dtype=jnp.int32)
+    num = num_first + jnp.sum(sizes[:, words:], axis=1, dtype=jnp.int32)
+    k = jnp.arange(width, dtype=jnp.int32)
+    word = jnp.zeros((rows, width), jnp.int32)  # the last word starting at or before k
+    step = 1 << ((2 * words - 1).bit_length() - 1)
+    while step:  # binary search (a compare against every word would cost rows*width*words)
+        probe = word + step
+        inside = probe < 2 * words
+        start = jnp.take_along_axis(before, jnp.minimum(probe, 2 * words - 1), axis=1)
+        word = jnp.where(inside & (start <= k[None, :]), probe, word)
+        step //= 2
+    inside = k[None, :] - jnp.take_along_axis(before, word, axis=1)
+    slot = jnp.mod(word, words) * 16 + _select_bit(jnp.take_along_axis(masks, word, axis=1), inside)
+    picked = jnp.take_along_axis(ids, jnp.minimum(slot, num_slots - 1), axis=1)
+    table = jnp.where(k[None, :] < num[:, None], picked, own[:, None])
+    return table, num_first, num
+
+
+def table_row_need(positions, lengths, list_radius) -> int:
+    """Most neighbours any atom has within ``list_radius`` (minimum image; host side, a
+    periodic k-d tree: no compilation for sizing)."""
+    from scipy.spatial import cKDTree
+
+    lengths = np.asarray(lengths, np.float64)
+    x = np.mod(np.asarray(positions, np.float64), lengths)
+    x = np.where(x >= lengths, x - lengths, x)
+    tree = cKDTree(x, boxsize=lengths)
+    counts = tree.query_ball_point(x, list_radius, return_length=True)
+    return int(np.max(counts)) - 1  # without the atom itself
+
+
+def _requirements(positions, box, grid, columns, list_radius, full=False):
     """Largest column length and per-column window counts for a configuration."""
     *_, count, col_start = _cell_windows(
-        positions, box, grid=grid, columns=columns, list_radius=list_radius
+        positions, box, grid=grid, columns=columns, list_radius=list_radius, full=full
     )
     return jnp.max(col_start[1:] - col_start[:-1]), jnp.max(count, axis=0)
 
 
-requirements = jax.jit(_requirements, static_argnums=(2, 3, 4))
+requirements = jax.jit(_requirements, static_argnums=(2, 3, 4, 5))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jaxtyping import Array, Float
 
-from ._cell_list import _choose_and_build
+from ._cell_list import DEFAULT_FORMAT, _choose_and_build
 from ._neighbors import AbstractNeighborList
 from ._space import AbstractBox
 
@@ -18,6 +18,7 @@ def neighbor_list(
     *,
     skin: float = 0.3,
     capacity_multiplier: float = 1.25,
+    format: str = DEFAULT_FORMAT,
 ) -> AbstractNeighborList:
     """Build a neighbour list for ``positions``, choosing its kind and sizing its static
     capacities.
@@ -45,6 +46,11 @@ def neighbor_list(
     capacity_multiplier
         Head room of a cell list over the current configuration's needs (liquids
         fluctuate): a finite number >= 1. Default 1.25.
+    format
+        Layout of a cell list in a `PeriodicBox`: ``"windows"`` (default; sorted cell
+        windows, each pair once, cheap rebuilds) or ``"table"`` (a full Verlet table: a
+        2.3x faster force pass, dearer rebuilds; the faster choice when rebuilds are
+        rare). See `CellNeighborList`.
 
     Returns
     -------
@@ -60,4 +66,4 @@ def neighbor_list(
     >>> type(md.neighbor_list(small, small_box, cutoff=2.5)).__name__
     'DenseNeighborList'
     """
-    return _choose_and_build(positions, box, cutoff, skin, capacity_multiplier)
+    return _choose_and_build(positions, box, cutoff, skin, capacity_multiplier, format)

@@ -234,8 +234,9 @@ def _pad(x, pad: int, fill=0):
 
 
 def _window_gather(source: Array, starts: Array, width: int) -> Array:
-    """``source[starts[b] : starts[b] + width]`` for every ``b``: shape ``(B, width)``."""
-    return jax.vmap(lambda s: lax.dynamic_slice(source, (s,), (width,)))(starts)
+    """``source[starts[b] : starts[b] + width]`` for every ``b``: shape ``(B, width, ...)``
+    (trailing axes of ``source`` are carried whole)."""
+    return jax.vmap(lambda s: lax.dynamic_slice_in_dim(source, s, width, axis=0))(starts)
 
 
 def _window_scatter_add(target: Array, starts: Array, values: Array) -> Array:
