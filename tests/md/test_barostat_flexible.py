@@ -316,5 +316,6 @@ def test_flexible_npt_matches_lammps_fix_npt_tri(full_size):
     difference, combined = means[0] - means[1], np.hypot(*errors)
     # measured (hybrax, LAMMPS): density 0.9931 +- 0.0005, 0.9934 +- 0.0003; mean pressure
     # 1.0075 +- 0.0008, 1.0016 +- 0.0023; rms tilt 0.063 +- 0.004, 0.057 +- 0.003 sigma
-    tolerance = 4 * combined + np.array([2e-4, 5e-3, 2e-3])
+    # (three hybrax seeds: an error of two degrees of freedom, hence 5 sigma)
+    tolerance = 5 * combined + np.array([2e-4, 5e-3, 2e-3])
     assert np.all(np.abs(difference) < tolerance), (means, errors)
