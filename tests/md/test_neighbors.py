@@ -163,3 +163,123 @@ def test_grow_for_a_compressed_box_builds_a_new_grid(fcc500):
     assert bool(nbrs.update(positions * 0.8, small).overflow)
     grown = nbrs.grow(positions * 0.8, small)
     assert not bool(grown.overflow) and bool(grown.covers(small))
+
+
+# ----------------------------------------------------------------- format="table"
+def brute_force_neighbors(positions, lengths, radius):
+    p = np.asarray(positions, np.float64)
+    d = p[:, None, :] - p[None, :, :]
+    d -= lengths * np.round(d / lengths)
+    r2 = np.sum(d * d, axis=-1)
+    np.fill_diagonal(r2, np.inf)
+    return r2 < radius**2
+
+
+def brute_force_lj_forces_and_stress(positions, lengths, cutoff):
+    """Forces and the stress ``-(1 / V) sum_{i<j} r_ij (x) f_ij`` of plain LJ."""
+    p = np.asarray(positions, np.float64)
+    d = p[:, None, :] - p[None, :, :]
+    d -= lengths * np.round(d / lengths)
+    r2 = np.sum(d * d, axis=-1)
+    np.fill_diagonal(r2, np.inf)
+    inv2 = np.where(r2 < cutoff**2, 1.0 / r2, 0.0)
+    inv6 = inv2**3
+    weight = 24.0 * inv2 * inv6 * (2.0 * inv6 - 1.0)  # -dphi/dr / r
+    pair_forces = weight[..., None] * d
+    stress = -0.5 * np.einsum("ija,ijb->ab", d, pair_forces) / np.prod(lengths)
+    return np.sum(pair_forces, axis=1), stress
+
+
+@pytest.fixture(scope="module")
+def table500(fcc500):
+    positions, box = fcc500
+    return md.neighbor_list(positions, box, cutoff=2.5, skin=0.3, format="table")
+
+
+def test_table_holds_exactly_the_brute_force_neighbours(fcc500, table500):
+    """Every row of the Verlet table is the brute-force set of atoms within cutoff + skin,
+    the j > i ones first (window_count of them: each pair once for many-body users)."""
+    positions, box = fcc500
+    nbrs = table500
+    assert nbrs.format == "table" and not bool(nbrs.overflow)
+    inside = brute_force_neighbors(positions, np.asarray(box.lengths), 2.8)
+    n, width = nbrs.num_atoms, nbrs.widths[0]
+    table, count = np.asarray(nbrs.ext_ids).reshape(n, width), np.asarray(nbrs.row_count)
+    upper = np.asarray(nbrs.window_count[:, 0])
+    for i in range(n):
+        row = table[i, : count[i]]
+        np.testing.assert_array_equal(np.sort(row), np.flatnonzero(inside[i]))
+        assert np.all(row[: upper[i]] > i) and np.all(row[upper[i] :] < i)
+    from hybrax.md._manybody import half_pairs
+
+    i, j, valid = (np.asarray(a) for a in half_pairs(nbrs))
+    assert int(valid.sum()) == int(np.triu(inside).sum()) and np.all(i[valid] < j[valid])
+    with pytest.raises(hybrax.ConfigurationError, match="format"):
+        md.neighbor_list(positions, box, cutoff=2.5, format="verlet")
+
+
+def test_table_energy_forces_stress_and_gradient(fcc500, table500):
+    """Pair sums over the table equal brute force; the gradient of the energy equals minus
+    the forces and central differences (float64)."""
+    positions, box = fcc500
+    lj = md.LennardJones(cutoff=2.5, shift=False)
+    lengths = np.asarray(box.lengths)
+
+    @jax.jit
+    def evaluate(p, nbrs):
+        e, f = lj.energy_and_forces(p, nbrs, box)
+        grad = jax.grad(lambda q: lj.energy(q, nbrs, box))(p)
+        per_atom = lj.per_atom_energy(p, nbrs, box)
+        return e, f, grad, per_atom, md.stress(lj, p, box, nbrs)
+
+    e, f, grad, per_atom, sigma = evaluate(positions, table500)
+    reference = brute_force_lj(positions, lengths, 2.5)
+    np.testing.assert_allclose(e, reference, rtol=1e-12)
+    np.testing.assert_allclose(jnp.sum(per_atom), reference, rtol=1e-12)
+    forces, stress = brute_force_lj_forces_and_stress(positions, lengths, 2.5)
+    np.testing.assert_allclose(f, forces, atol=1e-10)
+    np.testing.assert_allclose(sigma, stress, atol=1e-12)
+    np.testing.assert_allclose(grad, -f, atol=1e-10)
+    h = 1e-6
+    for atom, axis in ((0, 0), (137, 2)):
+        shifted = [positions.at[atom, axis].add(s) for s in (h, -h)]
+        plus, minus = (brute_force_lj(q, lengths, 2.5) for q in shifted)
+        np.testing.assert_allclose(grad[atom, axis], (plus - minus) / (2 * h), rtol=1e-6)
+
+
+def test_table_overflow_stale_and_box_change(fcc500, table500, key):
+    """A table too narrow for its rows flags overflow and makes pair sums NaN; `grow`
+    fixes it; moves below skin / 2 keep it valid, larger ones rebuild it; a shrunk box
+    is flagged and `grow` builds the list that box needs."""
+    positions, box = fcc500
+    lj = md.LennardJones(cutoff=2.5, shift=False)
+    lengths = np.asarray(box.lengths)
+    update = jax.jit(lambda n, p, b: n.update(p, b))
+    narrow = dataclasses.replace(table500, widths=(table500.widths[0] // 2,))
+    narrow = update(narrow, positions, box)
+    assert bool(narrow.overflow)
+    assert np.isnan(float(lj.energy(positions, narrow, box)))
+    grown = narrow.grow(positions, box)
+    assert grown.format == "table" and not bool(grown.overflow)
+    assert grown.slots_per_atom > narrow.slots_per_atom
+
+    direction = jax.random.normal(key, positions.shape, positions.dtype)
+    direction = direction / jnp.max(jnp.linalg.norm(direction, axis=1))
+    small = box.wrap(positions + 0.14 * direction)  # everyone moved < skin / 2
+    large = box.wrap(positions + 0.3 * direction)
+    assert not bool(table500.needs_update(small, box))
+    assert bool(table500.needs_update(large, box))
+    rebuilt = update(table500, large, box)
+    energy = jax.jit(lambda p, n: lj.energy(p, n, box))
+    np.testing.assert_allclose(
+        energy(small, table500), brute_force_lj(small, lengths, 2.5), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        energy(large, rebuilt), brute_force_lj(large, lengths, 2.5), rtol=1e-12
+    )
+
+    shrunk = md.PeriodicBox(box.lengths * 0.8)  # the static grid no longer reaches 2.8
+    assert not bool(table500.covers(shrunk))
+    assert bool(update(table500, positions * 0.8, shrunk).overflow)
+    moved = table500.grow(positions * 0.8, shrunk)  # too small for cells now: all pairs
+    assert not bool(moved.overflow) and bool(moved.covers(shrunk))
