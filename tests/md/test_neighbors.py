@@ -262,6 +262,10 @@ def test_table_overflow_stale_and_box_change(fcc500, table500, key):
     grown = narrow.grow(positions, box)
     assert grown.format == "table" and not bool(grown.overflow)
     assert grown.slots_per_atom > narrow.slots_per_atom
+    few = tuple(w // 2 for w in table500.candidate_widths)  # candidate windows too short
+    few = update(dataclasses.replace(table500, candidate_widths=few), positions, box)
+    assert bool(few.overflow) and np.isnan(float(lj.energy(positions, few, box)))
+    assert not bool(few.grow(positions, box).overflow)
 
     direction = jax.random.normal(key, positions.shape, positions.dtype)
     direction = direction / jnp.max(jnp.linalg.norm(direction, axis=1))
