@@ -48,11 +48,16 @@ times and the mean correlation curves. Plots: ``correlation.png``, ``vorticity.p
 ``OUT/correction.eqx`` and ``OUT/tendency_correction.eqx`` hold the trained networks' weights and
 ``OUT/reference_data.npz`` the reference data; `load_run` reads them back.
 
+`reference_stepper` (the reference solver) and `band_observer` (a rollout's ``observe``
+that coarse-grains to the coarse band) let other scripts run the reference from any start,
+e.g. ``benchmarks/kolmogorov_ceiling.py``: the reference itself started from the coarse band,
+the ceiling of a coarse model that does not reconstruct the unresolved scales.
+
 Layout: ``settings.py``, ``model.py``, ``data.py``, ``train.py``, ``evaluate.py``,
 ``report.py``, ``workflow.py`` (`run`, `load_run`). The names below are the public surface.
 """
 
-from .data import ForecastData, make_forecast_data, make_training_data, start_on
+from .data import ForecastData, band_observer, make_forecast_data, make_training_data, start_on
 from .evaluate import correlation_curves, decorrelation_times, seconds_per_time_unit
 from .model import (
     AddVorticityCorrection,
@@ -61,6 +66,7 @@ from .model import (
     hybrid_stepper,
     network_of,
     plain_stepper,
+    reference_stepper,
     tendency_stepper,
 )
 from .report import comparison_table
@@ -79,6 +85,7 @@ __all__ = [
     "ForecastData",
     "SavedRun",
     "VorticityCorrection",
+    "band_observer",
     "comparison_table",
     "correlation_curves",
     "decorrelation_times",
@@ -89,6 +96,7 @@ __all__ = [
     "network_of",
     "network_scales",
     "plain_stepper",
+    "reference_stepper",
     "run",
     "seconds_per_time_unit",
     "start_on",
