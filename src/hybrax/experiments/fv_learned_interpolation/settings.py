@@ -105,7 +105,7 @@ class FVSettings(WorkflowSettings):
     kernel_size: int = 3
     stencil_size: int = 4
     interpolation_calls: str = "per_step"
-    stages: tuple[tuple[int, int], ...] = ((4, 300), (8, 250))
+    stages: tuple[tuple[int, int], ...] = ((4, 300), (8, 250), (16, 200), (32, 150))
     batch_size: int = 4
     learning_rate: float = 2e-3
     window_stride: int = 1

@@ -1,0 +1,71 @@
+"""Cost per simulated time unit of a finished fv-learned-interpolation run's models,
+re-measured on a steady clock.
+
+A workflow times its models once, at the end of training, on whatever the machine is doing
+then (wall clock, three rounds): on a shared 2-core machine that spreads the ratios by 2x
+between runs. This script reads a finished run folder (`load_run`), rebuilds the five
+models (plain 1x, 2x, 4x and both learned models, with their trained networks) and times
+each on the same reference start (`simulated` time units in one jitted `hybrax.rollout`,
+network included, compilation excluded), interleaved over ``--rounds`` rounds, keeping the
+least disturbed round. Use ``--clock cpu`` with the process pinned to one core (``taskset
+-c 0``) for CPU seconds of one core. Ratios are against ``plain_2x``.
+
+    taskset -c 0 python benchmarks/workflow_costs.py RUN_FOLDER --clock cpu \
+        [--rounds 7] [--time 1.0] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+
+import _harness as H
+import equinox as eqx
+import jax
+
+import hybrax
+from hybrax.experiments import fv_learned_interpolation as fvli
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a finished fv-learned-interpolation run folder")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--time", type=float, default=1.0, help="simulated time per call")
+    args, rest = parser.parse_known_args(argv)
+    common = H.parse_args("workflow costs", rest)
+    saved = fvli.load_run(args.run)
+    s = saved.settings
+    models = {
+        name: (fvli.plain_stepper(s, factor), factor)
+        for name, factor in (("plain_1x", 1), ("plain_2x", 2), ("plain_4x", 4))
+    }
+    models["interpolation_1x"] = (fvli.interpolation_stepper(saved.interpolation, s), 1)
+    models["correction_1x"] = (
+        fvli.correction_stepper(saved.correction, s, saved.velocity_scale),
+        1,
+    )
+    # one reference start, face-averaged onto every grid
+    one = s.replace(num_test_trajectories=1, test_starts=1, horizon=s.time_step())
+    data = fvli.make_forecast_data(jax.random.key(1), one)
+    calls = {}
+    for name, (stepper, factor) in models.items():
+        state = jax.tree.map(lambda x: x[0], fvli.start_on(data.starts, s, factor))
+        steps = max(1, round(args.time / float(stepper.dt)))
+        run = eqx.filter_jit(lambda st, x, n=steps: hybrax.rollout(st, x, n, save_every=None)[0])
+        calls[name] = (functools.partial(run, stepper, state), steps * float(stepper.dt))
+    seconds = H.interleaved_samples({k: v[0] for k, v in calls.items()}, args.rounds)
+    case = f"fv-learned-interpolation {s.coarse_points}^2 ({args.run})"
+    records = []
+    for name, samples in seconds.items():
+        per_time = min(samples) / calls[name][1]
+        note = f"{saved.metrics['decorrelation_time'][name]:.3f} time units to corr < {s.threshold}"
+        records.append(H.Record(case, name, "s_per_time_unit", per_time, "s", note, common.clock))
+    H.report(records, common.json, baseline={"s_per_time_unit": "plain_2x"})
+    H.write_environment(common.json)
+    print(f"clock: {common.clock}; rounds: {args.rounds}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
