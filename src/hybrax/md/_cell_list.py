@@ -704,6 +704,7 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, sums: Sums):
     ext_species = None if species is None else species[nl.ext_ids]
     block, num_blocks, pad = _blocks(n, nl.block_size)
     slot_k = jnp.asarray(np.concatenate([np.arange(w) for w in widths]), jnp.int32)
+    column_of = np.concatenate([np.full(w, q) for q, w in enumerate(widths)]).astype(np.int32)
     cutoff_sq = cutoff * cutoff
 
     def gather_all(source, starts):
@@ -711,11 +712,7 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, sums: Sums):
         return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
 
     def per_slot(x, start, count, si):
-        count_slots = jnp.concatenate(
-            [jnp.broadcast_to(count[:, q : q + 1], (x.shape[0], w)) for q, w in enumerate(widths)],
-            axis=1,
-        )
-        valid = slot_k[None, :] < count_slots
+        valid = slot_k[None, :] < count[:, column_of]
         d = []
         if strained:
             d = [x[:, k : k + 1] - gather_all(ext_coords[k], start) for k in range(3)]
