@@ -567,8 +567,20 @@ def _build_triclinic(positions, box, cutoff, skin, capacity_multiplier, minimum_
         min_cell, (min_width,) = _minimum_capacity(minimum_capacity, 1)
         cell_capacity = min(n, max(cell_capacity, int(min_cell)))
         width = min(n, max(width, int(min_width)))
+    nl = _single_window_list(
+        positions, width, cutoff, skin, grid, (), cell_capacity, triclinic=True
+    )
+    return _update_jit(nl, positions, box)
+
+
+def _single_window_list(
+    positions, width, cutoff, skin, grid, columns, column_capacity, **fields
+) -> CellNeighborList:
+    """An unbuilt list with one window of ``width`` slots per atom (the triclinic windows
+    and the table), ``fields`` the format's own; `_update_jit` fills it."""
+    n = positions.shape[0]
     zeros = jnp.zeros((), jnp.int32)
-    nl = CellNeighborList(
+    return CellNeighborList(
         reference_positions=positions,
         ext_ids=jnp.zeros(n * width, jnp.int32),
         atom_slots=jnp.zeros((n, 2), jnp.int32),
@@ -581,13 +593,12 @@ def _build_triclinic(positions, box, cutoff, skin, capacity_multiplier, minimum_
         cutoff=cutoff,
         skin=skin,
         grid=grid,
-        columns=(),
+        columns=columns,
         widths=(width,),
-        column_capacity=cell_capacity,
+        column_capacity=column_capacity,
         block_size=_block_size(width, n),
-        triclinic=True,
+        **fields,
     )
-    return _update_jit(nl, positions, box)
 
 
 def _build_table(
@@ -618,24 +629,14 @@ def _build_table(
             candidate_widths = tuple(
                 min(n, max(w, m)) for w, m in zip(candidate_widths, extra, strict=True)
             )
-    zeros = jnp.zeros((), jnp.int32)
-    nl = CellNeighborList(
-        reference_positions=positions,
-        ext_ids=jnp.zeros(n * width, jnp.int32),
-        atom_slots=jnp.zeros((n, 2), jnp.int32),
-        window_start=jnp.zeros((n, 1), jnp.int32),
-        window_count=jnp.zeros((n, 1), jnp.int32),
-        overflow=jnp.zeros((), bool),
-        max_counts=jnp.zeros(1, jnp.int32),
-        max_column_length=zeros,
-        num_builds=zeros,
-        cutoff=cutoff,
-        skin=skin,
-        grid=grid,
-        columns=columns,
-        widths=(width,),
-        column_capacity=column_capacity,
-        block_size=_block_size(width, n),
+    nl = _single_window_list(
+        positions,
+        width,
+        cutoff,
+        skin,
+        grid,
+        columns,
+        column_capacity,
         row_count=jnp.zeros(n, jnp.int32),
         max_candidates=jnp.zeros(len(full), jnp.int32),
         format="table",
