@@ -195,7 +195,7 @@ class FusedLearnedInterpolation(AbstractInterpolation):
     >>> net = hybrax.nn.PeriodicCNN(2, 2, 12, hidden_channels=8, num_layers=2,
     ...     key=jax.random.key(0))
     >>> scheme = FusedLearnedInterpolation(net, velocity_scale=1.0)
-    >>> model = IncompressibleNavierStokes.taylor_green(8, scheme=scheme)
+    >>> model = IncompressibleNavierStokes.taylor_green(8, ndim=2, scheme=scheme)
     >>> stepper = ProjectedRK(model, 0.05, freeze_scheme=True)  # one network call per step
     >>> state = stepper.step(model.taylor_green_state())
     >>> bool(jnp.all(jnp.isfinite(state.u)))
