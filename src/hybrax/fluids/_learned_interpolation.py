@@ -78,12 +78,7 @@ class LearnedInterpolation(AbstractInterpolation):
     base: str = eqx.field(static=True, default="central")
 
     def __check_init__(self):
-        if not callable(self.network):
-            raise ConfigurationError(
-                f"network must be callable (in_channels, *faces) -> (out_channels, *faces), "
-                f"got {type(self.network).__name__}"
-            )
-        _check_base(self.stencil_size, self.base)
+        _check_scheme(self, "(in_channels, *faces) -> (out_channels, *faces)")
 
     @property
     def in_channels(self) -> int:
@@ -125,11 +120,18 @@ class LearnedInterpolation(AbstractInterpolation):
         return _face_values(q, velocity, axis, stencil, d, self.base)
 
 
-def _check_base(stencil_size: int, base: str) -> None:
-    if stencil_size not in _STENCILS:
-        raise ConfigurationError(f"stencil_size must be one of {_STENCILS}, got {stencil_size!r}")
-    if base not in _BASES:
-        raise ConfigurationError(f"base must be one of {_BASES}, got {base!r}")
+def _check_scheme(scheme, signature: str) -> None:
+    """A learned scheme's network (callable as ``signature``), stencil size and base."""
+    if not callable(scheme.network):
+        raise ConfigurationError(
+            f"network must be callable {signature}, got {type(scheme.network).__name__}"
+        )
+    if scheme.stencil_size not in _STENCILS:
+        raise ConfigurationError(
+            f"stencil_size must be one of {_STENCILS}, got {scheme.stencil_size!r}"
+        )
+    if scheme.base not in _BASES:
+        raise ConfigurationError(f"base must be one of {_BASES}, got {scheme.base!r}")
 
 
 def _weights(stencil: Array, velocity: Array, d: Array, base_name: str) -> Array:
@@ -210,12 +212,7 @@ class FusedLearnedInterpolation(AbstractInterpolation):
     periodic_only: ClassVar[bool] = True
 
     def __check_init__(self):
-        if not callable(self.network):
-            raise ConfigurationError(
-                f"network must be callable (d, *cells) -> (d * d * (stencil_size - 1), *cells), "
-                f"got {type(self.network).__name__}"
-            )
-        _check_base(self.stencil_size, self.base)
+        _check_scheme(self, "(d, *cells) -> (d * d * (stencil_size - 1), *cells)")
         if not self.velocity_scale > 0:
             raise ConfigurationError(
                 f"velocity_scale must be a positive number, got {self.velocity_scale!r}"
