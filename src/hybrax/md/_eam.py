@@ -12,7 +12,14 @@ from jaxtyping import Array, Bool, Float, Int
 
 from hybrax.core import ConfigurationError, check_float, check_parameter
 
-from ._manybody import AbstractManyBodyEnergy, check_species, element_names, half_pairs
+from ._manybody import (
+    AbstractManyBodyEnergy,
+    _reverse_pass,
+    check_species,
+    element_names,
+    half_pairs,
+    verlet_rows,
+)
 from ._potential_files import read_eam
 
 __all__ = ["EmbeddedAtom"]
@@ -52,9 +59,26 @@ def _locate(x: Array, inverse_step: float, size: int, clamp_low: bool) -> tuple[
     return m.astype(jnp.int32) - 1, jnp.minimum(p - m, 1.0)
 
 
-def _cubic(coefficients, index: tuple, p: Array) -> Array:
-    c3, c4, c5, c6 = (c[index] for c in coefficients)
-    return ((c3 * p + c4) * p + c5) * p + c6
+def _stacked(values: Array) -> Array:
+    """`spline_coefficients` stacked on a last axis ``(..., n, 4)`` (one gather per
+    look-up)."""
+    return jnp.stack(spline_coefficients(values), axis=-1)
+
+
+def _lookup(coefficients: Array, species: tuple, interval: Array) -> Array:
+    """``coefficients[*species, interval]`` (``(..., 4)``); with one species the species
+    indices are all zero and are skipped (static shape test)."""
+    if all(size == 1 for size in coefficients.shape[: len(species)]):
+        return coefficients.reshape(coefficients.shape[len(species) :])[interval]
+    return coefficients[(*species, interval)]
+
+
+def _value_and_slope(c: Array, p: Array, inverse_step: float) -> tuple[Array, Array]:
+    """A cubic ``((c3 p + c4) p + c5) p + c6`` and its derivative over the grid step."""
+    c3, c4, c5, c6 = c[..., 0], c[..., 1], c[..., 2], c[..., 3]
+    value = ((c3 * p + c4) * p + c5) * p + c6
+    slope = ((3.0 * c3 * p + 2.0 * c4) * p + c5) * inverse_step
+    return value, slope
 
 
 class EmbeddedAtom(AbstractManyBodyEnergy):
@@ -203,45 +227,90 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         )
 
     def _displacements(self, positions, neighbors, box):
-        """Each pair within the cut-off once (no per-atom table: EAM is made of pair
-        sums), ``r_ij = r_j - r_i`` from ``owner = i`` to ``other = j``."""
+        """From a full Verlet table (`hybrax.md.neighbor_list(..., format="table")`) its
+        rows ``(N, W)``; from any other list each pair within the cut-off once (EAM is made
+        of pair sums). Displacements ``r_ij = r_j - r_i`` from ``owner = i`` to ``other =
+        j``."""
         n = neighbors.num_atoms
         species = jnp.zeros(n, jnp.int32) if self.species is None else self.species
-        i, j, valid = half_pairs(neighbors)
-        d = box.displacement(positions[j], positions[i])
+        rows = verlet_rows(neighbors)
+        if rows is not None:
+            j, valid = rows
+            i = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], j.shape)
+            d = box.displacement(positions[j], positions[:, None, :])
+        else:
+            i, j, valid = half_pairs(neighbors)
+            d = box.displacement(positions[j], positions[i])
         mask = valid & (jnp.sum(jax.lax.stop_gradient(d) ** 2, axis=-1) < self.cutoff**2)
         return self._guarded(d, mask, neighbors.overflow), mask, i, j, species
 
+    def _embedding(self, rho: Array, species: Array) -> tuple[Array, Array]:
+        """``F_s(rho)`` and ``F'_s(rho)``, linear beyond ``rho_max`` as in LAMMPS."""
+        coefficients = _stacked(self.embedding.astype(rho.dtype))
+        k, q = _locate(rho, 1.0 / self.drho, self.embedding.shape[-1], clamp_low=True)
+        value, slope = _value_and_slope(_lookup(coefficients, (species,), k), q, 1.0 / self.drho)
+        return value + jnp.where(rho > self.rho_max, slope * (rho - self.rho_max), 0.0), slope
+
+    def _evaluate(self, positions, neighbors, box):
+        """From a full Verlet table, LAMMPS's two passes over the rows with analytic
+        spline derivatives: densities, then ``dU/dr_ij = F'_i rho'_j + F'_j rho'_i +
+        phi'`` (every pair in both rows, so forces are row sums: no scatter). From other
+        lists one reverse pass over the pairs."""
+        if verlet_rows(neighbors) is None:
+            return _reverse_pass(self, positions, neighbors, box)
+        d, mask, _, table, species = self._displacements(positions, neighbors, box)
+        dtype = d.dtype
+        r = jnp.sqrt(jnp.sum(d * d, axis=-1))
+        interval, p = _locate(r, 1.0 / self.dr, self.density.shape[-1], clamp_low=False)
+        s_i, s_j = species[:, None], species[table]
+        density = _stacked(self.density.astype(dtype))
+        rho_j, slope_j = _value_and_slope(_lookup(density, (s_j,), interval), p, 1.0 / self.dr)
+        rho = jnp.sum(jnp.where(mask, rho_j, 0.0), axis=1)
+        embed, embed_slope = self._embedding(rho, species)
+        pair = _stacked(self.pair.astype(dtype))
+        z, z_slope = _value_and_slope(_lookup(pair, (s_i, s_j), interval), p, 1.0 / self.dr)
+        phi = z / r
+        energy = jnp.sum(embed) + 0.5 * jnp.sum(jnp.where(mask, phi, 0.0))
+        if self.density.shape[0] == 1:
+            slope_i = slope_j
+        else:
+            slope_i = _value_and_slope(_lookup(density, (s_i,), interval), p, 1.0 / self.dr)[1]
+        dudr = embed_slope[:, None] * slope_j + embed_slope[table] * slope_i + (z_slope - phi) / r
+        w = jnp.where(mask, dudr / r, 0.0)
+        components = [d[..., a] for a in range(3)]
+        forces = jnp.stack([jnp.sum(w * c, axis=1) for c in components], axis=-1)
+        virial = jnp.stack(
+            [jnp.stack([jnp.sum(w * ca * cb) for cb in components]) for ca in components]
+        )
+        return energy, forces, -0.5 * virial
+
     def local_energy(
         self,
-        d: Float[Array, "P 3"],
-        mask: Bool[Array, " P"],
-        owner: Int[Array, " P"],
-        other: Int[Array, " P"],
+        d: Float[Array, "... 3"],
+        mask: Bool[Array, "..."],
+        owner: Int[Array, "..."],
+        other: Int[Array, "..."],
         species: Int[Array, " N"],
     ) -> Float[Array, " N"]:
         dtype = d.dtype
         n = species.shape[0]
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))
-        nr = self.density.shape[-1]
-        nrho = self.embedding.shape[-1]
-        interval, p = _locate(r, 1.0 / self.dr, nr, clamp_low=False)
+        interval, p = _locate(r, 1.0 / self.dr, self.density.shape[-1], clamp_low=False)
         s_i, s_j = species[owner], species[other]
-        density = spline_coefficients(self.density.astype(dtype))
-        to_i = jnp.where(mask, _cubic(density, (s_j, interval), p), 0.0)
-        to_j = jnp.where(mask, _cubic(density, (s_i, interval), p), 0.0)
-        rho = jax.ops.segment_sum(to_i, owner, num_segments=n)
-        rho = rho + jax.ops.segment_sum(to_j, other, num_segments=n)
-        pair = spline_coefficients(self.pair.astype(dtype))
-        phi = jnp.where(mask, _cubic(pair, (s_i, s_j, interval), p) / r, 0.0)
-        pair_energy = 0.5 * (
-            jax.ops.segment_sum(phi, owner, num_segments=n)
-            + jax.ops.segment_sum(phi, other, num_segments=n)
-        )
-        embedding = spline_coefficients(self.embedding.astype(dtype))
-        k, q = _locate(rho, 1.0 / self.drho, nrho, clamp_low=True)
-        c3, c4, c5, _ = (c[species, k] for c in embedding)
-        slope = ((3.0 * c3 / self.drho) * q + 2.0 * c4 / self.drho) * q + c5 / self.drho
-        embed = _cubic(embedding, (species, k), q)
-        embed = embed + jnp.where(rho > self.rho_max, slope * (rho - self.rho_max), 0.0)
-        return embed + pair_energy
+        density = _stacked(self.density.astype(dtype))
+        pair = _stacked(self.pair.astype(dtype))
+        to_i = jnp.where(mask, _value_and_slope(_lookup(density, (s_j,), interval), p, 1.0)[0], 0)
+        phi = _value_and_slope(_lookup(pair, (s_i, s_j), interval), p, 1.0)[0] / r
+        phi = jnp.where(mask, phi, 0.0)
+        if d.ndim == 3:  # full rows: every pair in both rows
+            rho = jnp.sum(to_i, axis=1)
+            pair_energy = 0.5 * jnp.sum(phi, axis=1)
+        else:  # each pair once
+            to_j = _value_and_slope(_lookup(density, (s_i,), interval), p, 1.0)[0]
+            rho = jax.ops.segment_sum(to_i, owner, num_segments=n)
+            rho = rho + jax.ops.segment_sum(jnp.where(mask, to_j, 0.0), other, num_segments=n)
+            pair_energy = 0.5 * (
+                jax.ops.segment_sum(phi, owner, num_segments=n)
+                + jax.ops.segment_sum(phi, other, num_segments=n)
+            )
+        return self._embedding(rho, species)[0] + pair_energy

@@ -43,6 +43,31 @@ def half_pairs(neighbors: AbstractNeighborList) -> tuple[Array, Array, Array]:
     )
 
 
+def verlet_rows(neighbors: AbstractNeighborList) -> tuple[Array, Array] | None:
+    """A full Verlet table's rows ``(table (N, W), valid (N, W))`` (every neighbour of every
+    atom within the list radius, both directions) when ``neighbors`` holds one (a
+    `CellNeighborList` of format ``"table"`` in an orthorhombic box), else None."""
+    if (
+        isinstance(neighbors, CellNeighborList)
+        and neighbors.format == "table"
+        and not neighbors.triclinic
+    ):
+        n, width = neighbors.num_atoms, neighbors.widths[0]
+        table = neighbors.ext_ids.reshape(n, width)
+        valid = jnp.arange(width, dtype=jnp.int32)[None, :] < neighbors.row_count[:, None]
+        return table, valid
+    return None
+
+
+def _compact_rows(table, keep, capacity: int):
+    """Each row's kept entries moved to its front (in order) in ``capacity`` columns, by
+    a running count and a one-hot sum over the row (no sort, no scatter)."""
+    slot = jnp.cumsum(keep, axis=1, dtype=jnp.int32) - 1
+    hit = keep[:, :, None] & (slot[:, :, None] == jnp.arange(capacity, dtype=jnp.int32))
+    compact = jnp.sum(jnp.where(hit, table[:, :, None], 0), axis=1, dtype=jnp.int32)
+    return compact, jnp.any(hit, axis=1)
+
+
 def neighbor_table(
     neighbors: AbstractNeighborList,
     positions: Float[Array, "N 3"],
@@ -52,9 +77,19 @@ def neighbor_table(
 ) -> tuple[Int[Array, "N M"], Bool[Array, "N M"], Bool[Array, ""]]:
     """Every atom's neighbours within ``cutoff`` (both directions), at most ``capacity`` per
     atom: ``(table, mask, overflow)``; padded slots hold index 0 and ``mask = False``.
-    Integer work only (no gradient flows through it)."""
+    Integer work only (no gradient flows through it).
+
+    From a full Verlet table (`verlet_rows`) each row is filtered and compacted in place;
+    from any other list the candidate pairs are sorted by atom."""
     n = neighbors.num_atoms
     positions = jax.lax.stop_gradient(positions)
+    rows = verlet_rows(neighbors)
+    if rows is not None:
+        table, valid = rows
+        d = box.displacement(positions[table], positions[:, None, :])
+        keep = valid & (jnp.sum(d * d, axis=-1) < cutoff * cutoff)
+        counts = jnp.sum(keep, axis=1, dtype=jnp.int32)
+        return (*_compact_rows(table, keep, capacity), jnp.max(counts) > capacity)
     i, j, valid = half_pairs(neighbors)
     d = box.displacement(positions[i], positions[j])
     valid = valid & (jnp.sum(d * d, axis=-1) < cutoff * cutoff)
@@ -70,6 +105,12 @@ def neighbor_table(
     table = table.at[jnp.where(keep, rows, n), jnp.where(keep, rank, 0)].set(cols, mode="drop")
     mask = jnp.arange(capacity, dtype=jnp.int32)[None, :] < counts[:, None]
     return table, mask, jnp.max(counts) > capacity
+
+
+def triplet_cosines(unit: Float[Array, "N M 3"]) -> Float[Array, "N M M"]:
+    """``cos theta_jik`` of every pair of an atom's neighbour directions, by elementwise
+    products (a batched product of tiny matrices is many times slower on CPU)."""
+    return sum(unit[:, :, None, a] * unit[:, None, :, a] for a in range(3))
 
 
 class AbstractManyBodyEnergy(AbstractEnergy):
@@ -140,6 +181,11 @@ class AbstractManyBodyEnergy(AbstractEnergy):
         d = box.displacement(positions[table], positions[:, None, :])
         return self._guarded(d, mask, overflow | neighbors.overflow), mask, owner, table, species
 
+    def _evaluate(self, positions, neighbors, box):
+        """``(energy, forces, virial)``; by default one reverse pass through
+        `local_energy` (`_reverse_pass`)."""
+        return _reverse_pass(self, positions, neighbors, box)
+
     def _guarded(self, d, mask, bad):
         """Masked entries get a harmless vector; everything is NaN when the list is bad."""
         safe = jnp.asarray([0.5 * self.cutoff, 0.0, 0.0], d.dtype)
@@ -190,17 +236,25 @@ def _per_atom_energy(potential: AbstractManyBodyEnergy, positions, neighbors, bo
 
 @eqx.filter_jit
 def _energy_forces_virial(potential: AbstractManyBodyEnergy, positions, neighbors, box):
+    """One compiled program for the energy, forces and virial (`_evaluate`)."""
+    return potential._evaluate(positions, neighbors, box)
+
+
+def _reverse_pass(potential: AbstractManyBodyEnergy, positions, neighbors, box):
     """Energy, forces and virial from ``g = dU/dr_ij`` over the displacements
     ``r_ij = r_other - r_owner``: ``F = sum over owner of g - sum over other of g`` and
     ``W = -sum r_ij (x) g_ij``."""
     d, mask, owner, other, species = potential._displacements(positions, neighbors, box)
     energy = lambda x: jnp.sum(potential.local_energy(x, mask, owner, other, species))  # noqa: E731
     total, grad = jax.value_and_grad(energy)(d)
-    grad = jnp.where(mask[..., None], grad, 0.0).reshape(-1, 3)
+    grad = jnp.where(mask[..., None], grad, 0.0)
     n = positions.shape[0]
-    forces = jax.ops.segment_sum(grad, owner.reshape(-1), num_segments=n)
-    forces = forces - jax.ops.segment_sum(grad, other.reshape(-1), num_segments=n)
-    return total, forces, -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad)
+    if grad.ndim == 3:  # per-atom rows: the owner's sum is a row sum
+        forces = jnp.sum(grad, axis=1)
+    else:
+        forces = jax.ops.segment_sum(grad, owner, num_segments=n)
+    forces = forces - jax.ops.segment_sum(grad.reshape(-1, 3), other.reshape(-1), num_segments=n)
+    return total, forces, -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad.reshape(-1, 3))
 
 
 def check_species(name: str, species, num_species: int) -> Array | None:

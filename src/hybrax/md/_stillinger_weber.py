@@ -17,6 +17,7 @@ from ._manybody import (
     check_max_neighbors,
     check_species,
     element_names,
+    triplet_cosines,
 )
 from ._potential_files import SW_FIELDS, read_stillinger_weber
 
@@ -186,7 +187,7 @@ class StillingerWeber(AbstractManyBodyEnergy):
         pair = 0.5 * jnp.sum(jnp.where(inside, two, 0.0), axis=1)
         radial = jnp.where(inside, jnp.exp(get(self.gamma, ij) * sigma / (r - cut)), 0.0)
         unit = d / r[..., None]
-        cos = jnp.einsum("nja,nka->njk", unit, unit)
+        cos = triplet_cosines(unit)
         strength = get(self.lambda_, ijk) * get(self.epsilon, ijk)
         angular = strength * (cos - get(self.cos_theta0, ijk)) ** 2
         m = table.shape[1]

@@ -12,7 +12,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from hybrax.core import ConfigurationError, concrete_or_none
 
-from ._manybody import AbstractManyBodyEnergy
+from ._manybody import AbstractManyBodyEnergy, triplet_cosines
 from ._potential_files import read_tersoff
 from ._stillinger_weber import pair_and_triplet_species, set_triplet_fields, static_cutoff
 
@@ -183,7 +183,7 @@ class Tersoff(AbstractManyBodyEnergy):
         R3, D3 = get(self.R, ijk), get(self.D, ijk)
         mask_k = mask[:, None, :] & (r_ik < R3 + D3)
         unit = d / r[..., None]
-        cos = jnp.einsum("nja,nka->njk", unit, unit)
+        cos = triplet_cosines(unit)
         c2, d2 = get(self.c, ijk) ** 2, get(self.d, ijk) ** 2
         g = get(self.gamma, ijk) * (
             1.0 + c2 / d2 - c2 / (d2 + (get(self.cos_theta0, ijk) - cos) ** 2)
