@@ -20,6 +20,7 @@ from hybrax.core import (
     concrete_or_none,
 )
 
+from ._barostats import MartynaTobiasKlein
 from ._batch import SystemBatch, _box
 from ._batch_forces import (
     _update_all,
@@ -65,15 +66,17 @@ def simulate_batch(
     batch's, and a stepper built once for one box would carry the wrong ones); any
     parameters it closes over (the energy's epsilon, ``dt``) are shared and differentiable.
 
-    Ensembles: `VelocityVerlet` (NVE), `LangevinBAOAB` and `NoseHooverChain` (NVT). Padding
-    atoms never move and keep zero velocity: they feel no force, Langevin's noise is
-    switched off for them, and a chain's velocity scaling leaves them at rest. A
-    `NoseHooverChain` counts each system's own ``3 n_b - 3`` degrees of freedom (``n_b``
-    real atoms; leave its ``degrees_of_freedom`` None: that field is one static number per
-    stepper, so the per-system count is taken from ``batch.mask``), so each system follows
-    the trajectory it has alone under ``NoseHooverChain`` with the default count. Each
-    Langevin system draws its noise from its own key (``key``), the same numbers it draws
-    alone with ``stepper.init(..., key=keys[b])``.
+    Ensembles: `VelocityVerlet` (NVE), `LangevinBAOAB` and `NoseHooverChain` (NVT),
+    `MartynaTobiasKlein` (NPT: each system's box follows its own pressure; the boxes are in
+    ``final.barostat``, e.g. ``jnp.prod(final.barostat.lengths, axis=-1)`` the volumes).
+    Padding atoms keep zero velocity: they feel no force, Langevin's noise is switched off
+    for them, and a chain's velocity scaling leaves them at rest; they never move, except
+    with the box under NPT. A `NoseHooverChain` (and MTK's chains) counts each system's own
+    ``3 n_b - 3`` degrees of freedom (``n_b`` real atoms; leave its ``degrees_of_freedom``
+    None: that field is one static number per stepper, so the per-system count is taken
+    from ``batch.mask``), so each system follows the trajectory it has alone with the
+    default count. Each Langevin system draws its noise from its own key (``key``), the
+    same numbers it draws alone with ``stepper.init(..., key=keys[b])``.
 
     Neighbour lists: when any system's list overflows during a chunk, the lists of the
     whole batch are rebuilt with more room (the capacity is shared because the shapes of a
@@ -95,7 +98,7 @@ def simulate_batch(
         e.g. ``lambda box, m: md.VelocityVerlet(md.LennardJones(), box, dt=0.005,
         masses=m)`` or ``lambda box, m: md.NoseHooverChain(lj, box, dt=0.005,
         temperature=1.0, masses=m)``. Called under `jax.vmap`; it must return a
-        `VelocityVerlet`, `LangevinBAOAB` or `NoseHooverChain`.
+        `VelocityVerlet`, `LangevinBAOAB`, `NoseHooverChain` or `MartynaTobiasKlein`.
     batch
         The systems (`SystemBatch`); their positions and velocities start the run unless
         ``state`` is given.
@@ -126,7 +129,8 @@ def simulate_batch(
     ------
     hybrax.ConfigurationError
         A stepper of another kind (the message lists the supported ones), a
-        `NoseHooverChain` with ``degrees_of_freedom`` set or a system of one atom under it,
+        `NoseHooverChain` or `MartynaTobiasKlein` with ``degrees_of_freedom`` set or a system
+        of one atom under it,
         Langevin without ``key``, keys of the wrong shape, ``key`` together with ``state``.
     hybrax.InstabilityError, hybrax.NonFiniteStateError
         A system blew up (the message names the system and the step).
@@ -283,10 +287,12 @@ def _make_steppers(make_stepper, batch: SystemBatch):
                 "simulate_batch: make_stepper(box, masses) must return a hybrax.md stepper "
                 f"({SUPPORTED}), got {type(stepper).__name__}"
             )
-        if isinstance(stepper, NoseHooverChain) and num_atoms is not None and min(num_atoms) < 2:
+        chained = isinstance(stepper, (NoseHooverChain, MartynaTobiasKlein))
+        if chained and num_atoms is not None and min(num_atoms) < 2:
             b = int(np.argmin(num_atoms))
             raise ConfigurationError(
-                f"simulate_batch: system {b} has {int(num_atoms[b])} atom; a NoseHooverChain "
+                f"simulate_batch: system {b} has {int(num_atoms[b])} atom; a "
+                f"{type(stepper).__name__} "
                 "needs at least 2 (3 n - 3 >= 1 degrees of freedom): run it with "
                 "VelocityVerlet or LangevinBAOAB, or leave it out of the batch"
             )

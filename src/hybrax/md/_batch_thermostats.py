@@ -1,12 +1,14 @@
-"""Thermostats inside a padded batch (`hybrax.md.simulate_batch`): a system's
-`LangevinBAOAB` or `NoseHooverChain` wrapped with its padding mask, so that padding atoms
-feel no noise and never move, and the chain counts the system's own ``3 n_b - 3`` degrees of
-freedom instead of the padded ``3 N - 3``.
+"""Thermostats and the barostat inside a padded batch (`hybrax.md.simulate_batch`): a
+system's `LangevinBAOAB` or `NoseHooverChain` wrapped with its padding mask, so that padding
+atoms feel no noise and never move, and a chain (also `MartynaTobiasKlein`'s) counts the
+system's own ``3 n_b - 3`` degrees of freedom instead of the padded ``3 N - 3``.
 
 Why wrappers: a batch's steppers are built under `jax.vmap`, so they share one static
 structure, while `NoseHooverChain.degrees_of_freedom` is static (one value per stepper). The
 per-system count therefore travels here as an array leaf computed from the batch's mask,
 next to the user's stepper (whose parameters stay the leaves that `jax.grad` reaches)."""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -16,13 +18,16 @@ from jaxtyping import Array, Bool, Int
 from hybrax.core import ConfigurationError
 
 from . import _nose_hoover as nhc
+from ._barostats import MartynaTobiasKlein
 from ._energy import AbstractEnergy
 from ._integrators import AbstractMDStepper, VelocityVerlet, _scalar
 from ._space import AbstractBox
 from ._state import MDState, NoseHooverChainState
 from ._thermostats import LangevinBAOAB, NoseHooverChain
 
-SUPPORTED = "VelocityVerlet (NVE), LangevinBAOAB or NoseHooverChain (NVT)"
+SUPPORTED = (
+    "VelocityVerlet (NVE), LangevinBAOAB or NoseHooverChain (NVT), or MartynaTobiasKlein (NPT)"
+)
 
 
 class _AbstractPaddedStepper(AbstractMDStepper):
@@ -115,25 +120,47 @@ class PaddedNoseHooverChain(_AbstractPaddedStepper):
         return NoseHooverChain.step(self, state)
 
 
+class PaddedMartynaTobiasKlein(MartynaTobiasKlein):
+    """`MartynaTobiasKlein` counting the system's own ``3 n_b - 3`` particle degrees of
+    freedom (``particle_dof``, an array leaf: it differs between the systems of one vmapped
+    batch) in the chains, the barostat mass and the kinetic coupling. Everything else is
+    MTK's own step: padding atoms have zero velocity and feel no force, so the kicks and
+    chain scalings leave them at rest; they only ride the box's affine deformation (they
+    interact with nothing) and each system's box moves with its own pressure."""
+
+    particle_dof: Int[Array, ""] | None = None
+
+    def _dof(self, positions):
+        return _scalar(self.particle_dof, positions)
+
+
 def pad_stepper(stepper: AbstractMDStepper, mask: Array) -> AbstractMDStepper:
     """One system's stepper ready for its padded batch (called under `jax.vmap`):
     `VelocityVerlet` as it is (padding atoms have no force and zero velocity, so they stay
-    put), `LangevinBAOAB` and `NoseHooverChain` wrapped with the mask; any other kind is a
-    `ConfigurationError` listing the supported ones."""
+    put), `LangevinBAOAB` and `NoseHooverChain` wrapped with the mask, `MartynaTobiasKlein`
+    with the system's degrees of freedom; any other kind is a `ConfigurationError` listing
+    the supported ones."""
     if isinstance(stepper, VelocityVerlet):
         return stepper
+    if isinstance(stepper, MartynaTobiasKlein):
+        _check_default_dof(stepper, "MartynaTobiasKlein")
+        fields = {f.name: getattr(stepper, f.name) for f in dataclasses.fields(stepper)}
+        return PaddedMartynaTobiasKlein(**fields, particle_dof=3 * jnp.sum(mask) - 3)
     if isinstance(stepper, LangevinBAOAB):
         return PaddedLangevinBAOAB(stepper, mask)
     if isinstance(stepper, NoseHooverChain):
-        if stepper.degrees_of_freedom is not None:
-            raise ConfigurationError(
-                "simulate_batch: NoseHooverChain(degrees_of_freedom="
-                f"{stepper.degrees_of_freedom}) would give every system of the batch the same "
-                "count; leave degrees_of_freedom=None: each system's chain counts its own "
-                "3 n_b - 3 (n_b real atoms, from batch.mask)"
-            )
+        _check_default_dof(stepper, "NoseHooverChain")
         return PaddedNoseHooverChain(stepper, mask, 3 * jnp.sum(mask) - 3)
     raise ConfigurationError(
         f"simulate_batch: {type(stepper).__name__} is not supported yet in padded batches; "
         f"make_stepper must return {SUPPORTED}"
     )
+
+
+def _check_default_dof(stepper, name: str) -> None:
+    if stepper.degrees_of_freedom is not None:
+        raise ConfigurationError(
+            f"simulate_batch: {name}(degrees_of_freedom={stepper.degrees_of_freedom}) would "
+            "give every system of the batch the same count; leave degrees_of_freedom=None: "
+            "each system's chain counts its own 3 n_b - 3 (n_b real atoms, from batch.mask)"
+        )
