@@ -58,7 +58,7 @@ SLOW: dict[str, float] = {
     "hybrax.climate._ebm.BudykoSellers": 6.64,
     "hybrax.climate._ebm_equilibrium.hysteresis_sweep": 6.4,
     "hybrax.md._simulate.simulate": 5.79,
-    "hybrax.md._batch_simulate.simulate_batch": 5.84,
+    "hybrax.md._batch_simulate.simulate_batch": 16.5,  # NVE, Langevin and NPT batches
     "hybrax.md._equivariant.EquivariantPotential": 4.8,  # e3nn-jax import and model build
     "hybrax.core._imex.CrankNicolsonRK4": 5.6,
     "hybrax.fluids._incompressible.IncompressibleNavierStokes": 5.47,

@@ -157,6 +157,17 @@ def simulate_batch(
     ...     batch, nbrs, 20, chunk_size=20, key=jax.random.key(2))
     >>> bool((final.positions[0, 32:] == batch.positions[0, 32:]).all())  # padding stays put
     True
+
+    NPT: each system's box follows its own pressure.
+
+    >>> import jax.numpy as jnp
+    >>> final, volumes = md.simulate_batch(
+    ...     lambda box, m: md.MartynaTobiasKlein(lj, box, dt=0.005, temperature=1.0,
+    ...         pressure=1.0, tau_barostat=1.0, masses=m),
+    ...     batch, nbrs, 20, chunk_size=20, save_every=10,
+    ...     observe=lambda s: jnp.prod(s.barostat.lengths))
+    >>> volumes.shape
+    (2, 2)
     """
     if not callable(make_stepper) or isinstance(make_stepper, AbstractMDStepper):
         raise ConfigurationError(
