@@ -41,11 +41,17 @@ def reference():
     return dict(np.load(REFERENCE))
 
 
-def assert_matches_lammps(potential, reference, case):
-    """Energy, forces and virial (xx yy zz xy xz yz) equal LAMMPS's to 1e-10."""
+def assert_matches_lammps(potential, reference, case, table=False):
+    """Energy, forces and virial (xx yy zz xy xz yz) equal LAMMPS's to 1e-10 (with all
+    pairs, or with ``table`` a cell list's full Verlet table)."""
     positions = jnp.asarray(reference[f"{case}/positions"])
     box = md.PeriodicBox(jnp.asarray(reference[f"{case}/lengths"]))
-    nbrs = md.DenseNeighborList.build(positions, box, cutoff=potential.cutoff, skin=0.0)
+    if table:
+        nbrs = md.CellNeighborList.build(
+            positions, box, cutoff=potential.cutoff, skin=0.1, format="table"
+        )
+    else:
+        nbrs = md.DenseNeighborList.build(positions, box, cutoff=potential.cutoff, skin=0.0)
     energy, forces = potential.energy_and_forces(positions, nbrs, box)
     w = potential.virial(positions, nbrs, box)
     virial = np.asarray([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
@@ -72,6 +78,21 @@ def test_energy_forces_virial_equal_lammps(reference, case, kind, file, elements
     species = reference[f"{case}/species"]
     potential = kind.from_file(potential_file(file), elements, species=species)
     assert_matches_lammps(potential, reference, case)
+
+
+@pytest.mark.parametrize(
+    "case, kind, file, elements",
+    [
+        ("sw_si", md.StillingerWeber, "Si.sw", ("Si",)),
+        ("tersoff_sic", md.Tersoff, "SiC.tersoff", ("Si", "C")),
+    ],
+)
+def test_verlet_table_rows_equal_lammps(reference, case, kind, file, elements):
+    """From a cell list's full Verlet table (rows filtered to the cut-off and compacted in
+    place, no sort) the same LAMMPS numbers to 1e-10."""
+    species = reference[f"{case}/species"]
+    potential = kind.from_file(potential_file(file), elements, species=species)
+    assert_matches_lammps(potential, reference, case, table=True)
 
 
 def test_constructor_equals_file():
