@@ -35,7 +35,36 @@ def _random_start(settings: CorrectionSettings):
 
 
 def band_observer(settings: CorrectionSettings, factor: int):
-    """``observe`` for a rollout at ``factor`` x: the state coarse-grained to the band."""
+    """``observe`` for a rollout at ``factor`` x: the state coarse-grained to the band.
+
+    Every comparison of the workflow is made on the coarse grid's band (``|n_x|, |n_y| <
+    N / 3``, N = ``settings.coarse_points``): a rollout of the model at ``factor`` times the
+    coarse resolution saves its states through this function, exactly truncated to that
+    band (`hybrax.grids.coarse_grain`), so that every model's trajectory has the coarse
+    grid's shape.
+
+    Parameters
+    ----------
+    settings
+        The workflow's settings (`FULL`, `QUICK` or your own).
+    factor
+        The rollout's resolution relative to the coarse grid (1, 2, 4 or
+        ``settings.reference_factor``).
+
+    Returns
+    -------
+    observe
+        ``SpectralState -> SpectralState`` on the coarse grid, time unchanged.
+
+    Examples
+    --------
+    >>> import jax
+    >>> from hybrax.experiments.kolmogorov_correction import QUICK, band_observer
+    >>> fine = QUICK.model(2).initial_state(jax.random.key(0), max_velocity=1.0)
+    >>> band_observer(QUICK, 2)(fine).field_hat.shape == QUICK.model(1).initial_state(
+    ...     jax.random.key(0)).field_hat.shape
+    True
+    """
     source, target = settings.grid(factor), settings.grid(1)
 
     def observe(state: SpectralState) -> SpectralState:
