@@ -20,6 +20,7 @@ from ._manybody import (
     half_pairs,
     verlet_rows,
 )
+from ._neighbors import _block_size, _blocks, _pad
 from ._potential_files import read_eam
 
 __all__ = ["EmbeddedAtom"]
@@ -254,35 +255,62 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
     def _evaluate(self, positions, neighbors, box):
         """From a full Verlet table, LAMMPS's two passes over the rows with analytic
         spline derivatives: densities, then ``dU/dr_ij = F'_i rho'_j + F'_j rho'_i +
-        phi'`` (every pair in both rows, so forces are row sums: no scatter). From other
-        lists one reverse pass over the pairs."""
-        if verlet_rows(neighbors) is None:
+        phi'`` (every pair in both rows, so forces are row sums: no scatter), each over
+        blocks of rows so the temporaries stay in cache. From other lists one reverse pass
+        over the pairs."""
+        rows = verlet_rows(neighbors)
+        if rows is None:
             return _reverse_pass(self, positions, neighbors, box)
-        d, mask, _, table, species = self._displacements(positions, neighbors, box)
-        dtype = d.dtype
-        r = jnp.sqrt(jnp.sum(d * d, axis=-1))
-        interval, p = _locate(r, 1.0 / self.dr, self.density.shape[-1], clamp_low=False)
-        s_i, s_j = species[:, None], species[table]
-        density = _stacked(self.density.astype(dtype))
-        rho_j, slope_j = _value_and_slope(_lookup(density, (s_j,), interval), p, 1.0 / self.dr)
-        rho = jnp.sum(jnp.where(mask, rho_j, 0.0), axis=1)
-        embed, embed_slope = self._embedding(rho, species)
-        pair = _stacked(self.pair.astype(dtype))
-        z, z_slope = _value_and_slope(_lookup(pair, (s_i, s_j), interval), p, 1.0 / self.dr)
-        phi = z / r
-        energy = jnp.sum(embed) + 0.5 * jnp.sum(jnp.where(mask, phi, 0.0))
-        if self.density.shape[0] == 1:
-            slope_i = slope_j
-        else:
-            slope_i = _value_and_slope(_lookup(density, (s_i,), interval), p, 1.0 / self.dr)[1]
-        dudr = embed_slope[:, None] * slope_j + embed_slope[table] * slope_i + (z_slope - phi) / r
-        w = jnp.where(mask, dudr / r, 0.0)
-        components = [d[..., a] for a in range(3)]
-        forces = jnp.stack([jnp.sum(w * c, axis=1) for c in components], axis=-1)
-        virial = jnp.stack(
-            [jnp.stack([jnp.sum(w * ca * cb) for cb in components]) for ca in components]
+        table, valid = rows
+        n, width = table.shape
+        dtype = positions.dtype
+        species = jnp.zeros(n, jnp.int32) if self.species is None else self.species
+        block, num_blocks, pad = _blocks(n, _block_size(width, n))
+        blocks = (
+            jnp.minimum(jnp.arange(n + pad, dtype=jnp.int32), n - 1).reshape(num_blocks, block),
+            _pad(table, pad).reshape(num_blocks, block, width),
+            _pad(valid, pad, False).reshape(num_blocks, block, width),
         )
-        return energy, forces, -0.5 * virial
+        density = _stacked(self.density.astype(dtype))
+        pair = _stacked(self.pair.astype(dtype))
+        inverse_dr = 1.0 / self.dr
+
+        def geometry(atoms, others, valid):
+            d = box.displacement(positions[others], positions[atoms][:, None, :])
+            mask = valid & (jnp.sum(jax.lax.stop_gradient(d) ** 2, axis=-1) < self.cutoff**2)
+            d = self._guarded(d, mask, neighbors.overflow)
+            r = jnp.sqrt(jnp.sum(d * d, axis=-1))
+            interval, p = _locate(r, inverse_dr, self.density.shape[-1], clamp_low=False)
+            return d, mask, r, interval, p, species[atoms][:, None], species[others]
+
+        def densities(args):
+            _, mask, _, interval, p, _, s_j = geometry(*args)
+            rho_j = _value_and_slope(_lookup(density, (s_j,), interval), p, inverse_dr)[0]
+            return jnp.sum(jnp.where(mask, rho_j, 0.0), axis=1)
+
+        rho = jax.lax.map(densities, blocks).reshape(-1)[:n]
+        embed, embed_slope = self._embedding(rho, species)
+
+        def forces(args):
+            d, mask, r, interval, p, s_i, s_j = geometry(*args)
+            _, slope_j = _value_and_slope(_lookup(density, (s_j,), interval), p, inverse_dr)
+            if self.density.shape[0] == 1:
+                slope_i = slope_j
+            else:
+                slope_i = _value_and_slope(_lookup(density, (s_i,), interval), p, inverse_dr)[1]
+            z, z_slope = _value_and_slope(_lookup(pair, (s_i, s_j), interval), p, inverse_dr)
+            phi = z / r
+            fp_i, fp_j = embed_slope[args[0]][:, None], embed_slope[args[1]]
+            dudr = fp_i * slope_j + fp_j * slope_i + (z_slope - phi) / r
+            w = jnp.where(mask, dudr / r, 0.0)
+            c = [d[..., a] for a in range(3)]
+            force = jnp.stack([jnp.sum(w * ca, axis=1) for ca in c], axis=-1)
+            virial = jnp.stack([jnp.stack([jnp.sum(w * ca * cb) for cb in c]) for ca in c])
+            return force, jnp.sum(jnp.where(mask, phi, 0.0)), virial
+
+        force, pair_energy, virial = jax.lax.map(forces, blocks)
+        energy = jnp.sum(embed) + 0.5 * jnp.sum(pair_energy)
+        return energy, force.reshape(-1, 3)[:n], -0.5 * jnp.sum(virial, axis=0)
 
     def local_energy(
         self,
