@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
@@ -163,14 +164,11 @@ class StillingerWeber(AbstractManyBodyEnergy):
         }
         return cls(**values, species=species, max_neighbors=max_neighbors, elements=elements)
 
-    def local_energy(
-        self,
-        d: Float[Array, "N M 3"],
-        mask: Bool[Array, "N M"],
-        owner: Int[Array, "N M"],
-        table: Int[Array, "N M"],
-        species: Int[Array, " N"],
-    ) -> Float[Array, " N"]:
+    def _parts(self, d, mask, table, species):
+        """Per-entry and per-triplet pieces ``(r, unit, cos, two, two', R, R', h, h')``:
+        ``two`` the two-body term, ``R`` the radial factor of the three-body term, ``h`` its
+        angular factor ``lambda epsilon (cos - cos0)^2`` (entry
+        ``(i, j, k)``) and primes derivatives (in ``r`` or ``cos``)."""
         dtype = d.dtype
         ij, ijk = pair_and_triplet_species(table, species)
         get = lambda leaf, index: leaf.astype(dtype)[index]  # noqa: E731
@@ -183,17 +181,65 @@ class StillingerWeber(AbstractManyBodyEnergy):
         p, q = get(self.p, ij), get(self.q, ij)
         c5 = A * epsilon * B * sigma**p
         c6 = A * epsilon * sigma**q
-        two = (c5 * r**-p - c6 * r**-q) * jnp.exp(sigma / (r - cut))
-        pair = 0.5 * jnp.sum(jnp.where(inside, two, 0.0), axis=1)
-        radial = jnp.where(inside, jnp.exp(get(self.gamma, ij) * sigma / (r - cut)), 0.0)
+        power = c5 * r**-p - c6 * r**-q
+        power_slope = (q * c6 * r**-q - p * c5 * r**-p) / r
+        gap = 1.0 / (r - cut)
+        cutoff_factor = jnp.exp(sigma * gap)
+        two = jnp.where(inside, power * cutoff_factor, 0.0)
+        two_slope = (power_slope - power * sigma * gap**2) * cutoff_factor
+        two_slope = jnp.where(inside, two_slope, 0.0)
+        gamma_sigma = get(self.gamma, ij) * sigma
+        radial = jnp.where(inside, jnp.exp(gamma_sigma * gap), 0.0)
+        radial_slope = -radial * gamma_sigma * gap**2
         unit = d / r[..., None]
         cos = triplet_cosines(unit)
         strength = get(self.lambda_, ijk) * get(self.epsilon, ijk)
-        angular = strength * (cos - get(self.cos_theta0, ijk)) ** 2
-        m = table.shape[1]
-        distinct = ~jnp.eye(m, dtype=bool)[None]
-        three = jnp.where(distinct, angular * radial[:, :, None] * radial[:, None, :], 0.0)
-        return pair + 0.5 * jnp.sum(three, axis=(1, 2))
+        offset = cos - get(self.cos_theta0, ijk)
+        distinct = ~jnp.eye(table.shape[1], dtype=bool)[None]
+        angular = jnp.where(distinct, strength * offset**2, 0.0)
+        angular_slope = jnp.where(distinct, 2.0 * strength * offset, 0.0)
+        return r, unit, cos, two, two_slope, radial, radial_slope, angular, angular_slope
+
+    def local_energy(
+        self,
+        d: Float[Array, "N M 3"],
+        mask: Bool[Array, "N M"],
+        owner: Int[Array, "N M"],
+        table: Int[Array, "N M"],
+        species: Int[Array, " N"],
+    ) -> Float[Array, " N"]:
+        _, _, _, two, _, radial, _, angular, _ = self._parts(d, mask, table, species)
+        three = angular * radial[:, :, None] * radial[:, None, :]
+        return 0.5 * jnp.sum(two, axis=1) + 0.5 * jnp.sum(three, axis=(1, 2))
+
+    def _evaluate(self, positions, neighbors, box):
+        """Energy, forces and virial with the derivatives written out (one pass over the
+        triplets, reductions over the last neighbour axis; the reverse pass XLA derives
+        is several times slower on CPU): for atom ``i``'s neighbour ``j``,
+        ``dE_i/dr_ij = u_j [two'_j / 2 + R'_j S_j - R_j A_j / r_j] + R_j V_j / r_j`` with
+        ``S_j = sum_k H_jk R_k``, ``A_j = sum_k H'_jk R_k cos_jk``, ``V_j = sum_k H'_jk
+        R_k u_k`` (``H`` the angular factor symmetrised over ``j, k``)."""
+        d, mask, _, table, species = self._displacements(positions, neighbors, box)
+        parts = self._parts(d, mask, table, species)
+        r, unit, cos, two, two_slope, radial, radial_slope, angular, angular_slope = parts
+        energy = 0.5 * jnp.sum(two) + 0.5 * jnp.sum(
+            angular * radial[:, :, None] * radial[:, None, :]
+        )
+        symmetric = 0.5 * (angular + jnp.swapaxes(angular, 1, 2))
+        symmetric_slope = 0.5 * (angular_slope + jnp.swapaxes(angular_slope, 1, 2))
+        weights = symmetric_slope * radial[:, None, :]
+        s = jnp.sum(symmetric * radial[:, None, :], axis=2)
+        a = jnp.sum(weights * cos, axis=2)
+        v = jnp.stack([jnp.sum(weights * unit[:, None, :, c], axis=2) for c in range(3)], -1)
+        scale = 0.5 * two_slope + radial_slope * s - radial * a / r
+        grad = unit * scale[..., None] + (radial / r)[..., None] * v
+        grad = jnp.where(mask[..., None], grad, 0.0)
+        n = positions.shape[0]
+        forces = jnp.sum(grad, axis=1) - jax.ops.segment_sum(
+            grad.reshape(-1, 3), table.reshape(-1), num_segments=n
+        )
+        virial = -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad.reshape(-1, 3))
+        return energy, forces, virial
 
 
 def static_cutoff(name: str, what: str, first, second, combine) -> float:
