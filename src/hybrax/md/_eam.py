@@ -18,6 +18,7 @@ from ._manybody import (
     check_species,
     element_names,
     half_pairs,
+    row_displacements,
     verlet_rows,
 )
 from ._neighbors import _block_size, _blocks, _pad
@@ -276,10 +277,10 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         inverse_dr = 1.0 / self.dr
 
         def geometry(atoms, others, valid):
-            d = box.displacement(positions[others], positions[atoms][:, None, :])
-            mask = valid & (jnp.sum(jax.lax.stop_gradient(d) ** 2, axis=-1) < self.cutoff**2)
-            d = self._guarded(d, mask, neighbors.overflow)
-            r = jnp.sqrt(jnp.sum(d * d, axis=-1))
+            d = row_displacements(positions, atoms, others, box)
+            r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+            mask = valid & (jax.lax.stop_gradient(r2) < self.cutoff**2)
+            r = jnp.sqrt(jnp.where(mask, r2, (0.5 * self.cutoff) ** 2))  # masked: harmless
             interval, p = _locate(r, inverse_dr, self.density.shape[-1], clamp_low=False)
             return d, mask, r, interval, p, species[atoms][:, None], species[others]
 
@@ -303,14 +304,15 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
             fp_i, fp_j = embed_slope[args[0]][:, None], embed_slope[args[1]]
             dudr = fp_i * slope_j + fp_j * slope_i + (z_slope - phi) / r
             w = jnp.where(mask, dudr / r, 0.0)
-            c = [d[..., a] for a in range(3)]
+            c = d
             force = jnp.stack([jnp.sum(w * ca, axis=1) for ca in c], axis=-1)
             virial = jnp.stack([jnp.stack([jnp.sum(w * ca * cb) for cb in c]) for ca in c])
             return force, jnp.sum(jnp.where(mask, phi, 0.0)), virial
 
         force, pair_energy, virial = jax.lax.map(forces, blocks)
         energy = jnp.sum(embed) + 0.5 * jnp.sum(pair_energy)
-        return energy, force.reshape(-1, 3)[:n], -0.5 * jnp.sum(virial, axis=0)
+        bad = jnp.where(neighbors.overflow, jnp.nan, 1.0).astype(dtype)  # never silently wrong
+        return bad * energy, bad * force.reshape(-1, 3)[:n], -0.5 * bad * jnp.sum(virial, axis=0)
 
     def local_energy(
         self,

@@ -16,7 +16,7 @@ from ._cell_list import CellNeighborList
 from ._dense_list import DenseNeighborList
 from ._energy import AbstractEnergy
 from ._neighbors import AbstractNeighborList, _check_positions_shape, _window_gather
-from ._space import AbstractBox
+from ._space import AbstractBox, PeriodicBox
 
 __all__ = ["AbstractManyBodyEnergy"]
 
@@ -105,6 +105,25 @@ def neighbor_table(
     table = table.at[jnp.where(keep, rows, n), jnp.where(keep, rank, 0)].set(cols, mode="drop")
     mask = jnp.arange(capacity, dtype=jnp.int32)[None, :] < counts[:, None]
     return table, mask, jnp.max(counts) > capacity
+
+
+def row_displacements(
+    positions: Float[Array, "N 3"], atoms: Int[Array, " B"], others: Int[Array, "B W"], box
+) -> list[Array]:
+    """The three components of ``r_j - r_i`` (minimum image) for rows ``i = atoms`` and
+    entries ``j = others``: in a `PeriodicBox` one scalar gather per component (a gather
+    of ``(..., 3)`` rows is several times slower on CPU), else `AbstractBox.displacement`."""
+    if isinstance(box, PeriodicBox):
+        lengths = box.lengths.astype(positions.dtype)
+        inverse = 1.0 / lengths
+        out = []
+        for a in range(3):
+            column = positions[:, a]
+            da = column[others] - column[atoms][:, None]
+            out.append(da - lengths[a] * jnp.rint(da * inverse[a]))
+        return out
+    d = box.displacement(positions[others], positions[atoms][:, None, :])
+    return [d[..., a] for a in range(3)]
 
 
 def triplet_cosines(unit: Float[Array, "N M 3"]) -> Float[Array, "N M M"]:
