@@ -9,7 +9,10 @@ along ``x`` (fixed ``y``, ``z`` cell) is one contiguous run of the sorted array.
 the cells whose ``x`` range meets ``[x_i - w, x_i + w]``, with ``w`` the half chord of the
 list sphere at the column's closest lateral distance. Only a half shell of columns is kept
 (the atom's own column, read forward from the atom, and the columns "above" it), so every
-pair is listed once. The list stores, per atom and column, the window's start and length.
+pair is listed once. The list stores, per atom, each column's window start and length,
+ranked by length (slot ``q`` holds the atom's ``q``-th largest window, whatever its column),
+so the static width of each slot is sized by the atoms' ``q``-th largest windows rather than
+by the worst atom of each column (about 25% fewer padded slots).
 Building it is a sort of ``N`` cell indices and a few ``(N, columns)`` table look-ups: no
 per-candidate distance pass, no compaction of a padded table, no element scatter.
 
@@ -130,10 +133,11 @@ class CellNeighborList(AbstractNeighborList):
         offsets the list reads (own column first); the table format reads the full shell
         (`columns` and their mirror images).
     widths, column_capacity
-        Static capacities: window slots per column (format ``"windows"``) or the table
-        width as a 1-tuple (``"table"``); atoms per column.
+        Static capacities: slots per window (format ``"windows"``: window ``q`` is each
+        atom's ``q``-th largest, whatever its column) or the table width as a 1-tuple
+        (``"table"``); atoms per column.
     max_counts, max_column_length
-        Largest window count per column (``"table"``: largest table row) and largest
+        Largest count per window slot (``"table"``: largest table row) and largest
         column occupancy seen by any build (sticky); `grow` sizes the new capacities from
         them.
     candidate_widths, max_candidates
@@ -223,11 +227,17 @@ class CellNeighborList(AbstractNeighborList):
                 capacity_multiplier,
                 minimum_capacity,
             )
-        col_need, window_need = requirements(positions, box, grid, columns, radius)
+        col_need, window_need, column_bound = requirements(positions, box, grid, columns, radius)
         col_need = int(col_need)
-        window_need = np.asarray(window_need)
         column_capacity = min(n, math.ceil(col_need * capacity_multiplier) + 2)
-        widths = tuple(min(n, math.ceil(int(w) * capacity_multiplier) + 2) for w in window_need)
+        # window q holds each atom's q-th largest window: room for this configuration's
+        # q-th largest times the multiplier, and at least the q-th largest of the columns'
+        # maxima (in a crystal every atom has the same ranked windows, and the ranked needs
+        # alone leave no room for the windows that thermal motion opens)
+        widths = tuple(
+            min(n, max(math.ceil(int(w) * capacity_multiplier) + 2, int(b)))
+            for w, b in zip(np.asarray(window_need), np.asarray(column_bound), strict=True)
+        )
         if minimum_capacity is not None:
             min_col, min_widths = _minimum_capacity(minimum_capacity, len(columns))
             column_capacity = min(n, max(column_capacity, int(min_col)))
@@ -700,7 +710,7 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, sums: Sums):
         lengths = box.lengths.astype(dtype)
     widths = nl.widths
     num_ext = nl.ext_ids.shape[0]
-    ext_coords = [positions[:, k][nl.ext_ids] for k in range(3)]
+    ext_xyz = positions[nl.ext_ids]  # one gather per window for all three coordinates
     inverse = None if strained else 1.0 / lengths
     ext_species = None if species is None else species[nl.ext_ids]
     block, num_blocks, pad = _blocks(n, nl.block_size)
@@ -715,13 +725,14 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, sums: Sums):
     def per_slot(x, start, count, si):
         valid = slot_k[None, :] < count[:, column_of]
         d = []
+        others = gather_all(ext_xyz, start)
         if strained:
-            d = [x[:, k : k + 1] - gather_all(ext_coords[k], start) for k in range(3)]
+            d = [x[:, k : k + 1] - others[..., k] for k in range(3)]
             f = [sum(d[m] * reciprocal[m, k] for m in range(3)) for k in range(3)]
             f = [fk - jnp.rint(fk) for fk in f]
             d = [sum(f[m] * cell[m, k] for m in range(3)) for k in range(3)]
         for k in range(0 if strained else 3):
-            dk = x[:, k : k + 1] - gather_all(ext_coords[k], start)
+            dk = x[:, k : k + 1] - others[..., k]
             d.append(dk - lengths[k] * jnp.rint(dk * inverse[k]))  # minimum image
         r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
         mask = valid & (r2 < cutoff_sq)
