@@ -8,6 +8,7 @@ are kinematic (per unit density), as in the solver.
 
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
@@ -173,7 +174,30 @@ def pressure_at(model, state, x: ArrayLike, y: ArrayLike) -> Array:
     >>> round(float(pressure_at(model, state, 0.3, 0.6)), 12)
     1.5
     """
-    return model.grid.interpolate_cells(state.pressure, x, y)
+    dtype = state.pressure.dtype
+    x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
+    plain = model.grid.interpolate_cells(state.pressure, x, y)
+    if model.obstacle is None or model.immersed_boundary != "direct_forcing":
+        return plain
+    # the cells the direct forcing closes hold no fluid pressure: within _REACH cells of
+    # the body, extrapolate along the surface normal from points farther out
+    h = max(model.grid.spacing)
+    distance = model.obstacle.signed_distance(x, y)
+    normal = jax.grad(lambda a, b: jnp.sum(model.obstacle.signed_distance(a, b)), (0, 1))
+    nx, ny = jnp.vectorize(normal)(x, y)
+    extrapolated = 0
+    for s, w in zip(_REACH, _WEIGHTS, strict=True):
+        step = s * h - distance
+        extrapolated = extrapolated + w * model.grid.interpolate_cells(
+            state.pressure, x + step * nx, y + step * ny
+        )
+    return jnp.where(distance < _REACH[0] * h, extrapolated, plain)
+
+
+# sample distances (in cells) from the surface and the Lagrange weights that extrapolate
+# a quadratic through them to the surface: their bilinear stencils clear the closed cells
+_REACH = (2.5, 3.5, 4.5)
+_WEIGHTS = (7.875, -11.25, 4.375)
 
 
 def pressure_difference(

@@ -33,6 +33,7 @@ from ._boundaries import (
     pad_normal,
     pad_tangential,
 )
+from ._direct_forcing import closed_cells, constrained_faces, impose_body
 from ._fv_advection import AbstractInterpolation, as_interpolation
 from ._obstacles import AbstractObstacle, Cylinder
 from ._poisson import divergence, pressure_gradient, solve_poisson, solve_poisson_krylov
@@ -40,6 +41,7 @@ from ._poisson import divergence, pressure_gradient, solve_poisson, solve_poisso
 __all__ = ["FlowState", "IncompressibleNavierStokes", "ProjectedRK"]
 
 PRESSURE_SOLVERS = ("direct", "krylov")
+IMMERSED_BOUNDARIES = ("brinkman", "direct_forcing")
 
 
 class FlowState(eqx.Module):
@@ -127,6 +129,17 @@ class IncompressibleNavierStokes(AbstractDynamics):
     drag
         Linear drag ``-drag u`` on every velocity component (1/time), non-negative, a
         differentiable leaf, default 0 (bottom friction of 2-D turbulence).
+    immersed_boundary
+        How the obstacle is imposed (static): ``"brinkman"`` (default; the penalisation
+        above, a staircase of blocked faces, first order in the cell size) or
+        ``"direct_forcing"`` (Fadlun et al. 2000: faces inside the body are zero, fluid
+        faces next to it take the value interpolated linearly between the surface and
+        the next fluid face along each grid line, corrected by a few conjugate-gradient
+        steps so the cut cells carry no mass source; the forced values are set against
+        the last pressure's gradient, so the projection keeps them in steady flow. The
+        cut cells, `closed_cells`, are left out of the projection, and `pressure_at`
+        extrapolates the surface pressure from the fluid. About 2x the cost of a step,
+        DFG numbers in `dfg_cylinder`). ``permeability`` is unused with it.
 
     Examples
     --------
@@ -148,6 +161,7 @@ class IncompressibleNavierStokes(AbstractDynamics):
     permeability: Array = parameter("permeability", default=1e-3, positive=True, scalar=True)
     pressure_solver: str = eqx.field(static=True, default="direct")
     drag: Array = parameter("drag", default=0.0, nonnegative=True, scalar=True)
+    immersed_boundary: str = eqx.field(static=True, default="brinkman")
 
     def __check_init__(self):
         if not isinstance(self.grid, StaggeredGrid):
@@ -162,6 +176,11 @@ class IncompressibleNavierStokes(AbstractDynamics):
         if self.pressure_solver not in PRESSURE_SOLVERS:
             raise ConfigurationError(
                 f"pressure_solver must be one of {PRESSURE_SOLVERS}, got {self.pressure_solver!r}"
+            )
+        if self.immersed_boundary not in IMMERSED_BOUNDARIES:
+            raise ConfigurationError(
+                f"immersed_boundary must be one of {IMMERSED_BOUNDARIES}, got "
+                f"{self.immersed_boundary!r}"
             )
         self.boundaries.check_grid(self.grid)
         if jnp.ndim(self.forcing) != 0 and jnp.shape(self.forcing) != self.grid.face_shape(0):
@@ -302,6 +321,7 @@ class IncompressibleNavierStokes(AbstractDynamics):
         viscosity=1e-3,
         scheme: str | AbstractInterpolation = "central",
         permeability=1e-4,
+        immersed_boundary: str = "brinkman",
     ) -> "IncompressibleNavierStokes":
         """Flow around a cylinder, the DFG benchmarks of Schafer & Turek (1996): channel
         2.2 x 0.41 (m), cylinder of diameter 0.1 centred at (0.2, 0.2), parabolic inflow
@@ -343,7 +363,15 @@ class IncompressibleNavierStokes(AbstractDynamics):
         profile = 4 * jnp.asarray(peak) * y * (height - y) / height**2
         sides = Boundaries(Inflow(profile), Outflow(), Wall(), Wall())
         body = Cylinder(jnp.array([0.2, 0.2]), 0.05, grid.spacing[1] / 2)
-        return cls(grid, sides, viscosity, scheme, obstacle=body, permeability=permeability)
+        return cls(
+            grid,
+            sides,
+            viscosity,
+            scheme,
+            obstacle=body,
+            permeability=permeability,
+            immersed_boundary=immersed_boundary,
+        )
 
     def poiseuille_profile(self, y: ArrayLike) -> Array:
         """The laminar channel profile ``forcing y (Ly - y) / (2 viscosity)`` at heights y."""
@@ -456,7 +484,10 @@ class IncompressibleNavierStokes(AbstractDynamics):
         (pressure Poisson problem; Neumann on walls and inflow, zero on outflow, periodic)
         and subtract ``grad phi``. The stored pressure is ``phi / dt``."""
         state = self.apply_boundaries(state)
-        phi = self.solve_pressure(divergence(*state.velocity, grid=self.grid))
+        rhs = divergence(*state.velocity, grid=self.grid)
+        if self.obstacle is not None and self.immersed_boundary == "direct_forcing":
+            rhs = jnp.where(self.closed_cells(rhs.dtype), 0, rhs)
+        phi = self.solve_pressure(rhs)
         gradients = pressure_gradient(phi, self.grid, self.boundaries)
         velocity = []
         for axis, (q, g) in enumerate(zip(state.velocity, gradients, strict=True)):
@@ -485,10 +516,35 @@ class IncompressibleNavierStokes(AbstractDynamics):
         obstacle)."""
         if self.obstacle is None:
             return state
+        if self.immersed_boundary == "direct_forcing":
+            # forced values are what the faces must hold after the projection, which will
+            # subtract dt grad p: add the last pressure's gradient back (an incremental
+            # pressure), so that a steady flow keeps them exactly
+            h = scalar_like(dt, state.u)
+            gradients = pressure_gradient(state.pressure, self.grid, self.boundaries)
+            shifted = tuple(q - h * g for q, g in zip(state.velocity, gradients, strict=True))
+            forced = impose_body(shifted, self._face_distances(state.u.dtype), self.grid.spacing)
+            velocity = tuple(q + h * g for q, g in zip(forced, gradients, strict=True))
+            return state.with_velocity(velocity)
         rate = scalar_like(dt, state.u) / jnp.asarray(self.permeability, state.u.dtype)
         chis = self.obstacle_masks(state.u.dtype)
         velocity = tuple(q / (1 + rate * chi) for q, chi in zip(state.velocity, chis, strict=True))
         return state.with_velocity(velocity)
+
+    def closed_cells(self, dtype=None) -> Array:
+        """True on the cells all of whose faces the direct forcing sets (inside the body or
+        cut by its surface: their divergence is the forcing's, and the projection leaves
+        them alone); False everywhere without obstacle or with Brinkman penalisation."""
+        if self.obstacle is None or self.immersed_boundary != "direct_forcing":
+            return jnp.zeros(self.grid.cell_shape, bool)
+        dtype = dtype or jnp.result_type(float)
+        return closed_cells(tuple(constrained_faces(d) for d in self._face_distances(dtype)))
+
+    def _face_distances(self, dtype) -> tuple[Array, ...]:
+        return tuple(
+            self.obstacle.signed_distance(*self.grid.face_points(axis, dtype))
+            for axis in range(self.grid.ndim)
+        )
 
     def divergence(self, state: FlowState) -> Float[Array, "..."]:
         """Cell-centred divergence of the velocity (1/time)."""

@@ -1,0 +1,103 @@
+"""Direct-forcing immersed boundary (``immersed_boundary="direct_forcing"``): exact for a
+linear profile at a wall, divergence-free flow with the body at rest, and the drag's
+gradient with respect to the cylinder's centre against finite differences (float64)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hybrax
+from hybrax.fluids import (
+    Boundaries,
+    Cylinder,
+    IncompressibleNavierStokes,
+    Inflow,
+    Outflow,
+    ProjectedRK,
+    Rectangle,
+    Wall,
+    penalization_force,
+    pressure_difference,
+)
+from hybrax.fluids._direct_forcing import direct_forcing
+from hybrax.grids import StaggeredGrid
+
+
+def test_linear_shear_at_a_wall_is_kept_exactly():
+    """A slab below y = 0.43 (off the grid lines): the flow ``u = y - 0.43`` above it is a
+    fixed point of the forcing (second order: linear interpolation to the surface is exact
+    for it), and faces inside get zero."""
+    grid = StaggeredGrid((8, 16), (1.0, 1.0))
+    slab = Rectangle((0.5, 0.0), (4.0, 0.86), 0.01)  # surface at y = 0.43
+    x, y = grid.u_points(jnp.float64)
+    u = y - 0.43
+    forced = direct_forcing(jnp.where(y < 0.43, 5.0, u), slab.signed_distance(x, y), grid.spacing)
+    np.testing.assert_allclose(forced, jnp.where(y < 0.43, 0.0, u), atol=1e-14)
+
+
+DT = 0.02
+
+
+def _model(centre):
+    grid = StaggeredGrid((16, 8), (2.0, 1.0))
+    y = grid.centres_1d(1)
+    sides = Boundaries(Inflow(jnp.asarray(4 * y * (1 - y))), Outflow(), Wall(), Wall())
+    body = Cylinder(centre, 0.2, 0.0625)
+    return IncompressibleNavierStokes(
+        grid, sides, 0.05, "van_leer", obstacle=body, immersed_boundary="direct_forcing"
+    )
+
+
+def _forces(centre, n_steps=12):
+    model = _model(centre)
+    final, _ = hybrax.rollout(ProjectedRK(model, DT, stages=1), model.initial_state(), n_steps)
+    forces = jnp.stack(penalization_force(model, final, DT))
+    return forces, (forces, final)
+
+
+DIRECTION = (0.6, 0.8)  # the centre's displacement the derivative is taken along
+
+
+@pytest.fixture(scope="module")
+def forces_and_derivative():
+    """``jit`` of the forces after 12 steps, their derivative along ``DIRECTION`` (forward
+    mode) and the final state: one compilation serves the flow checks, the derivative and
+    the finite differences."""
+    tangent = jnp.array(DIRECTION)
+    return jax.jit(lambda c: jax.jvp(_forces, (c,), (tangent,), has_aux=True))
+
+
+CENTRE = (0.61, 0.47)
+
+
+def test_flow_is_divergence_free_and_rests_inside_the_body(forces_and_derivative):
+    centre = jnp.array(CENTRE)
+    model = _model(centre)
+    (fx, fy), _, (_, final) = forces_and_derivative(centre)
+    closed = model.closed_cells()
+    div = model.divergence(final)
+    assert 0 < int(closed.sum()) < div.size // 4
+    assert float(jnp.max(jnp.abs(jnp.where(closed, 0, div)))) < 1e-10  # the fluid's cells
+    # the cut cells keep what the forcing leaves after conjugate gradients: a little
+    assert float(jnp.max(jnp.abs(jnp.where(closed, div, 0)))) < 1e-3 * float(jnp.max(final.u))
+    for axis, q in enumerate(final.velocity):
+        inside = model.obstacle.signed_distance(*model.grid.face_points(axis)) < -0.125
+        assert int(inside.sum()) > 0
+        assert float(jnp.max(jnp.abs(q[inside]))) < 0.02 * float(jnp.max(final.u))
+    assert float(fx) > 0 and abs(float(fy)) < 0.2 * float(fx)  # off-centre: a small lift
+    # the pressure at the body's front is extrapolated from the fluid: a stagnation point
+    dp = pressure_difference(model, final, (0.41, 0.47), (0.81, 0.47))
+    assert float(dp) > 0
+    with pytest.raises(hybrax.ConfigurationError, match="immersed_boundary must be one of"):
+        IncompressibleNavierStokes(model.grid, model.boundaries, 0.05, immersed_boundary="ib")
+
+
+def test_force_gradient_wrt_centre_matches_finite_differences(forces_and_derivative):
+    centre = jnp.array(CENTRE)
+    _, derivative, _ = forces_and_derivative(centre)
+    step = 1e-5 * jnp.array(DIRECTION)
+    plus, _, _ = forces_and_derivative(centre + step)
+    minus, _, _ = forces_and_derivative(centre - step)
+    np.testing.assert_allclose(derivative, (plus - minus) / 2e-5, rtol=1e-5)
+    assert float(jnp.min(jnp.abs(derivative))) > 1e-3 * float(jnp.max(jnp.abs(derivative)))
