@@ -93,6 +93,14 @@ def neighbor_table(
     i, j, valid = half_pairs(neighbors)
     d = box.displacement(positions[i], positions[j])
     valid = valid & (jnp.sum(d * d, axis=-1) < cutoff * cutoff)
+    # keep the pairs within the cut-off (at most n * capacity / 2 without an overflow)
+    # before the sort: a few percent of the candidates
+    limit = min(i.shape[0], n * capacity // 2 + 1)
+    (kept,) = jnp.nonzero(valid, size=limit, fill_value=0)
+    kept = kept.astype(jnp.int32)
+    lost = jnp.sum(valid, dtype=jnp.int32) > limit
+    valid = jnp.arange(limit, dtype=jnp.int32) < jnp.sum(valid, dtype=jnp.int32)
+    i, j = i[kept], j[kept]
     rows = jnp.concatenate([jnp.where(valid, i, n), jnp.where(valid, j, n)])
     cols = jnp.concatenate([j, i])
     order = jnp.argsort(rows, stable=True)
@@ -104,7 +112,7 @@ def neighbor_table(
     table = jnp.zeros((n, capacity), jnp.int32)
     table = table.at[jnp.where(keep, rows, n), jnp.where(keep, rank, 0)].set(cols, mode="drop")
     mask = jnp.arange(capacity, dtype=jnp.int32)[None, :] < counts[:, None]
-    return table, mask, jnp.max(counts) > capacity
+    return table, mask, (jnp.max(counts) > capacity) | lost
 
 
 def row_displacements(
@@ -273,7 +281,15 @@ def _reverse_pass(potential: AbstractManyBodyEnergy, positions, neighbors, box):
     else:
         forces = jax.ops.segment_sum(grad, owner, num_segments=n)
     forces = forces - jax.ops.segment_sum(grad.reshape(-1, 3), other.reshape(-1), num_segments=n)
-    return total, forces, -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad.reshape(-1, 3))
+    virial = -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad.reshape(-1, 3))
+    return poisoned(d, total, forces, virial)
+
+
+def poisoned(d: Array, *outputs: Array) -> tuple[Array, ...]:
+    """``outputs`` made NaN when `AbstractManyBodyEnergy._guarded` made the displacements
+    ``d`` NaN (a bad list): sums over masked entries would otherwise hide it."""
+    factor = jnp.where(jnp.isnan(d.reshape(-1)[0]), jnp.nan, 1.0).astype(d.dtype)
+    return tuple(factor * x for x in outputs)
 
 
 def check_species(name: str, species, num_species: int) -> Array | None:

@@ -18,6 +18,7 @@ from ._manybody import (
     check_max_neighbors,
     check_species,
     element_names,
+    poisoned,
     triplet_cosines,
 )
 from ._potential_files import SW_FIELDS, read_stillinger_weber
@@ -239,7 +240,7 @@ class StillingerWeber(AbstractManyBodyEnergy):
             grad.reshape(-1, 3), table.reshape(-1), num_segments=n
         )
         virial = -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad.reshape(-1, 3))
-        return energy, forces, virial
+        return poisoned(d, energy, forces, virial)
 
 
 def static_cutoff(name: str, what: str, first, second, combine) -> float:
