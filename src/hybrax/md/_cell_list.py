@@ -114,15 +114,15 @@ class CellNeighborList(AbstractNeighborList):
 
     - ``"windows"`` (the default): the force pass reads the half-shell windows themselves
       (each pair once, reactions scattered back). Rebuilds are cheap (a sort and table
-      look-ups), the force pass reads about 6 candidate slots per pair within ``cutoff +
-      skin``.
+      look-ups), the force pass reads about 5.5 candidate slots per pair within ``cutoff +
+      skin`` (in.lj: 215 slots per atom).
     - ``"table"``: a full Verlet table. Each rebuild gathers every atom's candidates from
       its windows in the full shell of columns (both sides), keeps those within ``cutoff +
       skin`` and compacts them (bit-packed, no scatter) into a padded ``(N, width)`` table,
       the neighbours ``j > i`` first. The force pass then reads only those (about 1.3 slots
-      per neighbour), each pair from both sides with no scatter: 2.3x faster than the
+      per neighbour), each pair from both sides with no scatter: about 2x faster than the
       windows' pass for Lennard-Jones at 4,000 atoms on one CPU core, but each rebuild costs
-      about 17 windows rebuilds, so at LAMMPS in.lj's skin (a rebuild every ~6 steps) the
+      about 15 windows rebuilds, so at LAMMPS in.lj's skin (a rebuild every ~6 steps) the
       windows are faster overall. The table wins when rebuilds are rare (cold or slow
       systems) or pair terms are expensive.
 

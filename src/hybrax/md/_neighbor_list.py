@@ -49,7 +49,7 @@ def neighbor_list(
     format
         Layout of a cell list in a `PeriodicBox`: ``"windows"`` (default; sorted cell
         windows, each pair once, cheap rebuilds) or ``"table"`` (a full Verlet table: a
-        2.3x faster force pass, dearer rebuilds; the faster choice when rebuilds are
+        2x faster force pass, dearer rebuilds; the faster choice when rebuilds are
         rare). See `CellNeighborList`.
 
     Returns
