@@ -58,6 +58,13 @@ def set_triplet_fields(module, values: dict, positive, species, max_neighbors, e
     module.elements = element_names(elements, count)
 
 
+def parameter(table: Array, index: tuple, dtype) -> Array:
+    """``table[index]`` in ``dtype``; a one-species table is its scalar (no gather: the
+    test is on the static shape, so compile time still does not grow with species)."""
+    table = table.astype(dtype)
+    return table.reshape(()) if table.size == 1 else table[index]
+
+
 def pair_and_triplet_species(table: Array, species: Array):
     """Species of each atom's neighbours ``(N, M)`` and the index tuples of the ``(i, j, j)``
     and ``(i, j, k)`` entries of a parameter table."""
@@ -172,7 +179,7 @@ class StillingerWeber(AbstractManyBodyEnergy):
         ``(i, j, k)``) and primes derivatives (in ``r`` or ``cos``)."""
         dtype = d.dtype
         ij, ijk = pair_and_triplet_species(table, species)
-        get = lambda leaf, index: leaf.astype(dtype)[index]  # noqa: E731
+        get = lambda leaf, index: parameter(leaf, index, dtype)  # noqa: E731
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))
         sigma, a = get(self.sigma, ij), get(self.a, ij)
         cut = a * sigma

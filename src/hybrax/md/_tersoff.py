@@ -15,7 +15,12 @@ from hybrax.core import ConfigurationError, concrete_or_none
 
 from ._manybody import AbstractManyBodyEnergy, poisoned, triplet_cosines
 from ._potential_files import read_tersoff
-from ._stillinger_weber import pair_and_triplet_species, set_triplet_fields, static_cutoff
+from ._stillinger_weber import (
+    pair_and_triplet_species,
+    parameter,
+    set_triplet_fields,
+    static_cutoff,
+)
 
 __all__ = ["Tersoff"]
 
@@ -174,7 +179,7 @@ class Tersoff(AbstractManyBodyEnergy):
         d, mask, _, table, species = self._displacements(positions, neighbors, box)
         dtype = d.dtype
         ij, ijk = pair_and_triplet_species(table, species)
-        get = lambda leaf, index: leaf.astype(dtype)[index]  # noqa: E731
+        get = lambda leaf, index: parameter(leaf, index, dtype)  # noqa: E731
 
         def slope(f, x):  # an elementwise f and its derivative
             return jax.jvp(f, (x,), (jnp.ones_like(x),))
@@ -244,7 +249,7 @@ class Tersoff(AbstractManyBodyEnergy):
     ) -> Float[Array, " N"]:
         dtype = d.dtype
         ij, ijk = pair_and_triplet_species(table, species)
-        get = lambda leaf, index: leaf.astype(dtype)[index]  # noqa: E731
+        get = lambda leaf, index: parameter(leaf, index, dtype)  # noqa: E731
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))
         R, D = get(self.R, ij), get(self.D, ij)
         inside = mask & (r < R + D)
