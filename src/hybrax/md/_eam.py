@@ -101,6 +101,11 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
     differentiable leaves; species index them (``embedding[s]``, ``density[s]``,
     ``pair[s, t]``), so the cost and compile time do not depend on the number of species.
 
+    Speed: with a full Verlet table (``hybrax.md.neighbor_list(..., format="table")``)
+    forces and virial come from LAMMPS's two passes over each atom's row with the spline
+    derivatives written out (about 7x faster than with the default ``"windows"`` list,
+    whose pairs are summed once and differentiated by a reverse pass with scatters).
+
     Parameters
     ----------
     embedding

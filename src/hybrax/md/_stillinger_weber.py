@@ -91,6 +91,11 @@ class StillingerWeber(AbstractManyBodyEnergy):
     ``(i, j, j)`` as in LAMMPS. Species index the tables, so cost and compile time do not
     depend on the number of species. Units: LAMMPS ``metal`` (eV, Angstrom).
 
+    Forces and virial have their derivatives written out (one pass over each atom's
+    neighbour pairs). The per-atom neighbour tables are read fastest from a full Verlet
+    table (``hybrax.md.neighbor_list(..., format="table")``: each row filtered to the
+    cut-off in place); other lists' pairs are sorted by atom first.
+
     Parameters
     ----------
     epsilon, sigma, a, lambda_, gamma, cos_theta0, A, B, p, q

@@ -78,6 +78,11 @@ class Tersoff(AbstractManyBodyEnergy):
     ``(i, j, k)``, as in LAMMPS (including its asymptotic forms of ``b_ij`` and the clamp
     of the exponential). Units: LAMMPS ``metal`` (eV, Angstrom).
 
+    Forces and virial have their derivatives written out (one pass over each atom's
+    neighbour pairs). The per-atom neighbour tables are read fastest from a full Verlet
+    table (``hybrax.md.neighbor_list(..., format="table")``: each row filtered to the
+    cut-off in place); other lists' pairs are sorted by atom first.
+
     Parameters
     ----------
     m, gamma, lambda3, c, d, cos_theta0, n, beta, lambda2, B, R, D, lambda1, A
