@@ -20,6 +20,7 @@ from hybrax.core import (
 )
 from hybrax.grids import StaggeredGrid
 
+from . import _periodic_fv as periodic_fv
 from ._boundaries import (
     Boundaries,
     Inflow,
@@ -34,7 +35,7 @@ from ._boundaries import (
     pad_tangential,
 )
 from ._direct_forcing import closed_cells, constrained_faces, impose_body
-from ._fv_advection import AbstractInterpolation, as_interpolation
+from ._fv_advection import AbstractInterpolation, CentralInterpolation, as_interpolation
 from ._obstacles import AbstractObstacle, Cylinder
 from ._poisson import divergence, pressure_gradient, solve_poisson, solve_poisson_krylov
 
@@ -464,10 +465,37 @@ class IncompressibleNavierStokes(AbstractDynamics):
         boundary faces that the boundary conditions set, the convective condition's rate on
         convective outflow faces)."""
         velocity = state.velocity
-        scheme = self.scheme.bind(velocity)
-        rates = tuple(self._momentum(velocity, axis, scheme) for axis in range(len(velocity)))
+        if self._periodic_central:  # the same stencils by periodic shifts (_periodic_fv)
+            like = state.u
+            rates = periodic_fv.central_rates(
+                velocity,
+                self.grid.spacing,
+                scalar_like(self.viscosity, like),
+                scalar_like(self.drag, like),
+                scalar_like(self.forcing, like),
+            )
+        else:
+            scheme = self.scheme.bind(velocity)
+            rates = tuple(self._momentum(velocity, a, scheme) for a in range(len(velocity)))
         zero = jnp.zeros_like(state.pressure)
         return state.with_velocity(rates, zero, jnp.zeros_like(state.time))
+
+    @property
+    def _periodic_direct(self) -> bool:
+        """Every side periodic, no obstacle, the direct pressure solve: the projection's
+        fast path (`_periodic_fv.project`)."""
+        sides = [side for axis in range(self.grid.ndim) for side in self.boundaries.sides(axis)]
+        return (
+            all(isinstance(side, Periodic) for side in sides)
+            and self.obstacle is None
+            and self.pressure_solver == "direct"
+        )
+
+    @property
+    def _periodic_central(self) -> bool:
+        """`_periodic_direct` with central advection (`CentralInterpolation` itself, not a
+        subclass): the tendency's fast path (`_periodic_fv.central_rates`)."""
+        return self._periodic_direct and type(self.scheme) is CentralInterpolation
 
     def apply_boundaries(self, state: FlowState) -> FlowState:
         """``state`` with the boundary faces' normal velocities set (walls 0, inflow profile,
@@ -483,6 +511,9 @@ class IncompressibleNavierStokes(AbstractDynamics):
         """Set the boundary faces, then remove the divergence: solve ``lap phi = div u``
         (pressure Poisson problem; Neumann on walls and inflow, zero on outflow, periodic)
         and subtract ``grad phi``. The stored pressure is ``phi / dt``."""
+        if self._periodic_direct:  # the same solve, divergence and gradient by shifts
+            velocity, phi = periodic_fv.project(state.velocity, self.grid.spacing)
+            return state.with_velocity(velocity, phi / scalar_like(dt, phi))
         state = self.apply_boundaries(state)
         rhs = divergence(*state.velocity, grid=self.grid)
         if self.obstacle is not None and self.immersed_boundary == "direct_forcing":
