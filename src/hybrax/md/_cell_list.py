@@ -55,6 +55,7 @@ from ._cell_geometry import (
 )
 from ._dense_list import DenseNeighborList
 from ._neighbors import (
+    _WINDOW_BLOCK_ELEMENTS,
     AbstractNeighborList,
     Sums,
     _block_size,
@@ -259,7 +260,7 @@ class CellNeighborList(AbstractNeighborList):
             columns=columns,
             widths=widths,
             column_capacity=column_capacity,
-            block_size=_block_size(sum(widths), n),
+            block_size=_block_size(sum(widths), n, _WINDOW_BLOCK_ELEMENTS),
         )
         return _update_jit(nl, positions, box)
 

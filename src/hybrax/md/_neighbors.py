@@ -36,6 +36,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _BLOCK_ELEMENTS = 65536  # pair slots per block of the force pass (keeps temporaries in cache)
+# the cell windows' pass also scatters reactions into the whole sorted copy of the system:
+# smaller blocks keep more of it in cache (in.lj 32,000 atoms: 43 -> 40 ms; 4,000: same)
+_WINDOW_BLOCK_ELEMENTS = 16384
 
 
 class Sums(enum.Enum):
@@ -275,8 +278,8 @@ def _check_positions_shape(positions, n: int | None = None) -> None:
         )
 
 
-def _block_size(slots: int, n: int) -> int:
-    block = max(8, _BLOCK_ELEMENTS // max(slots, 1))
+def _block_size(slots: int, n: int, elements: int = _BLOCK_ELEMENTS) -> int:
+    block = max(8, elements // max(slots, 1))
     block = 1 << (block.bit_length() - 1)  # power of two
     return max(1, min(block, n))
 
