@@ -353,6 +353,12 @@ class IncompressibleNavierStokes(AbstractDynamics):
         The errors fall about linearly with the cell size (a penalised body is a staircase
         of blocked faces), so coarser grids than these give the flow's features, not the
         benchmark's digits.
+
+        ``immersed_boundary="direct_forcing"`` (about 1.9x the cost of a step): 2D-1 c_D
+        +0.56%, dp -1.3%, c_L 0.0041 at 96 cells; c_D +0.18%, dp +0.04%, c_L 0.0116 (+9.6%)
+        at 192 (tests/fluids/test_dfg.py); but in 2D-2 the lift's swing comes out too
+        small (max c_L 0.73 at 96 cells, max c_D -3.9%, St +1.6%), not improving from 48
+        cells, so Brinkman penalisation stays the default.
         """
         peaks = {"2D-1": 0.3, "2D-2": 1.5}
         if case not in peaks:
