@@ -1,5 +1,5 @@
-"""The periodic fast path of IncompressibleNavierStokes (central advection and the direct
-projection by periodic shifts, `_periodic_fv`) equals the general padded operators."""
+"""The periodic fast path of IncompressibleNavierStokes (built-in advection schemes and the
+direct projection by periodic shifts, `_periodic_fv`) equals the general padded operators."""
 
 import equinox as eqx
 import jax
@@ -49,18 +49,20 @@ class _General(IncompressibleNavierStokes):
         return False
 
 
-@pytest.mark.parametrize("ndim", [2, 3])
-def test_fast_path_equals_general_operators(ndim):
-    """Tendency (advection, diffusion, drag, forcing field) and projection (velocity and
-    pressure) equal the general operators to round-off on 2-D and 3-D grids of unequal
-    sizes and spacings; the periodic copy faces stay copies."""
+@pytest.mark.parametrize(
+    ("ndim", "scheme"), [(2, "central"), (2, "upwind"), (2, "van_leer"), (3, "van_leer")]
+)
+def test_fast_path_equals_general_operators(ndim, scheme):
+    """Tendency (advection by each built-in scheme, diffusion, drag, forcing field) and
+    projection (velocity and pressure) equal the general operators to round-off on 2-D and
+    3-D grids of unequal sizes and spacings; the periodic copy faces stay copies."""
     shape = (12, 10) if ndim == 2 else (8, 6, 10)
     grid = StaggeredGrid(shape, (2.0, 1.5) if ndim == 2 else (2.0, 1.5, 1.0))
     _, y, *_ = grid.face_points(0)
     model = IncompressibleNavierStokes(
-        grid, Boundaries.periodic(ndim), 0.03, "central", jnp.sin(3 * y), drag=0.2
+        grid, Boundaries.periodic(ndim), 0.03, scheme, jnp.sin(3 * y), drag=0.2
     )
-    assert model._periodic_central
+    assert model._periodic_scheme == scheme
     state = _random_state(model, 0)
     fast = eqx.filter_jit(model.tendency)(state, 0.0).velocity
     for a, (got, want) in enumerate(zip(fast, _general_tendency(model, state), strict=True)):
@@ -100,10 +102,12 @@ def test_fast_path_rollout_equals_the_general_path():
     np.testing.assert_allclose(fast, slow, rtol=1e-12)
 
 
-@pytest.mark.slow  # about 12 CPU-s: compiling two gradients through the rollout
-def test_fast_path_gradient_equals_the_general_path():
+@pytest.mark.slow
+def test_fast_path_gradient_equals_the_general_path(full_size):
     """The gradient of the final energy with respect to the viscosity agrees between the
     two paths (float64): the shifts differentiate like the padded stencils."""
+    if not full_size:
+        pytest.skip("compiles two gradients through the rollout (~12 CPU-s): --runslow")
     model, general, state = _two_paths()
     fast = jax.grad(_final_energy, argnums=2)(model, state, 1e-2)
     slow = jax.grad(_final_energy, argnums=2)(general, state, 1e-2)
@@ -114,18 +118,17 @@ def test_fast_path_gradient_equals_the_general_path():
 def test_fast_path_is_taken_only_where_it_applies():
     grid = StaggeredGrid((16, 16), (2.0, 2.0))
     periodic = Boundaries.periodic(2)
-    assert IncompressibleNavierStokes(grid, periodic, 0.01)._periodic_central
+    assert IncompressibleNavierStokes(grid, periodic, 0.01)._periodic_scheme == "central"
 
     class Custom(CentralInterpolation):
         pass
 
     others = [
-        IncompressibleNavierStokes(grid, periodic, 0.01, "van_leer"),
         IncompressibleNavierStokes(grid, periodic, 0.01, Custom()),
         IncompressibleNavierStokes(grid, periodic, 0.01, pressure_solver="krylov"),
         IncompressibleNavierStokes(grid, periodic, 0.01, obstacle=Cylinder((1.0, 1.0), 0.3, 0.125)),
         IncompressibleNavierStokes.lid_driven_cavity(16),
     ]
-    assert not any(m._periodic_central for m in others)
-    assert others[0]._periodic_direct and others[1]._periodic_direct
-    assert not any(m._periodic_direct for m in others[2:])
+    assert all(m._periodic_scheme is None for m in others)
+    assert others[0]._periodic_direct  # a user's scheme: the fast projection, general tendency
+    assert not any(m._periodic_direct for m in others[1:])

@@ -113,13 +113,17 @@ def test_isotropic_npt_batch_equals_single_runs():
     assert bool(jnp.all(inside))
 
 
-@pytest.mark.slow  # about 17 CPU-s (compiling the flexible cell twice); the isotropic test
-# above runs the same padded stepper by default
-def test_flexible_npt_batch_of_sheared_cells_equals_single_runs():
+@pytest.mark.slow
+def test_flexible_npt_batch_of_sheared_cells_equals_single_runs(full_size):
     """couple="full" over a batch of triclinic cells (32 and 100 atoms, differently
     sheared): the cells' six strain rates and tilts follow each system's own pressure
     tensor as alone (checked for the 100-atom system, all three tilts; the orthorhombic
     test covers the padded one)."""
+    if not full_size:
+        pytest.skip(
+            "compiles the flexible cell's step twice (~17 CPU-s; the isotropic test "
+            "runs the same padded stepper by default): --runslow"
+        )
     systems = [
         _crystal(2, 0.8442, 32, (0.2, 0.0, 0.0), 3),
         _crystal(3, 0.8, 100, (0.15, -0.1, 0.25), 4),

@@ -35,7 +35,13 @@ from ._boundaries import (
     pad_tangential,
 )
 from ._direct_forcing import closed_cells, constrained_faces, impose_body
-from ._fv_advection import AbstractInterpolation, CentralInterpolation, as_interpolation
+from ._fv_advection import (
+    AbstractInterpolation,
+    CentralInterpolation,
+    UpwindInterpolation,
+    VanLeerInterpolation,
+    as_interpolation,
+)
 from ._obstacles import AbstractObstacle, Cylinder
 from ._poisson import divergence, pressure_gradient, solve_poisson, solve_poisson_krylov
 
@@ -471,14 +477,15 @@ class IncompressibleNavierStokes(AbstractDynamics):
         boundary faces that the boundary conditions set, the convective condition's rate on
         convective outflow faces)."""
         velocity = state.velocity
-        if self._periodic_central:  # the same stencils by periodic shifts (_periodic_fv)
+        if self._periodic_scheme is not None:  # the same stencils by periodic shifts
             like = state.u
-            rates = periodic_fv.central_rates(
+            rates = periodic_fv.momentum_rates(
                 velocity,
                 self.grid.spacing,
                 scalar_like(self.viscosity, like),
                 scalar_like(self.drag, like),
                 scalar_like(self.forcing, like),
+                self._periodic_scheme,
             )
         else:
             scheme = self.scheme.bind(velocity)
@@ -498,10 +505,13 @@ class IncompressibleNavierStokes(AbstractDynamics):
         )
 
     @property
-    def _periodic_central(self) -> bool:
-        """`_periodic_direct` with central advection (`CentralInterpolation` itself, not a
-        subclass): the tendency's fast path (`_periodic_fv.central_rates`)."""
-        return self._periodic_direct and type(self.scheme) is CentralInterpolation
+    def _periodic_scheme(self) -> str | None:
+        """The built-in scheme's name under `_periodic_direct` (the class itself, not a
+        subclass, so a user's scheme keeps the general path): the tendency's fast path
+        (`_periodic_fv.momentum_rates`); None otherwise."""
+        names = {CentralInterpolation: "central", UpwindInterpolation: "upwind"}
+        names[VanLeerInterpolation] = "van_leer"
+        return names.get(type(self.scheme)) if self._periodic_direct else None
 
     def apply_boundaries(self, state: FlowState) -> FlowState:
         """``state`` with the boundary faces' normal velocities set (walls 0, inflow profile,

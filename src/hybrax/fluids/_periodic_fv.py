@@ -1,5 +1,6 @@
 """The finite-volume operators of `IncompressibleNavierStokes` on a fully periodic box with
-central advection, written with periodic shifts of the ``n`` distinct faces per axis.
+a built-in advection scheme, written with periodic shifts of the ``n`` distinct faces per
+axis.
 
 The general operators pad every array with ghost layers that depend on each side's boundary
 condition and slice stencils out of the padded arrays; on a periodic box that costs several
@@ -28,31 +29,54 @@ def _closed(q: Array, axis: int) -> Array:
     return jnp.concatenate([q, lax.slice_in_dim(q, 0, 1, axis=axis)], axis=axis)
 
 
-def central_rates(
+def _face_values(q: Array, carrier: Array, axis: int, scheme: str) -> Array:
+    """``q`` reconstructed on the interfaces between its points ``i`` and ``i + 1`` along
+    ``axis`` (index ``i``), advected by ``carrier`` there: the built-in schemes of
+    `_fv_advection` (central mean, upwind neighbour, van Leer's limited MUSCL states)."""
+    ahead = jnp.roll(q, -1, axis)
+    if scheme == "central":
+        return 0.5 * (q + ahead)
+    if scheme == "upwind":
+        return jnp.where(carrier > 0, q, ahead)
+    left, right = q - jnp.roll(q, 1, axis), ahead - q  # one-sided differences at point i
+    product = left * right
+    positive = product > 0
+    slope = jnp.where(positive, 2 * product / jnp.where(positive, left + right, 1.0), 0.0)
+    left_state = q + 0.5 * slope
+    right_state = ahead - 0.5 * jnp.roll(slope, -1, axis)
+    return jnp.where(carrier > 0, left_state, right_state)
+
+
+def momentum_rates(
     velocity: tuple[Array, ...],
     spacing: tuple[float, ...],
     viscosity: Array,
     drag: Array,
     forcing: Array,
+    scheme: str = "central",
 ) -> tuple[Array, ...]:
     """``d u_a / dt`` without pressure, on every face of a periodic box: ``nu lap u_a``
-    minus the central flux-form advection ``sum_b d(u_b u_a)/dx_b`` minus ``drag u_a``,
-    plus ``forcing`` (already on the x-faces' shape, or a scalar) on ``u_0``."""
+    minus the flux-form advection ``sum_b d(u_b u_a)/dx_b`` (face values by ``scheme``:
+    "central", "upwind" or "van_leer") minus ``drag u_a``, plus ``forcing`` (already on
+    the x-faces' shape, or a scalar) on ``u_0``."""
     distinct = [_distinct(q, a) for a, q in enumerate(velocity)]
     rates = []
     for a, q in enumerate(distinct):
         h = spacing[a]
-        centre = 0.5 * (q + jnp.roll(q, -1, a))  # at the cell centres along a
-        flux = centre * centre
+        centre = 0.5 * (q + jnp.roll(q, -1, a))  # the carrier at the cell centres along a
+        flux = centre * _face_values(q, centre, a, scheme)
         advection = (flux - jnp.roll(flux, 1, a)) / h
         second = (jnp.roll(q, 1, a) - 2 * q + jnp.roll(q, -1, a)) / h**2
         for b, carrier in enumerate(distinct):
             if b == a:
                 continue
             k = spacing[b]
-            # on the edges between a-faces and b-faces: u_b averaged along a, u_a along b
-            edge = 0.5 * (carrier + jnp.roll(carrier, 1, a)) * 0.5 * (q + jnp.roll(q, 1, b))
-            advection = advection + (jnp.roll(edge, -1, b) - edge) / k
+            # on the edges between a-faces and b-faces (edge j lies between points j - 1
+            # and j of q along b): u_b averaged along a carries u_a reconstructed along b
+            edge = 0.5 * (carrier + jnp.roll(carrier, 1, a))
+            ahead = jnp.roll(edge, -1, b)  # the carrier on interface j (points j, j + 1)
+            flux = edge * jnp.roll(_face_values(q, ahead, b, scheme), 1, b)
+            advection = advection + (jnp.roll(flux, -1, b) - flux) / k
             second = second + (jnp.roll(q, 1, b) - 2 * q + jnp.roll(q, -1, b)) / k**2
         rate = viscosity * second - advection - drag * q
         if a == 0:
