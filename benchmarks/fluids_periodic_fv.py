@@ -40,6 +40,7 @@ import _harness as H
 import jax
 import jax.numpy as jnp
 import numpy as np
+from incompressible import phiflow_loops
 
 import hybrax
 from hybrax.fluids import IncompressibleNavierStokes, ProjectedRK
@@ -186,29 +187,8 @@ def phiflow_runs(n: int, dt: float, steps: int, velocity, ndim: int) -> dict:
 
     force = pf.StaggeredGrid(force_field, periodic, bounds=bounds, **sizes)
     pressure0 = pf.CenteredGrid(0, periodic, bounds=bounds, **sizes)
-    runs = {}
-    for adv_name, advect in (
-        ("semi-lagrangian", lambda w: pf.advect.semi_lagrangian(w, w, dt)),
-        ("central", lambda w: w + dt * pf.advect.differential(w, w, order=2)),
-    ):
-        for solver in ("CG", "auto"):
-
-            @pf.jit_compile
-            def step(w, p, advect=advect, solver=solver):
-                w = advect(w)
-                w = pf.diffuse.explicit(w, VISCOSITY, dt)
-                w = w + dt * (force - DRAG * w)
-                w, p = pf.fluid.make_incompressible(w, (), pf.Solve(solver, 1e-5, 0, x0=p))
-                return w, p
-
-            def run(state, step=step):
-                w, p = state
-                for _ in range(steps):
-                    w, p = step(w, p)
-                return p.values.native(list(names))
-
-            runs[f"phiflow {adv_name} {solver}"] = (run, (start, pressure0))
-    return runs
+    forced = lambda w: w + dt * (force - DRAG * w)  # noqa: E731
+    return phiflow_loops(start, forced, pressure0, dt, steps, ("CG", "auto"), VISCOSITY)
 
 
 def periodic(n: int, steps: int, records: list, rounds: int, ndim: int) -> None:

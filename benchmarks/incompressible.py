@@ -137,13 +137,17 @@ def phiflow_runs(n: int, dt: float, steps: int) -> dict:
         y=n,
         bounds=bounds,
     )
-    return _phiflow_loops(velocity_field(), force, pressure0, dt, steps, ("CG", "auto"))
+    forced = lambda w: w + force  # noqa: E731
+    return phiflow_loops(velocity_field(), forced, pressure0, dt, steps, ("CG", "auto"))
 
 
-def _phiflow_loops(velocity, force, pressure0, dt: float, steps: int, solvers) -> dict:
-    """PhiFlow's step as its examples write it (advect, explicit diffusion, body force,
-    `make_incompressible` warm-started from the last pressure), `jit_compile`d and looped in
-    Python, for both advection schemes and each pressure ``solvers`` entry."""
+def phiflow_loops(
+    velocity, forced, pressure0, dt: float, steps: int, solvers, viscosity: float = VISCOSITY
+) -> dict:
+    """PhiFlow's step as its examples write it (advect, explicit diffusion, the body force
+    ``forced(w)``, `make_incompressible` warm-started from the last pressure),
+    `jit_compile`d and looped in Python, for both advection schemes and each pressure
+    ``solvers`` entry."""
     from phi.jax import flow as pf
 
     axes = list(velocity.shape.spatial.names)
@@ -157,8 +161,8 @@ def _phiflow_loops(velocity, force, pressure0, dt: float, steps: int, solvers) -
             @pf.jit_compile
             def step(w, p, advect=advect, solver=solver):
                 w = advect(w)
-                w = pf.diffuse.explicit(w, VISCOSITY, dt)
-                w = w + force
+                w = pf.diffuse.explicit(w, viscosity, dt)
+                w = forced(w)
                 w, p = pf.fluid.make_incompressible(w, (), pf.Solve(solver, 1e-5, 0, x0=p))
                 return w, p
 
@@ -270,7 +274,8 @@ def phiflow_runs_3d(n: int, dt: float, steps: int) -> dict:
     pressure0 = pf.CenteredGrid(0, p_ext, x=n, y=n, z=n, bounds=bounds)
     # 'auto' picks a sparse direct solve in 3-D: 6.4x slower than 'CG' at 16^3 (10.4 vs
     # 67 steps/s, `--sizes=-16 --quick`) and minutes per round at 32^3, so 3-D tries CG
-    return _phiflow_loops(velocity, force, pressure0, dt, steps, ("CG",))
+    forced = lambda w: w + force  # noqa: E731
+    return phiflow_loops(velocity, forced, pressure0, dt, steps, ("CG",))
 
 
 def main(argv=None) -> None:
