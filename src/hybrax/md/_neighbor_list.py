@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from jaxtyping import Array, Float
 
+from hybrax.core import ConfigurationError
+
 from ._cell_list import DEFAULT_FORMAT, _choose_and_build
+from ._energy import AbstractEnergy, SumEnergy
 from ._neighbors import AbstractNeighborList
 from ._space import AbstractBox
 
@@ -14,11 +17,12 @@ __all__ = ["neighbor_list"]
 def neighbor_list(
     positions: Float[Array, "N 3"],
     box: AbstractBox,
-    cutoff: float,
+    cutoff: float | None = None,
     *,
     skin: float = 0.3,
     capacity_multiplier: float = 1.25,
-    format: str = DEFAULT_FORMAT,
+    format: str | None = None,
+    energy: AbstractEnergy | None = None,
 ) -> AbstractNeighborList:
     """Build a neighbour list for ``positions``, choosing its kind and sizing its static
     capacities.
@@ -39,7 +43,8 @@ def neighbor_list(
     box
         A `PeriodicBox` or `FreeSpace`.
     cutoff
-        Largest interaction cut-off the list must serve (sigma), e.g. 2.5.
+        Largest interaction cut-off the list must serve (sigma), e.g. 2.5; default the
+        ``energy``'s ``required_cutoff``.
     skin
         Verlet skin (sigma): the list holds pairs within ``cutoff + skin`` and is rebuilt
         when an atom has moved more than ``skin / 2``. Default 0.3 (LAMMPS in.lj).
@@ -47,10 +52,15 @@ def neighbor_list(
         Head room of a cell list over the current configuration's needs (liquids
         fluctuate): a finite number >= 1. Default 1.25.
     format
-        Layout of a cell list in a `PeriodicBox`: ``"windows"`` (default; sorted cell
-        windows, each pair once, cheap rebuilds) or ``"table"`` (a full Verlet table: a
-        2x faster force pass, dearer rebuilds; the faster choice when rebuilds are
-        rare). See `CellNeighborList`.
+        Layout of a cell list in a `PeriodicBox`: ``"windows"`` (sorted cell windows,
+        each pair once, cheap rebuilds) or ``"table"`` (a full Verlet table: a 2x faster
+        pair force pass, dearer rebuilds; the faster choice when rebuilds are rare, and
+        the rows that many-body energies need). Default: ``"table"`` when ``energy`` has
+        a many-body term (EAM, Stillinger-Weber, Tersoff: 2-8x faster forces on it,
+        ``benchmarks/md_manybody.py``), else ``"windows"``. See `CellNeighborList`.
+    energy
+        The energy the list will serve (optional): it sets the default ``cutoff`` and
+        ``format``; a ``cutoff`` shorter than its ``required_cutoff`` raises.
 
     Returns
     -------
@@ -65,5 +75,43 @@ def neighbor_list(
     >>> small, small_box = md.lattice("fcc", 3, density=0.8442)
     >>> type(md.neighbor_list(small, small_box, cutoff=2.5)).__name__
     'DenseNeighborList'
+
+    With the energy, a many-body potential gets the table layout:
+
+    >>> sw = md.StillingerWeber(2.1683, 2.0951, 1.8, 21.0, 1.2, -1 / 3, 7.049556277,
+    ...     0.6022245584, 4.0, 0.0)
+    >>> x, big = md.lattice("fcc", (6, 6, 6), lattice_constant=5.431)  # 864 atoms
+    >>> md.neighbor_list(x, big, skin=0.5, energy=sw).format
+    'table'
     """
+    if energy is not None:
+        cutoff, format = _for_energy(energy, cutoff, format)
+    if cutoff is None:
+        raise ConfigurationError(
+            "neighbor_list: give cutoff= (the largest interaction cut-off, sigma, e.g. 2.5) "
+            "or energy= (the energy the list serves: its required_cutoff)"
+        )
+    format = DEFAULT_FORMAT if format is None else format
     return _choose_and_build(positions, box, cutoff, skin, capacity_multiplier, format)
+
+
+def _for_energy(energy, cutoff, format) -> tuple[float, str | None]:
+    """The ``cutoff`` and ``format`` `neighbor_list` uses for ``energy``."""
+    from ._manybody import AbstractManyBodyEnergy  # (imports the neighbour lists)
+
+    if not isinstance(energy, AbstractEnergy):
+        raise ConfigurationError(
+            f"neighbor_list: energy must be a hybrax.md energy, got {type(energy).__name__}"
+        )
+    needed = energy.required_cutoff
+    if cutoff is None:
+        cutoff = needed
+    elif needed is not None and float(cutoff) < needed:
+        raise ConfigurationError(
+            f"neighbor_list: cutoff={cutoff} is shorter than the energy's required_cutoff "
+            f"{needed}; pass at least {needed}, or leave cutoff out"
+        )
+    terms = energy.terms if isinstance(energy, SumEnergy) else (energy,)
+    if format is None and any(isinstance(t, AbstractManyBodyEnergy) for t in terms):
+        format = "table"
+    return cutoff, format
