@@ -20,11 +20,7 @@ use. The potential energies at the first and last step are printed for both tool
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -33,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from _harness import Record, parse_args, report
+from _lammps import run_nve
 
 jax.config.update("jax_enable_x64", True)
 
@@ -84,55 +81,22 @@ def cpu_seconds(call, rounds):
 
 
 def run_lammps(positions, velocities, box, mass, steps):
-    lmp = shutil.which("lmp") or shutil.which("lmp_serial")
-    if lmp is None:
+    run = run_nve(
+        positions,
+        velocities,
+        float(box.lengths[0]),
+        mass / MVV2E,
+        units="metal",
+        pair=f"pair_style eam\npair_coeff 1 1 {POTENTIAL}",
+        neighbor=f"neighbor {SKIN:g} bin\nneigh_modify every 1 delay 5 check yes",
+        steps=steps,
+        timestep=DT,
+        title="in.eam",
+    )
+    if run is None:
         return None
-    p, v = np.asarray(positions, np.float64), np.asarray(velocities, np.float64)
-    length = float(box.lengths[0])
-    with tempfile.TemporaryDirectory() as tmp:
-        with open(os.path.join(tmp, "cu.data"), "w") as f:
-            f.write(f"in.eam start from hybrax.md\n\n{len(p)} atoms\n1 atom types\n\n")
-            for axis in "xyz":
-                f.write(f"0.0 {length!r} {axis}lo {axis}hi\n")
-            f.write(f"\nMasses\n\n1 {mass / MVV2E!r}\n\nAtoms # atomic\n\n")
-            for i, r in enumerate(p, 1):
-                f.write(f"{i} 1 {r[0]:.17g} {r[1]:.17g} {r[2]:.17g}\n")
-            f.write("\nVelocities\n\n")
-            for i, u in enumerate(v, 1):
-                f.write(f"{i} {u[0]:.17g} {u[1]:.17g} {u[2]:.17g}\n")
-        with open(os.path.join(tmp, "in.eam"), "w") as f:
-            f.write(
-                "units metal\natom_style atomic\nread_data cu.data\n"
-                f"pair_style eam\npair_coeff 1 1 {POTENTIAL}\n"
-                f"neighbor {SKIN:g} bin\nneigh_modify every 1 delay 5 check yes\n"
-                "fix 1 all nve\nthermo_style custom step pe etotal\n"
-                f"thermo {steps}\nthermo_modify norm no format float %.12g\n"
-                f"timestep {DT}\nrun {steps}\n"
-            )
-        env = dict(os.environ, OMP_NUM_THREADS="1")
-        out = subprocess.run(
-            [lmp, "-in", "in.eam", "-log", "log.lammps"],
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-        text = out.stdout + out.stderr
-    loop = re.search(r"Loop time of ([0-9.eE+-]+) on 1 procs for (\d+) steps", text)
-    if loop is None:
-        print(f"LAMMPS did not run as expected:\n{text[-2000:]}", file=sys.stderr)
-        return None
-    cpu_use = re.search(r"([0-9.]+)% CPU use", text)
-    wall = float(loop.group(1))
-    cpu = wall * (float(cpu_use.group(1)) / 100 if cpu_use else 1.0)
-    rows = re.findall(r"^\s*(\d+)\s+(-?[0-9.eE+-]+)\s+(-?[0-9.eE+-]+)\s*$", text, re.M)
-    builds = re.search(r"Neighbor list builds = (\d+)", text)
-    return {
-        "cpu": cpu,
-        "pe": {int(s): float(e) for s, e, _ in rows},
-        "rebuilds": int(builds.group(1)) if builds else -1,
-    }
+    pe = {step: values[0] for step, values in run["thermo"].items()}
+    return {"cpu": run["cpu"], "pe": pe, "rebuilds": run["rebuilds"]}
 
 
 def main(argv=None):

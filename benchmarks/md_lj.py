@@ -45,11 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -59,6 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from _harness import Record, parse_args, report, write_environment
+from _lammps import run_nve
 
 jax.config.update("jax_enable_x64", True)
 
@@ -320,60 +317,29 @@ def jax_md_search(
 
 # ----------------------------------------------------------------------------- LAMMPS
 def run_lammps(positions, velocities, box, steps):
-    lmp = shutil.which("lmp") or shutil.which("lmp_serial")
-    if lmp is None:
+    run = run_nve(
+        positions,
+        velocities,
+        float(box.lengths[0]),
+        1.0,
+        units="lj",
+        pair=f"pair_style lj/cut {CUTOFF}\npair_coeff 1 1 1.0 1.0 {CUTOFF}",
+        neighbor=f"neighbor {SKIN} bin\nneigh_modify delay 0 every 1 check yes",
+        steps=steps,
+        timestep=DT,
+        title="in.lj",
+    )
+    if run is None:
         return None
-    p, v = np.asarray(positions, np.float64), np.asarray(velocities, np.float64)
-    length = float(box.lengths[0])
-    with tempfile.TemporaryDirectory() as tmp:
-        data = os.path.join(tmp, "lj.data")
-        with open(data, "w") as f:
-            f.write(f"in.lj start from hybrax.md\n\n{len(p)} atoms\n1 atom types\n\n")
-            for axis in "xyz":
-                f.write(f"0.0 {length!r} {axis}lo {axis}hi\n")
-            f.write("\nMasses\n\n1 1.0\n\nAtoms # atomic\n\n")
-            for i, r in enumerate(p, 1):
-                f.write(f"{i} 1 {r[0]:.17g} {r[1]:.17g} {r[2]:.17g}\n")
-            f.write("\nVelocities\n\n")
-            for i, u in enumerate(v, 1):
-                f.write(f"{i} {u[0]:.17g} {u[1]:.17g} {u[2]:.17g}\n")
-        script = os.path.join(tmp, "in.lj")
-        with open(script, "w") as f:
-            f.write(
-                "units lj\natom_style atomic\nread_data lj.data\n"
-                f"pair_style lj/cut {CUTOFF}\npair_coeff 1 1 1.0 1.0 {CUTOFF}\n"
-                f"neighbor {SKIN} bin\nneigh_modify delay 0 every 1 check yes\n"
-                "fix 1 all nve\nthermo_style custom step pe etotal\n"
-                f"thermo {steps}\nthermo_modify norm no format float %.12g\n"
-                f"timestep {DT}\nrun {steps}\n"
-            )
-        env = dict(os.environ, OMP_NUM_THREADS="1")
-        out = subprocess.run(
-            [lmp, "-in", "in.lj", "-log", "log.lammps"],
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-        text = out.stdout + out.stderr
-    loop = re.search(r"Loop time of ([0-9.eE+-]+) on 1 procs for (\d+) steps", text)
-    if loop is None:
-        print(f"LAMMPS did not run as expected:\n{text[-2000:]}", file=sys.stderr)
-        return None
-    cpu_use = re.search(r"([0-9.]+)% CPU use", text)
-    wall = float(loop.group(1))
-    cpu = wall * (float(cpu_use.group(1)) / 100 if cpu_use else 1.0)
-    rows = re.findall(r"^\s*(\d+)\s+(-?[0-9.eE+-]+)\s+(-?[0-9.eE+-]+)\s*$", text, re.M)
-    energies = {int(s): float(e) for s, _, e in rows}
+    energies = {step: etotal for step, (_, etotal) in run["thermo"].items()}
     drift = (energies[steps] - energies[0]) / abs(energies[0]) if steps in energies else np.nan
-    builds = re.search(r"Neighbor list builds = (\d+)", text)
+    first = run["thermo"].get(min(run["thermo"], default=0))
     return {
-        "cpu": cpu,
-        "wall": wall,
+        "cpu": run["cpu"],
+        "wall": run["wall"],
         "drift": drift,
-        "rebuilds": int(builds.group(1)) if builds else -1,
-        "pe0": float(rows[0][1]) / len(p) if rows else np.nan,
+        "rebuilds": run["rebuilds"],
+        "pe0": first[0] / len(positions) if first else np.nan,
     }
 
 
