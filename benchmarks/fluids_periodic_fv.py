@@ -41,7 +41,7 @@ import _harness as H
 import jax
 import jax.numpy as jnp
 import numpy as np
-from incompressible import phiflow_loops
+from incompressible import add_peers, phiflow_loops, timed_fastest
 
 import hybrax
 from hybrax.fluids import IncompressibleNavierStokes, ProjectedRK
@@ -204,16 +204,7 @@ def periodic(n: int, steps: int, records: list, rounds: int, ndim: int) -> None:
         ("jax-cfd", lambda: jax_cfd_runs(n, dt, steps, grid, velocity)),
         ("phiflow", lambda: phiflow_runs(n, dt, steps, velocity, ndim)),
     )
-    for name, maker in peers:
-        try:
-            peer = maker()
-            for fn, arg in peer.values():
-                H.block(fn(arg))
-            runs.update(peer)
-        except Exception as error:  # a peer that does not run is reported, not fatal
-            why = f"{type(error).__name__}: {error}".splitlines()[0][:200]
-            print(f"{name} skipped: {why}")
-            records.append(H.Record(case, name, "skipped", 1.0, "", why))
+    add_peers(case, runs, peers, records)
     matched = ("hybrax RK1 central", "jax-cfd euler linear")
     if all(m in runs for m in matched):
         # the same discretisation: the fields agree to float32 round-off after the run
@@ -228,17 +219,7 @@ def periodic(n: int, steps: int, records: list, rounds: int, ndim: int) -> None:
         print(f"{case}: {config}: largest velocity difference {gap:.2e} (speed {scale:.2f})")
         record = H.Record(case, "matched fields", "max_abs_difference", gap, "", config=config)
         records.append(record)
-    for fn, arg in runs.values():
-        H.block(fn(arg))
-    calls = {name: (lambda fn=fn, a=arg: fn(a)) for name, (fn, arg) in runs.items()}
-    seconds = H.interleaved_times(calls, rounds=rounds, min_time=0.2)
-    for name, total in seconds.items():
-        records.append(H.Record(case, name, "steps_per_s", steps / total, "1/s", config=name))
-    best: dict[str, str] = {}
-    for name, total in seconds.items():
-        tool = name.split()[0]
-        if tool not in best or total < seconds[best[tool]]:
-            best[tool] = name
+    seconds, best = timed_fastest(case, runs, steps, rounds, records)
     pairs = [(f"{tool} (fastest)", best[tool], best["hybrax"]) for tool in best if tool != "hybrax"]
     if all(m in seconds for m in matched):
         pairs.append(("jax-cfd (matched: Euler, central)", matched[1], matched[0]))

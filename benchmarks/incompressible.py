@@ -176,6 +176,44 @@ def phiflow_loops(
     return runs
 
 
+def add_peers(case: str, runs: dict, peers, records: list) -> None:
+    """Add each peer's runs (``peers``: ``(tool, maker)`` pairs, ``maker()`` returning
+    ``{name: (fn, arg)}``) to ``runs`` after one call of each (compile, and check that it
+    runs); a peer that fails is recorded as skipped with its error, not fatal."""
+    for name, maker in peers:
+        try:
+            peer = maker()
+            for fn, arg in peer.values():
+                H.block(fn(arg))
+            runs.update(peer)
+        except Exception as error:  # a peer that does not run is reported, not fatal
+            why = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+            print(f"{name} skipped: {why}")
+            records.append(H.Record(case, name, "skipped", 1.0, "", why))
+
+
+def timed_fastest(case: str, runs: dict, steps: int, rounds: int, records: list):
+    """Time every run interleaved (``steps`` steps a call), record steps/s per
+    configuration and each tool's fastest (the tool is a name's first word); returns the
+    seconds per call by name and the fastest name by tool."""
+    for fn, arg in runs.values():
+        H.block(fn(arg))
+    calls = {name: (lambda fn=fn, a=arg: fn(a)) for name, (fn, arg) in runs.items()}
+    seconds = H.interleaved_times(calls, rounds=rounds, min_time=0.2)
+    for name, total in seconds.items():
+        records.append(H.Record(case, name, "steps_per_s", steps / total, "1/s", config=name))
+    best: dict[str, str] = {}
+    for name, total in seconds.items():
+        tool = name.split()[0]
+        if tool not in best or total < seconds[best[tool]]:
+            best[tool] = name
+    for tool, name in best.items():
+        rate = steps / seconds[name]
+        note = "fastest configuration tried"
+        records.append(H.Record(case, f"{tool} (fastest)", "steps_per_s", rate, "1/s", note, name))
+    return seconds, best
+
+
 def channel(n: int, steps: int, records: list, rounds: int, ndim: int = 2) -> None:
     # advective Courant number ~0.3 at the centreline speed 1, and the diffusion number
     # dt nu (2/h^2 per axis) at most 0.8 (256^2 needs the smaller dt: explicit diffusion)
@@ -188,39 +226,10 @@ def channel(n: int, steps: int, records: list, rounds: int, ndim: int = 2) -> No
             hybrax_runs(n, dt, steps),
             (("jax-cfd", jax_cfd_runs), ("phiflow", phiflow_runs)),
         )
-    for name, maker in peers:
-        try:
-            peer = maker(n, dt, steps)
-            for fn, arg in peer.values():
-                H.block(fn(arg))  # compile and check that it runs
-            runs.update(peer)
-        except Exception as error:  # a peer that does not run is reported, not fatal
-            why = f"{type(error).__name__}: {error}".splitlines()[0][:200]
-            print(f"{name} skipped: {why}")
-            records.append(H.Record(case, name, "skipped", 1.0, "", why))
-    for fn, arg in runs.values():
-        H.block(fn(arg))
-    calls = {name: (lambda fn=fn, a=arg: fn(a)) for name, (fn, arg) in runs.items()}
-    seconds = H.interleaved_times(calls, rounds=rounds, min_time=0.2)
-    for name, total in seconds.items():
-        records.append(H.Record(case, name, "steps_per_s", steps / total, "1/s", config=name))
-    best = {}
-    for name, total in seconds.items():
-        tool = name.split()[0]
-        if tool not in best or total < seconds[best[tool]]:
-            best[tool] = name
-    for tool, name in best.items():
-        records.append(
-            H.Record(
-                case,
-                f"{tool} (fastest)",
-                "steps_per_s",
-                steps / seconds[name],
-                "1/s",
-                "fastest configuration tried",
-                config=name,
-            )
-        )
+    add_peers(
+        case, runs, [(name, lambda m=maker: m(n, dt, steps)) for name, maker in peers], records
+    )
+    seconds, best = timed_fastest(case, runs, steps, rounds, records)
     if "hybrax" in best:
         mine = seconds[best["hybrax"]]
         for tool, name in best.items():
