@@ -12,6 +12,7 @@ from hybrax.fluids import (
     Boundaries,
     CentralInterpolation,
     Cylinder,
+    FusedLearnedInterpolation,
     IncompressibleNavierStokes,
     ProjectedRK,
 )
@@ -132,3 +133,66 @@ def test_fast_path_is_taken_only_where_it_applies():
     assert all(m._periodic_scheme is None for m in others)
     assert others[0]._periodic_direct  # a user's scheme: the fast projection, general tendency
     assert not any(m._periodic_direct for m in others[1:])
+
+
+class _Pointwise(eqx.Module):
+    """A small network on any number of dimensions: ``tanh`` of a channel mix of each cell
+    and its neighbour along the first axis."""
+
+    weight: jax.Array
+
+    def __call__(self, x):
+        both = jnp.concatenate([x, jnp.roll(x, 1, axis=1)])
+        return 0.3 * jnp.tanh(jnp.tensordot(self.weight, both, axes=1))
+
+
+@pytest.mark.parametrize(
+    ("ndim", "stencil_size", "base"), [(2, 4, "central"), (2, 2, "upwind"), (3, 4, "upwind")]
+)
+def test_fast_path_learned_interpolation_equals_general_operators(ndim, stencil_size, base):
+    """A `FusedLearnedInterpolation` (a random network, so every stencil correction is
+    non-zero) takes the fast path, bound or not, and its tendency equals the general padded
+    operators with the same bound corrections to round-off; in 2-D its gradient with respect
+    to the network's weights too."""
+    shape = (12, 10) if ndim == 2 else (6, 4, 8)
+    grid = StaggeredGrid(shape, (2.0, 1.5) if ndim == 2 else (2.0, 1.5, 1.0))
+    channels = ndim * ndim * (stencil_size - 1)
+    net = _Pointwise(jax.random.normal(jax.random.key(3), (channels, 2 * ndim), jnp.float64))
+    scheme = FusedLearnedInterpolation(net, stencil_size=stencil_size, base=base)
+    model = IncompressibleNavierStokes(grid, Boundaries.periodic(ndim), 0.03, scheme, drag=0.2)
+    state = _random_state(model, 2)
+    bound = scheme.bind(state.velocity)
+    frozen = eqx.tree_at(lambda m: m.scheme, model, bound)
+    assert model._periodic_scheme == frozen._periodic_scheme == "learned"
+
+    @eqx.filter_jit
+    def general(model, state):
+        bound = model.scheme.bind(state.velocity)
+        return tuple(model._momentum(state.velocity, a, bound) for a in range(ndim))
+
+    want = general(model, state)
+    for m in (model, frozen):
+        got = eqx.filter_jit(m.tendency)(state, 0.0).velocity
+        for a, (g, w) in enumerate(zip(got, want, strict=True)):
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-12, err_msg=f"axis {a}")
+    baseline = IncompressibleNavierStokes(grid, Boundaries.periodic(ndim), 0.03, base, drag=0.2)
+    plain = eqx.filter_jit(baseline.tendency)(state, 0.0).velocity
+    assert max(float(jnp.max(jnp.abs(g - p))) for g, p in zip(want, plain, strict=True)) > 1e-3
+
+    if ndim == 3:
+        return
+
+    @eqx.filter_jit
+    @eqx.filter_grad
+    def fast_grad(m):
+        return sum(jnp.sum(r**2) for r in m.tendency(state, 0.0).velocity)
+
+    @eqx.filter_jit
+    @eqx.filter_grad
+    def slow_grad(m):
+        bound = m.scheme.bind(state.velocity)
+        return sum(jnp.sum(m._momentum(state.velocity, a, bound) ** 2) for a in range(ndim))
+
+    leaves = zip(jax.tree.leaves(fast_grad(model)), jax.tree.leaves(slow_grad(model)), strict=True)
+    for g, w in leaves:
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)

@@ -42,6 +42,7 @@ from ._fv_advection import (
     VanLeerInterpolation,
     as_interpolation,
 )
+from ._learned_interpolation import BoundInterpolation, FusedLearnedInterpolation
 from ._obstacles import AbstractObstacle, Cylinder
 from ._poisson import divergence, pressure_gradient, solve_poisson, solve_poisson_krylov
 
@@ -477,15 +478,20 @@ class IncompressibleNavierStokes(AbstractDynamics):
         boundary faces that the boundary conditions set, the convective condition's rate on
         convective outflow faces)."""
         velocity = state.velocity
-        if self._periodic_scheme is not None:  # the same stencils by periodic shifts
-            like = state.u
+        name = self._periodic_scheme
+        if name is not None:  # the same stencils by periodic shifts
+            like, corrections = state.u, None
+            if name == "learned":  # a network's stencil corrections on a polynomial base
+                bound = self.scheme.bind(velocity)
+                name, corrections = bound.base, bound.coefficients
             rates = periodic_fv.momentum_rates(
                 velocity,
                 self.grid.spacing,
                 scalar_like(self.viscosity, like),
                 scalar_like(self.drag, like),
                 scalar_like(self.forcing, like),
-                self._periodic_scheme,
+                name,
+                corrections,
             )
         else:
             scheme = self.scheme.bind(velocity)
@@ -507,10 +513,12 @@ class IncompressibleNavierStokes(AbstractDynamics):
     @property
     def _periodic_scheme(self) -> str | None:
         """The built-in scheme's name under `_periodic_direct` (the class itself, not a
-        subclass, so a user's scheme keeps the general path): the tendency's fast path
+        subclass, so a user's scheme keeps the general path), or "learned" for a
+        `FusedLearnedInterpolation` (bound or not): the tendency's fast path
         (`_periodic_fv.momentum_rates`); None otherwise."""
         names = {CentralInterpolation: "central", UpwindInterpolation: "upwind"}
         names[VanLeerInterpolation] = "van_leer"
+        names[FusedLearnedInterpolation] = names[BoundInterpolation] = "learned"
         return names.get(type(self.scheme)) if self._periodic_direct else None
 
     def apply_boundaries(self, state: FlowState) -> FlowState:

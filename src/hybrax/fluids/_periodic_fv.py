@@ -8,6 +8,8 @@ copies per term on a CPU (each pad is a concatenation that XLA does not fuse int
 consumers). These compute the same numbers (the same stencils in the same order, so equal to
 round-off: tests/fluids/test_periodic_fast_path.py) from the faces ``0 .. n-1`` of each axis
 with `jnp.roll`, then append the periodic copy (face ``n`` = face ``0``) that the state keeps.
+A learned interpolation bound to the state (`BoundInterpolation`: per flux, the stencil
+corrections on the cells or edges) adds its correction to the same face values.
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ def _face_values(q: Array, carrier: Array, axis: int, scheme: str) -> Array:
     return jnp.where(carrier > 0, left_state, right_state)
 
 
+def _learned_correction(q: Array, d: Array, axis: int, first: int) -> Array:
+    """``sum_j d_j (q_{i+first+j+1} - q_{i+first+j})`` at every index ``i`` along ``axis``:
+    a learned interpolation's zero-sum correction over a stencil whose first point is
+    ``first`` points from ``i`` (`_learned_interpolation._face_values`, by shifts)."""
+    difference = jnp.roll(q, -1, axis) - q
+    terms = [d[j] * jnp.roll(difference, -(first + j), axis) for j in range(d.shape[0])]
+    return sum(terms[1:], terms[0])
+
+
 def momentum_rates(
     velocity: tuple[Array, ...],
     spacing: tuple[float, ...],
@@ -54,17 +65,26 @@ def momentum_rates(
     drag: Array,
     forcing: Array,
     scheme: str = "central",
+    corrections: tuple[tuple[Array, ...], ...] | None = None,
 ) -> tuple[Array, ...]:
     """``d u_a / dt`` without pressure, on every face of a periodic box: ``nu lap u_a``
     minus the flux-form advection ``sum_b d(u_b u_a)/dx_b`` (face values by ``scheme``:
     "central", "upwind" or "van_leer") minus ``drag u_a``, plus ``forcing`` (already on
-    the x-faces' shape, or a scalar) on ``u_0``."""
+    the x-faces' shape, or a scalar) on ``u_0``. ``corrections[a][b]``, shape
+    ``(s - 1, *cells)``, adds a learned interpolation's stencil correction (stencil size
+    ``s``) to the face values of component ``a`` along axis ``b``: on the cells for
+    ``b == a`` (interface ``i`` between faces ``i`` and ``i + 1``), on the edges across
+    (edge ``j`` between points ``j - 1`` and ``j``), as `BoundInterpolation` holds them."""
     distinct = [_distinct(q, a) for a, q in enumerate(velocity)]
     rates = []
     for a, q in enumerate(distinct):
         h = spacing[a]
         centre = 0.5 * (q + jnp.roll(q, -1, a))  # the carrier at the cell centres along a
-        flux = centre * _face_values(q, centre, a, scheme)
+        values = _face_values(q, centre, a, scheme)
+        if corrections is not None:
+            d = corrections[a][a]
+            values = values + _learned_correction(q, d, a, 1 - (d.shape[0] + 1) // 2)
+        flux = centre * values
         advection = (flux - jnp.roll(flux, 1, a)) / h
         second = (jnp.roll(q, 1, a) - 2 * q + jnp.roll(q, -1, a)) / h**2
         for b, carrier in enumerate(distinct):
@@ -75,7 +95,11 @@ def momentum_rates(
             # and j of q along b): u_b averaged along a carries u_a reconstructed along b
             edge = 0.5 * (carrier + jnp.roll(carrier, 1, a))
             ahead = jnp.roll(edge, -1, b)  # the carrier on interface j (points j, j + 1)
-            flux = edge * jnp.roll(_face_values(q, ahead, b, scheme), 1, b)
+            values = jnp.roll(_face_values(q, ahead, b, scheme), 1, b)
+            if corrections is not None:
+                d = corrections[a][b]
+                values = values + _learned_correction(q, d, b, -((d.shape[0] + 1) // 2))
+            flux = edge * values
             advection = advection + (jnp.roll(flux, -1, b) - flux) / k
             second = second + (jnp.roll(q, 1, b) - 2 * q + jnp.roll(q, -1, b)) / k**2
         rate = viscosity * second - advection - drag * q
