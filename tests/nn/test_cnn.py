@@ -35,21 +35,27 @@ def test_pointwise_conv_matches_conv():
 
 
 @pytest.mark.parametrize(
-    "spatial, kernel_size", [((11,), 3), ((7,), 5), ((6, 10), 3), ((9, 8), 5), ((4, 4), 5)]
+    "spatial, kernel_size, channels",
+    [
+        *[((11,), 3, 12), ((7,), 5, 12), ((6, 10), 3, 12), ((9, 8), 5, 12), ((4, 4), 5, 12)],
+        *[((11,), 3, 8), ((6, 10), 3, 8), ((4, 4), 5, 2)],
+    ],
 )
-def test_conv_on_cpu_equals_the_library_convolution(spatial, kernel_size):
-    """On CPU the layer sums shifted matrix products (XLA's CPU convolution is slow beyond
-    8 channels); values and gradients equal equinox's circular convolution's, including a
-    kernel as wide as the grid."""
-    conv = PeriodicConv(len(spatial), 3, 12, kernel_size=kernel_size, key=key(0))
+def test_conv_on_cpu_equals_the_library_convolution(spatial, kernel_size, channels):
+    """On CPU a layer wider than 8 channels sums shifted matrix products (XLA's CPU
+    convolution is slow beyond 8 channels); a narrower one runs XLA's convolution forward
+    and the shifted products' derivative backward. Either way values and gradients (with
+    respect to the weights and the input) equal equinox's circular convolution's, including
+    a kernel as wide as the grid."""
+    conv = PeriodicConv(len(spatial), 3, channels, kernel_size=kernel_size, key=key(0))
     x = normal(1, (3, *spatial))
     np.testing.assert_allclose(conv(x), conv.conv(x), rtol=1e-12, atol=1e-12)
 
-    def loss(apply, layer):
+    def loss(apply, layer, x):
         return jnp.sum(jnp.sin(apply(layer, x)))
 
-    ours = jax.grad(lambda c: loss(lambda layer, x: layer(x), c))(conv)
-    theirs = jax.grad(lambda c: loss(lambda layer, x: layer.conv(x), c))(conv)
+    ours = jax.grad(lambda c, x: loss(lambda layer, x: layer(x), c, x), (0, 1))(conv, x)
+    theirs = jax.grad(lambda c, x: loss(lambda layer, x: layer.conv(x), c, x), (0, 1))(conv, x)
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
 

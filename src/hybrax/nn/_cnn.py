@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..core import ConfigurationError
@@ -88,13 +89,20 @@ class PeriodicConv(eqx.Module):
             weight = self.conv.weight.reshape(self.conv.weight.shape[:2])
             out = jax.numpy.tensordot(weight, x, axes=1)
             return out + self.conv.bias if self.conv.use_bias else out
-        if jax.default_backend() == "cpu":
-            return _shifted_products(self.conv, x)
-        return self.conv(x)
+        if jax.default_backend() != "cpu":
+            return self.conv(x)
+        if self.conv.use_bias and max(self.conv.weight.shape[:2]) <= _SMALL_LAYER:
+            return _small_layer(self.conv.weight, self.conv.bias, x)
+        return _shifted_products(self.conv.weight, self.conv.bias, x)
 
 
-def _shifted_products(conv: eqx.nn.Conv, x: Array) -> Array:
-    """``conv(x)`` with circular padding as a sum of ``kernel_size**d`` matrix products.
+_SMALL_LAYER = 8
+"""Layers with at most this many input and output channels run XLA's convolution forward on
+CPU (`_small_layer`)."""
+
+
+def _shifted_products(weight: Array, bias: Array | None, x: Array) -> Array:
+    """A circular convolution as a sum of ``kernel_size**d`` matrix products.
 
     ``out = bias + sum_offsets W[:, :, offset] @ roll(x, centre - offset)``: the same
     cross-correlation as `eqx.nn.Conv` with ``padding_mode="CIRCULAR"``. Inside a loop
@@ -104,7 +112,6 @@ def _shifted_products(conv: eqx.nn.Conv, x: Array) -> Array:
     (`benchmarks/periodic_conv.py`). Called alone, outside any loop, XLA's is about 1.5x
     faster; this form costs the same in both places.
     """
-    weight = conv.weight
     kernel = weight.shape[2:]
     axes = tuple(range(1, x.ndim))
     out = None
@@ -113,7 +120,33 @@ def _shifted_products(conv: eqx.nn.Conv, x: Array) -> Array:
         tap = weight[(slice(None), slice(None), *offset)]
         term = jnp.tensordot(tap, jnp.roll(x, shifts, axes), 1)
         out = term if out is None else out + term
-    return out + conv.bias if conv.use_bias else out
+    return out if bias is None else out + bias
+
+
+@jax.custom_vjp
+def _small_layer(weight: Array, bias: Array, x: Array) -> Array:
+    """`_shifted_products` for a layer of at most `_SMALL_LAYER` channels in and out:
+    forward by XLA's convolution on the circularly padded input, which stays on its fast
+    path at these widths and is faster there (an 8-channel 3 x 3 network on 32² inside a
+    `jax.lax.scan`: 96 against 136 µs per call); backward by the shifted products'
+    derivative, which is faster than XLA's convolution gradients (1.2 against 1.7 ms)."""
+    pad = [(0, 0)] + [(k // 2, k // 2) for k in weight.shape[2:]]
+    padded = jnp.pad(x, pad, mode="wrap")
+    dims = lax.conv_dimension_numbers(padded[None].shape, weight.shape, None)
+    ones = (1,) * (x.ndim - 1)
+    out = lax.conv_general_dilated(padded[None], weight, ones, "VALID", dimension_numbers=dims)
+    return out[0] + bias
+
+
+def _small_layer_forward(weight, bias, x):
+    return _small_layer(weight, bias, x), (weight, bias, x)
+
+
+def _small_layer_backward(residuals, cotangent):
+    return jax.vjp(_shifted_products, *residuals)[1](cotangent)
+
+
+_small_layer.defvjp(_small_layer_forward, _small_layer_backward)
 
 
 class PeriodicCNN(eqx.Module):
