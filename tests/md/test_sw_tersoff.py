@@ -10,6 +10,7 @@ by us) and the other tests skip.
 import os
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -141,6 +142,45 @@ def test_too_many_neighbours_gives_nan(reference):
     assert np.isnan(energy) and np.all(np.isnan(forces))
     with pytest.raises(hybrax.ConfigurationError, match="max_neighbors must be a positive"):
         md.StillingerWeber.from_file(potential_file("Si.sw"), ["Si"], max_neighbors=0)
+
+
+def test_one_species_moments_equal_the_triplet_sums(reference):
+    """One species: the three-body sums from each atom's moments of its neighbour
+    directions (linear in the neighbours) equal the sums over the triplets (the path of
+    several species, here forced by (2, 2, 2) tables of equal values) to round-off."""
+    positions = jnp.asarray(reference["sw_si/positions"])
+    box = md.PeriodicBox(jnp.asarray(reference["sw_si/lengths"]))
+    species = jnp.asarray(np.random.default_rng(3).integers(0, 2, positions.shape[0]))
+    tables = [jnp.full((2, 2, 2), v) for v in SI_SW]
+    one = md.StillingerWeber(*SI_SW)
+    two = md.StillingerWeber(*tables, species=species)
+    nbrs = md.neighbor_list(positions, box, energy=one)
+    for a, b in zip(
+        (*one.energy_and_forces(positions, nbrs, box), one.virial(positions, nbrs, box)),
+        (*two.energy_and_forces(positions, nbrs, box), two.virial(positions, nbrs, box)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * float(jnp.max(jnp.abs(b))))
+
+
+def test_rows_are_compacted_in_order():
+    """A full table's kept entries go to the front of each row in order; the rest of the
+    capacity is masked (random masks against numpy)."""
+    from hybrax.md._manybody import _compact_rows
+
+    rng = np.random.default_rng(0)
+    for width, capacity in [(1, 1), (54, 16), (64, 64)]:
+        table = rng.integers(0, 1000, (9, width))
+        keep = rng.random((9, width)) < 0.3
+        keep[0] = False
+        keep[1] = True
+        compact, filled = jax.jit(_compact_rows, static_argnums=2)(table, keep, capacity)
+        compact, filled = np.asarray(compact), np.asarray(filled)
+        for row in range(9):
+            kept = table[row][keep[row]][:capacity]
+            assert np.array_equal(compact[row][: len(kept)], kept)
+            assert np.array_equal(filled[row], np.arange(capacity) < len(kept))
+            assert np.all(compact[row][len(kept) :] == 0)
 
 
 def _write(tmp_path, name, text):

@@ -60,12 +60,25 @@ def verlet_rows(neighbors: AbstractNeighborList) -> tuple[Array, Array] | None:
 
 
 def _compact_rows(table, keep, capacity: int):
-    """Each row's kept entries moved to its front (in order) in ``capacity`` columns, by
-    a running count and a one-hot sum over the row (no sort, no scatter)."""
-    slot = jnp.cumsum(keep, axis=1, dtype=jnp.int32) - 1
-    hit = keep[:, :, None] & (slot[:, :, None] == jnp.arange(capacity, dtype=jnp.int32))
-    compact = jnp.sum(jnp.where(hit, table[:, :, None], 0), axis=1, dtype=jnp.int32)
-    return compact, jnp.any(hit, axis=1)
+    """Each row's kept entries moved to its front (in order) in ``capacity`` columns: slot
+    ``m`` takes the first entry whose running count of kept entries exceeds ``m``, found
+    by a binary search on the running count (scalar gathers from the flat arrays; no
+    sort, no scatter, O(capacity log W) per row)."""
+    n, width = table.shape
+    count = jax.lax.associative_scan(jnp.add, keep.astype(jnp.int32), axis=1).reshape(-1)
+    base = (jnp.arange(n, dtype=jnp.int32) * width)[:, None]
+    slot = jnp.arange(capacity, dtype=jnp.int32)[None, :]
+    found = jnp.zeros((n, capacity), jnp.int32)  # entries before the slot's: count <= slot
+    step = 1 << width.bit_length()
+    while step:
+        candidate = found + step
+        inside = candidate <= width
+        before = count[base + jnp.minimum(candidate, width) - 1] <= slot
+        found = jnp.where(inside & before, candidate, found)
+        step //= 2
+    filled = slot < count[base + width - 1]
+    compact = table.reshape(-1)[base + jnp.minimum(found, width - 1)]
+    return jnp.where(filled, compact, 0).astype(jnp.int32), filled
 
 
 def neighbor_table(
@@ -86,8 +99,8 @@ def neighbor_table(
     rows = verlet_rows(neighbors)
     if rows is not None:
         table, valid = rows
-        d = box.displacement(positions[table], positions[:, None, :])
-        keep = valid & (jnp.sum(d * d, axis=-1) < cutoff * cutoff)
+        d = row_displacements(positions, jnp.arange(n, dtype=jnp.int32), table, box)
+        keep = valid & (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < cutoff * cutoff)
         counts = jnp.sum(keep, axis=1, dtype=jnp.int32)
         return (*_compact_rows(table, keep, capacity), jnp.max(counts) > capacity)
     i, j, valid = half_pairs(neighbors)
@@ -283,6 +296,25 @@ def _reverse_pass(potential: AbstractManyBodyEnergy, positions, neighbors, box):
     forces = forces - jax.ops.segment_sum(grad.reshape(-1, 3), other.reshape(-1), num_segments=n)
     virial = -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad.reshape(-1, 3))
     return poisoned(d, total, forces, virial)
+
+
+def row_forces_and_virial(
+    d: Float[Array, "N M 3"],
+    grad: Float[Array, "N M 3"],
+    mask: Bool[Array, "N M"],
+    table: Int[Array, "N M"],
+) -> tuple[Array, Array]:
+    """Forces and virial from ``grad = dU/dr_ij`` over per-atom rows of displacements
+    ``r_ij = r_table[i, m] - r_i`` (masked entries ignored): ``F_i = sum_m grad[i, m] -
+    sum over rows naming i of grad`` (a row sum and one scatter), ``W = -sum r_ij (x)
+    grad_ij``."""
+    grad = jnp.where(mask[..., None], grad, 0.0)
+    n = d.shape[0]
+    forces = jnp.sum(grad, axis=1) - jax.ops.segment_sum(
+        grad.reshape(-1, 3), table.reshape(-1), num_segments=n
+    )
+    virial = -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad.reshape(-1, 3))
+    return forces, virial
 
 
 def poisoned(d: Array, *outputs: Array) -> tuple[Array, ...]:

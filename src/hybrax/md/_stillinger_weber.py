@@ -6,7 +6,6 @@ import os
 from collections.abc import Sequence
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
@@ -19,6 +18,7 @@ from ._manybody import (
     check_species,
     element_names,
     poisoned,
+    row_forces_and_virial,
     triplet_cosines,
 )
 from ._potential_files import SW_FIELDS, read_stillinger_weber
@@ -177,13 +177,11 @@ class StillingerWeber(AbstractManyBodyEnergy):
         }
         return cls(**values, species=species, max_neighbors=max_neighbors, elements=elements)
 
-    def _parts(self, d, mask, table, species):
-        """Per-entry and per-triplet pieces ``(r, unit, cos, two, two', R, R', h, h')``:
-        ``two`` the two-body term, ``R`` the radial factor of the three-body term, ``h`` its
-        angular factor ``lambda epsilon (cos - cos0)^2`` (entry
-        ``(i, j, k)``) and primes derivatives (in ``r`` or ``cos``)."""
+    def _pair_parts(self, d, mask, table, species):
+        """Per-entry pieces ``(r, unit, two, two', R, R')``: ``two`` the two-body term,
+        ``R`` the radial factor of the three-body term, primes derivatives in ``r``."""
         dtype = d.dtype
-        ij, ijk = pair_and_triplet_species(table, species)
+        ij, _ = pair_and_triplet_species(table, species)
         get = lambda leaf, index: parameter(leaf, index, dtype)  # noqa: E731
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))
         sigma, a = get(self.sigma, ij), get(self.a, ij)
@@ -205,6 +203,16 @@ class StillingerWeber(AbstractManyBodyEnergy):
         radial = jnp.where(inside, jnp.exp(gamma_sigma * gap), 0.0)
         radial_slope = -radial * gamma_sigma * gap**2
         unit = d / r[..., None]
+        return r, unit, two, two_slope, radial, radial_slope
+
+    def _parts(self, d, mask, table, species):
+        """Per-entry and per-triplet pieces ``(r, unit, cos, two, two', R, R', h, h')``:
+        `_pair_parts` and ``h`` the angular factor ``lambda epsilon (cos - cos0)^2`` (entry
+        ``(i, j, k)``) and its derivative in ``cos``."""
+        dtype = d.dtype
+        _, ijk = pair_and_triplet_species(table, species)
+        get = lambda leaf, index: parameter(leaf, index, dtype)  # noqa: E731
+        r, unit, two, two_slope, radial, radial_slope = self._pair_parts(d, mask, table, species)
         cos = triplet_cosines(unit)
         strength = get(self.lambda_, ijk) * get(self.epsilon, ijk)
         offset = cos - get(self.cos_theta0, ijk)
@@ -226,33 +234,58 @@ class StillingerWeber(AbstractManyBodyEnergy):
         return 0.5 * jnp.sum(two, axis=1) + 0.5 * jnp.sum(three, axis=(1, 2))
 
     def _evaluate(self, positions, neighbors, box):
-        """Energy, forces and virial with the derivatives written out (one pass over the
-        triplets, reductions over the last neighbour axis; the reverse pass XLA derives
-        is several times slower on CPU): for atom ``i``'s neighbour ``j``,
+        """Energy, forces and virial with the derivatives written out (the reverse pass XLA
+        derives is several times slower on CPU): for atom ``i``'s neighbour ``j``,
         ``dE_i/dr_ij = u_j [two'_j / 2 + R'_j S_j - R_j A_j / r_j] + R_j V_j / r_j`` with
         ``S_j = sum_k H_jk R_k``, ``A_j = sum_k H'_jk R_k cos_jk``, ``V_j = sum_k H'_jk
-        R_k u_k`` (``H`` the angular factor symmetrised over ``j, k``)."""
+        R_k u_k`` (``H`` the angular factor symmetrised over ``j, k``). With one
+        ``lambda epsilon`` and ``cos0`` for every triplet (one species) the sums over
+        ``k`` come from each atom's moments of its neighbour directions (`_moment_sums`:
+        cost linear in the neighbours, not quadratic); else from the triplets."""
         d, mask, _, table, species = self._displacements(positions, neighbors, box)
-        parts = self._parts(d, mask, table, species)
-        r, unit, cos, two, two_slope, radial, radial_slope, angular, angular_slope = parts
-        energy = 0.5 * jnp.sum(two) + 0.5 * jnp.sum(
-            angular * radial[:, :, None] * radial[:, None, :]
-        )
-        symmetric = 0.5 * (angular + jnp.swapaxes(angular, 1, 2))
-        symmetric_slope = 0.5 * (angular_slope + jnp.swapaxes(angular_slope, 1, 2))
-        weights = symmetric_slope * radial[:, None, :]
-        s = jnp.sum(symmetric * radial[:, None, :], axis=2)
-        a = jnp.sum(weights * cos, axis=2)
-        v = jnp.stack([jnp.sum(weights * unit[:, None, :, c], axis=2) for c in range(3)], -1)
-        scale = 0.5 * two_slope + radial_slope * s - radial * a / r
-        grad = unit * scale[..., None] + (radial / r)[..., None] * v
-        grad = jnp.where(mask[..., None], grad, 0.0)
-        n = positions.shape[0]
-        forces = jnp.sum(grad, axis=1) - jax.ops.segment_sum(
-            grad.reshape(-1, 3), table.reshape(-1), num_segments=n
-        )
-        virial = -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad.reshape(-1, 3))
-        return poisoned(d, energy, forces, virial)
+        if all(leaf.size == 1 for leaf in (self.lambda_, self.epsilon, self.cos_theta0)):
+            r, unit, two, two_slope, radial, radial_slope = self._pair_parts(
+                d, mask, table, species
+            )
+            s, perpendicular = self._moment_sums(unit, radial)
+            three = 0.5 * jnp.sum(radial * s)
+        else:
+            parts = self._parts(d, mask, table, species)
+            r, unit, cos, two, two_slope, radial, radial_slope, angular, angular_slope = parts
+            symmetric = 0.5 * (angular + jnp.swapaxes(angular, 1, 2))
+            symmetric_slope = 0.5 * (angular_slope + jnp.swapaxes(angular_slope, 1, 2))
+            weights = symmetric_slope * radial[:, None, :]
+            s = jnp.sum(symmetric * radial[:, None, :], axis=2)
+            a = jnp.sum(weights * cos, axis=2)
+            v = jnp.stack([jnp.sum(weights * unit[:, None, :, c], axis=2) for c in range(3)], -1)
+            perpendicular = v - a[..., None] * unit
+            three = 0.5 * jnp.sum(angular * radial[:, :, None] * radial[:, None, :])
+        energy = 0.5 * jnp.sum(two) + three
+        scale = 0.5 * two_slope + radial_slope * s
+        grad = unit * scale[..., None] + (radial / r)[..., None] * perpendicular
+        return poisoned(d, energy, *row_forces_and_virial(d, grad, mask, table))
+
+    def _moment_sums(self, unit, radial):
+        """``S_j`` and ``V_j - A_j u_j`` of `_evaluate` for one ``lambda epsilon`` and
+        ``cos0``: with ``H_jk = lambda epsilon (u_j . u_k - cos0)^2`` the sums over ``k``
+        are quadratic forms in the moments ``m0 = sum_k R_k``, ``m1 = sum_k R_k u_k``,
+        ``M2 = sum_k R_k u_k u_k^T``, less the ``k = j`` term (which drops out of
+        ``V_j - A_j u_j``)."""
+        dtype = unit.dtype
+        strength = (self.lambda_ * self.epsilon).astype(dtype).reshape(())
+        c0 = self.cos_theta0.astype(dtype).reshape(())
+        u = [unit[..., a] for a in range(3)]
+        ru = [radial * ua for ua in u]
+        m0 = jnp.sum(radial, axis=1)[:, None]
+        m1 = [jnp.sum(rua, axis=1)[:, None] for rua in ru]
+        m2 = [[jnp.sum(ru[a] * u[b], axis=1)[:, None] for b in range(3)] for a in range(3)]
+        m2u = [m2[a][0] * u[0] + m2[a][1] * u[1] + m2[a][2] * u[2] for a in range(3)]
+        um2u = u[0] * m2u[0] + u[1] * m2u[1] + u[2] * m2u[2]
+        um1 = u[0] * m1[0] + u[1] * m1[1] + u[2] * m1[2]
+        s = strength * (um2u - 2.0 * c0 * um1 + c0 * c0 * m0 - (1.0 - c0) ** 2 * radial)
+        along = um2u - c0 * um1
+        perpendicular = [2.0 * strength * (m2u[a] - c0 * m1[a] - along * u[a]) for a in range(3)]
+        return s, jnp.stack(perpendicular, axis=-1)
 
 
 def static_cutoff(name: str, what: str, first, second, combine) -> float:

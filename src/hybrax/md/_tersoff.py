@@ -13,7 +13,12 @@ from jaxtyping import Array, Bool, Float, Int
 
 from hybrax.core import ConfigurationError, concrete_or_none
 
-from ._manybody import AbstractManyBodyEnergy, poisoned, triplet_cosines
+from ._manybody import (
+    AbstractManyBodyEnergy,
+    poisoned,
+    row_forces_and_virial,
+    triplet_cosines,
+)
 from ._potential_files import read_tersoff
 from ._stillinger_weber import (
     pair_and_triplet_species,
@@ -236,13 +241,7 @@ class Tersoff(AbstractManyBodyEnergy):
         radial = radial - jnp.sum(angle * cos, axis=2) / r
         across = jnp.stack([jnp.sum(angle * unit[:, None, :, a], axis=2) for a in range(3)], -1)
         grad = unit * radial[..., None] + across / r[..., None]
-        grad = jnp.where(mask[..., None], grad, 0.0)
-        n = positions.shape[0]
-        forces = jnp.sum(grad, axis=1) - jax.ops.segment_sum(
-            grad.reshape(-1, 3), table.reshape(-1), num_segments=n
-        )
-        virial = -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad.reshape(-1, 3))
-        return poisoned(d, energy, forces, virial)
+        return poisoned(d, energy, *row_forces_and_virial(d, grad, mask, table))
 
     def local_energy(
         self,
