@@ -1,5 +1,7 @@
 """One serial LAMMPS NVE run from hybrax's positions and velocities (cubic periodic box), for
-the benchmarks that time LAMMPS beside hybrax (`md_lj.py`, `md_eam_lammps.py`)."""
+the benchmarks that time LAMMPS beside hybrax (`md_lj.py`, `md_eam_lammps.py`,
+`md_sw_lammps.py`), and the matching compiled hybrax NVE rollout (`hybrax_nve`,
+`cpu_seconds`)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
+import jax
 import numpy as np
 
 
@@ -66,3 +70,40 @@ def run_nve(positions, velocities, length: float, mass: float, *, units: str, pa
         "thermo": {int(s): (float(pe), float(e)) for s, pe, e in rows},
         "rebuilds": int(builds.group(1)) if builds else -1,
     }
+
+
+def hybrax_nve(potential, positions, velocities, box, mass, *, steps, dt, skin, dtype,
+               format=None, capacity_multiplier=1.5):  # fmt: skip
+    """A compiled ``steps``-step `hybrax.md.VelocityVerlet` rollout from ``positions`` and
+    ``velocities`` in ``dtype``, its list from ``md.neighbor_list(..., energy=potential)``
+    (the layout a user gets; ``format`` overrides it). Returns (a call running it from the
+    start, its compile CPU seconds, the first step's potential energy)."""
+    import hybrax
+    import hybrax.md as md
+
+    positions, velocities = positions.astype(dtype), velocities.astype(dtype)
+    box = md.PeriodicBox(box.lengths.astype(dtype))
+    nbrs = md.neighbor_list(
+        positions, box, skin=skin, capacity_multiplier=capacity_multiplier,
+        format=format, energy=potential,
+    )  # fmt: skip
+    stepper = md.VelocityVerlet(potential, box, dt=dt, masses=mass, on_overflow="flag")
+    state = stepper.init(positions, velocities, nbrs)
+
+    def run(s):
+        return hybrax.rollout(stepper, s, steps, save_every=None)[0]
+
+    start = time.process_time()
+    compiled = jax.jit(run).lower(state).compile()
+    compile_s = time.process_time() - start
+    return (lambda: compiled(state)), compile_s, float(state.potential_energy)
+
+
+def cpu_seconds(call, rounds):
+    """The least CPU seconds of ``rounds`` blocked calls, and the last result."""
+    best, out = np.inf, None
+    for _ in range(rounds):
+        start = time.process_time()
+        out = jax.block_until_ready(call())
+        best = min(best, time.process_time() - start)
+    return best, out

@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from _harness import Record, parse_args, report
-from _lammps import run_nve
+from _lammps import cpu_seconds, hybrax_nve, run_nve
 
 jax.config.update("jax_enable_x64", True)
 
-import hybrax  # noqa: E402
 import hybrax.md as md  # noqa: E402
 
 POTENTIAL = "/usr/share/lammps/potentials/Cu_u3.eam"
@@ -49,35 +46,6 @@ def initial_state(cells: int):
     key = jax.random.key(SEED)
     velocities = md.maxwell_boltzmann(key, positions.shape[0], BOLTZ * T0, mass)
     return eam, positions, velocities, box, mass
-
-
-def hybrax_run(eam, positions, velocities, box, mass, steps, dtype, format):
-    """Compiled ``steps``-step NVE rollout; returns (timed call, compile CPU s, pe0)."""
-    positions, velocities = positions.astype(dtype), velocities.astype(dtype)
-    box = md.PeriodicBox(box.lengths.astype(dtype))
-    nbrs = md.neighbor_list(
-        positions, box, eam.cutoff, skin=SKIN, capacity_multiplier=1.5, format=format
-    )
-    stepper = md.VelocityVerlet(eam, box, dt=DT, masses=mass, on_overflow="flag")
-    state = stepper.init(positions, velocities, nbrs)
-
-    def run(s):
-        return hybrax.rollout(stepper, s, steps, save_every=None)[0]
-
-    start = time.process_time()
-    compiled = jax.jit(run).lower(state).compile()
-    compile_s = time.process_time() - start
-    return (lambda: compiled(state)), compile_s, float(state.potential_energy)
-
-
-def cpu_seconds(call, rounds):
-    """The least CPU seconds of ``rounds`` blocked calls, and the last result."""
-    best, out = np.inf, None
-    for _ in range(rounds):
-        start = time.process_time()
-        out = jax.block_until_ready(call())
-        best = min(best, time.process_time() - start)
-    return best, out
 
 
 def run_lammps(positions, velocities, box, mass, steps):
@@ -127,9 +95,10 @@ def main(argv=None):
     hybrax_rows = []
     configs = [(jnp.float64, "table"), (jnp.float32, "table"), (jnp.float32, "windows")]
     for dtype, format in configs:
-        call, compile_s, pe0 = hybrax_run(
-            eam, positions, velocities, box, mass, steps, dtype, format
-        )
+        call, compile_s, pe0 = hybrax_nve(
+            eam, positions, velocities, box, mass, steps=steps, dt=DT, skin=SKIN, dtype=dtype,
+            format=format,
+        )  # fmt: skip
         seconds, final = cpu_seconds(call, rounds)
         label = f"hybrax({jnp.dtype(dtype).name})"
         note = (
