@@ -2,8 +2,10 @@
 
 `hybrax.nn.PeriodicConv` (and every network built from it: `PeriodicCNN`,
 `PeriodicResNet`, `PeriodicUNet`) computes a ``k x k`` circular convolution on CPU as a sum
-of ``k**2`` matrix products of the layer's taps with rolled copies of the input; on other
-backends it calls `equinox.nn.Conv` (XLA's convolution, cuDNN on GPUs). This script times
+of ``k**2`` matrix products of the layer's taps with rolled copies of the input, except
+for layers of at most 8 channels in and out, which run XLA's convolution forward (faster
+at those widths, also inside loops) and the shifted products' derivative backward; on
+other backends it calls `equinox.nn.Conv` (XLA's convolution, cuDNN on GPUs). This script times
 one layer both ways, interleaved, on the same weights and input, float32, and checks that
 they agree: called alone (``ms_per_layer``), and applied 20 times inside a `jax.lax.scan`
 (``ms_per_layer_in_scan``, per application), which is how a network runs inside a hybrid
@@ -33,7 +35,7 @@ def run_case(n: int, channels: int, kernel: int, records: list, rounds: int) -> 
     layer = PeriodicConv(2, channels, channels, kernel, key=jax.random.key(0), dtype=jnp.float32)
     x = jax.random.normal(jax.random.key(1), (channels, n, n), jnp.float32)
     tools = {
-        "hybrax (shifted products)": lambda c, x: c(x),
+        "hybrax PeriodicConv": lambda c, x: c(x),
         "XLA convolution": lambda c, x: c.conv(x),
     }
     calls = {}
@@ -66,7 +68,7 @@ def main(argv=None) -> None:
     for n, channels, kernel in CASES_QUICK if args.quick else CASES_FULL:
         run_case(n, channels, kernel, records, 3 if args.quick else 5)
     metrics = ("ms_per_layer", "ms_per_layer_in_scan", "ms_per_gradient_in_scan")
-    baseline = dict.fromkeys(metrics, "hybrax (shifted products)")
+    baseline = dict.fromkeys(metrics, "hybrax PeriodicConv")
     H.report(records, args.json, baseline=baseline)
     H.write_environment(args.json)
 
