@@ -11,11 +11,12 @@ least disturbed round. Use ``--clock cpu`` with the process pinned to one core (
 -c 0``) for CPU seconds of one core. Ratios are against ``plain_2x``.
 
     taskset -c 0 python benchmarks/workflow_costs.py RUN_FOLDER --clock cpu \
-        [--rounds 7] [--time 1.0] [--decorrelation] [--json OUT.json]
+        [--rounds 7] [--time 1.0] [--decorrelation] [--figure] [--json OUT.json]
 
 ``--decorrelation`` also re-runs the learned models' forecasts on the run's held-out starts
 (regenerated from its seed) and reports their decorrelation times with the current code
-(a change of kernels changes float32 round-off, and the flow is chaotic).
+(a change of kernels changes float32 round-off, and the flow is chaotic); ``--figure``
+writes the run's accuracy-cost figure with these costs as ``accuracy_cost_cpu.png``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from pathlib import Path
 
 import _harness as H
 import equinox as eqx
@@ -32,11 +34,29 @@ import hybrax
 from hybrax.experiments import fv_learned_interpolation as fvli
 
 
+class _Folder:
+    """Where `fvli.plot_accuracy_cost` saves: the run folder (a new file only)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def save_figure(self, fig, name: str) -> Path:
+        path = self.folder / name
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        return path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a finished fv-learned-interpolation run folder")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--time", type=float, default=1.0, help="simulated time per call")
+    parser.add_argument(
+        "--figure",
+        action="store_true",
+        help="write accuracy_cost_cpu.png into the run folder: the run's accuracy-cost "
+        "figure with these costs",
+    )
     parser.add_argument(
         "--decorrelation",
         action="store_true",
@@ -81,6 +101,18 @@ def main(argv=None) -> None:
         note = f"{stored[name]:.3f} time units to corr < {s.threshold}"
         records.append(H.Record(case, name, "s_per_time_unit", per_time, "s", note, common.clock))
     H.report(records, common.json, baseline={"s_per_time_unit": "plain_2x"})
+    if args.figure:
+        cost = {r.tool: r.value for r in records}
+        unit = "CPU s of one core" if common.clock == "cpu" else "wall s"
+        fvli.plot_accuracy_cost(
+            _Folder(Path(args.run)),
+            s,
+            stored,
+            cost,
+            tuple(saved.run_info.get("censored", ())),
+            xlabel=f"cost per simulated time unit ({unit}, one trajectory; workflow_costs.py)",
+            filename="accuracy_cost_cpu.png",
+        )
     H.write_environment(common.json)
     print(f"clock: {common.clock}; rounds: {args.rounds}", file=sys.stderr)
 

@@ -38,13 +38,21 @@ def resolution_table(metrics: dict, censored: Sequence[str] = ()) -> str:
 
 
 def accuracy_cost_figure(
-    run, names: Sequence[str], decorrelation: dict, cost: dict, title: str, censored=()
+    run,
+    names: Sequence[str],
+    decorrelation: dict,
+    cost: dict,
+    title: str,
+    censored=(),
+    xlabel: str = "wall time per simulated time unit (s, one trajectory, this CPU)",
+    filename: str = "accuracy_cost.png",
 ) -> None:
     """Save ``accuracy_cost.png`` in ``run``: each model's decorrelation time against its
     wall time per simulated time unit (log axes). The plain solvers (names starting with
     ``plain``) are joined by a line, so a learned model above and to the left of it beats
     resolution at equal cost; dotted lines mark ``plain_2x``'s decorrelation time and cost
-    (the goal: the upper-left quadrant)."""
+    (the goal: the upper-left quadrant). ``xlabel`` names the cost axis, ``filename`` the
+    file."""
     from matplotlib.ticker import LogLocator, NullFormatter
 
     fig, ax = _plotting.figure(figsize=(6.5, 4.2))
@@ -71,8 +79,8 @@ def accuracy_cost_figure(
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.set_minor_formatter(NullFormatter())
     ax.margins(x=0.25, y=0.15)
-    ax.set_xlabel("wall time per simulated time unit (s, one trajectory, this CPU)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("decorrelation time (model time units)")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    run.save_figure(fig, "accuracy_cost.png")
+    run.save_figure(fig, filename)

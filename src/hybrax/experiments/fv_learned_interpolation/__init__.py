@@ -63,7 +63,7 @@ from .model import (
     plain_stepper,
     reference_stepper,
 )
-from .report import comparison_table
+from .report import comparison_table, plot_accuracy_cost
 from .settings import FULL, LEARNED, MODEL_NAMES, QUICK, FVSettings
 from .train import network_scales, train_model, velocity_only
 from .workflow import SavedRun, load_run, run
@@ -93,6 +93,7 @@ __all__ = [
     "network_scales",
     "parameter_count",
     "plain_stepper",
+    "plot_accuracy_cost",
     "reference_stepper",
     "restrict",
     "run",

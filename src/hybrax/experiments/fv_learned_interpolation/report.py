@@ -59,13 +59,16 @@ def plot(run, settings, times, correlations, fields) -> None:
     run.save_figure(fig, "vorticity.png", dpi=100)
 
 
-def plot_accuracy_cost(run, settings, decorrelation: dict, cost: dict, censored=()) -> None:
+def plot_accuracy_cost(
+    run, settings, decorrelation: dict, cost: dict, censored=(), **figure
+) -> None:
     """``accuracy_cost.png``: decorrelation time against wall time per simulated time unit
     (log axes); the plain solvers are joined by a line, so a learned model above and to the
     left of it beats resolution at equal cost; dotted lines mark plain_2x's accuracy and
-    cost."""
+    cost. ``figure``: ``xlabel`` and ``filename`` for costs measured otherwise (e.g. CPU
+    seconds of one pinned core, `benchmarks/workflow_costs.py`)."""
     title = (
         f"finite volumes, {settings.coarse_points}² coarse grid "
         f"(correlation > {settings.threshold})"
     )
-    accuracy_cost_figure(run, MODEL_NAMES, decorrelation, cost, title, censored)
+    accuracy_cost_figure(run, MODEL_NAMES, decorrelation, cost, title, censored, **figure)
