@@ -92,9 +92,12 @@ class StillingerWeber(AbstractManyBodyEnergy):
     depend on the number of species. Units: LAMMPS ``metal`` (eV, Angstrom).
 
     Forces and virial have their derivatives written out (one pass over each atom's
-    neighbour pairs). The per-atom neighbour tables are read fastest from a full Verlet
-    table (``hybrax.md.neighbor_list(..., format="table")``: each row filtered to the
-    cut-off in place); other lists' pairs are sorted by atom first.
+    neighbour pairs). With one species (one ``lambda epsilon`` and ``cos_theta0``) the
+    three-body sums come from each atom's moments of its neighbour directions, so the
+    cost grows linearly with ``max_neighbors``, not quadratically. The per-atom neighbour
+    tables are read fastest from a full Verlet table
+    (``hybrax.md.neighbor_list(..., format="table")``: each row filtered to the cut-off in
+    place); other lists' pairs are sorted by atom first.
 
     Parameters
     ----------
