@@ -23,8 +23,8 @@ def run_nve(positions, velocities, length: float, mass: float, *, units: str, pa
     ``velocities`` in the cube of side ``length``; ``pair`` and ``neighbor`` are the input
     script's lines for them. Returns the loop's CPU seconds (wall time x LAMMPS's reported
     CPU share), its wall time, the thermo rows ``{step: (pe, etotal)}`` (totals, not per
-    atom) and the number of neighbour-list builds; None without ``lmp`` or when LAMMPS
-    fails (its output's tail is printed)."""
+    atom), the potential energies alone ``{step: pe}`` and the number of neighbour-list
+    builds; None without ``lmp`` or when LAMMPS fails (its output's tail is printed)."""
     lmp = shutil.which("lmp") or shutil.which("lmp_serial")
     if lmp is None:
         return None
@@ -68,6 +68,7 @@ def run_nve(positions, velocities, length: float, mass: float, *, units: str, pa
         "cpu": wall * (float(cpu_use.group(1)) / 100 if cpu_use else 1.0),
         "wall": wall,
         "thermo": {int(s): (float(pe), float(e)) for s, pe, e in rows},
+        "pe": {int(s): float(pe) for s, pe, _ in rows},
         "rebuilds": int(builds.group(1)) if builds else -1,
     }
 

@@ -49,7 +49,7 @@ def initial_state(cells: int):
 
 
 def run_lammps(positions, velocities, box, mass, steps):
-    run = run_nve(
+    return run_nve(
         positions,
         velocities,
         float(box.lengths[0]),
@@ -61,10 +61,6 @@ def run_lammps(positions, velocities, box, mass, steps):
         timestep=DT,
         title="in.eam",
     )
-    if run is None:
-        return None
-    pe = {step: values[0] for step, values in run["thermo"].items()}
-    return {"cpu": run["cpu"], "pe": pe, "rebuilds": run["rebuilds"]}
 
 
 def main(argv=None):

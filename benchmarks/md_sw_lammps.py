@@ -64,7 +64,7 @@ def potential(style: str):
 
 
 def run_lammps(style, positions, velocities, box, steps):
-    run = run_nve(
+    return run_nve(
         positions,
         velocities,
         float(box.lengths[0]),
@@ -76,10 +76,6 @@ def run_lammps(style, positions, velocities, box, steps):
         timestep=DT,
         title=f"{style} Si",
     )
-    if run is None:
-        return None
-    pe = {step: values[0] for step, values in run["thermo"].items()}
-    return {"cpu": run["cpu"], "pe": pe, "rebuilds": run["rebuilds"]}
 
 
 def main(argv=None):
