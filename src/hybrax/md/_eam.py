@@ -105,7 +105,7 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
 
     Speed: with a full Verlet table (``hybrax.md.neighbor_list(..., format="table")``)
     forces and virial come from LAMMPS's two passes over each atom's row with the spline
-    derivatives written out (about 7x faster than with the default ``"windows"`` list,
+    derivatives written out (about 12x faster than with the default ``"windows"`` list,
     whose pairs are summed once and differentiated by a reverse pass with scatters).
 
     Parameters
