@@ -108,9 +108,8 @@ def test_force_gradient_wrt_centre_matches_finite_differences(forces_and_derivat
 def test_step_commutes_with_the_mirror_image():
     """The direct-forcing step has no built-in up-down bias: with the cylinder on the
     channel's centre line (the whole problem symmetric under y -> H - y), stepping the
-    mirrored state equals mirroring the stepped state to round-off. (A lift offset seen
-    in DFG 2D-2 comes from where the grid cuts the body, not from the scheme: the centre
-    (0.2, 0.2) sits 0.42 cells off a grid line at 48 cells across.)"""
+    mirrored state equals mirroring the stepped state to round-off. (The lift offset seen
+    in DFG 2D-2 comes from where the grid cuts the body, see tests/fluids/test_dfg.py.)"""
     body = Cylinder(jnp.array([0.61, 0.5]), 0.2103, 0.0625)  # on the channel's centre line
     model = eqx.tree_at(lambda m: m.obstacle, _model(jnp.array(CENTRE)), body)
     dt = DT
