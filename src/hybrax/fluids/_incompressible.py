@@ -361,11 +361,15 @@ class IncompressibleNavierStokes(AbstractDynamics):
         of blocked faces), so coarser grids than these give the flow's features, not the
         benchmark's digits.
 
-        ``immersed_boundary="direct_forcing"`` (about 1.9x the cost of a step): 2D-1 c_D
-        +0.56%, dp -1.3%, c_L 0.0041 at 96 cells; c_D +0.18%, dp +0.04%, c_L 0.0116 (+9.6%)
-        at 192 (tests/fluids/test_dfg.py); but in 2D-2 the lift's swing comes out too
-        small (max c_L 0.73 at 96 cells, max c_D -3.9%, St +1.6%), not improving from 48
-        cells, so Brinkman penalisation stays the default.
+        ``immersed_boundary="direct_forcing"`` (about 4.4x the CPU time of a Brinkman step
+        at 96 cells, float64: the cut cells' conjugate gradients): steady 2D-1 c_D +0.43%,
+        dp -1.4%, c_L 0.0051 at 96 cells; c_D +0.04%, dp -0.02%, c_L about 0.0134 (+26%)
+        at 192 (tests/fluids/test_dfg.py; at t = 3 the lift is still in a transient). The
+        lift depends steeply on where the grid cuts the body (at 48 cells it ranges over
+        -0.10 .. +0.11 as the centre moves within a cell), and in 2D-2 the swing comes out
+        off-centre (-0.21 .. 0.74 at 48 cells) and, with the body symmetric on the grid
+        (82 cells, centre on a grid line), centred but too small (-0.65 .. 0.62, max c_D
+        -5.8%); Brinkman penalisation stays the default.
         """
         peaks = {"2D-1": 0.3, "2D-2": 1.5}
         if case not in peaks:
