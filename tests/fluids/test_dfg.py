@@ -97,7 +97,10 @@ def test_dfg_2d1_direct_forcing(full_size):
     on where the grid cuts the body than the flow does: at 48 cells moving the centre
     within one cell (y = 0.2 + a h, a = -0.5, -0.3, ..., 0.5, t = 5) gives c_L +0.110,
     -0.056, +0.106, -0.060, -0.105, +0.077 (Brinkman: -0.062, +0.086, +0.075, +0.023,
-    -0.131, -0.069), against a physical change of about 0.02 over the cell. Drag and
+    -0.131, -0.069), against a physical change of about 0.02 over the cell; finer, direct
+    forcing gives -0.056, -0.006, +0.044, +0.139, +0.134 at a = -0.30, -0.26, -0.22,
+    -0.18, -0.14: steep (about 70x the physical slope) between role changes of faces,
+    and a jump at one. Drag and
     pressure drop are within 0.4% and 2.6% from 82 cells on (0.04%, 0.02% at 192); the
     steady lift is not within 2% at any of these resolutions (+27% at 82, about +26% at
     192)."""
