@@ -79,14 +79,15 @@ def cpu_time(fn):
 
 
 # ----------------------------------------------------------------------------- hybrax
-def hybrax_runner(positions, velocities, box, steps, warmup, skin=SKIN, format="windows"):
+def hybrax_runner(positions, velocities, box, steps, warmup, skin=SKIN, format=None):
     """hybrax's compiled ``steps``-step NVE rollout from the lattice, its list (cell list
-    ``format``) sized by a ``warmup``-step melt. Returns a dict with the timed call, the
-    melted positions (jax-md's lists are allocated from them too), compile times (CPU
-    seconds) and diagnostics."""
+    ``format``, default `hybrax.md.neighbor_list`'s) sized by a ``warmup``-step melt.
+    Returns a dict with the timed call, the melted positions (jax-md's lists are allocated
+    from them too), compile times (CPU seconds) and diagnostics."""
     lj = md.LennardJones(cutoff=CUTOFF, shift=False)  # pair_style lj/cut, as in.lj
     stepper = md.VelocityVerlet(lj, box, dt=DT)
     nbrs = md.neighbor_list(positions, box, CUTOFF, skin=skin, format=format)
+    format = nbrs.format
     state = stepper.init(positions, velocities, nbrs)
     melted, _ = md.simulate(stepper, state, warmup, chunk_size=warmup, progress=False)
     sized = melted.neighbors.grow(melted.positions, box)
@@ -117,6 +118,7 @@ def hybrax_runner(positions, velocities, box, steps, warmup, skin=SKIN, format="
         "compile": compile_s,
         "first_step_compile": first_step_compile,
         "slots": nbrs.slots_per_atom,
+        "format": format,
         "pe0": float(state.potential_energy) / positions.shape[0],
     }
 
@@ -378,8 +380,8 @@ def main(argv=None):
         "--hybrax-formats",
         type=str,
         default="windows,table",
-        help="hybrax cell-list formats to time: 'windows' (the default list, row 'hybrax'), "
-        "'table' (row 'hybrax table') and 'rows' (row 'hybrax rows')",
+        help="hybrax cell-list formats to time besides the default (row 'hybrax'): 'windows' "
+        "(row 'hybrax windows'), 'table' (row 'hybrax table'), 'rows' (row 'hybrax rows')",
     )
     known, rest = extra.parse_known_args(argv)
     args = parse_args(__doc__.splitlines()[0], rest)
@@ -437,16 +439,17 @@ def main(argv=None):
             results = {"hybrax": hx, "jax-md": jx}
             configs = {
                 "hybrax": f"skin={SKIN:g} (in.lj), hard-cut LJ, list from the melt via grow(), "
-                "format='windows' (default)",
+                f"format='{hx['format']}' (default)",
                 "jax-md": best.label() + ", switched LJ r_onset=2.0",
                 "lammps-serial(f64)": f"neighbor {SKIN:g} bin, every 1 check yes",
             }
             layouts = {
                 "table": "full Verlet table",
                 "rows": "each atom's half-shell windows in one row",
+                "windows": "half-shell windows read in place",
             }
             for layout, words in layouts.items():  # the other cell-list formats asked for
-                if layout not in known.hybrax_formats.split(","):
+                if layout not in known.hybrax_formats.split(",") or layout == hx["format"]:
                     continue
                 name = f"hybrax {layout}"
                 results[name] = hybrax_runner(

@@ -20,7 +20,7 @@ def test_energy_sets_cutoff_and_layout(crystal):
     many = md.neighbor_list(x, box, skin=0.5, energy=SW)
     assert many.format == "table" and many.cutoff == pytest.approx(SW.required_cutoff)
     lj = md.LennardJones(sigma=2.0, cutoff=5.0)
-    assert md.neighbor_list(x, box, energy=lj).format == "windows"
+    assert md.neighbor_list(x, box, energy=lj).format == "rows"  # pair energies: rows
     mixed = md.SumEnergy((lj, SW))
     assert md.neighbor_list(x, box, energy=mixed).format == "table"
     # an explicit format wins (tests/md/test_sw_tersoff.py and test_eam.py check that

@@ -97,7 +97,7 @@ def test_crystal_capacities_hold_a_rebuild_after_half_a_skin():
     """Sized on the perfect lattice (every atom with the same ranked windows), the list
     still holds every pair after the atoms moved up to skin / 2 and it was rebuilt."""
     positions, box = md.lattice("fcc", 6, density=0.8442)
-    nbrs = md.neighbor_list(positions, box, cutoff=2.5, skin=0.3)
+    nbrs = md.neighbor_list(positions, box, cutoff=2.5, skin=0.3, format="windows")
     rng = np.random.default_rng(7)
     step = rng.normal(size=positions.shape)
     step *= 0.15 / np.max(np.linalg.norm(step, axis=1))

@@ -6,7 +6,7 @@ from jaxtyping import Array, Float
 
 from hybrax.core import ConfigurationError
 
-from ._cell_list import DEFAULT_FORMAT, _choose_and_build
+from ._cell_list import PAIR_FORMAT, _choose_and_build
 from ._energy import AbstractEnergy, SumEnergy
 from ._neighbors import AbstractNeighborList
 from ._space import AbstractBox
@@ -52,12 +52,14 @@ def neighbor_list(
         Head room of a cell list over the current configuration's needs (liquids
         fluctuate): a finite number >= 1. Default 1.25.
     format
-        Layout of a cell list in a `PeriodicBox`: ``"windows"`` (sorted cell windows,
-        each pair once, cheap rebuilds) or ``"table"`` (a full Verlet table: a 2x faster
-        pair force pass, dearer rebuilds; the faster choice when rebuilds are rare, and
-        the rows that many-body energies need). Default: ``"table"`` when ``energy`` has
-        a many-body term (EAM, Stillinger-Weber, Tersoff: 2-8x faster forces on it,
-        ``benchmarks/md_manybody.py``), else ``"windows"``. See `CellNeighborList`.
+        Layout of a cell list in a `PeriodicBox`: ``"rows"`` (each atom's half-shell cell
+        windows in one row: each pair once, cheap rebuilds), ``"windows"`` (the windows
+        read in place: cheaper rebuilds, a slower force pass) or ``"table"`` (a full
+        Verlet table: the fastest pair force pass, dear rebuilds; the faster choice when
+        rebuilds are rare, and the rows that many-body energies need). Default:
+        ``"table"`` when ``energy`` has a many-body term (EAM, Stillinger-Weber, Tersoff:
+        2-8x faster forces on it, ``benchmarks/md_manybody.py``), else ``"rows"``
+        (``benchmarks/md_lj.py``). See `CellNeighborList`.
     energy
         The energy the list will serve (optional): it sets the default ``cutoff`` and
         ``format``; a ``cutoff`` shorter than its ``required_cutoff`` raises.
@@ -91,7 +93,7 @@ def neighbor_list(
             "neighbor_list: give cutoff= (the largest interaction cut-off, sigma, e.g. 2.5) "
             "or energy= (the energy the list serves: its required_cutoff)"
         )
-    format = DEFAULT_FORMAT if format is None else format
+    format = PAIR_FORMAT if format is None else format
     return _choose_and_build(positions, box, cutoff, skin, capacity_multiplier, format)
 
 
