@@ -58,7 +58,7 @@ def neighbor_list(
         Verlet table: the fastest pair force pass, dear rebuilds; the faster choice when
         rebuilds are rare, and the rows that many-body energies need). Default:
         ``"table"`` when ``energy`` has a many-body term (EAM, Stillinger-Weber, Tersoff:
-        2-8x faster forces on it, ``benchmarks/md_manybody.py``), else ``"rows"``
+        2-12x faster forces on it, ``benchmarks/md_manybody.py``), else ``"rows"``
         (``benchmarks/md_lj.py``). See `CellNeighborList`.
     energy
         The energy the list will serve (optional): it sets the default ``cutoff`` and
