@@ -439,40 +439,25 @@ class CellNeighborList(AbstractNeighborList):
             column_capacity=self.column_capacity,
             list_radius=self.list_radius,
         )
-        return eqx.tree_at(
-            lambda n: (
-                n.reference_positions,
-                n.ext_ids,
-                n.window_start,
-                n.window_count,
-                n.overflow,
-                n.max_counts,
-                n.max_column_length,
-                n.num_builds,
-            ),
-            self,
-            (
-                positions,
-                table.reshape(-1),
-                (jnp.arange(self.num_atoms, dtype=jnp.int32) * self.widths[0])[:, None],
-                total[:, None],
-                self.overflow | overflow | lost,
-                jnp.maximum(self.max_counts, total_need[None]),
-                jnp.maximum(self.max_column_length, column_need),
-                self.num_builds + 1,
-            ),
-        )
+        return self._with_rows(positions, table, total, overflow | lost, total_need, column_need)
 
     def _update_triclinic(self, positions, box, lost) -> CellNeighborList:
-        n, width = self.num_atoms, self.widths[0]
         table, count, overflow, count_needed, occupancy_needed = triclinic_tables(
             positions,
             box,
             grid=self.grid,
             cell_capacity=self.column_capacity,
-            width=width,
+            width=self.widths[0],
             list_radius=self.list_radius,
         )
+        return self._with_rows(
+            positions, table, count, overflow | lost, count_needed, occupancy_needed
+        )
+
+    def _with_rows(self, positions, table, count, overflow, count_needed, column_needed):
+        """The list rebuilt at ``positions`` as one row of ``width`` ids per atom (``table``,
+        ``(N, width)``) holding ``count`` candidates each; needs and overflow recorded."""
+        width = self.widths[0]
         return eqx.tree_at(
             lambda n: (
                 n.reference_positions,
@@ -488,11 +473,11 @@ class CellNeighborList(AbstractNeighborList):
             (
                 positions,
                 table.reshape(-1),
-                (jnp.arange(n, dtype=jnp.int32) * width)[:, None],
+                (jnp.arange(self.num_atoms, dtype=jnp.int32) * width)[:, None],
                 count[:, None],
-                self.overflow | overflow | lost,
+                self.overflow | overflow,
                 jnp.maximum(self.max_counts, count_needed[None]),
-                jnp.maximum(self.max_column_length, occupancy_needed),
+                jnp.maximum(self.max_column_length, column_needed),
                 self.num_builds + 1,
             ),
         )
