@@ -707,6 +707,18 @@ def _build_rows(
 _ROWS_BLOCK_ELEMENTS = 32768
 
 
+def _masked_pair_terms(d, valid, cutoff_sq, pair_fn, si, sj):
+    """``pair_fn``'s scalars and weights on the candidate slots with displacement ``d``
+    (three arrays) that are ``valid`` and inside the cut-off, zero on the others (their
+    squared distance replaced by the cut-off's, so ``pair_fn`` never sees a padding slot's
+    zero distance)."""
+    r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+    mask = valid & (r2 < cutoff_sq)
+    r2_safe = jnp.where(mask, r2, cutoff_sq)
+    scalars, weights = _split(pair_fn(r2_safe, None if si is None else si[:, None], sj), "pair_fn")
+    return [jnp.where(mask, s, 0) for s in scalars], [jnp.where(mask, w, 0) for w in weights]
+
+
 def _rows_pass(table, total, block_size, positions, box, pair_fn, cutoff, species, sums: Sums):
     """Pair sums over rows of half-shell candidates (each pair once): per block of atoms,
     one gather of the candidates, the pair terms added to the atom and the reactions
@@ -732,16 +744,8 @@ def _rows_pass(table, total, block_size, positions, box, pair_fn, cutoff, specie
             for k in range(3):
                 dk = x[:, k : k + 1] - others[..., k]
                 d.append(dk - lengths[k] * jnp.rint(dk * inverse[k]))  # minimum image
-        r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
-        mask = (slot < used[:, None]) & (r2 < cutoff_sq)
-        r2_safe = jnp.where(mask, r2, cutoff_sq)
         sj = None if species is None else species[rows]
-        scalars, weights = _split(
-            pair_fn(r2_safe, None if si is None else si[:, None], sj), "pair_fn"
-        )
-        scalars = [jnp.where(mask, s, 0) for s in scalars]
-        weights = [jnp.where(mask, w, 0) for w in weights]
-        return d, scalars, weights
+        return d, *_masked_pair_terms(d, slot < used[:, None], cutoff_sq, pair_fn, si, sj)
 
     xs = (
         _pad(positions, pad).reshape(num_blocks, block, 3),
@@ -916,16 +920,8 @@ def _cells_pass(nl, positions, box, pair_fn, cutoff, species, sums: Sums):
         for k in range(0 if strained else 3):
             dk = x[:, k : k + 1] - others[..., k]
             d.append(dk - lengths[k] * jnp.rint(dk * inverse[k]))  # minimum image
-        r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
-        mask = valid & (r2 < cutoff_sq)
-        r2_safe = jnp.where(mask, r2, cutoff_sq)
         sj = None if ext_species is None else gather_all(ext_species, start)
-        scalars, weights = _split(
-            pair_fn(r2_safe, None if si is None else si[:, None], sj), "pair_fn"
-        )
-        scalars = [jnp.where(mask, s, 0) for s in scalars]
-        weights = [jnp.where(mask, w, 0) for w in weights]
-        return d, scalars, weights
+        return d, *_masked_pair_terms(d, valid, cutoff_sq, pair_fn, si, sj)
 
     xs = (
         _pad(positions, pad).reshape(num_blocks, block, 3),
