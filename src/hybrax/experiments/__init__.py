@@ -9,7 +9,16 @@ building blocks. Reusable science lives in the library (`hybrax.grids.coarse_gra
 `hybrax.fluids.decorrelation_time`, `hybrax.hybrid.Curriculum`, ...).
 """
 
+from ._kolmogorov import KolmogorovSettings, decorrelation_times
 from ._registry import Workflow, get_workflow, list_workflows, register_workflow
 from ._settings import WorkflowSettings
 
-__all__ = ["Workflow", "WorkflowSettings", "get_workflow", "list_workflows", "register_workflow"]
+__all__ = [
+    "KolmogorovSettings",
+    "Workflow",
+    "WorkflowSettings",
+    "decorrelation_times",
+    "get_workflow",
+    "list_workflows",
+    "register_workflow",
+]

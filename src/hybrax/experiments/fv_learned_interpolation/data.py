@@ -13,18 +13,16 @@ field (a box filter ``sinc(k H / 2)`` across the face, then sampling at the face
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-import hybrax
 from hybrax.fluids import FlowState, velocity_from_vorticity
 from hybrax.grids import Grid, SpectralState
-from hybrax.hybrid import generate_trajectories
 
+from .._kolmogorov import FINEST, reference_forecasts, reference_trajectories
 from .model import reference_stepper
-from .settings import FACTORS, FULL, FVSettings
+from .settings import FULL, FVSettings
 
 __all__ = [
     "ForecastData",
@@ -34,8 +32,6 @@ __all__ = [
     "make_training_data",
     "restrict",
 ]
-
-FINEST = max(FACTORS.values())
 
 
 def face_average(grid: Grid, vorticity_hat: Array, cells: int) -> tuple[Array, Array]:
@@ -132,16 +128,6 @@ def _coarse_state(settings: FVSettings, cells: int):
     return observe
 
 
-def _random_start(settings: FVSettings):
-    model = settings.reference_model()
-    dtype = settings.real_dtype()
-
-    def sample(key):
-        return model.initial_state(key, max_velocity=settings.max_velocity, dtype=dtype)
-
-    return sample
-
-
 def make_training_data(key: PRNGKeyArray, settings: FVSettings = FULL) -> FlowState:
     """Reference trajectories face-averaged onto the coarse staggered grid, one state every
     coarse step: ``num_train_trajectories`` random starts, spun up ``spin_up_time`` at the
@@ -151,17 +137,8 @@ def make_training_data(key: PRNGKeyArray, settings: FVSettings = FULL) -> FlowSt
     -------
     A `hybrax.fluids.FlowState` with leading axes ``(members, times)`` (pressure zero).
     """
-    f = settings.reference_substeps
-    return generate_trajectories(
-        reference_stepper(settings),
-        _random_start(settings),
-        key,
-        n=settings.num_train_trajectories,
-        n_steps=settings.steps(settings.train_time) * f,
-        save_every=f,
-        spin_up_steps=settings.steps(settings.spin_up_time) * f,
-        observe=_coarse_state(settings, settings.coarse_points),
-    )
+    observe = _coarse_state(settings, settings.coarse_points)
+    return reference_trajectories(key, settings, reference_stepper(settings), observe)
 
 
 class ForecastData(eqx.Module):
@@ -190,32 +167,16 @@ def make_forecast_data(key: PRNGKeyArray, settings: FVSettings = FULL) -> Foreca
 
 @eqx.filter_jit
 def _forecast_data(key, settings, spacing: int, horizon: int, count: int) -> ForecastData:
-    f = settings.reference_substeps
-    stepper = reference_stepper(settings)
-    coarse = _coarse_state(settings, settings.coarse_points)
     finest = _coarse_state(settings, settings.coarse_points * FINEST)
-    sample = _random_start(settings)
-
-    def segment(state, _):
-        start = finest(state)
-        state, saved = hybrax.rollout(stepper, state, spacing * f, save_every=f, observe=coarse)
-        return state, (start, saved)
-
-    def member(member_key):
-        state, _ = hybrax.rollout(
-            stepper, sample(member_key), settings.steps(settings.spin_up_time) * f, save_every=None
-        )
-        state, (starts, saved) = jax.lax.scan(segment, state, None, length=count)
-        saved = jax.tree.map(lambda x: x.reshape(count * spacing, *x.shape[2:]), saved)
-        if horizon > spacing:
-            _, tail = hybrax.rollout(
-                stepper, state, (horizon - spacing) * f, save_every=f, observe=coarse
-            )
-            saved = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), saved, tail)
-        index = jnp.arange(count)[:, None] * spacing + jnp.arange(horizon)[None, :]
-        return starts, jax.tree.map(lambda x: x[index], saved)
-
-    keys = jax.random.split(key, settings.num_test_trajectories)
-    starts, targets = jax.vmap(member)(keys)
-    flat = lambda tree: jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), tree)  # noqa: E731
-    return ForecastData(flat(starts), flat(targets))
+    coarse = _coarse_state(settings, settings.coarse_points)
+    starts, targets = reference_forecasts(
+        key,
+        settings,
+        reference_stepper(settings),
+        finest,
+        coarse,
+        spacing=spacing,
+        horizon=horizon,
+        count=count,
+    )
+    return ForecastData(starts, targets)

@@ -4,7 +4,6 @@ reference, decorrelation times and cost."""
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import equinox as eqx
@@ -12,8 +11,10 @@ import jax
 import numpy as np
 
 import hybrax
-from hybrax.fluids import FlowState, decorrelation_time, vorticity_correlation
+from hybrax.fluids import FlowState, vorticity_correlation
 
+from .._kolmogorov import decorrelation_times
+from .._timing import fastest_rollout_seconds
 from .data import FINEST, ForecastData, coarse_vorticity, restrict
 from .settings import FVSettings
 
@@ -68,25 +69,6 @@ def _forecast(stepper, starts: FlowState, horizon: int, factor: int):
     return jax.vmap(one)(starts)
 
 
-def decorrelation_times(
-    correlations: dict[str, np.ndarray], settings: FVSettings
-) -> tuple[np.ndarray, dict[str, float], list[str], dict[str, list[float]]]:
-    """``(times, decorrelation, censored, per_forecast)``: the saved times, each model's
-    decorrelation time of the mean correlation (`hybrax.fluids.decorrelation_time` at
-    ``threshold``), the models never decorrelated within the horizon, and the
-    decorrelation time of every single forecast."""
-    steps = next(iter(correlations.values())).shape[1]
-    times = settings.time_step(1) * np.arange(1, steps + 1)
-    decorrelation, censored, per_forecast = {}, [], {}
-    for name, c in correlations.items():
-        t, cut = decorrelation_time(times, c.mean(axis=0), settings.threshold)
-        decorrelation[name] = t
-        if cut:
-            censored.append(name)
-        per_forecast[name] = [decorrelation_time(times, row, settings.threshold)[0] for row in c]
-    return times, decorrelation, censored, per_forecast
-
-
 def seconds_per_time_unit(
     models: dict[str, tuple[Any, int]],
     starts: FlowState,
@@ -97,18 +79,9 @@ def seconds_per_time_unit(
     """Wall time per simulated time unit of one trajectory of each model, network
     included: ``timing_time`` in one jitted `hybrax.rollout` without saving from the first
     forecast start; compilation excluded, minimum over ``rounds`` interleaved rounds."""
-    calls = {}
+    runs = {}
     for name, (stepper, factor) in models.items():
-        dt = float(stepper.dt)
-        n_steps = max(1, round(settings.timing_time / dt))
         state = jax.tree.map(lambda x: x[0], start_on(starts, settings, factor))
-        run_it = eqx.filter_jit(lambda s, x, n=n_steps: hybrax.rollout(s, x, n, save_every=None)[0])
-        jax.block_until_ready(run_it(stepper, state))
-        calls[name] = (run_it, stepper, state, n_steps * dt)
-    best = {name: math.inf for name in calls}
-    for _ in range(rounds):
-        for name, (run_it, stepper, state, simulated) in calls.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(run_it(stepper, state))
-            best[name] = min(best[name], (time.perf_counter() - t0) / simulated)
-    return best
+        runs[name] = (stepper, state, max(1, round(settings.timing_time / float(stepper.dt))))
+    seconds = fastest_rollout_seconds(runs, rounds=rounds)
+    return {name: seconds[name] / (n * float(runs[name][0].dt)) for name, (_, _, n) in runs.items()}

@@ -8,30 +8,15 @@ that the coarse solver resolves; every comparison is made on that band.
 from __future__ import annotations
 
 import equinox as eqx
-import jax
-import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-import hybrax
 from hybrax.grids import SpectralState, coarse_grain
-from hybrax.hybrid import generate_trajectories
 
+from .._kolmogorov import FINEST, reference_forecasts, reference_trajectories
 from .model import reference_stepper
-from .settings import FACTORS, FULL, CorrectionSettings
+from .settings import FULL, CorrectionSettings
 
 __all__ = ["ForecastData", "make_forecast_data", "make_training_data", "start_on"]
-
-FINEST = max(FACTORS.values())  # the forecasts start on the finest plain model's band
-
-
-def _random_start(settings: CorrectionSettings):
-    model = settings.model(settings.reference_factor)
-    dtype = settings.real_dtype()
-
-    def sample(key):
-        return model.initial_state(key, max_velocity=settings.max_velocity, dtype=dtype)
-
-    return sample
 
 
 def band_observer(settings: CorrectionSettings, factor: int):
@@ -87,17 +72,8 @@ def make_training_data(key: PRNGKeyArray, settings: CorrectionSettings = FULL) -
     A `SpectralState` whose ``field_hat`` has shape ``(members, times, N, N // 2 + 1)`` and
     ``time`` ``(members, times)``.
     """
-    f = settings.reference_substeps
-    return generate_trajectories(
-        reference_stepper(settings),
-        _random_start(settings),
-        key,
-        n=settings.num_train_trajectories,
-        n_steps=settings.steps(settings.train_time) * f,
-        save_every=f,
-        spin_up_steps=settings.steps(settings.spin_up_time) * f,
-        observe=band_observer(settings, settings.reference_factor),
-    )
+    observe = band_observer(settings, settings.reference_factor)
+    return reference_trajectories(key, settings, reference_stepper(settings), observe)
 
 
 class ForecastData(eqx.Module):
@@ -132,38 +108,22 @@ def make_forecast_data(key: PRNGKeyArray, settings: CorrectionSettings = FULL) -
 
 @eqx.filter_jit
 def _forecast_data(key, settings, spacing: int, horizon: int, count: int) -> ForecastData:
-    f = settings.reference_substeps
-    stepper = reference_stepper(settings)
-    band = band_observer(settings, settings.reference_factor)
     fine_grid, start_grid = settings.grid(settings.reference_factor), settings.grid(FINEST)
-    sample = _random_start(settings)
 
-    def segment(state, _):
-        start = SpectralState(coarse_grain(state.field_hat, fine_grid, start_grid), state.time)
-        state, saved = hybrax.rollout(stepper, state, spacing * f, save_every=f, observe=band)
-        return state, (start, saved)
+    def start(state: SpectralState) -> SpectralState:
+        return SpectralState(coarse_grain(state.field_hat, fine_grid, start_grid), state.time)
 
-    def member(member_key):
-        state, _ = hybrax.rollout(
-            stepper,
-            sample(member_key),
-            settings.steps(settings.spin_up_time) * f,
-            save_every=None,
-        )
-        state, (starts, saved) = jax.lax.scan(segment, state, None, length=count)
-        saved = jax.tree.map(lambda x: x.reshape(count * spacing, *x.shape[2:]), saved)
-        if horizon > spacing:
-            _, tail = hybrax.rollout(
-                stepper, state, (horizon - spacing) * f, save_every=f, observe=band
-            )
-            saved = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), saved, tail)
-        index = jnp.arange(count)[:, None] * spacing + jnp.arange(horizon)[None, :]
-        return starts, jax.tree.map(lambda x: x[index], saved)
-
-    keys = jax.random.split(key, settings.num_test_trajectories)
-    starts, targets = jax.vmap(member)(keys)
-    flat = lambda tree: jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), tree)  # noqa: E731
-    return ForecastData(flat(starts), flat(targets))
+    starts, targets = reference_forecasts(
+        key,
+        settings,
+        reference_stepper(settings),
+        start,
+        band_observer(settings, settings.reference_factor),
+        spacing=spacing,
+        horizon=horizon,
+        count=count,
+    )
+    return ForecastData(starts, targets)
 
 
 def start_on(starts: SpectralState, settings: CorrectionSettings, factor: int) -> SpectralState:

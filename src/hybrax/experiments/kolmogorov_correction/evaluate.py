@@ -3,8 +3,6 @@ decorrelation times and cost."""
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
 import equinox as eqx
@@ -12,9 +10,11 @@ import jax
 import numpy as np
 
 import hybrax
-from hybrax.fluids import decorrelation_time, vorticity_correlation
+from hybrax.fluids import vorticity_correlation
 from hybrax.grids import SpectralState
 
+from .._kolmogorov import decorrelation_times
+from .._timing import fastest_rollout_seconds
 from .data import ForecastData, band_observer, start_on
 from .settings import CorrectionSettings
 
@@ -71,24 +71,6 @@ def _forecast(stepper, starts: SpectralState, settings, horizon: int, factor: in
     return jax.vmap(one)(starts)
 
 
-def decorrelation_times(
-    correlations: dict[str, np.ndarray], settings: CorrectionSettings
-) -> tuple[np.ndarray, dict[str, float], list[str], dict[str, list[float]]]:
-    """``(times, decorrelation, censored, per_forecast)``: the saved times, each model's
-    decorrelation time of the mean correlation (`hybrax.fluids.decorrelation_time` at
-    ``threshold``), the models never decorrelated within the horizon, and the
-    decorrelation time of every single forecast."""
-    steps = next(iter(correlations.values())).shape[1]
-    times = np.arange(1, steps + 1) * settings.time_step(1)
-    decorrelation, censored, per_forecast = {}, [], {}
-    for name, c in correlations.items():
-        decorrelation[name], cut = decorrelation_time(times, c.mean(axis=0), settings.threshold)
-        if cut:
-            censored.append(name)
-        per_forecast[name] = [decorrelation_time(times, ci, settings.threshold)[0] for ci in c]
-    return times, decorrelation, censored, per_forecast
-
-
 def seconds_per_time_unit(
     models: dict[str, tuple[Any, int]],
     start: SpectralState,
@@ -104,18 +86,9 @@ def seconds_per_time_unit(
     ``rounds`` interleaved rounds is kept (every model timed once per round, so load from
     other processes hits all alike).
     """
-    calls = {}
+    runs = {}
     for name, (stepper, factor) in models.items():
-        dt = float(stepper.dt)
-        n_steps = max(1, round(settings.timing_time / dt))
         state = start_on(start, settings, factor)
-        run_it = eqx.filter_jit(lambda s, x, n=n_steps: hybrax.rollout(s, x, n, save_every=None)[0])
-        jax.block_until_ready(run_it(stepper, state))
-        calls[name] = (run_it, stepper, state, n_steps * dt)
-    best = {name: math.inf for name in calls}
-    for _ in range(rounds):
-        for name, (run_it, stepper, state, simulated) in calls.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(run_it(stepper, state))
-            best[name] = min(best[name], (time.perf_counter() - t0) / simulated)
-    return best
+        runs[name] = (stepper, state, max(1, round(settings.timing_time / float(stepper.dt))))
+    seconds = fastest_rollout_seconds(runs, rounds=rounds)
+    return {name: seconds[name] / (n * float(runs[name][0].dt)) for name, (_, _, n) in runs.items()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from typing import Any
 
 import equinox as eqx
@@ -17,6 +16,7 @@ import hybrax
 from hybrax.climate import qg_distances
 from hybrax.grids import SpectralState
 
+from .._timing import fastest_rollout_seconds
 from .data import ReferenceData
 from .settings import DAYS, SPECTRAL_METRICS, QGParameterizationSettings
 
@@ -100,15 +100,6 @@ def seconds_per_simulated_day(
     """
     n_steps = settings.steps(settings.timing_days)
     simulated = n_steps * settings.time_step / DAYS
-    run_it = eqx.filter_jit(
-        lambda s, x: hybrax.rollout(s, x, n_steps, save_every=None, check_finite=False)[0]
-    )
-    for stepper in steppers.values():
-        jax.block_until_ready(run_it(stepper, start))
-    best = {name: math.inf for name in steppers}
-    for _ in range(rounds):
-        for name, stepper in steppers.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(run_it(stepper, start))
-            best[name] = min(best[name], (time.perf_counter() - t0) / simulated)
-    return best
+    runs = {name: (stepper, start, n_steps) for name, stepper in steppers.items()}
+    seconds = fastest_rollout_seconds(runs, rounds=rounds, check_finite=False)
+    return {name: t / simulated for name, t in seconds.items()}
