@@ -97,6 +97,38 @@ def full_shell(columns) -> tuple[tuple[int, int], ...]:
     return (*columns, *((-dy, -dz) for dy, dz in columns[1:]))
 
 
+def _sort_by_cell(cell, num_cells: int):
+    """The atoms in order of ``cell`` (int32 ids; any order inside a cell).
+
+    One sort of single keys ``cell * N + i`` (int64 where JAX has 64-bit integers, int32
+    where the keys fit) is about 3x faster in XLA on a CPU than `jnp.argsort`'s sort of
+    (key, index) pairs (32,000 atoms: 1.4 against 3.9 ms); else the pair sort."""
+    n = cell.shape[0]
+    index = jnp.arange(n, dtype=jnp.int32)
+    if num_cells * n < 2**31:
+        return lax.sort(cell * n + index) % n
+    if jax.config.jax_enable_x64:
+        keys = lax.sort(cell.astype(jnp.int64) * n + index.astype(jnp.int64))
+        return (keys % n).astype(jnp.int32)
+    return lax.sort((cell, index), num_keys=1, is_stable=False)[1]
+
+
+def _cell_starts(cell, num_cells: int):
+    """``start[c]``: the atoms in cells before ``c`` (``num_cells + 1`` entries), by a
+    counting scatter and a prefix sum (`jax.lax.associative_scan`; `jnp.searchsorted`
+    over the sorted cells and `jnp.cumsum` are each several times slower in XLA on a CPU:
+    32,000 atoms, 157,000 cells: 0.6 ms against 7 ms)."""
+    counts = jnp.zeros(num_cells + 1, jnp.int32).at[cell + 1].add(1)
+    return lax.associative_scan(jnp.add, counts)
+
+
+def _wrap(index, n: int):
+    """``index mod n`` for ``-n <= index < 2 n`` (the x cells of a window: the list radius
+    is under half the box), by selects instead of `jnp.mod`'s integer division (in.lj
+    rows rebuild, 32,000 atoms: 33 against 49 ms; 4,000: about the same)."""
+    return jnp.where(index < 0, index + n, jnp.where(index >= n, index - n, index))
+
+
 def _cell_windows(positions, box, *, grid, columns, list_radius, full=False):
     """Sort atoms into cells and find every atom's window in each column of ``columns``:
     the half shell (own column read forward from the atom) or, with ``full``, the full
@@ -113,10 +145,8 @@ def _cell_windows(positions, box, *, grid, columns, list_radius, full=False):
     cy = jnp.clip(jnp.floor(y / hy).astype(jnp.int32), 0, ny - 1)
     cz = jnp.clip(jnp.floor(z / hz).astype(jnp.int32), 0, nz - 1)
     cell = (cz * ny + cy) * nx + cx
-    order = jnp.argsort(cell).astype(jnp.int32)
-    start = jnp.searchsorted(cell[order], jnp.arange(num_cols * nx + 1, dtype=jnp.int32)).astype(
-        jnp.int32
-    )
+    order = _sort_by_cell(cell, num_cols * nx)
+    start = _cell_starts(cell, num_cols * nx)
     rank = jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
 
     dy = jnp.asarray([c[0] for c in columns], jnp.int32)
@@ -140,9 +170,9 @@ def _cell_windows(positions, box, *, grid, columns, list_radius, full=False):
     half_chord = jnp.sqrt(jnp.maximum(list_radius**2 - lateral_sq, 0.0))
     lo = jnp.floor((x[:, None] - half_chord) * (nx / lengths[0])).astype(jnp.int32)
     hi = jnp.floor((x[:, None] + half_chord) * (nx / lengths[0])).astype(jnp.int32)
-    lo_c, hi_c = jnp.mod(lo, nx), jnp.mod(hi, nx)
-    unwrapped_y, unwrapped_z = cy[:, None] + dy, cz[:, None] + dz
-    column = jnp.mod(unwrapped_z, nz) * ny + jnp.mod(unwrapped_y, ny)
+    lo_c, hi_c = _wrap(lo, nx), _wrap(hi, nx)
+    # (selects for the y and z wrap too measured slower: XLA then fuses differently)
+    column = jnp.mod(cz[:, None] + dz, nz) * ny + jnp.mod(cy[:, None] + dy, ny)
     base = column * nx
     row_start = start[base]
     row_length = start[base + nx] - row_start
