@@ -15,7 +15,12 @@ from hybrax.core import ConfigurationError, concrete_or_none
 from ._cell_list import CellNeighborList
 from ._dense_list import DenseNeighborList
 from ._energy import AbstractEnergy
-from ._neighbors import AbstractNeighborList, _check_positions_shape, _window_gather
+from ._neighbors import (
+    AbstractNeighborList,
+    _block_size,
+    _check_positions_shape,
+    _window_gather,
+)
 from ._space import AbstractBox, PeriodicBox
 
 __all__ = ["AbstractManyBodyEnergy"]
@@ -60,25 +65,46 @@ def verlet_rows(neighbors: AbstractNeighborList) -> tuple[Array, Array] | None:
 
 
 def _compact_rows(table, keep, capacity: int):
-    """Each row's kept entries moved to its front (in order) in ``capacity`` columns: slot
-    ``m`` takes the first entry whose running count of kept entries exceeds ``m``, found
-    by a binary search on the running count (scalar gathers from the flat arrays; no
-    sort, no scatter, O(capacity log W) per row)."""
+    """Each row's kept entries moved to its front (in order) in ``capacity`` columns: one
+    pass over the row's columns carries the running count of kept entries and drops entry
+    ``w`` into slot ``count`` (a chain of elementwise selects that XLA fuses into one loop
+    over the ``(N, capacity)`` output: no sort, no scatter, no prefix-sum primitive, whose
+    CPU lowerings cost several times more)."""
     n, width = table.shape
-    count = jax.lax.associative_scan(jnp.add, keep.astype(jnp.int32), axis=1).reshape(-1)
-    base = (jnp.arange(n, dtype=jnp.int32) * width)[:, None]
     slot = jnp.arange(capacity, dtype=jnp.int32)[None, :]
-    found = jnp.zeros((n, capacity), jnp.int32)  # entries before the slot's: count <= slot
-    step = 1 << width.bit_length()
-    while step:
-        candidate = found + step
-        inside = candidate <= width
-        before = count[base + jnp.minimum(candidate, width) - 1] <= slot
-        found = jnp.where(inside & before, candidate, found)
-        step //= 2
-    filled = slot < count[base + width - 1]
-    compact = table.reshape(-1)[base + jnp.minimum(found, width - 1)]
-    return jnp.where(filled, compact, 0).astype(jnp.int32), filled
+    compact = jnp.zeros((n, capacity), jnp.int32)
+    count = jnp.zeros((n, 1), jnp.int32)
+    for w in range(width):
+        kept = keep[:, w : w + 1]
+        compact = jnp.where(kept & (count == slot), table[:, w : w + 1].astype(jnp.int32), compact)
+        count = count + kept.astype(jnp.int32)
+    return compact, slot < count
+
+
+def _filter_rows(positions, table, valid, box, cutoff: float, capacity: int, block: int = 4096):
+    """The entries of each row of a full Verlet table within ``cutoff``, compacted to the
+    row's front in ``capacity`` columns (`_compact_rows`): ``(table, mask, counts)``.
+    Distances and compaction run as two loops over blocks of rows. Loop operands and results
+    are buffers, so XLA can neither fuse the distances into every step of the compaction
+    nor the compaction into every gather that reads the compacted table (either would be
+    recomputed per use: several times slower), and each block's temporaries stay in cache."""
+    n, width = table.shape
+    block = max(1, min(block, -(-n // 2)))  # at least two blocks: the loops stay loops
+    num_blocks = -(-n // block)
+    pad = num_blocks * block - n
+    atoms = jnp.minimum(jnp.arange(n + pad, dtype=jnp.int32), n - 1).reshape(num_blocks, block)
+    table = jnp.pad(table, ((0, pad), (0, 0))).reshape(num_blocks, block, width)
+    valid = jnp.pad(valid, ((0, pad), (0, 0))).reshape(num_blocks, block, width)
+
+    def within(args):
+        atoms, others, valid = args
+        d = row_displacements(positions, atoms, others, box)
+        return valid & (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < cutoff * cutoff)
+
+    keep = jax.lax.map(within, (atoms, table, valid))
+    compact, filled = jax.lax.map(lambda args: _compact_rows(*args, capacity), (table, keep))
+    counts = jnp.sum(keep, axis=2, dtype=jnp.int32).reshape(-1)[:n]
+    return compact.reshape(-1, capacity)[:n], filled.reshape(-1, capacity)[:n], counts
 
 
 def neighbor_table(
@@ -99,10 +125,8 @@ def neighbor_table(
     rows = verlet_rows(neighbors)
     if rows is not None:
         table, valid = rows
-        d = row_displacements(positions, jnp.arange(n, dtype=jnp.int32), table, box)
-        keep = valid & (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < cutoff * cutoff)
-        counts = jnp.sum(keep, axis=1, dtype=jnp.int32)
-        return (*_compact_rows(table, keep, capacity), jnp.max(counts) > capacity)
+        table, mask, counts = _filter_rows(positions, table, valid, box, cutoff, capacity)
+        return table, mask, jnp.max(counts) > capacity
     i, j, valid = half_pairs(neighbors)
     d = box.displacement(positions[i], positions[j])
     valid = valid & (jnp.sum(d * d, axis=-1) < cutoff * cutoff)
@@ -217,8 +241,9 @@ class AbstractManyBodyEnergy(AbstractEnergy):
         table, mask, overflow = neighbor_table(
             neighbors, positions, box, self.cutoff, self.max_neighbors
         )
-        owner = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], table.shape)
-        d = box.displacement(positions[table], positions[:, None, :])
+        atoms = jnp.arange(n, dtype=jnp.int32)
+        owner = jnp.broadcast_to(atoms[:, None], table.shape)
+        d = jnp.stack(row_displacements(positions, atoms, table, box), axis=-1)
         return self._guarded(d, mask, overflow | neighbors.overflow), mask, owner, table, species
 
     def _evaluate(self, positions, neighbors, box):
@@ -298,23 +323,51 @@ def _reverse_pass(potential: AbstractManyBodyEnergy, positions, neighbors, box):
     return poisoned(d, total, forces, virial)
 
 
-def row_forces_and_virial(
-    d: Float[Array, "N M 3"],
-    grad: Float[Array, "N M 3"],
-    mask: Bool[Array, "N M"],
-    table: Int[Array, "N M"],
-) -> tuple[Array, Array]:
-    """Forces and virial from ``grad = dU/dr_ij`` over per-atom rows of displacements
-    ``r_ij = r_table[i, m] - r_i`` (masked entries ignored): ``F_i = sum_m grad[i, m] -
-    sum over rows naming i of grad`` (a row sum and one scatter), ``W = -sum r_ij (x)
-    grad_ij``."""
-    grad = jnp.where(mask[..., None], grad, 0.0)
-    n = d.shape[0]
-    forces = jnp.sum(grad, axis=1) - jax.ops.segment_sum(
+def row_block_pass(
+    potential: AbstractManyBodyEnergy, positions, neighbors, box, row_terms, slots: int
+) -> tuple[Array, Array, Array]:
+    """Energy, forces and virial of a three-body potential from its per-atom neighbour
+    tables, over blocks of rows so each block's temporaries stay in cache.
+
+    ``row_terms(d, mask, table, species, atoms)`` gives, for a block of rows ``atoms`` with
+    displacements ``d`` ``(B, M, 3)`` to neighbours ``table`` (masked entries hold a
+    harmless vector), each row's energy ``(B,)`` and ``dE/dr_ij`` ``(B, M, 3)``; ``slots``
+    is the size of its largest temporary per row (``M``, or ``M * M`` for triplets).
+    Forces: ``F_i = sum_m g[i, m] - sum over rows naming i of g`` (a row sum in the block,
+    one scatter of the reactions after the loop); virial ``W = -sum r_ij (x) g_ij``."""
+    n = neighbors.num_atoms
+    species = jnp.zeros(n, jnp.int32) if potential.species is None else potential.species
+    table, mask, overflow = neighbor_table(
+        neighbors, positions, box, potential.cutoff, potential.max_neighbors
+    )
+    width = table.shape[1]
+    block = _block_size(slots, n)
+    num_blocks = -(-n // block)
+    pad = num_blocks * block - n
+    atoms = jnp.minimum(jnp.arange(n + pad, dtype=jnp.int32), n - 1)
+    blocks = (
+        atoms.reshape(num_blocks, block),
+        jnp.pad(table, ((0, pad), (0, 0))).reshape(num_blocks, block, width),
+        jnp.pad(mask, ((0, pad), (0, 0))).reshape(num_blocks, block, width),
+    )
+
+    def one_block(args):
+        atoms, others, mask = args
+        d = jnp.stack(row_displacements(positions, atoms, others, box), axis=-1)
+        d = potential._guarded(d, mask, False)
+        energy, grad = row_terms(d, mask, others, species, atoms)
+        grad = jnp.where(mask[..., None], grad, 0.0)
+        own = jnp.sum(grad, axis=1)
+        virial = -jnp.einsum("kma,kmb->ab", d, grad)
+        return jnp.sum(energy), own, grad, virial
+
+    energy, own, grad, virial = jax.lax.map(one_block, blocks)
+    grad = grad.reshape(-1, width, 3)[:n]
+    forces = own.reshape(-1, 3)[:n] - jax.ops.segment_sum(
         grad.reshape(-1, 3), table.reshape(-1), num_segments=n
     )
-    virial = -jnp.einsum("pa,pb->ab", d.reshape(-1, 3), grad.reshape(-1, 3))
-    return forces, virial
+    bad = jnp.where(overflow | neighbors.overflow, jnp.nan, 1.0).astype(positions.dtype)
+    return bad * jnp.sum(energy), bad * forces, bad * jnp.sum(virial, axis=0)
 
 
 def poisoned(d: Array, *outputs: Array) -> tuple[Array, ...]:

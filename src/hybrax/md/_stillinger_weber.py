@@ -17,8 +17,7 @@ from ._manybody import (
     check_max_neighbors,
     check_species,
     element_names,
-    poisoned,
-    row_forces_and_virial,
+    row_block_pass,
     triplet_cosines,
 )
 from ._potential_files import SW_FIELDS, read_stillinger_weber
@@ -65,13 +64,15 @@ def parameter(table: Array, index: tuple, dtype) -> Array:
     return table.reshape(()) if table.size == 1 else table[index]
 
 
-def pair_and_triplet_species(table: Array, species: Array):
+def pair_and_triplet_species(table: Array, species: Array, atoms: Array | None = None):
     """Species of each atom's neighbours ``(N, M)`` and the index tuples of the ``(i, j, j)``
-    and ``(i, j, k)`` entries of a parameter table."""
+    and ``(i, j, k)`` entries of a parameter table; ``atoms`` names the rows of ``table``
+    (default all atoms in order)."""
     s_j = species[table]
-    s_i = jnp.broadcast_to(species[:, None], s_j.shape)
+    own = species if atoms is None else species[atoms]
+    s_i = jnp.broadcast_to(own[:, None], s_j.shape)
     pair = (s_i, s_j, s_j)
-    triplet = (species[:, None, None], s_j[:, :, None], s_j[:, None, :])
+    triplet = (own[:, None, None], s_j[:, :, None], s_j[:, None, :])
     return pair, triplet
 
 
@@ -180,11 +181,11 @@ class StillingerWeber(AbstractManyBodyEnergy):
         }
         return cls(**values, species=species, max_neighbors=max_neighbors, elements=elements)
 
-    def _pair_parts(self, d, mask, table, species):
+    def _pair_parts(self, d, mask, table, species, atoms=None):
         """Per-entry pieces ``(r, unit, two, two', R, R')``: ``two`` the two-body term,
         ``R`` the radial factor of the three-body term, primes derivatives in ``r``."""
         dtype = d.dtype
-        ij, _ = pair_and_triplet_species(table, species)
+        ij, _ = pair_and_triplet_species(table, species, atoms)
         get = lambda leaf, index: parameter(leaf, index, dtype)  # noqa: E731
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))
         sigma, a = get(self.sigma, ij), get(self.a, ij)
@@ -195,8 +196,10 @@ class StillingerWeber(AbstractManyBodyEnergy):
         p, q = get(self.p, ij), get(self.q, ij)
         c5 = A * epsilon * B * sigma**p
         c6 = A * epsilon * sigma**q
-        power = c5 * r**-p - c6 * r**-q
-        power_slope = (q * c6 * r**-q - p * c5 * r**-p) / r
+        log_r = jnp.log(r)  # r**-p as exp(-p log r): vectorised (XLA's CPU pow is not)
+        rp, rq = c5 * jnp.exp(-p * log_r), c6 * jnp.exp(-q * log_r)
+        power = rp - rq
+        power_slope = (q * rq - p * rp) / r
         gap = 1.0 / (r - cut)
         cutoff_factor = jnp.exp(sigma * gap)
         two = jnp.where(inside, power * cutoff_factor, 0.0)
@@ -208,14 +211,16 @@ class StillingerWeber(AbstractManyBodyEnergy):
         unit = d / r[..., None]
         return r, unit, two, two_slope, radial, radial_slope
 
-    def _parts(self, d, mask, table, species):
+    def _parts(self, d, mask, table, species, atoms=None):
         """Per-entry and per-triplet pieces ``(r, unit, cos, two, two', R, R', h, h')``:
         `_pair_parts` and ``h`` the angular factor ``lambda epsilon (cos - cos0)^2`` (entry
         ``(i, j, k)``) and its derivative in ``cos``."""
         dtype = d.dtype
-        _, ijk = pair_and_triplet_species(table, species)
+        _, ijk = pair_and_triplet_species(table, species, atoms)
         get = lambda leaf, index: parameter(leaf, index, dtype)  # noqa: E731
-        r, unit, two, two_slope, radial, radial_slope = self._pair_parts(d, mask, table, species)
+        r, unit, two, two_slope, radial, radial_slope = self._pair_parts(
+            d, mask, table, species, atoms
+        )
         cos = triplet_cosines(unit)
         strength = get(self.lambda_, ijk) * get(self.epsilon, ijk)
         offset = cos - get(self.cos_theta0, ijk)
@@ -245,15 +250,20 @@ class StillingerWeber(AbstractManyBodyEnergy):
         ``lambda epsilon`` and ``cos0`` for every triplet (one species) the sums over
         ``k`` come from each atom's moments of its neighbour directions (`_moment_sums`:
         cost linear in the neighbours, not quadratic); else from the triplets."""
-        d, mask, _, table, species = self._displacements(positions, neighbors, box)
+        moments = all(leaf.size == 1 for leaf in (self.lambda_, self.epsilon, self.cos_theta0))
+        slots = self.max_neighbors * (1 if moments else self.max_neighbors)
+        return row_block_pass(self, positions, neighbors, box, self._row_terms, slots)
+
+    def _row_terms(self, d, mask, table, species, atoms):
+        """Each row's energy and ``dE_i/dr_ij`` (see `_evaluate`)."""
         if all(leaf.size == 1 for leaf in (self.lambda_, self.epsilon, self.cos_theta0)):
             r, unit, two, two_slope, radial, radial_slope = self._pair_parts(
-                d, mask, table, species
+                d, mask, table, species, atoms
             )
             s, perpendicular = self._moment_sums(unit, radial)
-            three = 0.5 * jnp.sum(radial * s)
+            three = 0.5 * jnp.sum(radial * s, axis=1)
         else:
-            parts = self._parts(d, mask, table, species)
+            parts = self._parts(d, mask, table, species, atoms)
             r, unit, cos, two, two_slope, radial, radial_slope, angular, angular_slope = parts
             symmetric = 0.5 * (angular + jnp.swapaxes(angular, 1, 2))
             symmetric_slope = 0.5 * (angular_slope + jnp.swapaxes(angular_slope, 1, 2))
@@ -262,11 +272,10 @@ class StillingerWeber(AbstractManyBodyEnergy):
             a = jnp.sum(weights * cos, axis=2)
             v = jnp.stack([jnp.sum(weights * unit[:, None, :, c], axis=2) for c in range(3)], -1)
             perpendicular = v - a[..., None] * unit
-            three = 0.5 * jnp.sum(angular * radial[:, :, None] * radial[:, None, :])
-        energy = 0.5 * jnp.sum(two) + three
+            three = 0.5 * jnp.sum(angular * radial[:, :, None] * radial[:, None, :], axis=(1, 2))
+        energy = 0.5 * jnp.sum(two, axis=1) + three
         scale = 0.5 * two_slope + radial_slope * s
-        grad = unit * scale[..., None] + (radial / r)[..., None] * perpendicular
-        return poisoned(d, energy, *row_forces_and_virial(d, grad, mask, table))
+        return energy, unit * scale[..., None] + (radial / r)[..., None] * perpendicular
 
     def _moment_sums(self, unit, radial):
         """``S_j`` and ``V_j - A_j u_j`` of `_evaluate` for one ``lambda epsilon`` and

@@ -15,8 +15,7 @@ from hybrax.core import ConfigurationError, concrete_or_none
 
 from ._manybody import (
     AbstractManyBodyEnergy,
-    poisoned,
-    row_forces_and_virial,
+    row_block_pass,
     triplet_cosines,
 )
 from ._potential_files import read_tersoff
@@ -186,9 +185,13 @@ class Tersoff(AbstractManyBodyEnergy):
         f_C(r_ik) g(cos_jik) e(r_ij - r_ik)``, the derivative along ``r_ij`` collects the
         pair terms, ``w_j sum_k dt_jk/dr_ij`` and ``sum_l w_l dt_lj/dr_ij``; the angle
         terms ``Q_jk = w_j dt_jk/dcos + w_k dt_kj/dcos`` act along ``u_k - cos u_j``."""
-        d, mask, _, table, species = self._displacements(positions, neighbors, box)
+        slots = self.max_neighbors * self.max_neighbors
+        return row_block_pass(self, positions, neighbors, box, self._row_terms, slots)
+
+    def _row_terms(self, d, mask, table, species, atoms):
+        """Each row's energy and ``dE_i/dr_ij`` (see `_evaluate`)."""
         dtype = d.dtype
-        ij, ijk = pair_and_triplet_species(table, species)
+        ij, ijk = pair_and_triplet_species(table, species, atoms)
         get = lambda leaf, index: parameter(leaf, index, dtype)  # noqa: E731
 
         def slope(f, x):  # an elementwise f and its derivative
@@ -224,12 +227,15 @@ class Tersoff(AbstractManyBodyEnergy):
             )
 
         e, e_slope = slope(exponential, r_ij - r_ik)
-        f3, f3_slope = slope(
-            lambda x: _cutoff_function(x, R3, D3), jnp.broadcast_to(r_ik, cos.shape)
-        )
+        if self.R.size == 1 and self.D.size == 1:  # f_C(r_ik) per neighbour, not per triplet
+            f3, f3_slope = fc[:, None, :], fc_slope[:, None, :]
+        else:
+            f3, f3_slope = slope(
+                lambda x: _cutoff_function(x, R3, D3), jnp.broadcast_to(r_ik, cos.shape)
+            )
         zeta = jnp.sum(jnp.where(counted, f3 * g * e, 0.0), axis=2)
         b, b_slope = slope(lambda z: _bond_order(z, get(self.beta, ij), get(self.n, ij)), zeta)
-        energy = jnp.sum(jnp.where(inside, 0.5 * repulsive + 0.5 * b * attractive, 0.0))
+        energy = jnp.sum(jnp.where(inside, 0.5 * repulsive + 0.5 * b * attractive, 0.0), axis=1)
         w = jnp.where(inside, 0.5 * attractive * b_slope, 0.0)
         direct = jnp.where(inside, 0.5 * repulsive_slope + 0.5 * b * attractive_slope, 0.0)
         along_ij = jnp.where(counted, f3 * g * e_slope, 0.0)  # dt_jk / dr_ij
@@ -240,8 +246,7 @@ class Tersoff(AbstractManyBodyEnergy):
         radial = radial + jnp.sum(w[:, :, None] * along_ik, axis=1)
         radial = radial - jnp.sum(angle * cos, axis=2) / r
         across = jnp.stack([jnp.sum(angle * unit[:, None, :, a], axis=2) for a in range(3)], -1)
-        grad = unit * radial[..., None] + across / r[..., None]
-        return poisoned(d, energy, *row_forces_and_virial(d, grad, mask, table))
+        return energy, unit * radial[..., None] + across / r[..., None]
 
     def local_energy(
         self,
