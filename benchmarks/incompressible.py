@@ -179,17 +179,26 @@ def phiflow_loops(
 def add_peers(case: str, runs: dict, peers, records: list) -> None:
     """Add each peer's runs (``peers``: ``(tool, maker)`` pairs, ``maker()`` returning
     ``{name: (fn, arg)}``) to ``runs`` after one call of each (compile, and check that it
-    runs); a peer that fails is recorded as skipped with its error, not fatal."""
+    runs); a peer, or one of its configurations, that fails is recorded as skipped with its
+    error, not fatal."""
+
+    def skipped(name, error):
+        why = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+        print(f"{name} skipped: {why}")
+        records.append(H.Record(case, name, "skipped", 1.0, "", why))
+
     for name, maker in peers:
         try:
             peer = maker()
-            for fn, arg in peer.values():
-                H.block(fn(arg))
-            runs.update(peer)
         except Exception as error:  # a peer that does not run is reported, not fatal
-            why = f"{type(error).__name__}: {error}".splitlines()[0][:200]
-            print(f"{name} skipped: {why}")
-            records.append(H.Record(case, name, "skipped", 1.0, "", why))
+            skipped(name, error)
+            continue
+        for config, (fn, arg) in peer.items():
+            try:
+                H.block(fn(arg))
+                runs[config] = (fn, arg)
+            except Exception as error:
+                skipped(config, error)
 
 
 def timed_fastest(case: str, runs: dict, steps: int, rounds: int, records: list):
