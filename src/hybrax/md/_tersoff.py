@@ -31,16 +31,38 @@ __all__ = ["Tersoff"]
 _EXP_LIMIT = 69.0776  # LAMMPS clamps exp(arg) of the zeta term beyond +-69.0776
 
 
+# Taylor coefficients of sin x (odd powers up to x^21: error below 2e-17 for |x| <= pi / 2)
+_SIN_COEFFICIENTS = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(11))
+
+
+def _sin_half_pi(t: Array) -> Array:
+    """``sin(pi t / 2)`` for ``t`` in ``[-1, 1]`` (clipped) as a polynomial: vectorised
+    elementwise arithmetic, where XLA's CPU ``sin`` is a scalar libm call per element
+    (and XLA fuses the cut-off into every triplet that reads it)."""
+    x = 0.5 * math.pi * jnp.clip(t, -1.0, 1.0)
+    x2 = x * x
+    total = _SIN_COEFFICIENTS[-1]
+    for c in _SIN_COEFFICIENTS[-2::-1]:
+        total = total * x2 + c
+    return x * total
+
+
 def _cutoff_function(r: Array, R: Array, D: Array) -> Array:
-    inner = 0.5 * (1.0 - jnp.sin(0.5 * math.pi * (r - R) / D))
+    inner = 0.5 * (1.0 - _sin_half_pi((r - R) / D))
     return jnp.where(r < R - D, 1.0, jnp.where(r > R + D, 0.0, inner))
+
+
+def _power(x: Array, y: Array) -> Array:
+    """``x ** y`` for ``x > 0`` as ``exp(y log x)`` (vectorised; XLA's CPU ``pow`` is a
+    scalar libm call per element)."""
+    return jnp.exp(y * jnp.log(x))
 
 
 def _bond_order(zeta: Array, beta: Array, n: Array) -> Array:
     """LAMMPS's ``ters_bij`` with its asymptotic branches."""
     tmp = beta * zeta
-    c1 = (2.0 * n * 1.0e-16) ** (-1.0 / n)
-    c2 = (2.0 * n * 1.0e-8) ** (-1.0 / n)
+    c1 = _power(2.0 * n * 1.0e-16, -1.0 / n)
+    c2 = _power(2.0 * n * 1.0e-8, -1.0 / n)
     c3, c4 = 1.0 / c2, 1.0 / c1
     large = jnp.maximum(tmp, c2)
     small = jnp.maximum(tmp, c4)
@@ -50,14 +72,14 @@ def _bond_order(zeta: Array, beta: Array, n: Array) -> Array:
         1.0 / jnp.sqrt(large),
         jnp.where(
             tmp > c2,
-            (1.0 - large ** (-n) / (2.0 * n)) / jnp.sqrt(large),
+            (1.0 - _power(large, -n) / (2.0 * n)) / jnp.sqrt(large),
             jnp.where(
                 tmp < c4,
                 1.0,
                 jnp.where(
                     tmp < c3,
-                    1.0 - small**n / (2.0 * n),
-                    (1.0 + middle**n) ** (-1.0 / (2.0 * n)),
+                    1.0 - _power(small, n) / (2.0 * n),
+                    _power(1.0 + _power(middle, n), -1.0 / (2.0 * n)),
                 ),
             ),
         ),
