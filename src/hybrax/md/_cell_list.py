@@ -213,9 +213,16 @@ class CellNeighborList(AbstractNeighborList):
         sized from this configuration times ``capacity_multiplier`` (a finite number >= 1)
         and at least ``minimum_capacity = (column_capacity, widths)``, for format
         ``"table"`` optionally ``(column_capacity, (table_width,), candidate_widths)``
-        (used by `grow`). ``format``: ``"windows"`` (default) or ``"table"`` (see the class
-        notes; a `TriclinicBox` always gets its half table). Host side (outside jit). Other
-        arguments as `hybrax.md.neighbor_list`."""
+        (used by `grow`). ``format``: ``"windows"`` (default), ``"rows"`` or ``"table"``
+        (see the class notes; a `TriclinicBox` always gets its half table). Host side
+        (outside jit). Other arguments as `hybrax.md.neighbor_list`.
+
+        The default differs from `hybrax.md.neighbor_list`'s on purpose: that entry point
+        knows the energy and picks ``"rows"`` for pair energies (the fastest steps) and
+        ``"table"`` for many-body ones, while this builder serves any caller (batch lists,
+        lists regrown for a new box) and keeps the layout with the cheapest rebuild and the
+        cell grid that the batch lists share (`hybrax.md.batch_neighbor_list` checks that
+        every box gives the same windows grid). Pass ``format="rows"`` for the rows layout."""
         positions, cutoff, skin, lengths = _checked_build_inputs(positions, box, cutoff, skin)
         capacity_multiplier = _multiplier(capacity_multiplier, "capacity_multiplier")
         format = _format(format)
