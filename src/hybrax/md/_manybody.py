@@ -324,7 +324,13 @@ def _reverse_pass(potential: AbstractManyBodyEnergy, positions, neighbors, box):
 
 
 def row_block_pass(
-    potential: AbstractManyBodyEnergy, positions, neighbors, box, row_terms, slots: int
+    potential: AbstractManyBodyEnergy,
+    positions,
+    neighbors,
+    box,
+    row_terms,
+    slots: int,
+    block: int | None = None,
 ) -> tuple[Array, Array, Array]:
     """Energy, forces and virial of a three-body potential from its per-atom neighbour
     tables, over blocks of rows so each block's temporaries stay in cache.
@@ -332,7 +338,8 @@ def row_block_pass(
     ``row_terms(d, mask, table, species, atoms)`` gives, for a block of rows ``atoms`` with
     displacements ``d`` ``(B, M, 3)`` to neighbours ``table`` (masked entries hold a
     harmless vector), each row's energy ``(B,)`` and ``dE/dr_ij`` ``(B, M, 3)``; ``slots``
-    is the size of its largest temporary per row (``M``, or ``M * M`` for triplets).
+    is the size of its largest temporary per row (``M``, or ``M * M`` for triplets), which
+    sets the rows per block (``block`` overrides it).
     Forces: ``F_i = sum_m g[i, m] - sum over rows naming i of g`` (a row sum in the block,
     one scatter of the reactions after the loop); virial ``W = -sum r_ij (x) g_ij``."""
     n = neighbors.num_atoms
@@ -341,7 +348,7 @@ def row_block_pass(
         neighbors, positions, box, potential.cutoff, potential.max_neighbors
     )
     width = table.shape[1]
-    block = _block_size(slots, n)
+    block = _block_size(slots, n) if block is None else min(block, n)
     num_blocks = -(-n // block)
     pad = num_blocks * block - n
     atoms = jnp.minimum(jnp.arange(n + pad, dtype=jnp.int32), n - 1)
