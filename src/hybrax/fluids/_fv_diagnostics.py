@@ -177,7 +177,7 @@ def pressure_at(model, state, x: ArrayLike, y: ArrayLike) -> Array:
     dtype = state.pressure.dtype
     x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
     plain = model.grid.interpolate_cells(state.pressure, x, y)
-    if model.obstacle is None or model.immersed_boundary != "direct_forcing":
+    if model.obstacle is None or model.immersed_boundary == "brinkman":
         return plain
     # the cells the direct forcing closes hold no fluid pressure: within _REACH cells of
     # the body, extrapolate along the surface normal from points farther out
