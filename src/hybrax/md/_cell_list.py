@@ -133,17 +133,18 @@ class CellNeighborList(AbstractNeighborList):
       longest row (in.lj: about 60 candidates per atom, 101 slots). The force pass gathers
       the row, adds the pair terms to the atom and scatters the reactions to the
       candidates (each pair once). in.lj, 4,000 atoms, one CPU core: force pass 3.0 ms
-      against the windows' 4.7 ms, rebuilds dearer (4.3 against 1.8 ms); 1.28x the
-      windows' steps per second with a third of a radius (``benchmarks/md_lj.py``).
+      against the windows' 4.7 ms, rebuilds dearer (3.6 against 1.3 ms); 1.35x the
+      windows' steps per second (``benchmarks/md_lj.py``).
     - ``"table"``: a full Verlet table. Each rebuild gathers every atom's candidates from
       its windows in the full shell of columns (both sides), keeps those within ``cutoff +
-      skin`` and compacts them (bit-packed, no scatter) into a padded ``(N, width)`` table,
-      the neighbours ``j > i`` first. The force pass then reads only those (about 1.3 slots
-      per neighbour), each pair from both sides with no scatter: about 2x faster than the
-      windows' pass for Lennard-Jones at 4,000 atoms on one CPU core, but each rebuild costs
-      about 15 windows rebuilds, so at LAMMPS in.lj's skin (a rebuild every ~6 steps) the
-      windows are faster overall. The table wins when rebuilds are rare (cold or slow
-      systems) or pair terms are expensive.
+      skin`` (a bit mask per 32 candidates, read as contiguous slices) and compacts them
+      into a padded ``(N, width)`` table, the neighbours ``j > i`` first. The force pass
+      then reads only those (about 1.3 slots per neighbour), each pair from both sides with
+      no scatter: about 2x faster than the windows' pass for Lennard-Jones at 4,000 atoms
+      on one CPU core, but each rebuild costs about 8 windows rebuilds (in.lj 4,000 atoms:
+      11 ms); at LAMMPS in.lj's skin (a rebuild every ~6 steps) it runs about 0.9x the
+      rows' steps per second. The table wins when rebuilds are rare (cold or slow systems)
+      or pair terms are expensive (many-body energies).
 
     Attributes (besides those of `AbstractNeighborList`)
     ----------------------------------------------------
