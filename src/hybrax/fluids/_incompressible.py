@@ -375,6 +375,15 @@ class IncompressibleNavierStokes(AbstractDynamics):
         off-centre (-0.21 .. 0.74 at 48 cells) and, with the body symmetric on the grid
         (82 cells, centre on a grid line), centred but too small (-0.65 .. 0.62, max c_D
         -5.8%); Brinkman penalisation stays the default.
+
+        ``immersed_boundary="image_point"`` (forced values along the surface normal; about
+        6.8x the CPU time of a Brinkman step at 96 cells, float64, one core: the image
+        points' gathers): the 48-cell lift ranges over -0.059 .. +0.075 as the centre moves
+        within a cell (direct forcing -0.10 .. +0.11); 2D-1 at 96 cells (t = 6) c_D +0.27%,
+        dp -2.1%, c_L 0.0043; at 192 cells (the 96-cell state prolonged, to steady state)
+        c_D +0.10%, dp -0.5%, c_L about 0.0108-0.0109 (+2-3%); 2D-2 at 48 cells St -1.6%,
+        max c_D +0.7%, c_L -0.36 .. 0.82 (tests/fluids/test_dfg.py). Brinkman stays the
+        default.
         """
         peaks = {"2D-1": 0.3, "2D-2": 1.5}
         if case not in peaks:
