@@ -119,8 +119,8 @@ def test_dfg_2d1_direct_forcing(full_size):
 
     96 cells from the Poiseuille start, the lift still swinging (0.0030, 0.0056, 0.0043
     at t = 3, 4.5, 6); 192 cells from that state prolonged (bilinear), then 3.5 s more:
-    c_L 0.00957, 0.01093, 0.01112, 0.01085, 0.01077, 0.01086 at t = 6.5, 7, ..., 9
-    (settling at about 0.0108-0.0109, +2-3%; c_D and dp steady to 1e-5). At 48 cells the
+    c_L 0.00957, 0.01093, 0.01112, 0.01085, 0.01077, 0.01086, 0.01090 at t = 6.5, 7, ...,
+    9.5 (settling at about 0.0109, +2-3%; c_D and dp steady to 1e-5). At 48 cells the
     lift's sub-cell scan (a = -0.5, -0.4, ..., 0.5, t = 5) gives +0.064, -0.015, -0.014,
     +0.046, +0.027, +0.075, -0.042, -0.059, -0.012, -0.014, +0.039: a range of 0.13
     against 0.21 with grid-line interpolation. Between role changes of faces the lift
