@@ -47,7 +47,7 @@ import sys
 import _harness as H
 import jax
 import jax.numpy as jnp
-from incompressible import add_peers, timed_fastest
+from incompressible import add_peers, projected_rk_runs, timed_fastest
 
 import hybrax
 from hybrax.fluids import IncompressibleNavierStokes, ProjectedRK
@@ -72,17 +72,7 @@ def time_step(case: str, n: int) -> float:
 
 def hybrax_runs(case: str, n: int, dt: float, steps: int) -> dict:
     model = cavity_model(n) if case == "cavity" else cylinder_model(n)
-    state = model.initial_state(dtype=jnp.float32)
-    runs = {}
-    for stages in (1, 3):
-        stepper = ProjectedRK(model, dt, stages=stages)
-
-        @jax.jit
-        def run(s, stepper=stepper):
-            return hybrax.rollout(stepper, s, steps, save_every=None)[0].u
-
-        runs[f"hybrax ProjectedRK{stages}"] = (run, state)
-    return runs
+    return projected_rk_runs(model, model.initial_state(dtype=jnp.float32), dt, steps)
 
 
 def phiflow_runs(case: str, n: int, dt: float, steps: int) -> dict:

@@ -60,6 +60,12 @@ def hybrax_runs(n: int, dt: float, steps: int, ndim: int = 2) -> dict:
     velocity = initial_velocity(n) if ndim == 2 else initial_velocity_3d(n)
     w = velocity[2] if ndim == 3 else None
     state = model.initial_state(velocity[0], velocity[1], jnp.float32, w=w)
+    return projected_rk_runs(model, state, dt, steps)
+
+
+def projected_rk_runs(model, state, dt: float, steps: int) -> dict:
+    """hybrax's configurations: `ProjectedRK` with 1 stage (forward Euler) and 3 (SSP-RK3),
+    ``steps`` steps in one jitted rollout from ``state``."""
     runs = {}
     for stages in (1, 3):
         stepper = ProjectedRK(model, dt, stages=stages)
