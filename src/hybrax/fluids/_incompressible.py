@@ -773,9 +773,10 @@ class ProjectedRK(AbstractStepper):
         Recompute each stage's tendency in the backward pass instead of storing its
         intermediates (static; default True). The forward pass is unchanged; a gradient
         through many steps costs less, because storing and reading back the advection's
-        intermediates costs more than computing them again (100 steps, float32, one core:
-        DFG 2D-2 cylinder at 96 cells 3.53x -> 2.96x the forward's time, lid-driven cavity
-        at 256² 4.26x -> 3.73x; `benchmarks/fluids_walls.py`). A learned scheme bound at
+        intermediates costs more than computing them again (100 steps, float32, one core,
+        `benchmarks/fluids_walls.py`: DFG 2D-2 cylinder at 96 cells 3.46x -> 2.98x the
+        forward's time, lid-driven cavity at 256² 4.62x -> 4.05x; XLA's scratch memory
+        488 -> 128 MB and 801 -> 177 MB). A learned scheme bound at
         every stage (``freeze_scheme=False``) then runs its network again in the backward
         pass.
     """
