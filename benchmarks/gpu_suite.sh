@@ -51,6 +51,7 @@ run fluids 90 --sizes 256,1024,2048              # Kolmogorov flow vs jax-cfd, e
 run climate 75 --sizes 256,512,1024               # two-layer QG vs pyqg-jax
 run md_lj 90 --sizes 20,40 --steps 200 --warmup 100 --search formats --rounds 1  # vs jax-md's fastest format
 run incompressible 90 --sizes=128,256,-32         # MAC channel (2-D, and 3-D at 32^3) vs PhiFlow (jax-cfd's channel fails)
+run fluids3d 45 --sizes 128,256                # 3-D spectral Taylor-Green vs exponax and the FFT floor
 run fluids_walls 60 --sizes 128,256             # cavity and DFG cylinder vs PhiFlow; gradient through 100 steps
 run fluids_periodic_fv 75 --sizes=256,1024,-64    # periodic FV Kolmogorov vs jax-cfd's FV (its home ground), PhiFlow
 run md_manybody 60                                # EAM, SW, Tersoff forces vs jax-md's fastest format
