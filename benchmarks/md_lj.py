@@ -92,7 +92,7 @@ def hybrax_runner(positions, velocities, box, steps, warmup, skin=SKIN, format=N
     melted, _ = md.simulate(stepper, state, warmup, chunk_size=warmup, progress=False)
     sized = melted.neighbors.grow(melted.positions, box)
     minimum = (sized.column_capacity, sized.widths)
-    if format == "table":
+    if format in ("table", "rows"):
         minimum = (*minimum, sized.candidate_widths)
     nbrs = md.CellNeighborList.build(
         positions, box, CUTOFF, skin=skin, minimum_capacity=minimum, format=format

@@ -47,6 +47,8 @@ def test_rows_hold_every_pair_within_the_list_radius_once():
     d -= lengths * np.round(d / lengths)
     inside = np.sum(d * d, axis=-1) < nbrs.list_radius**2
     listed = {(min(a, b), max(a, b)) for a, b in zip(i[inside], j[inside], strict=True)}
+    assert np.all(inside)  # compacted at the rebuild: only pairs within the list radius
+    assert nbrs.widths[0] < nbrs.candidate_widths[0]  # narrower than the candidates
     assert int(inside.sum()) == len(listed)  # no pair twice
     assert np.all(i != j)
     assert listed == brute_force_pairs(positions, lengths, nbrs.list_radius)
@@ -96,9 +98,10 @@ def test_rows_species_match_dense(fcc500, rows500):
 
 
 def test_rows_too_narrow_or_columns_too_short_overflow_to_nan(fcc500, rows500):
-    """Rows too narrow for an atom's candidates, or columns too short for their atoms, flag
-    overflow and make pair sums NaN, never silently wrong (stale lists, box changes and
-    `grow` are tested in test_neighbors.py, whose lists are this format by default)."""
+    """Rows too narrow for an atom's neighbours or candidates, or columns too short for
+    their atoms, flag overflow and make pair sums NaN, never silently wrong (stale lists,
+    box changes and `grow` are tested in test_neighbors.py, whose lists are this format by
+    default)."""
     positions, box = fcc500
     lj = md.LennardJones(cutoff=2.5, shift=False)
     update = jax.jit(lambda n, p: n.update(p, box))
@@ -107,6 +110,17 @@ def test_rows_too_narrow_or_columns_too_short_overflow_to_nan(fcc500, rows500):
     assert int(narrow.max_counts[0]) > narrow.widths[0]  # grow sizes the rows from this
     e, f = lj.energy_and_forces(positions, narrow, box)
     assert np.isnan(float(e)) and np.all(np.isnan(np.asarray(f)))
+    few = dataclasses.replace(rows500, candidate_widths=(rows500.widths[0] // 2,))
+    few = update(few, positions)  # the candidates before the distance filter
+    assert bool(few.overflow) and int(few.max_candidates[0]) > few.candidate_widths[0]
+    e = lj.energy(positions, few, box)
+    assert np.isnan(float(e))
+    regrown = few.grow(positions, box)
+    assert regrown.candidate_widths[0] > int(few.max_candidates[0])
+    assert not bool(regrown.overflow)
+    np.testing.assert_allclose(
+        lj.energy(positions, regrown, box), lj.energy(positions, rows500, box), rtol=1e-12
+    )
     short = dataclasses.replace(rows500, column_capacity=rows500.column_capacity // 2)
     short = update(short, positions)
     assert bool(short.overflow) and int(short.max_column_length) > short.column_capacity

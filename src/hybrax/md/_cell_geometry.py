@@ -217,17 +217,24 @@ def build_tables(positions, box, *, grid, columns, widths, column_capacity, list
     return ext_ids, atom_slots, window_start, count, overflow, counts_needed, column_needed
 
 
-def build_rows(positions, box, *, grid, columns, width, column_capacity, list_radius):
-    """Format ``"rows"``: every atom's half-shell windows concatenated into one row of
-    ``width`` atom ids (unused slots hold the atom itself), with the number used.
+def build_rows(
+    positions, box, *, grid, columns, width, column_capacity, list_radius, candidate_width
+):
+    """Format ``"rows"``: every atom's half-shell windows concatenated into a row of
+    ``candidate_width`` candidates, filtered to those within ``list_radius`` (minimum
+    image) and compacted into one row of ``width`` atom ids (unused slots hold the atom
+    itself), with the number used.
 
-    Returns ``(table (N, width), total (N,), overflow, total_need, column_need)``
-    (jit-compatible, integer work only). A window never holds more atoms than its column
-    (the x ring is longer than a window), so ``2 * column_capacity`` slots per column hold
-    the column and the wrap copies its windows read.
+    Returns ``(table (N, width), total (N,), overflow, total_need, column_need,
+    candidate_need)`` (jit-compatible, no gradient flows through it). A window never holds
+    more atoms than its column (the x ring is longer than a window), so
+    ``2 * column_capacity`` slots per column hold the column and the wrap copies its
+    windows read. The filter keeps about 39 of 62 candidates per atom in in.lj, so the
+    force pass reads far fewer slots.
     """
     n = positions.shape[0]
     positions = lax.stop_gradient(positions)
+    dtype = positions.dtype
     stride = 2 * column_capacity
     order, _, column, s, count, col_start = _cell_windows(
         positions, box, grid=grid, columns=columns, list_radius=list_radius
@@ -235,34 +242,79 @@ def build_rows(positions, box, *, grid, columns, width, column_capacity, list_ra
     col_length = col_start[1:] - col_start[:-1]
     column_need = jnp.max(col_length)
     ext_ids = _column_major(order, col_start, stride)
+    ext_coords = [positions[:, c][ext_ids] for c in range(3)]
     start = column * stride + jnp.clip(s, 0, column_capacity)
-    slot = jnp.arange(width, dtype=jnp.int32)[None, :]
+    lengths = box.lengths.astype(dtype)
+    inverse = 1.0 / lengths
+    radius_sq = jnp.asarray(list_radius**2, dtype)
 
-    def rows(args):  # by blocks of atoms (whole, XLA fuses the index chain into the gather)
-        own, start, count = args
-        prefix = jnp.zeros(own.shape, jnp.int32)
-        index = jnp.zeros((own.shape[0], width), jnp.int32)
-        for q in range(count.shape[1]):  # slot k lies in the last window starting <= k
+    num_words = -(-candidate_width // _WORD)
+    slot = jnp.arange(num_words * _WORD, dtype=jnp.int32)[None, :]
+    k = jnp.arange(width, dtype=jnp.int32)[None, :]
+    bits = jnp.left_shift(jnp.uint32(1), jnp.arange(_WORD, dtype=jnp.uint32))
+
+    def candidate_index(start, count, slots):
+        """The column-major index of each row's candidate ``slots`` (slot c lies in the
+        last window starting <= c) and the number of candidates."""
+        prefix = jnp.zeros(start.shape[:1], jnp.int32)
+        index = jnp.zeros((start.shape[0], slots.shape[1]), jnp.int32)
+        for q in range(count.shape[1]):
             index = jnp.where(
-                slot >= prefix[:, None], (start[:, q] - prefix)[:, None] + slot, index
+                slots >= prefix[:, None], (start[:, q] - prefix)[:, None] + slots, index
             )
             prefix = prefix + count[:, q]
+        return index, prefix
+
+    def rows(args):  # by blocks of atoms: a bit mask per 32 candidates, then compaction
+        own, x, start, count = args
+        b = own.shape[0]
+        index, prefix = candidate_index(start, count, slot)
         used = slot < prefix[:, None]
-        return jnp.where(used, ext_ids[jnp.where(used, index, 0)], own[:, None]), prefix
+        source = jnp.where(used, index, 0)
+        xyz = [ext_coords[c][source] for c in range(3)]  # (one gather per coordinate:
+        # XLA's gather of (b, slots, 3) rows is about 6x slower on a CPU)
+        r2 = 0.0
+        for c in range(3):
+            dc = x[:, c, None] - xyz[c]
+            dc = dc - lengths[c] * jnp.rint(dc * inverse[c])  # minimum image
+            r2 = r2 + dc * dc
+        near = (used & (r2 < radius_sq)).reshape(b, num_words, _WORD)
+        masks = jnp.sum(jnp.where(near, bits, jnp.uint32(0)), -1, jnp.uint32)  # (b, words)
+        sizes = lax.population_count(masks).astype(jnp.int32)
+        # row slot k lies in the last word whose running count is <= k
+        before = jnp.zeros((b,), jnp.int32)
+        word_mask = jnp.zeros((b, width), jnp.uint32)
+        word_before = jnp.zeros((b, width), jnp.int32)
+        word_first = jnp.zeros((b, width), jnp.int32)
+        for w in range(num_words):
+            here = k >= before[:, None]
+            word_mask = jnp.where(here, masks[:, w, None], word_mask)
+            word_before = jnp.where(here, before[:, None], word_before)
+            word_first = jnp.where(here, w * _WORD, word_first)
+            before = before + sizes[:, w]
+        chosen = word_first + _select_bit(word_mask, k - word_before)
+        kept = k < before[:, None]
+        source, _ = candidate_index(start, count, chosen)
+        table = jnp.where(kept, ext_ids[jnp.where(kept, source, 0)], own[:, None])
+        return table, before, prefix
 
     block, num_blocks, pad = _row_blocks(n)
-    table, total = lax.map(
+    table, total, candidates = lax.map(
         rows,
         (
             jnp.pad(jnp.arange(n, dtype=jnp.int32), (0, pad)).reshape(num_blocks, block),
+            jnp.pad(positions, ((0, pad), (0, 0))).reshape(num_blocks, block, 3),
             jnp.pad(start, ((0, pad), (0, 0))).reshape(num_blocks, block, -1),
             jnp.pad(count, ((0, pad), (0, 0))).reshape(num_blocks, block, -1),
         ),
     )
     table, total = table.reshape(-1, width)[:n], total.reshape(-1)[:n]
     total_need = jnp.max(total)
-    overflow = (total_need > width) | (column_need > column_capacity)
-    return table, jnp.minimum(total, width), overflow, total_need, column_need
+    candidate_need = jnp.max(candidates)
+    overflow = (
+        (total_need > width) | (candidate_need > candidate_width) | (column_need > column_capacity)
+    )
+    return table, jnp.minimum(total, width), overflow, total_need, column_need, candidate_need
 
 
 def _row_blocks(n: int, block: int = 64):

@@ -33,6 +33,7 @@ coordinates and measures every pair by the minimum image.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import equinox as eqx
@@ -46,6 +47,7 @@ from hybrax.core import ConfigurationError, concrete_or_none
 
 from ._cell_geometry import (
     ROWS_CELLS_PER_RADIUS,
+    _cell_windows,
     build_rows,
     build_tables,
     build_verlet_table,
@@ -128,13 +130,15 @@ class CellNeighborList(AbstractNeighborList):
       table look-ups), the force pass reads about 5.5 candidate slots per pair within
       ``cutoff + skin`` (in.lj: 215 slots per atom).
     - ``"rows"`` (`hybrax.md.neighbor_list`'s default for pair energies): each rebuild
-      concatenates every atom's half-shell windows, on columns a quarter of a list radius
-      wide, into one row of atom ids (no distance test, no compaction), padded only to the
-      longest row (in.lj: about 60 candidates per atom, 101 slots). The force pass gathers
-      the row, adds the pair terms to the atom and scatters the reactions to the
-      candidates (each pair once). in.lj, 4,000 atoms, one CPU core: force pass 3.0 ms
-      against the windows' 4.7 ms, rebuilds dearer (3.6 against 1.3 ms); 1.35x the
-      windows' steps per second (``benchmarks/md_lj.py``).
+      reads every atom's half-shell windows, on columns a quarter of a list radius wide
+      (``candidate_widths``: the most candidates of a row), keeps the candidates within
+      ``cutoff + skin`` (a bit mask per 32 candidates) and compacts them into one row of
+      atom ids, padded only to the longest row (in.lj: about 62 candidates and 39
+      neighbours per atom, 68 slots). The force pass gathers the row, adds the pair terms
+      to the atom and scatters the reactions to the neighbours (each pair once). in.lj,
+      4,000 atoms, one CPU core: force pass 2.2 ms against the windows' 4.7 ms (3.3 ms
+      with uncompacted rows), rebuilds dearer (5.6 against 1.3 ms); 1.6x the windows'
+      steps per second (``benchmarks/md_lj.py``).
     - ``"table"``: a full Verlet table. Each rebuild gathers every atom's candidates from
       its windows in the full shell of columns (both sides), keeps those within ``cutoff +
       skin`` (a bit mask per 32 candidates, read as contiguous slices) and compacts them
@@ -142,7 +146,7 @@ class CellNeighborList(AbstractNeighborList):
       then reads only those (about 1.3 slots per neighbour), each pair from both sides with
       no scatter: about 2x faster than the windows' pass for Lennard-Jones at 4,000 atoms
       on one CPU core, but each rebuild costs about 8 windows rebuilds (in.lj 4,000 atoms:
-      11 ms); at LAMMPS in.lj's skin (a rebuild every ~6 steps) it runs about 0.9x the
+      11 ms); at LAMMPS in.lj's skin (a rebuild every ~6 steps) it runs about 0.8x the
       rows' steps per second. The table wins when rebuilds are rare (cold or slow systems)
       or pair terms are expensive (many-body energies).
 
@@ -161,8 +165,10 @@ class CellNeighborList(AbstractNeighborList):
         column occupancy seen by any build (sticky); `grow` sizes the new capacities from
         them.
     candidate_widths, max_candidates
-        Format ``"table"`` only: window slots per full-shell column read by a rebuild, and
-        the largest window count per column seen (sticky).
+        Format ``"table"``: window slots per full-shell column read by a rebuild, and
+        the largest window count per column seen (sticky). Format ``"rows"``: the one
+        candidate row width read by a rebuild (before the distance filter), and the most
+        candidates of any row seen (sticky).
 
     Examples
     --------
@@ -438,7 +444,7 @@ class CellNeighborList(AbstractNeighborList):
         )
 
     def _update_rows(self, positions, box, lost) -> CellNeighborList:
-        table, total, overflow, total_need, column_need = build_rows(
+        table, total, overflow, total_need, column_need, candidate_need = build_rows(
             positions,
             box,
             grid=self.grid,
@@ -446,8 +452,14 @@ class CellNeighborList(AbstractNeighborList):
             width=self.widths[0],
             column_capacity=self.column_capacity,
             list_radius=self.list_radius,
+            candidate_width=self.candidate_widths[0],
         )
-        return self._with_rows(positions, table, total, overflow | lost, total_need, column_need)
+        out = self._with_rows(positions, table, total, overflow | lost, total_need, column_need)
+        return eqx.tree_at(
+            lambda n: n.max_candidates,
+            out,
+            jnp.maximum(self.max_candidates, candidate_need[None]),
+        )
 
     def _update_triclinic(self, positions, box, lost) -> CellNeighborList:
         table, count, overflow, count_needed, occupancy_needed = triclinic_tables(
@@ -544,7 +556,7 @@ class CellNeighborList(AbstractNeighborList):
             max(self.column_capacity, math.ceil(column * factor) + 2),
             room(self.widths, self.max_counts),
         )
-        if format == "table":
+        if format in ("table", "rows"):
             minimum = (*minimum, room(self.candidate_widths, self.max_candidates))
         return CellNeighborList.build(
             positions,
@@ -687,14 +699,36 @@ def _single_window_list(
 def _build_rows(
     positions, box, cutoff, skin, grid, columns, capacity_multiplier, minimum_capacity
 ) -> CellNeighborList:
-    """`CellNeighborList.build` in format ``"rows"`` (orthorhombic box)."""
+    """`CellNeighborList.build` in format ``"rows"`` (orthorhombic box): the candidate
+    width from the windows' needs, then the row width from the candidates within the list
+    radius (one rows build with rows as wide as the candidates)."""
     n = positions.shape[0]
-    col_need, row_need = requirements(positions, box, grid, columns, cutoff + skin, False, True)
-    column_capacity = min(n, math.ceil(int(col_need) * capacity_multiplier) + 2)
-    width = min(n, math.ceil(int(row_need) * capacity_multiplier) + 2)
+    radius = cutoff + skin
+
+    def sized(need):
+        return min(n, math.ceil(int(need) * capacity_multiplier) + 2)
+
+    col_need, candidate_need = requirements(positions, box, grid, columns, radius, False, True)
+    column_capacity = sized(col_need)
+    candidate_width = sized(candidate_need)
+    extra = None
     if minimum_capacity is not None:
-        min_col, (min_width,) = _minimum_capacity(minimum_capacity, 1)
+        if isinstance(minimum_capacity, tuple) and len(minimum_capacity) == 3:
+            *minimum_capacity, extra = minimum_capacity
+        min_col, (min_width,) = _minimum_capacity(tuple(minimum_capacity), 1)
         column_capacity = min(n, max(column_capacity, min_col))
+        if extra is not None:
+            _, (min_candidates,) = _minimum_capacity((0, extra), 1)
+            candidate_width = min(n, max(candidate_width, min_candidates))
+    row_need, fraction = _rows_need(
+        positions, box, grid, columns, radius, column_capacity, candidate_width
+    )
+    # at least the candidate width times the fraction of candidates within the list radius:
+    # in a crystal every atom has the same neighbours, and the most of them alone leaves no
+    # room for those that thermal motion brings (in.lj's lattice: 39 a row, 51 slots; 60
+    # with this; its melt at T = 3 needs 57 in 100 steps; the candidates alone 86 of 95)
+    width = min(candidate_width, max(sized(row_need), math.ceil(candidate_width * float(fraction))))
+    if minimum_capacity is not None:
         width = min(n, max(width, min_width))
     nl = _single_window_list(
         positions,
@@ -705,9 +739,29 @@ def _build_rows(
         columns,
         column_capacity,
         block_elements=_ROWS_BLOCK_ELEMENTS,
+        max_candidates=jnp.zeros(1, jnp.int32),
         format="rows",
+        candidate_widths=(candidate_width,),
     )
     return _update_jit(nl, positions, box)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
+def _rows_need(positions, box, grid, columns, radius, column_capacity, candidate_width):
+    """The most candidates within ``radius`` of any atom's row (rows as wide as the
+    candidates: none is dropped), and the fraction of all candidates within ``radius``."""
+    _, total, _, row_need, _, _ = build_rows(
+        positions,
+        box,
+        grid=grid,
+        columns=columns,
+        width=candidate_width,
+        column_capacity=column_capacity,
+        list_radius=radius,
+        candidate_width=candidate_width,
+    )
+    count = _cell_windows(positions, box, grid=grid, columns=columns, list_radius=radius)[4]
+    return row_need, jnp.sum(total) / jnp.maximum(jnp.sum(count), 1)
 
 
 # row slots per block of the rows' pass (in.lj 4,000 atoms: 256 atoms a block, 3.5 ms;
