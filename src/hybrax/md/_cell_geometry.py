@@ -504,6 +504,18 @@ def table_row_need(positions, lengths, list_radius) -> int:
     return int(np.max(counts)) - 1  # without the atom itself
 
 
+def table_pair_count(positions, lengths, list_radius) -> int:
+    """The number of pairs within ``list_radius`` (minimum image; host side, a periodic
+    k-d tree)."""
+    from scipy.spatial import cKDTree
+
+    lengths = np.asarray(lengths, np.float64)
+    x = np.mod(np.asarray(positions, np.float64), lengths)
+    x = np.where(x >= lengths, x - lengths, x)
+    tree = cKDTree(x, boxsize=lengths)
+    return (int(tree.count_neighbors(tree, list_radius)) - x.shape[0]) // 2
+
+
 def _requirements(positions, box, grid, columns, list_radius, full=False, rows=False):
     """Largest column length and per-column window counts for a configuration (with
     ``rows``: the largest number of candidates of any atom, all windows together)."""
@@ -511,8 +523,9 @@ def _requirements(positions, box, grid, columns, list_radius, full=False, rows=F
         positions, box, grid=grid, columns=columns, list_radius=list_radius, full=full
     )
     column_need = jnp.max(col_start[1:] - col_start[:-1])
-    if rows:
-        return column_need, jnp.max(jnp.sum(count, axis=1))
+    if rows:  # (and the candidates of all rows together)
+        total = jnp.sum(count, axis=1)
+        return column_need, jnp.max(total), jnp.sum(total)
     if full:
         return column_need, jnp.max(count, axis=0)
     # the half-shell windows' slots are ranked by count (`build_tables`): the most any

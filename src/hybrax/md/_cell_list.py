@@ -33,7 +33,7 @@ coordinates and measures every pair by the minimum image.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import math
 
 import equinox as eqx
@@ -47,7 +47,6 @@ from hybrax.core import ConfigurationError, concrete_or_none
 
 from ._cell_geometry import (
     ROWS_CELLS_PER_RADIUS,
-    _cell_windows,
     build_rows,
     build_tables,
     build_verlet_table,
@@ -55,6 +54,7 @@ from ._cell_geometry import (
     full_shell,
     grid_for,
     requirements,
+    table_pair_count,
     table_row_need,
 )
 from ._dense_list import DenseNeighborList
@@ -708,7 +708,9 @@ def _build_rows(
     def sized(need):
         return min(n, math.ceil(int(need) * capacity_multiplier) + 2)
 
-    col_need, candidate_need = requirements(positions, box, grid, columns, radius, False, True)
+    col_need, candidate_need, candidate_total = requirements(
+        positions, box, grid, columns, radius, False, True
+    )
     column_capacity = sized(col_need)
     candidate_width = sized(candidate_need)
     extra = None
@@ -720,14 +722,14 @@ def _build_rows(
         if extra is not None:
             _, (min_candidates,) = _minimum_capacity((0, extra), 1)
             candidate_width = min(n, max(candidate_width, min_candidates))
-    row_need, fraction = _rows_need(
-        positions, box, grid, columns, radius, column_capacity, candidate_width
-    )
-    # at least the candidate width times the fraction of candidates within the list radius:
-    # in a crystal every atom has the same neighbours, and the most of them alone leaves no
-    # room for those that thermal motion brings (in.lj's lattice: 39 a row, 51 slots; 60
-    # with this; its melt at T = 3 needs 57 in 100 steps; the candidates alone 86 of 95)
-    width = min(candidate_width, max(sized(row_need), math.ceil(candidate_width * float(fraction))))
+    # rows as wide as the candidate width times the fraction of candidates within the list
+    # radius (each pair within it is one row slot: host side, a periodic k-d tree, so no
+    # compilation for sizing); in a crystal every atom has the same neighbours, and the most
+    # of them alone would leave no room for those that thermal motion brings (in.lj's
+    # lattice: 39 a row, 60 slots with this; its melt at T = 3 needs 57 in 100 steps)
+    pairs = table_pair_count(positions, np.asarray(box.lengths, np.float64), radius)
+    fraction = pairs / max(int(candidate_total), 1)
+    width = min(candidate_width, max(8, math.ceil(candidate_width * fraction)))
     if minimum_capacity is not None:
         width = min(n, max(width, min_width))
     nl = _single_window_list(
@@ -743,25 +745,11 @@ def _build_rows(
         format="rows",
         candidate_widths=(candidate_width,),
     )
-    return _update_jit(nl, positions, box)
-
-
-@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
-def _rows_need(positions, box, grid, columns, radius, column_capacity, candidate_width):
-    """The most candidates within ``radius`` of any atom's row (rows as wide as the
-    candidates: none is dropped), and the fraction of all candidates within ``radius``."""
-    _, total, _, row_need, _, _ = build_rows(
-        positions,
-        box,
-        grid=grid,
-        columns=columns,
-        width=candidate_width,
-        column_capacity=column_capacity,
-        list_radius=radius,
-        candidate_width=candidate_width,
-    )
-    count = _cell_windows(positions, box, grid=grid, columns=columns, list_radius=radius)[4]
-    return row_need, jnp.sum(total) / jnp.maximum(jnp.sum(count), 1)
+    nl = _update_jit(nl, positions, box)
+    need = int(nl.max_counts[0])
+    if need > width:  # rarely (rows wider than the mean fraction): size from the need
+        nl = _update_jit(dataclasses.replace(nl, widths=(sized(need),)), positions, box)
+    return nl
 
 
 # row slots per block of the rows' pass (in.lj 4,000 atoms: 256 atoms a block, 3.5 ms;
