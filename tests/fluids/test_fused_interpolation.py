@@ -119,15 +119,22 @@ def test_coefficients_sit_on_the_right_interfaces(axis, touched):
 
 
 def test_one_network_call_per_stage_or_per_step():
-    """Counted while tracing (``filter_eval_shape``: nothing is compiled)."""
+    """Counted while tracing (``filter_eval_shape``: nothing is compiled). The stepper's
+    ``checkpoint_tendency`` traces the tendency once and applies it at every stage (JAX
+    caches the trace of a checkpointed function), so the Python-side count needs it off."""
     calls = []
     net = _Counting(0.01 * jnp.arange(12.0), calls)
     model = _model(FusedLearnedInterpolation(net))
     state = _periodic(model)
     for freeze, expected in ((False, 3), (True, 1)):
         calls.clear()
-        eqx.filter_eval_shape(ProjectedRK(model, 0.02, freeze_scheme=freeze).step, state)
+        stepper = ProjectedRK(model, 0.02, freeze_scheme=freeze, checkpoint_tendency=False)
+        eqx.filter_eval_shape(stepper.step, state)
         assert calls == [(2, N, N)] * expected
+    # with the checkpoint, the three stages still evaluate the network three times: three
+    # applications of the one checkpointed trace
+    jaxpr = jax.make_jaxpr(lambda s: ProjectedRK(model, 0.02).step(s))(state)
+    assert str(jaxpr).count("checkpoint[") + str(jaxpr).count("remat") >= 3
     out = eqx.filter_jit(ProjectedRK(model, 0.02, freeze_scheme=True).step)(state)
     assert float(jnp.max(jnp.abs(model.divergence(out)))) < 1e-12
     # 3-D: 3 components in, 27 channels out
