@@ -52,7 +52,11 @@ def set_clock(name: str) -> None:
     _clock["now"] = CLOCKS[name]
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_args(
+    description: str, argv: Sequence[str] | None = None, parts: Sequence[str] = ()
+) -> argparse.Namespace:
+    """The shared command line. ``parts`` names a script's independent sections; when given,
+    ``--parts a,b`` runs a subset (``args.parts``, a tuple in the given order; default all)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--clock",
@@ -70,6 +74,23 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
         default=None,
         help="override the problem sizes, e.g. 256,1024 (GPU-sized runs)",
     )
+    if parts:
+
+        def subset(text: str) -> tuple[str, ...]:
+            chosen = tuple(p for p in text.split(",") if p)
+            unknown = [p for p in chosen if p not in parts]
+            if unknown or not chosen:
+                raise argparse.ArgumentTypeError(
+                    f"unknown part(s) {unknown or text!r}; choose from {','.join(parts)}"
+                )
+            return chosen
+
+        parser.add_argument(
+            "--parts",
+            type=subset,
+            default=tuple(parts),
+            help=f"comma-separated subset of {','.join(parts)} (default: all)",
+        )
     args = parser.parse_args(argv)
     set_clock(args.clock)
     return args

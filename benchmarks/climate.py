@@ -341,16 +341,14 @@ def main(argv=None) -> None:
     import argparse
 
     extra = argparse.ArgumentParser(add_help=False)
-    parts_all = ("qg", "agreement", "gradient", "shallow_water", "ebm")
-    extra.add_argument(
-        "--parts",
-        default=",".join(parts_all),
-        help=f"comma-separated subset of {','.join(parts_all)} (default: all)",
-    )
     extra.add_argument("--rounds", type=int, default=None, help="interleaved rounds")
     known, rest = extra.parse_known_args(argv)
-    parts = set(known.parts.split(","))
-    args = H.parse_args(__doc__.splitlines()[0], rest)
+    args = H.parse_args(
+        __doc__.splitlines()[0],
+        rest,
+        parts=("qg", "agreement", "gradient", "shallow_water", "ebm"),
+    )
+    parts = args.parts
     rounds = known.rounds or (2 if args.quick else 7)
     records: list[H.Record] = []
     steps_for = {64: 400, 128: 150, 256: 40}

@@ -466,18 +466,10 @@ def gradients(records: list, n: int, steps: int) -> None:
 
 
 def main(argv=None) -> None:
-    import argparse
-
-    extra = argparse.ArgumentParser(add_help=False)
-    parts_all = ("speed", "stability", "ks", "gradients")
-    extra.add_argument(
-        "--parts",
-        default=",".join(parts_all),
-        help=f"comma-separated subset of {','.join(parts_all)} (default: all)",
+    args = H.parse_args(
+        __doc__.splitlines()[0], argv, parts=("speed", "stability", "ks", "gradients")
     )
-    known, rest = extra.parse_known_args(argv)
-    parts = set(known.parts.split(","))
-    args = H.parse_args(__doc__.splitlines()[0], rest)
+    parts = args.parts
     sizes = args.sizes or ((64,) if args.quick else (64, 256, 512))
     records: list[H.Record] = []
     timings = {}

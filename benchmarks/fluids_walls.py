@@ -206,13 +206,8 @@ def gradient(case: str, n: int, steps: int, records: list) -> None:
 
 
 def main(argv=None) -> None:
-    parser_args = list(argv if argv is not None else sys.argv[1:])
-    parts = ("speed", "gradient")
-    if "--parts" in parser_args:
-        i = parser_args.index("--parts")
-        parts = tuple(parser_args[i + 1].split(","))
-        del parser_args[i : i + 2]
-    args = H.parse_args(__doc__.splitlines()[0], parser_args)
+    args = H.parse_args(__doc__.splitlines()[0], argv, parts=("speed", "gradient"))
+    parts = args.parts
     sizes = args.sizes or ((32,) if args.quick else (128, 256))
     records: list[H.Record] = []
     if "speed" in parts:
