@@ -1,9 +1,10 @@
 """Vortex-shedding diagnostics from a time series: dominant frequency and Strouhal number."""
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from hybrax.core import ConfigurationError, check_parameter
+from hybrax.core import ConfigurationError, check_parameter, concrete_or_none
 
 __all__ = ["dominant_frequency", "strouhal_number"]
 
@@ -43,7 +44,7 @@ def dominant_frequency(
     >>> round(float(dominant_frequency(lift, 0.01, "fft")), 2)
     3.03
     """
-    signal = jnp.asarray(signal)
+    signal = check_parameter(signal, "signal")
     if signal.ndim != 1 or signal.shape[0] < 8:
         raise ConfigurationError(
             f"signal must be a 1-D time series of at least 8 samples, got shape {signal.shape}"
@@ -52,12 +53,33 @@ def dominant_frequency(
         raise ConfigurationError(f"method must be one of {_METHODS}, got {method!r}")
     dt = jnp.asarray(check_parameter(dt, "dt", positive=True, scalar=True), signal.dtype)
     x = signal - jnp.mean(signal)
+    # a constant signal has no frequency (the periodogram's peak would be noise)
+    flat = jnp.all(x == 0)
     if method == "crossings":
-        return _crossing_frequency(x, dt)
-    return _spectral_peak(x, dt)
+        frequency, count = _crossing_frequency(x, dt)
+        return _checked(frequency, flat | (count < 2), count)
+    return _checked(_spectral_peak(x, dt), flat, None)
 
 
-def _crossing_frequency(x: Array, dt: Array) -> Array:
+def _checked(frequency: Array, bad: Array, count: Array | None) -> Array:
+    """``frequency``, or an error for a signal without a period (constant, or fewer than
+    two upward crossings of its mean): a `ConfigurationError` when concrete, an
+    `equinox.error_if` when traced."""
+    hint = (
+        "dominant_frequency: the signal has no measurable period (it is constant or crosses "
+        "its mean upwards fewer than 2 times); pass a longer history that spans at least "
+        "two periods after the transient"
+    )
+    known = concrete_or_none(bad)
+    if known is None:
+        return eqx.error_if(frequency, bad, hint)
+    if bool(known):
+        got = "" if count is None else f" (got {int(count)} upward crossings)"
+        raise ConfigurationError(hint + got)
+    return frequency
+
+
+def _crossing_frequency(x: Array, dt: Array) -> tuple[Array, Array]:
     up = (x[:-1] < 0) & (x[1:] >= 0)
     fraction = x[:-1] / jnp.where(up, x[:-1] - x[1:], 1.0)  # where in [i, i+1] it crosses
     times = (jnp.arange(x.shape[0] - 1, dtype=x.dtype) + fraction) * dt
@@ -65,7 +87,7 @@ def _crossing_frequency(x: Array, dt: Array) -> Array:
     first = jnp.min(jnp.where(up, times, jnp.inf))
     last = jnp.max(jnp.where(up, times, -jnp.inf))
     frequency = (count - 1).astype(x.dtype) / (last - first)
-    return jnp.where(count >= 2, frequency, jnp.nan)
+    return jnp.where(count >= 2, frequency, jnp.nan), count
 
 
 def _spectral_peak(x: Array, dt: Array) -> Array:
