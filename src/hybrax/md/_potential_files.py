@@ -113,6 +113,54 @@ def _check_grid(name: str, nrho: int, drho: float, nr: int, dr: float, cutoff: f
         )
 
 
+def _check_consumed(name: str, tokens: list[tuple[str, int]], header: str):
+    """Values left after the last table mean the header's counts do not describe the
+    tables (the tables read would be shifted): an error, not a silent misread."""
+    if tokens:
+        raise ConfigurationError(
+            f"{name}: {len(tokens)} values are left over after the last table (from line "
+            f"{tokens[0][1]}, {tokens[0][0]!r}); the header's {header} do not match the "
+            "tables (a wrong count, or data for another pair style)"
+        )
+
+
+def element_list(owner: str, elements, *, optional: bool = False) -> tuple[str, ...] | None:
+    """``elements`` as a tuple of element names; a bare string (``"Si"``, which would
+    read as the letters ``S``, ``i``), a non-sequence or non-string names are an error
+    (``None`` too unless ``optional``)."""
+    if elements is None and optional:
+        return None
+    if isinstance(elements, str) or not isinstance(elements, Sequence):
+        hint = f"({elements!r},)" if isinstance(elements, str) else "('Si',)"
+        raise ConfigurationError(
+            f"{owner}: elements must be a sequence of element names, one per species, such "
+            f"as {hint}; got {elements!r}"
+        )
+    names = tuple(elements)
+    if not names or not all(isinstance(e, str) and e.strip() == e and e for e in names):
+        raise ConfigurationError(
+            f"{owner}: elements must be a non-empty sequence of element names such as "
+            f"('Cu', 'Ni'), got {elements!r}"
+        )
+    return names
+
+
+def _check_atomic_number(name: str, number: int, element: str):
+    """A funcfl file names its element only by atomic number: a different ``element`` is
+    a file for another element (checked when ASE's periodic table is installed)."""
+    try:
+        from ase.data import chemical_symbols
+    except ImportError:  # pragma: no cover - ASE is an optional dependency
+        return
+    if 0 < number < len(chemical_symbols) and element in chemical_symbols[1:]:
+        if chemical_symbols[number] != element:
+            raise ConfigurationError(
+                f"{name}: the file is for atomic number {number} "
+                f"({chemical_symbols[number]}), not {element}; pass "
+                f"elements=({chemical_symbols[number]!r},) or the {element} file"
+            )
+
+
 def _check_finite(name: str, what: str, values: np.ndarray):
     if not np.all(np.isfinite(values)):
         raise ConfigurationError(f"{name}: {what} contains NaN or inf")
@@ -120,7 +168,7 @@ def _check_finite(name: str, what: str, values: np.ndarray):
 
 def _funcfl(path):
     name, lines = _read_text(path)
-    _, mass = _header(name, lines, 1, "atomic number and mass", (int, float))
+    number, mass = _header(name, lines, 1, "atomic number and mass", (int, float))
     nrho, drho, nr, dr, cutoff = _header(
         name, lines, 2, "Nrho drho Nr dr cutoff", (int, float, int, float, float)
     )
@@ -129,10 +177,20 @@ def _funcfl(path):
     frho = _numbers(name, tokens, nrho, "F(rho)")
     zr = _numbers(name, tokens, nr, "Z(r)")
     rhor = _numbers(name, tokens, nr, "rho(r)")
+    _check_consumed(name, tokens, "Nrho and Nr (line 3)")
     for what, values in (("F(rho)", frho), ("Z(r)", zr), ("rho(r)", rhor)):
         _check_finite(name, what, values)
     return dict(
-        mass=mass, nrho=nrho, drho=drho, nr=nr, dr=dr, cut=cutoff, frho=frho, zr=zr, rhor=rhor
+        number=number,
+        mass=mass,
+        nrho=nrho,
+        drho=drho,
+        nr=nr,
+        dr=dr,
+        cut=cutoff,
+        frho=frho,
+        zr=zr,
+        rhor=rhor,
     )
 
 
@@ -154,6 +212,8 @@ def _lagrange(values: np.ndarray, spacing: float, n_out: int, step: float) -> np
 
 def _read_funcfl(paths: Sequence, elements: Sequence[str] | None) -> EAMTables:
     files = [_funcfl(p) for p in paths]
+    for path, f, element in zip(paths, files, elements or (), strict=False):
+        _check_atomic_number(os.fspath(path), f["number"], element)
     dr = max(f["dr"] for f in files)
     drho = max(f["drho"] for f in files)
     rmax = max((f["nr"] - 1) * f["dr"] for f in files)
@@ -212,6 +272,7 @@ def _read_setfl(path) -> EAMTables:
             pair[i, j] = pair[j, i] = _numbers(
                 name, tokens, nr, f"r*phi(r) of {elements[i]}-{elements[j]}"
             )
+    _check_consumed(name, tokens, "Nelements, Nrho and Nr (lines 4-5)")
     frho, rhor = np.stack(frho), np.stack(rhor)
     for what, values in (("F(rho)", frho), ("rho(r)", rhor), ("r*phi(r)", pair)):
         _check_finite(name, what, values)
@@ -272,6 +333,7 @@ def read_eam(path, elements: Sequence[str] | None = None) -> EAMTables:
     species) or a setfl file (``*.eam.alloy``). ``elements`` picks and orders the setfl
     elements (species ``s`` is ``elements[s]``; default: the file's order) or names the
     funcfl files."""
+    elements = element_list("read_eam", elements, optional=True)
     if isinstance(path, (list, tuple)):
         if not path:
             raise ConfigurationError("read_eam: got an empty list of funcfl files")
@@ -334,14 +396,17 @@ def _parameter_entries(path, num_values: int, what: str):
                 ) from None
         if not np.all(np.isfinite(values)):
             raise ConfigurationError(f"{name}: the entry {' '.join(key)} contains NaN or inf")
+        if key in entries:  # LAMMPS refuses these too ("duplicate entry")
+            raise ConfigurationError(
+                f"{name}, line {chunk[0][1]}: a second {what} entry for the element triplet "
+                f"{' '.join(key)}; each triplet may appear once"
+            )
         entries[key] = np.asarray(values)
     return name, entries
 
 
 def _table(name: str, entries: dict, elements: Sequence[str], num_values: int) -> np.ndarray:
-    elements = tuple(elements)
-    if not elements:
-        raise ConfigurationError(f"{name}: give at least one element, e.g. elements=('Si',)")
+    elements = element_list(name, elements)
     known = sorted({e for key in entries for e in key})
     out = np.zeros((len(elements),) * 3 + (num_values,))
     for i, a in enumerate(elements):
