@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from hybrax.core import ConfigurationError
+from hybrax.core import ConfigurationError, check_parameter
 
 from ._space import AbstractBox, FreeSpace, PeriodicBox
 from ._state import MDState
@@ -221,7 +221,25 @@ def positions_from_atoms(atoms, box: AbstractBox, units: Units, dtype) -> Array:
     return box.wrap(positions)
 
 
+def _check_atoms_arrays(atoms, owner: str) -> None:
+    """Finite positions, momenta and charges and positive masses (a zero mass would make
+    ASE's velocities, momenta / masses, infinite)."""
+    checks = (
+        ("atoms.positions (Å)", atoms.positions, False),
+        ("atoms masses (amu; atoms.set_masses)", atoms.get_masses(), True),
+        ("atoms momenta (atoms.set_momenta / set_velocities)", atoms.get_momenta(), False),
+        ("atoms initial charges (e)", atoms.get_initial_charges(), False),
+    )
+    for name, values, positive in checks:
+        check_parameter(np.asarray(values, np.float64), f"{owner}: {name}", positive=positive)
+
+
 def _species_of(names: list[str], symbols: Sequence[str] | None, owner: str):
+    if isinstance(symbols, str):
+        raise ConfigurationError(
+            f"{owner}: symbols must be a sequence of element names (the species order), "
+            f"such as [{symbols!r}], got the string {symbols!r}"
+        )
     if symbols is None:
         symbols = list(dict.fromkeys(names))  # order of first appearance
     symbols = [str(s) for s in symbols]
@@ -309,6 +327,7 @@ def from_ase(
     if symbols is None and SPECIES_KEY in atoms.info:
         symbols = str(atoms.info[SPECIES_KEY]).split()
     symbols, species = _species_of(atoms.get_chemical_symbols(), symbols, owner)
+    _check_atoms_arrays(atoms, owner)
 
     def convert(values, scale):
         return jnp.asarray(np.asarray(values, np.float64) / scale, dtype)

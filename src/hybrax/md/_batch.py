@@ -82,6 +82,69 @@ class SystemBatch(eqx.Module):
     species: Int[Array, "B N"] | None = None
     cells: Float[Array, "B 3 3"] | None = None
 
+    def __check_init__(self):
+        """Shapes that agree (B systems of N slots), a boolean mask, integer species; and,
+        where the arrays are concrete, positive finite masses and box sides, finite
+        positions and velocities, non-negative species. `from_systems` builds batches
+        that pass; this catches batches assembled by hand."""
+        where = "SystemBatch"
+        shape = jnp.shape(self.positions)
+        if len(shape) != 3 or shape[2] != 3:
+            raise ConfigurationError(
+                f"{where}: positions must have shape (B, N, 3), got {shape}; build batches "
+                "with SystemBatch.from_systems"
+            )
+        b, n = shape[:2]
+        expected = {
+            "velocities": (self.velocities, (b, n, 3)),
+            "masses": (self.masses, (b, n)),
+            "mask": (self.mask, (b, n)),
+            "lengths": (self.lengths, (b, 3)),
+            "species": (self.species, (b, n)),
+            "cells": (self.cells, (b, 3, 3)),
+        }
+        for name, (value, want) in expected.items():
+            if value is not None and tuple(jnp.shape(value)) != want:
+                raise ConfigurationError(
+                    f"{where}: {name} must have shape {want} for positions of shape {shape}, "
+                    f"got {tuple(jnp.shape(value))}"
+                )
+        if jnp.result_type(self.mask) != jnp.bool_:
+            raise ConfigurationError(
+                f"{where}: mask must be boolean (True for real atoms), got dtype "
+                f"{jnp.result_type(self.mask)}"
+            )
+        if self.species is not None and not jnp.issubdtype(
+            jnp.result_type(self.species), jnp.integer
+        ):
+            raise ConfigurationError(
+                f"{where}: species must be integers, got dtype {jnp.result_type(self.species)}"
+            )
+        rules = (
+            ("positions", self.positions, False),
+            ("velocities", self.velocities, False),
+            ("masses", self.masses, True),
+            ("lengths", self.lengths, True),
+        )
+        for name, value, positive in rules:
+            known = concrete_or_none(value)
+            if known is None:
+                continue
+            bad = ~np.isfinite(known) | ((known <= 0) if positive else False)
+            if np.any(bad):
+                first = np.argwhere(bad)[0].tolist()
+                rule = "positive and finite" if positive else "finite"
+                raise ConfigurationError(
+                    f"{where}: {name} must be {rule}, got {known[tuple(first)].item()!r} at index "
+                    f"{tuple(first)}"
+                )
+        known = None if self.species is None else concrete_or_none(self.species)
+        if known is not None and known.size and int(np.min(known)) < 0:
+            raise ConfigurationError(
+                f"{where}: species must be non-negative indices into the potential's "
+                f"parameter matrices, got {int(np.min(known))}"
+            )
+
     @classmethod
     def from_systems(cls, systems: Sequence[tuple]) -> SystemBatch:
         """Pad a list of systems to one batch.
@@ -279,6 +342,9 @@ def _parse_system(index: int, system):
             f"{where}: velocities must be floats of the positions' shape {positions.shape}, got "
             f"shape {velocities.shape} and dtype {velocities.dtype}"
         )
+    concrete = concrete_or_none(velocities)
+    if concrete is not None and not np.all(np.isfinite(concrete)):
+        raise ConfigurationError(f"{where}: velocities contain NaN or inf")
     masses = jnp.ones((n,), dtype) if masses is None else jnp.asarray(masses)
     if masses.ndim == 0:
         masses = jnp.broadcast_to(masses, (n,))
@@ -295,6 +361,12 @@ def _parse_system(index: int, system):
             raise ConfigurationError(
                 f"{where}: species must be ({n},) integers, got shape {species.shape} and "
                 f"dtype {species.dtype}"
+            )
+        concrete = concrete_or_none(species)
+        if concrete is not None and concrete.size and int(np.min(concrete)) < 0:
+            raise ConfigurationError(
+                f"{where}: species must be non-negative indices (0, 1, ...) into the "
+                f"potential's parameter matrices, got {int(np.min(concrete))}"
             )
         species = species.astype(jnp.int32)
     return positions, box, velocities.astype(dtype), masses.astype(dtype), species

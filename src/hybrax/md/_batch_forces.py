@@ -194,6 +194,27 @@ def check_batch_inputs(batch, neighbors, owner: str) -> None:
         )
 
 
+def check_batch_species(energy: AbstractEnergy, batch: SystemBatch, owner: str) -> None:
+    """The batch's species (its real atoms'), when concrete, must index every
+    species-aware pair term's parameter matrices: the check each term makes when built
+    (`bind_species` swaps species in without it, and an index past the matrices would be
+    clamped by the gather, silently reading another species' parameters)."""
+    if batch.species is None:
+        return
+    species, mask = concrete_or_none(batch.species), concrete_or_none(batch.mask)
+    if species is None or mask is None:
+        return
+    real = jnp.asarray(species[mask.astype(bool)])
+    terms = jax.tree.leaves(energy, is_leaf=lambda x: isinstance(x, AbstractPairEnergy))
+    for term in terms:
+        if isinstance(term, AbstractPairEnergy) and term.species is not None:
+            bound = eqx.tree_at(lambda e: e.species, term, real.astype(term.species.dtype))
+            try:
+                bound.__check_init__()
+            except ConfigurationError as error:
+                raise ConfigurationError(f"{owner}: batch.species: {error}") from None
+
+
 def bind_species(energy: AbstractEnergy, species: Array | None) -> AbstractEnergy:
     """``energy`` with each species-aware pair term reading ``species`` (one system's)."""
     if species is None:
@@ -233,6 +254,7 @@ def batch_energy_and_forces(
     """
     check_batch_energy(energy, "batch_energy_and_forces")
     check_batch_inputs(batch, neighbors, "batch_energy_and_forces")
+    check_batch_species(energy, batch, "batch_energy_and_forces")
     return _batch_energy_and_forces(energy, batch, neighbors)
 
 
@@ -271,6 +293,7 @@ def batch_stress(
     """
     check_batch_energy(energy, "batch_stress")
     check_batch_inputs(batch, neighbors, "batch_stress")
+    check_batch_species(energy, batch, "batch_stress")
     if velocities is not None and jnp.shape(velocities) != batch.positions.shape:
         raise ConfigurationError(
             f"batch_stress: velocities must have the batch's shape {batch.positions.shape} "

@@ -27,6 +27,7 @@ from ._batch_forces import (
     bind_species,
     check_batch_energy,
     check_batch_inputs,
+    check_batch_species,
     grown_template,
 )
 from ._batch_thermostats import SUPPORTED, PaddedLangevinBAOAB, pad_stepper
@@ -178,6 +179,9 @@ def simulate_batch(
     check_batch_inputs(batch, neighbors, "simulate_batch")
     check_run_arguments(n_steps, chunk_size, save_every, observe, max_regrowths)
     steppers = _make_steppers(make_stepper, batch)
+    # system 0's energy (the steppers are stacked) against the whole batch's species
+    first = jax.tree.map(lambda x: x[0] if eqx.is_array(x) else x, steppers.energy)
+    check_batch_species(first, batch, "simulate_batch")
     if state is None:
         keys = _system_keys(key, batch.num_systems)
         if keys is None and isinstance(steppers, PaddedLangevinBAOAB):

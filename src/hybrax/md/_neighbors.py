@@ -196,10 +196,22 @@ class AbstractNeighborList(eqx.Module):
             raise ConfigurationError(
                 f"species must have shape ({n},) (one integer per atom), got {jnp.shape(species)}"
             )
+        # a NaN or inf position fails every distance test, so its atom would silently drop
+        # out of the sums: an error when the positions are known now, NaN results when traced
+        known = concrete_or_none(positions)
+        if known is not None and not np.all(np.isfinite(known)):
+            bad = int(np.argmax(~np.all(np.isfinite(known), axis=-1)))
+            raise ConfigurationError(
+                f"positions contain NaN or inf (first: atom {bad}, at {known[bad].tolist()}); "
+                "the pair sums would leave that atom out"
+            )
         out = self._pass(positions, box, pair_fn, cutoff, species, sums)
         # an overflowed list (or one whose grid no longer covers the box) misses pairs:
         # make every result NaN rather than silently wrong
-        return jax.tree.map(lambda x: jnp.where(self.overflow, jnp.nan, x), out)
+        broken = self.overflow
+        if known is None:
+            broken = broken | ~jnp.all(jnp.isfinite(positions))
+        return jax.tree.map(lambda x: jnp.where(broken, jnp.nan, x), out)
 
 
 def retry_with_grown_list(
