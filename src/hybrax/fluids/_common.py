@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from equinox import AbstractVar
 
-from hybrax.core import AbstractSemilinearDynamics, ConfigurationError
+from hybrax.core import AbstractSemilinearDynamics, ConfigurationError, concrete_or_none
 from hybrax.grids import Grid, SpectralState
 
 
@@ -28,6 +28,18 @@ def as_grid(grid, ndim: int | None, model: str, default_length: float = 2 * math
             f"{model} needs a {ndim}D grid, got Grid{grid.shape} ({grid.ndim}D)"
         )
     return grid
+
+
+def check_finite_field(value, name: str, owner: str) -> None:
+    """Raise `ConfigurationError` when a concrete initial field holds NaN or inf (a state
+    built from it would be non-finite from the start); traced values pass (the rollout's
+    finite check sees them)."""
+    known = concrete_or_none(value)
+    if known is not None and not np.all(np.isfinite(known)):
+        bad = int(np.sum(~np.isfinite(known)))
+        raise ConfigurationError(
+            f"{owner}: {name} must be finite, got NaN or inf at {bad} of {known.size} entries"
+        )
 
 
 def check_spectral_state(state, grid: Grid, model: str) -> None:
@@ -79,6 +91,7 @@ class AbstractSpectralFieldDynamics(AbstractSemilinearDynamics):
                 f"{type(self).__name__}: field must be real floating (float32/float64), got "
                 f"{field.dtype}"
             )
+        check_finite_field(field, "field", type(self).__name__)
         return SpectralState(self.grid.to_spectral(field), time)
 
     @abc.abstractmethod

@@ -21,7 +21,13 @@ from hybrax.core import (
 )
 from hybrax.grids import Grid, SpectralState
 
-from ._common import ADVECTIVE_LIMITS, advective_courant_number, as_grid, check_spectral_state
+from ._common import (
+    ADVECTIVE_LIMITS,
+    advective_courant_number,
+    as_grid,
+    check_finite_field,
+    check_spectral_state,
+)
 from ._dealiasing import (
     AbstractDealiasing,
     TwoThirdsRule,
@@ -240,6 +246,7 @@ class NavierStokes2D(AbstractSemilinearDynamics):
                 f"of shape {self.grid.spectral_shape} (grid.to_spectral(field)), got "
                 f"{dtype}{shape}" + ("; for an ensemble use jax.vmap" if len(shape) > 2 else "")
             )
+        check_finite_field(vorticity, "vorticity", "NavierStokes2D.state_from_vorticity")
         return SpectralState(w_hat.at[0, 0].set(0), time)
 
     def from_velocity(
@@ -271,6 +278,7 @@ class NavierStokes2D(AbstractSemilinearDynamics):
         True
         """
         w_hat = curl_hat(self.grid, velocity, "NavierStokes2D.from_velocity")
+        check_finite_field(velocity, "velocity", "NavierStokes2D.from_velocity")
         self._check_velocity_mean(velocity)
         return self.state_from_vorticity(w_hat, time)
 

@@ -20,7 +20,7 @@ from hybrax.core import (
 )
 from hybrax.grids import Grid, SpectralState
 
-from ._common import as_grid
+from ._common import as_grid, check_finite_field
 from ._dealiasing import AbstractDealiasing, TwoThirdsRule, check_dealias, dealiasing_factor
 from ._dealiasing import nyquist_free as _nyquist_free
 
@@ -320,6 +320,12 @@ class NavierStokes3D(AbstractSemilinearDynamics):
                 f"NavierStokes3D: velocity must have shape {(3, *self.grid.shape)}, got "
                 f"{velocity.shape}"
             )
+        if not jnp.issubdtype(velocity.dtype, jnp.floating):
+            raise ConfigurationError(
+                f"NavierStokes3D: velocity must be real floating (float32/float64), got "
+                f"{velocity.dtype}; convert with .astype(jnp.float32)"
+            )
+        check_finite_field(velocity, "velocity", "NavierStokes3D.state_from_velocity")
         u_hat = self._project(self._rfft(velocity))
         keep = self._table("nyquist_free", u_hat.real.dtype)
         return SpectralState(_scale(keep, u_hat), time)

@@ -1,0 +1,165 @@
+"""Bad input to the wall-bounded solver's public pieces (issue 13's "Bad input" bullets):
+the pressure Poisson solves, the shedding diagnostics and the spectral solvers' entry
+points raise errors naming the argument, what was given and what would be right; a
+Poisson solve that misses its tolerance raises with its iterations and residual, never
+returns a partial answer; a diagnostic never returns NaN for a signal without a period."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hybrax.errors import ConfigurationError
+from hybrax.fluids import (
+    Boundaries,
+    NavierStokes2D,
+    NavierStokes3D,
+    Wall,
+    dominant_frequency,
+    solve_poisson,
+    solve_poisson_krylov,
+)
+from hybrax.grids import StaggeredGrid
+
+NAN = float("nan")
+GRID = StaggeredGrid((8, 8))
+WALLS = Boundaries(Wall(), Wall(), Wall(), Wall())
+
+
+def _rhs(dtype=jnp.float64):
+    """A consistent right-hand side for the closed box: cos(pi x) cos(pi y), zero mean."""
+    x, y = GRID.cell_centres(dtype)
+    return jnp.cos(jnp.pi * x) * jnp.cos(jnp.pi * y)
+
+
+def _weights(blocked: float = 0.5):
+    """Face weights with a softened patch (a weighted, non-trivial Krylov problem)."""
+    wu = jnp.ones(GRID.face_shape(0)).at[3:5, 3:5].set(blocked)
+    return wu, jnp.ones(GRID.face_shape(1))
+
+
+@pytest.mark.parametrize("solve", [solve_poisson, solve_poisson_krylov])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (
+            (jnp.ones((7, 8)), GRID, WALLS),
+            r"rhs must have the grid's cell shape \(8, 8\).*\(7, 8\)",
+        ),
+        ((jnp.full((8, 8), NAN), GRID, WALLS), "rhs must be finite.*64 of 64"),
+        ((jnp.ones((8, 8)), (8, 8), WALLS), "grid must be a hybrax.grids.StaggeredGrid.*tuple"),
+        ((jnp.ones((8, 8)), GRID, "walls"), "boundaries must be hybrax.fluids.Boundaries.*str"),
+        (
+            (jnp.ones((8, 8, 8)), StaggeredGrid((8, 8, 8)), WALLS),
+            "a 3-D grid needs 6 sides.*got 4",
+        ),
+    ],
+)
+def test_poisson_solves_name_bad_problems(solve, args, match):
+    """Before: shape and grid mismatches died in zip() or a broadcast deep inside JAX, a
+    NaN rhs came back as a NaN field. (An integer rhs, which came back as an integer zero
+    field, is now refused too; under the test suite's jaxtyping hook the annotation
+    rejects it first, so it is not parametrised here.)"""
+    with pytest.raises(ConfigurationError, match=match):
+        solve(*args)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"rtol": 0.0}, "rtol must be positive and finite, got 0.0"),
+        ({"rtol": NAN}, "rtol must be positive and finite, got nan"),
+        ({"rtol": -1.0}, "rtol must be positive"),
+        ({"rtol": 2.0}, r"rtol is a relative residual and must lie in \(0, 1\), got 2.0"),
+        ({"max_steps": 0}, "max_steps must be a positive int.*got 0"),
+        ({"max_steps": -1}, "max_steps must be a positive int.*got -1"),
+    ],
+)
+def test_krylov_settings_are_checked(options, match):
+    """Before: rtol=nan and max_steps=-1 returned a zero field as if solved; rtol=-1 was
+    lineax's anonymous ValueError."""
+    with pytest.raises(ConfigurationError, match=match):
+        solve_poisson_krylov(_rhs(), GRID, WALLS, **options)
+
+
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        ((jnp.full(GRID.face_shape(0), NAN), jnp.ones(GRID.face_shape(1))), r"weights\[0\].*nan"),
+        ((jnp.ones(GRID.face_shape(0)), -jnp.ones(GRID.face_shape(1))), r"weights\[1\].*-1.0"),
+        ((jnp.ones(GRID.face_shape(0)),), "face weights of shapes"),
+    ],
+)
+def test_krylov_weights_are_checked(weights, match):
+    """Before: NaN weights gave a zero field, reported as converged."""
+    with pytest.raises(ConfigurationError, match=match):
+        solve_poisson_krylov(_rhs(), GRID, WALLS, weights)
+
+
+def test_krylov_that_misses_its_tolerance_reports_iterations_and_residual():
+    """One conjugate-gradient step cannot solve the weighted problem: the error says how
+    far it got. The same solve with room converges (the equation holds)."""
+    with pytest.raises(
+        ConfigurationError,
+        match=r"did not reach rtol=1e-10: after 1 of max_steps=1 iterations the relative "
+        r"residual is \d",
+    ):
+        solve_poisson_krylov(_rhs(), GRID, WALLS, _weights(), rtol=1e-10, max_steps=1)
+
+
+@pytest.mark.slow
+def test_traced_krylov_that_misses_its_tolerance_raises_at_run_time():
+    """The model's path (inside jit): the run-time error carries the same advice."""
+    solve = eqx.filter_jit(
+        lambda r: solve_poisson_krylov(r, GRID, WALLS, _weights(), rtol=1e-10, max_steps=1)
+    )
+    with pytest.raises(eqx.EquinoxRuntimeError, match="did not reach rtol=1e-10 within"):
+        jax.block_until_ready(solve(_rhs()))
+
+
+def test_krylov_with_an_inconsistent_weighted_rhs_raises():
+    """A uniform source in a closed box has no solution; CG stopped at once on the zero
+    preconditioned residual and returned phi = 0 as converged (the equation missed by
+    100%). (Integer signals and a non-int max_steps are refused too; under the suite's
+    jaxtyping hook the annotations reject them first.)"""
+    with pytest.raises(ConfigurationError, match="relative residual is 1"):
+        solve_poisson_krylov(jnp.ones((8, 8)), GRID, WALLS, _weights())
+
+
+@pytest.mark.parametrize("method", ["crossings", "fft"])
+@pytest.mark.parametrize(
+    "signal, match",
+    [
+        (jnp.ones(64), "no measurable period"),  # constant
+        (jnp.linspace(-1.0, 1.0, 64), "no measurable period"),  # one crossing, no period
+        (jnp.full(64, NAN), "signal must be finite"),
+    ],
+)
+def test_dominant_frequency_never_returns_nan_or_noise(method, signal, match):
+    """Before: NaN (crossings), 1.0 (the FFT's noise peak of a constant), inf (int)."""
+    if method == "fft" and "measurable" in match and signal[0] != signal[1]:
+        return  # a ramp has a spectral peak (its lowest mode): only the crossing count fails
+    with pytest.raises(ConfigurationError, match=match):
+        dominant_frequency(signal, 0.01, method)
+
+
+def test_dominant_frequency_traced_signal_without_period_raises_at_run_time():
+    frequency = eqx.filter_jit(dominant_frequency)
+    t = jnp.arange(400.0) * 0.01
+    assert float(frequency(jnp.sin(2 * jnp.pi * 2.0 * t), 0.01)) == pytest.approx(2.0, rel=1e-3)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="no measurable period"):
+        jax.block_until_ready(frequency(jnp.ones(400), 0.01))
+
+
+def test_spectral_entry_points_refuse_non_finite_fields():
+    """Before: NaN vorticity became a NaN state; NaN velocity was reported as a wrong
+    mean flow."""
+    model = NavierStokes2D(16)
+    with pytest.raises(ConfigurationError, match=r"vorticity must be finite.*256 of 256"):
+        model.state_from_vorticity(jnp.full((16, 16), NAN))
+    with pytest.raises(ConfigurationError, match="from_velocity: velocity must be finite"):
+        model.from_velocity(jnp.zeros((2, 16, 16)).at[0, 3, 4].set(NAN))
+    model3 = NavierStokes3D(8)
+    with pytest.raises(ConfigurationError, match=r"velocity must be finite.*1 of 1536"):
+        model3.state_from_velocity(jnp.zeros((3, 8, 8, 8)).at[1, 2, 3, 4].set(np.inf))
