@@ -1,0 +1,183 @@
+"""Bad input to the materials API (issue 15's "Bad input" bullets and their neighbours):
+corrupted potential files, element lists, batches whose arrays disagree, species outside a
+potential's tables, NaN positions and ASE atoms that cannot be right raise errors naming
+the argument, what was given and what would be right; nothing is silently dropped,
+clamped or misread. Tiny sizes: every file here is synthetic."""
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hybrax.md as md
+from hybrax.errors import ConfigurationError
+
+NAN = float("nan")
+POINTS = 10  # grid points of the synthetic EAM tables (Nrho = Nr)
+
+
+def _numbers(values) -> str:
+    return "\n".join(
+        " ".join(f"{v:.6e}" for v in values[k : k + 5]) for k in range(0, len(values), 5)
+    )
+
+
+def _tables():
+    rho = np.arange(POINTS) * 0.1
+    r = np.arange(POINTS) * 0.5
+    return -np.sqrt(rho + 1e-3), np.exp(-r), 1.0 / (1.0 + r)
+
+
+def _funcfl(atomic_number: int = 29, extra: str = "") -> str:
+    frho, rhor, zr = _tables()
+    header = f"synthetic funcfl\n{atomic_number} 63.55 3.615 FCC\n{POINTS} 0.1 {POINTS} 0.5 4.0\n"
+    return header + "\n".join(_numbers(t) for t in (frho, zr, rhor)) + "\n" + extra
+
+
+def _setfl(extra: str = "") -> str:
+    frho, rhor, zr = _tables()
+    header = f"one\ntwo\nthree\n1 Cu\n{POINTS} 0.1 {POINTS} 0.5 4.0\n29 63.55 3.615 fcc\n"
+    return header + "\n".join(_numbers(t) for t in (frho, rhor, zr)) + "\n" + extra
+
+
+SW = "Si Si Si 2.1683 2.0951 1.80 21.0 1.20 -0.333333333333 7.049556277 0.6022245584 4.0 0.0 0.0\n"
+
+
+def _write(tmp_path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_well_formed_synthetic_files_load(tmp_path):
+    """The positive control of the corrupted variants below."""
+    funcfl = md.EmbeddedAtom.from_file(_write(tmp_path, "Cu.eam", _funcfl()), ("Cu",))
+    setfl = md.EmbeddedAtom.from_file(_write(tmp_path, "Cu.eam.alloy", _setfl()))
+    assert funcfl.cutoff == setfl.cutoff == 4.0
+    assert setfl.elements == ("Cu",)
+    assert md.StillingerWeber.from_file(_write(tmp_path, "Si.sw", SW), ["Si"]).cutoff > 3.7
+
+
+@pytest.mark.parametrize(
+    "name, text, match",
+    [
+        # header counts that do not describe the tables: values left over (was: ignored)
+        ("x.eam", _funcfl(extra="1.0 2.0\n"), r"2 values are left over .*line 3"),
+        ("x.eam.alloy", _setfl(extra="0.5\n"), r"1 values are left over .*lines 4-5"),
+        # text where numbers belong, a truncated table (already raised: kept honest)
+        ("x.eam", _funcfl().replace("1.000000e+00", "one", 1), "must be numbers, got 'one'"),
+        ("x.eam.alloy", _setfl().rsplit("\n", 3)[0], "truncated or its header counts"),
+    ],
+)
+def test_corrupted_eam_files_raise(tmp_path, name, text, match):
+    with pytest.raises(ConfigurationError, match=match):
+        md.EmbeddedAtom.from_file(_write(tmp_path, name, text))
+
+
+@pytest.mark.parametrize(
+    "reader, name, text, elements, match",
+    [
+        # a bare string was read letter by letter ('C', 'u' not in the file); None and
+        # non-string names are refused too (the suite's jaxtyping hook rejects them first)
+        ("eam", "x.eam.alloy", _setfl(), "Cu", r"sequence of element names.*\('Cu',\)"),
+        ("sw", "x.sw", SW, "Si", r"sequence of element names.*\('Si',\)"),
+        # an element the file does not define
+        ("eam", "x.eam.alloy", _setfl(), ("Cu", "Ni"), r"\['Ni'\] are not in the file"),
+        ("sw", "x.sw", SW, ("Si", "Ge"), "no entry for the element triplet Si Si Ge"),
+        # the same triplet twice (LAMMPS refuses it; the last one silently won)
+        ("sw", "x.sw", SW + SW, ("Si",), "line 2: a second Stillinger-Weber entry .*Si Si Si"),
+    ],
+)
+def test_element_lists_are_checked(tmp_path, reader, name, text, elements, match):
+    path = _write(tmp_path, name, text)
+    with pytest.raises(ConfigurationError, match=match):
+        if reader == "eam":
+            md.EmbeddedAtom.from_file(path, elements)
+        else:
+            md.StillingerWeber.from_file(path, elements)
+
+
+def test_funcfl_named_as_another_element_raises(tmp_path):
+    """A funcfl file names its element by atomic number only: 29 is Cu, not Ni (was
+    accepted and labelled Ni)."""
+    pytest.importorskip("ase")
+    with pytest.raises(ConfigurationError, match=r"atomic number 29 \(Cu\), not Ni"):
+        md.EmbeddedAtom.from_file(_write(tmp_path, "Cu.eam", _funcfl()), ("Ni",))
+
+
+def _small_systems(species=None, velocities=None):
+    a, box_a = md.lattice("fcc", 2, density=0.6)
+    b, box_b = md.lattice("fcc", 2, density=0.5)
+    s = (None, None) if species is None else species
+    v = (None, None) if velocities is None else velocities
+    return [(a, box_a, v[0], None, s[0]), (b, box_b, v[1], None, s[1])]
+
+
+def test_system_batches_are_checked():
+    """Before: negative species and NaN velocities went into the batch; a batch built by
+    hand with zero masses, negative box sides or NaN positions was accepted."""
+    zeros = jnp.zeros(32, jnp.int32)
+    with pytest.raises(ConfigurationError, match=r"system 1: species must be non-negative.*-1"):
+        md.SystemBatch.from_systems(_small_systems(species=(zeros, zeros.at[3].set(-1))))
+    bad_v = jnp.zeros((32, 3)).at[0, 0].set(NAN)
+    with pytest.raises(ConfigurationError, match="system 0: velocities contain NaN"):
+        md.SystemBatch.from_systems(_small_systems(velocities=(bad_v, None)))
+    # (arrays of disagreeing shapes or dtypes are refused too; under the suite's jaxtyping
+    # hook the annotations reject them first, so only values are exercised here)
+    p, mask, lengths = jnp.zeros((2, 5, 3)), jnp.ones((2, 5), bool), jnp.full((2, 3), 5.0)
+    cases = [
+        ((p, p, jnp.zeros((2, 5)), mask, lengths), "masses must be positive and finite, got 0.0"),
+        ((p, p, jnp.ones((2, 5)), mask, -lengths), "lengths must be positive and finite"),
+        ((p.at[1, 2, 0].set(NAN), p, jnp.ones((2, 5)), mask, lengths), r"positions .*\(1, 2, 0\)"),
+    ]
+    for args, match in cases:
+        with pytest.raises(ConfigurationError, match=match):
+            md.SystemBatch(*args)
+
+
+def test_batch_species_outside_the_potential_tables_raise():
+    """Species 5 with 2x2 parameter matrices: the batched gather clamped the index and
+    returned another species' energy (-51.85 instead of an error)."""
+    zeros = jnp.zeros(32, jnp.int32)
+    batch = md.SystemBatch.from_systems(_small_systems(species=(zeros.at[0].set(5), zeros)))
+    nbrs = md.batch_neighbor_list(batch, cutoff=1.5)
+    pair = md.LennardJones(
+        sigma=jnp.ones((2, 2)), epsilon=jnp.ones((2, 2)), cutoff=1.5, species=zeros
+    )
+    with pytest.raises(ConfigurationError, match=r"batch.species: .*\[0, 2\).*0 to 5"):
+        md.batch_energy_and_forces(pair, batch, nbrs)
+    with pytest.raises(ConfigurationError, match=r"batch_stress: batch.species"):
+        md.batch_stress(pair, batch, nbrs)
+
+
+def test_nan_positions_never_give_a_finite_pair_energy():
+    """A NaN position fails every distance test, so the atom silently dropped out of the
+    sums (a finite, wrong energy). Now: an error when concrete, NaN when traced."""
+    positions, box = md.lattice("fcc", 2, density=0.6)
+    nbrs = md.neighbor_list(positions, box, cutoff=1.5, skin=0.2)
+    lj = md.LennardJones(cutoff=1.5)
+    bad = positions.at[0, 0].set(NAN)
+    with pytest.raises(ConfigurationError, match=r"positions contain NaN or inf .*atom 0"):
+        lj.energy(bad, nbrs, box)
+    with pytest.raises(ConfigurationError, match="positions contain NaN or inf"):
+        lj.energy_and_forces(bad, nbrs, box)
+    energy = eqx.filter_jit(lj.energy)
+    assert np.isfinite(float(energy(positions, nbrs, box)))
+    assert np.isnan(float(energy(bad, nbrs, box)))
+
+
+def test_ase_atoms_that_cannot_be_right_raise():
+    """NaN positions and zero masses were converted (zero masses even produced infinite
+    velocities); a bare string of symbols was read letter by letter."""
+    ase_build = pytest.importorskip("ase.build")
+    atoms = ase_build.bulk("Cu", "fcc", a=3.615, cubic=True)
+    broken = atoms.copy()
+    broken.positions[1, 2] = NAN
+    with pytest.raises(ConfigurationError, match=r"atoms.positions \(Å\) must be finite"):
+        md.from_ase(broken, units="metal")
+    weightless = atoms.copy()
+    weightless.set_masses([0.0] * len(atoms))
+    with pytest.raises(ConfigurationError, match=r"masses .* must be positive and finite, got 0.0"):
+        md.from_ase(weightless, units="metal")
+    with pytest.raises(ConfigurationError, match=r"symbols must be a sequence .*\['Cu'\]"):
+        md.from_ase(atoms, units="metal", symbols="Cu")
