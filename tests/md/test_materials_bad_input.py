@@ -181,3 +181,27 @@ def test_ase_atoms_that_cannot_be_right_raise():
         md.from_ase(weightless, units="metal")
     with pytest.raises(ConfigurationError, match=r"symbols must be a sequence .*\['Cu'\]"):
         md.from_ase(atoms, units="metal", symbols="Cu")
+
+
+def test_traced_net_charge_raises_when_the_ewald_energy_runs():
+    """Concrete non-neutral charges were refused, traced ones (jit/grad over the charges)
+    silently gave the energy of an ill-defined system."""
+    positions, box = md.lattice("fcc", 2, density=0.8442)
+    charges = jnp.array([1.0, -1.0] * 16)
+    energy = eqx.filter_jit(lambda q: md.EwaldCoulomb(q, box).energy(positions, None, box))
+    assert np.isfinite(float(energy(charges)))
+    with pytest.raises(eqx.EquinoxRuntimeError, match="charges must sum to zero"):
+        float(energy(charges.at[0].set(2.0)))
+
+
+def test_labels_must_be_finite():
+    """NaN reference energies or forces went into training data unnoticed (energies of the
+    wrong length are refused too; the suite's jaxtyping hook rejects those first)."""
+    positions, box = md.lattice("fcc", 2, density=0.6)
+    frames = jnp.stack([positions, positions])
+    nbrs = md.neighbor_list(positions, box, cutoff=1.5, skin=0.2)
+    forces = jnp.zeros((2, 32, 3))
+    with pytest.raises(ConfigurationError, match=r"energies must be finite.*\(1,\)"):
+        md.LabelledFrames(frames, nbrs, jnp.array([0.0, NAN]), forces)
+    with pytest.raises(ConfigurationError, match="LabelledFrames: forces must be finite"):
+        md.LabelledFrames(frames, nbrs, jnp.zeros(2), forces.at[0, 1, 2].set(np.inf))

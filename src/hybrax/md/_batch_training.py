@@ -14,6 +14,7 @@ from ._batch import SystemBatch
 from ._batch_forces import batch_energy_and_forces, check_batch_energy, check_batch_inputs
 from ._energy import AbstractEnergy
 from ._masked_list import MaskedNeighborList
+from ._neural_training import check_labels
 
 __all__ = ["BatchEnergyForceLoss", "LabelledSystems", "label_systems"]
 
@@ -38,6 +39,10 @@ class LabelledSystems(eqx.Module):
     neighbors: MaskedNeighborList
     energies: Float[Array, " B"]
     forces: Float[Array, "B N 3"]
+
+    def __check_init__(self):
+        b, n = jnp.shape(self.batch.mask)
+        check_labels("LabelledSystems", self.energies, self.forces, (b,), (b, n, 3))
 
     @property
     def num_systems(self) -> int:

@@ -325,7 +325,20 @@ class AbstractEwald(AbstractEnergy):
     def energy(self, positions, neighbors, box):
         """Total Ewald energy, one compiled call; ``neighbors`` is ignored (dense sums)."""
         self._check(positions, box)  # here, where the box may still be concrete
-        return _total_energy(self, positions, box)
+        total = _total_energy(self, positions, box)
+        if concrete_or_none(self.charges) is None:  # traced: neutrality checked as it runs
+            q = self.charges
+            scale = jnp.maximum(jnp.sum(jnp.abs(q)), 1.0)
+            bad = jnp.abs(jnp.sum(q)) > 10.0 * jnp.finfo(q.dtype).eps * scale
+            total = eqx.error_if(
+                total,
+                bad,
+                f"{type(self).__name__}: charges must sum to zero (a net-charged periodic "
+                "system has infinite Coulomb energy; these charges were traced by jax.jit/"
+                "grad/vmap, so this is checked when the computation runs); add counter-ions "
+                "or adjust the charges",
+            )
+        return total
 
 
 @eqx.filter_jit

@@ -4,10 +4,11 @@ matching (for `hybrax.hybrid.fit`)."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, Scalar
 
-from hybrax.core import ConfigurationError
+from hybrax.core import ConfigurationError, concrete_or_none
 
 from ._energy import AbstractEnergy
 from ._neighbors import AbstractNeighborList, retry_with_grown_list
@@ -38,6 +39,14 @@ class LabelledFrames(eqx.Module):
     energies: Float[Array, " frames"]
     forces: Float[Array, "frames N 3"]
 
+    def __check_init__(self):
+        shape = tuple(jnp.shape(self.positions))
+        if len(shape) != 3 or shape[2] != 3:
+            raise ConfigurationError(
+                f"LabelledFrames: positions must have shape (frames, N, 3), got {shape}"
+            )
+        check_labels("LabelledFrames", self.energies, self.forces, shape[:1], shape)
+
     @property
     def num_frames(self) -> int:
         return self.positions.shape[0]
@@ -45,6 +54,30 @@ class LabelledFrames(eqx.Module):
     def __getitem__(self, index) -> "LabelledFrames":
         """The frames selected by ``index`` (a slice or an index array)."""
         return jax.tree.map(lambda x: x[index], self)
+
+
+def check_labels(owner: str, energies, forces, energy_shape, force_shape) -> None:
+    """Reference energies and forces of the expected shapes (one per frame or system; a
+    ``(1,)`` array would otherwise broadcast against every prediction), floating, and
+    finite where concrete."""
+    labels = (("energies", energies, energy_shape), ("forces", forces, force_shape))
+    for name, value, want in labels:
+        got = tuple(jnp.shape(value))
+        if got != tuple(want):
+            raise ConfigurationError(
+                f"{owner}: {name} must have shape {tuple(want)} (one per frame or system, "
+                f"matching the positions), got {got}"
+            )
+        if not jnp.issubdtype(jnp.result_type(value), jnp.floating):
+            raise ConfigurationError(
+                f"{owner}: {name} must be floating point, got {jnp.result_type(value)}"
+            )
+        known = concrete_or_none(value)
+        if known is not None and not np.all(np.isfinite(known)):
+            index = tuple(np.argwhere(~np.isfinite(known))[0].tolist())
+            raise ConfigurationError(
+                f"{owner}: {name} must be finite, got {known[index].item()!r} at index {index}"
+            )
 
 
 def label_frames(
