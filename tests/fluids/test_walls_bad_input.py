@@ -19,6 +19,7 @@ from hybrax.fluids import (
     dominant_frequency,
     solve_poisson,
     solve_poisson_krylov,
+    vorticity_correlation,
 )
 from hybrax.grids import StaggeredGrid
 
@@ -163,3 +164,13 @@ def test_spectral_entry_points_refuse_non_finite_fields():
     model3 = NavierStokes3D(8)
     with pytest.raises(ConfigurationError, match=r"velocity must be finite.*1 of 1536"):
         model3.state_from_velocity(jnp.zeros((3, 8, 8, 8)).at[1, 2, 3, 4].set(np.inf))
+
+
+def test_correlation_with_a_zero_field_raises():
+    """0 / 0 gave NaN, indistinguishable from a forecast that blew up (which keeps its
+    NaN: `decorrelation_time` reads that as decorrelated)."""
+    ones = jnp.ones((16, 16))
+    with pytest.raises(ConfigurationError, match="a field is zero everywhere"):
+        vorticity_correlation(jnp.zeros((16, 16)), ones)
+    assert np.isnan(float(vorticity_correlation(jnp.full((16, 16), NAN), ones)))
+    assert float(vorticity_correlation(ones, 2 * ones)) == pytest.approx(1.0)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Complex, Float
 
-from hybrax.core import ConfigurationError
+from hybrax.core import ConfigurationError, concrete_or_none
 from hybrax.grids import Grid
 
 __all__ = [
@@ -159,4 +160,18 @@ def vorticity_correlation(
         )
     axes = (-2, -1)
     dot = jnp.sum(a * b, axis=axes)
-    return dot / jnp.sqrt(jnp.sum(a * a, axis=axes) * jnp.sum(b * b, axis=axes))
+    norms = jnp.sum(a * a, axis=axes) * jnp.sum(b * b, axis=axes)
+    # a field that is zero everywhere has no direction to correlate with: 0 / 0. (A
+    # non-finite field, a forecast that blew up, keeps its NaN: `decorrelation_time`
+    # reads that as decorrelated.)
+    message = (
+        "vorticity_correlation: a field is zero everywhere, so its correlation is "
+        "undefined; compare fields that carry a flow"
+    )
+    flat = jnp.any(norms == 0)
+    known = concrete_or_none(flat)
+    if known is not None and bool(known):
+        raise ConfigurationError(message)
+    if known is None:
+        dot = eqx.error_if(dot, flat, message)
+    return dot / jnp.sqrt(norms)
