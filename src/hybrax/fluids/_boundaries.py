@@ -9,6 +9,7 @@ normal component is extended with `pad_normal`. The pressure Poisson problem rea
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jaxtyping import Array
 
 from hybrax.core import ConfigurationError, check_parameter, parameter
@@ -204,8 +205,19 @@ def pressure_kind(side: AbstractBoundary) -> str:
     return "neumann"
 
 
-def _move(q: Array, axis: int) -> Array:
-    return jnp.moveaxis(q, axis, 0)
+def _span(x: Array, axis: int, start: int, stop: int) -> Array:
+    """``x[start:stop]`` along ``axis`` (``0 <= start <= stop``). The ghost layers and
+    boundary faces are slices and concatenations along the axis itself, never a transpose:
+    moving the axis to the front costs a copy of the whole field in the forward pass and
+    again in the gradient."""
+    return lax.slice_in_dim(x, start, stop, axis=axis)
+
+
+def _layer(x: Array, axis: int, index: int) -> Array:
+    """The layer ``index`` along ``axis``, kept as a size-1 axis."""
+    n = x.shape[axis]
+    start = index % n
+    return lax.slice_in_dim(x, start, start + 1, axis=axis)
 
 
 def pad_tangential(
@@ -213,61 +225,61 @@ def pad_tangential(
 ) -> Array:
     """``q`` (the velocity ``component``, cell-centred along ``axis``) with two ghost layers
     on each side of ``axis``."""
-    x = _move(q, axis)
+    n = q.shape[axis]
     if isinstance(lo, Periodic):
-        out = jnp.concatenate([x[-2:], x, x[:2]])
-        return jnp.moveaxis(out, 0, axis)
+        return jnp.concatenate([_span(q, axis, n - 2, n), q, _span(q, axis, 0, 2)], axis)
     moving = component == first_tangential_axis(axis)
 
-    def ghosts(side, first_two):  # first_two: the two cells nearest the side, nearest first
+    def ghosts(side, nearest):  # ghost values mirroring the cells ``nearest`` (elementwise)
         if isinstance(side, Wall):
-            g = jnp.asarray(side.velocity, x.dtype) if moving else jnp.zeros((), x.dtype)
-            return 2 * g - first_two
+            g = jnp.asarray(side.velocity, q.dtype) if moving else jnp.zeros((), q.dtype)
+            return 2 * g - nearest
         if isinstance(side, Inflow):
-            return -first_two
-        return first_two  # free slip, outflow: zero gradient
+            return -nearest
+        return nearest  # free slip, outflow: zero gradient
 
-    low = ghosts(lo, x[:2])[::-1]
-    high = ghosts(hi, x[::-1][:2])
-    return jnp.moveaxis(jnp.concatenate([low, x, high]), 0, axis)
+    # ghost layers in grid order: the low side's mirror the first two cells reversed
+    low = ghosts(lo, lax.rev(_span(q, axis, 0, 2), (axis,)))
+    high = ghosts(hi, lax.rev(_span(q, axis, n - 2, n), (axis,)))
+    return jnp.concatenate([low, q, high], axis)
 
 
 def pad_normal(q: Array, axis: int, lo: AbstractBoundary, hi: AbstractBoundary) -> Array:
     """``q`` (on faces along ``axis``, boundaries included) with two ghost layers per side."""
-    x = _move(q, axis)
+    n = q.shape[axis]
     if isinstance(lo, Periodic):
-        out = jnp.concatenate([x[-3:-1], x, x[1:3]])
-        return jnp.moveaxis(out, 0, axis)
+        return jnp.concatenate([_span(q, axis, n - 3, n - 1), q, _span(q, axis, 1, 3)], axis)
 
-    def ghosts(side, boundary, inner):  # inner: the two faces inside, nearest first
+    def ghosts(side, boundary, inner):  # inner: two faces mirrored through the boundary face
         if isinstance(side, Outflow):
-            return jnp.stack([boundary, boundary])
+            return jnp.concatenate([boundary, boundary], axis)
         return 2 * boundary - inner  # odd reflection about the boundary value
 
-    low = ghosts(lo, x[0], x[1:3])[::-1]
-    high = ghosts(hi, x[-1], x[-3:-1][::-1])
-    return jnp.moveaxis(jnp.concatenate([low, x, high]), 0, axis)
+    low = ghosts(lo, _layer(q, axis, 0), lax.rev(_span(q, axis, 1, 3), (axis,)))
+    high = ghosts(hi, _layer(q, axis, -1), lax.rev(_span(q, axis, n - 3, n - 1), (axis,)))
+    return jnp.concatenate([low, q, high], axis)
 
 
 def apply_normal(q: Array, axis: int, lo: AbstractBoundary, hi: AbstractBoundary) -> Array:
     """``q`` (normal velocity on faces along ``axis``) with its boundary faces set."""
-    x = _move(q, axis)
+    n = q.shape[axis]
     if isinstance(lo, Periodic):
-        x = x.at[-1].set(x[0])
-        return jnp.moveaxis(x, 0, axis)
+        return jnp.concatenate([_span(q, axis, 0, n - 1), _layer(q, axis, 0)], axis)
 
     def value(side, current, inner):
         if _convective(side):
             return current  # advanced by `convective_rate`
         if isinstance(side, Inflow):
-            return jnp.broadcast_to(jnp.asarray(side.profile, x.dtype), current.shape)
+            squeezed = current.shape[:axis] + current.shape[axis + 1 :]
+            profile = jnp.broadcast_to(jnp.asarray(side.profile, q.dtype), squeezed)
+            return jnp.expand_dims(profile, axis)
         if isinstance(side, Outflow):
             return inner
         return jnp.zeros_like(current)
 
-    x = x.at[0].set(value(lo, x[0], x[1]))
-    x = x.at[-1].set(value(hi, x[-1], x[-2]))
-    return jnp.moveaxis(x, 0, axis)
+    low = value(lo, _layer(q, axis, 0), _layer(q, axis, 1))
+    high = value(hi, _layer(q, axis, -1), _layer(q, axis, -2))
+    return jnp.concatenate([low, _span(q, axis, 1, n - 1), high], axis)
 
 
 def fixed_normal_mask(n_faces: int, lo: AbstractBoundary, hi: AbstractBoundary) -> jax.Array:
@@ -282,10 +294,15 @@ def fixed_normal_mask(n_faces: int, lo: AbstractBoundary, hi: AbstractBoundary) 
 def convective_rate(q: Array, axis: int, h: float, lo: AbstractBoundary, hi: AbstractBoundary):
     """``d q / dt`` of the normal velocity ``q`` (faces along ``axis``) on the boundary faces
     of convective outflow sides, ``-U_c (q_side - q_inner) / h``; zero on every other face."""
-    x = _move(q, axis)
-    rate = jnp.zeros_like(x)
-    for side, face, inner in ((lo, 0, 1), (hi, -1, -2)):
-        if _convective(side):
-            speed = jnp.asarray(side.convective_velocity, x.dtype)
-            rate = rate.at[face].set(-speed * (x[face] - x[inner]) / h)
-    return jnp.moveaxis(rate, 0, axis)
+    if not (_convective(lo) or _convective(hi)):
+        return jnp.zeros_like(q)
+    n = q.shape[axis]
+
+    def rate(side, face, inner):
+        if not _convective(side):
+            return jnp.zeros_like(_layer(q, axis, face))
+        speed = jnp.asarray(side.convective_velocity, q.dtype)
+        return -speed * (_layer(q, axis, face) - _layer(q, axis, inner)) / h
+
+    middle = jnp.zeros_like(_span(q, axis, 1, n - 1))
+    return jnp.concatenate([rate(lo, 0, 1), middle, rate(hi, -1, -2)], axis)
