@@ -47,6 +47,7 @@ from hybrax.core import ConfigurationError, concrete_or_none
 
 from ._cell_geometry import (
     ROWS_CELLS_PER_RADIUS,
+    _even_block,
     build_rows,
     build_tables,
     build_verlet_table,
@@ -780,7 +781,7 @@ def _rows_pass(table, total, block_size, positions, box, pair_fn, cutoff, specie
     if not strained:
         lengths = box.lengths.astype(dtype)
         inverse = 1.0 / lengths
-    block, num_blocks, pad = _blocks(n, block_size)
+    block, num_blocks, pad = _blocks(n, _even_block(n, block_size))  # (n = 4,000: 8 x 500)
     slot = jnp.arange(width, dtype=jnp.int32)[None, :]
 
     def per_slot(x, rows, used, si):
