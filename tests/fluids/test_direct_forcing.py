@@ -46,19 +46,31 @@ def test_linear_shear_at_a_wall_is_kept_exactly():
 def test_image_points_keep_a_bilinear_shear_exactly():
     """The image-point rule along the surface normal keeps ``u = (y - 0.43)(1 + 0.3 x)``
     (zero on the surface y = 0.43, bilinear: the image points' interpolation is exact) on
-    both components' faces, whatever the faces' distances to the surface."""
+    both components' faces, whatever the faces' distances to the surface. Fully forced
+    (``blend=0``) the forced faces' old values are irrelevant; blended, a face next to a
+    shallow inside neighbour keeps part of its own value, and the field is a fixed point."""
     grid = StaggeredGrid((8, 16), (1.0, 1.0))
     slab = Rectangle((0.5, 0.0), (4.0, 0.86), 0.01)
+    rule = jax.jit(image_point_forcing, static_argnums=(4, 5, 6, 7))
+    kept = []
     for axis in (0, 1):
         points = grid.face_points(axis, jnp.float64)
         x, y = points
         u = (y - 0.43) * (1 + 0.3 * x)
         distance = slab.signed_distance(x, y)
         normal = surface_normals(slab, points)
-        noisy = jnp.where(y < 0.5, 5.0 + x, u)  # the forced faces' old values are irrelevant
-        rule = jax.jit(image_point_forcing, static_argnums=(4, 5, 6, 7))
-        forced = rule(noisy, distance, normal, points, axis, grid.spacing, (2.0, 3.0), 12)
-        np.testing.assert_allclose(forced, jnp.where(y < 0.43, 0.0, u), atol=1e-12)
+        exact = jnp.where(y < 0.43, 0.0, u)
+        noisy = jnp.where(y < 0.5, 5.0 + x, u)
+        forced = rule(noisy, distance, normal, points, axis, grid.spacing, (2.0, 3.0), 12, 0.0)
+        np.testing.assert_allclose(forced, exact, atol=1e-12)
+        inside = jnp.where(y < 0.43, 5.0 + x, u)  # the fluid's faces already hold the field
+        forced = rule(inside, distance, normal, points, axis, grid.spacing, (2.0, 3.0), 12, 0.5)
+        np.testing.assert_allclose(forced, exact, atol=1e-12)
+        blended = rule(noisy, distance, normal, points, axis, grid.spacing, (2.0, 3.0), 12, 0.5)
+        kept.append(float(jnp.max(jnp.abs(blended - exact))))
+    # the x-faces 0.039 above the surface have inside neighbours 0.024 deep: 76% forced;
+    # the y-faces 0.0075 above it have theirs 0.055 deep (more than half a cell): forced
+    assert kept[0] > 0.5 and kept[1] < 1e-12  # 0.24 (5 + x - u) on the x-faces
 
 
 DT = 0.02
