@@ -150,9 +150,10 @@ class IncompressibleNavierStokes(AbstractDynamics):
         DFG numbers in `dfg_cylinder`), or ``"image_point"`` (the same, but each forced
         face takes the value of the quadratic along the surface normal through zero on
         the surface and two image points 2 and 3 cells out in the fluid, interpolated
-        from the fluid's faces (Tseng & Ferziger 2003; Balaras 2004): the forcing moves
-        smoothly with the body, so the forces' sub-cell dependence on the body's position
-        is smaller). ``permeability`` is unused with either.
+        from the fluid's faces (Tseng & Ferziger 2003; Balaras 2004), a face only partly
+        forced while its inside neighbour lies less than half a cell deep: the forcing
+        moves smoothly with the body, so the forces' sub-cell dependence on the body's
+        position is smaller). ``permeability`` is unused with either.
 
     Examples
     --------
@@ -376,14 +377,18 @@ class IncompressibleNavierStokes(AbstractDynamics):
         (82 cells, centre on a grid line), centred but too small (-0.65 .. 0.62, max c_D
         -5.8%); Brinkman penalisation stays the default.
 
-        ``immersed_boundary="image_point"`` (forced values along the surface normal; about
-        6.8x the CPU time of a Brinkman step at 96 cells, float64, one core: the image
-        points' gathers): the 48-cell lift ranges over -0.059 .. +0.075 as the centre moves
-        within a cell (direct forcing -0.10 .. +0.11); 2D-1 at 96 cells (t = 6) c_D +0.27%,
-        dp -2.1%, c_L 0.0043; at 192 cells (the 96-cell state prolonged, to steady state)
-        c_D +0.10%, dp -0.5%, c_L about 0.0108-0.0109 (+2-3%); 2D-2 at 48 cells St -1.6%,
-        max c_D +0.7%, c_L -0.36 .. 0.82 (tests/fluids/test_dfg.py). Brinkman stays the
-        default.
+        ``immersed_boundary="image_point"`` (forced values along the surface normal, a
+        face blended in as its grid-line neighbour sinks into the body; about 4.2x the CPU
+        time of a Brinkman step at 96 cells, float64, one core, was 7.4x with three sweeps
+        and no blending): the 48-cell lift ranges over -0.038 .. +0.056 as the centre moves
+        within a cell (unblended -0.059 .. +0.075, direct forcing -0.10 .. +0.11); 2D-1 at
+        96 cells c_D +0.13%, dp -2.5%, c_L 0.0017; at 192 cells (steady) c_D -0.03%, dp
+        -0.8%, c_L 0.0111 (+4.5%; unblended 0.0109, +2.8%); 2D-2 at 48 cells St -1.4%, max
+        c_D +1.2%, c_L -0.44 .. 0.83 (tests/fluids/test_dfg.py). Drag and pressure drop
+        are within 1% at 192 cells; the lift is not within 2% at any resolution measured:
+        it depends on where the grid cuts the body by about +-4% at 192 cells and far more
+        at 96, whichever second-order variant of the forcing is used. Brinkman stays the
+        default (within 3% on 2D-2 at 96 cells, at a quarter of the cost).
         """
         peaks = {"2D-1": 0.3, "2D-2": 1.5}
         if case not in peaks:
