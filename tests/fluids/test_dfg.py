@@ -142,26 +142,28 @@ def test_dfg_2d1_direct_forcing(full_size):
     ======  ==============  ========================  ==============
     48      5.62 .. 5.68    -0.038 .. +0.056 (scan)   0.1140 .. 0.1162
     96      5.5869 (+0.13%) 0.0017 (t = 7 .. 9)       0.1146 (-2.5%)
+    128     5.5886 (+0.16%) 0.0103 (-2.7%)            0.1146 (-2.4%)
     192     5.5780 (-0.03%) 0.0111 (+4.5%)            0.1166 (-0.8%)
     ref     5.5795          0.0106                    0.1175
     ======  ==============  ========================  ==============
 
     (96 and 192 cells from the first rule's steady states, 3 s and 2 s more; the 192-cell
-    lift 0.01086, 0.01108, 0.01112, 0.01107 at 0.5 s intervals.) The 48-cell scan's lift
-    range shrank from 0.134 to 0.095, but its drag's widened (0.036 to 0.062). With
-    biquadratic image interpolation on top (48 cells: lift -0.033 .. +0.050, drag 5.60 ..
-    5.67) the 192-cell state settles at c_D 5.5777, c_L 0.0103 (-2.7%), dp 0.1165. So at
-    192 cells the steady lift lands anywhere in about 0.0103 .. 0.0111 (+-4%) depending on
-    details of the forcing that are all second order, and at 96 cells it spreads wider
-    still (the first rule with the centre moved by -0.5, -0.25, 0.25, 0.5 cells: 0.022,
-    0.022, 0.012, -0.0004 two seconds after the move, not yet settled; 0.0043 unmoved):
-    the error is the grid cut of the body, not a resolution trend, and none of the
-    variants tried is within 2% by construction. The force
-    measurement is not the cause: the momentum flux, pressure and viscous stress through
-    circles 3, 4, 6 and 8 cells out give the control-volume lift within 2% of it (0.01073
-    .. 0.01079 against 0.01090 at 192 cells; 0.0041 .. 0.0050 against 0.0043 at 96; the
-    48-cell scan's values to +-0.002). Tried and worse at 48 cells: no closure of the cut
-    cells (lift -0.092 .. 0.113), a closure that corrects mostly the faces inside the body
+    lift 0.01086, 0.01108, 0.01112, 0.01107 at 0.5 s intervals; 128 cells from the 96-cell
+    state prolonged, 5 s, the lift's swings decaying to 0.01036, 0.01028, 0.01031.) The
+    48-cell scan's lift range shrank from 0.134 to 0.095, but its drag's widened (0.036
+    to 0.062). With biquadratic image interpolation on top (48 cells: lift -0.033 ..
+    +0.050, drag 5.60 .. 5.67) the 192-cell state settles at c_D 5.5777, c_L 0.0103
+    (-2.7%), dp 0.1165. So at 192 cells the steady lift lands anywhere in about 0.0103 ..
+    0.0111 (+-4%) depending on details of the forcing that are all second order, and at
+    96 cells it spreads wider still (the first rule with the centre moved by -0.5, -0.25,
+    0.25, 0.5 cells: 0.022, 0.022, 0.012, -0.0004 two seconds after the move, not yet
+    settled; 0.0043 unmoved): the error is the grid cut of the body, not a resolution
+    trend, and no variant tried is reliably within 2%. The force measurement is not the
+    cause: the momentum flux, pressure and viscous stress through circles 3, 4, 6 and 8
+    cells out agree with the control-volume lift (0.01073 .. 0.01079 against 0.01090
+    at 192 cells; 0.0041 .. 0.0050 against 0.0043 at 96; the 48-cell scan's values to
+    +-0.002). Tried and worse at 48 cells: no closure of the cut cells (lift -0.092 ..
+    0.113), a closure that corrects mostly the faces inside the body
     (-0.089 .. 0.109)."""
     if not full_size:
         pytest.skip("192 cells across, about 15 min of CPU: runs with --runslow")
