@@ -187,12 +187,17 @@ def test_stability_number_counts_boundary_speeds_and_diffusion():
     np.testing.assert_allclose(
         inflow.courant_number(inflow.initial_state(), 0.01), 0.01 * 3 / 0.125
     )
+    # ProjectedRK's max_courant stops such a run before it starts ...
+    with pytest.raises(hybrax.ConfigurationError, match=r"Courant number 5\.12 .* dt <= 0\.01465"):
+        hybrax.rollout(ProjectedRK(model, 0.05), state, 10)
+    # ... and without it, the blow-up's message names the number and a stable dt
+    unchecked = ProjectedRK(model, 0.05, max_courant=None)
     with pytest.raises(
         hybrax.NonFiniteStateError,
         match=r"stability number .* at dt = 0\.05 is "
         r"5\.12.*reaches at dt = 0\.00977",
     ):
-        hybrax.rollout(ProjectedRK(model, 0.05), state, 10)
+        hybrax.rollout(unchecked, state, 10)
     # under an outer jit the number is known only at run time: it comes rounded (12% steps)
     with pytest.raises(Exception, match=r"at dt = 0\.05 is about 5\.01.*reaches at dt = 0\.00998"):
-        jax.jit(lambda s: hybrax.rollout(ProjectedRK(model, 0.05), s, 10))(state)
+        jax.jit(lambda s: hybrax.rollout(unchecked, s, 10))(state)

@@ -10,11 +10,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import hybrax
 from hybrax.errors import ConfigurationError
 from hybrax.fluids import (
     Boundaries,
+    Cylinder,
+    IncompressibleNavierStokes,
+    Inflow,
     NavierStokes2D,
     NavierStokes3D,
+    Outflow,
+    ProjectedRK,
+    Rectangle,
     Wall,
     dominant_frequency,
     solve_poisson,
@@ -174,3 +181,68 @@ def test_correlation_with_a_zero_field_raises():
         vorticity_correlation(jnp.zeros((16, 16)), ones)
     assert np.isnan(float(vorticity_correlation(jnp.full((16, 16), NAN), ones)))
     assert float(vorticity_correlation(ones, 2 * ones)) == pytest.approx(1.0)
+
+
+# -- the solver itself: time step, inflow direction, bodies that leave no flow -----------
+def _cavity():
+    return IncompressibleNavierStokes.lid_driven_cavity(8, 100.0)
+
+
+def test_time_step_beyond_the_stability_limit_raises_before_the_run():
+    """dt = 1 on an 8-cell cavity with a unit lid is a Courant number of 8: the run used to
+    return finite garbage (u up to 2.45 after two steps)."""
+    model = _cavity()
+    state = model.initial_state()
+    with pytest.raises(ConfigurationError, match=r"Courant number 8 .* use dt <= 0\.1875"):
+        hybrax.rollout(ProjectedRK(model, 1.0), state, 2)
+
+    @jax.jit
+    def traced(dt):
+        return hybrax.rollout(ProjectedRK(model, dt), state, 2)[0].u
+
+    with pytest.raises(Exception, match=r"Courant number above 1\.5"):
+        jax.block_until_ready(traced(1.0))
+    assert np.all(np.isfinite(traced(0.05)))  # Courant 0.4 runs
+    assert ProjectedRK(model, 1.0, max_courant=None).max_courant is None  # no check
+    with pytest.raises(ConfigurationError, match="max_courant must be a positive number"):
+        ProjectedRK(model, 0.01, max_courant=0.0)
+
+
+def test_inflow_that_points_out_of_the_domain_is_refused():
+    grid = StaggeredGrid((16, 8), (2.0, 1.0))
+    with pytest.raises(ConfigurationError, match="out of the domain"):
+        IncompressibleNavierStokes(grid, Boundaries(Inflow(-1.0), Outflow(), Wall(), Wall()), 0.1)
+    with pytest.raises(ConfigurationError, match="out of the domain"):
+        IncompressibleNavierStokes.dfg_cylinder(8, max_inflow=-1.0)
+    # into the domain from the high side is a negative velocity, and is accepted
+    IncompressibleNavierStokes(grid, Boundaries(Outflow(), Inflow(-1.0), Wall(), Wall()), 0.1)
+
+
+def test_bodies_that_leave_no_flow_are_refused():
+    box = StaggeredGrid((16, 16))
+    with pytest.raises(ConfigurationError, match="covers the whole domain"):
+        IncompressibleNavierStokes(
+            box, WALLS, 0.01, obstacle=Cylinder(jnp.array([0.5, 0.5]), 5.0, 0.06)
+        )
+    channel = StaggeredGrid((32, 16), (2.0, 1.0))
+    sides = Boundaries(Inflow(1.0), Outflow(), Wall(), Wall())
+    wall_to_wall = Rectangle(jnp.array([1.0, 0.5]), jnp.array([0.2, 2.0]), 0.06)
+    with pytest.raises(ConfigurationError, match="closes the domain between the Inflow"):
+        IncompressibleNavierStokes(channel, sides, 0.01, obstacle=wall_to_wall)
+    with_gap = Rectangle(jnp.array([1.0, 0.4]), jnp.array([0.2, 0.6]), 0.06)
+    IncompressibleNavierStokes(channel, sides, 0.01, obstacle=with_gap)
+    # a path that leaves through a periodic side and comes back is a path
+    periodic_y = Boundaries(Inflow(1.0), Outflow(), *Boundaries.periodic(2).sides(1))
+    low_and_high = Rectangle(jnp.array([1.0, 0.5]), jnp.array([0.2, 0.7]), 0.06)
+    IncompressibleNavierStokes(channel, periodic_y, 0.01, obstacle=low_and_high)
+
+
+def test_preset_arguments_without_a_meaning_are_refused():
+    model = _cavity()
+    with pytest.raises(ConfigurationError, match="u holds 72 NaN"):
+        model.initial_state(jnp.full((9, 8), NAN))
+    with pytest.raises(ConfigurationError, match="viscosity is 0"):
+        IncompressibleNavierStokes.channel(viscosity=0.0).poiseuille_profile(0.5)
+    with pytest.raises(ConfigurationError, match="forcing_wavenumber 5 needs at least 10"):
+        IncompressibleNavierStokes.kolmogorov(8, forcing_wavenumber=5)
+    IncompressibleNavierStokes.kolmogorov(8, forcing_wavenumber=4)  # the Nyquist mode is kept

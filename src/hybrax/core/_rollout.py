@@ -19,6 +19,7 @@ from ._errors import ConfigurationError, NonFiniteStateError
 from ._function_cache import cached_function
 from ._parameters import concrete_or_none
 from ._progress import ProgressCallback
+from ._time_step import check_time_step
 from ._time_step import courant_number as _courant_number
 
 __all__ = ["Checkpoint", "rollout"]
@@ -174,6 +175,9 @@ def rollout(
         raise ConfigurationError(
             f"observe must be a function of the state (or None), got {type(observe).__name__}"
         )
+    limit = getattr(stepper, "max_courant", None)
+    if limit is not None:  # a stepper that declares its stability limit gets it checked
+        state = check_time_step(stepper, state, limit)
     if observe is not None and not _inside_a_trace(state):
         # Inside an enclosing jit/vmap/grad this rollout is traced into the outer program and
         # compiled with it: there is no compilation of its own to save (nor to warn about).

@@ -8,12 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float
+from scipy import ndimage
 
 from hybrax.core import (
     AbstractDynamics,
     AbstractStepper,
     ConfigurationError,
     check_dynamics,
+    concrete_or_none,
     parameter,
     scalar_like,
     time_or_zero,
@@ -214,6 +216,7 @@ class IncompressibleNavierStokes(AbstractDynamics):
             self.obstacle.check_grid(self.grid)
             _check_obstacle_seen(self.obstacle, self.grid)
             _check_obstacle_clear_of_inflow(self.obstacle, self.grid, self.boundaries)
+            _check_path_to_outflow(self.obstacle, self.grid, self.boundaries)
 
     @classmethod
     def lid_driven_cavity(
@@ -289,6 +292,12 @@ class IncompressibleNavierStokes(AbstractDynamics):
         k = forcing_wavenumber
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigurationError(f"forcing_wavenumber must be an int >= 1, got {k!r}")
+        if isinstance(num_points, int) and 2 * k > num_points:
+            raise ConfigurationError(
+                f"forcing_wavenumber {k} needs at least {2 * k} points per side (with fewer, "
+                f"sin({k} y) aliases to a lower wavenumber on the grid), got num_points="
+                f"{num_points}; use num_points >= {2 * k} or a smaller wavenumber"
+            )
         grid = StaggeredGrid((num_points, num_points), (2 * np.pi, 2 * np.pi))
         _, y = grid.face_points(0)
         forcing = jnp.asarray(forcing_amplitude) * jnp.sin(k * y)
@@ -413,6 +422,12 @@ class IncompressibleNavierStokes(AbstractDynamics):
     def poiseuille_profile(self, y: ArrayLike) -> Array:
         """The laminar channel profile ``forcing y (Ly - y) / (2 viscosity)`` at heights y."""
         height = self.grid.domain_length[1]
+        viscosity = concrete_or_none(self.viscosity)
+        if viscosity is not None and np.any(np.asarray(viscosity) == 0):
+            raise ConfigurationError(
+                "poiseuille_profile: the viscosity is 0, so a forced channel has no steady "
+                "laminar profile (it accelerates for ever); give a positive viscosity"
+            )
         y = jnp.asarray(y)
         return (
             scalar_like(self.forcing, y) * y * (height - y) / (2 * scalar_like(self.viscosity, y))
@@ -453,6 +468,13 @@ class IncompressibleNavierStokes(AbstractDynamics):
             raise ConfigurationError("initial_state: w is the z-velocity of a 3-D grid")
         state = FlowState(velocity[0], velocity[1], pressure, jnp.zeros((), dtype), w_state)
         self.check_state(state)
+        for name, q in zip("uvw", velocity, strict=False):
+            value = concrete_or_none(q)
+            if value is not None and not np.all(np.isfinite(value)):
+                raise ConfigurationError(
+                    f"initial_state: {name} holds {int(np.sum(~np.isfinite(value)))} NaN or "
+                    "infinite values; give finite face velocities"
+                )
         return self.project(state, 1.0)
 
     # -- operators -----------------------------------------------------------------------
@@ -678,21 +700,30 @@ def _check_net_inflow(grid: StaggeredGrid, boundaries) -> None:
         for axis in range(grid.ndim)
         for end, side in enumerate(boundaries.sides(axis))
     ]
-    if any(isinstance(side, Outflow) for _, _, side in sides):
-        return
+    outflow = any(isinstance(side, Outflow) for _, _, side in sides)
     fluxes = {}
     for axis, end, side in sides:
         if not isinstance(side, Inflow):
             continue
         area = float(np.prod([h for a, h in enumerate(grid.spacing) if a != axis]))
-        count = int(np.prod([n for a, n in enumerate(grid.num_points) if a != axis]))
+        across = tuple(n for a, n in enumerate(grid.num_points) if a != axis)
         try:
-            profile = np.broadcast_to(np.asarray(side.profile, np.float64), (count,))
+            profile = np.broadcast_to(np.asarray(side.profile, np.float64), across)
         except _TRACED:
             return  # traced (inside jit / grad): checked where the profile is concrete
         sign = 1 if end == 0 else -1  # into the domain
         fluxes[_SIDE_NAMES[axis][end]] = sign * float(np.sum(profile)) * area
     net = sum(fluxes.values())
+    if outflow:
+        if fluxes and net < -1e-6 * sum(abs(f) for f in fluxes.values()):
+            listed = ", ".join(f"{name} {flux:+.4g}" for name, flux in fluxes.items())
+            raise ConfigurationError(
+                f"boundaries: the Inflow sides carry a net volume flux of {net:+.4g} per unit "
+                f"time out of the domain ({listed}), so the Outflow side would have to draw "
+                "fluid in; an inflow profile is the velocity along the axis, positive into "
+                "the domain on a low side (left, bottom) and negative on a high side"
+            )
+        return
     if fluxes and abs(net) > 1e-6 * max(sum(abs(f) for f in fluxes.values()), 1e-300):
         listed = ", ".join(f"{name} {flux:+.4g}" for name, flux in fluxes.items())
         raise ConfigurationError(
@@ -713,6 +744,16 @@ def _check_obstacle_seen(obstacle, grid: StaggeredGrid) -> None:
         )
     except _TRACED:
         return
+    smallest = min(
+        float(np.min(np.asarray(obstacle.mask(*grid.face_points(axis)))))
+        for axis in range(grid.ndim)
+    )
+    if smallest >= 0.5:
+        raise ConfigurationError(
+            f"obstacle: the {type(obstacle).__name__} covers the whole domain "
+            f"{tuple(grid.domain_length)} (solid fraction at least {smallest:.2f} on every "
+            "face), so no fluid is left; make it smaller than the domain"
+        )
     if largest == 0.0:
         raise ConfigurationError(
             f"obstacle: the {type(obstacle).__name__} covers no face of the grid (solid "
@@ -754,6 +795,46 @@ def _check_obstacle_clear_of_inflow(obstacle, grid: StaggeredGrid, boundaries) -
                 )
 
 
+def _check_path_to_outflow(obstacle, grid: StaggeredGrid, boundaries) -> None:
+    """With an `Inflow` and an `Outflow` side, the fluid cells (solid fraction below 1/2
+    at the centre) must connect them: a body that closes the channel leaves the inflow
+    nowhere to go. Checked when the body is concrete; periodic axes wrap."""
+    ends = [
+        (axis, end, side)
+        for axis in range(grid.ndim)
+        for end, side in enumerate(boundaries.sides(axis))
+        if isinstance(side, (Inflow, Outflow))
+    ]
+    kinds = {type(side) for *_, side in ends}
+    if not (Inflow in kinds and Outflow in kinds):
+        return
+    try:
+        fluid = np.asarray(obstacle.mask(*grid.cell_centres())) < 0.5
+    except _TRACED:
+        return
+    copies = fluid
+    for axis in range(grid.ndim):  # two copies along periodic axes join paths that wrap
+        if isinstance(boundaries.sides(axis)[0], Periodic):
+            copies = np.concatenate([copies, copies], axis=axis)
+    labels, _ = ndimage.label(copies)
+
+    def reached(kind):
+        found = set()
+        for axis, end, side in ends:
+            if isinstance(side, kind):
+                layer = np.take(labels, 0 if end == 0 else -1, axis=axis)
+                found |= set(np.unique(layer[layer > 0]).tolist())
+        return found
+
+    if not reached(Inflow) & reached(Outflow):
+        raise ConfigurationError(
+            f"obstacle: the {type(obstacle).__name__} closes the domain between the Inflow "
+            "and the Outflow sides (no path of fluid cells, solid fraction below 1/2, joins "
+            "them), so the inflow has nowhere to go; leave a gap at least one cell wide or "
+            "refine the grid"
+        )
+
+
 class ProjectedRK(AbstractStepper):
     """Strong-stability-preserving Runge–Kutta with a pressure projection after every
     stage (Shu–Osher form): ``stages`` 1 (forward Euler), 2 (Heun / SSP-RK2) or 3
@@ -784,6 +865,28 @@ class ProjectedRK(AbstractStepper):
         488 -> 128 MB and 801 -> 177 MB). A learned scheme bound at
         every stage (``freeze_scheme=False``) then runs its network again in the backward
         pass.
+    max_courant
+        The largest stability number (`IncompressibleNavierStokes.courant_number`:
+        advective Courant number or diffusion number, judged with the boundaries' lid and
+        inflow speeds) accepted for a run's initial state (static; default 1.5, a guard
+        against a ``dt`` far too large rather than a guarantee: the three-stage scheme's
+        linear limits in these measures are about 1.7 for central advection and 1.26 for
+        diffusion). `hybrax.rollout` checks it before the run (`hybrax.check_time_step`):
+        a concrete state beyond it raises `hybrax.ConfigurationError` naming the largest
+        stable ``dt``; under `jax.jit` the check raises when the run executes. A flow that
+        speeds up later and blows up is caught by the rollout's finiteness check. ``None``
+        turns the check off.
+
+    Examples
+    --------
+    >>> import hybrax
+    >>> from hybrax.fluids import IncompressibleNavierStokes, ProjectedRK
+    >>> model = IncompressibleNavierStokes.lid_driven_cavity(16, 100.0)
+    >>> final, _ = hybrax.rollout(ProjectedRK(model, 0.01), model.initial_state(), 10)
+    >>> hybrax.rollout(ProjectedRK(model, 0.5), model.initial_state(), 10)
+    Traceback (most recent call last):
+    ...
+    hybrax.core._errors.ConfigurationError: ProjectedRK over IncompressibleNavierStokes...
     """
 
     dynamics: IncompressibleNavierStokes
@@ -791,6 +894,7 @@ class ProjectedRK(AbstractStepper):
     stages: int = eqx.field(static=True, default=3)
     freeze_scheme: bool = eqx.field(static=True, default=False)
     checkpoint_tendency: bool = eqx.field(static=True, default=True)
+    max_courant: float | None = eqx.field(static=True, default=1.5)
     _weights: ClassVar = {1: (), 2: ((0.5, 0.5),), 3: ((0.75, 0.25), (1 / 3, 2 / 3))}
 
     def __check_init__(self):
@@ -802,6 +906,13 @@ class ProjectedRK(AbstractStepper):
             )
         if self.stages not in (1, 2, 3):
             raise ConfigurationError(f"stages must be 1, 2 or 3, got {self.stages!r}")
+        limit = self.max_courant
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0
+        ):
+            raise ConfigurationError(
+                f"max_courant must be a positive number or None (no check), got {limit!r}"
+            )
 
     @property
     def order(self) -> int:
