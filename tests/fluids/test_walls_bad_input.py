@@ -24,6 +24,7 @@ from hybrax.fluids import (
     Rectangle,
     Wall,
     dominant_frequency,
+    pressure_at,
     solve_poisson,
     solve_poisson_krylov,
     vorticity_correlation,
@@ -246,3 +247,13 @@ def test_preset_arguments_without_a_meaning_are_refused():
     with pytest.raises(ConfigurationError, match="forcing_wavenumber 5 needs at least 10"):
         IncompressibleNavierStokes.kolmogorov(8, forcing_wavenumber=5)
     IncompressibleNavierStokes.kolmogorov(8, forcing_wavenumber=4)  # the Nyquist mode is kept
+
+
+def test_pressure_at_a_point_outside_the_domain_raises():
+    model = IncompressibleNavierStokes.dfg_cylinder(8)
+    state = model.initial_state()
+    with pytest.raises(ConfigurationError, match=r"pressure_at: x = 5 is not a point"):
+        pressure_at(model, state, 5.0, 0.2)
+    with pytest.raises(ConfigurationError, match=r"y = nan is not a point .* between 0 and 0.41"):
+        pressure_at(model, state, 0.15, NAN)
+    assert np.isfinite(float(pressure_at(model, state, 0.15, 0.2)))

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from hybrax.core import ConfigurationError
+from hybrax.core import ConfigurationError, concrete_or_none
 
 from ._boundaries import Wall
 from ._obstacles import penalization_force
@@ -176,6 +177,7 @@ def pressure_at(model, state, x: ArrayLike, y: ArrayLike) -> Array:
     """
     dtype = state.pressure.dtype
     x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
+    _check_points_inside(model.grid, "pressure_at", x=x, y=y)
     plain = model.grid.interpolate_cells(state.pressure, x, y)
     if model.obstacle is None or model.immersed_boundary == "brinkman":
         return plain
@@ -192,6 +194,25 @@ def pressure_at(model, state, x: ArrayLike, y: ArrayLike) -> Array:
             state.pressure, x + step * nx, y + step * ny
         )
     return jnp.where(distance < _REACH[0] * h, extrapolated, plain)
+
+
+def _check_points_inside(grid, where: str, **coordinates) -> None:
+    """Raise when concrete coordinates are not finite or lie outside the domain (a point
+    outside used to take the nearest cell's value, silently)."""
+    for axis, (name, value) in enumerate(coordinates.items()):
+        value = concrete_or_none(value)
+        if value is None:
+            continue  # traced: the caller's responsibility
+        value = np.asarray(value, np.float64)
+        length = float(grid.domain_length[axis])
+        slack = 1e-9 * length
+        bad = ~np.isfinite(value) | (value < -slack) | (value > length + slack)
+        if np.any(bad):
+            given = value[bad].ravel()[0]
+            raise ConfigurationError(
+                f"{where}: {name} = {given:.6g} is not a point of the domain; give {name} "
+                f"between 0 and {length:.6g}"
+            )
 
 
 # sample distances (in cells) from the surface and the Lagrange weights that extrapolate
