@@ -178,7 +178,11 @@ def simulate(
                 message=(
                     f"hybrax.md.simulate: the neighbour list still overflowed after "
                     f"{max_regrowths} rebuilds in steps {done + 1} to {done + length}; the "
-                    "system may be collapsing or exploding (check dt and the initial state)"
+                    "system may be collapsing or exploding (check dt and the initial state), "
+                    "or, under a barostat, the box may have shrunk during these steps to less "
+                    "than twice the list radius (cut-off + skin) across in some direction, "
+                    "which no periodic neighbour list can cover (check the pressure target and "
+                    "the barostat's time scale, or use a larger system)"
                 ),
             )
             final, trajectory, first, _, unstable, nonfinite, moved = outcome
