@@ -4,7 +4,11 @@ potential's tables, NaN positions and ASE atoms that cannot be right raise error
 the argument, what was given and what would be right; nothing is silently dropped,
 clamped or misread. Tiny sizes: every file here is synthetic."""
 
+import glob
+import os
+
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -34,12 +38,17 @@ def _funcfl(atomic_number: int = 29, extra: str = "") -> str:
     return header + "\n".join(_numbers(t) for t in (frho, zr, rhor)) + "\n" + extra
 
 
-def _setfl(extra: str = "") -> str:
+def _setfl(extra: str = "", cutoff: float = 4.0) -> str:
     frho, rhor, zr = _tables()
-    header = f"one\ntwo\nthree\n1 Cu\n{POINTS} 0.1 {POINTS} 0.5 4.0\n29 63.55 3.615 fcc\n"
+    header = f"one\ntwo\nthree\n1 Cu\n{POINTS} 0.1 {POINTS} 0.5 {cutoff!r}\n29 63.55 3.615 fcc\n"
     return header + "\n".join(_numbers(t) for t in (frho, rhor, zr)) + "\n" + extra
 
 
+POTENTIALS = "/usr/share/lammps/potentials"  # the Debian lammps package's files
+TERSOFF = (  # LAMMPS's Si.tersoff (Tersoff 1988)
+    "Si Si Si 3.0 1.0 1.3258 4.8381 2.0417 0.0000 22.956 0.33675 1.3258 95.373 3.0 0.2 "
+    "3.2394 3264.7\n"
+)
 SW = "Si Si Si 2.1683 2.0951 1.80 21.0 1.20 -0.333333333333 7.049556277 0.6022245584 4.0 0.0 0.0\n"
 
 
@@ -205,3 +214,100 @@ def test_labels_must_be_finite():
         md.LabelledFrames(frames, nbrs, jnp.array([0.0, NAN]), forces)
     with pytest.raises(ConfigurationError, match="LabelledFrames: forces must be finite"):
         md.LabelledFrames(frames, nbrs, jnp.zeros(2), forces.at[0, 1, 2].set(np.inf))
+
+
+def test_lammps_eam_files_all_load():
+    """Every funcfl / setfl file LAMMPS ships loads. The Zhou files give cutoff = Nr * dr,
+    one grid step beyond the last tabulated distance (W_zhou: 1.05 steps, from the rounding
+    of the printed dr), CoAl and CuTa exceed it by round-off, and LAMMPS's funcfl
+    re-gridding drops the last point of Cu_smf7 / Ni_smf7; LAMMPS clamps such distances
+    to the last tabulated value (all were refused)."""
+    files = sorted(glob.glob(os.path.join(POTENTIALS, "*.eam")))
+    files += sorted(glob.glob(os.path.join(POTENTIALS, "*.eam.alloy")))
+    if not files:
+        pytest.skip(f"no EAM files in {POTENTIALS} (install the Debian 'lammps' package)")
+    for path in files:
+        eam = md.EmbeddedAtom.from_file(path)
+        assert eam.cutoff <= eam.density.shape[-1] * eam.dr * (1 + 1e-6), path
+
+
+def test_eam_cutoff_one_step_beyond_the_table_clamps_as_lammps(tmp_path):
+    """Up to one grid step beyond the table is accepted and a distance there sees the last
+    tabulated values, as in LAMMPS's ``PairEAM::compute``: a dimer at r = 4.8 (table ends
+    at 4.5) has the density rho(4.5) and the pair energy (r phi)(4.5) / 4.8. A cutoff two
+    steps beyond is still refused, by the reader and by the constructor."""
+    eam = md.EmbeddedAtom.from_file(_write(tmp_path, "a.eam.alloy", _setfl(cutoff=5.0)))
+    assert eam.cutoff == 5.0
+    box = md.PeriodicBox(jnp.full(3, 20.0))
+
+    def dimer(r):
+        positions = jnp.asarray([[5.0, 5.0, 5.0], [5.0 + r, 5.0, 5.0]])
+        return float(eam.energy(positions, md.neighbor_list(positions, box, cutoff=5.0), box))
+
+    z_last = 1.0 / (1.0 + 4.5)  # r phi at the last grid point
+    np.testing.assert_allclose(dimer(4.8) - dimer(4.5), z_last / 4.8 - z_last / 4.5, rtol=1e-5)
+    with pytest.raises(ConfigurationError, match=r"cutoff 5.6 lies beyond .* <= 5"):
+        md.EmbeddedAtom.from_file(_write(tmp_path, "b.eam.alloy", _setfl(cutoff=5.6)))
+    with pytest.raises(ConfigurationError, match=r"EmbeddedAtom: the cutoff 5.6 lies beyond"):
+        md.EmbeddedAtom(eam.embedding, eam.density, eam.pair, drho=0.1, dr=0.5, cutoff=5.6)
+
+
+def _many_body_nan_checks(tmp_path, which: tuple[str, ...]):
+    potentials = {
+        "eam": lambda: md.EmbeddedAtom.from_file(_write(tmp_path, "Cu.eam.alloy", _setfl())),
+        "sw": lambda: md.StillingerWeber.from_file(_write(tmp_path, "Si.sw", SW), ["Si"]),
+        "tersoff": lambda: md.Tersoff.from_file(_write(tmp_path, "t.tersoff", TERSOFF), ["Si"]),
+    }
+    positions, box = md.lattice("fcc", 3, lattice_constant=3.4)  # neighbours within 3 A
+    bad = positions.at[0, 1].set(NAN)
+    for key, make in potentials.items():
+        potential = make()
+        nbrs = md.neighbor_list(positions, box, cutoff=potential.cutoff)
+        name = type(potential).__name__
+        with pytest.raises(ConfigurationError, match=rf"{name}: positions contain NaN .*atom 0"):
+            potential.energy(bad, nbrs, box)
+        with pytest.raises(ConfigurationError, match="positions contain NaN or inf"):
+            potential.energy_and_forces(bad, nbrs, box)
+        if key not in which:  # compiling each traced path costs ~2 s
+            continue
+        traced = eqx.filter_jit(lambda x, p=potential, nb=nbrs: p.energy_and_forces(x, nb, box))
+        energy, forces = traced(positions)
+        assert np.isfinite(float(energy)) and float(energy) != 0.0, name
+        energy, forces = traced(bad)
+        assert np.isnan(float(energy)) and np.all(np.isnan(forces)), name
+        gradient = jax.grad(lambda x, p=potential, nb=nbrs: p.energy(x, nb, box))(bad)
+        assert np.any(np.isnan(gradient)), name
+
+
+@pytest.mark.slow
+def test_nan_positions_never_give_a_finite_many_body_energy(tmp_path, full_size):
+    """EAM, Stillinger-Weber and Tersoff left an atom at NaN out of their sums (a finite,
+    wrong energy: EAM -901.38, SW -367.84 in the audit). Now, as in the pair path: an error
+    when the positions are concrete (all three), NaN energy / forces / gradients when
+    traced (reduced: EAM only, the guard being the shared many-body wrapper; under
+    --runslow all three, ~2 s of compilation each)."""
+    _many_body_nan_checks(tmp_path, ("eam", "sw", "tersoff") if full_size else ("eam",))
+
+
+def test_potentials_read_from_lammps_files_refuse_other_units(tmp_path):
+    """Potentials read from LAMMPS files are in metal units; an ASE calculator in other
+    units mixed them silently. They are labelled ``"metal"`` now and the calculator checks
+    the label (a sum's terms included); an unlabelled potential takes any units."""
+    eam = md.EmbeddedAtom.from_file(_write(tmp_path, "Cu.eam.alloy", _setfl()))
+    sw = md.StillingerWeber.from_file(_write(tmp_path, "Si.sw", SW), ["Si"])
+    tersoff = md.Tersoff.from_file(_write(tmp_path, "t.tersoff", TERSOFF), ["Si"])
+    assert eam.units == sw.units == tersoff.units == "metal"
+    argon = md.Units.reduced(sigma=3.4, epsilon=0.0104, mass=39.948)
+    for potential in (eam, sw, tersoff, md.LennardJones(cutoff=2.5) + eam):
+        with pytest.raises(ConfigurationError, match=r"works in metal units .*units='metal'"):
+            md.ase_calculator(potential, units=argon)
+        with pytest.raises(ConfigurationError, match="works in metal units"):
+            md.ase_calculator(potential, units="reduced")
+    md.ase_calculator(eam, units="metal")
+    md.ase_calculator(eam, units=md.Units.metal())
+    tables = (eam.embedding, eam.density, eam.pair)
+    unlabelled = md.EmbeddedAtom(*tables, drho=0.1, dr=0.5, cutoff=4.0)
+    assert unlabelled.units is None
+    md.ase_calculator(unlabelled, units=argon)
+    with pytest.raises(ConfigurationError, match=r"units must be 'metal'"):
+        md.EmbeddedAtom(*tables, drho=0.1, dr=0.5, cutoff=4.0, units="SI")

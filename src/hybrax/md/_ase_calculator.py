@@ -16,7 +16,7 @@ from ._integrators import _initial_evaluation
 from ._neighbor_list import neighbor_list
 from ._space import FreeSpace
 from ._stress import stress
-from ._units import Units, as_units
+from ._units import Units, as_units, check_energy_units
 
 __all__ = ["ase_calculator"]
 
@@ -127,6 +127,8 @@ def ase_calculator(
         charges already set for these atoms.
     units
         ``"metal"``, ``"reduced"`` or a `Units`: the units the energy works in (required).
+        A potential labelled with other units (``units="metal"``: those read from LAMMPS
+        files) is a `hybrax.ConfigurationError`.
     skin
         Verlet skin of the neighbour list (length unit), default 0.3.
     dtype
@@ -150,5 +152,6 @@ def ase_calculator(
             f", got {type(energy).__name__}"
         )
     units = as_units(units, "ase_calculator")
+    check_energy_units(energy, units, "ase_calculator")
     skin = check_float(skin, "skin", nonnegative=True, example="skin=0.3")
     return _calculator_class()(energy, units, skin, default_float() if dtype is None else dtype)

@@ -22,7 +22,8 @@ from ._manybody import (
     verlet_rows,
 )
 from ._neighbors import _block_size, _blocks, _pad
-from ._potential_files import read_eam
+from ._potential_files import check_table_cutoff, read_eam
+from ._units import unit_label
 
 __all__ = ["EmbeddedAtom"]
 
@@ -120,7 +121,9 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
     drho, dr
         Grid steps (static).
     cutoff
-        Interaction cut-off (Angstrom, static), at most ``(Nr - 1) * dr``.
+        Interaction cut-off (Angstrom, static), at most one grid step beyond the table,
+        ``Nr * dr`` (distances beyond ``(Nr - 1) * dr`` see the last tabulated values, as
+        LAMMPS clamps them).
     rho_max
         Density beyond which ``F`` is extrapolated linearly (static); default
         ``(Nrho - 1) * drho``.
@@ -131,6 +134,10 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         ``(S,)`` masses from the file (amu), for the integrators; not used by the energy.
     elements
         Element names of the species (static, informational).
+    units
+        The unit system the tables are in (``"metal"``, ``"reduced"``; static), or None
+        (not labelled). `from_file` labels ``"metal"``; `hybrax.md.ase_calculator` refuses
+        other units for a labelled potential.
 
     Examples
     --------
@@ -156,6 +163,7 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
     rho_max: float = eqx.field(static=True)
     cutoff: float = eqx.field(static=True)
     elements: tuple[str, ...] = eqx.field(static=True)
+    units: str | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -170,6 +178,7 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         species=None,
         masses=None,
         elements: Sequence[str] | None = None,
+        units: str | None = None,
     ):
         self.embedding = check_parameter(embedding, "embedding")
         self.density = check_parameter(density, "density")
@@ -192,17 +201,14 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         self.drho = check_float(drho, "drho", positive=True, example="drho=5e-4")
         self.dr = check_float(dr, "dr", positive=True, example="dr=0.01")
         self.cutoff = check_float(cutoff, "cutoff", positive=True, example="cutoff=4.95")
-        if self.cutoff > (nr - 1) * self.dr * (1 + 1e-12):
-            raise ConfigurationError(
-                f"EmbeddedAtom: cutoff {self.cutoff} lies beyond the tabulated range "
-                f"(Nr - 1) * dr = {(nr - 1) * self.dr}"
-            )
+        check_table_cutoff("EmbeddedAtom", self.cutoff, nr, self.dr)
         if rho_max is None:
             rho_max = (self.embedding.shape[1] - 1) * self.drho
         self.rho_max = check_float(rho_max, "rho_max", positive=True, example="rho_max=0.25")
         self.species = check_species("EmbeddedAtom", species, s)
         self.masses = jnp.ones(s) if masses is None else jnp.asarray(masses)
         self.elements = element_names(elements, s)
+        self.units = unit_label(units, "EmbeddedAtom")
 
     @classmethod
     def from_file(
@@ -233,6 +239,7 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
             species=species,
             masses=t.masses,
             elements=t.elements,
+            units="metal",
         )
 
     def _displacements(self, positions, neighbors, box):

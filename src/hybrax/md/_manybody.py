@@ -228,6 +228,17 @@ class AbstractManyBodyEnergy(AbstractEnergy):
                 f"built for cutoff {neighbors.cutoff}; build it with "
                 f"neighbor_list(positions, box, cutoff={self.cutoff})"
             )
+        # a NaN or inf position fails every distance test, so its atom would silently drop
+        # out of the sums (as in the pair path, `_neighbors._checked_pass`): an error when
+        # the positions are known now; traced, `_nan_if_not_finite` makes the results NaN
+        known = concrete_or_none(positions)
+        if known is not None and not np.all(np.isfinite(known)):
+            bad = int(np.argmax(~np.all(np.isfinite(known), axis=-1)))
+            raise ConfigurationError(
+                f"{type(self).__name__}: positions contain NaN or inf (first: atom {bad}, at "
+                f"{np.asarray(known[bad]).tolist()}); the many-body sums would leave that atom "
+                "out. Pass finite positions"
+            )
         n = neighbors.num_atoms
         if self.species is not None and self.species.shape != (n,):
             raise ConfigurationError(
@@ -296,13 +307,23 @@ class AbstractManyBodyEnergy(AbstractEnergy):
 def _per_atom_energy(potential: AbstractManyBodyEnergy, positions, neighbors, box):
     """One compiled program for the per-atom energies (eager calls would otherwise compile
     each of the many small table operations separately)."""
-    return potential.local_energy(*potential._displacements(positions, neighbors, box))
+    out = potential.local_energy(*potential._displacements(positions, neighbors, box))
+    return _nan_if_not_finite(positions, out)
 
 
 @eqx.filter_jit
 def _energy_forces_virial(potential: AbstractManyBodyEnergy, positions, neighbors, box):
     """One compiled program for the energy, forces and virial (`_evaluate`)."""
-    return potential._evaluate(positions, neighbors, box)
+    return _nan_if_not_finite(positions, *potential._evaluate(positions, neighbors, box))
+
+
+def _nan_if_not_finite(positions, *outputs):
+    """``outputs`` times NaN when a position is NaN or inf (one reduction over the
+    positions): such an atom fails every distance test and would silently drop out of the
+    sums. A product, not a select, so gradients through the outputs are NaN too."""
+    factor = jnp.where(jnp.all(jnp.isfinite(positions)), 1.0, jnp.nan)
+    out = tuple(x * factor.astype(x.dtype) for x in outputs)
+    return out[0] if len(out) == 1 else out
 
 
 def _reverse_pass(potential: AbstractManyBodyEnergy, positions, neighbors, box):

@@ -106,10 +106,28 @@ def _check_grid(name: str, nrho: int, drho: float, nr: int, dr: float, cutoff: f
         raise ConfigurationError(
             f"{name}: drho, dr and the cutoff must be positive, got {drho}, {dr}, {cutoff}"
         )
-    if cutoff > (nr - 1) * dr * (1 + 1e-12):
+    check_table_cutoff(name, cutoff, nr, dr)
+
+
+def check_table_cutoff(name: str, cutoff: float, nr: int, dr: float) -> None:
+    """Refuse a cut-off grossly beyond a distance table ``r = k * dr``, ``k < nr``.
+
+    LAMMPS (``PairEAM::compute``) never checks the cut-off against the table: it clamps
+    the interval to the last one and its fraction to 1, so a distance beyond ``(nr - 1) *
+    dr`` sees the last tabulated value. Real files rely on it: the Zhou setfl files give
+    ``cutoff = Nr * dr`` (one grid step beyond, plus the rounding of the printed ``dr``),
+    CoAl and CuTa exceed by round-off, and LAMMPS's funcfl re-gridding keeps ``Nr - 1``
+    points, so Cu_smf7 / Ni_smf7 end one step short too. Accepted (and clamped, as LAMMPS
+    does): up to one grid step beyond the table, with a relative slack of 1e-6 for the
+    printed digits. Further is a file or argument error.
+    """
+    reach = nr * dr  # (nr - 1) * dr plus one grid step
+    if cutoff > reach * (1 + 1e-6):
         raise ConfigurationError(
             f"{name}: the cutoff {cutoff} lies beyond the last tabulated distance "
-            f"(Nr - 1) * dr = {(nr - 1) * dr}"
+            f"(Nr - 1) * dr = {(nr - 1) * dr} by more than one grid step (up to {reach} is "
+            f"accepted: LAMMPS clamps to the last value); give a cutoff <= {reach:.10g} or a "
+            "longer table"
         )
 
 

@@ -21,6 +21,7 @@ from ._manybody import (
     triplet_cosines,
 )
 from ._potential_files import SW_FIELDS, read_stillinger_weber
+from ._units import unit_label
 
 __all__ = ["StillingerWeber"]
 
@@ -109,6 +110,10 @@ class StillingerWeber(AbstractManyBodyEnergy):
         ``(N,)`` integer species per atom, or None for one species.
     max_neighbors
         Neighbours within the cut-off per atom the table holds (static, default 32).
+    units
+        The unit system of the parameters (``"metal"``, ``"reduced"``; static), or None
+        (not labelled). `from_file` labels ``"metal"``; `hybrax.md.ase_calculator` refuses
+        other units for a labelled potential.
 
     Examples
     --------
@@ -137,6 +142,7 @@ class StillingerWeber(AbstractManyBodyEnergy):
     cutoff: float = eqx.field(static=True)
     max_neighbors: int = eqx.field(static=True)
     elements: tuple[str, ...] = eqx.field(static=True)
+    units: str | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -154,6 +160,7 @@ class StillingerWeber(AbstractManyBodyEnergy):
         species=None,
         max_neighbors: int = 32,
         elements: Sequence[str] | None = None,
+        units: str | None = None,
     ):
         values = dict(
             epsilon=epsilon, sigma=sigma, a=a, lambda_=lambda_, gamma=gamma,
@@ -161,6 +168,7 @@ class StillingerWeber(AbstractManyBodyEnergy):
         )  # fmt: skip
         positive = ("sigma", "a")
         set_triplet_fields(self, values, positive, species, max_neighbors, elements)
+        self.units = unit_label(units, "StillingerWeber")
         self.cutoff = static_cutoff("StillingerWeber", "a * sigma", a, sigma, lambda x, y: x * y)
 
     @classmethod
@@ -179,7 +187,13 @@ class StillingerWeber(AbstractManyBodyEnergy):
         values = {
             ("lambda_" if k == "lambda" else k): v for k, v in values.items() if k in SW_FIELDS[:-1]
         }
-        return cls(**values, species=species, max_neighbors=max_neighbors, elements=elements)
+        return cls(
+            **values,
+            species=species,
+            max_neighbors=max_neighbors,
+            elements=elements,
+            units="metal",
+        )
 
     def _pair_parts(self, d, mask, table, species, atoms=None):
         """Per-entry pieces ``(r, unit, two, two', R, R')``: ``two`` the two-body term,

@@ -25,6 +25,7 @@ from ._stillinger_weber import (
     set_triplet_fields,
     static_cutoff,
 )
+from ._units import unit_label
 
 __all__ = ["Tersoff"]
 
@@ -119,6 +120,10 @@ class Tersoff(AbstractManyBodyEnergy):
         ``(N,)`` integer species per atom, or None for one species.
     max_neighbors
         Neighbours within the cut-off per atom the table holds (static, default 32).
+    units
+        The unit system of the parameters (``"metal"``, ``"reduced"``; static), or None
+        (not labelled). `from_file` labels ``"metal"``; `hybrax.md.ase_calculator` refuses
+        other units for a labelled potential.
 
     Examples
     --------
@@ -151,6 +156,7 @@ class Tersoff(AbstractManyBodyEnergy):
     cutoff: float = eqx.field(static=True)
     max_neighbors: int = eqx.field(static=True)
     elements: tuple[str, ...] = eqx.field(static=True)
+    units: str | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -172,6 +178,7 @@ class Tersoff(AbstractManyBodyEnergy):
         species=None,
         max_neighbors: int = 32,
         elements: Sequence[str] | None = None,
+        units: str | None = None,
     ):
         values = dict(
             m=m, gamma=gamma, lambda3=lambda3, c=c, d=d, cos_theta0=cos_theta0, n=n,
@@ -181,6 +188,7 @@ class Tersoff(AbstractManyBodyEnergy):
         concrete = concrete_or_none(self.m)
         if concrete is not None and not ((concrete == 1.0) | (concrete == 3.0)).all():
             raise ConfigurationError(f"Tersoff: m must be 1 or 3, got {concrete.ravel().tolist()}")
+        self.units = unit_label(units, "Tersoff")
         self.cutoff = static_cutoff("Tersoff", "R + D", R, D, lambda x, y: x + y)
 
     @classmethod
@@ -196,7 +204,13 @@ class Tersoff(AbstractManyBodyEnergy):
         list of ``pair_coeff * * SiC.tersoff Si C``). A missing entry, a non-number or a
         truncated entry is a `hybrax.ConfigurationError` naming the file and line."""
         values = read_tersoff(path, elements)
-        return cls(**values, species=species, max_neighbors=max_neighbors, elements=elements)
+        return cls(
+            **values,
+            species=species,
+            max_neighbors=max_neighbors,
+            elements=elements,
+            units="metal",
+        )
 
     def _evaluate(self, positions, neighbors, box):
         """Energy, forces and virial with the chain rule written out over the triplets

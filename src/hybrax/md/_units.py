@@ -133,6 +133,30 @@ class Units:
         return (self.length, self.energy, self.mass, self.charge) == (1.0, 1.0, 1.0, 1.0)
 
 
+def unit_label(units: object, owner: str) -> str | None:
+    """A potential's unit label: None (not labelled) or the name of ``units``
+    (``"metal"``, ``"reduced"`` or a `Units`)."""
+    return None if units is None else as_units(units, owner).name
+
+
+def check_energy_units(energy: object, units: Units, owner: str) -> None:
+    """Refuse ``units`` when a term of ``energy`` (a `SumEnergy`'s terms included) is
+    labelled with other units (``term.units``, e.g. ``"metal"`` for potentials read from
+    LAMMPS files): the numbers would be mixed silently."""
+    terms = getattr(energy, "terms", None)
+    if isinstance(terms, tuple):
+        for term in terms:
+            check_energy_units(term, units, owner)
+        return
+    label = getattr(energy, "units", None)
+    if isinstance(label, str) and label != units.name:
+        raise ConfigurationError(
+            f"{owner}: {type(energy).__name__} works in {label} units (its parameters were "
+            f"read from a LAMMPS file or labelled so) but units={units!r} was given; pass "
+            f"units={label!r}"
+        )
+
+
 def as_units(units: object, owner: str) -> Units:
     """``units`` as a `Units` (``"metal"``, ``"reduced"`` or a `Units`), else a
     `ConfigurationError` naming ``owner`` and the choices."""
