@@ -311,3 +311,30 @@ def test_potentials_read_from_lammps_files_refuse_other_units(tmp_path):
     md.ase_calculator(unlabelled, units=argon)
     with pytest.raises(ConfigurationError, match=r"units must be 'metal'"):
         md.EmbeddedAtom(*tables, drho=0.1, dr=0.5, cutoff=4.0, units="SI")
+
+
+def test_zhou_file_beyond_its_table_equals_lammps():
+    """Cu_zhou.eam.alloy (cutoff one grid step beyond its table) on 500 perturbed fcc
+    atoms, among them pairs in the clamped range: LAMMPS's energy and forces. Reference:
+    LAMMPS 29 Sep 2021 (Debian), ``pair_style eam/alloy``, ``pair_coeff * * Cu_zhou.eam.alloy
+    Cu``, ``run 0`` on these positions (written with repr)."""
+    path = os.path.join(POTENTIALS, "Cu_zhou.eam.alloy")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} not found (install the Debian 'lammps' package)")
+    a, cells = 3.62, 5
+    base = np.asarray([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    grid = np.stack(np.meshgrid(*[np.arange(cells)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    x = ((grid[:, None, :] + base[None]) * a).reshape(-1, 3)
+    x = (x + np.random.default_rng(1).normal(0.0, 0.15, x.shape)) % (a * cells)
+    eam = md.EmbeddedAtom.from_file(path)
+    d = x[:, None] - x[None]
+    r = np.linalg.norm(d - a * cells * np.rint(d / (a * cells)), axis=-1)
+    assert np.sum((r > (eam.density.shape[-1] - 1) * eam.dr) & (r < eam.cutoff)) > 0
+    box = md.PeriodicBox(jnp.full(3, a * cells))
+    positions = jnp.asarray(x)
+    nbrs = md.neighbor_list(positions, box, cutoff=eam.cutoff)
+    energy, forces = eam.energy_and_forces(positions, nbrs, box)
+    np.testing.assert_allclose(float(energy), -1660.885544166815, rtol=1e-10)
+    np.testing.assert_allclose(float(jnp.sum(forces**2)), 2613.3051789646406, rtol=1e-8)
+    lammps_first = [-0.832738135076, 0.314350822707, 0.450651648823]
+    np.testing.assert_allclose(forces[0], lammps_first, rtol=0, atol=1e-9)
