@@ -182,8 +182,11 @@ def _cell_windows(positions, box, *, grid, columns, list_radius, full=False):
     s = start[base + lo_c] - row_start
     wraps = lo_c > hi_c
     if not full:
-        s = s.at[:, 0].set(rank - row_start[:, 0] + 1)
-        wraps = wraps.at[:, 0].set(hi[:, 0] >= nx)
+        # (selects on the first column fuse into their neighbours; `.at[:, 0].set` was a
+        # dynamic-update-slice kernel each)
+        own = jnp.arange(len(columns), dtype=jnp.int32)[None, :] == 0
+        s = jnp.where(own, (rank - row_start[:, 0] + 1)[:, None], s)
+        wraps = jnp.where(own, (hi[:, 0] >= nx)[:, None], wraps)
     count = jnp.where(wraps, e - s + row_length, e - s)
     count = jnp.where(reachable, count, 0)
     return order, rank, column, s, count, col_start
