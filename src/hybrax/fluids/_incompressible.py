@@ -736,18 +736,13 @@ def _check_net_inflow(grid: StaggeredGrid, boundaries) -> None:
 def _check_obstacle_seen(obstacle, grid: StaggeredGrid) -> None:
     """A body whose solid fraction is zero on every face (outside the domain, or thinner
     than the band the mask needs between faces) would silently leave the flow without
-    it. Checked when the body is concrete."""
+    it; one that covers every face leaves no fluid. Checked when the body is concrete."""
     try:
-        largest = max(
-            float(np.max(np.asarray(obstacle.mask(*grid.face_points(axis)))))
-            for axis in range(grid.ndim)
-        )
+        masks = [np.asarray(obstacle.mask(*grid.face_points(a))) for a in range(grid.ndim)]
     except _TRACED:
         return
-    smallest = min(
-        float(np.min(np.asarray(obstacle.mask(*grid.face_points(axis)))))
-        for axis in range(grid.ndim)
-    )
+    largest = max(float(np.max(m)) for m in masks)
+    smallest = min(float(np.min(m)) for m in masks)
     if smallest >= 0.5:
         raise ConfigurationError(
             f"obstacle: the {type(obstacle).__name__} covers the whole domain "
