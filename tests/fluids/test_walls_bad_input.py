@@ -22,6 +22,7 @@ from hybrax.fluids import (
     Outflow,
     ProjectedRK,
     Rectangle,
+    Sphere,
     Wall,
     dominant_frequency,
     pressure_at,
@@ -257,3 +258,44 @@ def test_pressure_at_a_point_outside_the_domain_raises():
     with pytest.raises(ConfigurationError, match=r"y = nan is not a point .* between 0 and 0.41"):
         pressure_at(model, state, 0.15, NAN)
     assert np.isfinite(float(pressure_at(model, state, 0.15, 0.2)))
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: Cylinder((0.5, 0.5), 0.1, 10.0), r"Cylinder: width .* smaller than the radius"),
+        (lambda: Sphere((0.5, 0.5, 0.5), 0.1, 0.1), r"Sphere: width .* smaller than the radius"),
+        (
+            lambda: Rectangle((0.5, 0.5), (0.4, 0.05), 0.03),
+            r"Rectangle: width .* half the shortest side \(0.025\), got 0.03",
+        ),
+    ],
+)
+def test_a_smoothing_band_as_thick_as_the_body_is_refused(make, match):
+    """Before: the mask, solid only deeper than ``width`` inside, was nowhere solid: the
+    body became a porous smear and the run went on."""
+    with pytest.raises(ConfigurationError, match=match):
+        make()
+    Cylinder((0.5, 0.5), 0.1, 0.09)  # thinner than the body: accepted
+
+
+def test_drag_lift_reference_scales_are_checked():
+    """Before: length 0 gave inf coefficients, a negative or NaN speed finite numbers."""
+    model = IncompressibleNavierStokes.dfg_cylinder(8)
+    state = model.initial_state()
+    for velocity, length, name in ((0.2, 0.0, "length"), (-0.2, 0.1, "velocity"),
+                                   (NAN, 0.1, "velocity")):  # fmt: skip
+        with pytest.raises(ConfigurationError, match=f"{name} .* must be one positive finite"):
+            hybrax.fluids.drag_lift_coefficients(model, state, 0.01, velocity, length)
+
+
+def test_state_dtype_must_be_one_float_type():
+    """Before: a float16 state died in XLA's FFT ("RFFT input must be float32 or
+    float64"); mixed float32/float64 fields were silently promoted."""
+    model = _cavity()
+    with pytest.raises(ConfigurationError, match=r"one floating dtype.*float16"):
+        model.initial_state(dtype=jnp.float16)
+    state = model.initial_state(dtype=jnp.float32)
+    mixed = eqx.tree_at(lambda s: s.pressure, state, state.pressure.astype(jnp.float64))
+    with pytest.raises(ConfigurationError, match=r"one floating dtype.*float32.*float64"):
+        model.check_state(mixed)

@@ -266,6 +266,16 @@ def drag_lift_coefficients(
     >>> c_drag.shape
     ()
     """
+    for name, value in (("velocity", velocity), ("length", length)):
+        concrete = concrete_or_none(value)
+        if concrete is not None and (
+            np.shape(concrete) != () or not np.isfinite(concrete) or concrete <= 0
+        ):
+            raise ConfigurationError(
+                f"drag_lift_coefficients: {name} (the reference "
+                + ("speed, e.g. the mean inflow" if name == "velocity" else "size of the body")
+                + f") must be one positive finite number, got {np.asarray(concrete).tolist()}"
+            )
     fx, fy = penalization_force(model, state, dt, previous=previous)
     scale = 2 / (jnp.asarray(velocity, fx.dtype) ** 2 * jnp.asarray(length, fx.dtype))
     return fx * scale, fy * scale

@@ -408,7 +408,8 @@ class IncompressibleNavierStokes(AbstractDynamics):
         y = jnp.asarray(grid.centres_1d(1))
         profile = 4 * jnp.asarray(peak) * y * (height - y) / height**2
         sides = Boundaries(Inflow(profile), Outflow(), Wall(), Wall())
-        body = Cylinder(jnp.array([0.2, 0.2]), 0.05, grid.spacing[1] / 2)
+        # (the band half a cell, and thinner than the radius on grids of 5 cells or fewer)
+        body = Cylinder(jnp.array([0.2, 0.2]), 0.05, min(grid.spacing[1] / 2, 0.04))
         return cls(
             grid,
             sides,
@@ -451,6 +452,13 @@ class IncompressibleNavierStokes(AbstractDynamics):
             names = "(u, v, pressure)" if ndim == 2 else "(u, v, w, pressure)"
             raise ConfigurationError(
                 f"state: {names} must have shapes {shapes} on this grid, got {got}"
+            )
+        dtypes = tuple(jnp.result_type(q) for q in (*state.velocity, state.pressure))
+        if len(set(dtypes)) > 1 or dtypes[0] not in (jnp.float32, jnp.float64):
+            raise ConfigurationError(
+                "state: the velocities and pressure must share one floating dtype, float32 or "
+                f"float64 (the fast pressure solve's transforms), got {[str(d) for d in dtypes]}"
+                "; e.g. model.initial_state(dtype=jnp.float32)"
             )
 
     def initial_state(self, u=None, v=None, dtype=None, *, w=None) -> FlowState:

@@ -8,7 +8,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 from scipy import ndimage
 
-from hybrax.core import ConfigurationError, check_float, parameter
+from hybrax.core import ConfigurationError, check_float, concrete_or_none, parameter
 from hybrax.grids import StaggeredGrid
 
 __all__ = [
@@ -65,6 +65,20 @@ def _check_dimension(body: AbstractObstacle, entries: int, grid: StaggeredGrid) 
         )
 
 
+def _check_width(body: AbstractObstacle, half_thickness, what: str) -> None:
+    """The mask is fully solid only deeper than ``width`` inside: refuse a band as thick as
+    the body (concrete values; traced ones are the caller's)."""
+    width, half = concrete_or_none(body.width), concrete_or_none(half_thickness)
+    if width is None or half is None:
+        return
+    if float(width) >= float(np.min(half)):
+        raise ConfigurationError(
+            f"{type(body).__name__}: width (the mask's smoothing band, inside the surface) "
+            f"must be smaller than {what} ({float(np.min(half)):g}), got {float(width):g}: "
+            "no point of the body would be fully solid; use about one cell"
+        )
+
+
 class Cylinder(AbstractObstacle):
     """A circular cylinder; on a 3-D grid its axis runs along z, through the whole domain.
 
@@ -95,6 +109,7 @@ class Cylinder(AbstractObstacle):
                 f"Cylinder: centre must be (x, y) of the cross-section, got shape "
                 f"{jnp.shape(self.centre)}"
             )
+        _check_width(self, self.radius, "the radius")
 
     def signed_distance(self, *points):
         return _ball_distance(points[:2], self.centre, self.radius)
@@ -130,6 +145,9 @@ class Sphere(AbstractObstacle):
     radius: Array = parameter("radius", positive=True, scalar=True)
     width: Array = parameter("width", positive=True, scalar=True)
 
+    def __check_init__(self):
+        _check_width(self, self.radius, "the radius")
+
     def signed_distance(self, *points):
         return _ball_distance(points, self.centre, self.radius)
 
@@ -152,6 +170,9 @@ class Rectangle(AbstractObstacle):
                 f"Rectangle: centre and size need one entry per axis each, got shapes "
                 f"{jnp.shape(self.centre)} and {jnp.shape(self.size)}"
             )
+        size = concrete_or_none(self.size)
+        if size is not None:
+            _check_width(self, size / 2, "half the shortest side")
 
     def signed_distance(self, *points):
         dtype = points[0].dtype
