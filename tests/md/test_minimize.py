@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -80,3 +81,25 @@ def test_fire_init_is_idempotent():
     assert fire.init(state) is state
     with pytest.raises(hybrax.ConfigurationError, match="already initialised"):
         fire.init(state, nbrs)
+
+
+def test_minimize_that_misses_its_tolerance_raises_unless_told():
+    """Before: max_steps ran out (or the forces became NaN) and the result came back with
+    ``converged`` False, which `random_packing` ignored (a packing with overlaps)."""
+    positions, box = perturbed_fcc(3, noise=0.05)
+    nbrs = md.DenseNeighborList.build(positions, box, cutoff=2.5)
+    lj = md.LennardJones(cutoff=2.5)
+    with pytest.raises(
+        hybrax.ConfigurationError, match=r"largest force component is .* after max_steps=3"
+    ):
+        md.minimize(lj, positions, box, nbrs, max_steps=3)
+    partial = md.minimize(lj, positions, box, nbrs, max_steps=3, require_convergence=False)
+    assert not bool(partial.converged) and int(partial.num_steps) == 3
+    # under jit the same check runs at run time
+    with pytest.raises(Exception, match="force_tolerance not reached"):
+        jax.jit(lambda p: md.minimize(lj, p, box, nbrs, max_steps=3).positions)(positions)
+    # two atoms on top of each other: infinite forces
+    with pytest.raises(hybrax.NonFiniteStateError, match="non-finite"):
+        pair = jnp.zeros((2, 3))
+        free = md.FreeSpace()
+        md.minimize(lj, pair, free, md.DenseNeighborList.build(pair, free, 2.5), max_steps=5)

@@ -8,7 +8,13 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from hybrax.core import AbstractStepper, ConfigurationError, time_step
+from hybrax.core import (
+    AbstractStepper,
+    ConfigurationError,
+    NonFiniteStateError,
+    concrete_or_none,
+    time_step,
+)
 
 from ._energy import AbstractEnergy
 from ._neighbors import AbstractNeighborList, _check_positions_shape, _static_length
@@ -184,6 +190,7 @@ def minimize(
     force_tolerance: float = 1e-6,
     max_steps: int = 10_000,
     dt: ArrayLike = 0.005,
+    require_convergence: bool = True,
 ) -> MinimizeResult:
     """Relax ``positions`` to a local energy minimum with `FIRE` (jit-compatible).
 
@@ -202,6 +209,12 @@ def minimize(
         Step budget.
     dt
         FIRE's initial step.
+    require_convergence
+        If True (default), missing ``force_tolerance`` within ``max_steps`` raises a
+        `hybrax.ConfigurationError` with the steps taken and the largest force left; if
+        False the result comes back with ``converged`` False (a fixed budget of relaxation
+        steps). Non-finite positions or energy always raise `hybrax.NonFiniteStateError`.
+        Under an outer `jax.jit` both are run-time errors.
 
     Returns
     -------
@@ -217,8 +230,43 @@ def minimize(
             "neighbors must be a hybrax.md neighbour list (hybrax.md.neighbor_list) or None, "
             f"got {type(neighbors).__name__}"
         )
+    if not isinstance(require_convergence, (bool, np.bool_)):
+        raise ConfigurationError(
+            f"require_convergence must be True or False, got {require_convergence!r}"
+        )
     fire = FIRE(energy, box, dt=dt)
-    return _minimize(fire, positions, neighbors, force_tolerance, int(max_steps))
+    result = _minimize(fire, positions, neighbors, force_tolerance, int(max_steps))
+    largest = concrete_or_none(result.max_force)
+    energy_value = concrete_or_none(result.potential_energy)
+    if largest is None or energy_value is None:  # traced: the same checks at run time
+        final = eqx.error_if(
+            result.positions,
+            ~(jnp.isfinite(result.max_force) & jnp.isfinite(result.potential_energy)),
+            "NonFiniteStateError: hybrax.md.minimize: the energy or forces became non-finite "
+            "(overlapping atoms, or a dt too large for the forces)",
+        )
+        if require_convergence:
+            final = eqx.error_if(
+                final,
+                ~result.converged,
+                "hybrax.md.minimize: force_tolerance not reached within max_steps; raise "
+                "max_steps or pass require_convergence=False",
+            )
+        return eqx.tree_at(lambda r: r.positions, result, final)
+    if not (np.isfinite(largest) and np.isfinite(energy_value)):
+        raise NonFiniteStateError(
+            f"minimize: the energy or forces became non-finite (energy {float(energy_value)}, "
+            f"largest force {float(largest)}) after {int(result.num_steps)} FIRE steps; "
+            "overlapping atoms or a dt too large for the forces (try dt=0.001)"
+        )
+    if require_convergence and not bool(result.converged):
+        raise ConfigurationError(
+            f"minimize: the largest force component is {float(largest):.3g} after "
+            f"max_steps={int(max_steps)} FIRE steps, above force_tolerance="
+            f"{float(force_tolerance):g}; raise max_steps, loosen force_tolerance, or pass "
+            "require_convergence=False to take the unconverged result"
+        )
+    return result
 
 
 @eqx.filter_jit
