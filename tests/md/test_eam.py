@@ -60,11 +60,17 @@ def assert_matches_lammps(potential, reference, case, neighbors=None):
 
 @pytest.mark.parametrize(
     "case, file, elements",
-    [("eam_cu_funcfl", "Cu_u3.eam", None), ("eam_cuni_setfl", "CuNi.eam.alloy", ("Cu", "Ni"))],
+    [
+        ("eam_cu_funcfl", "Cu_u3.eam", None),
+        ("eam_cuni_setfl", "CuNi.eam.alloy", ("Cu", "Ni")),
+        ("eam_feal_fs", "AlFe_mm.eam.fs", ("Fe", "Al")),
+    ],
 )
 def test_energy_forces_virial_equal_lammps(reference, case, file, elements):
-    """funcfl (Cu_u3, 108 atoms) and setfl (CuNi, 256 atoms of random species, elements
-    reordered against the file): LAMMPS's numbers to 1e-10."""
+    """funcfl (Cu_u3, 108 atoms), setfl (CuNi, 256 atoms of random species, elements
+    reordered against the file) and Finnis-Sinclair (Mendelev's AlFe, whose densities
+    depend on both elements, 256 atoms, elements reordered; ``pair_style eam/fs``):
+    LAMMPS's numbers to 1e-10."""
     species = reference[f"{case}/species"]
     eam = md.EmbeddedAtom.from_file(potential_file(file), elements, species=species)
     assert_matches_lammps(eam, reference, case)
@@ -112,16 +118,18 @@ def tiled(reference, case, copies=2):
     "case, file, elements",
     [
         pytest.param("eam_cu_funcfl", "Cu_u3.eam", None, marks=pytest.mark.slow),
-        ("eam_cuni_setfl", "CuNi.eam.alloy", ("Cu", "Ni")),
+        pytest.param("eam_cuni_setfl", "CuNi.eam.alloy", ("Cu", "Ni"), marks=pytest.mark.slow),
+        ("eam_feal_fs", "AlFe_mm.eam.fs", ("Fe", "Al")),
     ],
 )
 def test_verlet_table_rows_equal_lammps(reference, case, file, elements, full_size):
     """The row pass over a full Verlet table (analytic spline derivatives, no scatter)
     gives LAMMPS's energy, forces and virial to 1e-10 (on the configuration repeated
     2 x 2 x 2), and its forces' derivatives w.r.t. the tables match finite differences.
-    (The single-species variant runs with --runslow: CuNi covers the species look-ups.)"""
-    if case == "eam_cu_funcfl" and not full_size:
-        pytest.skip("single-species variant: run with --runslow")
+    (By default only FeAl (eam/fs), whose two-species look-ups of the (S, S) densities and
+    (S, S) pairs cover those of the others; Cu_u3 and CuNi run with --runslow.)"""
+    if case != "eam_feal_fs" and not full_size:
+        pytest.skip("covered by the eam/fs variant: run with --runslow")
     positions, box, species, expected = tiled(reference, case)
     eam = md.EmbeddedAtom.from_file(potential_file(file), elements, species=species)
     rows = md.CellNeighborList.build(positions, box, cutoff=eam.cutoff, skin=0.2, format="table")
@@ -237,7 +245,11 @@ SETFL_HEADER = "comment\ncomment\ncomment\n1 Cu\n5 0.1 5 1.0 3.5\n29 63.546 3.61
         ("x.eam.alloy", SETFL_HEADER + "1 2 3 four 5\n", "line 7: F\\(rho\\) of Cu must be"),
         ("x.eam.alloy", SETFL_HEADER.replace("1 Cu", "2 Cu"), "Nelements = 2 but 1"),
         ("x.eam", "c\n29 63.5 3.6 fcc\n5 0.1 5 1.0 9.0\n" + "1 " * 15, "beyond the last"),
-        ("x.eam.fs", "", "Finnis-Sinclair"),
+        (
+            "x.eam.fs",
+            SETFL_HEADER.replace("1 Cu", "2 Cu Ni") + "1 2 3 4 5\n" * 2,
+            r"expected 5 values for rho\(r\) of Cu at Ni, found only 0",
+        ),
         ("x.table", "", "unknown EAM file format"),
     ],
 )

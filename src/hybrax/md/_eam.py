@@ -78,6 +78,13 @@ def _lookup(coefficients: tuple, species: tuple, interval: Array) -> tuple[Array
     return tuple(c.reshape(-1)[index] for c in coefficients)
 
 
+def _density_at(density_table: Array, source: Array, site: Array) -> tuple[Array, ...]:
+    """The species indices of the density an atom of species ``source`` gives one of
+    species ``site``: ``(source,)`` for ``(S, Nr)`` tables, ``(source, site)`` for
+    Finnis-Sinclair ``(S, S, Nr)`` tables."""
+    return (source,) if density_table.ndim == 2 else (source, site)
+
+
 def _value_and_slope(c: tuple, p: Array, inverse_step: float) -> tuple[Array, Array]:
     """A cubic ``((c3 p + c4) p + c5) p + c6`` and its derivative over the grid step."""
     c3, c4, c5, c6 = c
@@ -87,22 +94,24 @@ def _value_and_slope(c: tuple, p: Array, inverse_step: float) -> tuple[Array, Ar
 
 
 class EmbeddedAtom(AbstractManyBodyEnergy):
-    """Embedded-atom method with tabulated functions, as LAMMPS ``pair_style eam`` and
-    ``eam/alloy``.
+    """Embedded-atom method with tabulated functions, as LAMMPS ``pair_style eam``,
+    ``eam/alloy`` and ``eam/fs``.
 
     .. math::
         E_i = F_{s_i}\\Big(\\sum_{j \\ne i} \\rho_{s_j}(r_{ij})\\Big)
               + \\frac12 \\sum_{j \\ne i} \\phi_{s_i s_j}(r_{ij}), \\quad r_{ij} < r_c
 
-    ``F``, ``rho`` and ``r phi`` are tables on uniform grids, interpolated with LAMMPS's
-    per-interval cubic splines (``PairEAM::interpolate``/``compute``; energies, forces and
-    virial agree with LAMMPS to round-off in float64); above the last tabulated density
-    ``F`` continues linearly, as in LAMMPS. Units are LAMMPS ``metal``: eV, Angstrom (masses
-    in amu in ``masses``).
+    (In the Finnis-Sinclair form, ``eam/fs``, the density ``rho_{s_j s_i}`` an atom gives
+    depends on both species.) ``F``, ``rho`` and ``r phi`` are tables on uniform grids,
+    interpolated with LAMMPS's per-interval cubic splines (``PairEAM::interpolate`` and
+    ``compute``; energies, forces and virial agree with LAMMPS to round-off in float64);
+    above the last tabulated density ``F`` continues linearly, as in LAMMPS. Units are
+    LAMMPS ``metal``: eV, Angstrom (masses in amu in ``masses``).
 
     Build one from a LAMMPS file with `EmbeddedAtom.from_file`. The three tables are
-    differentiable leaves; species index them (``embedding[s]``, ``density[s]``,
-    ``pair[s, t]``), so the cost and compile time do not depend on the number of species.
+    differentiable leaves; species index them (``embedding[s]``, ``density[s]`` or
+    ``density[s, t]``, ``pair[s, t]``), so the cost and compile time do not depend on the
+    number of species.
 
     Speed: with a full Verlet table (``hybrax.md.neighbor_list(..., format="table")``)
     forces and virial come from LAMMPS's two passes over each atom's row with the spline
@@ -115,7 +124,8 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         ``(S, Nrho)`` table of ``F_s(rho)`` at ``rho = k * drho`` (eV).
     density
         ``(S, Nr)`` table of the density ``rho_s(r)`` an atom of species ``s`` gives its
-        neighbours, at ``r = k * dr``.
+        neighbours, at ``r = k * dr``; or ``(S, S, Nr)``, ``density[s, t]`` the density it
+        gives a neighbour of species ``t`` (Finnis-Sinclair, LAMMPS ``eam/fs``).
     pair
         ``(S, S, Nr)`` symmetric table of ``r phi_st(r)`` (eV Angstrom).
     drho, dr
@@ -154,7 +164,7 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
     """
 
     embedding: Float[Array, "S R"]
-    density: Float[Array, "S Q"]
+    density: Float[Array, "S Q"] | Float[Array, "S S Q"]
     pair: Float[Array, "S S Q"]
     masses: Float[Array, " S"]
     species: Int[Array, " N"] | None
@@ -183,18 +193,23 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         self.embedding = check_parameter(embedding, "embedding")
         self.density = check_parameter(density, "density")
         self.pair = check_parameter(pair, "pair")
-        if self.embedding.ndim != 2 or self.density.ndim != 2 or self.pair.ndim != 3:
+        if self.embedding.ndim != 2 or self.density.ndim not in (2, 3) or self.pair.ndim != 3:
             raise ConfigurationError(
-                "EmbeddedAtom: embedding must be (S, Nrho), density (S, Nr) and pair "
-                f"(S, S, Nr); got {self.embedding.shape}, {self.density.shape}, "
-                f"{self.pair.shape}"
+                "EmbeddedAtom: embedding must be (S, Nrho), density (S, Nr) (or (S, S, Nr), "
+                f"Finnis-Sinclair) and pair (S, S, Nr); got {self.embedding.shape}, "
+                f"{self.density.shape}, {self.pair.shape}"
             )
-        s, nr = self.density.shape
-        if self.embedding.shape[0] != s or self.pair.shape != (s, s, nr):
+        s, nr = self.density.shape[0], self.density.shape[-1]
+        expected = (s, nr) if self.density.ndim == 2 else (s, s, nr)
+        if (
+            self.embedding.shape[0] != s
+            or self.density.shape != expected
+            or self.pair.shape != (s, s, nr)
+        ):
             raise ConfigurationError(
                 f"EmbeddedAtom: the tables disagree: embedding {self.embedding.shape}, density "
-                f"{self.density.shape}, pair {self.pair.shape} (expected (S, Nrho), (S, Nr), "
-                "(S, S, Nr))"
+                f"{self.density.shape}, pair {self.pair.shape} (expected (S, Nrho), (S, Nr) or "
+                "(S, S, Nr), (S, S, Nr))"
             )
         if min(self.embedding.shape[1], nr) < 5:
             raise ConfigurationError("EmbeddedAtom: the tables need at least 5 grid points")
@@ -219,9 +234,10 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         species=None,
     ) -> EmbeddedAtom:
         """Read a LAMMPS EAM file: funcfl (``*.eam``, ``pair_style eam``; a list of
-        files for several species) or setfl (``*.eam.alloy``, ``pair_style eam/alloy``).
+        files for several species), setfl (``*.eam.alloy``, ``pair_style eam/alloy``) or
+        Finnis-Sinclair (``*.eam.fs``, ``pair_style eam/fs``).
 
-        ``elements`` chooses and orders a setfl file's elements (species ``s`` is
+        ``elements`` chooses and orders a setfl or eam/fs file's elements (species ``s`` is
         ``elements[s]``, like the element list of LAMMPS ``pair_coeff * *``); default all,
         in the file's order. The tables are brought onto LAMMPS's internal grid exactly as
         LAMMPS does. A missing file, a truncated table, a non-number, an unknown element or
@@ -299,8 +315,9 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
             return d, mask, r, interval, p, species[atoms][:, None], species[others]
 
         def densities(args):
-            _, mask, _, interval, p, _, s_j = geometry(*args)
-            rho_j = _value_and_slope(_lookup(density, (s_j,), interval), p, inverse_dr)[0]
+            _, mask, _, interval, p, s_i, s_j = geometry(*args)
+            to_i = _density_at(self.density, s_j, s_i)
+            rho_j = _value_and_slope(_lookup(density, to_i, interval), p, inverse_dr)[0]
             return jnp.sum(jnp.where(mask, rho_j, 0.0), axis=1)
 
         rho = jax.lax.map(densities, blocks).reshape(-1)[:n]
@@ -308,11 +325,12 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
 
         def forces(args):
             d, mask, r, interval, p, s_i, s_j = geometry(*args)
-            _, slope_j = _value_and_slope(_lookup(density, (s_j,), interval), p, inverse_dr)
+            to_i, to_j = _density_at(self.density, s_j, s_i), _density_at(self.density, s_i, s_j)
+            _, slope_j = _value_and_slope(_lookup(density, to_i, interval), p, inverse_dr)
             if self.density.shape[0] == 1:
                 slope_i = slope_j
             else:
-                slope_i = _value_and_slope(_lookup(density, (s_i,), interval), p, inverse_dr)[1]
+                slope_i = _value_and_slope(_lookup(density, to_j, interval), p, inverse_dr)[1]
             z, z_slope = _value_and_slope(_lookup(pair, (s_i, s_j), interval), p, inverse_dr)
             inverse_r = 1.0 / r
             phi = z * inverse_r
@@ -344,14 +362,16 @@ class EmbeddedAtom(AbstractManyBodyEnergy):
         s_i, s_j = species[owner], species[other]
         density = spline_coefficients(self.density.astype(dtype))
         pair = spline_coefficients(self.pair.astype(dtype))
-        to_i = jnp.where(mask, _value_and_slope(_lookup(density, (s_j,), interval), p, 1.0)[0], 0)
+        from_j = _lookup(density, _density_at(self.density, s_j, s_i), interval)
+        to_i = jnp.where(mask, _value_and_slope(from_j, p, 1.0)[0], 0)
         phi = _value_and_slope(_lookup(pair, (s_i, s_j), interval), p, 1.0)[0] / r
         phi = jnp.where(mask, phi, 0.0)
         if d.ndim == 3:  # full rows: every pair in both rows
             rho = jnp.sum(to_i, axis=1)
             pair_energy = 0.5 * jnp.sum(phi, axis=1)
         else:  # each pair once
-            to_j = _value_and_slope(_lookup(density, (s_i,), interval), p, 1.0)[0]
+            from_i = _lookup(density, _density_at(self.density, s_i, s_j), interval)
+            to_j = _value_and_slope(from_i, p, 1.0)[0]
             rho = jax.ops.segment_sum(to_i, owner, num_segments=n)
             rho = rho + jax.ops.segment_sum(jnp.where(mask, to_j, 0.0), other, num_segments=n)
             pair_energy = 0.5 * (

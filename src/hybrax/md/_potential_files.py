@@ -1,5 +1,6 @@
-"""Readers for LAMMPS potential files: EAM ``funcfl`` (``*.eam``) and ``setfl``
-(``*.eam.alloy``), Stillinger-Weber (``*.sw``) and Tersoff (``*.tersoff``).
+"""Readers for LAMMPS potential files: EAM ``funcfl`` (``*.eam``), ``setfl``
+(``*.eam.alloy``) and Finnis-Sinclair (``*.eam.fs``), Stillinger-Weber (``*.sw``) and
+Tersoff (``*.tersoff``).
 
 Each reader checks the file and raises a `hybrax.ConfigurationError` naming the file, the
 line and what is wrong (a missing value, a count that does not match the header, an element
@@ -34,9 +35,10 @@ class EAMTables:
     """EAM functions on LAMMPS's internal grid (host-side NumPy, float64).
 
     ``embedding[s]`` is ``F_s`` at ``rho = m * drho``; ``density[s]`` is the density an atom
-    of species ``s`` gives its neighbours at ``r = m * dr``; ``pair[s, t]`` is ``r phi_st(r)``
-    (eV Angstrom, symmetric). ``rho_max`` is where LAMMPS starts extrapolating ``F``
-    linearly.
+    of species ``s`` gives its neighbours at ``r = m * dr`` (funcfl, setfl), or
+    ``density[s, t]`` the density it gives a neighbour of species ``t`` (Finnis-Sinclair
+    files); ``pair[s, t]`` is ``r phi_st(r)`` (eV Angstrom, symmetric). ``rho_max`` is
+    where LAMMPS starts extrapolating ``F`` linearly.
     """
 
     elements: tuple[str, ...]
@@ -257,10 +259,14 @@ def _read_funcfl(paths: Sequence, elements: Sequence[str] | None) -> EAMTables:
     )
 
 
-def _read_setfl(path) -> EAMTables:
+def _read_setfl(path, finnis_sinclair: bool = False) -> EAMTables:
+    """A setfl file (``pair_style eam/alloy``), or with ``finnis_sinclair`` its eam/fs
+    variant: after each element's ``F(rho)``, one density table per element (the density
+    this element gives an atom of element 1, 2, ...) instead of one."""
     name, lines = _read_text(path)
+    kind = "an eam/fs" if finnis_sinclair else "a setfl"
     if len(lines) < 5:
-        raise ConfigurationError(f"{name}: a setfl file needs at least 5 header lines")
+        raise ConfigurationError(f"{name}: {kind} file needs at least 5 header lines")
     fields = lines[3].split()
     try:
         count = int(fields[0])
@@ -283,7 +289,12 @@ def _read_setfl(path) -> EAMTables:
     for element in elements:
         masses.append(_element_mass(name, tokens, element))
         frho.append(_numbers(name, tokens, nrho, f"F(rho) of {element}"))
-        rhor.append(_numbers(name, tokens, nr, f"rho(r) of {element}"))
+        if finnis_sinclair:
+            rhor.append(
+                [_numbers(name, tokens, nr, f"rho(r) of {element} at {e}") for e in elements]
+            )
+        else:
+            rhor.append(_numbers(name, tokens, nr, f"rho(r) of {element}"))
     pair = np.zeros((count, count, nr))
     for i in range(count):
         for j in range(i + 1):
@@ -341,16 +352,19 @@ def _select(name: str, tables: EAMTables, elements: Sequence[str] | None) -> EAM
         elements=elements,
         masses=tables.masses[index],
         embedding=tables.embedding[index],
-        density=tables.density[index],
+        density=tables.density[np.ix_(index, index)]
+        if tables.density.ndim == 3
+        else tables.density[index],
         pair=tables.pair[np.ix_(index, index)],
     )
 
 
 def read_eam(path, elements: Sequence[str] | None = None) -> EAMTables:
     """Read an EAM potential: a funcfl file (``*.eam``, or a list of them, one per
-    species) or a setfl file (``*.eam.alloy``). ``elements`` picks and orders the setfl
-    elements (species ``s`` is ``elements[s]``; default: the file's order) or names the
-    funcfl files."""
+    species), a setfl file (``*.eam.alloy``) or a Finnis-Sinclair file (``*.eam.fs``,
+    LAMMPS ``pair_style eam/fs``: densities per pair of elements). ``elements`` picks and
+    orders the setfl or eam/fs elements (species ``s`` is ``elements[s]``; default: the
+    file's order) or names the funcfl files."""
     elements = element_list("read_eam", elements, optional=True)
     if isinstance(path, (list, tuple)):
         if not path:
@@ -376,13 +390,10 @@ def read_eam(path, elements: Sequence[str] | None = None) -> EAMTables:
             )
         return _read_funcfl([name], elements)
     if name.endswith(".eam.fs"):
-        raise ConfigurationError(
-            f"{name}: Finnis-Sinclair files (eam/fs) are not supported; use a funcfl (*.eam) "
-            "or setfl (*.eam.alloy) file"
-        )
+        return _select(name, _read_setfl(name, finnis_sinclair=True), elements)
     raise ConfigurationError(
-        f"{name}: unknown EAM file format; expected a funcfl file ending in .eam or a setfl "
-        "file ending in .eam.alloy"
+        f"{name}: unknown EAM file format; expected a funcfl file ending in .eam, a setfl "
+        "file ending in .eam.alloy or a Finnis-Sinclair file ending in .eam.fs"
     )
 
 

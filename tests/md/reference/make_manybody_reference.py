@@ -50,11 +50,20 @@ CASES = {
     "sw_si": ("diamond", 2, 5.431, 0.15, "sw", "Si.sw", ("Si",), "one"),
     "tersoff_si": ("diamond", 2, 5.431, 0.15, "tersoff", "Si.tersoff", ("Si",), "one"),
     "tersoff_sic": ("diamond", 2, 4.36, 0.12, "tersoff", "SiC.tersoff", ("Si", "C"), "zincblende"),
+    # Finnis-Sinclair: densities per pair of elements (asymmetric), elements reordered
+    "eam_feal_fs": ("fcc", 4, 3.9, 0.12, "eam/fs", "AlFe_mm.eam.fs", ("Fe", "Al"), "random"),
 }
 NVE = {  # name: (case, temperature K, timestep ps, steps)
     "nve_eam_cu": ("eam_cu_funcfl", 600.0, 0.002, 100),
 }
-MASSES = {"Cu": 63.546, "Ni": 58.6934, "Si": 28.0855, "C": 12.011}
+MASSES = {
+    "Cu": 63.546,
+    "Ni": 58.6934,
+    "Si": 28.0855,
+    "C": 12.011,
+    "Al": 26.981538,
+    "Fe": 55.845,
+}
 
 
 def configuration(name: str, seed: int):
