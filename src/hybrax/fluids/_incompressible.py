@@ -36,6 +36,7 @@ from ._boundaries import (
     pad_normal,
     pad_tangential,
 )
+from ._central_adjoint import central_rates
 from ._direct_forcing import closed_cells, constrained_faces, impose_body, surface_normals
 from ._fv_advection import (
     AbstractInterpolation,
@@ -526,6 +527,12 @@ class IncompressibleNavierStokes(AbstractDynamics):
         shape[axis] = n
         return rate * mask.reshape(shape) + convective_rate(along, axis, h, lo, hi)
 
+    def _advection_diffusion(self, velocity: tuple[Array, ...]) -> tuple[Array, ...]:
+        """Every component's `_momentum` (the general path; differentiated by autodiff,
+        and the reference of `central_rates`' backward pass)."""
+        scheme = self.scheme.bind(velocity)
+        return tuple(self._momentum(velocity, a, scheme) for a in range(len(velocity)))
+
     def tendency(self, state: FlowState, t: ArrayLike) -> FlowState:
         """Advection and diffusion of the face velocities (pressure excluded; zero on
         boundary faces that the boundary conditions set, the convective condition's rate on
@@ -546,9 +553,10 @@ class IncompressibleNavierStokes(AbstractDynamics):
                 name,
                 corrections,
             )
+        elif type(self.scheme) is CentralInterpolation:  # hand-written backward pass
+            rates = central_rates((velocity, self))
         else:
-            scheme = self.scheme.bind(velocity)
-            rates = tuple(self._momentum(velocity, a, scheme) for a in range(len(velocity)))
+            rates = self._advection_diffusion(velocity)
         zero = jnp.zeros_like(state.pressure)
         return state.with_velocity(rates, zero, jnp.zeros_like(state.time))
 

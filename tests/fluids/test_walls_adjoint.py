@@ -1,0 +1,115 @@
+"""The hand-written backward pass of the central-scheme tendency (`_central_adjoint`) equals
+reverse-mode autodiff of the plain implementation (`_advection_diffusion`) to round-off,
+for every boundary kind, an obstacle, 2-D and 3-D (float64: tests/conftest.py enables it)."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hybrax.fluids import (
+    Boundaries,
+    Cylinder,
+    FlowState,
+    FreeSlip,
+    IncompressibleNavierStokes,
+    Inflow,
+    Outflow,
+    Periodic,
+    UpwindInterpolation,
+    Wall,
+)
+from hybrax.fluids._central_adjoint import central_rates
+from hybrax.grids import StaggeredGrid
+
+GRID = StaggeredGrid((7, 6), (1.0, 0.8))
+GRID3 = StaggeredGrid((5, 4, 4), (1.0, 0.8, 0.7))
+PROFILE = jnp.linspace(0.2, 1.0, 6)
+
+CASES = {
+    "moving lid": IncompressibleNavierStokes.lid_driven_cavity(6, 100.0, lid_velocity=1.3),
+    "periodic x, wall and free slip": IncompressibleNavierStokes(
+        GRID,
+        Boundaries(Periodic(), Periodic(), Wall(-0.3), FreeSlip()),
+        0.01,
+        forcing=0.2 * jnp.ones(GRID.face_shape(0)),
+    ),
+    "periodic y, wall and outflow": IncompressibleNavierStokes(
+        GRID, Boundaries(Wall(0.5), Outflow(), Periodic(), Periodic()), 0.02, forcing=0.4
+    ),
+    "inflow, convective outflow": IncompressibleNavierStokes(
+        GRID,
+        Boundaries(Inflow(PROFILE), Outflow(convective_velocity=0.7), FreeSlip(), Wall(0.4)),
+        0.01,
+        drag=0.2,
+        forcing=0.3,
+    ),
+    "inflow, outflow, cylinder": IncompressibleNavierStokes(
+        GRID,
+        Boundaries(Inflow(PROFILE), Outflow(), Wall(), Wall()),
+        0.01,
+        obstacle=Cylinder(jnp.array([0.4, 0.4]), 0.15, 0.05),
+    ),
+    "3-D box": IncompressibleNavierStokes(
+        GRID3,
+        Boundaries(
+            Wall(0.5),
+            Outflow(convective_velocity=1.0),
+            Periodic(),
+            Periodic(),
+            Wall(0.2),
+            FreeSlip(),
+        ),
+        0.02,
+        drag=0.05,
+    ),
+}
+
+
+def _random_faces(grid, seed):
+    key = jax.random.PRNGKey(seed)
+    return tuple(
+        jax.random.normal(jax.random.fold_in(key, a), grid.face_shape(a), jnp.float64)
+        for a in range(grid.ndim)
+    )
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hand_written_vjp_equals_autodiff(name):
+    model = CASES[name]
+    velocity = _random_faces(model.grid, 1)  # any velocity: the tendency is a polynomial
+    cotangent = _random_faces(model.grid, 2)
+    differentiable, static = eqx.partition((velocity, model), eqx.is_inexact_array)
+
+    def rates(leaves, hand_written):
+        v, m = eqx.combine(leaves, static)
+        return central_rates((v, m)) if hand_written else m._advection_diffusion(v)
+
+    @jax.jit
+    def values_and_grads(leaves):
+        values, pullback = jax.vjp(lambda d: rates(d, True), leaves)
+        reference_values, reference_pullback = jax.vjp(lambda d: rates(d, False), leaves)
+        return values, reference_values, pullback(cotangent)[0], reference_pullback(cotangent)[0]
+
+    values, reference_values, grads, reference_grads = values_and_grads(differentiable)
+    for value, reference in zip(values, reference_values, strict=True):
+        np.testing.assert_allclose(value, reference, rtol=1e-13)  # the model's forward pass
+    paths = jax.tree_util.tree_leaves_with_path(reference_grads)
+    for (path, reference), grad in zip(paths, jax.tree.leaves(grads), strict=True):
+        name = jax.tree_util.keystr(path)
+        scale = float(jnp.max(jnp.abs(reference)))
+        if not any(word in name for word in ("permeability", "profile", "obstacle")):
+            assert scale > 0, name  # velocities, viscosity, drag, forcing, wall speeds
+        np.testing.assert_allclose(grad, reference, rtol=0, atol=1e-13 * scale, err_msg=name)
+
+
+def test_the_tendency_takes_the_hand_written_path_only_for_central():
+    model = CASES["moving lid"]
+    u, v = _random_faces(model.grid, 1)
+    state = FlowState(u, v, jnp.zeros(model.grid.cell_shape), jnp.zeros(()))
+    text = str(jax.make_jaxpr(lambda s: model.tendency(s, 0.0))(state))
+    assert "custom_vjp" in text
+    upwind = eqx.tree_at(lambda m: m.scheme, model, UpwindInterpolation())
+    text = str(jax.make_jaxpr(lambda s: upwind.tendency(s, 0.0))(state))
+    assert "custom_vjp" not in text
