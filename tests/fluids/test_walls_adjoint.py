@@ -2,6 +2,8 @@
 reverse-mode autodiff of the plain implementation (`_advection_diffusion`) to round-off,
 for every boundary kind, an obstacle, 2-D and 3-D (float64: tests/conftest.py enables it)."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -113,3 +115,28 @@ def test_the_tendency_takes_the_hand_written_path_only_for_central():
     upwind = eqx.tree_at(lambda m: m.scheme, model, UpwindInterpolation())
     text = str(jax.make_jaxpr(lambda s: upwind.tendency(s, 0.0))(state))
     assert "custom_vjp" not in text
+
+
+def test_forward_mode_needs_the_plain_path():
+    """`jax.jvp` cannot pass a custom VJP: ``hand_written_backward=False`` gives it the
+    plain tendency, whose tangent equals the hand-written pass's transpose."""
+    model = CASES["moving lid"]
+    plain = dataclasses.replace(model, hand_written_backward=False)
+    u, v = _random_faces(model.grid, 1)
+    du, dv = _random_faces(model.grid, 2)
+    state = FlowState(u, v, jnp.zeros(model.grid.cell_shape), jnp.zeros(()))
+    tangent = FlowState(du, dv, jnp.zeros(model.grid.cell_shape), jnp.zeros(()))
+
+    def rate(m, s):
+        return m.tendency(s, 0.0).u
+
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(lambda s: rate(model, s), (state,), (tangent,))
+    _, forward = jax.jvp(lambda s: rate(plain, s), (state,), (tangent,))
+    cotangent = _random_faces(model.grid, 3)[0]
+    (backward,) = jax.vjp(lambda s: rate(model, s), state)[1](cotangent)
+    np.testing.assert_allclose(
+        jnp.vdot(forward, cotangent),
+        jnp.vdot(du, backward.u) + jnp.vdot(dv, backward.v),
+        rtol=1e-12,
+    )
