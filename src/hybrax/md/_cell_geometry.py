@@ -244,16 +244,14 @@ def build_rows(
     )
     col_length = col_start[1:] - col_start[:-1]
     ext_ids = _column_major(order, col_start, stride)
-    ext_coords = [positions[:, c][ext_ids] for c in range(3)]
+    ext_coords = positions[ext_ids]  # (E, 3): one gather for the three coordinates
     start = column * stride + jnp.clip(s, 0, column_capacity)
     lengths = box.lengths.astype(dtype)
     inverse = 1.0 / lengths
     radius_sq = jnp.asarray(list_radius**2, dtype)
 
     num_words = -(-candidate_width // _WORD)
-    slot = jnp.arange(num_words * _WORD, dtype=jnp.int32)[None, :]
-    k = jnp.arange(width, dtype=jnp.int32)[None, :]
-    bits = jnp.left_shift(jnp.uint32(1), jnp.arange(_WORD, dtype=jnp.uint32))
+    num_windows = count.shape[1]
 
     def candidate_index(start, count, slots):
         """The column-major index of each row's candidate ``slots`` (slot c lies in the
@@ -267,13 +265,19 @@ def build_rows(
             prefix = prefix + count[:, q]
         return index, prefix
 
-    def rows(args):  # by blocks of atoms: a bit mask per 32 candidates, then compaction
-        own, x, start, count = args
-        b = own.shape[0]
+    def rows(first_atom, args):  # per block of atoms: a bit mask per 32 candidates, compaction
+        x, windows = args
+        b = x.shape[0]
+        start, count = windows[:, :num_windows], windows[:, num_windows:]
+        # (iotas made here fuse into their users; made outside the loop, each was a kernel)
+        own = first_atom + lax.broadcasted_iota(jnp.int32, (b,), 0)
+        slot = lax.broadcasted_iota(jnp.int32, (1, num_words * _WORD), 1)
+        k = lax.broadcasted_iota(jnp.int32, (1, width), 1)
+        bits = jnp.asarray(1 << np.arange(_WORD, dtype=np.uint32))
         index, prefix = candidate_index(start, count, slot)
         used = slot < prefix[:, None]
         source = jnp.where(used, index, 0)
-        xyz = [ext_coords[c][source] for c in range(3)]  # (one gather per coordinate:
+        xyz = [ext_coords[:, c][source] for c in range(3)]  # (one gather per coordinate:
         # XLA's gather of (b, slots, 3) rows is about 6x slower on a CPU)
         r2 = 0.0
         for c in range(3):
@@ -301,23 +305,28 @@ def build_rows(
         # atoms, rebuild 5.7 -> 4.9 ms and less to compile)
         source = jnp.take_along_axis(index, jnp.where(kept, chosen, 0), axis=1)
         table = jnp.where(kept, ext_ids[source], own[:, None])
-        return table, before, prefix
+        return first_atom + b, (table, jnp.stack([before, prefix], axis=-1))
 
     block, num_blocks, pad = _row_blocks(n)
-    table, total, candidates = lax.map(
+    # one input array for the loop's windows (each input is sliced by a kernel of its own)
+    windows = jnp.concatenate([start, count], axis=1)
+    _, (table, totals) = lax.scan(
         rows,
+        jnp.zeros((), jnp.int32),
         (
-            jnp.pad(jnp.arange(n, dtype=jnp.int32), (0, pad)).reshape(num_blocks, block),
             jnp.pad(positions, ((0, pad), (0, 0))).reshape(num_blocks, block, 3),
-            jnp.pad(start, ((0, pad), (0, 0))).reshape(num_blocks, block, -1),
-            jnp.pad(count, ((0, pad), (0, 0))).reshape(num_blocks, block, -1),
+            jnp.pad(windows, ((0, pad), (0, 0))).reshape(num_blocks, block, -1),
         ),
     )
-    table, total = table.reshape(-1, width)[:n], total.reshape(-1)[:n]
-    # the three needs in one reduction (each reduction is a few kernels to compile): a
-    # column's length is the need of every atom in it, and every non-empty column has one
-    needs = jnp.stack([total, candidates.reshape(-1)[:n], col_length[column[:, 0]]], axis=-1)
-    total_need, candidate_need, column_need = jnp.max(needs, axis=0)
+    table, totals = table.reshape(-1, width)[:n], totals.reshape(-1, 2)[:n]
+    total = totals[:, 0]
+    # the three needs in one reduction, in float32 (exact for counts below 2^24: XLA on a
+    # CPU compiles an integer maximum into a tree of kernels, a floating-point one into a
+    # library call); a column's length is the need of every atom in it, and every
+    # non-empty column has one
+    needs = jnp.concatenate([totals, col_length[column[:, :1]]], axis=1)
+    needs = jnp.max(needs.astype(jnp.float32), axis=0).astype(jnp.int32)
+    total_need, candidate_need, column_need = needs[0], needs[1], needs[2]
     overflow = (
         (total_need > width) | (candidate_need > candidate_width) | (column_need > column_capacity)
     )

@@ -433,7 +433,7 @@ class CellNeighborList(AbstractNeighborList):
             (
                 positions,
                 table.reshape(-1),
-                (jnp.arange(n, dtype=jnp.int32) * width)[:, None],
+                _row_starts(n, width),
                 upper[:, None],  # the j > i prefix of each row: each pair once
                 count,
                 self.overflow | overflow | lost,
@@ -494,7 +494,7 @@ class CellNeighborList(AbstractNeighborList):
             (
                 positions,
                 table.reshape(-1),
-                (jnp.arange(self.num_atoms, dtype=jnp.int32) * width)[:, None],
+                _row_starts(self.num_atoms, width),
                 count[:, None],
                 self.overflow | overflow,
                 jnp.maximum(self.max_counts, count_needed[None]),
@@ -612,6 +612,12 @@ class CellNeighborList(AbstractNeighborList):
                 table, self.row_count, positions, box, pair_fn, cutoff, species, sums
             )
         return _cells_pass(self, positions, box, pair_fn, cutoff, species, sums)
+
+
+def _row_starts(n: int, width: int) -> Array:
+    """``(N, 1)`` starts of the rows of an ``(N, width)`` table: a constant of the program
+    (computed in it, it is one more kernel to compile in every rebuild)."""
+    return jnp.asarray(np.arange(n, dtype=np.int32)[:, None] * width)
 
 
 def _choose_and_build(
@@ -782,9 +788,10 @@ def _rows_pass(table, total, block_size, positions, box, pair_fn, cutoff, specie
         lengths = box.lengths.astype(dtype)
         inverse = 1.0 / lengths
     block, num_blocks, pad = _blocks(n, _even_block(n, block_size))  # (n = 4,000: 8 x 500)
-    slot = jnp.arange(width, dtype=jnp.int32)[None, :]
 
     def per_slot(x, rows, used, si):
+        # (an iota made outside the loop is a kernel of its own; here it fuses)
+        slot = lax.broadcasted_iota(jnp.int32, (1, width), 1)
         others = positions[rows]
         if strained:
             d = minimum_image(
