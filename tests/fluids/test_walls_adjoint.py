@@ -140,3 +140,22 @@ def test_forward_mode_needs_the_plain_path():
         jnp.vdot(du, backward.u) + jnp.vdot(dv, backward.v),
         rtol=1e-12,
     )
+
+
+def test_lyapunov_spectrum_switches_to_plain_autodiff():
+    """`hybrax.lyapunov_spectrum` linearises the step forward: it runs a walled model with
+    the plain tendency (the same step), where the default hand-written backward pass would
+    raise TypeError; the exponents equal those of the plain model."""
+    import hybrax
+    from hybrax.fluids import ProjectedRK
+
+    model = IncompressibleNavierStokes.lid_driven_cavity(6, 100.0)
+    plain = dataclasses.replace(model, hand_written_backward=False)
+    start = model.initial_state()
+    spectra = [
+        hybrax.lyapunov_spectrum(
+            ProjectedRK(m, 0.01), start, 10, k=2, reorthonormalize_every=5, progress=False
+        )
+        for m in (model, plain)
+    ]
+    np.testing.assert_allclose(spectra[0], spectra[1], rtol=1e-12)

@@ -103,8 +103,9 @@ def lyapunov_spectrum(
         raise ConfigurationError(f"k={k} exceeds the state's dimension {size}")
     key = jax.random.PRNGKey(0) if key is None else key
     exponents, code = _lyapunov(
-        stepper, state, n_steps, k, reorthonormalize_every, discard_steps, key, progress
-    )
+        _forward_mode(stepper), state, n_steps, k, reorthonormalize_every, discard_steps, key,
+        progress,
+    )  # fmt: skip
     messages = _messages(reorthonormalize_every, jnp.result_type(exponents))
     concrete = concrete_or_none(code)
     if concrete is None:  # under an outer jit / vmap / grad: raise when it runs
@@ -126,6 +127,25 @@ def _messages(every: int, dtype) -> tuple[str, str]:
         f"Keep lambda_1 * dt * reorthonormalize_every well below {log_max:.0f} (the log of "
         f"the largest {np.dtype(dtype).name}); try reorthonormalize_every={smaller}.",
     )
+
+
+def _has_custom_backward(node) -> bool:
+    return isinstance(node, eqx.Module) and getattr(node, "hand_written_backward", None) is True
+
+
+def _forward_mode(stepper: AbstractStepper) -> AbstractStepper:
+    """``stepper`` with every module that differentiates itself by a hand-written backward
+    pass (``hand_written_backward=True``, e.g. `hybrax.fluids.IncompressibleNavierStokes`:
+    a custom VJP, which forward mode cannot pass) switched to plain autodiff; the same
+    step."""
+    import dataclasses
+
+    def plain(node):
+        if _has_custom_backward(node):
+            return dataclasses.replace(node, hand_written_backward=False)
+        return node
+
+    return jax.tree.map(plain, stepper, is_leaf=_has_custom_backward)
 
 
 @eqx.filter_jit

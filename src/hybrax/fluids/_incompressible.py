@@ -164,9 +164,9 @@ class IncompressibleNavierStokes(AbstractDynamics):
         True): equal to autodiff to round-off, about 3x cheaper (a gradient through 100
         SSP-RK3 steps of the 256² cavity 3.6x -> 2.4x the forward's time,
         `benchmarks/fluids_walls.py`). Forward-mode derivatives (`jax.jvp`,
-        `jax.linearize`, `jax.jacfwd`, `hybrax.lyapunov_spectrum`) cannot pass through it
-        and raise ``TypeError: can't apply forward-mode autodiff (jvp) to a custom_vjp
-        function``: set False for those.
+        `jax.linearize`, `jax.jacfwd`) cannot pass through it and raise ``TypeError:
+        can't apply forward-mode autodiff (jvp) to a custom_vjp function``: set False for
+        those (`hybrax.lyapunov_spectrum` does so itself).
 
     Examples
     --------
