@@ -267,3 +267,24 @@ def test_state_from_velocity_projects_every_mode():
     noise = jax.random.normal(jax.random.key(0), (3, 8, 8, 8), jnp.float64)
     state = model.state_from_velocity(noise)
     assert float(model.divergence_norm(state)) < 1e-12
+
+
+@pytest.mark.parametrize("dense_max", [256, 4])
+def test_pruned_inverse_transform_equals_the_full_one(monkeypatch, dense_max):
+    """The 2/3 rule's pruned inverse transform (the half axis by a matrix product, or past
+    `_DENSE_SYNTHESIS_MAX` by an inverse FFT of the kept planes) equals ``irfftn`` of the
+    dealiased spectrum to round-off, on an uneven grid."""
+    from hybrax.fluids import _navier_stokes3d as ns3d
+    from hybrax.grids import Grid
+
+    monkeypatch.setattr(ns3d, "_DENSE_SYNTHESIS_MAX", dense_max)
+    grid = Grid((12, 8, 16))
+    u = jnp.asarray(np.random.default_rng(4).normal(size=(3, *grid.shape)))
+    u_hat = jnp.fft.rfftn(u, axes=(-3, -2, -1), norm="forward")
+    full = jnp.fft.irfftn(
+        jnp.where(grid.numpy_dealias_mask(), u_hat, 0),
+        s=grid.shape,
+        axes=(-3, -2, -1),
+        norm="forward",
+    )
+    np.testing.assert_allclose(ns3d._irfft_kept(grid, u_hat), full, rtol=0, atol=1e-14)
