@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -138,7 +140,6 @@ def _forward_mode(stepper: AbstractStepper) -> AbstractStepper:
     pass (``hand_written_backward=True``, e.g. `hybrax.fluids.IncompressibleNavierStokes`:
     a custom VJP, which forward mode cannot pass) switched to plain autodiff; the same
     step."""
-    import dataclasses
 
     def plain(node):
         if _has_custom_backward(node):

@@ -30,6 +30,7 @@ from jaxtyping import Array
 from hybrax.core import scalar_like
 
 from ._boundaries import (
+    _SIDE_NAMES,
     AbstractBoundary,
     Inflow,
     Outflow,
@@ -253,9 +254,6 @@ def _central_bwd(residuals, grad_obj, perturbed, vjp_arg):
     return g_velocity, g_model
 
 
-_SIDE_NAMES = (("left", "right"), ("bottom", "top"), ("front", "back"))
-
-
 def _model_cotangent(model, perturbed, g_nu, g_drag, g_forcing, g_walls, g_speeds):
     """The model-shaped cotangent: the tendency's parameters' entries, zero for every other
     floating leaf, None where ``perturbed`` is False."""
@@ -267,30 +265,17 @@ def _model_cotangent(model, perturbed, g_nu, g_drag, g_forcing, g_walls, g_speed
         return jnp.asarray(value).astype(jnp.result_type(leaf)).reshape(jnp.shape(leaf))
 
     full = jax.tree.map(zero, model)
-    wheres, values = [], []
     for where, value in (
         (lambda m: m.viscosity, g_nu),
         (lambda m: m.drag, g_drag),
         (lambda m: m.forcing, g_forcing),
     ):
-        wheres.append(where)
-        values.append(cast(value, where(model)))
-    for (axis, end), value in g_walls.items():
-        name = _SIDE_NAMES[axis][end]
+        full = eqx.tree_at(where, full, cast(value, where(model)))
+    for field, entries in (("velocity", g_walls), ("convective_velocity", g_speeds)):
+        for (axis, end), value in entries.items():
 
-        def where(m, name=name):
-            return getattr(m.boundaries, name).velocity
+            def where(m, name=_SIDE_NAMES[2 * axis + end], field=field):
+                return getattr(getattr(m.boundaries, name), field)
 
-        wheres.append(where)
-        values.append(cast(value, where(model)))
-    for (axis, end), value in g_speeds.items():
-        name = _SIDE_NAMES[axis][end]
-
-        def where(m, name=name):
-            return getattr(m.boundaries, name).convective_velocity
-
-        wheres.append(where)
-        values.append(cast(value, where(model)))
-    for where, value in zip(wheres, values, strict=True):
-        full = eqx.tree_at(where, full, value)
+            full = eqx.tree_at(where, full, cast(value, where(model)))
     return jax.tree.map(lambda x, p: x if p else None, full, perturbed)
