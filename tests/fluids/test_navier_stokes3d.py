@@ -270,10 +270,12 @@ def test_state_from_velocity_projects_every_mode():
 
 
 @pytest.mark.parametrize("dense_max", [256, 4])
-def test_pruned_inverse_transform_equals_the_full_one(monkeypatch, dense_max):
-    """The 2/3 rule's pruned inverse transform (the half axis by a matrix product, or past
-    `_DENSE_SYNTHESIS_MAX` by an inverse FFT of the kept planes) equals ``irfftn`` of the
-    dealiased spectrum to round-off, on an uneven grid."""
+def test_pruned_transforms_equal_the_full_ones(monkeypatch, dense_max):
+    """The 2/3 rule's pruned transforms (the half axis by a matrix product, or past
+    `_DENSE_SYNTHESIS_MAX` by an FFT of the kept planes) equal ``irfftn`` of the dealiased
+    spectrum and the kept box of ``rfftn`` to round-off, on a non-cubic grid (z-major
+    physical layout); the five shifted products give the same projected divergence as the
+    six ``u_i u_j``."""
     from hybrax.fluids import _navier_stokes3d as ns3d
     from hybrax.grids import Grid
 
@@ -287,4 +289,15 @@ def test_pruned_inverse_transform_equals_the_full_one(monkeypatch, dense_max):
         axes=(-3, -2, -1),
         norm="forward",
     )
-    np.testing.assert_allclose(ns3d._irfft_kept(grid, u_hat), full, rtol=0, atol=1e-14)
+    z_major = ns3d._irfft_kept(grid, u_hat)
+    np.testing.assert_allclose(jnp.moveaxis(z_major, 0, -1), full, rtol=0, atol=1e-14)
+    box = ns3d._restrict(grid, jnp.fft.rfftn(u, axes=(-3, -2, -1), norm="forward"))
+    np.testing.assert_allclose(ns3d._rfft_kept(grid, jnp.moveaxis(u, -1, 0)), box, atol=1e-15)
+    model = NavierStokes3D(grid)
+    six = ns3d._restrict(grid, model._rfft(ns3d._products(full)))
+    five = ns3d._rfft_kept(grid, ns3d._five_products(z_major))
+    np.testing.assert_allclose(
+        model._minus_projected_divergence(five, True, ns3d._FIVE_PAIRS),
+        model._minus_projected_divergence(six, True),
+        atol=1e-14,
+    )

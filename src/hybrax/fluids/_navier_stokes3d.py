@@ -92,50 +92,102 @@ def _extend(grid: Grid, box: Array) -> Array:
     return padded[..., jx[:, None], jy[None, :], :]
 
 
-_DENSE_SYNTHESIS_MAX = 256  # the largest half-axis length synthesised by a matrix product
+_DENSE_SYNTHESIS_MAX = 256  # the largest half-axis length transformed by a matrix product
 
 
 @functools.lru_cache(maxsize=32)
 def _synthesis_matrix(num_points: int, num_kept: int, dtype: np.dtype) -> np.ndarray:
     """The real inverse DFT along the half axis from its first ``num_kept`` modes,
     ``u(z) = sum_k w_k (Re c_k cos(2 pi k z / N) - Im c_k sin(2 pi k z / N))`` with
-    ``w_0 = 1``, ``w_k = 2`` (no 1/N: ``norm="forward"``), shape ``(num_kept, 2, N)``."""
+    ``w_0 = 1``, ``w_k = 2`` (no 1/N: ``norm="forward"``), shape ``(N, 2 num_kept)``, the
+    columns ordered ``(k, re/im)``."""
+    k = np.arange(num_kept)[None, :]
+    angle = 2 * math.pi * np.arange(num_points)[:, None] * k / num_points
+    weight = np.where(k == 0, 1.0, 2.0)
+    matrix = np.stack([weight * np.cos(angle), -weight * np.sin(angle)], axis=-1)
+    return matrix.reshape(num_points, 2 * num_kept).astype(dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _analysis_matrix(num_points: int, num_kept: int, dtype: np.dtype) -> np.ndarray:
+    """The forward-normalised real DFT along the half axis onto its first ``num_kept``
+    modes, ``c_k = (1/N) sum_z u(z) (cos(2 pi k z / N) - i sin(2 pi k z / N))``, shape
+    ``(2 num_kept, N)``, the rows ordered ``(k, re/im)``."""
     k = np.arange(num_kept)[:, None]
     angle = 2 * math.pi * k * np.arange(num_points)[None, :] / num_points
-    weight = np.where(k == 0, 1.0, 2.0)
-    return np.stack([weight * np.cos(angle), -weight * np.sin(angle)], axis=1).astype(dtype)
+    matrix = np.stack([np.cos(angle), -np.sin(angle)], axis=1) / num_points
+    return matrix.reshape(2 * num_kept, num_points).astype(dtype)
 
 
 def _irfft_kept(grid: Grid, u_hat: Array) -> Array:
-    """``irfftn(mask * u_hat, norm="forward")`` under the 2/3 rule, pruned: the 2-D inverse
-    FFT over x and y only on the kept ``kz < N_z / 3`` planes, then the half axis as one
-    matrix product with `_synthesis_matrix` (about 2/3 of its modes are zero, and on a CPU
-    a dense product beats the FFT there: 64^3, 3 components, 1.9 ms vs 3.6 ms for the full
-    transform). Equal to the full transform to round-off. The product's cost grows as
-    ``N_z^2`` per column: beyond ``N_z = 256`` (where it still won, 604 vs 640 ms for 3
-    components on one core) the half axis is a real inverse FFT of the kept planes
-    instead."""
+    """``irfftn(mask * u_hat, norm="forward")`` under the 2/3 rule, pruned, returned
+    z-major: ``(N_z, ..., N_x, N_y)`` (``moveaxis(result, 0, -1)`` is the usual layout; the
+    products on the grid are pointwise, so `_rfft_kept` takes this layout back).
+
+    The 2-D inverse FFT over x and y runs only on the kept ``kz < N_z / 3`` planes, then
+    the half axis is one matrix product with `_synthesis_matrix` (about 2/3 of its modes
+    are zero, and on a CPU a dense product beats the FFT there), whose output is z-major
+    without a transpose. Equal to the full transform to round-off. The product's cost
+    grows as ``N_z^2`` per column: beyond ``N_z = 256`` (where it still won, 604 vs 640
+    ms for 3 components on one core) the half axis is a real inverse FFT of the kept
+    planes instead."""
     real = u_hat.real.dtype
     num_kept = _kept(grid)[2] + 1
     mask = jnp.asarray(grid.numpy_dealias_mask()[..., :num_kept])
-    planes = jnp.where(mask, u_hat[..., :num_kept], 0)
-    planes = jnp.fft.ifft2(jnp.moveaxis(planes, -1, -3), axes=(-2, -1), norm="forward")
+    planes = jnp.moveaxis(jnp.where(mask, u_hat[..., :num_kept], 0), -1, 0)
+    planes = jnp.fft.ifft2(planes, axes=(-2, -1), norm="forward")  # (kz, ..., x, y)
     n = grid.shape[2]
     if n > _DENSE_SYNTHESIS_MAX:
-        planes = jnp.moveaxis(planes, -3, -1)
-        planes = jnp.pad(planes, [(0, 0)] * (planes.ndim - 1) + [(0, n // 2 + 1 - num_kept)])
-        return jnp.fft.irfft(planes, n=n, axis=-1, norm="forward")
-    planes = jnp.stack([planes.real, planes.imag], axis=-3)  # (..., kz, re/im, x, y)
-    matrix = jnp.asarray(_synthesis_matrix(grid.shape[2], num_kept, np.dtype(real)))
-    return jnp.einsum("...ksxy,ksz->...xyz", planes, matrix, precision=jax.lax.Precision.HIGHEST)
+        planes = jnp.pad(planes, [(0, n // 2 + 1 - num_kept)] + [(0, 0)] * (planes.ndim - 1))
+        return jnp.fft.irfft(planes, n=n, axis=0, norm="forward")
+    planes = jnp.stack([planes.real, planes.imag], axis=1)  # (kz, re/im, ..., x, y)
+    matrix = jnp.asarray(_synthesis_matrix(n, num_kept, np.dtype(real)))
+    fields = jnp.matmul(
+        matrix, planes.reshape(2 * num_kept, -1), precision=jax.lax.Precision.HIGHEST
+    )
+    return fields.reshape(n, *planes.shape[2:])
+
+
+def _rfft_kept(grid: Grid, fields: Array) -> Array:
+    """The 2/3 rule's box of kept modes (`_restrict`) of ``rfftn(f, norm="forward")`` for
+    z-major real ``fields`` ``(N_z, ..., N_x, N_y)`` (the layout of `_irfft_kept`), pruned:
+    the half axis first, onto its kept ``kz < N_z / 3`` modes only, as one matrix product
+    with `_analysis_matrix` (no transpose: its rows are the kept planes), then the 2-D FFT
+    over x and y on those planes and the kept rows taken. Beyond ``N_z = 256`` the half
+    axis is a real FFT instead (see `_irfft_kept`). Equal to the full transform to
+    round-off."""
+    real = fields.dtype
+    num_kept = _kept(grid)[2] + 1
+    n = grid.shape[2]
+    if n > _DENSE_SYNTHESIS_MAX:
+        planes = jnp.fft.rfft(fields, axis=0, norm="forward")[:num_kept]
+    else:
+        matrix = jnp.asarray(_analysis_matrix(n, num_kept, np.dtype(real)))
+        halves = jnp.matmul(
+            matrix, fields.reshape(n, -1), precision=jax.lax.Precision.HIGHEST
+        ).reshape(num_kept, 2, *fields.shape[1:])
+        planes = jax.lax.complex(halves[:, 0], halves[:, 1])
+    ix, iy = _box_indices(grid)
+    planes = jnp.fft.fft2(planes, axes=(-2, -1), norm="forward")[..., ix[:, None], iy[None, :]]
+    return jnp.moveaxis(planes, 0, -1)
 
 
 _PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))  # the distinct u_i u_j
+# u_i u_j - w^2 delta_ij without its zero (2, 2) entry: the same divergence up to a gradient
+_FIVE_PAIRS = ((0, 0), (1, 1), (0, 1), (0, 2), (1, 2))
 
 
 def _products(u: Array) -> Array:
     """The six distinct products ``u_i u_j`` of a velocity ``(3, ...)``, in `_PAIRS` order."""
     return jnp.stack([u[i] * u[j] for i, j in _PAIRS])
+
+
+def _five_products(u: Array) -> Array:
+    """``u_i u_j - w^2 delta_ij`` (``w = u_2``) for `_FIVE_PAIRS` of a z-major velocity
+    ``(N_z, 3, ...)``, stacked on axis 1: the (2, 2) entry is zero, and the divergence
+    differs from ``div(u u)`` by ``grad(w^2)``, which the Leray projection removes."""
+    ww = u[:, 2] * u[:, 2]
+    return jnp.stack([u[:, i] * u[:, j] - (ww if i == j else 0) for i, j in _FIVE_PAIRS], axis=1)
 
 
 def _i_times(c: Array, z: Array) -> Array:
@@ -168,9 +220,9 @@ class NavierStokes3D(AbstractSemilinearDynamics):
     (integrated exactly by `hybrax.ETDRK4`, implicitly by `hybrax.CrankNicolsonRK4`) and
     ``N = P[u x omega] + f``, the product evaluated on the grid from dealiased fields and
     dealiased again (6 inverse + 3 forward real FFTs per evaluation; with the 2/3 rule the
-    equal divergence form ``-P[div(u u)]``, 3 inverse + 6 forward, which is faster; the
-    inverse transforms skip the modes the rule zeroes, and the spectral work runs on the
-    box of kept modes only). With the 2/3 rule
+    equal divergence form ``-P[div(u u - w^2 I)]``, 3 inverse + 5 forward, which is faster;
+    the transforms skip the modes the rule zeroes, and the spectral work runs on the box of
+    kept modes only). With the 2/3 rule
     (the default) the truncated inviscid, unforced system conserves kinetic energy exactly
     (``u . (u x omega) = 0`` pointwise, no aliasing on the kept modes); the mean flow
     is constant. ``dealias`` makes the rule a choice, as in `NavierStokes2D`.
@@ -344,18 +396,21 @@ class NavierStokes3D(AbstractSemilinearDynamics):
     def _divergence_form(self, u_hat: Array) -> Array:
         """``-P[div(u u)] + f`` under the 2/3 rule, the spectral work on the kept modes only.
 
-        3 inverse and 6 forward real FFTs (the six distinct products ``u_i u_j``) instead of
-        the rotational form's 6 and 3; a forward transform costs about half an inverse one
-        here (XLA's CPU FFT, 64^3 and 128^3). Under the 2/3 rule both forms are exact on the
-        kept modes (a product of fields below ``N/3`` aliases only above it), so they agree
-        to round-off; ``P[u x omega] = -P[(u . grad) u]`` as the gradient ``grad |u|^2 / 2``
-        projects out. The kept modes form a box (``|n_i| < N_i / 3``, `_restrict`): the
-        dealiasing is a slice, and the divergence, projection and forcing run on the box,
-        about 30% of the spectral array, then `_extend` puts the zeros back around it.
+        3 inverse and 5 forward transforms instead of the rotational form's 6 and 3: the
+        products ``u_i u_j - w^2 delta_ij`` (`_five_products`; the ``w^2`` shift is a
+        gradient, which the projection removes, and zeroes the (2, 2) entry). Under the 2/3
+        rule both forms are exact on the kept modes (a product of fields below ``N/3``
+        aliases only above it), so they agree to round-off; ``P[u x omega] = -P[(u . grad)
+        u]`` as the gradient ``grad |u|^2 / 2`` projects out. Both transforms are pruned to
+        the kept modes and meet in the z-major layout (`_irfft_kept`, `_rfft_kept`: the
+        half axis by matrix products, no transposes of the grid fields). The kept modes
+        form a box (``|n_i| < N_i / 3``, `_restrict`): the dealiasing is a slice, and the
+        divergence, projection and forcing run on the box, about 30% of the spectral array,
+        then `_extend` puts the zeros back around it.
         """
         grid = self.grid
-        u = _irfft_kept(grid, u_hat)
-        n_hat = self._minus_projected_divergence(_restrict(grid, self._rfft(_products(u))), True)
+        products = _rfft_kept(grid, _five_products(_irfft_kept(grid, u_hat)))
+        n_hat = self._minus_projected_divergence(products, True, _FIVE_PAIRS)
         if self._forcing_in_box():
             return _extend(grid, n_hat + self._forcing_hat(u_hat, compact=True))
         return _extend(grid, n_hat) + self._forcing_hat(u_hat)
@@ -376,14 +431,20 @@ class NavierStokes3D(AbstractSemilinearDynamics):
         uu_hat = _scale(mask, self._rfft(_products(self._irfft(dealiased))))
         return self._minus_projected_divergence(uu_hat)
 
-    def _minus_projected_divergence(self, uu_hat: Array, compact: bool = False) -> Array:
-        """``-P[i k_j (u_i u_j)^]`` from the six products of `_products` (on the 2/3 rule's
-        box of kept modes if ``compact``)."""
+    def _minus_projected_divergence(
+        self, uu_hat: Array, compact: bool = False, pairs: tuple = _PAIRS
+    ) -> Array:
+        """``-P[i k_j (u_i u_j)^]`` from the products of ``pairs`` (`_PAIRS`, or
+        `_FIVE_PAIRS`: the entries missing from ``pairs`` are zero), on the 2/3 rule's box of
+        kept modes if ``compact``."""
         k = self._table("compact_k" if compact else "k", uu_hat.real.dtype)
-        index = {pair: n for n, pair in enumerate(_PAIRS)}
+        index = {pair: n for n, pair in enumerate(pairs)}
         index.update({(j, i): n for (i, j), n in index.items()})
         divergence = jnp.stack(
-            [sum(_i_times(k[j], uu_hat[index[i, j]]) for j in range(3)) for i in range(3)]
+            [
+                sum(_i_times(k[j], uu_hat[index[i, j]]) for j in range(3) if (i, j) in index)
+                for i in range(3)
+            ]
         )
         return -self._project(divergence, compact)
 
