@@ -271,11 +271,11 @@ def test_state_from_velocity_projects_every_mode():
 
 @pytest.mark.parametrize("dense_max", [256, 4])
 def test_pruned_transforms_equal_the_full_ones(monkeypatch, dense_max):
-    """The 2/3 rule's pruned transforms (the half axis by a matrix product, or past
-    `_DENSE_SYNTHESIS_MAX` by an FFT of the kept planes) equal ``irfftn`` of the dealiased
-    spectrum and the kept box of ``rfftn`` to round-off, on a non-cubic grid (z-major
-    physical layout); the five shifted products give the same projected divergence as the
-    six ``u_i u_j``."""
+    """The 2/3 rule's pruned transforms equal the full ones to round-off on a non-cubic
+    grid: the half axis as matrix products on the even and odd parts of the fields
+    (``irfftn`` of the dealiased spectrum, the kept box of ``rfftn``), and the box of the
+    five shifted products, by those products or past `_DENSE_SYNTHESIS_MAX` by FFTs, gives
+    the projected divergence of the six ``u_i u_j``."""
     from hybrax.fluids import _navier_stokes3d as ns3d
     from hybrax.grids import Grid
 
@@ -289,15 +289,21 @@ def test_pruned_transforms_equal_the_full_ones(monkeypatch, dense_max):
         axes=(-3, -2, -1),
         norm="forward",
     )
-    z_major = ns3d._irfft_kept(grid, u_hat)
-    np.testing.assert_allclose(jnp.moveaxis(z_major, 0, -1), full, rtol=0, atol=1e-14)
-    box = ns3d._restrict(grid, jnp.fft.rfftn(u, axes=(-3, -2, -1), norm="forward"))
-    np.testing.assert_allclose(ns3d._rfft_kept(grid, jnp.moveaxis(u, -1, 0)), box, atol=1e-15)
+    even, odd = ns3d._halves(grid, ns3d._kept_planes(grid, u_hat))
+    z_major = jnp.moveaxis(full, -1, 0)  # (16, 3, 12, 8)
+    np.testing.assert_allclose(even + odd, z_major[:9], rtol=0, atol=1e-14)
+    np.testing.assert_allclose((even - odd)[1:8], z_major[9:][::-1], rtol=0, atol=1e-14)
+    z_major = jnp.moveaxis(u, -1, 0)
+    mirror = jnp.concatenate([z_major[:1], z_major[9:][::-1], z_major[8:9]])
+    planes = ns3d._planes_of_halves(grid, (z_major[:9] + mirror) / 2, (z_major[:9] - mirror) / 2)
+    np.testing.assert_allclose(
+        ns3d._box_of_planes(grid, planes), ns3d._restrict(grid, u_hat), rtol=0, atol=1e-15
+    )
     model = NavierStokes3D(grid)
     six = ns3d._restrict(grid, model._rfft(ns3d._products(full)))
-    five = ns3d._rfft_kept(grid, ns3d._five_products(z_major))
     np.testing.assert_allclose(
-        model._minus_projected_divergence(five, True, ns3d._FIVE_PAIRS),
+        model._minus_projected_divergence(ns3d._products_box(grid, u_hat), True, ns3d._FIVE_PAIRS),
         model._minus_projected_divergence(six, True),
+        rtol=0,
         atol=1e-14,
     )

@@ -96,80 +96,102 @@ _DENSE_SYNTHESIS_MAX = 256  # the largest half-axis length transformed by a matr
 
 
 @functools.lru_cache(maxsize=32)
-def _synthesis_matrix(num_points: int, num_kept: int, dtype: np.dtype) -> np.ndarray:
+def _synthesis_matrices(
+    num_points: int, num_kept: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
     """The real inverse DFT along the half axis from its first ``num_kept`` modes,
     ``u(z) = sum_k w_k (Re c_k cos(2 pi k z / N) - Im c_k sin(2 pi k z / N))`` with
-    ``w_0 = 1``, ``w_k = 2`` (no 1/N: ``norm="forward"``), shape ``(N, 2 num_kept)``, the
-    columns ordered ``(k, re/im)``."""
+    ``w_0 = 1``, ``w_k = 2`` (no 1/N: ``norm="forward"``), as its even part (the cosines,
+    from the real parts) and odd part (the sines, from the imaginary parts) on
+    ``z = 0 ... N/2``: two matrices of shape ``(N/2 + 1, num_kept)`` (see `_halves`)."""
     k = np.arange(num_kept)[None, :]
-    angle = 2 * math.pi * np.arange(num_points)[:, None] * k / num_points
     weight = np.where(k == 0, 1.0, 2.0)
-    matrix = np.stack([weight * np.cos(angle), -weight * np.sin(angle)], axis=-1)
-    return matrix.reshape(num_points, 2 * num_kept).astype(dtype)
+    angle = 2 * math.pi * np.arange(num_points // 2 + 1)[:, None] * k / num_points
+    return (weight * np.cos(angle)).astype(dtype), (-weight * np.sin(angle)).astype(dtype)
 
 
 @functools.lru_cache(maxsize=32)
-def _analysis_matrix(num_points: int, num_kept: int, dtype: np.dtype) -> np.ndarray:
+def _analysis_matrices(
+    num_points: int, num_kept: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
     """The forward-normalised real DFT along the half axis onto its first ``num_kept``
-    modes, ``c_k = (1/N) sum_z u(z) (cos(2 pi k z / N) - i sin(2 pi k z / N))``, shape
-    ``(2 num_kept, N)``, the rows ordered ``(k, re/im)``."""
+    modes, ``c_k = (1/N) sum_z u(z) (cos(2 pi k z / N) - i sin(2 pi k z / N))``, from the
+    even and odd parts of ``u`` on ``z = 0 ... N/2`` (`_halves`): the real parts are the
+    first matrix times the even part, the imaginary parts the second times the odd part,
+    both ``(num_kept, N/2 + 1)`` (the points ``0 < z < N/2`` count twice)."""
+    half = num_points // 2
     k = np.arange(num_kept)[:, None]
-    angle = 2 * math.pi * k * np.arange(num_points)[None, :] / num_points
-    matrix = np.stack([np.cos(angle), -np.sin(angle)], axis=1) / num_points
-    return matrix.reshape(2 * num_kept, num_points).astype(dtype)
+    angle = 2 * math.pi * k * np.arange(half + 1)[None, :] / num_points
+    twice = np.where((np.arange(half + 1) == 0) | (np.arange(half + 1) == half), 1.0, 2.0)
+    cosine = twice * np.cos(angle) / num_points
+    return cosine.astype(dtype), (-2 * np.sin(angle) / num_points).astype(dtype)
 
 
-def _irfft_kept(grid: Grid, u_hat: Array) -> Array:
-    """``irfftn(mask * u_hat, norm="forward")`` under the 2/3 rule, pruned, returned
-    z-major: ``(N_z, ..., N_x, N_y)`` (``moveaxis(result, 0, -1)`` is the usual layout; the
-    products on the grid are pointwise, so `_rfft_kept` takes this layout back).
+_HIGHEST = jax.lax.Precision.HIGHEST
 
-    The 2-D inverse FFT over x and y runs only on the kept ``kz < N_z / 3`` planes, then
-    the half axis is one matrix product with `_synthesis_matrix` (about 2/3 of its modes
-    are zero, and on a CPU a dense product beats the FFT there), whose output is z-major
-    without a transpose. Equal to the full transform to round-off. The product's cost
-    grows as ``N_z^2`` per column: beyond ``N_z = 256`` (where it still won, 604 vs 640
-    ms for 3 components on one core) the half axis is a real inverse FFT of the kept
-    planes instead."""
-    real = u_hat.real.dtype
+
+def _matmul(matrix: Array, fields: Array) -> Array:
+    """``matrix @ fields`` over the leading axis of ``fields`` (full float precision): no
+    transpose when that axis is the outermost in memory."""
+    out = jnp.matmul(matrix, fields.reshape(fields.shape[0], -1), precision=_HIGHEST)
+    return out.reshape(matrix.shape[0], *fields.shape[1:])
+
+
+def _kept_planes(grid: Grid, u_hat: Array) -> Array:
+    """The 2-D inverse FFT over x and y of the 2/3 rule's kept ``kz < N_z / 3`` planes of
+    ``u_hat`` (``(..., *grid.spectral_shape)``), the planes first: ``(kz, ..., N_x, N_y)``."""
     num_kept = _kept(grid)[2] + 1
     mask = jnp.asarray(grid.numpy_dealias_mask()[..., :num_kept])
     planes = jnp.moveaxis(jnp.where(mask, u_hat[..., :num_kept], 0), -1, 0)
-    planes = jnp.fft.ifft2(planes, axes=(-2, -1), norm="forward")  # (kz, ..., x, y)
-    n = grid.shape[2]
-    if n > _DENSE_SYNTHESIS_MAX:
-        planes = jnp.pad(planes, [(0, n // 2 + 1 - num_kept)] + [(0, 0)] * (planes.ndim - 1))
-        return jnp.fft.irfft(planes, n=n, axis=0, norm="forward")
-    planes = jnp.stack([planes.real, planes.imag], axis=1)  # (kz, re/im, ..., x, y)
-    matrix = jnp.asarray(_synthesis_matrix(n, num_kept, np.dtype(real)))
-    fields = jnp.matmul(
-        matrix, planes.reshape(2 * num_kept, -1), precision=jax.lax.Precision.HIGHEST
-    )
-    return fields.reshape(n, *planes.shape[2:])
+    return jnp.fft.ifft2(planes, axes=(-2, -1), norm="forward")
 
 
-def _rfft_kept(grid: Grid, fields: Array) -> Array:
-    """The 2/3 rule's box of kept modes (`_restrict`) of ``rfftn(f, norm="forward")`` for
-    z-major real ``fields`` ``(N_z, ..., N_x, N_y)`` (the layout of `_irfft_kept`), pruned:
-    the half axis first, onto its kept ``kz < N_z / 3`` modes only, as one matrix product
-    with `_analysis_matrix` (no transpose: its rows are the kept planes), then the 2-D FFT
-    over x and y on those planes and the kept rows taken. Beyond ``N_z = 256`` the half
-    axis is a real FFT instead (see `_irfft_kept`). Equal to the full transform to
-    round-off."""
-    real = fields.dtype
-    num_kept = _kept(grid)[2] + 1
-    n = grid.shape[2]
-    if n > _DENSE_SYNTHESIS_MAX:
-        planes = jnp.fft.rfft(fields, axis=0, norm="forward")[:num_kept]
-    else:
-        matrix = jnp.asarray(_analysis_matrix(n, num_kept, np.dtype(real)))
-        halves = jnp.matmul(
-            matrix, fields.reshape(n, -1), precision=jax.lax.Precision.HIGHEST
-        ).reshape(num_kept, 2, *fields.shape[1:])
-        planes = jax.lax.complex(halves[:, 0], halves[:, 1])
+def _halves(grid: Grid, planes: Array) -> tuple[Array, Array]:
+    """The half axis of `_kept_planes` synthesised as the even and odd parts of the field,
+    ``E(z) = (u(z) + u(N - z)) / 2`` and ``O(z) = (u(z) - u(N - z)) / 2`` on
+    ``z = 0 ... N/2`` (``(N/2 + 1, ..., N_x, N_y)`` each; ``u = E + O`` at ``z``, ``E - O``
+    at ``N - z``): two matrix products of half the size of one over all ``N`` points, the
+    even part from the real parts of the planes, the odd one from the imaginary parts, and
+    no transpose (z-major). On a CPU the dense products beat an FFT over the mostly zero
+    modes (2/3 of them are dropped by the rule)."""
+    cosine, sine = _synthesis_matrices(grid.shape[2], planes.shape[0], np.dtype(planes.real.dtype))
+    return _matmul(jnp.asarray(cosine), planes.real), _matmul(jnp.asarray(sine), planes.imag)
+
+
+def _planes_of_halves(grid: Grid, even: Array, odd: Array) -> Array:
+    """The kept ``kz < N_z / 3`` modes along the half axis of a real field given by its even
+    and odd parts (`_halves`' convention), as complex planes ``(kz, ..., N_x, N_y)``."""
+    cosine, sine = _analysis_matrices(grid.shape[2], _kept(grid)[2] + 1, np.dtype(even.dtype))
+    return jax.lax.complex(_matmul(jnp.asarray(cosine), even), _matmul(jnp.asarray(sine), odd))
+
+
+def _box_of_planes(grid: Grid, planes: Array) -> Array:
+    """The 2/3 rule's box (`_restrict`'s layout) from the kept kz planes ``(kz, ..., N_x,
+    N_y)``: the 2-D FFT over x and y, the kept rows taken."""
     ix, iy = _box_indices(grid)
     planes = jnp.fft.fft2(planes, axes=(-2, -1), norm="forward")[..., ix[:, None], iy[None, :]]
     return jnp.moveaxis(planes, 0, -1)
+
+
+def _products_box(grid: Grid, u_hat: Array) -> Array:
+    """The 2/3 rule's box of the five shifted products (`_FIVE_PAIRS`) of the velocity
+    ``u_hat``, pruned both ways: the inverse transform only from the kept kz planes
+    (`_kept_planes`), the forward one only onto them, the half axis as matrix products on
+    the even and odd parts (`_halves`, `_five_products`: the products of the parts are
+    the parts of the products), the grid fields z-major so that no large array is
+    transposed. Beyond ``N_z = 256`` (``_DENSE_SYNTHESIS_MAX``), where the products' cost
+    (``N_z^2`` per column) loses to FFTs, the half axis is a real FFT each way. Equal to
+    ``_restrict(rfftn(products(irfftn(mask u_hat))))`` to round-off."""
+    n = grid.shape[2]
+    planes = _kept_planes(grid, u_hat)
+    num_kept = planes.shape[0]
+    if n > _DENSE_SYNTHESIS_MAX:
+        planes = jnp.pad(planes, [(0, n // 2 + 1 - num_kept)] + [(0, 0)] * (planes.ndim - 1))
+        u = jnp.fft.irfft(planes, n=n, axis=0, norm="forward")
+        planes = jnp.fft.rfft(_five_products(u)[0], axis=0, norm="forward")[:num_kept]
+    else:
+        planes = _planes_of_halves(grid, *_five_products(*_halves(grid, planes)))
+    return _box_of_planes(grid, planes)
 
 
 _PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))  # the distinct u_i u_j
@@ -182,12 +204,24 @@ def _products(u: Array) -> Array:
     return jnp.stack([u[i] * u[j] for i, j in _PAIRS])
 
 
-def _five_products(u: Array) -> Array:
-    """``u_i u_j - w^2 delta_ij`` (``w = u_2``) for `_FIVE_PAIRS` of a z-major velocity
-    ``(N_z, 3, ...)``, stacked on axis 1: the (2, 2) entry is zero, and the divergence
-    differs from ``div(u u)`` by ``grad(w^2)``, which the Leray projection removes."""
-    ww = u[:, 2] * u[:, 2]
-    return jnp.stack([u[:, i] * u[:, j] - (ww if i == j else 0) for i, j in _FIVE_PAIRS], axis=1)
+def _five_products(even: Array, odd: Array | None = None) -> tuple[Array, Array | None]:
+    """``u_i u_j - w^2 delta_ij`` (``w = u_2``) for `_FIVE_PAIRS`, from and to even and odd
+    parts (`_halves`): ``(E_i E_j + O_i O_j, E_i O_j + O_i E_j)``; for a plain field
+    (``odd=None``) the products and ``None``. Components on axis 1 (z-major ``(z, 3, ...)``
+    in, ``(z, 5, ...)`` out). The (2, 2) entry is zero, and the divergence differs from
+    ``div(u u)`` by ``grad(w^2)``, which the Leray projection removes."""
+    e = [even[:, i] for i in range(3)]
+    o = None if odd is None else [odd[:, i] for i in range(3)]
+
+    def even_part(i, j):
+        return e[i] * e[j] + (0 if o is None else o[i] * o[j])
+
+    products = [even_part(i, j) - (even_part(2, 2) if i == j else 0) for i, j in _FIVE_PAIRS]
+    if o is None:
+        return jnp.stack(products, axis=1), None
+    ww_odd = 2 * e[2] * o[2]
+    products_odd = [e[i] * o[j] + o[i] * e[j] - (ww_odd if i == j else 0) for i, j in _FIVE_PAIRS]
+    return jnp.stack(products, axis=1), jnp.stack(products_odd, axis=1)
 
 
 def _i_times(c: Array, z: Array) -> Array:
@@ -402,15 +436,14 @@ class NavierStokes3D(AbstractSemilinearDynamics):
         rule both forms are exact on the kept modes (a product of fields below ``N/3``
         aliases only above it), so they agree to round-off; ``P[u x omega] = -P[(u . grad)
         u]`` as the gradient ``grad |u|^2 / 2`` projects out. Both transforms are pruned to
-        the kept modes and meet in the z-major layout (`_irfft_kept`, `_rfft_kept`: the
-        half axis by matrix products, no transposes of the grid fields). The kept modes
+        the kept modes (`_products_box`: the half axis by matrix products on the fields'
+        even and odd parts, z-major, no transposes of the grid fields). The kept modes
         form a box (``|n_i| < N_i / 3``, `_restrict`): the dealiasing is a slice, and the
         divergence, projection and forcing run on the box, about 30% of the spectral array,
         then `_extend` puts the zeros back around it.
         """
         grid = self.grid
-        products = _rfft_kept(grid, _five_products(_irfft_kept(grid, u_hat)))
-        n_hat = self._minus_projected_divergence(products, True, _FIVE_PAIRS)
+        n_hat = self._minus_projected_divergence(_products_box(grid, u_hat), True, _FIVE_PAIRS)
         if self._forcing_in_box():
             return _extend(grid, n_hat + self._forcing_hat(u_hat, compact=True))
         return _extend(grid, n_hat) + self._forcing_hat(u_hat)
