@@ -7,10 +7,11 @@ evaluation of hybrax's nonlinear term (3 inverse, 6 forward), times the 4 evalua
 step. (Until 2026-12 the floor was 1.5 "pairs" of a 3-component forward + inverse transform,
 the rotational form's 6 inverse + 3 forward counted as if both directions cost the same; an
 inverse transform costs about twice a forward one here, so that floor was too low.)
-Since 2026-12-06 hybrax's own inverse transforms are pruned (the 2-D inverse FFT on the
-kept kz < N/3 planes only, the half axis as a matrix product over its kept modes), so its
-step can beat this full-grid floor; the floor is still the full-grid FFTs the evaluation
-would need, and `x_fft_floor` is measured against it.
+Since 2026-12-06 hybrax's own transforms are pruned both ways (the 2-D FFTs only on the
+kept kz < N/3 planes, the half axis as matrix products over its kept modes) and it
+transforms five products (u_i u_j - w^2 delta_ij) instead of six, so its step can beat this
+full-grid floor; the floor is still the full-grid FFTs of the six-product evaluation
+(3 inverse + 6 forward), and `x_fft_floor` is measured against it.
 jax-cfd has no 3-D spectral Navier–Stokes, so it is not included.
 
     python benchmarks/fluids3d.py [--quick] [--json benchmarks/results/fluids3d.json]
