@@ -161,11 +161,14 @@ def image_point_forcing(
         scale = jnp.where(forced & (total > 0), coefficient / jnp.where(total > 0, total, 1), 0)
         stencils += [(w * scale, index) for w, (_, index) in zip(weights, corners, strict=True)]
     free = jnp.where(fluid, q, 0)
-    work = free
-    for _ in range(sweeps):
+
+    def sweep(_, work):
         value = sum(w * work[index] for w, index in stencils)
-        work = jnp.where(forced, share * value + (1 - share) * free, work)
-    return work
+        return jnp.where(forced, share * value + (1 - share) * free, work)
+
+    # a loop, not unrolled: each sweep reads the last one's result 8 times (2-D), so XLA's
+    # CPU elemental emitter, fusing the unrolled sweeps, grew as 8^sweeps (12: > 24 GB)
+    return lax.fori_loop(0, sweeps, sweep, free)
 
 
 def constrained_faces(distance: Array) -> Array:
