@@ -33,7 +33,8 @@ Configurations tried (the JSON's "config" names the fastest of each tool):
 The gradient part (``--parts gradient``): time and XLA's scratch memory of the gradient of
 the kinetic energy after 100 steps with respect to the lid speed (cavity) and the inflow
 amplitude (cylinder), at the largest size, against the forward run alone; with and without
-`hybrax.rollout`'s ``checkpoint="sqrt"``.
+`hybrax.rollout`'s ``checkpoint="sqrt"``, and without `ProjectedRK`'s
+``checkpoint_tendency`` (its default recomputes each stage's tendency in the backward pass).
 
     python benchmarks/fluids_walls.py [--quick] [--sizes 128,256] [--parts speed,gradient]
         [--clock cpu] [--json benchmarks/results/fluids_walls.json]
@@ -175,11 +176,10 @@ def gradient(case: str, n: int, steps: int, records: list) -> None:
     make = cavity_model if case == "cavity" else cylinder_model
     start = make(n).initial_state(dtype=jnp.float32)
 
-    def loss(parameter, checkpoint):
+    def loss(parameter, checkpoint, checkpoint_tendency=True):
         model = make(n, parameter)  # lid speed, or peak inflow
-        final, _ = hybrax.rollout(
-            ProjectedRK(model, dt), start, steps, save_every=None, checkpoint=checkpoint
-        )
+        stepper = ProjectedRK(model, dt, checkpoint_tendency=checkpoint_tendency)
+        final, _ = hybrax.rollout(stepper, start, steps, save_every=None, checkpoint=checkpoint)
         return 0.5 * (jnp.sum(final.u**2) + jnp.sum(final.v**2))
 
     value = jnp.float32(1.0 if case == "cavity" else 1.5)
@@ -187,9 +187,12 @@ def gradient(case: str, n: int, steps: int, records: list) -> None:
     compile_s, compiled = H.compile_seconds(forward, value)
     calls = {"hybrax forward": lambda: compiled(value)}
     records.append(H.Record(name, "hybrax forward", "peak_bytes", H.temp_bytes(compiled), "B"))
-    for checkpoint in (None, "sqrt"):
+    # ProjectedRK's checkpoint_tendency (default True) against storing the stages' tendency
+    for checkpoint, kept in ((None, True), ("sqrt", True), (None, False)):
         tool = f"hybrax value_and_grad checkpoint={checkpoint}"
-        grad = jax.jit(jax.value_and_grad(lambda p, c=checkpoint: loss(p, c)))
+        if not kept:
+            tool += ", checkpoint_tendency=False"
+        grad = jax.jit(jax.value_and_grad(lambda p, c=checkpoint, k=kept: loss(p, c, k)))
         compile_s, compiled_grad = H.compile_seconds(grad, value)
         records.append(H.Record(name, tool, "peak_bytes", H.temp_bytes(compiled_grad), "B"))
         records.append(H.Record(name, tool, "compile_seconds", compile_s, "s"))
