@@ -409,11 +409,27 @@ class IncompressibleNavierStokes(AbstractDynamics):
         within a cell (unblended -0.059 .. +0.075, direct forcing -0.10 .. +0.11); 2D-1 at
         96 cells c_D +0.13%, dp -2.5%, c_L 0.0017; at 192 cells (steady) c_D -0.03%, dp
         -0.8%, c_L 0.0111 (+4.5%; unblended 0.0109, +2.8%); 2D-2 at 48 cells St -1.4%, max
-        c_D +1.2%, c_L -0.44 .. 0.83 (tests/fluids/test_dfg.py). Drag and pressure drop
-        are within 1% at 192 cells; the lift is not within 2% at any resolution measured:
-        it depends on where the grid cuts the body by about +-4% at 192 cells and far more
-        at 96, whichever second-order variant of the forcing is used. Brinkman stays the
-        default (within 3% on 2D-2 at 96 cells, at a quarter of the cost).
+        c_D +1.2%, c_L -0.44 .. 0.83 (tests/fluids/test_dfg.py). On such grids the lift
+        depends on where the grid cuts the body by about +-4% at 192 cells and far more at
+        96, whichever second-order variant of the forcing is used.
+
+        **For the 2D-1 lift, take ``num_points`` a multiple of 41**: the centre
+        (0.2, 0.2) then falls on a grid line, the discrete body and its forcing are
+        mirror-symmetric about y = 0.2, and the grid's cut adds no lift. With
+        ``immersed_boundary="image_point"`` (steady, from a Poiseuille start to t = 8):
+
+        =====  ========  ========  ========
+        cells  c_D       c_L       dp
+        =====  ========  ========  ========
+        41     +0.88%    +27%      -0.73%
+        82     +0.04%    +0.1%     -2.8%
+        123    -0.07%    -0.5%     -1.9%
+        164    -0.06%    -0.3%     -1.1%
+        =====  ========  ========  ========
+
+        (tests/fluids/test_dfg.py::test_dfg_2d1_image_point_on_a_symmetric_grid; Brinkman
+        gives c_L 0.0051 at 82 cells even on this grid.) Brinkman stays the default (within
+        3% on 2D-2 at 96 cells, at a quarter of the cost).
         """
         peaks = {"2D-1": 0.3, "2D-2": 1.5}
         if case not in peaks:
@@ -887,13 +903,16 @@ class ProjectedRK(AbstractStepper):
         training through the stepper absorbs). Built-in schemes are unaffected.
     checkpoint_tendency
         Recompute each stage's tendency in the backward pass instead of storing its
-        intermediates (static; default True). The forward pass is unchanged; a gradient
+        intermediates (static; default True). The forward pass is unchanged. For a
+        tendency that JAX differentiates (van Leer, upwind, a learned scheme) a gradient
         through many steps costs less, because storing and reading back the advection's
         intermediates costs more than computing them again (100 steps, float32, one core,
-        `benchmarks/fluids_walls.py`: DFG 2D-2 cylinder at 96 cells 3.46x -> 2.98x the
-        forward's time, lid-driven cavity at 256² 4.62x -> 4.05x; XLA's scratch memory
-        488 -> 128 MB and 801 -> 177 MB). A learned scheme bound at
-        every stage (``freeze_scheme=False``) then runs its network again in the backward
+        `benchmarks/fluids_walls.py --parts gradient`, van Leer: lid-driven cavity at 256²
+        5.11x -> 3.08x the forward's time, DFG 2D-2 cylinder at 96 cells 6.19x -> 4.23x;
+        XLA's scratch memory 2.56 GB -> 190 MB and 1.82 GB -> 140 MB). Central advection's
+        hand-written backward pass stores nothing to recompute: the option changes neither
+        its time (2.15x / 2.19x, 2.50x / 2.58x) nor its memory. A learned scheme bound at
+        every stage (``freeze_scheme=False``) runs its network again in the backward
         pass.
     max_courant
         The largest stability number (`IncompressibleNavierStokes.courant_number`:
