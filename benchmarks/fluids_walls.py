@@ -34,7 +34,8 @@ The gradient part (``--parts gradient``): time and XLA's scratch memory of the g
 the kinetic energy after 100 steps with respect to the lid speed (cavity) and the inflow
 amplitude (cylinder), at the largest size, against the forward run alone; with and without
 `hybrax.rollout`'s ``checkpoint="sqrt"``, and without `ProjectedRK`'s
-``checkpoint_tendency`` (its default recomputes each stage's tendency in the backward pass).
+``checkpoint_tendency`` (its default recomputes each stage's tendency in the backward pass);
+central advection (hand-written backward pass) and van Leer's (differentiated by JAX).
 
     python benchmarks/fluids_walls.py [--quick] [--sizes 128,256] [--parts speed,gradient]
         [--clock cpu] [--json benchmarks/results/fluids_walls.json]
@@ -57,12 +58,14 @@ COURANT = 0.3
 LENGTH, HEIGHT = 2.2, 0.41
 
 
-def cavity_model(n: int, lid=1.0) -> IncompressibleNavierStokes:
-    return IncompressibleNavierStokes.lid_driven_cavity(n, 1000.0, lid_velocity=lid)
+def cavity_model(n: int, lid=1.0, scheme: str = "central") -> IncompressibleNavierStokes:
+    return IncompressibleNavierStokes.lid_driven_cavity(n, 1000.0, lid_velocity=lid, scheme=scheme)
 
 
-def cylinder_model(n: int, peak=None) -> IncompressibleNavierStokes:
-    return IncompressibleNavierStokes.dfg_cylinder(3 * n // 8, case="2D-2", max_inflow=peak)
+def cylinder_model(n: int, peak=None, scheme: str = "central") -> IncompressibleNavierStokes:
+    return IncompressibleNavierStokes.dfg_cylinder(
+        3 * n // 8, case="2D-2", max_inflow=peak, scheme=scheme
+    )
 
 
 def time_step(case: str, n: int) -> float:
@@ -169,15 +172,15 @@ def speed(case: str, n: int, steps: int, rounds: int, records: list) -> None:
         print(f"{name}: {fastest} / {best['hybrax']} = {ratio:.2f}x", flush=True)
 
 
-def gradient(case: str, n: int, steps: int, records: list) -> None:
+def gradient(case: str, n: int, steps: int, records: list, scheme: str = "central") -> None:
     """Forward alone vs value and gradient, ProjectedRK3 (the default), float32."""
     dt = time_step(case, n)
-    name = f"{case} gradient, {steps} steps, n={n}, float32"
+    name = f"{case} gradient, {scheme}, {steps} steps, n={n}, float32"
     make = cavity_model if case == "cavity" else cylinder_model
     start = make(n).initial_state(dtype=jnp.float32)
 
     def loss(parameter, checkpoint, checkpoint_tendency=True):
-        model = make(n, parameter)  # lid speed, or peak inflow
+        model = make(n, parameter, scheme)  # lid speed, or peak inflow
         stepper = ProjectedRK(model, dt, checkpoint_tendency=checkpoint_tendency)
         final, _ = hybrax.rollout(stepper, start, steps, save_every=None, checkpoint=checkpoint)
         return 0.5 * (jnp.sum(final.u**2) + jnp.sum(final.v**2))
@@ -218,8 +221,9 @@ def main(argv=None) -> None:
             for case in ("cavity", "cylinder"):
                 speed(case, n, 5 if args.quick else 20, 2 if args.quick else 3, records)
     if "gradient" in parts:
-        for case in ("cavity", "cylinder"):
-            gradient(case, max(sizes), 10 if args.quick else 100, records)
+        for scheme in ("central", "van_leer"):
+            for case in ("cavity", "cylinder"):
+                gradient(case, max(sizes), 10 if args.quick else 100, records, scheme)
     H.report(records, args.json, baseline={"steps_per_s": "hybrax (fastest)"})
     H.write_environment(args.json)
 
