@@ -1,6 +1,7 @@
-"""The hand-written backward pass of the central-scheme tendency (`_central_adjoint`) equals
-reverse-mode autodiff of the plain implementation (`_advection_diffusion`) to round-off,
-for every boundary kind, an obstacle, 2-D and 3-D (float64: tests/conftest.py enables it)."""
+"""The hand-written backward passes of the tendency, central (`_central_adjoint`) and upwind
+and van Leer (`_tvd_adjoint`), equal reverse-mode autodiff of the plain implementation
+(`_advection_diffusion`) to round-off, for every boundary kind, an obstacle, 2-D and 3-D
+(float64: tests/conftest.py enables it), and at the limiter's kinks."""
 
 import dataclasses
 
@@ -20,9 +21,12 @@ from hybrax.fluids import (
     Outflow,
     Periodic,
     UpwindInterpolation,
+    VanLeerInterpolation,
     Wall,
 )
 from hybrax.fluids._central_adjoint import central_rates
+from hybrax.fluids._fv_advection import as_interpolation
+from hybrax.fluids._tvd_adjoint import tvd_rates
 from hybrax.grids import StaggeredGrid
 
 GRID = StaggeredGrid((7, 6), (1.0, 0.8))
@@ -77,16 +81,15 @@ def _random_faces(grid, seed):
     )
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_hand_written_vjp_equals_autodiff(name):
-    model = CASES[name]
-    velocity = _random_faces(model.grid, 1)  # any velocity: the tendency is a polynomial
-    cotangent = _random_faces(model.grid, 2)
+SCHEMES = {"central": central_rates, "upwind": tvd_rates, "van_leer": tvd_rates}
+
+
+def _check_vjp(model, velocity, cotangent, hand_written_rates):
     differentiable, static = eqx.partition((velocity, model), eqx.is_inexact_array)
 
     def rates(leaves, hand_written):
         v, m = eqx.combine(leaves, static)
-        return central_rates((v, m)) if hand_written else m._advection_diffusion(v)
+        return hand_written_rates((v, m)) if hand_written else m._advection_diffusion(v)
 
     @jax.jit
     def values_and_grads(leaves):
@@ -104,6 +107,33 @@ def test_hand_written_vjp_equals_autodiff(name):
         if not any(word in name for word in ("permeability", "profile", "obstacle")):
             assert scale > 0, name  # velocities, viscosity, drag, forcing, wall speeds
         np.testing.assert_allclose(grad, reference, rtol=0, atol=1e-13 * scale, err_msg=name)
+
+
+# upwind's backward pass is van Leer's without the slopes: two cases keep the default run short
+PAIRS = [(name, scheme) for name in CASES for scheme in ("central", "van_leer")]
+PAIRS += [("moving lid", "upwind"), ("inflow, convective outflow", "upwind")]
+
+
+@pytest.mark.parametrize(("name", "scheme"), PAIRS)
+def test_hand_written_vjp_equals_autodiff(name, scheme):
+    model = eqx.tree_at(lambda m: m.scheme, CASES[name], as_interpolation(scheme))
+    velocity = _random_faces(model.grid, 1)  # any velocity (the limiter's kinks: below)
+    _check_vjp(model, velocity, _random_faces(model.grid, 2), SCHEMES[scheme])
+
+
+@pytest.mark.parametrize("name", ["inflow, convective outflow"])
+def test_van_leer_vjp_at_ties_takes_autodiffs_side(name):
+    """Velocities of -1, 0 and 1 and constant blocks: zero carriers (the right-hand state,
+    as ``velocity > 0`` is False) and one-sided differences that vanish (the limiter's
+    kink, slope derivative zero) everywhere; the same one-sided choices as autodiff."""
+    model = eqx.tree_at(lambda m: m.scheme, CASES[name], VanLeerInterpolation())
+    key = jax.random.PRNGKey(4)
+    velocity = []
+    for a in range(model.grid.ndim):
+        shape = model.grid.face_shape(a)
+        q = jax.random.randint(jax.random.fold_in(key, a), shape, -1, 2).astype(jnp.float64)
+        velocity.append(q.at[: shape[0] // 2].set(1.0))  # a constant block: l = r = 0
+    _check_vjp(model, tuple(velocity), _random_faces(model.grid, 2), tvd_rates)
 
 
 def test_the_tendency_takes_the_hand_written_path_only_for_central():
