@@ -67,18 +67,24 @@ def _frame_along(x: Array, axis: int) -> Array:
     return lax.pad(x, jnp.zeros((), x.dtype), config)
 
 
-def _slope_weights(padded: Array, axis: int) -> tuple[Array, Array]:
-    """The van Leer slope's derivatives with respect to its left and right differences at
-    padded points ``1 .. n+2`` (zero where the limiter clips, ``l r <= 0``)."""
+def _slopes(padded: Array, axis: int) -> tuple[Array, Array, Array]:
+    """The van Leer slope at padded points ``1 .. n+2`` and its derivatives with respect to
+    its left and right differences (all zero where the limiter clips, ``l r <= 0``)."""
     left = _slice(padded, axis, 1, -1) - _slice(padded, axis, 0, -2)
     right = _slice(padded, axis, 2, 0) - _slice(padded, axis, 1, -1)
     positive = left * right > 0
-    total = jnp.where(positive, left + right, 1.0)
-    scale = jnp.where(positive, 2 / total**2, 0.0)
-    return scale * right**2, scale * left**2
+    inverse = jnp.where(positive, 1 / (left + right), 0.0)
+    return 2 * left * right * inverse, 2 * (right * inverse) ** 2, 2 * (left * inverse) ** 2
 
 
-def _padded_cotangent(van_leer, padded, g_left, g_right, half, g_second, framed, axis):
+def _faces(padded: Array, slope: Array, carrier: Array, axis: int) -> Array:
+    """`VanLeerInterpolation`'s face values from the slopes ``slope`` of `_slopes`."""
+    left = _slice(padded, axis, 1, -2) + 0.5 * _slice(slope, axis, 0, -1)
+    right = _slice(padded, axis, 2, -1) - 0.5 * _slice(slope, axis, 1, 0)
+    return jnp.where(carrier > 0, left, right)
+
+
+def _padded_cotangent(weights, g_left, g_right, half, g_second, framed, axis):
     """Cotangent of a padded field ``P`` (``n + 4`` along ``axis``): its interior
     (``P[2 : n+2]``) and its ghosts ``P[0], P[1], P[n+2], P[n+3]``.
 
@@ -103,11 +109,11 @@ def _padded_cotangent(van_leer, padded, g_left, g_right, half, g_second, framed,
     first, last = _layer(g_second * g, axis, 0), _layer(g_second * g, axis, -1)
     low = _layer(g_left, axis, 1) + _layer(half, axis, 0) + first  # P[1]
     high = _layer(g_right, axis, -2) + _layer(half, axis, -1) + last  # P[n+2]
-    if not van_leer:
+    if weights is None:  # upwind
         return interior, (None, low, high, None)
     # the slope s[j] (j = 1 .. n+2) carries g_s[j] = (g_left[j-1] - g_right[j-2]) / 2 and
     # reads P[j-1], P[j], P[j+1] with weights -w_l, w_l - w_r, w_r
-    w_left, w_right = _slope_weights(padded, axis)
+    w_left, w_right = weights
     s_here = 0.5 * (left(0, 0) - right(0, 0))  # g_s[m]
     s_next = 0.5 * (left(1, 1) - right(1, 1))  # g_s[m+1]
     s_last = 0.5 * (left(-1, -1) - right(-1, -1))  # g_s[m-1]
@@ -229,28 +235,41 @@ def _tvd_bwd(residuals, grad_obj, perturbed, vjp_arg):
                 padded[(c, d)] = pad_normal(q, c, *sides[c])
             else:
                 padded[(c, d)] = pad_tangential(q, d, *sides[d], component=c)
-    halves, sides_of_faces = {}, {}
+    halves, sides_of_faces, weights = {}, {}, dict.fromkeys(padded)
     for (c, d), field in padded.items():  # component c's flux along d, C_cd R_cd
         h = spacing[d]
         carrier = _mean(padded[(d, c)], c)
         g_flux = _difference(framed[c], d) / h
         g_faces = g_flux * carrier
         upwind = carrier > 0
-        sides_of_faces[(c, d)] = (
+        framed_sides = (
             _frame_along(jnp.where(upwind, g_faces, 0), d),  # the left states'
             _frame_along(jnp.where(upwind, 0, g_faces), d),  # the right states'
         )
-        halves[(d, c)] = 0.5 * g_flux * model.scheme(field, carrier, d)  # on P_dc's means
+        if van_leer:  # in memory: fused into the slopes' stencil (read 3 times each), the
+            # pads' bounds tests make the whole backward pass 2.5x slower (upwind: 1.4x faster)
+            framed_sides = lax.optimization_barrier(framed_sides)
+        sides_of_faces[(c, d)] = framed_sides
+        if van_leer:
+            slope, *weights[(c, d)] = _slopes(field, d)
+            faces = _faces(field, slope, carrier, d)
+        else:
+            faces = model.scheme(field, carrier, d)
+        halves[(d, c)] = 0.5 * g_flux * faces  # on the means of P_dc
         if perturbed_model.viscosity:
             g_nu = g_nu + _total(masked[c] * _second(field, velocity[c], d, h))
 
-    for (c, d), field in padded.items():  # interiors, then the ghost layers' transposes
+    folds = []
+    for c, d in padded:  # every interior first, then the ghost layers' transposes
         g_left, g_right = sides_of_faces[(c, d)]
         weight = nu / spacing[d] ** 2
         interior, ghosts = _padded_cotangent(
-            van_leer, field, g_left, g_right, halves[(c, d)], weight, framed[c], d
+            weights[(c, d)], g_left, g_right, halves[(c, d)], weight, framed[c], d
         )
-        grads[c] = grads[c] + interior
+        grads[c] = grads[c] + interior  # (a fold in between splits the sum: 2x slower)
+        folds.append((c, d, ghosts))
+
+    for c, d, ghosts in folds:
         if c == d:
             if not isinstance(sides[d][0], Periodic):
                 # the tendency is zero on the boundary faces (masked): the outer ghosts get
