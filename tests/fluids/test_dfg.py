@@ -204,7 +204,7 @@ def test_dfg_2d1_image_point_on_a_symmetric_grid(full_size):
     pressure drop, the difference of two surface pressures extrapolated from the fluid,
     converges more slowly than the forces. The default run is 82 cells (about 50 s of
     CPU): drag and lift within 2% (drag 0.5%), the pressure drop within 3.5%; full size
-    (164 cells, about 16 min) all three within 2%."""
+    (164 cells, about 20 min) all three within 2%."""
     cells = 164 if full_size else 82
     model = IncompressibleNavierStokes.dfg_cylinder(cells, immersed_boundary="image_point")
     assert 0.2 / model.grid.spacing[1] == pytest.approx(cells * 20 / 41)  # on a grid line
