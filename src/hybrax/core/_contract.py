@@ -79,6 +79,39 @@ class AbstractSemilinearDynamics(AbstractDynamics):
         nonlinear = self.nonlinear(state, t)
         return jax.tree.map(lambda lin, u, n: mul(lin, u) + n, linear, state, nonlinear)
 
+    # A model whose N lives on a fixed subset of its modes (a dealiased spectral model: zero
+    # outside the kept modes, and read from them only) may say so; the semilinear steppers
+    # then run their stages on that subset and advance the other modes by the linear part
+    # alone (exactly what the full stages do there, with less memory traffic). The four
+    # defaults below declare no such subset, and the steppers take their full path.
+    @property
+    def nonlinear_is_restricted(self) -> bool:
+        """Whether ``N`` is supported on the modes `restrict` keeps: zero on all others, and
+        a function of those modes (and ``t``) only. Default ``False``.
+
+        When ``True``, `hybrax.ETDRK4` and `hybrax.CrankNicolsonRK4` evaluate
+        `nonlinear_restricted` on ``restrict(state)`` and advance the other modes by the
+        linear part alone, which is what the full stages do there when ``N`` vanishes.
+        """
+        return False
+
+    def restrict(self, tree: PyTree) -> PyTree:
+        """The modes of ``N``'s support from a pytree shaped like the state, or like
+        `linear_operator` (leaves broadcastable to the state's); other leaves (``time``)
+        unchanged. Default: ``tree`` itself."""
+        return tree
+
+    def embed(self, tree: PyTree, restricted: PyTree) -> PyTree:
+        """``tree`` (shaped like the state) with the modes `restrict` keeps replaced by
+        those of ``restricted``; other leaves (``time``) from ``restricted``. The inverse of
+        `restrict` on those modes. Default: ``restricted``."""
+        return restricted
+
+    def nonlinear_restricted(self, state: PyTree, t: ArrayLike) -> PyTree:
+        """``restrict(nonlinear(u, t))`` from ``state = restrict(u)``, for models with
+        `nonlinear_is_restricted`. Default: ``nonlinear(state, t)``."""
+        return self.nonlinear(state, t)
+
 
 def _check_dt(dt) -> None:
     """Reject a concrete ``dt`` that is not one real, positive, finite number. A traced

@@ -9,8 +9,25 @@ from equinox import AbstractVar
 from jaxtyping import Array, ArrayLike, PyTree
 
 from ._contract import AbstractSemilinearDynamics, AbstractStepper, check_dynamics
+from ._state import is_inexact_array, mul
 
 __all__ = ["AbstractSemilinearStepper"]
+
+
+class RestrictedCoefficients(eqx.Module):
+    """A semilinear stepper's coefficients for a model whose ``N`` is restricted to some of
+    its modes (`AbstractSemilinearDynamics.nonlinear_is_restricted`)."""
+
+    restricted: PyTree  # the stages' coefficients, on restrict(L)
+    propagator: PyTree  # per leaf of L, on every mode: a step's factor when N = 0
+
+
+def _inexact(linear: ArrayLike) -> Array:
+    """``L`` as an array; an integer ``L`` promoted to the default float."""
+    linear = jnp.asarray(linear)
+    if not jnp.issubdtype(linear.dtype, jnp.inexact):
+        linear = linear.astype(jnp.result_type(float))
+    return linear
 
 
 class AbstractSemilinearStepper(AbstractStepper):
@@ -24,8 +41,14 @@ class AbstractSemilinearStepper(AbstractStepper):
     differentiated); `prepare` stores them in ``coefficients`` once, which
     `hybrax.rollout` does per rollout.
 
+    A model with `nonlinear_is_restricted` (``N`` supported on a subset of its modes) gets
+    coefficients on that subset (`AbstractSemilinearDynamics.restrict` of ``L``) and, for
+    the other modes, the propagator of a step with ``N = 0``: `_stage_coefficients` returns
+    both, and `_finish` puts the propagated outside modes back around the stages' result.
+
     A subclass declares the fields ``dynamics``, ``dt`` and ``coefficients`` (default
-    ``None``), its ``order``, and implements `_leaf_coefficients` and ``step``.
+    ``None``), its ``order``, and implements `_leaf_coefficients`, `_leaf_propagator` and
+    ``step``.
     """
 
     dynamics: AbstractVar[AbstractSemilinearDynamics]
@@ -39,14 +62,40 @@ class AbstractSemilinearStepper(AbstractStepper):
     def _leaf_coefficients(self, linear: Array) -> PyTree:
         """The coefficients for one inexact leaf of the linear operator."""
 
-    def _compute_coefficients(self) -> PyTree:
-        def per_leaf(linear):
-            linear = jnp.asarray(linear)
-            if not jnp.issubdtype(linear.dtype, jnp.inexact):
-                linear = linear.astype(jnp.result_type(float))
-            return self._leaf_coefficients(linear)
+    @abc.abstractmethod
+    def _leaf_propagator(self, coefficients: PyTree) -> Array:
+        """The factor a step multiplies a mode by when ``N`` is zero, from the mode's
+        coefficients (one leaf of `_leaf_coefficients`)."""
 
-        return jax.tree.map(per_leaf, self.dynamics.linear_operator())
+    def _compute_coefficients(self) -> PyTree:
+        dynamics = self.dynamics
+        linear = jax.tree.map(_inexact, dynamics.linear_operator())
+        if not dynamics.nonlinear_is_restricted:
+            return jax.tree.map(self._leaf_coefficients, linear)
+        return RestrictedCoefficients(
+            jax.tree.map(self._leaf_coefficients, dynamics.restrict(linear)),
+            jax.tree.map(lambda lin: self._leaf_propagator(self._leaf_coefficients(lin)), linear),
+        )
+
+    def _stage_coefficients(self) -> tuple[PyTree, PyTree | None]:
+        """The coefficients the stages use (on the modes `restrict` keeps, when the model's
+        ``N`` is restricted) and the propagator of the other modes (``None`` if none)."""
+        coefficients = self.coefficients
+        if coefficients is None:
+            coefficients = self._compute_coefficients()
+        if isinstance(coefficients, RestrictedCoefficients):
+            return coefficients.restricted, coefficients.propagator
+        return coefficients, None
+
+    def _finish(self, state: PyTree, out: PyTree, propagator: PyTree | None) -> PyTree:
+        """The step's result from the stages' ``out``: ``out`` itself, or, for a restricted
+        ``N``, ``propagator * state`` with the restricted modes replaced by ``out``."""
+        if propagator is None:
+            return out
+        outside = jax.tree.map(
+            lambda p, u: mul(p, u) if is_inexact_array(u) else u, propagator, state
+        )
+        return self.dynamics.embed(outside, out)
 
     def prepare(self) -> "AbstractSemilinearStepper":
         if self.coefficients is not None:
