@@ -187,6 +187,7 @@ def test_sharded_rollout_matches_single_device():
     )
     reference = _final(hybrax.ETDRK4(single, 0.02), state, 5)
     result = _final(hybrax.ETDRK4(sharded, 0.02), placed, 5)
+    assert single.nonlinear_is_restricted and not sharded.nonlinear_is_restricted
     assert len(result.field_hat.sharding.device_set) == devices
     error = jnp.max(jnp.abs(result.field_hat - reference.field_hat))
     assert float(error) < 1e-13 * float(jnp.max(jnp.abs(reference.field_hat))) * 100
@@ -289,7 +290,7 @@ def test_pruned_transforms_equal_the_full_ones(monkeypatch, dense_max):
         axes=(-3, -2, -1),
         norm="forward",
     )
-    even, odd = ns3d._halves(grid, ns3d._kept_planes(grid, u_hat))
+    even, odd = ns3d._halves(grid, ns3d._kept_planes(grid, ns3d._restrict(grid, u_hat)))
     z_major = jnp.moveaxis(full, -1, 0)  # (16, 3, 12, 8)
     np.testing.assert_allclose(even + odd, z_major[:9], rtol=0, atol=1e-14)
     np.testing.assert_allclose((even - odd)[1:8], z_major[9:][::-1], rtol=0, atol=1e-14)
@@ -302,8 +303,85 @@ def test_pruned_transforms_equal_the_full_ones(monkeypatch, dense_max):
     model = NavierStokes3D(grid)
     six = ns3d._restrict(grid, model._rfft(ns3d._products(full)))
     np.testing.assert_allclose(
-        model._minus_projected_divergence(ns3d._products_box(grid, u_hat), True, ns3d._FIVE_PAIRS),
+        model._minus_projected_divergence(
+            ns3d._products_box(grid, ns3d._restrict(grid, u_hat)), True, ns3d._FIVE_PAIRS
+        ),
         model._minus_projected_divergence(six, True),
         rtol=0,
         atol=1e-14,
     )
+
+
+class _FullSpectrum(hybrax.AbstractSemilinearDynamics):
+    """A model's L and N without its restriction of N to the 2/3 rule's box: the
+    semilinear steppers' stages on the whole spectrum (the reference)."""
+
+    model: NavierStokes3D
+
+    def linear_operator(self):
+        return self.model.linear_operator()
+
+    def nonlinear(self, state, t):
+        return self.model.nonlinear(state, t)
+
+
+def _stepped(stepper, state, n):
+    """``n`` steps of the prepared ``stepper``, op by op (no compilation: fast at 8^3)."""
+    stepper = stepper.prepare()
+    for _ in range(n):
+        state = stepper.step(state)
+    return state
+
+
+def _noisy_state(model, dtype=jnp.float64):
+    """White noise on every mode (divergence-free): energy outside the 2/3 rule's box."""
+    u = 0.3 * np.random.default_rng(1).normal(size=(3, *model.grid.shape))
+    return model.state_from_velocity(jnp.asarray(u, dtype))
+
+
+def test_box_stages_equal_the_full_spectrum():
+    """Under the 2/3 rule the stages run on the box of kept modes (`restrict`): the same
+    result as stages on the whole spectrum, forced on a non-cubic grid with energy outside
+    the box (which ETDRK4 multiplies by exactly e^{-nu k^2 dt}), in float64 and float32, by
+    ETDRK4 and CN-RK4 (gradients through the box: the finite-difference test above)."""
+    from hybrax.fluids import _navier_stokes3d as ns3d
+    from hybrax.grids import Grid
+
+    def model(viscosity=0.02):
+        return NavierStokes3D(Grid((12, 8, 10)), viscosity=viscosity, forcing_power=0.1)
+
+    assert model().nonlinear_is_restricted
+    results = []
+    for stepper_cls, dtype, rtol in [
+        (hybrax.ETDRK4, jnp.float64, 1e-13),
+        (hybrax.ETDRK4, jnp.float32, 2e-6),
+        (hybrax.CrankNicolsonRK4, jnp.float64, 1e-13),
+    ]:
+        state = _noisy_state(model(), dtype)
+        got = _stepped(stepper_cls(model(), 0.02), state, 3).field_hat
+        expected = _stepped(stepper_cls(_FullSpectrum(model()), 0.02), state, 3).field_hat
+        scale = float(jnp.max(jnp.abs(expected)))
+        np.testing.assert_allclose(got, expected, rtol=0, atol=rtol * scale)
+        results.append((state, got))
+    (initial, got) = results[0]
+    initial = initial.field_hat
+    outside = ~ns3d._box_mask(model().grid)
+    decay = jnp.exp(-0.02 * model().grid.wavenumber_squared(jnp.float64) * 0.06)
+    assert float(jnp.max(jnp.abs(initial[:, outside]))) > 1e-3
+    np.testing.assert_allclose(
+        got[:, outside], (initial * decay.astype(initial.dtype))[:, outside], rtol=1e-14
+    )
+
+
+def test_box_stages_only_under_the_two_thirds_rule():
+    """The box is used only with the 2/3 rule, jax.numpy transforms and the forced band
+    among the kept modes (the sharded path, which uses the whole spectrum, is compared with
+    it in `test_sharded_rollout_matches_single_device`)."""
+    from hybrax.fluids import SmoothFilter
+
+    state = NavierStokes3D(16).taylor_green_state()
+    assert NavierStokes3D(16).nonlinear_is_restricted
+    assert not NavierStokes3D(8, dealias=SmoothFilter()).nonlinear_is_restricted
+    assert not NavierStokes3D(8, dealias=None).nonlinear_is_restricted
+    beyond = NavierStokes3D.forced_turbulence(16, forcing_wavenumber=7.0)  # kept |n| <= 5
+    assert not beyond.nonlinear_is_restricted and beyond.restrict(state) is state

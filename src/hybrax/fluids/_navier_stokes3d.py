@@ -78,6 +78,16 @@ def _restrict(grid: Grid, z):
     return z[..., ix[:, None], iy[None, :], : _kept(grid)[2] + 1]
 
 
+@functools.lru_cache(maxsize=32)
+def _box_mask(grid: Grid) -> np.ndarray:
+    """Where `_restrict` gathers from: the 2/3 rule's kept modes (bool,
+    ``grid.spectral_shape``)."""
+    inside = np.zeros(grid.spectral_shape, bool)
+    ix, iy = _box_indices(grid)
+    inside[ix[:, None], iy[None, :], : _kept(grid)[2] + 1] = True
+    return inside
+
+
 def _extend(grid: Grid, box: Array) -> Array:
     """The inverse of `_restrict`: the full spectral array, zero outside the box (a
     gather from the box padded with one zero plane per axis, fused into the consumer)."""
@@ -137,16 +147,16 @@ def _matmul(matrix: Array, fields: Array) -> Array:
     return out.reshape(matrix.shape[0], *fields.shape[1:])
 
 
-def _kept_planes(grid: Grid, u_hat: Array) -> Array:
-    """The 2-D inverse FFT over x and y of the 2/3 rule's kept ``kz < N_z / 3`` planes of
-    ``u_hat`` (``(..., *grid.spectral_shape)``), the planes first: ``(kz, ..., N_x, N_y)``.
+def _kept_planes(grid: Grid, box: Array) -> Array:
+    """The 2-D inverse FFT over x and y of the 2/3 rule's kept ``kz < N_z / 3`` planes from
+    the box of kept modes (`_restrict`'s layout), the planes first: ``(kz, ..., N_x, N_y)``.
 
-    The kept box is gathered first (`_restrict`), and only the box is transposed, then
-    padded with zero rows and columns: inside a step this is 6.4 ms of 36.8 faster than
-    masking and transposing the kept planes of the whole array (64^3, one core; 456 ->
-    372 ms at 128^3), as XLA then fuses the gather with the stepper's stage arithmetic."""
+    Only the box is transposed, then padded with zero rows and columns: inside a step this
+    is 6.4 ms of 36.8 faster than masking and transposing the kept planes of the whole
+    array (64^3, one core; 456 -> 372 ms at 128^3), as XLA then fuses the gather of the box
+    (`_restrict`) with the stepper's stage arithmetic."""
     (nx, ny), (px, py) = grid.shape[:2], _kept(grid)[:2]
-    planes = jnp.moveaxis(_restrict(grid, u_hat), -1, 0)  # (kz, ..., 2 px + 1, 2 py + 1)
+    planes = jnp.moveaxis(box, -1, 0)  # (kz, ..., 2 px + 1, 2 py + 1)
     gap = jnp.zeros((*planes.shape[:-2], nx - 2 * px - 1, planes.shape[-1]), planes.dtype)
     planes = jnp.concatenate([planes[..., : px + 1, :], gap, planes[..., px + 1 :, :]], -2)
     gap = jnp.zeros((*planes.shape[:-1], ny - 2 * py - 1), planes.dtype)
@@ -181,17 +191,18 @@ def _box_of_planes(grid: Grid, planes: Array) -> Array:
     return jnp.moveaxis(planes, 0, -1)
 
 
-def _products_box(grid: Grid, u_hat: Array) -> Array:
+def _products_box(grid: Grid, box: Array) -> Array:
     """The 2/3 rule's box of the five shifted products (`_FIVE_PAIRS`) of the velocity
-    ``u_hat``, pruned both ways: the inverse transform only from the kept kz planes
-    (`_kept_planes`), the forward one only onto them, the half axis as matrix products on
-    the even and odd parts (`_halves`, `_five_products`: the products of the parts are
-    the parts of the products), the grid fields z-major so that no large array is
-    transposed. Beyond ``N_z = 256`` (``_DENSE_SYNTHESIS_MAX``), where the products' cost
-    (``N_z^2`` per column) loses to FFTs, the half axis is a real FFT each way. Equal to
+    whose kept modes are ``box`` (`_restrict`'s layout), pruned both ways: the inverse
+    transform only from the kept kz planes (`_kept_planes`), the forward one only onto them,
+    the half axis as matrix products on the even and odd parts (`_halves`,
+    `_five_products`: the products of the parts are the parts of the products), the grid
+    fields z-major so that no large array is transposed. Beyond ``N_z = 256``
+    (``_DENSE_SYNTHESIS_MAX``), where the products' cost (``N_z^2`` per column) loses to
+    FFTs, the half axis is a real FFT each way. Equal to
     ``_restrict(rfftn(products(irfftn(mask u_hat))))`` to round-off."""
     n = grid.shape[2]
-    planes = _kept_planes(grid, u_hat)
+    planes = _kept_planes(grid, box)
     num_kept = planes.shape[0]
     if n > _DENSE_SYNTHESIS_MAX:
         planes = jnp.pad(planes, [(0, n // 2 + 1 - num_kept)] + [(0, 0)] * (planes.ndim - 1))
@@ -401,6 +412,42 @@ class NavierStokes3D(AbstractSemilinearDynamics):
     def nonlinear(self, state: SpectralState, t: ArrayLike) -> SpectralState:
         return SpectralState(self._tendency(state.field_hat), state.time)
 
+    @property
+    def nonlinear_is_restricted(self) -> bool:
+        """``True`` under the 2/3 rule with jax.numpy transforms and the forced band among
+        the kept modes (the defaults): ``N`` then lives on the box of kept modes
+        (``|n_i| < N_i / 3``, about 30% of the spectral array), and `hybrax.ETDRK4` /
+        `hybrax.CrankNicolsonRK4` run their stages there, the other modes decaying by the
+        viscous factor alone."""
+        return (
+            isinstance(self.dealias, TwoThirdsRule)
+            and self.transform is None
+            and self._forcing_in_box()
+        )
+
+    def restrict(self, tree: SpectralState) -> SpectralState:
+        """The 2/3 rule's box of kept modes of ``tree.field_hat``
+        (``(..., 2 p_x + 1, 2 p_y + 1, p_z + 1)``, ``p_i = (N_i - 1) // 3``, FFT order on
+        each axis); ``tree`` itself unless `nonlinear_is_restricted`."""
+        if not self.nonlinear_is_restricted:
+            return tree
+        return eqx.tree_at(lambda s: s.field_hat, tree, _restrict(self.grid, tree.field_hat))
+
+    def embed(self, tree: SpectralState, restricted: SpectralState) -> SpectralState:
+        """``tree`` with its box of kept modes replaced by ``restricted``'s (`restrict`)
+        and ``restricted``'s time; ``restricted`` unless `nonlinear_is_restricted`."""
+        if not self.nonlinear_is_restricted:
+            return restricted
+        inside = _box_mask(self.grid)
+        field_hat = jnp.where(inside, _extend(self.grid, restricted.field_hat), tree.field_hat)
+        return SpectralState(field_hat, restricted.time)
+
+    def nonlinear_restricted(self, state: SpectralState, t: ArrayLike) -> SpectralState:
+        """`nonlinear` on the box of kept modes, from the box (see `restrict`)."""
+        if not self.nonlinear_is_restricted:
+            return self.nonlinear(state, t)
+        return SpectralState(self._box_tendency(state.field_hat), state.time)
+
     def _curl_hat(self, u_hat: Array) -> Array:
         """``i k x u_hat`` with the Nyquist-free wavenumbers."""
         kx, ky, kz = self._table("k", u_hat.real.dtype)
@@ -451,10 +498,18 @@ class NavierStokes3D(AbstractSemilinearDynamics):
         then `_extend` puts the zeros back around it.
         """
         grid = self.grid
-        n_hat = self._minus_projected_divergence(_products_box(grid, u_hat), True, _FIVE_PAIRS)
         if self._forcing_in_box():
-            return _extend(grid, n_hat + self._forcing_hat(u_hat, compact=True))
-        return _extend(grid, n_hat) + self._forcing_hat(u_hat)
+            return _extend(grid, self._box_tendency(_restrict(grid, u_hat)))
+        box = _products_box(grid, _restrict(grid, u_hat))
+        return _extend(grid, self._minus_projected_divergence(box, True, _FIVE_PAIRS)) + (
+            self._forcing_hat(u_hat)
+        )
+
+    def _box_tendency(self, box: Array) -> Array:
+        """`_divergence_form` on the box of kept modes, from the box, for a forced band
+        among them."""
+        n_hat = self._minus_projected_divergence(_products_box(self.grid, box), True, _FIVE_PAIRS)
+        return n_hat + self._forcing_hat(box, compact=True)
 
     def _forcing_in_box(self) -> bool:
         """Whether the forced band lies among the 2/3 rule's kept modes."""
@@ -490,22 +545,23 @@ class NavierStokes3D(AbstractSemilinearDynamics):
         return -self._project(divergence, compact)
 
     def _forcing_hat(self, u_hat: Array, compact: bool = False) -> Array:
-        """``(epsilon / 2 E_f) u_hat`` on the band, from the full ``u_hat``; on the 2/3
-        rule's box of kept modes if ``compact``. ``E_f`` is summed over the band's few
-        modes only (gathered), not over the whole array."""
+        """``(epsilon / 2 E_f) u_hat`` on the band, from and on the full ``u_hat``, or from
+        and on the 2/3 rule's box of kept modes (`_restrict`) if ``compact`` (the band among
+        them). ``E_f`` is summed over the band's few modes only (gathered), not over the
+        whole array, in the same order either way."""
         real = u_hat.real.dtype
         tables = _tables(self.grid, self.dealias, np.dtype(real))
-        band = self._band(tables["k2"])
+        band, weights = self._band(tables["k2"]), tables["weights"]
+        if compact:
+            band, weights = _restrict(self.grid, band), _restrict(self.grid, weights)
         index = [np.flatnonzero(band.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
         ix, iy, iz = index if band.any() else [np.zeros(1, int)] * 3
         near = (slice(None), ix[:, None, None], iy[None, :, None], iz[None, None, :])
-        weights = jnp.asarray((tables["weights"] * band)[near[1:]])
+        weights = jnp.asarray((weights * band)[near[1:]])
         modes = u_hat[near]
         energy = 0.5 * jnp.sum(weights * (modes.real**2 + modes.imag**2))
         power = self.forcing_power.astype(real)
         rate = power / (2 * jnp.maximum(energy, jnp.finfo(real).tiny))
-        if compact:
-            band, u_hat = _restrict(self.grid, band), _restrict(self.grid, u_hat)
         return _scale(rate * jnp.asarray(band, real), u_hat)
 
     def check_state(self, state: SpectralState) -> None:
