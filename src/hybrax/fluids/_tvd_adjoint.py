@@ -235,6 +235,9 @@ def _tvd_bwd(residuals, grad_obj, perturbed, vjp_arg):
                 padded[(c, d)] = pad_normal(q, c, *sides[c])
             else:
                 padded[(c, d)] = pad_tangential(q, d, *sides[d], component=c)
+    # each in memory once: otherwise XLA keeps several slices and differences of each (13
+    # full-size arrays for the 4 fields of the 256² cavity); 1.3x faster, upwind 1.5x
+    padded = dict(zip(padded, lax.optimization_barrier(tuple(padded.values())), strict=True))
     halves, sides_of_faces, weights = {}, {}, dict.fromkeys(padded)
     for (c, d), field in padded.items():  # component c's flux along d, C_cd R_cd
         h = spacing[d]
