@@ -165,8 +165,8 @@ class IncompressibleNavierStokes(AbstractDynamics):
         hand-written backward pass (static, default True): equal to autodiff to round-off
         (at the van Leer limiter's kinks, ties included, the same one-sided derivative),
         3-4x cheaper (a gradient through 100 SSP-RK3 steps of the 256² cavity, in units of
-        the forward's time: central 3.6x -> 2.4x, van Leer 3.3x -> 1.9x; the DFG cylinder
-        with van Leer 4.5x -> 3.1x; `benchmarks/fluids_walls.py`). Forward-mode derivatives
+        the forward's time: central 3.6x -> 2.4x, van Leer 3.1x -> 1.7x; the DFG cylinder
+        with van Leer 4.4x -> 2.8x; `benchmarks/fluids_walls.py`). Forward-mode derivatives
         (`jax.jvp`, `jax.linearize`, `jax.jacfwd`) cannot pass through it and raise
         ``TypeError: can't apply forward-mode autodiff (jvp) to a custom_vjp function``: set
         False for those (`hybrax.lyapunov_spectrum` does so itself).
