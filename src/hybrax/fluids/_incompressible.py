@@ -913,16 +913,18 @@ class ProjectedRK(AbstractStepper):
     checkpoint_tendency
         Recompute each stage's tendency in the backward pass instead of storing its
         intermediates (static; default True). The forward pass is unchanged. For a
-        tendency that JAX differentiates (van Leer, upwind, a learned scheme) a gradient
-        through many steps costs less, because storing and reading back the advection's
-        intermediates costs more than computing them again (100 steps, float32, one core,
-        `benchmarks/fluids_walls.py --parts gradient`, van Leer: lid-driven cavity at 256²
-        5.11x -> 3.08x the forward's time, DFG 2D-2 cylinder at 96 cells 6.19x -> 4.23x;
-        XLA's scratch memory 2.56 GB -> 190 MB and 1.82 GB -> 140 MB). Central advection's
-        hand-written backward pass stores nothing to recompute: the option changes neither
-        its time (2.15x / 2.19x, 2.50x / 2.58x) nor its memory. A learned scheme bound at
-        every stage (``freeze_scheme=False``) runs its network again in the backward
-        pass.
+        tendency that JAX differentiates (a learned or user-written scheme,
+        ``hand_written_backward=False``, an immersed boundary other than Brinkman's) a
+        gradient through many steps costs less, because storing and reading back the
+        advection's intermediates costs more than computing them again (100 steps,
+        float32, one core, `benchmarks/fluids_walls.py --parts gradient`, van Leer before
+        it had a hand-written backward pass: lid-driven cavity at 256² 5.11x -> 3.08x the
+        forward's time, DFG 2D-2 cylinder at 96 cells 6.19x -> 4.23x; XLA's scratch memory
+        2.56 GB -> 190 MB and 1.82 GB -> 140 MB). The built-in schemes' hand-written
+        backward passes store nothing to recompute, and the option changes neither their
+        time (central 2.15x / 2.19x and 2.50x / 2.58x; van Leer 1.67x / 1.64x and 2.82x /
+        2.86x) nor their memory. A learned scheme bound at every stage
+        (``freeze_scheme=False``) runs its network again in the backward pass.
     max_courant
         The largest stability number (`IncompressibleNavierStokes.courant_number`:
         advective Courant number or diffusion number, judged with the boundaries' lid and
