@@ -80,8 +80,8 @@ class AbstractSemilinearDynamics(AbstractDynamics):
         return jax.tree.map(lambda lin, u, n: mul(lin, u) + n, linear, state, nonlinear)
 
     # A model whose N lives on a fixed subset of its modes (a dealiased spectral model: zero
-    # outside the kept modes, and read from them only) may say so; the semilinear steppers
-    # then run their stages on that subset and advance the other modes by the linear part
+    # outside the kept modes, and read from them only) may say so; ETDRK4 then runs its
+    # stages on that subset and advance the other modes by the linear part
     # alone (exactly what the full stages do there, with less memory traffic). The four
     # defaults below declare no such subset, and the steppers take their full path.
     @property
@@ -89,9 +89,10 @@ class AbstractSemilinearDynamics(AbstractDynamics):
         """Whether ``N`` is supported on the modes `restrict` keeps: zero on all others, and
         a function of those modes (and ``t``) only. Default ``False``.
 
-        When ``True``, `hybrax.ETDRK4` and `hybrax.CrankNicolsonRK4` evaluate
-        `nonlinear_restricted` on ``restrict(state)`` and advance the other modes by the
-        linear part alone, which is what the full stages do there when ``N`` vanishes.
+        When ``True``, `hybrax.ETDRK4` evaluates `nonlinear_restricted` on
+        ``restrict(state)`` and advances the other modes by the linear part alone, which is
+        what the full stages do there when ``N`` vanishes (`hybrax.CrankNicolsonRK4` and
+        other steppers call `nonlinear` on the whole state, as before).
         """
         return False
 

@@ -3,8 +3,6 @@ the rest (Carpenter–Kennedy "CN-RK4", as in jax-cfd and Kochkov et al. 2021)."
 
 from __future__ import annotations
 
-import functools
-import operator
 from functools import partial
 from typing import ClassVar
 
@@ -113,24 +111,22 @@ class CrankNicolsonRK4(AbstractSemilinearStepper):
             stages.append(_StageCoefficients((1 + mu * linear) * inverse, weight))
         return tuple(stages)
 
-    def _leaf_propagator(self, coefficients: tuple[_StageCoefficients, ...]) -> Array:
-        return functools.reduce(operator.mul, [stage.growth for stage in coefficients])
-
     def step(self, state: PyTree) -> PyTree:
-        dynamics = self.dynamics
-        dynamics.check_state(state)
-        coeffs, propagator = self._stage_coefficients()
+        self.dynamics.check_state(state)
+        coeffs = self.coefficients
+        if coeffs is None:
+            coeffs = self._compute_coefficients()
         t0 = time_or_zero(state)
         h = scalar_like(self.dt, t0)
-        u, acc = dynamics.restrict(state), None  # the modes N lives on (all, by default)
+        u, acc = state, None
         for k, beta in enumerate(self.betas):
             t = t0 + self.alphas[k] * h
-            n = dynamics.nonlinear_restricted(with_time(u, t), t)
+            n = self.dynamics.nonlinear(with_time(u, t), t)
             if k == 0:
-                check_tendency(n, u, dynamics, "nonlinear")
+                check_tendency(n, state, self.dynamics, "nonlinear")
             acc = n if acc is None else jax.tree.map(partial(_accumulate, beta), n, acc)
             u = jax.tree.map(partial(_stage_update, k), coeffs, u, acc, is_leaf=_is_stages)
-        return with_time(self._finish(state, u, propagator), t0 + h)
+        return with_time(u, t0 + h)
 
 
 def _is_stages(x) -> bool:

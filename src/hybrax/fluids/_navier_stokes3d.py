@@ -416,9 +416,8 @@ class NavierStokes3D(AbstractSemilinearDynamics):
     def nonlinear_is_restricted(self) -> bool:
         """``True`` under the 2/3 rule with jax.numpy transforms and the forced band among
         the kept modes (the defaults): ``N`` then lives on the box of kept modes
-        (``|n_i| < N_i / 3``, about 30% of the spectral array), and `hybrax.ETDRK4` /
-        `hybrax.CrankNicolsonRK4` run their stages there, the other modes decaying by the
-        viscous factor alone."""
+        (``|n_i| < N_i / 3``, about 30% of the spectral array), and `hybrax.ETDRK4` runs
+        its stages there, the other modes decaying by the viscous factor alone."""
         return (
             isinstance(self.dealias, TwoThirdsRule)
             and self.transform is None
