@@ -151,6 +151,31 @@ def _reduce_to(g: Array, like) -> Array:
     return jnp.sum(g, axis=axes, keepdims=True).reshape(shape)
 
 
+def _output_cotangents(velocity, grad_obj, model):
+    """The start every hand-written backward pass of the tendency shares: the output
+    cotangents masked to the faces the tendency sets (``masked``) and zero-framed for the
+    gather stencils (``framed``), the diagonal terms' contribution to the input cotangents
+    (``grads``: the Laplacian's centre and the drag) and the drag's cotangent. Returns
+    ``(nu, sides, raw, masked, framed, grads, g_drag)`` (``raw``: the cotangents, zeros
+    for ``None``)."""
+    like = velocity[0]
+    nu = scalar_like(model.viscosity, like)
+    drag = scalar_like(model.drag, like)
+    sides = [model.boundaries.sides(a) for a in range(len(velocity))]
+    raw = [jnp.zeros_like(q) if g is None else g for q, g in zip(velocity, grad_obj, strict=True)]
+    masked = []
+    for a, (q, g) in enumerate(zip(velocity, raw, strict=True)):
+        shape = [1] * q.ndim
+        shape[a] = q.shape[a]
+        mask = fixed_normal_mask(q.shape[a], *sides[a]).astype(q.dtype).reshape(shape)
+        masked.append(g * mask)
+    framed = [_frame(gm) for gm in masked]
+    diagonal = -2 * nu * sum(1 / h**2 for h in model.grid.spacing) - drag
+    grads = [diagonal * gm for gm in masked]
+    g_drag = -sum(_total(gm * q) for gm, q in zip(masked, velocity, strict=True))
+    return nu, sides, raw, masked, framed, grads, g_drag
+
+
 @eqx.filter_custom_vjp
 def central_rates(vjp_arg):
     """The momentum tendency of ``model`` (central advection, the general path) at the face
@@ -170,30 +195,14 @@ def _central_fwd(perturbed, vjp_arg):
 def _central_bwd(residuals, grad_obj, perturbed, vjp_arg):
     del residuals
     velocity, model = vjp_arg
-    perturbed_velocity, perturbed_model = perturbed
+    perturbed_model = perturbed[1]
     ndim = len(velocity)
     spacing = model.grid.spacing
     like = velocity[0]
-    nu = scalar_like(model.viscosity, like)
-    drag = scalar_like(model.drag, like)
-    sides = [model.boundaries.sides(a) for a in range(ndim)]
-
-    raw = [jnp.zeros_like(q) if g is None else g for q, g in zip(velocity, grad_obj, strict=True)]
-    masked = []
-    for a, (q, g) in enumerate(zip(velocity, raw, strict=True)):
-        shape = [1] * q.ndim
-        shape[a] = q.shape[a]
-        mask = fixed_normal_mask(q.shape[a], *sides[a]).astype(q.dtype).reshape(shape)
-        masked.append(g * mask)
-    framed = [_frame(gm) for gm in masked]
-
-    diagonal = -2 * nu * sum(1 / h**2 for h in spacing) - drag
-    grads = [diagonal * gm for gm in masked]
+    nu, sides, raw, masked, framed, grads, g_drag = _output_cotangents(velocity, grad_obj, model)
     folds = [[] for _ in range(ndim)]  # (fold, low, high, axis, lo, hi) per component
     g_nu = jnp.zeros((), like.dtype)
-    g_drag = -sum(_total(gm * q) for gm, q in zip(masked, velocity, strict=True))
     g_walls = {}  # (axis, end) -> cotangent of that side's wall velocity
-    g_speeds = {}  # (axis, end) -> cotangent of that side's convective velocity
 
     for a, q in enumerate(velocity):  # along the component's own axis
         lo, hi = sides[a]
@@ -227,11 +236,23 @@ def _central_bwd(residuals, grad_obj, perturbed, vjp_arg):
                         if isinstance(side, Wall):
                             g_walls[(d, end)] = 2 * jnp.sum(ghost)
 
-    for a, q in enumerate(velocity):  # ghost layers, then the convective outflow faces
+    for a in range(ndim):  # the ghost layers
         for fold, *args in folds[a]:
             grads[a] = fold(grads[a], *args)
-        h = spacing[a]
-        for end, (side, face, inner) in enumerate(zip(sides[a], (0, -1), (1, -2), strict=True)):
+    return _input_cotangents(perturbed, vjp_arg, raw, masked, grads, g_nu, g_drag, g_walls)
+
+
+def _input_cotangents(perturbed, vjp_arg, raw, masked, grads, g_nu, g_drag, g_walls):
+    """The end every hand-written backward pass of the tendency shares: the convective
+    outflow faces' terms added to ``grads``, then the velocity cotangents (None where not
+    perturbed) and the model's (`_model_cotangent`)."""
+    velocity, model = vjp_arg
+    perturbed_velocity, perturbed_model = perturbed
+    g_speeds = {}  # (axis, end) -> cotangent of that side's convective velocity
+    for a, q in enumerate(velocity):
+        h = model.grid.spacing[a]
+        sides = model.boundaries.sides(a)
+        for end, (side, face, inner) in enumerate(zip(sides, (0, -1), (1, -2), strict=True)):
             if not (isinstance(side, Outflow) and side.convective_velocity is not None):
                 continue
             speed = jnp.asarray(side.convective_velocity, q.dtype)

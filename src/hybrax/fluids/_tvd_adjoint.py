@@ -29,27 +29,22 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array
 
-from hybrax.core import scalar_like
-
 from ._boundaries import (
     Outflow,
     Periodic,
     Wall,
-    _convective,
     first_tangential_axis,
-    fixed_normal_mask,
     pad_normal,
     pad_tangential,
 )
 from ._central_adjoint import (
     _add_layer,
     _difference,
-    _frame,
+    _input_cotangents,
     _layer,
     _mean,
     _mirror_sign,
-    _model_cotangent,
-    _reduce_to,
+    _output_cotangents,
     _second,
     _slice,
     _total,
@@ -202,30 +197,14 @@ def _tvd_fwd(perturbed, vjp_arg):
 def _tvd_bwd(residuals, grad_obj, perturbed, vjp_arg):
     del residuals
     velocity, model = vjp_arg
-    perturbed_velocity, perturbed_model = perturbed
+    perturbed_model = perturbed[1]
     ndim = len(velocity)
     spacing = model.grid.spacing
     like = velocity[0]
-    nu = scalar_like(model.viscosity, like)
-    drag = scalar_like(model.drag, like)
-    sides = [model.boundaries.sides(a) for a in range(ndim)]
     van_leer = isinstance(model.scheme, VanLeerInterpolation)
-
-    raw = [jnp.zeros_like(q) if g is None else g for q, g in zip(velocity, grad_obj, strict=True)]
-    masked = []
-    for a, (q, g) in enumerate(zip(velocity, raw, strict=True)):
-        shape = [1] * q.ndim
-        shape[a] = q.shape[a]
-        mask = fixed_normal_mask(q.shape[a], *sides[a]).astype(q.dtype).reshape(shape)
-        masked.append(g * mask)
-    framed = [_frame(gm) for gm in masked]
-
-    diagonal = -2 * nu * sum(1 / h**2 for h in spacing) - drag
-    grads = [diagonal * gm for gm in masked]
+    nu, sides, raw, masked, framed, grads, g_drag = _output_cotangents(velocity, grad_obj, model)
     g_nu = jnp.zeros((), like.dtype)
-    g_drag = -sum(_total(gm * q) for gm, q in zip(masked, velocity, strict=True))
     g_walls = {}  # (axis, end) -> cotangent of that side's wall velocity
-    g_speeds = {}  # (axis, end) -> cotangent of that side's convective velocity
 
     # P_cd: component c padded along d (normal for d = c, tangential otherwise)
     padded = {}
@@ -288,26 +267,4 @@ def _tvd_bwd(residuals, grad_obj, perturbed, vjp_arg):
                     pair = [g for g in (ghosts[3 * end], ghosts[1 + end]) if g is not None]
                     g_walls[(d, end)] = 2 * sum(jnp.sum(g) for g in pair)
 
-    for a, q in enumerate(velocity):  # the convective outflow faces
-        h = spacing[a]
-        for end, (side, face, inner) in enumerate(zip(sides[a], (0, -1), (1, -2), strict=True)):
-            if not _convective(side):
-                continue
-            speed = jnp.asarray(side.convective_velocity, q.dtype)
-            g_face = _layer(raw[a], a, face)
-            grads[a] = _add_layer(grads[a], -speed * g_face / h, a, face)
-            grads[a] = _add_layer(grads[a], speed * g_face / h, a, inner)
-            jump = _layer(q, a, face) - _layer(q, a, inner)
-            g_speeds[(a, end)] = -jnp.sum(g_face * jump) / h
-
-    g_velocity = tuple(g if p else None for g, p in zip(grads, perturbed_velocity, strict=True))
-    g_model = _model_cotangent(
-        model,
-        perturbed_model,
-        g_nu,
-        g_drag,
-        _reduce_to(masked[0], model.forcing),
-        g_walls,
-        g_speeds,
-    )
-    return g_velocity, g_model
+    return _input_cotangents(perturbed, vjp_arg, raw, masked, grads, g_nu, g_drag, g_walls)
