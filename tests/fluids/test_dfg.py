@@ -202,7 +202,10 @@ def test_dfg_2d1_image_point_on_a_symmetric_grid(full_size):
     anywhere in 0.0103 .. 0.0111 at 192 cells (see `test_dfg_2d1_direct_forcing`), and
     Brinkman penalisation's staircase gives 0.0051 at 82 cells even on this grid. The
     pressure drop, the difference of two surface pressures extrapolated from the fluid,
-    converges more slowly than the forces. The default run is 82 cells (about 50 s of
+    converges more slowly than the forces. The steady lift carries an O(dt) error of the
+    forcing's splitting (82 cells: 0.01062, 0.01045, 0.01038 at dt = 4.2e-3, 6.25e-3,
+    7.5e-3; drag and dp move by 0.05%), so the time step stays at Courant 0.25 and
+    diffusion number 0.8. The default run is 82 cells (about 50 s of
     CPU): drag and lift within 2% (drag 0.5%), the pressure drop within 3.5%; full size
     (164 cells, about 20 min) all three within 2%."""
     cells = 164 if full_size else 82
