@@ -220,7 +220,6 @@ class ETDRK4(AbstractSemilinearStepper):
     num_contour_points: int | None = eqx.field(static=True, default=None)
     coefficients: PyTree[ETDRK4Coefficients] | None = None
     order = 4
-    _restricts_stages = True
 
     def __check_init__(self):
         _check_contour(self.num_contour_points, 1.0)

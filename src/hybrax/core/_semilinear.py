@@ -1,6 +1,7 @@
 """The shared part of the steppers for semilinear models ``du/dt = L u + N(u, t)``."""
 
 import abc
+from collections.abc import Callable
 from typing import ClassVar
 
 import equinox as eqx
@@ -42,7 +43,7 @@ class AbstractSemilinearStepper(AbstractStepper):
     differentiated); `prepare` stores them in ``coefficients`` once, which
     `hybrax.rollout` does per rollout.
 
-    A subclass with ``_restricts_stages`` (`hybrax.ETDRK4`) gives a model with
+    A subclass with a `_leaf_propagator` (`hybrax.ETDRK4`) gives a model with
     `nonlinear_is_restricted` (``N`` supported on a subset of its modes) coefficients on
     that subset (`AbstractSemilinearDynamics.restrict` of ``L``) and, for the other modes,
     the propagator of a step with ``N = 0``: `_stage_coefficients` returns both, and
@@ -50,7 +51,7 @@ class AbstractSemilinearStepper(AbstractStepper):
 
     A subclass declares the fields ``dynamics``, ``dt`` and ``coefficients`` (default
     ``None``), its ``order``, and implements `_leaf_coefficients` and ``step`` (and
-    `_leaf_propagator` with ``_restricts_stages``).
+    optionally `_leaf_propagator`).
     """
 
     dynamics: AbstractVar[AbstractSemilinearDynamics]
@@ -64,21 +65,18 @@ class AbstractSemilinearStepper(AbstractStepper):
     def _leaf_coefficients(self, linear: Array) -> PyTree:
         """The coefficients for one inexact leaf of the linear operator."""
 
-    # Whether ``step`` runs its stages on the modes of a restricted ``N`` (`_finish`); a
-    # subclass that does sets this and implements `_leaf_propagator`. CrankNicolsonRK4
-    # does not: at 64^3 and 128^3 its stages on NavierStokes3D's box were 4-15% slower
-    # than on the whole spectrum (one core, 2026-12-06), against 0-25% faster for ETDRK4.
-    _restricts_stages: ClassVar[bool] = False
-
-    def _leaf_propagator(self, coefficients: PyTree) -> Array:
-        """The factor a step multiplies a mode by when ``N`` is zero, from the mode's
-        coefficients (one leaf of `_leaf_coefficients`); needed with `_restricts_stages`."""
-        raise NotImplementedError(f"{type(self).__name__} does not restrict its stages")
+    # The factor a step multiplies a mode by when ``N`` is zero, from that mode's
+    # coefficients (one leaf of `_leaf_coefficients`). A subclass whose ``step`` runs its
+    # stages on the modes of a restricted ``N`` (`_finish`) defines it as a method; None
+    # keeps the stages on every mode. CrankNicolsonRK4 keeps None: at 64^3 and 128^3 its
+    # stages on NavierStokes3D's box were 4-15% slower than on the whole spectrum (one
+    # core, 2026-12-06), against 0-25% faster for ETDRK4.
+    _leaf_propagator: ClassVar[Callable[[PyTree], Array] | None] = None
 
     def _compute_coefficients(self) -> PyTree:
         dynamics = self.dynamics
         linear = jax.tree.map(_inexact, dynamics.linear_operator())
-        if not (self._restricts_stages and dynamics.nonlinear_is_restricted):
+        if self._leaf_propagator is None or not dynamics.nonlinear_is_restricted:
             return jax.tree.map(self._leaf_coefficients, linear)
         return RestrictedCoefficients(
             jax.tree.map(self._leaf_coefficients, dynamics.restrict(linear)),
