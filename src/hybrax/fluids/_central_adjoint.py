@@ -176,22 +176,26 @@ def _output_cotangents(velocity, grad_obj, model):
     return nu, sides, raw, masked, framed, grads, g_drag
 
 
-@eqx.filter_custom_vjp
-def central_rates(vjp_arg):
-    """The momentum tendency of ``model`` (central advection, the general path) at the face
-    velocities ``velocity``, ``vjp_arg = (velocity, model)``, with the hand-written
-    backward pass below; the forward pass is the model's own."""
-    velocity, model = vjp_arg
-    return model._advection_diffusion(velocity)
+def with_backward(backward):
+    """The momentum tendency of ``model`` (the general path, `_advection_diffusion`) at the
+    face velocities ``velocity``, called as ``rates((velocity, model))``, with the
+    hand-written backward pass ``backward(residuals, grad_obj, perturbed, vjp_arg)``
+    (equinox `filter_custom_vjp`); the forward pass is the model's own."""
+
+    @eqx.filter_custom_vjp
+    def rates(vjp_arg):
+        velocity, model = vjp_arg
+        return model._advection_diffusion(velocity)
+
+    @rates.def_fwd
+    def _forward(perturbed, vjp_arg):
+        del perturbed
+        return rates.fn(vjp_arg), None
+
+    rates.def_bwd(backward)
+    return rates
 
 
-@central_rates.def_fwd
-def _central_fwd(perturbed, vjp_arg):
-    del perturbed
-    return central_rates.fn(vjp_arg), None
-
-
-@central_rates.def_bwd
 def _central_bwd(residuals, grad_obj, perturbed, vjp_arg):
     del residuals
     velocity, model = vjp_arg
@@ -240,6 +244,10 @@ def _central_bwd(residuals, grad_obj, perturbed, vjp_arg):
         for fold, *args in folds[a]:
             grads[a] = fold(grads[a], *args)
     return _input_cotangents(perturbed, vjp_arg, raw, masked, grads, g_nu, g_drag, g_walls)
+
+
+central_rates = with_backward(_central_bwd)
+"""The momentum tendency with central advection and its hand-written backward pass."""
 
 
 def _input_cotangents(perturbed, vjp_arg, raw, masked, grads, g_nu, g_drag, g_walls):

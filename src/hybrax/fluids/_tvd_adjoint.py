@@ -24,7 +24,6 @@ derivative. The result equals the autodiff VJP to round-off
 (``tests/fluids/test_walls_adjoint.py``).
 """
 
-import equinox as eqx
 import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array
@@ -49,6 +48,7 @@ from ._central_adjoint import (
     _slice,
     _total,
     _view,
+    with_backward,
 )
 from ._fv_advection import VanLeerInterpolation
 
@@ -178,22 +178,6 @@ def _fold_normal(x, ghosts, axis, lo, hi) -> Array:
     return _add_layers(x, pairs, axis)
 
 
-@eqx.filter_custom_vjp
-def tvd_rates(vjp_arg):
-    """The momentum tendency of ``model`` (upwind or van Leer advection, the general path)
-    at the face velocities ``velocity``, ``vjp_arg = (velocity, model)``, with the
-    hand-written backward pass below; the forward pass is the model's own."""
-    velocity, model = vjp_arg
-    return model._advection_diffusion(velocity)
-
-
-@tvd_rates.def_fwd
-def _tvd_fwd(perturbed, vjp_arg):
-    del perturbed
-    return tvd_rates.fn(vjp_arg), None
-
-
-@tvd_rates.def_bwd
 def _tvd_bwd(residuals, grad_obj, perturbed, vjp_arg):
     del residuals
     velocity, model = vjp_arg
@@ -268,3 +252,8 @@ def _tvd_bwd(residuals, grad_obj, perturbed, vjp_arg):
                     g_walls[(d, end)] = 2 * sum(jnp.sum(g) for g in pair)
 
     return _input_cotangents(perturbed, vjp_arg, raw, masked, grads, g_nu, g_drag, g_walls)
+
+
+tvd_rates = with_backward(_tvd_bwd)
+"""The momentum tendency with upwind or van Leer advection and its hand-written backward
+pass."""
