@@ -1,17 +1,18 @@
 """3-D periodic Navier–Stokes step time: hybrax NavierStokes3D vs exponax NavierStokesVelocity.
 
-Taylor–Green vortex, float32, same grid and dt; hybrax ETDRK4 and CN-RK4 vs exponax's
-NavierStokesVelocity in 3-D (ETDRK order 4, matching hybrax's scheme order, and order 2, its
-default), all timed interleaved in one run, plus the FFT floor: the real FFTs of one
-evaluation of hybrax's nonlinear term (3 inverse, 6 forward), times the 4 evaluations of a
-step. (Until 2026-12 the floor was 1.5 "pairs" of a 3-component forward + inverse transform,
-the rotational form's 6 inverse + 3 forward counted as if both directions cost the same; an
-inverse transform costs about twice a forward one here, so that floor was too low.)
-Since 2026-12-06 hybrax's own transforms are pruned both ways (the 2-D FFTs only on the
-kept kz < N/3 planes, the half axis as matrix products over its kept modes) and it
-transforms five products (u_i u_j - w^2 delta_ij) instead of six, so its step can beat this
-full-grid floor; the floor is still the full-grid FFTs of the six-product evaluation
-(3 inverse + 6 forward), and `x_fft_floor` is measured against it.
+Taylor–Green vortex, float32, same grid and dt; hybrax ETDRK4, ETDRK3, ETDRK2 and CN-RK4 vs
+exponax's NavierStokesVelocity in 3-D at ETDRK orders 4, 3 and 2 (its default), each exponax
+order compared with hybrax's scheme of the same order, all timed interleaved in one run,
+plus the FFT floor: the real FFTs of one evaluation of hybrax's nonlinear term (3 inverse,
+6 forward), times the evaluations of a step (ETDRKk: k; CN-RK4: 5; until 2026-12-06 the
+floor counted 4 for CN-RK4 too). (Until 2026-12 the floor was 1.5 "pairs" of a 3-component
+forward + inverse transform, the rotational form's 6 inverse + 3 forward counted as if both
+directions cost the same; an inverse transform costs about twice a forward one here, so
+that floor was too low.) Since 2026-12-06 hybrax's own transforms are pruned both ways (the
+2-D FFTs only on the kept kz < N/3 planes, the half axis as matrix products over its kept
+modes) and it transforms five products (u_i u_j - w^2 delta_ij) instead of six, so its step
+can beat this full-grid floor; the floor is still the full-grid FFTs of the six-product
+evaluation (3 inverse + 6 forward), and `x_fft_floor` is measured against it.
 jax-cfd has no 3-D spectral Navier–Stokes, so it is not included.
 
     python benchmarks/fluids3d.py [--quick] [--json benchmarks/results/fluids3d.json]
@@ -30,6 +31,8 @@ from hybrax.fluids import NavierStokes3D
 
 REYNOLDS = 1600.0
 DT = 0.01
+# evaluations of the nonlinear term per step (ETDRKk: k; CN-RK4: its five stages)
+EVALUATIONS = {"ETDRK4": 4, "ETDRK3": 3, "ETDRK2": 2, "CN-RK4": 5}
 
 
 def hybrax_runner(stepper, steps):
@@ -77,13 +80,14 @@ def taylor_green(n: int, steps: int, records: list, rounds: int) -> None:
     state = model.taylor_green_state(jnp.float32)
     case = f"taylor-green {n}^3 float32"
     runs = {
-        "hybrax ETDRK4": (hybrax_runner(hybrax.ETDRK4(model, DT), steps), state),
-        "hybrax CN-RK4": (hybrax_runner(hybrax.CrankNicolsonRK4(model, DT), steps), state),
+        f"hybrax ETDRK{order}": (hybrax_runner(stepper(model, DT), steps), state)
+        for order, stepper in ((4, hybrax.ETDRK4), (3, hybrax.ETDRK3), (2, hybrax.ETDRK2))
     }
+    runs["hybrax CN-RK4"] = (hybrax_runner(hybrax.CrankNicolsonRK4(model, DT), steps), state)
     try:
         u = model.velocity(state)
         u_hat = jnp.fft.rfftn(u, axes=(-3, -2, -1))
-        for order in (4, 2):
+        for order in (4, 3, 2):
             runs[f"exponax ETDRK{order}"] = (exponax_runner(n, steps, order), u_hat)
     except ImportError:
         print("exponax not installed: hybrax alone")
@@ -96,8 +100,6 @@ def taylor_green(n: int, steps: int, records: list, rounds: int) -> None:
     records.append(
         H.Record(case, "ffts per evaluation", "ms_per_evaluation", evaluation_s * 1e3, "ms")
     )
-    # ETDRK4 and CN-RK4 evaluate the nonlinear term 4 times a step
-    floor = 4 * evaluation_s
     for name, total in seconds.items():
         per_step = total / steps
         records += [
@@ -105,9 +107,12 @@ def taylor_green(n: int, steps: int, records: list, rounds: int) -> None:
             H.Record(case, name, "steps_per_s", 1 / per_step, "1/s"),
         ]
         if name.startswith("hybrax"):
+            floor = EVALUATIONS[name.split()[-1]] * evaluation_s
             records.append(H.Record(case, name, "x_fft_floor", per_step / floor, "ratio"))
     for name in [k for k in seconds if k.startswith("exponax")]:
-        for mine in ("hybrax ETDRK4", "hybrax CN-RK4"):
+        # the same scheme (order), hybrax's fourth-order ETDRK4, and CN-RK4
+        same = name.replace("exponax", "hybrax")
+        for mine in dict.fromkeys((same, "hybrax ETDRK4", "hybrax CN-RK4")):
             records.append(
                 H.Record(
                     case,

@@ -12,6 +12,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import climate, core, errors, fluids, grids, hybrid, io, md, nn, parallel
 from .core import (
+    ETDRK1,
+    ETDRK2,
+    ETDRK3,
     ETDRK4,
     RK4,
     SSPRK3,
@@ -28,6 +31,7 @@ from .core import (
     CrankNicolsonRK4,
     DataMismatchError,
     DiffraxStepper,
+    ETDCoefficients,
     ETDRK4Coefficients,
     Euler,
     Filtered,
@@ -57,6 +61,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "ETDRK1",
+    "ETDRK2",
+    "ETDRK3",
     "ETDRK4",
     "RK4",
     "SSPRK3",
@@ -73,6 +80,7 @@ __all__ = [
     "CrankNicolsonRK4",
     "DataMismatchError",
     "DiffraxStepper",
+    "ETDCoefficients",
     "ETDRK4Coefficients",
     "Euler",
     "Filtered",

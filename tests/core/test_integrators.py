@@ -63,7 +63,16 @@ def test_explicit_order_of_accuracy(method, steps):
     assert abs(_fitted_order(errors, steps) - order) < 0.3, (errors, order)
 
 
-def test_etdrk4_fourth_order_on_stiff_problem():
+@pytest.mark.parametrize(
+    ("method", "steps"),
+    [
+        (hybrax.ETDRK1, (40, 80, 160, 320)),
+        (hybrax.ETDRK2, (20, 40, 80, 160)),
+        (hybrax.ETDRK3, (10, 20, 40, 80)),
+        (hybrax.ETDRK4, (10, 20, 40, 80)),
+    ],
+)
+def test_etd_order_on_stiff_problem(method, steps):
     model = KuramotoSivashinskyModes(length=22.0, num_points=64)
     x = jnp.linspace(0, 22.0, 64, endpoint=False)
     state = ODEState(jnp.fft.rfft(jnp.exp(jnp.cos(2 * np.pi * x / 22.0))))
@@ -71,12 +80,11 @@ def test_etdrk4_fourth_order_on_stiff_problem():
     # need dt < 4e-4 here.
     horizon = 1.0
     reference = _final(hybrax.ETDRK4(model, horizon / 4000), state, 4000)
-    steps = (10, 20, 40, 80)
     errors = [
-        float(jnp.max(jnp.abs(_final(hybrax.ETDRK4(model, horizon / n), state, n).u - reference.u)))
+        float(jnp.max(jnp.abs(_final(method(model, horizon / n), state, n).u - reference.u)))
         for n in steps
     ]
-    order = hybrax.ETDRK4(model, horizon).order
+    order = method(model, horizon).order
     assert abs(_fitted_order(errors, steps) - order) < 0.3, (errors, order)
 
 

@@ -3,7 +3,7 @@ jax.jit with jax.vmap over an ensemble, and jax.grad (against a central finite d
 in float64), in float32 and float64.
 
 Small problems and short rollouts: Lorenz-96 (8 variables) for the explicit steppers,
-Burgers on 16 points for the semilinear ones (ETDRK4, CrankNicolsonRK4).
+Burgers on 16 points for the semilinear ones (ETDRK1-4, CrankNicolsonRK4).
 """
 
 from collections.abc import Callable
@@ -80,6 +80,9 @@ CASES = [
     _explicit("AdamsBashforth3", lambda m: AdamsBashforth3(m, 0.01)),
     _explicit("Filtered", lambda m: Filtered(hybrax.RK4(m, 0.01), _damp)),
     _explicit("FilteredAdamsBashforth3", lambda m: Filtered(AdamsBashforth3(m, 0.01), _damp)),
+    _semilinear("ETDRK1", lambda m: hybrax.ETDRK1(m, 0.05)),
+    _semilinear("ETDRK2", lambda m: hybrax.ETDRK2(m, 0.05)),
+    _semilinear("ETDRK3", lambda m: hybrax.ETDRK3(m, 0.05)),
     _semilinear("ETDRK4", lambda m: hybrax.ETDRK4(m, 0.05)),
     _semilinear("CrankNicolsonRK4", lambda m: hybrax.CrankNicolsonRK4(m, 0.05)),
 ]
@@ -92,6 +95,9 @@ DECLARED_ORDER = {
     "AdamsBashforth3": 3,
     "Filtered": None,  # the filter is not a consistent approximation: undeclared
     "FilteredAdamsBashforth3": None,
+    "ETDRK1": 1,
+    "ETDRK2": 2,
+    "ETDRK3": 3,
     "ETDRK4": 4,
     "CrankNicolsonRK4": 2,
 }

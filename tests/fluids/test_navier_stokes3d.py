@@ -342,7 +342,8 @@ def _noisy_state(model, dtype=jnp.float64):
 def test_box_stages_equal_the_full_spectrum():
     """Under the 2/3 rule the stages run on the box of kept modes (`restrict`): the same
     result as stages on the whole spectrum, forced on a non-cubic grid with energy outside
-    the box (which ETDRK4 multiplies by exactly e^{-nu k^2 dt}), in float64 and float32
+    the box (which ETDRK4 multiplies by exactly e^{-nu k^2 dt}), in float64 and float32 (and
+    ETDRK2, whose stages share the same hooks)
     (gradients through the box: the finite-difference test above; CN-RK4 keeps its stages on
     the whole spectrum)."""
     from hybrax.fluids import _navier_stokes3d as ns3d
@@ -356,6 +357,7 @@ def test_box_stages_equal_the_full_spectrum():
     for stepper_cls, dtype, rtol in [
         (hybrax.ETDRK4, jnp.float64, 1e-13),
         (hybrax.ETDRK4, jnp.float32, 2e-6),
+        (hybrax.ETDRK2, jnp.float64, 1e-13),
     ]:
         state = _noisy_state(model(), dtype)
         got = _stepped(stepper_cls(model(), 0.02), state, 3).field_hat

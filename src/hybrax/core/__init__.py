@@ -22,7 +22,15 @@ from ._errors import (
     NonFiniteStateError,
     OverwriteError,
 )
-from ._etdrk4 import ETDRK4, ETDRK4Coefficients, etdrk4_coefficients
+from ._etdrk import (
+    ETDRK1,
+    ETDRK2,
+    ETDRK3,
+    ETDRK4,
+    ETDCoefficients,
+    ETDRK4Coefficients,
+    etdrk4_coefficients,
+)
 from ._explicit import RK4, SSPRK3, AbstractExplicitRK, Euler, Heun
 from ._filtered import Filtered
 from ._imex import CrankNicolsonRK4
@@ -54,6 +62,9 @@ from ._time_step import check_time_step, courant_number, max_time_step
 from ._validation import check_field
 
 __all__ = [
+    "ETDRK1",
+    "ETDRK2",
+    "ETDRK3",
     "ETDRK4",
     "RK4",
     "SSPRK3",
@@ -72,6 +83,7 @@ __all__ = [
     "CrankNicolsonRK4",
     "DataMismatchError",
     "DiffraxStepper",
+    "ETDCoefficients",
     "ETDRK4Coefficients",
     "Euler",
     "Filtered",
