@@ -142,15 +142,9 @@ def etd_values(
     else:
         z = linear.astype(ctype) * h.astype(ctype)
         values = _contour_means(z, scaled, num_contour_points, radius, ctype)
-        if real_input:
-            values = {name: value.real for name, value in values.items()}
+    values |= {"exp_full": jnp.exp(z), "exp_half": jnp.exp(z / 2)}
     out = {}
     for name in names:
-        if name == "exp_full":
-            value = jnp.exp(z)
-        elif name == "exp_half":
-            value = jnp.exp(z / 2)
-        else:
-            value = h.astype(values[name].dtype) * values[name]
-        out[name] = value.real if real_input and num_contour_points is not None else value
+        value = values[name] if name in _UNSCALED else h.astype(values[name].dtype) * values[name]
+        out[name] = value.real if real_input else value  # the contour's z is complex
     return out
